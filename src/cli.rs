@@ -1,0 +1,112 @@
+//! The command line (SPEC §1).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Keeps an Upstox access token alive and visible";
+
+const LONG_ABOUT: &str = "\
+Keeps an Upstox access token alive and visible.
+
+Upstox access tokens die every morning at 03:30 IST. tokenwatch reads the token file your \
+trading engine uses, tells you how long the token has left, and writes new tokens atomically \
+(with backups) so the engine never reads a partial file.";
+
+const AFTER_HELP: &str = "\
+Configuration is read from --config, $TOKENWATCH_CONFIG, ./config/tokenwatch.yaml or \
+$XDG_CONFIG_HOME/tokenwatch/config.yaml, then UPSTOX_* and TOKENWATCH__SECTION__KEY variables \
+(a ./.env is loaded first). Run `tokenwatch config check` to see the effective settings.
+
+Exit codes: status: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown; \
+token: 0, or 2 with no valid token; 78 is a configuration error.";
+
+/// `tokenwatch [global flags] <command>`
+#[derive(Debug, Parser)]
+#[command(name = "tokenwatch", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(arg_required_else_help = true, propagate_version = true)]
+pub struct Cli {
+    /// Config file to use (default: $TOKENWATCH_CONFIG, ./config/tokenwatch.yaml, then
+    /// $XDG_CONFIG_HOME/tokenwatch/config.yaml)
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Account to act on, from the config's `accounts:` (default: "default", the top level)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub account: Option<String>,
+
+    /// More log output on stderr (-v debug, -vv trace); overrides log.level
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr; overrides log.level
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// What to do
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One-shot token health, with Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)
+    #[command(long_about = "\
+One-shot token health, read from the token file (no network).
+
+Prints the state (HEALTHY, WARNING, CRITICAL, EXPIRED, NO TOKEN), the time left and the expiry \
+in IST. Exit codes follow Nagios: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, \
+3 unknown (configuration error or an unreadable token file).")]
+    Status(StatusArgs),
+
+    /// Print the access token alone, for `$(tokenwatch token)`; exit 2 when there is no valid token
+    #[command(long_about = "\
+Print the access token alone on stdout, for scripts: `TOKEN=$(tokenwatch token) || exit 1`.
+
+Exits 2 (printing nothing on stdout) when the token is missing, unreadable or expired, so a \
+script never uses a dead token. A token close to expiry is still printed.")]
+    Token,
+
+    /// Check and show the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `status` flags.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON (the same object as the HTTP API's /api/token/status)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the effective configuration and print it with secrets masked (exit 78 on error)
+    Check,
+}
+
+impl Cli {
+    /// The log level the flags ask for, if any.
+    pub fn log_level(&self) -> Option<crate::config::LogLevel> {
+        use crate::config::LogLevel;
+        match (self.quiet, self.verbose) {
+            (true, _) => Some(LogLevel::Error),
+            (false, 0) => None,
+            (false, 1) => Some(LogLevel::Debug),
+            (false, _) => Some(LogLevel::Trace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

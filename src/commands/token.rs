@@ -1,0 +1,51 @@
+//! `tokenwatch token`: the access token alone on stdout, for `$(...)`.
+
+use super::EXIT_CONFIG;
+use crate::config::{Config, ConfigError};
+use crate::token::expiry::to_ist;
+use crate::token::{TokenState, read_token_file};
+use chrono::Utc;
+use std::io::Write;
+
+/// Exit code when there is no valid token.
+const EXIT_NO_TOKEN: u8 = 2;
+
+pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tokenwatch: config error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let path = &config.account.token.path;
+    let token = match read_token_file(path) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            eprintln!(
+                "tokenwatch: no valid token: there is no token file at {}; log in to get one",
+                path.display()
+            );
+            return EXIT_NO_TOKEN;
+        }
+        Err(e) => {
+            eprintln!("tokenwatch: no valid token: {e}");
+            return EXIT_NO_TOKEN;
+        }
+    };
+    let state = TokenState::by_time(token.expires_at, Utc::now(), config.thresholds());
+    if !state.is_usable() {
+        eprintln!(
+            "tokenwatch: no valid token: the token in {} expired {}; log in again",
+            path.display(),
+            to_ist(token.expires_at).format("%a %d %b %H:%M IST")
+        );
+        return EXIT_NO_TOKEN;
+    }
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", token.access_token.expose()).and_then(|_| out.flush()) {
+        Ok(()) => 0,
+        // A closed pipe: the reader went away; nothing useful to add.
+        Err(_) => EXIT_NO_TOKEN,
+    }
+}

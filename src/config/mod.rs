@@ -1,0 +1,738 @@
+//! Layered configuration (SPEC §2).
+//!
+//! Layers, highest first: command-line flags > environment (a `.env` in the working folder is
+//! loaded first and never overrides variables already set) > config file > legacy credentials
+//! file > defaults. The layers are merged with `figment`; each layer is also checked on its
+//! own first, so an error always names the file or variable it came from, the key, and what
+//! was expected.
+
+mod types;
+
+pub use types::*;
+
+use crate::paths::{self, Env};
+use crate::token::Thresholds;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The account the top level of the config file describes.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// A configuration problem: where it came from, which key, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file, variable or flag the bad value came from.
+    pub origin: String,
+    /// The dotted key, when the problem is with one key.
+    pub key: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(origin: impl Into<String>, key: Option<&str>, message: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.into(),
+            key: key.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+/// What the command line contributes to the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-c/--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--account NAME`.
+    pub account: Option<String>,
+    /// `-v`/`-q` turned into a log level.
+    pub log_level: Option<LogLevel>,
+    /// The working folder (for `./config/tokenwatch.yaml` and relative `--config`).
+    pub cwd: PathBuf,
+}
+
+/// One account's effective settings: the top level, overridden by its `accounts:` entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountConfig {
+    /// The account's name (`default` for the top level).
+    #[serde(skip)]
+    pub name: String,
+    /// The Upstox app.
+    pub upstox: UpstoxConfig,
+    /// Where its token is written (paths absolute).
+    pub token: TokenConfig,
+    /// How it is renewed.
+    pub renew: RenewConfig,
+}
+
+/// Where the effective configuration came from.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Sources {
+    /// The config file used, if any.
+    pub config_file: Option<PathBuf>,
+    /// The `.env` file loaded, if any.
+    pub dotenv: Option<PathBuf>,
+    /// The legacy credentials file read, if any.
+    pub legacy_credentials: Option<PathBuf>,
+    /// Environment variables that set keys (names only).
+    pub environment: Vec<String>,
+    /// Command-line flags that set keys.
+    pub flags: Vec<String>,
+    /// The folder relative paths resolve against.
+    pub relative_to: PathBuf,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub sources: Sources,
+    /// The selected account (`--account`, else `default`).
+    pub account: AccountConfig,
+    /// Every account, `default` included, by name.
+    pub accounts: BTreeMap<String, AccountConfig>,
+    /// `monitor:`
+    pub monitor: MonitorConfig,
+    /// `login:`
+    pub login: LoginConfig,
+    /// `notifications:`
+    pub notifications: NotificationsConfig,
+    /// `server:`
+    pub server: ServerConfig,
+    /// `log:` (file path absolute).
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// The state thresholds of `monitor:`.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            warning_before: self.monitor.warning_before,
+            critical_before: self.monitor.critical_before,
+        }
+    }
+
+    /// The configuration as YAML with secrets masked, for `config check`.
+    pub fn to_masked_yaml(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            sources: &'a Sources,
+            account: &'a str,
+            upstox: &'a UpstoxConfig,
+            token: &'a TokenConfig,
+            monitor: &'a MonitorConfig,
+            renew: &'a RenewConfig,
+            login: &'a LoginConfig,
+            notifications: &'a NotificationsConfig,
+            server: &'a ServerConfig,
+            log: &'a LogConfig,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            accounts: BTreeMap<&'a str, &'a AccountConfig>,
+        }
+        let shown = Shown {
+            sources: &self.sources,
+            account: &self.account.name,
+            upstox: &self.account.upstox,
+            token: &self.account.token,
+            monitor: &self.monitor,
+            renew: &self.account.renew,
+            login: &self.login,
+            notifications: &self.notifications,
+            server: &self.server,
+            log: &self.log,
+            accounts: self
+                .accounts
+                .iter()
+                .filter(|(n, _)| *n != &self.account.name)
+                .map(|(n, a)| (n.as_str(), a))
+                .collect(),
+        };
+        serde_yaml::to_string(&shown)
+            .unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+    }
+}
+
+/// The environment tokenwatch sees: the process environment, plus the variables of `.env` in
+/// `cwd` that are not already set. Returns the `.env` path when one was loaded.
+pub fn load_env(cwd: &Path) -> Result<(Env, Option<PathBuf>), ConfigError> {
+    let mut env: Env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let path = cwd.join(".env");
+    if !path.is_file() {
+        return Ok((env, None));
+    }
+    let origin = format!(".env file {}", path.display());
+    let iter = dotenvy::from_path_iter(&path)
+        .map_err(|e| ConfigError::new(&origin, None, e.to_string()))?;
+    for item in iter {
+        match item {
+            Ok((k, v)) => {
+                env.entry(k).or_insert(v);
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                // Never quote the line: it may hold a secret. Find its number instead.
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let n = text
+                    .lines()
+                    .position(|l| l == line || line.starts_with(l))
+                    .map(|i| i + 1);
+                let at = n
+                    .map(|n| format!("line {n}"))
+                    .unwrap_or_else(|| "a line".into());
+                return Err(ConfigError::new(
+                    &origin,
+                    None,
+                    format!(
+                        "{at} is not KEY=VALUE (quote values with spaces or #); fix it or remove the file"
+                    ),
+                ));
+            }
+            Err(e) => return Err(ConfigError::new(&origin, None, e.to_string())),
+        }
+    }
+    Ok((env, Some(path)))
+}
+
+/// A configuration layer: named values from one file, variable or flag.
+struct Layer {
+    origin: String,
+    dict: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.origin.clone())
+    }
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Map::from([(Profile::Default, self.dict.clone())]))
+    }
+}
+
+impl Layer {
+    /// A layer setting one dotted key.
+    fn single(origin: String, key_path: &[String], value: Value) -> Layer {
+        let mut value = value;
+        for k in key_path.iter().skip(1).rev() {
+            value = Value::from(Dict::from([(k.clone(), value)]));
+        }
+        Layer {
+            origin,
+            dict: Dict::from([(key_path[0].clone(), value)]),
+        }
+    }
+
+    /// Check this layer on its own, so its errors name it.
+    fn check(&self) -> Result<RawConfig, ConfigError> {
+        Figment::from(self)
+            .extract_lossy::<RawConfig>()
+            .map_err(|e| figment_error(e, &self.origin))
+    }
+}
+
+/// Turn a figment error into one that names the origin, key and expectation, and never
+/// quotes a secret value.
+fn figment_error(e: figment::Error, fallback_origin: &str) -> ConfigError {
+    use figment::error::Kind;
+    let origin = e
+        .metadata
+        .as_ref()
+        .map(|m| m.name.to_string())
+        .unwrap_or_else(|| fallback_origin.to_owned());
+    let mut key = e.path.join(".");
+    let secret_key = ["client_secret", "api_key", "access_token"]
+        .iter()
+        .any(|s| key.ends_with(s));
+    let message = match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            key = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            if expected.is_empty() {
+                "unknown key".to_string()
+            } else {
+                format!("unknown key; expected one of: {}", expected.join(", "))
+            }
+        }
+        Kind::UnknownVariant(v, expected) => {
+            format!(
+                "unknown value \"{v}\"; expected one of: {}",
+                expected.join(", ")
+            )
+        }
+        Kind::InvalidType(_, expected) if secret_key => format!("expected {expected}"),
+        Kind::InvalidType(actual, expected) => format!("expected {expected}, found {actual}"),
+        Kind::InvalidValue(_, expected) if secret_key => {
+            format!("invalid value; expected {expected}")
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("invalid value {actual}; expected {expected}")
+        }
+        Kind::Message(m) if secret_key => {
+            if m.contains("expected") {
+                m.clone()
+            } else {
+                "invalid value".into()
+            }
+        }
+        Kind::Message(m) => m.clone(),
+        other => other.to_string(),
+    };
+    ConfigError {
+        origin,
+        key: (!key.is_empty()).then_some(key),
+        message,
+    }
+}
+
+/// Read the config file into a layer. Empty files and `key:` with no value are "not set".
+fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let origin = format!("config file {}", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&origin, None, format!("cannot read it: {e}")))?;
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
+        .map_err(|e| ConfigError::new(&origin, None, format!("it is not valid YAML: {e}")))?;
+    let dict = match strip_nulls(yaml) {
+        None => Dict::new(),
+        Some(v @ serde_yaml::Value::Mapping(_)) => {
+            let value =
+                Value::serialize(&v).map_err(|e| ConfigError::new(&origin, None, e.to_string()))?;
+            value.into_dict().unwrap_or_default()
+        }
+        Some(_) => {
+            return Err(ConfigError::new(
+                &origin,
+                None,
+                "expected sections such as `upstox:` and `token:` at the top level",
+            ));
+        }
+    };
+    Ok(Layer { origin, dict })
+}
+
+/// YAML `key:` with nothing after it means "not set here", not "null".
+fn strip_nulls(v: serde_yaml::Value) -> Option<serde_yaml::Value> {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => None,
+        Y::Mapping(m) => Some(Y::Mapping(
+            m.into_iter()
+                .filter_map(|(k, v)| strip_nulls(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        Y::Tagged(t) => strip_nulls(t.value),
+        other => Some(other),
+    }
+}
+
+/// One layer per environment variable that sets a key, highest last.
+fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
+    let mut layers = Vec::new();
+    let named = [
+        ("UPSTOX_CLIENT_ID", "client_id"),
+        ("UPSTOX_CLIENT_SECRET", "client_secret"),
+        ("UPSTOX_REDIRECT_URI", "redirect_uri"),
+    ];
+    for (var, key) in named {
+        if let Some(v) = env.get(var).filter(|v| !v.trim().is_empty()) {
+            let path = ["upstox".to_string(), key.to_string()];
+            layers.push(Layer::single(
+                format!("environment variable {var}"),
+                &path,
+                Value::from(v.clone()),
+            ));
+        }
+    }
+    for (var, v) in env.range("TOKENWATCH__".to_string()..) {
+        let Some(rest) = var.strip_prefix("TOKENWATCH__") else {
+            break;
+        };
+        let origin = format!("environment variable {var}");
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.iter().any(|s| s.is_empty()) {
+            return Err(ConfigError::new(
+                origin,
+                None,
+                "expected TOKENWATCH__SECTION__KEY, like TOKENWATCH__MONITOR__CHECK_INTERVAL",
+            ));
+        }
+        if v.trim().is_empty() {
+            continue;
+        }
+        let value = if v.trim_start().starts_with('[') {
+            let list: Vec<String> = serde_json::from_str(v).map_err(|_| {
+                ConfigError::new(
+                    &origin,
+                    Some(&path.join(".")),
+                    "a value starting with [ must be a JSON list of strings, like [\"systemctl\",\"restart\",\"engine\"]",
+                )
+            })?;
+            Value::from(list)
+        } else {
+            Value::from(v.clone())
+        };
+        layers.push(Layer::single(origin, &path, value));
+    }
+    Ok(layers)
+}
+
+/// The older Python manager's credentials: `api_key`|`client_id`, `api_secret`|`client_secret`,
+/// `redirect_uri`. Other keys in that file are ignored.
+fn legacy_layer(path: &Path) -> Result<Option<Layer>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct Legacy {
+        #[serde(alias = "api_key")]
+        client_id: Option<serde_json::Value>,
+        #[serde(alias = "api_secret")]
+        client_secret: Option<serde_json::Value>,
+        redirect_uri: Option<String>,
+    }
+    let origin = format!("legacy credentials file {}", path.display());
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::new(
+                origin,
+                None,
+                format!("cannot read it: {e}"),
+            ));
+        }
+    };
+    let legacy: Legacy = serde_json::from_str(&text).map_err(|e| {
+        ConfigError::new(
+            &origin,
+            None,
+            format!(
+                "expected a JSON object with api_key, api_secret and redirect_uri (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let scalar = |v: Option<serde_json::Value>, key: &str| -> Result<Option<String>, ConfigError> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(ConfigError::new(&origin, Some(key), "expected a string")),
+        }
+    };
+    let mut upstox = Dict::new();
+    if let Some(v) = scalar(legacy.client_id, "api_key")? {
+        upstox.insert("client_id".into(), Value::from(v));
+    }
+    if let Some(v) = scalar(legacy.client_secret, "api_secret")? {
+        upstox.insert("client_secret".into(), Value::from(v));
+    }
+    if let Some(v) = legacy.redirect_uri.filter(|v| !v.trim().is_empty()) {
+        upstox.insert("redirect_uri".into(), Value::from(v));
+    }
+    Ok(Some(Layer {
+        origin,
+        dict: Dict::from([("upstox".to_string(), Value::from(upstox))]),
+    }))
+}
+
+/// Find the config file: `--config` > `$TOKENWATCH_CONFIG` > `./config/tokenwatch.yaml` >
+/// `$XDG_CONFIG_HOME/tokenwatch/config.yaml`. A file named explicitly must exist.
+pub fn discover(opts: &LoadOptions, env: &Env) -> Result<Option<PathBuf>, ConfigError> {
+    let named = |origin: &str, p: &Path| {
+        let p = paths::normalize(
+            &opts
+                .cwd
+                .join(paths::expand_tilde(&p.to_string_lossy(), env)),
+        );
+        if p.is_file() {
+            Ok(Some(p))
+        } else {
+            Err(ConfigError::new(
+                origin,
+                None,
+                format!("no config file at {}", p.display()),
+            ))
+        }
+    };
+    if let Some(p) = &opts.config_file {
+        return named("--config", p);
+    }
+    if let Some(p) = env.get("TOKENWATCH_CONFIG").filter(|p| !p.is_empty()) {
+        return named("environment variable TOKENWATCH_CONFIG", Path::new(p));
+    }
+    let local = opts.cwd.join("config/tokenwatch.yaml");
+    if local.is_file() {
+        return Ok(Some(paths::normalize(&local)));
+    }
+    let xdg = paths::config_home(env).join("tokenwatch/config.yaml");
+    Ok(xdg.is_file().then_some(xdg))
+}
+
+/// Load, merge and check the configuration.
+pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Config, ConfigError> {
+    let file = discover(opts, env)?;
+    let base = match &file {
+        Some(f) => f
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| opts.cwd.clone()),
+        None => paths::state_dir(env),
+    };
+    let mut sources = Sources {
+        config_file: file.clone(),
+        dotenv,
+        relative_to: base.clone(),
+        ..Default::default()
+    };
+
+    // Every layer above the legacy file, lowest first; each is checked alone so that its
+    // errors name it.
+    let mut layers = Vec::new();
+    if let Some(f) = &file {
+        layers.push(file_layer(f)?);
+    }
+    let envs = env_layers(env)?;
+    sources.environment = envs
+        .iter()
+        .map(|l| {
+            l.origin
+                .trim_start_matches("environment variable ")
+                .to_owned()
+        })
+        .collect();
+    layers.extend(envs);
+    if let Some(level) = opts.log_level {
+        let flag = if matches!(level, LogLevel::Error | LogLevel::Warn) {
+            "-q/--quiet"
+        } else {
+            "-v/--verbose"
+        };
+        sources.flags.push(flag.into());
+        let path = ["log".to_string(), "level".to_string()];
+        layers.push(Layer::single(
+            format!("command-line flag {flag}"),
+            &path,
+            Value::from(level.as_str()),
+        ));
+    }
+    for layer in &layers {
+        layer.check()?;
+    }
+    let mut figment = Figment::new();
+    for layer in layers {
+        figment = figment.merge(layer);
+    }
+
+    // The legacy credentials file sits below all of them; where it is comes from above.
+    let upper: RawConfig = figment
+        .extract_lossy()
+        .map_err(|e| figment_error(e, "configuration"))?;
+    let legacy_path = paths::resolve(
+        &upper.upstox.legacy_credentials.to_string_lossy(),
+        &base,
+        env,
+    );
+    if let Some(legacy) = legacy_layer(&legacy_path)? {
+        legacy.check()?;
+        sources.legacy_credentials = Some(legacy_path);
+        figment = Figment::from(legacy).merge(figment);
+    }
+    let raw: RawConfig = figment
+        .extract_lossy()
+        .map_err(|e| figment_error(e, "configuration"))?;
+
+    let origin_of = |key: &str| {
+        figment
+            .find_metadata(key)
+            .map(|m| m.name.to_string())
+            .unwrap_or_else(|| "the defaults".to_owned())
+    };
+
+    let mut accounts = BTreeMap::new();
+    let names = std::iter::once(DEFAULT_ACCOUNT.to_owned()).chain(raw.accounts.keys().cloned());
+    for name in names {
+        if accounts.contains_key(&name) {
+            continue;
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || name.is_empty()
+        {
+            return Err(ConfigError::new(
+                origin_of(&format!("accounts.{name}")),
+                Some(&format!("accounts.{name}")),
+                "account names may use letters, digits, - and _ only",
+            ));
+        }
+        let merged = if raw.accounts.contains_key(&name) {
+            let own = figment.focus(&format!("accounts.{name}"));
+            figment
+                .clone()
+                .merge(own)
+                .extract_lossy::<RawConfig>()
+                .map_err(|e| figment_error(e, "configuration"))?
+        } else {
+            raw.clone()
+        };
+        let mut account = AccountConfig {
+            name: name.clone(),
+            upstox: merged.upstox,
+            token: merged.token,
+            renew: merged.renew,
+        };
+        let resolve = |p: &Path| paths::resolve(&p.to_string_lossy(), &base, env);
+        account.upstox.legacy_credentials = resolve(&account.upstox.legacy_credentials);
+        account.token.path = resolve(&account.token.path);
+        let primary = account.token.path.clone();
+        let mut backups: Vec<PathBuf> = Vec::new();
+        for b in &account.token.backups {
+            let b = resolve(b);
+            if b != primary && !backups.contains(&b) {
+                backups.push(b);
+            }
+        }
+        account.token.backups = backups;
+        account.token.env_file = account.token.env_file.as_deref().map(resolve);
+        accounts.insert(name, account);
+    }
+
+    let mut log = raw.log;
+    log.file = paths::resolve(&log.file.to_string_lossy(), &base, env);
+    let config = Config {
+        sources,
+        account: accounts[DEFAULT_ACCOUNT].clone(),
+        accounts,
+        monitor: raw.monitor,
+        login: raw.login,
+        notifications: raw.notifications,
+        server: raw.server,
+        log,
+    };
+    check(&config, &origin_of)?;
+
+    let selected = opts.account.as_deref().unwrap_or(DEFAULT_ACCOUNT);
+    let Some(account) = config.accounts.get(selected).cloned() else {
+        let known: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
+        return Err(ConfigError::new(
+            "--account",
+            None,
+            format!(
+                "no account named \"{selected}\"; the configured accounts are: {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    Ok(Config { account, ..config })
+}
+
+/// Checks that span keys: thresholds in order, strategy prerequisites, the remote-listen
+/// rule, distinct token paths.
+fn check(config: &Config, origin_of: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let err = |key: &str, msg: String| Err(ConfigError::new(origin_of(key), Some(key), msg));
+    let m = &config.monitor;
+    let human = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    if m.critical_before > m.warning_before {
+        return err(
+            "monitor.critical_before",
+            format!(
+                "must not be longer than monitor.warning_before ({} > {})",
+                human(m.critical_before),
+                human(m.warning_before)
+            ),
+        );
+    }
+    if m.check_interval < std::time::Duration::from_secs(10) {
+        return err(
+            "monitor.check_interval",
+            "must be at least 10s (Upstox rate-limits callers)".into(),
+        );
+    }
+    if m.max_retries == 0 {
+        return err("monitor.max_retries", "must be at least 1".into());
+    }
+    if m.backoff_initial.is_zero() || m.backoff_initial > m.backoff_max {
+        return err(
+            "monitor.backoff_initial",
+            format!(
+                "must be above 0 and not longer than monitor.backoff_max ({})",
+                human(m.backoff_max)
+            ),
+        );
+    }
+    if config.login.timeout < std::time::Duration::from_secs(10) {
+        return err("login.timeout", "must be at least 10s".into());
+    }
+
+    let s = &config.server;
+    if let Some(addr) = s.listen {
+        if !addr.ip().is_loopback() && !s.allow_remote {
+            return err(
+                "server.listen",
+                format!(
+                    "{addr} is not a loopback address; use 127.0.0.1, or set server.allow_remote: true \
+                     and server.api_key to expose the API on purpose"
+                ),
+            );
+        }
+        if s.allow_remote && s.api_key.is_none() {
+            return err(
+                "server.api_key",
+                "is required when server.allow_remote is true".into(),
+            );
+        }
+    }
+
+    let mut seen: BTreeMap<&Path, &str> = BTreeMap::new();
+    for (name, a) in &config.accounts {
+        let prefix = if name == DEFAULT_ACCOUNT {
+            String::new()
+        } else {
+            format!("accounts.{name}.")
+        };
+        match a.renew.strategy {
+            Strategy::Command if a.renew.command.is_empty() => {
+                return err(
+                    &format!("{prefix}renew.command"),
+                    "is required when renew.strategy is command".into(),
+                );
+            }
+            Strategy::TokenRequest if a.renew.notifier_listen.is_none() => {
+                return err(
+                    &format!("{prefix}renew.notifier_listen"),
+                    "is required when renew.strategy is token-request, e.g. \"127.0.0.1:5002\""
+                        .into(),
+                );
+            }
+            Strategy::TokenRequest
+                if !a
+                    .renew
+                    .notifier_path
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with('/')) =>
+            {
+                return err(
+                    &format!("{prefix}renew.notifier_path"),
+                    "is required when renew.strategy is token-request: an unguessable path starting with /".into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(other) = seen.insert(&a.token.path, name) {
+            return err(
+                &format!("{prefix}token.path"),
+                format!(
+                    "accounts \"{other}\" and \"{name}\" share the token file {}; give each its own",
+                    a.token.path.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}

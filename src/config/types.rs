@@ -1,0 +1,498 @@
+//! The configuration's sections, keys and defaults (SPEC §2). Each key's type carries its
+//! own parsing, so a bad value is caught where it is read and the message says what was
+//! expected.
+
+use crate::secret::{Secret, deserialize_opt_secret};
+use chrono::NaiveTime;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One layer's view of the file, and the merged result: every section with its defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `upstox:` the Upstox app.
+    pub upstox: UpstoxConfig,
+    /// `token:` where the token is written.
+    pub token: TokenConfig,
+    /// `monitor:` checking and thresholds.
+    pub monitor: MonitorConfig,
+    /// `renew:` how and when renewal happens.
+    pub renew: RenewConfig,
+    /// `login:` the OAuth login.
+    pub login: LoginConfig,
+    /// `notifications:` banners and alerts.
+    pub notifications: NotificationsConfig,
+    /// `server:` the optional HTTP API.
+    pub server: ServerConfig,
+    /// `log:` the log file.
+    pub log: LogConfig,
+    /// `accounts:` more accounts, each overriding `upstox`, `token` and `renew`.
+    #[serde(skip_serializing)]
+    pub accounts: BTreeMap<String, AccountOverride>,
+}
+
+/// An entry of `accounts:`: the sections an account may override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountOverride {
+    /// Overrides of `upstox:`.
+    pub upstox: Option<UpstoxConfig>,
+    /// Overrides of `token:`.
+    pub token: Option<TokenConfig>,
+    /// Overrides of `renew:`.
+    pub renew: Option<RenewConfig>,
+}
+
+/// `upstox:`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstoxConfig {
+    /// The app's API key.
+    #[serde(deserialize_with = "opt_string")]
+    pub client_id: Option<String>,
+    /// The app's secret. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub client_secret: Option<Secret>,
+    /// Must equal the redirect URI registered with Upstox.
+    #[serde(deserialize_with = "http_url")]
+    pub redirect_uri: url::Url,
+    /// Upstox's API base; tests and the demo point it at the simulator.
+    #[serde(deserialize_with = "http_url")]
+    pub api_base: url::Url,
+    /// The older Python token manager's credentials file, read when present.
+    pub legacy_credentials: PathBuf,
+}
+
+impl Default for UpstoxConfig {
+    fn default() -> Self {
+        UpstoxConfig {
+            client_id: None,
+            client_secret: None,
+            redirect_uri: url::Url::parse("http://localhost:5001/callback").expect("valid URL"),
+            api_base: url::Url::parse("https://api.upstox.com").expect("valid URL"),
+            legacy_credentials: PathBuf::from("~/Algo/upstox_credentials.json"),
+        }
+    }
+}
+
+/// `token:`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// The file the trading engine reads.
+    pub path: PathBuf,
+    /// Every new token is also written to each of these.
+    pub backups: Vec<PathBuf>,
+    /// Also write `UPSTOX_ACCESS_TOKEN=...` (0600) here when set.
+    #[serde(deserialize_with = "opt_path")]
+    pub env_file: Option<PathBuf>,
+    /// argv run after a new token is stored (30 s limit).
+    #[serde(deserialize_with = "argv")]
+    pub on_change: Vec<String>,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            path: PathBuf::from("upstox_token.json"),
+            backups: vec![
+                PathBuf::from("backup/upstox_token.json"),
+                PathBuf::from("~/.local/state/tokenwatch/upstox_token.json"),
+            ],
+            env_file: None,
+            on_change: Vec::new(),
+        }
+    }
+}
+
+/// `monitor:`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// API validation interval while the token is healthy.
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
+    /// Renewal is due this long before expiry.
+    #[serde(with = "duration")]
+    pub refresh_before: Duration,
+    /// Gauge orange at or below this.
+    #[serde(with = "duration")]
+    pub warning_before: Duration,
+    /// Gauge red below this.
+    #[serde(with = "duration")]
+    pub critical_before: Duration,
+    /// Attempts per renewal/validation round.
+    pub max_retries: u32,
+    /// First retry delay; doubled each retry with ±25% jitter.
+    #[serde(with = "duration")]
+    pub backoff_initial: Duration,
+    /// Cap on the retry delay.
+    #[serde(with = "duration")]
+    pub backoff_max: Duration,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            check_interval: Duration::from_secs(30 * 60),
+            refresh_before: Duration::from_secs(3600),
+            warning_before: Duration::from_secs(3 * 3600),
+            critical_before: Duration::from_secs(3600),
+            max_retries: 3,
+            backoff_initial: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// `renew.strategy`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Open the OAuth login in a browser for the user.
+    #[default]
+    Browser,
+    /// Upstox's v3 access-token request, approved on the phone.
+    TokenRequest,
+    /// Run `renew.command` and read a token from its stdout.
+    Command,
+    /// Alerts only.
+    None,
+}
+
+/// `renew:`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenewConfig {
+    /// How a new token is obtained.
+    pub strategy: Strategy,
+    /// IST time of day before which unattended renewals wait.
+    #[serde(with = "time_of_day")]
+    pub not_before: NaiveTime,
+    /// IST time of day by which a valid token must exist on weekdays.
+    #[serde(with = "time_of_day")]
+    pub deadline: NaiveTime,
+    /// `strategy: command`: argv that prints a token on stdout.
+    #[serde(deserialize_with = "argv")]
+    pub command: Vec<String>,
+    /// `strategy: token-request`: where the notifier webhook listens.
+    #[serde(deserialize_with = "opt_socket_addr")]
+    pub notifier_listen: Option<SocketAddr>,
+    /// `strategy: token-request`: the webhook's unguessable path.
+    #[serde(deserialize_with = "opt_string")]
+    pub notifier_path: Option<String>,
+}
+
+impl Default for RenewConfig {
+    fn default() -> Self {
+        RenewConfig {
+            strategy: Strategy::Browser,
+            not_before: NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
+            deadline: NaiveTime::from_hms_opt(9, 0, 0).expect("valid time"),
+            command: Vec::new(),
+            notifier_listen: None,
+            notifier_path: None,
+        }
+    }
+}
+
+/// `login:`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// How long a login waits for the browser to come back.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// argv that opens a URL; default `$BROWSER`, then the system opener.
+    #[serde(deserialize_with = "argv")]
+    pub browser_command: Vec<String>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            timeout: Duration::from_secs(180),
+            browser_command: Vec::new(),
+        }
+    }
+}
+
+/// `notifications:`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Non-critical banners auto-dismiss after this.
+    #[serde(with = "duration")]
+    pub dismiss_after: Duration,
+    /// POST JSON alerts here.
+    #[serde(deserialize_with = "opt_http_url")]
+    pub webhook_url: Option<url::Url>,
+    /// argv run per alert with `TOKENWATCH_ALERT_*` variables.
+    #[serde(deserialize_with = "argv")]
+    pub command: Vec<String>,
+    /// Desktop notifications (cargo feature `desktop`).
+    pub desktop: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            dismiss_after: Duration::from_secs(10),
+            webhook_url: None,
+            command: Vec::new(),
+            desktop: false,
+        }
+    }
+}
+
+/// `server:`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Serve the HTTP API here.
+    #[serde(deserialize_with = "opt_socket_addr")]
+    pub listen: Option<SocketAddr>,
+    /// A non-loopback `listen` is refused unless this is true.
+    pub allow_remote: bool,
+    /// Required in `X-Tokenwatch-Key` for POSTs when `allow_remote` is true.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub api_key: Option<Secret>,
+}
+
+/// `log.level`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything, including each HTTP exchange (never a token).
+    Trace,
+    /// Details useful when something is wrong.
+    Debug,
+    /// Every validation and renewal attempt.
+    #[default]
+    Info,
+    /// Problems only.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// `log:`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The log file of the dashboard and daemon.
+    pub file: PathBuf,
+    /// The log level.
+    pub level: LogLevel,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            file: PathBuf::from("~/.local/state/tokenwatch/tokenwatch.log"),
+            level: LogLevel::Info,
+        }
+    }
+}
+
+// ---- value parsers: each says what it expected ----
+
+/// A scalar as text, accepting numbers too (an API key that looks like a number is still an
+/// API key). Empty is "not set".
+fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            Ok((!v.is_empty()).then(|| v.to_owned()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(opt_string(d)?.map(PathBuf::from))
+}
+
+/// A command as an argv list: `["systemctl", "--user", "restart", "engine"]`.
+fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Argv {
+        List(Vec<String>),
+        Empty(()),
+    }
+    match Argv::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "expected a command as a list of strings, like [\"systemctl\", \"--user\", \"restart\", \"engine\"]",
+        )
+    })? {
+        Argv::List(v) if v.first().is_some_and(|p| p.trim().is_empty()) => {
+            Err(serde::de::Error::custom("the command's program (first item) is empty"))
+        }
+        Argv::List(v) => Ok(v),
+        Argv::Empty(()) => Ok(Vec::new()),
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<url::Url, String> {
+    let expected = "expected an http(s) URL like \"https://api.upstox.com\"";
+    match url::Url::parse(s.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        Ok(_) => Err(format!("{expected}, got \"{s}\"")),
+        Err(e) => Err(format!("{expected}, got \"{s}\" ({e})")),
+    }
+}
+
+fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_http_url(&s).map_err(serde::de::Error::custom)
+}
+
+fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    match opt_string(d)? {
+        None => Ok(None),
+        Some(s) => parse_http_url(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// `127.0.0.1:8000`, `[::1]:8000` or `localhost:8000` (→ 127.0.0.1).
+pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let s2 = match s.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => s.to_owned(),
+    };
+    s2.parse::<SocketAddr>()
+        .map_err(|_| format!("expected an address like \"127.0.0.1:8000\", got \"{s}\""))
+}
+
+fn opt_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    match opt_string(d)? {
+        None => Ok(None),
+        Some(s) => parse_socket_addr(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+fn ser_opt_secret<S: Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(secret) => s.serialize_str(&format!("******** (set, {} characters)", secret.len())),
+        None => s.serialize_none(),
+    }
+}
+
+/// humantime durations: `30m`, `1h`, `10s`, `1h 30m`.
+pub mod duration {
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Parse a humantime duration, with a message that says what was expected.
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        humantime::parse_duration(s.trim()).map_err(|e| {
+            format!("expected a duration like \"30m\", \"1h\" or \"10s\", got \"{s}\" ({e})")
+        })
+    }
+
+    /// Deserialize a duration string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration like \"30m\", \"1h\" or \"10s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "expected a duration with a unit, like \"{v}s\" or \"{v}m\", got the bare number {v}"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "expected a duration with a unit like \"30m\", got {v}"
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "expected a duration with a unit like \"1h 30m\", got {v}"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+
+    /// Serialize as humantime text.
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*v).to_string())
+    }
+}
+
+/// IST times of day: `08:00`.
+pub mod time_of_day {
+    use chrono::NaiveTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Deserialize `HH:MM`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+        let s = String::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a time of day in IST as a quoted \"HH:MM\", like \"08:00\"",
+            )
+        })?;
+        NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| {
+            serde::de::Error::custom(format!(
+                "expected a time of day in IST as \"HH:MM\", like \"08:00\", got \"{s}\""
+            ))
+        })
+    }
+
+    /// Serialize as `HH:MM`.
+    pub fn serialize<S: Serializer>(v: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.format("%H:%M").to_string())
+    }
+}

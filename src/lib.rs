@@ -1,0 +1,14 @@
+//! tokenwatch keeps an Upstox trading account's daily access token alive and visible.
+//!
+//! The library holds everything the `tokenwatch` binary does, so tests can drive it
+//! headless: layered [`config`], the [`token`] model with Upstox's expiry rules and the
+//! atomic store, the [`status`] report, and the [`commands`] the CLI runs.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod paths;
+pub mod secret;
+pub mod status;
+pub mod token;

@@ -1,0 +1,126 @@
+//! Secrets (access tokens, client secrets, API keys) held in a masked type from the
+//! moment they are read. `Debug` and `Display` never show the value; code that must
+//! send or store the value calls [`Secret::expose`] explicitly, which makes every such
+//! place easy to find.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+
+/// A secret string: a token, a client secret or an API key.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wrap a value that must never be printed.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+
+    /// The value itself. Only for sending it to Upstox or writing the token file.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// Length in characters, safe to show.
+    pub fn len(&self) -> usize {
+        self.expose().chars().count()
+    }
+
+    /// True for an empty secret.
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+
+    /// The token form shown in the details view and `config check`: the first four and last
+    /// four characters around an ellipsis (`eyJ0…a1B2`). Short values are fully hidden,
+    /// because four plus four characters of a short value would be most of it.
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.expose().chars().collect();
+        if chars.len() < 24 {
+            return "********".to_string();
+        }
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    }
+
+    /// Compare with another secret without exposing either.
+    pub fn same_as(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Deserializes any scalar (string, number, bool) as a secret, so that a secret given with
+/// the wrong type never ends up quoted in a type error. An empty string is "not set".
+pub fn deserialize_opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Secret>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string (the value is secret and not shown)")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            Ok((!v.is_empty()).then(|| Secret::new(v)))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Secret::new(v.to_string())))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Secret::new(v.to_string())))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom("expected a string; quote the value"))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom("expected a string; quote the value"))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(V)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_opt_secret(d)?.ok_or_else(|| serde::de::Error::custom("empty secret"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("super-secret-value-123456789");
+        assert!(!format!("{s:?}").contains("super"));
+        assert!(!format!("{s}").contains("super"));
+        assert_eq!(s.masked(), "supe…6789");
+    }
+
+    #[test]
+    fn short_secrets_are_fully_masked() {
+        assert_eq!(Secret::new("abc123").masked(), "********");
+    }
+}

@@ -1,0 +1,126 @@
+//! The status report: one account's token state as the `status` command, the HTTP API and
+//! scripts see it (SPEC §6). Built from data and `now`; no I/O.
+
+use crate::token::expiry::to_ist;
+use crate::token::{ExpirySource, Thresholds, Token, TokenFileError, TokenState};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use std::path::Path;
+
+/// The status JSON. `state` is one of the six token states, or `unknown` when the token file
+/// or the configuration could not be read (then `error` says why).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatusReport {
+    /// The account name.
+    pub account: String,
+    /// `healthy`, `warning`, `critical`, `expired`, `invalid`, `missing` or `unknown`.
+    pub state: String,
+    /// True while the token can be used (healthy, warning or critical).
+    pub valid: bool,
+    /// Hours left, one decimal; 0 once expired; null with no token.
+    pub time_remaining_hours: Option<f64>,
+    /// Seconds left; 0 once expired; null with no token.
+    pub time_remaining_seconds: Option<i64>,
+    /// Expiry, RFC 3339 in IST.
+    pub expiry_time: Option<String>,
+    /// Issue time, RFC 3339 in IST, when known.
+    pub issued_at: Option<String>,
+    /// True when the API confirmed the token at `last_validated_at`.
+    pub api_validated: bool,
+    /// The last API validation, RFC 3339 in IST.
+    pub last_validated_at: Option<String>,
+    /// The Upstox user id.
+    pub user_id: Option<String>,
+    /// The token file, absolute.
+    pub token_file: String,
+    /// The next scheduled check, RFC 3339 in IST (only when a worker runs).
+    pub next_check_at: Option<String>,
+    /// Where the expiry came from (`expires_at`, `jwt_exp`, `rule_from_issued_at`, ...).
+    pub expiry_source: Option<ExpirySource>,
+    /// Why the state is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// RFC 3339 in IST with whole seconds: `2026-11-27T03:30:00+05:30`.
+pub fn ist_rfc3339(t: DateTime<Utc>) -> String {
+    to_ist(t).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+impl StatusReport {
+    /// The report for what reading the token file gave.
+    pub fn new(
+        account: &str,
+        token_file: &Path,
+        read: &Result<Option<Token>, TokenFileError>,
+        now: DateTime<Utc>,
+        thresholds: Thresholds,
+    ) -> StatusReport {
+        let mut r = StatusReport {
+            account: account.to_owned(),
+            state: TokenState::Missing.as_str().to_owned(),
+            valid: false,
+            time_remaining_hours: None,
+            time_remaining_seconds: None,
+            expiry_time: None,
+            issued_at: None,
+            api_validated: false,
+            last_validated_at: None,
+            user_id: None,
+            token_file: token_file.display().to_string(),
+            next_check_at: None,
+            expiry_source: None,
+            error: None,
+        };
+        match read {
+            Ok(None) => {}
+            Err(e) => {
+                r.state = "unknown".into();
+                r.error = Some(e.to_string());
+            }
+            Ok(Some(token)) => {
+                let state = TokenState::by_time(token.expires_at, now, thresholds);
+                let secs = token.remaining(now).num_seconds().max(0);
+                r.state = state.as_str().to_owned();
+                r.valid = state.is_usable();
+                r.time_remaining_seconds = Some(secs);
+                r.time_remaining_hours = Some((secs as f64 / 360.0).round() / 10.0);
+                r.expiry_time = Some(ist_rfc3339(token.expires_at));
+                r.issued_at = token.issued_at.map(ist_rfc3339);
+                r.user_id = token.user_id.clone();
+                r.expiry_source = Some(token.expiry_source);
+            }
+        }
+        r
+    }
+
+    /// A report for when the configuration itself could not be loaded.
+    pub fn config_error(account: &str, message: String) -> StatusReport {
+        StatusReport {
+            account: account.to_owned(),
+            state: "unknown".into(),
+            valid: false,
+            time_remaining_hours: None,
+            time_remaining_seconds: None,
+            expiry_time: None,
+            issued_at: None,
+            api_validated: false,
+            last_validated_at: None,
+            user_id: None,
+            token_file: String::new(),
+            next_check_at: None,
+            expiry_source: None,
+            error: Some(message),
+        }
+    }
+
+    /// The Nagios exit code: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown.
+    pub fn exit_code(&self) -> u8 {
+        match self.state.as_str() {
+            "healthy" => 0,
+            "warning" => 1,
+            "unknown" => 3,
+            _ => 2,
+        }
+    }
+}

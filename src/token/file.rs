@@ -1,0 +1,348 @@
+//! Reading and writing token files.
+//!
+//! Accepted on read: tokenwatch's format 1; Upstox's flat token-exchange response (as the
+//! older Python manager saved it, with `created_at`); a legacy `{"access_token", "expires_at"}`
+//! with `expires_at` as epoch seconds, epoch milliseconds or RFC 3339; and a file holding
+//! only the raw token. Written: format 1 only.
+
+use super::expiry::{decode_jwt_claims, from_epoch_seconds, to_ist, upstox_expiry};
+use super::{ExpirySource, Token, TokenFileFormat};
+use crate::secret::Secret;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Token files larger than this are not token files.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+/// Why a token file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file exists but is not a token file tokenwatch understands.
+    #[error("unreadable token file {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never quotes the token).
+        reason: String,
+    },
+    /// The file could not be read at all (permissions, I/O).
+    #[error("cannot read token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Read and parse a token file. `Ok(None)` when the file does not exist.
+pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
+    let io = |source| TokenFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let unreadable = |reason: String| TokenFileError::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    if !meta.is_file() {
+        return Err(unreadable("it is not a regular file".into()));
+    }
+    if meta.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(unreadable(format!(
+            "it is {} bytes; a token file is under {} KiB",
+            meta.len(),
+            MAX_TOKEN_FILE_BYTES / 1024
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let mtime = meta.modified().ok().map(DateTime::<Utc>::from);
+    parse_token(&bytes, mtime).map(Some).map_err(unreadable)
+}
+
+/// Parse the bytes of a token file. `mtime` is the file's modification time, the last
+/// resort for the issue time. The error text never contains the token.
+pub fn parse_token(bytes: &[u8], mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return Err("it is empty".into());
+    }
+    if text.starts_with('{') {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "it is not valid JSON (line {}, column {}): {}",
+                e.line(),
+                e.column(),
+                json_error_kind(&e)
+            )
+        })?;
+        let Value::Object(obj) = value else {
+            return Err("expected a JSON object".into());
+        };
+        parse_object(&obj, mtime)
+    } else {
+        parse_raw(text, mtime)
+    }
+}
+
+/// serde_json's message without any quoted input (it could quote the token).
+fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => "the file ends too early (was it cut short?)",
+        Category::Syntax => "syntax error",
+        Category::Data => "unexpected data",
+        Category::Io => "read error",
+    }
+}
+
+fn check_token_text(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("the access token is empty".into());
+    }
+    if token.len() > 16 * 1024 {
+        return Err("the access token is implausibly long".into());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the access token contains spaces, line breaks or non-ASCII characters".into());
+    }
+    Ok(())
+}
+
+fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
+    if text.contains(char::is_whitespace) || !text.is_ascii() {
+        return Err("expected JSON or a file holding only the token on one line".into());
+    }
+    check_token_text(text)?;
+    let claims = decode_jwt_claims(text);
+    let (expires_at, expiry_source) = match claims
+        .as_ref()
+        .and_then(|c| c.exp)
+        .and_then(from_epoch_seconds)
+    {
+        Some(exp) => (exp, ExpirySource::JwtExp),
+        None => {
+            let m = mtime.ok_or("it has no expiry and its modification time is unknown")?;
+            (upstox_expiry(m), ExpirySource::RuleFromFileMtime)
+        }
+    };
+    Ok(Token {
+        access_token: Secret::new(text),
+        token_type: "Bearer".into(),
+        extended_token: None,
+        user_id: claims.and_then(|c| c.sub),
+        user_name: None,
+        email: None,
+        issued_at: None,
+        expires_at,
+        expiry_source,
+        obtained_via: None,
+        format: TokenFileFormat::Raw,
+    })
+}
+
+fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
+    let format = match obj.get("format") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Some(TokenFileFormat::Format1),
+        Some(Value::Number(n)) => {
+            return Err(format!(
+                "it is token-file format {n}, which this tokenwatch does not know; upgrade tokenwatch"
+            ));
+        }
+        Some(_) => return Err("\"format\" must be the number 1".into()),
+    };
+    let access_token = match obj.get("access_token") {
+        Some(Value::String(s)) => s.trim(),
+        Some(Value::Null) | None => return Err("it has no \"access_token\"".into()),
+        Some(_) => return Err("\"access_token\" must be a string".into()),
+    };
+    check_token_text(access_token)?;
+
+    let expires_field = time_field(obj, "expires_at")?;
+    let issued_field = time_field(obj, "issued_at")?;
+    let created_field = time_field(obj, "created_at")?;
+    let claims = decode_jwt_claims(access_token);
+
+    let (expires_at, expiry_source) = if let Some(t) = expires_field {
+        (t, ExpirySource::ExpiresAt)
+    } else if let Some(t) = claims
+        .as_ref()
+        .and_then(|c| c.exp)
+        .and_then(from_epoch_seconds)
+    {
+        (t, ExpirySource::JwtExp)
+    } else if let Some(t) = issued_field {
+        (upstox_expiry(t), ExpirySource::RuleFromIssuedAt)
+    } else if let Some(t) = created_field {
+        (upstox_expiry(t), ExpirySource::RuleFromCreatedAt)
+    } else if let Some(m) = mtime {
+        (upstox_expiry(m), ExpirySource::RuleFromFileMtime)
+    } else {
+        return Err("it has no expiry and its modification time is unknown".into());
+    };
+
+    let format = format.unwrap_or(if obj.contains_key("expires_at") {
+        TokenFileFormat::Legacy
+    } else {
+        TokenFileFormat::UpstoxResponse
+    });
+    let string = |k: &str| -> Result<Option<String>, String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+            Some(_) => Err(format!("\"{k}\" must be a string")),
+        }
+    };
+    let extended_token = match obj.get("extended_token") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+        None | Some(Value::Null) | Some(Value::String(_)) => None,
+        Some(_) => return Err("\"extended_token\" must be a string or null".into()),
+    };
+    Ok(Token {
+        access_token: Secret::new(access_token),
+        token_type: string("token_type")?.unwrap_or_else(|| "Bearer".into()),
+        extended_token,
+        user_id: string("user_id")?.or_else(|| claims.and_then(|c| c.sub)),
+        user_name: string("user_name")?,
+        email: string("email")?,
+        issued_at: issued_field.or(created_field),
+        expires_at,
+        expiry_source,
+        obtained_via: string("obtained_via")?,
+        format,
+    })
+}
+
+/// Read a time field given as epoch seconds, epoch milliseconds (number or digit string)
+/// or RFC 3339 text. Missing, null and "" are `None`.
+fn time_field(obj: &Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let bad = |what: &str| Err(format!("\"{key}\" {what}"));
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)) {
+            Some(v) => epoch(v)
+                .map(Some)
+                .ok_or_else(|| format!("\"{key}\" is out of range")),
+            None => bad("is not a usable number"),
+        },
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            if s.is_empty() {
+                Ok(None)
+            } else if s.bytes().all(|b| b.is_ascii_digit()) {
+                match s.parse::<i64>().ok().and_then(epoch) {
+                    Some(t) => Ok(Some(t)),
+                    None => bad("is out of range"),
+                }
+            } else {
+                match DateTime::parse_from_rfc3339(s) {
+                    Ok(t) => Ok(Some(t.with_timezone(&Utc))),
+                    Err(_) => bad(
+                        "is neither epoch seconds, epoch milliseconds nor an RFC 3339 time with an offset \
+                         (like 2026-11-27T03:30:00+05:30)",
+                    ),
+                }
+            }
+        }
+        Some(_) => bad("must be a number or a string"),
+    }
+}
+
+/// Epoch seconds, or epoch milliseconds when the value is too large to be seconds
+/// (1e11 seconds is the year 5138; 1e11 milliseconds is 1973).
+fn epoch(v: i64) -> Option<DateTime<Utc>> {
+    if v.unsigned_abs() >= 100_000_000_000 {
+        DateTime::from_timestamp_millis(v)
+    } else {
+        from_epoch_seconds(v)
+    }
+}
+
+/// The format-1 JSON tokenwatch writes: the file the trading engine reads. `created_at` is
+/// kept (epoch seconds of the issue time) for engines written for the older Python manager.
+pub fn to_format1_json(token: &Token) -> String {
+    let ist = |t: DateTime<Utc>| to_ist(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let value = serde_json::json!({
+        "format": 1,
+        "access_token": token.access_token.expose(),
+        "token_type": token.token_type,
+        "extended_token": token.extended_token.as_ref().map(Secret::expose),
+        "user_id": token.user_id,
+        "user_name": token.user_name,
+        "email": token.email,
+        "issued_at": token.issued_at.map(ist),
+        "expires_at": ist(token.expires_at),
+        "created_at": token.issued_at.map(|t| t.timestamp()),
+        "obtained_via": token.obtained_via,
+    });
+    let mut s = serde_json::to_string_pretty(&value).expect("a JSON value always serializes");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::expiry::ist;
+    use base64::Engine;
+    use chrono::TimeZone;
+
+    fn at_ist(d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        ist()
+            .with_ymd_and_hms(2026, 11, d, h, mi, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn jwt(exp: i64) -> String {
+        let p = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"sub":"AB1234","iat":1,"exp":{exp}}}"#));
+        format!("eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.{p}.signaturepart")
+    }
+
+    #[test]
+    fn format1_round_trips() {
+        let json = format!(
+            r#"{{"format":1,"access_token":"{}","token_type":"Bearer","extended_token":null,
+            "user_id":"AB1234","user_name":"Jane","email":"j@x.in",
+            "issued_at":"2026-11-26T09:12:00+05:30","expires_at":"2026-11-27T03:30:00+05:30",
+            "created_at":1764128520,"obtained_via":"oauth"}}"#,
+            jwt(0)
+        );
+        let t = parse_token(json.as_bytes(), None).unwrap();
+        assert_eq!(t.format, TokenFileFormat::Format1);
+        assert_eq!(t.expires_at, at_ist(27, 3, 30));
+        assert_eq!(t.expiry_source, ExpirySource::ExpiresAt);
+        assert_eq!(t.issued_at, Some(at_ist(26, 9, 12)));
+        let again = parse_token(to_format1_json(&t).as_bytes(), None).unwrap();
+        assert_eq!(again.expires_at, t.expires_at);
+        assert_eq!(again.issued_at, t.issued_at);
+        assert!(again.access_token.same_as(&t.access_token));
+        assert_eq!(again.user_name.as_deref(), Some("Jane"));
+        assert_eq!(again.obtained_via.as_deref(), Some("oauth"));
+    }
+
+    #[test]
+    fn errors_never_quote_the_token() {
+        let secret = "SECRETSECRETSECRET";
+        for input in [
+            format!(r#"{{"access_token":"{secret}","expires_at":"{secret}"}}"#),
+            format!(r#"{{"access_token":"{secret}" "#),
+            format!(r#"{{"access_token":"{secret} x","expires_at":1}}"#),
+            format!("{secret} {secret}"),
+        ] {
+            let err = parse_token(input.as_bytes(), None).unwrap_err();
+            assert!(!err.contains(secret), "{err}");
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The token store: the file the trading engine reads, written so that a reader never sees a
+//! partial file and a crash never leaves a corrupt one.
+//!
+//! Every write goes to a temp file in the same folder (created 0600), is fsynced, renamed over
+//! the target, and the folder is fsynced. The token being replaced is kept as `<path>.prev`;
+//! the new token also goes to every backup path, the same way. Writers hold `<path>.lock`.
+
+use super::file::{parse_token, read_token_file, to_format1_json};
+use super::{Token, TokenFileError};
+use chrono::{DateTime, Utc};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a writer waits for another process's lock before giving up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// What went wrong while storing or restoring.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the lock.
+    #[error(
+        "another tokenwatch is writing {token}: {holder} holds {lock}; wait for it to finish or stop it"
+    )]
+    Locked {
+        /// The token file.
+        token: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// Who holds it, as the holder wrote it.
+        holder: String,
+    },
+    /// A file could not be written. The previous file is untouched.
+    #[error("cannot write {path}: {source}; the previous token file is untouched")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The lock file could not be opened.
+    #[error("cannot open lock file {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The outcome of [`TokenStore::write`].
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    /// The replaced token was kept as `<path>.prev`.
+    pub prev_kept: bool,
+    /// An unreadable primary was moved aside to this path before being replaced.
+    pub set_aside: Option<PathBuf>,
+    /// Backups that could not be written, with the reason. The primary was written.
+    pub backup_failures: Vec<(PathBuf, String)>,
+}
+
+/// The outcome of [`TokenStore::restore`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// The primary file is readable; nothing was done.
+    Present,
+    /// The primary was missing or unreadable and was restored from this backup.
+    Restored {
+        /// The backup used.
+        from: PathBuf,
+        /// Where the unreadable primary was moved, if there was one.
+        set_aside: Option<PathBuf>,
+    },
+    /// The primary is missing or unreadable and no backup holds an unexpired token.
+    NothingToRestore {
+        /// Where the unreadable primary was moved, if there was one.
+        set_aside: Option<PathBuf>,
+    },
+}
+
+/// The token file, its `.prev`, its backups and its lock.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    path: PathBuf,
+    backups: Vec<PathBuf>,
+}
+
+/// A held `<path>.lock`. Released when dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl TokenStore {
+    /// A store for `path` that also writes `backups` (a backup equal to `path` is ignored).
+    pub fn new(path: impl Into<PathBuf>, backups: impl IntoIterator<Item = PathBuf>) -> Self {
+        let path = path.into();
+        let mut list: Vec<PathBuf> = Vec::new();
+        for b in backups {
+            if b != path && !list.contains(&b) {
+                list.push(b);
+            }
+        }
+        TokenStore {
+            path,
+            backups: list,
+        }
+    }
+
+    /// The primary token file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The backup paths.
+    pub fn backups(&self) -> &[PathBuf] {
+        &self.backups
+    }
+
+    /// `<path>.prev`.
+    pub fn prev_path(&self) -> PathBuf {
+        sibling(&self.path, ".prev")
+    }
+
+    /// `<path>.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        sibling(&self.path, ".lock")
+    }
+
+    /// `<path>.unreadable`, where an unreadable primary is moved before it is replaced, so
+    /// that nothing the user had is destroyed.
+    pub fn set_aside_path(&self) -> PathBuf {
+        sibling(&self.path, ".unreadable")
+    }
+
+    /// Read the primary token file (`Ok(None)` when missing). Read-only.
+    pub fn read(&self) -> Result<Option<Token>, TokenFileError> {
+        read_token_file(&self.path)
+    }
+
+    /// Take the writer lock, waiting up to `wait` for another holder to finish.
+    pub fn lock(&self, wait: Duration) -> Result<StoreLock, StoreError> {
+        let lock_path = self.lock_path();
+        ensure_dir(&lock_path).map_err(|source| StoreError::Lock {
+            path: lock_path.clone(),
+            source,
+        })?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Lock {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    return Err(StoreError::Locked {
+                        token: self.path.clone(),
+                        lock: lock_path,
+                        holder: if holder.is_empty() {
+                            "another process".into()
+                        } else {
+                            holder.into()
+                        },
+                    });
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(StoreError::Lock {
+                        path: lock_path,
+                        source,
+                    });
+                }
+            }
+        }
+        // Say who holds the lock, for the message a second writer shows.
+        let holder = format!(
+            "process {} ({}) since {}",
+            std::process::id(),
+            std::env::args().take(2).collect::<Vec<_>>().join(" "),
+            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let _ = file
+            .set_len(0)
+            .and_then(|_| file.write_all(holder.as_bytes()));
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Store a new token: keep the current one as `.prev`, write the primary, then every
+    /// backup. Fails (and changes nothing) if the primary cannot be written; a backup that
+    /// cannot be written is reported in [`WriteReport::backup_failures`].
+    pub fn write(&self, token: &Token) -> Result<WriteReport, StoreError> {
+        let _lock = self.lock(LOCK_WAIT)?;
+        self.write_locked(token)
+    }
+
+    /// [`write`](Self::write) for a caller that already holds the lock.
+    pub fn write_locked(&self, token: &Token) -> Result<WriteReport, StoreError> {
+        let bytes = to_format1_json(token);
+        let mut report = WriteReport::default();
+        match std::fs::read(&self.path) {
+            Ok(old) => match parse_token(&old, None) {
+                Ok(old_token) if !old_token.access_token.same_as(&token.access_token) => {
+                    atomic_write(&self.prev_path(), &old)?;
+                    report.prev_kept = true;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let aside = self.set_aside_path();
+                    atomic_write(&aside, &old)?;
+                    report.set_aside = Some(aside);
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // An unreadable primary (permissions): writing will fail too and say why.
+            Err(_) => {}
+        }
+        atomic_write(&self.path, bytes.as_bytes())?;
+        for backup in &self.backups {
+            if let Err(e) = atomic_write(backup, bytes.as_bytes()) {
+                report.backup_failures.push((backup.clone(), e.to_string()));
+            }
+        }
+        Ok(report)
+    }
+
+    /// At start (daemon and dashboard, never `status`): remove temp files left by a crash,
+    /// and if the primary is missing or unreadable, restore it from the newest backup (or
+    /// `.prev`) that holds an unexpired token at `now`.
+    pub fn restore(&self, now: DateTime<Utc>) -> Result<RestoreOutcome, StoreError> {
+        let _lock = self.lock(LOCK_WAIT)?;
+        for p in std::iter::once(&self.path).chain(&self.backups) {
+            remove_stale_temp_files(p);
+        }
+        let set_aside = match read_token_file(&self.path) {
+            Ok(Some(_)) => return Ok(RestoreOutcome::Present),
+            Ok(None) => None,
+            Err(TokenFileError::Unreadable { .. }) => {
+                let old = std::fs::read(&self.path).map_err(|source| StoreError::Write {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                let aside = self.set_aside_path();
+                atomic_write(&aside, &old)?;
+                Some(aside)
+            }
+            Err(TokenFileError::Io { source, .. }) => {
+                return Err(StoreError::Write {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let best = std::iter::once(self.prev_path())
+            .chain(self.backups.iter().cloned())
+            .filter_map(|p| {
+                let bytes = std::fs::read(&p).ok()?;
+                let token = parse_token(&bytes, None).ok()?;
+                (token.expires_at > now).then_some((token.expires_at, token.issued_at, p, bytes))
+            })
+            .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        match best {
+            Some((_, _, from, bytes)) => {
+                atomic_write(&self.path, &bytes)?;
+                Ok(RestoreOutcome::Restored { from, set_aside })
+            }
+            None => Ok(RestoreOutcome::NothingToRestore { set_aside }),
+        }
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.tmp")
+}
+
+fn ensure_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Write `bytes` to `path` atomically: temp file (0600) in the same folder → write → fsync →
+/// rename → fsync the folder. On any error the target is untouched and the temp file removed.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    ensure_dir(path).map_err(err)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates the file with mode 0600 on Unix.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    Ok(())
+}
+
+/// Remove `.<name>.tmp*` files a killed writer left beside `path`. Only called under the lock.
+fn remove_stale_temp_files(path: &Path) {
+    let prefix = temp_prefix(path);
+    let Some(dir) = path.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, left by an interrupted write",
+                    entry.path().display()
+                ),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
