@@ -249,11 +249,13 @@ fn figment_error(e: figment::Error, fallback_origin: &str) -> ConfigError {
         .any(|s| key.ends_with(s));
     let message = match &e.kind {
         Kind::UnknownField(field, expected) => {
-            key = if key.is_empty() {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
+            if e.path.last() != Some(field) {
+                key = if key.is_empty() {
+                    field.clone()
+                } else {
+                    format!("{key}.{field}")
+                };
+            }
             if expected.is_empty() {
                 "unknown key".to_string()
             } else {
@@ -267,7 +269,9 @@ fn figment_error(e: figment::Error, fallback_origin: &str) -> ConfigError {
             )
         }
         Kind::InvalidType(_, expected) if secret_key => format!("expected {expected}"),
-        Kind::InvalidType(actual, expected) => format!("expected {expected}, found {actual}"),
+        Kind::InvalidType(actual, expected) => {
+            format!("expected {}, found {actual}", plain(expected))
+        }
         Kind::InvalidValue(_, expected) if secret_key => {
             format!("invalid value; expected {expected}")
         }
@@ -288,6 +292,17 @@ fn figment_error(e: figment::Error, fallback_origin: &str) -> ConfigError {
         origin,
         key: (!key.is_empty()).then_some(key),
         message,
+    }
+}
+
+/// serde's type names in words a user knows.
+fn plain(expected: &str) -> &str {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => {
+            "a whole number"
+        }
+        "a boolean" | "bool" => "true or false",
+        other => other,
     }
 }
 
@@ -547,11 +562,16 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         .extract_lossy()
         .map_err(|e| figment_error(e, "configuration"))?;
 
+    // A key nobody set is reported against the config file, where the user would set it.
+    let unset_origin = match &file {
+        Some(f) => format!("config file {}", f.display()),
+        None => "the defaults (no config file)".to_owned(),
+    };
     let origin_of = |key: &str| {
         figment
             .find_metadata(key)
             .map(|m| m.name.to_string())
-            .unwrap_or_else(|| "the defaults".to_owned())
+            .unwrap_or_else(|| unset_origin.clone())
     };
 
     let mut accounts = BTreeMap::new();
@@ -591,9 +611,19 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         account.upstox.legacy_credentials = resolve(&account.upstox.legacy_credentials);
         account.token.path = resolve(&account.token.path);
         let primary = account.token.path.clone();
+        // An extra account that names its own token file but not its own backups gets the
+        // top level's backup folders with its own file name, so accounts never share a file.
+        let own_backups = figment
+            .find_value(&format!("accounts.{name}.token.backups"))
+            .is_ok();
+        let rename = name != DEFAULT_ACCOUNT && !own_backups;
         let mut backups: Vec<PathBuf> = Vec::new();
         for b in &account.token.backups {
-            let b = resolve(b);
+            let b = match (rename, primary.file_name()) {
+                (true, Some(file)) => b.with_file_name(file),
+                _ => b.clone(),
+            };
+            let b = resolve(&b);
             if b != primary && !backups.contains(&b) {
                 backups.push(b);
             }
@@ -690,7 +720,15 @@ fn check(config: &Config, origin_of: &dyn Fn(&str) -> String) -> Result<(), Conf
     }
 
     let mut seen: BTreeMap<&Path, &str> = BTreeMap::new();
-    for (name, a) in &config.accounts {
+    // The top level first, so a clash is reported on the extra account that caused it.
+    let ordered = config.accounts.get(DEFAULT_ACCOUNT).into_iter().chain(
+        config
+            .accounts
+            .values()
+            .filter(|a| a.name != DEFAULT_ACCOUNT),
+    );
+    for a in ordered {
+        let name = a.name.as_str();
         let prefix = if name == DEFAULT_ACCOUNT {
             String::new()
         } else {
@@ -724,14 +762,20 @@ fn check(config: &Config, origin_of: &dyn Fn(&str) -> String) -> Result<(), Conf
             }
             _ => {}
         }
-        if let Some(other) = seen.insert(&a.token.path, name) {
-            return err(
-                &format!("{prefix}token.path"),
-                format!(
-                    "accounts \"{other}\" and \"{name}\" share the token file {}; give each its own",
-                    a.token.path.display()
-                ),
-            );
+        let files = std::iter::once((&a.token.path, "token.path"))
+            .chain(a.token.backups.iter().map(|b| (b, "token.backups")));
+        for (path, key) in files {
+            if let Some(other) = seen.insert(path, name)
+                && other != name
+            {
+                return err(
+                    &format!("{prefix}{key}"),
+                    format!(
+                        "accounts \"{other}\" and \"{name}\" would share {}; give account \"{name}\" its own token.path",
+                        path.display()
+                    ),
+                );
+            }
         }
     }
     Ok(())
