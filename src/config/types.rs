@@ -63,7 +63,7 @@ pub struct UpstoxConfig {
     /// Must equal the redirect URI registered with Upstox.
     #[serde(deserialize_with = "http_url")]
     pub redirect_uri: url::Url,
-    /// Upstox's API base; tests and the demo point it at the simulator.
+    /// Upstox's API base URL; tests point it at a local stand-in.
     #[serde(deserialize_with = "http_url")]
     pub api_base: url::Url,
     /// The older Python token manager's credentials file, read when present.

@@ -1,0 +1,885 @@
+//! End-to-end tests of the `tokenwatch` binary (SPEC §1, §3, §6).
+//!
+//! Every test runs the real binary in its own sandbox: an empty environment (`env_clear`),
+//! HOME, XDG_STATE_HOME and XDG_CONFIG_HOME inside a temporary folder, that folder as the
+//! working folder, and `./config/tokenwatch.yaml` pointing `token.path` into it. Token files
+//! are built relative to the real clock with margins of many minutes, and remaining-time
+//! checks use the window measured around the run, so the tests do not flake.
+
+use assert_cmd::Command;
+use base64::Engine;
+use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, TimeZone, Utc};
+use predicates::prelude::*;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// India Standard Time, UTC+05:30.
+fn ist() -> FixedOffset {
+    FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap()
+}
+
+/// RFC 3339 in IST with whole seconds, the form the contract uses: `2026-11-27T03:30:00+05:30`.
+fn ist_rfc3339(t: DateTime<Utc>) -> String {
+    t.with_timezone(&ist())
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// An IST wall-clock time as an instant.
+fn at_ist(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    ist()
+        .with_ymd_and_hms(y, mo, d, h, mi, s)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// Now, truncated to whole seconds (token files carry whole seconds).
+fn now_secs() -> DateTime<Utc> {
+    DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
+}
+
+/// The Upstox rule, computed independently of the product: the first 03:30 at UTC+05:30
+/// strictly after `t`. Walks IST calendar days from the day before `t`'s IST date.
+fn first_0330_ist_after(t: DateTime<Utc>) -> DateTime<Utc> {
+    let mut day = t.with_timezone(&ist()).date_naive() - Duration::days(1);
+    loop {
+        let candidate = ist()
+            .from_local_datetime(&day.and_hms_opt(3, 30, 0).unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        if candidate > t {
+            return candidate;
+        }
+        day += Duration::days(1);
+    }
+}
+
+/// A JWT-shaped token: base64url (no padding) header, JSON payload and a dummy signature.
+fn jwt(payload: Value) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.{}",
+        b64.encode(br#"{"typ":"JWT","key_id":"sk_v1.0","alg":"HS256"}"#),
+        b64.encode(payload.to_string()),
+        b64.encode(b"not-a-real-signature-0123456789")
+    )
+}
+
+/// A tokenwatch format-1 token file.
+fn format1(access_token: &str, issued: DateTime<Utc>, expires: DateTime<Utc>) -> String {
+    json!({
+        "format": 1,
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "extended_token": null,
+        "user_id": "AB1234",
+        "user_name": "Jane Doe",
+        "email": "jane@example.com",
+        "issued_at": ist_rfc3339(issued),
+        "expires_at": ist_rfc3339(expires),
+        "created_at": issued.timestamp(),
+        "obtained_via": "oauth"
+    })
+    .to_string()
+}
+
+/// Upstox's flat token-exchange response, as the older Python manager saved it, plus
+/// `created_at` (epoch seconds). No `expires_at`.
+fn upstox_response(access_token: &str, created_at: Value) -> String {
+    json!({
+        "email": "jane@example.com",
+        "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD"],
+        "products": ["D", "CO", "I"],
+        "broker": "UPSTOX",
+        "user_id": "AB1234",
+        "user_name": "Jane Doe",
+        "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+        "user_type": "individual",
+        "poa": false,
+        "is_active": true,
+        "access_token": access_token,
+        "extended_token": null,
+        "created_at": created_at
+    })
+    .to_string()
+}
+
+/// The state the default thresholds (warning 3h, critical 1h) give for `secs` left.
+fn state_for(secs: i64) -> &'static str {
+    if secs <= 0 {
+        "expired"
+    } else if secs < 3600 {
+        "critical"
+    } else if secs <= 3 * 3600 {
+        "warning"
+    } else {
+        "healthy"
+    }
+}
+
+/// The Nagios exit code of a state.
+fn code_for(state: &str) -> i32 {
+    match state {
+        "healthy" => 0,
+        "warning" => 1,
+        "unknown" => 3,
+        _ => 2,
+    }
+}
+
+/// What one run of the binary gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    /// The clock just before and just after the run.
+    before: DateTime<Utc>,
+    after: DateTime<Utc>,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    fn yaml(&self) -> serde_yaml::Value {
+        serde_yaml::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not YAML ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A temporary HOME / XDG / working folder with a config file.
+struct Sandbox {
+    _dir: TempDir,
+    root: PathBuf,
+}
+
+impl Sandbox {
+    /// A sandbox whose config sets only `token.path` (to `<root>/upstox_token.json`, given
+    /// relative to the config file's folder).
+    fn new() -> Sandbox {
+        Sandbox::with_config("token:\n  path: \"../upstox_token.json\"\n")
+    }
+
+    /// A sandbox with this `config/tokenwatch.yaml`.
+    fn with_config(yaml: &str) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        // The binary sees its working folder through getcwd(), which resolves symlinks.
+        let root = dir.path().canonicalize().unwrap();
+        for sub in ["home", "state", "xdg-config", "config"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("config/tokenwatch.yaml"), yaml).unwrap();
+        Sandbox { _dir: dir, root }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.join("config/tokenwatch.yaml")
+    }
+
+    fn token_path(&self) -> PathBuf {
+        self.root.join("upstox_token.json")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    fn write_token(&self, contents: impl AsRef<[u8]>) {
+        std::fs::write(self.token_path(), contents).unwrap();
+    }
+
+    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+
+    /// The binary, isolated: empty environment plus HOME and the XDG folders in the sandbox.
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("tokenwatch").unwrap();
+        c.env_clear()
+            .env("HOME", self.home())
+            .env("XDG_STATE_HOME", self.root.join("state"))
+            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
+            .current_dir(&self.root);
+        c
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.cmd();
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let before = Utc::now();
+        let out = c.output().unwrap();
+        let after = Utc::now();
+        Run {
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| panic!("{args:?} was killed by a signal")),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+            before,
+            after,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+}
+
+/// `time_remaining_seconds` lies in the window the run allows for a token expiring at
+/// `expires` (0 once expired), and `time_remaining_hours` is that in hours, one decimal.
+fn assert_remaining(run: &Run, expires: DateTime<Utc>) -> i64 {
+    let j = run.json();
+    let secs = j["time_remaining_seconds"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("time_remaining_seconds is not an integer: {j}"));
+    let hi = ((expires - run.before).num_seconds() + 1).max(0);
+    let lo = ((expires - run.after).num_seconds() - 1).max(0);
+    assert!(
+        (lo..=hi).contains(&secs),
+        "time_remaining_seconds {secs} not in {lo}..={hi}: {j}"
+    );
+    let hours = j["time_remaining_hours"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("time_remaining_hours is not a number: {j}"));
+    let want = (secs as f64 / 360.0).round() / 10.0;
+    assert!(
+        (hours - want).abs() < 1e-9,
+        "time_remaining_hours {hours} for {secs} s, expected {want}: {j}"
+    );
+    secs
+}
+
+/// `expiry_time` is RFC 3339 with `+05:30`, exactly the expected instant.
+fn assert_expiry(j: &Value, expires: DateTime<Utc>) {
+    let s = j["expiry_time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expiry_time is not a string: {j}"));
+    assert!(s.ends_with("+05:30"), "expiry_time not in IST: {s}");
+    let parsed = DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("expiry_time {s} is not RFC 3339: {e}"));
+    assert_eq!(parsed.with_timezone(&Utc), expires, "expiry_time {s}");
+    assert_eq!(s, ist_rfc3339(expires));
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. status --json for each state, on format-1 files
+// ---------------------------------------------------------------------------------------
+
+/// A format-1 token issued `issued_ago` ago, expiring `expires_in` from now.
+fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool) {
+    let sb = Sandbox::new();
+    let now = now_secs();
+    let issued = now - Duration::hours(20);
+    let expires = now + expires_in;
+    sb.write_token(format1(&jwt(json!({"sub": "AB1234"})), issued, expires));
+
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, code, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let j = run.json();
+    assert_eq!(j["account"], "default");
+    assert_eq!(j["state"], state);
+    assert_eq!(j["valid"], valid);
+    let secs = assert_remaining(&run, expires);
+    if state == "expired" {
+        assert_eq!(secs, 0);
+        assert_eq!(j["time_remaining_hours"].as_f64(), Some(0.0));
+    } else {
+        let nominal = expires_in.num_seconds();
+        assert!((nominal - secs).abs() <= 5, "{secs} s left, ~{nominal} expected");
+    }
+    assert_expiry(&j, expires);
+    assert_eq!(j["issued_at"], ist_rfc3339(issued));
+    assert_eq!(j["user_id"], "AB1234");
+    assert_eq!(j["token_file"], sb.token_path().to_str().unwrap());
+    assert!(Path::new(j["token_file"].as_str().unwrap()).is_absolute());
+    assert_eq!(j["api_validated"], false);
+    assert_eq!(j["last_validated_at"], Value::Null);
+    assert_eq!(j["next_check_at"], Value::Null);
+    assert_eq!(j["expiry_source"], "expires_at");
+    assert!(j.get("error").is_none(), "unexpected error: {j}");
+    // The status JSON never carries the token.
+    assert!(!run.stdout.contains("access_token"));
+}
+
+#[test]
+fn status_json_healthy_format1() {
+    check_format1_state(Duration::hours(10), "healthy", 0, true);
+}
+
+#[test]
+fn status_json_warning_format1() {
+    check_format1_state(Duration::hours(2), "warning", 1, true);
+}
+
+#[test]
+fn status_json_critical_format1() {
+    check_format1_state(Duration::minutes(30), "critical", 2, true);
+}
+
+#[test]
+fn status_json_expired_format1() {
+    check_format1_state(-Duration::hours(1), "expired", 2, false);
+}
+
+#[test]
+fn status_json_missing() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let j = run.json();
+    assert_eq!(j["account"], "default");
+    assert_eq!(j["state"], "missing");
+    assert_eq!(j["valid"], false);
+    assert_eq!(j["time_remaining_seconds"], Value::Null);
+    assert_eq!(j["time_remaining_hours"], Value::Null);
+    assert_eq!(j["expiry_time"], Value::Null);
+    assert_eq!(j["issued_at"], Value::Null);
+    assert_eq!(j["user_id"], Value::Null);
+    assert_eq!(j["api_validated"], false);
+    assert_eq!(j["token_file"], sb.token_path().to_str().unwrap());
+    assert!(j.get("error").is_none(), "missing is not an error: {j}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Unreadable token files
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn garbage_token_file_is_unknown_for_status_and_no_token_for_token() {
+    // Fixed pseudo-random bytes, with 0xFF so they are certainly not UTF-8.
+    let mut binary = vec![0xFFu8, 0xFE, 0x00, 0x81];
+    let mut x: u32 = 0x2545_F491;
+    for _ in 0..512 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        binary.push((x >> 24) as u8);
+    }
+    let secret = "SECRETxTOKENxVALUExMUSTxNOTxLEAK";
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated JSON", br#"{"access_token": "#.to_vec()),
+        (
+            "truncated JSON holding a token",
+            format!(r#"{{"access_token": "{secret}"#).into_bytes(),
+        ),
+        ("binary", binary),
+    ];
+    for (what, bytes) in cases {
+        let sb = Sandbox::new();
+        sb.write_token(&bytes);
+        let path = sb.token_path().display().to_string();
+
+        let run = sb.run(&["status"]);
+        assert_eq!(run.code, 3, "{what}: status\n{}", run.all_output());
+        assert!(run.stdout.contains("UNKNOWN"), "{what}: {}", run.stdout);
+
+        let run = sb.run(&["status", "--json"]);
+        assert_eq!(run.code, 3, "{what}: status --json\n{}", run.all_output());
+        let j = run.json();
+        assert_eq!(j["state"], "unknown", "{what}");
+        assert_eq!(j["valid"], false, "{what}");
+        assert_eq!(j["account"], "default", "{what}");
+        assert_eq!(j["time_remaining_seconds"], Value::Null, "{what}");
+        assert_eq!(j["expiry_time"], Value::Null, "{what}");
+        assert_eq!(j["token_file"], path.as_str(), "{what}");
+        let error = j["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no error: {j}"));
+        assert!(error.contains("unreadable token file"), "{what}: {error}");
+        assert!(error.contains(&path), "{what}: {error}");
+        assert!(!run.all_output().contains(secret), "{what}: token leaked");
+
+        let run = sb.run(&["token"]);
+        assert_eq!(run.code, 2, "{what}: token\n{}", run.all_output());
+        assert_eq!(run.stdout, "", "{what}: token printed something");
+        assert!(!run.stderr.contains(secret), "{what}: token leaked");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A configuration error
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn config_error_stops_every_command_with_a_clear_message() {
+    let sb = Sandbox::with_config(
+        "token:\n  path: \"../upstox_token.json\"\nmonitor: { check_interval: \"30x\" }\n",
+    );
+    sb.write_token(format1("tok", now_secs(), now_secs() + Duration::hours(10)));
+    let config = sb.config_path().display().to_string();
+    let check_message = |run: &Run, what: &str| {
+        for needle in [config.as_str(), "monitor.check_interval", "expected a duration"] {
+            assert!(
+                run.stderr.contains(needle),
+                "{what}: stderr lacks {needle:?}:\n{}",
+                run.stderr
+            );
+        }
+        assert!(!run.all_output().contains("panicked"), "{what} panicked");
+    };
+
+    let run = sb.run(&["status"]);
+    assert_eq!(run.code, 3, "status\n{}", run.all_output());
+    check_message(&run, "status");
+
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, 3, "status --json\n{}", run.all_output());
+    check_message(&run, "status --json");
+    let j = run.json();
+    assert_eq!(j["state"], "unknown");
+    assert_eq!(j["valid"], false);
+    assert!(
+        j["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("monitor.check_interval")),
+        "{j}"
+    );
+
+    let run = sb.run(&["config", "check"]);
+    assert_eq!(run.code, 78, "config check\n{}", run.all_output());
+    check_message(&run, "config check");
+
+    let run = sb.run(&["token"]);
+    assert_eq!(run.code, 78, "token\n{}", run.all_output());
+    assert_eq!(run.stdout, "", "token printed something on a config error");
+    check_message(&run, "token");
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. token
+// ---------------------------------------------------------------------------------------
+
+fn token_for(expires_in: Duration) -> (Sandbox, String) {
+    let sb = Sandbox::new();
+    let now = now_secs();
+    let tok = jwt(json!({"sub": "AB1234", "iat": now.timestamp()}));
+    sb.write_token(format1(&tok, now - Duration::hours(20), now + expires_in));
+    (sb, tok)
+}
+
+#[test]
+fn token_prints_a_healthy_token_alone() {
+    let (sb, tok) = token_for(Duration::hours(10));
+    sb.cmd()
+        .arg("token")
+        .assert()
+        .code(0)
+        .stdout(predicate::eq(format!("{tok}\n")));
+}
+
+#[test]
+fn token_prints_a_critical_token_alone() {
+    let (sb, tok) = token_for(Duration::minutes(30));
+    sb.cmd()
+        .arg("token")
+        .assert()
+        .code(0)
+        .stdout(predicate::eq(format!("{tok}\n")));
+}
+
+#[test]
+fn token_refuses_an_expired_token() {
+    let (sb, tok) = token_for(-Duration::hours(1));
+    sb.cmd()
+        .arg("token")
+        .assert()
+        .code(2)
+        .stdout(predicate::eq(""))
+        .stderr(predicate::str::contains(tok.as_str()).not());
+}
+
+#[test]
+fn token_with_no_token_file_exits_2() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .arg("token")
+        .assert()
+        .code(2)
+        .stdout(predicate::eq(""));
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Every accepted token-file format
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn upstox_response_with_opaque_token_uses_the_0330_rule_from_created_at() {
+    let sb = Sandbox::new();
+    let created = now_secs() - Duration::minutes(90);
+    let expires = first_0330_ist_after(created);
+    sb.write_token(upstox_response(
+        "opaque-access-token-not-a-jwt-0123456789",
+        json!(created.timestamp()),
+    ));
+
+    let run = sb.run(&["status", "--json"]);
+    let j = run.json();
+    assert_expiry(&j, expires);
+    assert_remaining(&run, expires);
+    // The state by time: the run's window may straddle a threshold only by a second.
+    let hi = state_for((expires - run.before).num_seconds());
+    let lo = state_for((expires - run.after).num_seconds());
+    let state = j["state"].as_str().unwrap();
+    assert!(state == hi || state == lo, "state {state}, expected {lo}/{hi}");
+    assert_eq!(run.code, code_for(state), "{}", run.all_output());
+    assert_eq!(j["issued_at"], ist_rfc3339(created));
+    assert_eq!(j["user_id"], "AB1234");
+    assert_eq!(j["expiry_source"], "rule_from_created_at");
+}
+
+#[test]
+fn upstox_rule_is_computed_in_ist_on_fixed_dates() {
+    // (created_at, expected expiry): hand-computed, and checked against the independent helper.
+    let cases: Vec<(Value, DateTime<Utc>, &str)> = vec![
+        // 09:12 IST → 03:30 the next day.
+        (
+            json!(at_ist(2025, 7, 5, 9, 12, 0).timestamp()),
+            at_ist(2025, 7, 5, 9, 12, 0),
+            "2025-07-06T03:30:00+05:30",
+        ),
+        // 02:00 IST → 03:30 the same morning.
+        (
+            json!(at_ist(2025, 7, 5, 2, 0, 0).timestamp()),
+            at_ist(2025, 7, 5, 2, 0, 0),
+            "2025-07-05T03:30:00+05:30",
+        ),
+        // Exactly 03:30 IST → strictly after: the next day.
+        (
+            json!(at_ist(2025, 7, 5, 3, 30, 0).timestamp()),
+            at_ist(2025, 7, 5, 3, 30, 0),
+            "2025-07-06T03:30:00+05:30",
+        ),
+        // 22:30 UTC on the 4th is 04:00 IST on the 5th: a UTC calendar would say the 5th.
+        (
+            json!(Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0).unwrap().timestamp()),
+            Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0).unwrap(),
+            "2025-07-06T03:30:00+05:30",
+        ),
+        // 21:30 UTC on the 4th is 03:00 IST on the 5th.
+        (
+            json!(Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0).unwrap().timestamp()),
+            Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0).unwrap(),
+            "2025-07-05T03:30:00+05:30",
+        ),
+        // Year rollover.
+        (
+            json!(at_ist(2025, 12, 31, 23, 59, 0).timestamp()),
+            at_ist(2025, 12, 31, 23, 59, 0),
+            "2026-01-01T03:30:00+05:30",
+        ),
+    ];
+    for (created_json, created, want) in cases {
+        let expires = first_0330_ist_after(created);
+        assert_eq!(ist_rfc3339(expires), want, "test helper disagrees");
+        let sb = Sandbox::new();
+        sb.write_token(upstox_response("opaque-token-0123456789", created_json));
+        let run = sb.run(&["status", "--json"]);
+        assert_eq!(run.code, 2, "{want}: {}", run.all_output());
+        let j = run.json();
+        assert_eq!(j["expiry_time"], want, "created {created}");
+        assert_eq!(j["state"], "expired");
+        assert_eq!(j["valid"], false);
+        assert_eq!(j["time_remaining_seconds"], 0);
+        assert_eq!(j["issued_at"], ist_rfc3339(created));
+    }
+}
+
+#[test]
+fn upstox_response_with_jwt_takes_expiry_from_exp() {
+    let sb = Sandbox::new();
+    let now = now_secs();
+    let created = now - Duration::hours(1);
+    // Further out than the 03:30 rule could ever give (at most 24 h after created_at).
+    let expires = now + Duration::hours(30);
+    assert_ne!(expires, first_0330_ist_after(created));
+    let tok = jwt(json!({
+        "sub": "AB1234", "jti": "abc", "isMultiClient": false, "isPlusPlan": false,
+        "iat": created.timestamp(), "iss": "udapi-gateway-service", "exp": expires.timestamp()
+    }));
+    sb.write_token(upstox_response(&tok, json!(created.timestamp())));
+
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let j = run.json();
+    assert_eq!(j["state"], "healthy");
+    assert_eq!(j["valid"], true);
+    assert_expiry(&j, expires);
+    assert_remaining(&run, expires);
+    assert_eq!(j["issued_at"], ist_rfc3339(created));
+    assert_eq!(j["user_id"], "AB1234");
+    assert_eq!(j["expiry_source"], "jwt_exp");
+}
+
+/// A legacy `{"access_token", "expires_at"}` file.
+fn check_legacy(expires_at: Value, expires: DateTime<Utc>, state: &str) {
+    let sb = Sandbox::new();
+    sb.write_token(
+        json!({"access_token": "legacy-opaque-token-0123456789", "expires_at": expires_at})
+            .to_string(),
+    );
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, code_for(state), "{}", run.all_output());
+    let j = run.json();
+    assert_eq!(j["state"], state);
+    assert_eq!(j["valid"], true);
+    assert_expiry(&j, expires);
+    assert_remaining(&run, expires);
+    assert_eq!(j["issued_at"], Value::Null);
+    assert_eq!(j["user_id"], Value::Null);
+    assert_eq!(j["expiry_source"], "expires_at");
+    assert_eq!(j["token_file"], sb.token_path().to_str().unwrap());
+}
+
+#[test]
+fn legacy_expires_at_epoch_seconds() {
+    let expires = now_secs() + Duration::hours(10);
+    check_legacy(json!(expires.timestamp()), expires, "healthy");
+}
+
+#[test]
+fn legacy_expires_at_epoch_milliseconds() {
+    let expires = now_secs() + Duration::hours(2);
+    check_legacy(json!(expires.timestamp_millis()), expires, "warning");
+}
+
+#[test]
+fn legacy_expires_at_rfc3339() {
+    // Given in UTC; reported in IST.
+    let expires = now_secs() + Duration::minutes(30);
+    let utc = expires.to_rfc3339_opts(SecondsFormat::Secs, true);
+    assert!(utc.ends_with('Z'));
+    check_legacy(json!(utc), expires, "critical");
+}
+
+#[test]
+fn raw_jwt_file_takes_expiry_from_exp() {
+    let sb = Sandbox::new();
+    let expires = now_secs() + Duration::hours(2);
+    let tok = jwt(json!({"sub": "CD5678", "iat": 1, "exp": expires.timestamp()}));
+    sb.write_token(format!("{tok}\n"));
+
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    let j = run.json();
+    assert_eq!(j["state"], "warning");
+    assert_eq!(j["valid"], true);
+    assert_expiry(&j, expires);
+    assert_remaining(&run, expires);
+    assert_eq!(j["user_id"], "CD5678");
+    assert_eq!(j["expiry_source"], "jwt_exp");
+
+    // And `token` gives it back without the newline of the file doubled.
+    sb.cmd()
+        .arg("token")
+        .assert()
+        .code(0)
+        .stdout(predicate::eq(format!("{tok}\n")));
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. config check never prints the client secret
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn config_check_never_prints_the_client_secret() {
+    let env_secret = "EnvSecret-7f3a9c-from-the-environment";
+    let yaml_secret = "YamlSecret-41d2-in-the-config-file";
+    let legacy_secret = "LegacySecret-88e1-old-python-manager";
+    let dotenv_secret = "DotenvSecret-5b6c-in-dot-env";
+    let sb = Sandbox::with_config(&format!(
+        "upstox:\n  client_id: \"my-client-id\"\n  client_secret: \"{yaml_secret}\"\n\
+         token:\n  path: \"../upstox_token.json\"\n"
+    ));
+    sb.write(
+        "home/Algo/upstox_credentials.json",
+        json!({"api_key": "legacy-id", "api_secret": legacy_secret, "redirect_uri": "http://localhost:5001/callback"})
+            .to_string(),
+    );
+    sb.write(".env", format!("UPSTOX_CLIENT_SECRET={dotenv_secret}\n"));
+    let secrets = [env_secret, yaml_secret, legacy_secret, dotenv_secret];
+
+    let check = |run: &Run, shown_len: usize| {
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        let all = run.all_output();
+        for s in secrets {
+            assert!(!all.contains(s), "secret {s} printed:\n{all}");
+            // Not even a recognisable part of it.
+            assert!(!all.contains(&s[..12]), "part of secret {s} printed:\n{all}");
+        }
+        let y = run.yaml();
+        // Every layer was really read, so the absence above means something.
+        let sources = &y["sources"];
+        assert_eq!(
+            sources["config_file"].as_str(),
+            sb.config_path().to_str(),
+            "{all}"
+        );
+        assert_eq!(
+            sources["legacy_credentials"].as_str(),
+            sb.home().join("Algo/upstox_credentials.json").to_str(),
+            "{all}"
+        );
+        assert_eq!(
+            sources["dotenv"].as_str(),
+            sb.root.join(".env").to_str(),
+            "{all}"
+        );
+        let shown = y["upstox"]["client_secret"]
+            .as_str()
+            .unwrap_or_else(|| panic!("client_secret not shown as set:\n{all}"));
+        assert!(shown.starts_with("********"), "{shown}");
+        assert!(shown.contains("set"), "{shown}");
+        // The winning layer's secret, by its length only.
+        assert!(
+            shown.contains(&format!("{shown_len} characters")),
+            "{shown}, expected the {shown_len}-character secret"
+        );
+    };
+
+    // The environment wins over .env, the file and the legacy file.
+    let run = sb.run_with(&["config", "check"], &[("UPSTOX_CLIENT_SECRET", env_secret)]);
+    check(&run, env_secret.len());
+    // Without it, .env supplies the secret; still masked.
+    let run = sb.run(&["config", "check"]);
+    check(&run, dotenv_secret.len());
+
+    // Nor does status.
+    let run = sb.run_with(&["status", "--json"], &[("UPSTOX_CLIENT_SECRET", env_secret)]);
+    assert_eq!(run.code, 2, "{}", run.all_output());
+    for s in secrets {
+        assert!(!run.all_output().contains(s), "status printed secret {s}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. .env never overrides the environment
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn dotenv_is_loaded_but_never_overrides_the_environment() {
+    let sb = Sandbox::new();
+    sb.write(".env", "UPSTOX_CLIENT_ID=from-dotenv\n");
+
+    let run = sb.run(&["config", "check"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let y = run.yaml();
+    assert_eq!(y["upstox"]["client_id"].as_str(), Some("from-dotenv"));
+    assert_eq!(
+        y["sources"]["dotenv"].as_str(),
+        sb.root.join(".env").to_str()
+    );
+
+    let run = sb.run_with(&["config", "check"], &[("UPSTOX_CLIENT_ID", "from-env")]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let y = run.yaml();
+    assert_eq!(y["upstox"]["client_id"].as_str(), Some("from-env"));
+    assert!(!run.stdout.contains("from-dotenv"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. --help and --version
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn help_lists_the_subcommands_and_exit_codes() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["--help"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    // clap wraps to the terminal width: compare with whitespace collapsed.
+    let help = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for sub in ["status", "token", "config"] {
+        let listed = run
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{sub} ")));
+        assert!(listed, "subcommand {sub} not listed:\n{}", run.stdout);
+    }
+    for needle in [
+        "Exit codes",
+        "0 healthy",
+        "1 warning",
+        "2 critical/expired/invalid/missing",
+        "3 unknown",
+        "78",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn version_prints_the_version() {
+    let sb = Sandbox::new();
+    sb.cmd()
+        .arg("--version")
+        .assert()
+        .code(0)
+        .stdout(predicate::eq(format!(
+            "tokenwatch {}\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Human status: the state word in capitals
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn human_status_shows_the_state_word_in_capitals() {
+    const WORDS: [&str; 5] = ["HEALTHY", "WARNING", "CRITICAL", "EXPIRED", "NO TOKEN"];
+    let cases: [(Option<Duration>, &str, i32); 5] = [
+        (Some(Duration::hours(10)), "HEALTHY", 0),
+        (Some(Duration::hours(2)), "WARNING", 1),
+        (Some(Duration::minutes(30)), "CRITICAL", 2),
+        (Some(-Duration::hours(1)), "EXPIRED", 2),
+        (None, "NO TOKEN", 2),
+    ];
+    for (expires_in, word, code) in cases {
+        let sb = Sandbox::new();
+        if let Some(d) = expires_in {
+            let now = now_secs();
+            sb.write_token(format1("opaque-token-0123456789", now - Duration::hours(20), now + d));
+        }
+        let run = sb.run(&["status"]);
+        assert_eq!(run.code, code, "{word}: {}", run.all_output());
+        assert!(
+            run.stdout.starts_with(word),
+            "{word}: first line is not the state word:\n{}",
+            run.stdout
+        );
+        for other in WORDS.iter().filter(|w| **w != word) {
+            assert!(
+                !run.stdout.contains(other),
+                "{word}: also says {other}:\n{}",
+                run.stdout
+            );
+        }
+        assert!(
+            !run.stdout.trim_start().starts_with('{'),
+            "human status printed JSON"
+        );
+    }
+}
