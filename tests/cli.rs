@@ -298,7 +298,11 @@ fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool
     sb.write_token(format1(&jwt(json!({"sub": "AB1234"})), issued, expires));
 
     let run = sb.run(&["status", "--json"]);
-    assert_eq!(run.code, code, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, code,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let j = run.json();
     assert_eq!(j["account"], "default");
     assert_eq!(j["state"], state);
@@ -309,7 +313,10 @@ fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool
         assert_eq!(j["time_remaining_hours"].as_f64(), Some(0.0));
     } else {
         let nominal = expires_in.num_seconds();
-        assert!((nominal - secs).abs() <= 5, "{secs} s left, ~{nominal} expected");
+        assert!(
+            (nominal - secs).abs() <= 5,
+            "{secs} s left, ~{nominal} expected"
+        );
     }
     assert_expiry(&j, expires);
     assert_eq!(j["issued_at"], ist_rfc3339(issued));
@@ -349,7 +356,11 @@ fn status_json_expired_format1() {
 fn status_json_missing() {
     let sb = Sandbox::new();
     let run = sb.run(&["status", "--json"]);
-    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let j = run.json();
     assert_eq!(j["account"], "default");
     assert_eq!(j["state"], "missing");
@@ -432,7 +443,11 @@ fn config_error_stops_every_command_with_a_clear_message() {
     sb.write_token(format1("tok", now_secs(), now_secs() + Duration::hours(10)));
     let config = sb.config_path().display().to_string();
     let check_message = |run: &Run, what: &str| {
-        for needle in [config.as_str(), "monitor.check_interval", "expected a duration"] {
+        for needle in [
+            config.as_str(),
+            "monitor.check_interval",
+            "expected a duration",
+        ] {
             assert!(
                 run.stderr.contains(needle),
                 "{what}: stderr lacks {needle:?}:\n{}",
@@ -544,7 +559,10 @@ fn upstox_response_with_opaque_token_uses_the_0330_rule_from_created_at() {
     let hi = state_for((expires - run.before).num_seconds());
     let lo = state_for((expires - run.after).num_seconds());
     let state = j["state"].as_str().unwrap();
-    assert!(state == hi || state == lo, "state {state}, expected {lo}/{hi}");
+    assert!(
+        state == hi || state == lo,
+        "state {state}, expected {lo}/{hi}"
+    );
     assert_eq!(run.code, code_for(state), "{}", run.all_output());
     assert_eq!(j["issued_at"], ist_rfc3339(created));
     assert_eq!(j["user_id"], "AB1234");
@@ -575,15 +593,29 @@ fn upstox_rule_is_computed_in_ist_on_fixed_dates() {
         ),
         // 22:30 UTC on the 4th is 04:00 IST on the 5th: a UTC calendar would say the 5th.
         (
-            json!(Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0).unwrap().timestamp()),
+            json!(
+                Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0)
+                    .unwrap()
+                    .timestamp()
+            ),
             Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0).unwrap(),
             "2025-07-06T03:30:00+05:30",
         ),
         // 21:30 UTC on the 4th is 03:00 IST on the 5th.
         (
-            json!(Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0).unwrap().timestamp()),
+            json!(
+                Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0)
+                    .unwrap()
+                    .timestamp()
+            ),
             Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0).unwrap(),
             "2025-07-05T03:30:00+05:30",
+        ),
+        // The Python manager may have saved time.time(): fractional epoch seconds.
+        (
+            json!(at_ist(2025, 7, 5, 9, 12, 0).timestamp() as f64 + 0.25),
+            at_ist(2025, 7, 5, 9, 12, 0),
+            "2025-07-06T03:30:00+05:30",
         ),
         // Year rollover.
         (
@@ -728,7 +760,10 @@ fn config_check_never_prints_the_client_secret() {
         for s in secrets {
             assert!(!all.contains(s), "secret {s} printed:\n{all}");
             // Not even a recognisable part of it.
-            assert!(!all.contains(&s[..12]), "part of secret {s} printed:\n{all}");
+            assert!(
+                !all.contains(&s[..12]),
+                "part of secret {s} printed:\n{all}"
+            );
         }
         let y = run.yaml();
         // Every layer was really read, so the absence above means something.
@@ -761,14 +796,20 @@ fn config_check_never_prints_the_client_secret() {
     };
 
     // The environment wins over .env, the file and the legacy file.
-    let run = sb.run_with(&["config", "check"], &[("UPSTOX_CLIENT_SECRET", env_secret)]);
+    let run = sb.run_with(
+        &["config", "check"],
+        &[("UPSTOX_CLIENT_SECRET", env_secret)],
+    );
     check(&run, env_secret.len());
     // Without it, .env supplies the secret; still masked.
     let run = sb.run(&["config", "check"]);
     check(&run, dotenv_secret.len());
 
     // Nor does status.
-    let run = sb.run_with(&["status", "--json"], &[("UPSTOX_CLIENT_SECRET", env_secret)]);
+    let run = sb.run_with(
+        &["status", "--json"],
+        &[("UPSTOX_CLIENT_SECRET", env_secret)],
+    );
     assert_eq!(run.code, 2, "{}", run.all_output());
     for s in secrets {
         assert!(!run.all_output().contains(s), "status printed secret {s}");
@@ -826,7 +867,11 @@ fn help_lists_the_subcommands_and_exit_codes() {
         "3 unknown",
         "78",
     ] {
-        assert!(help.contains(needle), "--help lacks {needle:?}:\n{}", run.stdout);
+        assert!(
+            help.contains(needle),
+            "--help lacks {needle:?}:\n{}",
+            run.stdout
+        );
     }
 }
 
@@ -861,7 +906,11 @@ fn human_status_shows_the_state_word_in_capitals() {
         let sb = Sandbox::new();
         if let Some(d) = expires_in {
             let now = now_secs();
-            sb.write_token(format1("opaque-token-0123456789", now - Duration::hours(20), now + d));
+            sb.write_token(format1(
+                "opaque-token-0123456789",
+                now - Duration::hours(20),
+                now + d,
+            ));
         }
         let run = sb.run(&["status"]);
         assert_eq!(run.code, code, "{word}: {}", run.all_output());

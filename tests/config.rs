@@ -40,7 +40,10 @@ impl Fixture {
     }
 
     fn opts(&self) -> LoadOptions {
-        LoadOptions { cwd: self.root().to_path_buf(), ..Default::default() }
+        LoadOptions {
+            cwd: self.root().to_path_buf(),
+            ..Default::default()
+        }
     }
 
     fn load_with(&self, opts: &LoadOptions) -> Result<Config, ConfigError> {
@@ -52,7 +55,8 @@ impl Fixture {
     }
 
     fn err(&self) -> ConfigError {
-        self.load().expect_err("the configuration should be refused")
+        self.load()
+            .expect_err("the configuration should be refused")
     }
 }
 
@@ -65,9 +69,18 @@ fn no_file_means_defaults_in_the_state_folder() {
     assert_eq!(c.account.name, "default");
     assert_eq!(c.account.token.path, state.join("upstox_token.json"));
     // The second default backup is the primary itself here, so it is dropped.
-    assert_eq!(c.account.token.backups, vec![state.join("backup/upstox_token.json")]);
-    assert_eq!(c.account.upstox.redirect_uri.as_str(), "http://localhost:5001/callback");
-    assert_eq!(c.account.upstox.api_base.as_str(), "https://api.upstox.com/");
+    assert_eq!(
+        c.account.token.backups,
+        vec![state.join("backup/upstox_token.json")]
+    );
+    assert_eq!(
+        c.account.upstox.redirect_uri.as_str(),
+        "http://localhost:5001/callback"
+    );
+    assert_eq!(
+        c.account.upstox.api_base.as_str(),
+        "https://api.upstox.com/"
+    );
     assert_eq!(c.account.upstox.client_id, None);
     assert_eq!(c.monitor.check_interval.as_secs(), 1800);
     assert_eq!(c.monitor.warning_before.as_secs(), 3 * 3600);
@@ -84,21 +97,34 @@ fn xdg_state_home_moves_the_default_folder() {
     let state = f.root().join("state");
     f.set("XDG_STATE_HOME", &state.display().to_string());
     let c = f.load().unwrap();
-    assert_eq!(c.account.token.path, state.join("tokenwatch/upstox_token.json"));
+    assert_eq!(
+        c.account.token.path,
+        state.join("tokenwatch/upstox_token.json")
+    );
 }
 
 #[test]
 fn the_shipped_config_file_parses_and_equals_the_defaults() {
     let f = Fixture::new();
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tokenwatch.yaml")).unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/tokenwatch.yaml"
+    ))
+    .unwrap();
     let path = f.write("config/tokenwatch.yaml", &shipped);
     let with_file = f.load().unwrap();
-    assert_eq!(with_file.sources.config_file.as_deref(), Some(path.as_path()));
+    assert_eq!(
+        with_file.sources.config_file.as_deref(),
+        Some(path.as_path())
+    );
     let dir = f.root().join("config");
     assert_eq!(with_file.account.token.path, dir.join("upstox_token.json"));
     assert_eq!(
         with_file.account.token.backups,
-        vec![dir.join("backup/upstox_token.json"), f.home().join(".local/state/tokenwatch/upstox_token.json")]
+        vec![
+            dir.join("backup/upstox_token.json"),
+            f.home().join(".local/state/tokenwatch/upstox_token.json")
+        ]
     );
     std::fs::remove_file(&path).unwrap();
     let defaults = f.load().unwrap();
@@ -107,7 +133,10 @@ fn the_shipped_config_file_parses_and_equals_the_defaults() {
     assert_eq!(with_file.login, defaults.login);
     assert_eq!(with_file.notifications, defaults.notifications);
     assert_eq!(with_file.log, defaults.log);
-    assert_eq!(with_file.account.upstox.redirect_uri, defaults.account.upstox.redirect_uri);
+    assert_eq!(
+        with_file.account.upstox.redirect_uri,
+        defaults.account.upstox.redirect_uri
+    );
     assert_eq!(with_file.account.upstox.client_id, None);
     assert!(with_file.account.upstox.client_secret.is_none());
 }
@@ -115,19 +144,34 @@ fn the_shipped_config_file_parses_and_equals_the_defaults() {
 #[test]
 fn discovery_order() {
     let mut f = Fixture::new();
-    let xdg = f.write("home/.config/tokenwatch/config.yaml", "log: { level: warn }\n");
-    assert_eq!(f.load().unwrap().sources.config_file.as_deref(), Some(xdg.as_path()));
+    let xdg = f.write(
+        "home/.config/tokenwatch/config.yaml",
+        "log: { level: warn }\n",
+    );
+    assert_eq!(
+        f.load().unwrap().sources.config_file.as_deref(),
+        Some(xdg.as_path())
+    );
     assert_eq!(f.load().unwrap().log.level, LogLevel::Warn);
 
     let local = f.write("config/tokenwatch.yaml", "log: { level: error }\n");
-    assert_eq!(f.load().unwrap().sources.config_file.as_deref(), Some(local.as_path()));
+    assert_eq!(
+        f.load().unwrap().sources.config_file.as_deref(),
+        Some(local.as_path())
+    );
 
     let named = f.write("elsewhere/tw.yaml", "log: { level: debug }\n");
     f.set("TOKENWATCH_CONFIG", &named.display().to_string());
-    assert_eq!(f.load().unwrap().sources.config_file.as_deref(), Some(named.as_path()));
+    assert_eq!(
+        f.load().unwrap().sources.config_file.as_deref(),
+        Some(named.as_path())
+    );
 
     let flag = f.write("flag.yaml", "log: { level: trace }\n");
-    let opts = LoadOptions { config_file: Some(PathBuf::from("flag.yaml")), ..f.opts() };
+    let opts = LoadOptions {
+        config_file: Some(PathBuf::from("flag.yaml")),
+        ..f.opts()
+    };
     let c = f.load_with(&opts).unwrap();
     assert_eq!(c.sources.config_file.as_deref(), Some(flag.as_path()));
     assert_eq!(c.log.level, LogLevel::Trace);
@@ -136,7 +180,10 @@ fn discovery_order() {
 #[test]
 fn a_named_config_file_must_exist() {
     let mut f = Fixture::new();
-    let opts = LoadOptions { config_file: Some(PathBuf::from("nope.yaml")), ..f.opts() };
+    let opts = LoadOptions {
+        config_file: Some(PathBuf::from("nope.yaml")),
+        ..f.opts()
+    };
     let e = f.load_with(&opts).unwrap_err();
     assert_eq!(e.origin, "--config");
     assert!(e.message.contains("nope.yaml"), "{e}");
@@ -152,14 +199,26 @@ fn precedence_across_all_five_layers() {
     let mut f = Fixture::new();
     let legacy = r#"{"api_key":"legacy-id","api_secret":"legacy-secret","redirect_uri":"http://localhost:7001/legacy"}"#;
     // 1. defaults
-    assert_eq!(f.load().unwrap().account.upstox.redirect_uri.as_str(), "http://localhost:5001/callback");
+    assert_eq!(
+        f.load().unwrap().account.upstox.redirect_uri.as_str(),
+        "http://localhost:5001/callback"
+    );
     // 2. the legacy credentials file (its default place is ~/Algo/upstox_credentials.json)
     let legacy_path = f.write("home/Algo/upstox_credentials.json", legacy);
     let c = f.load().unwrap();
-    assert_eq!(c.sources.legacy_credentials.as_deref(), Some(legacy_path.as_path()));
+    assert_eq!(
+        c.sources.legacy_credentials.as_deref(),
+        Some(legacy_path.as_path())
+    );
     assert_eq!(c.account.upstox.client_id.as_deref(), Some("legacy-id"));
-    assert_eq!(c.account.upstox.client_secret.as_ref().unwrap().expose(), "legacy-secret");
-    assert_eq!(c.account.upstox.redirect_uri.as_str(), "http://localhost:7001/legacy");
+    assert_eq!(
+        c.account.upstox.client_secret.as_ref().unwrap().expose(),
+        "legacy-secret"
+    );
+    assert_eq!(
+        c.account.upstox.redirect_uri.as_str(),
+        "http://localhost:7001/legacy"
+    );
     // 3. the config file beats it
     f.write(
         "config/tokenwatch.yaml",
@@ -167,21 +226,41 @@ fn precedence_across_all_five_layers() {
     );
     let c = f.load().unwrap();
     assert_eq!(c.account.upstox.client_id.as_deref(), Some("file-id"));
-    assert_eq!(c.account.upstox.client_secret.as_ref().unwrap().expose(), "legacy-secret");
-    assert_eq!(c.account.upstox.redirect_uri.as_str(), "http://localhost:7002/file");
+    assert_eq!(
+        c.account.upstox.client_secret.as_ref().unwrap().expose(),
+        "legacy-secret"
+    );
+    assert_eq!(
+        c.account.upstox.redirect_uri.as_str(),
+        "http://localhost:7002/file"
+    );
     assert_eq!(c.log.level, LogLevel::Warn);
     // 4. the environment beats the file; TOKENWATCH__ beats UPSTOX_
-    f.set("UPSTOX_CLIENT_ID", "env-id").set("UPSTOX_REDIRECT_URI", "http://localhost:7003/env");
+    f.set("UPSTOX_CLIENT_ID", "env-id")
+        .set("UPSTOX_REDIRECT_URI", "http://localhost:7003/env");
     f.set("TOKENWATCH__LOG__LEVEL", "error");
     let c = f.load().unwrap();
     assert_eq!(c.account.upstox.client_id.as_deref(), Some("env-id"));
-    assert_eq!(c.account.upstox.redirect_uri.as_str(), "http://localhost:7003/env");
+    assert_eq!(
+        c.account.upstox.redirect_uri.as_str(),
+        "http://localhost:7003/env"
+    );
     assert_eq!(c.log.level, LogLevel::Error);
-    assert!(c.sources.environment.contains(&"UPSTOX_CLIENT_ID".to_string()));
+    assert!(
+        c.sources
+            .environment
+            .contains(&"UPSTOX_CLIENT_ID".to_string())
+    );
     f.set("TOKENWATCH__UPSTOX__CLIENT_ID", "specific-id");
-    assert_eq!(f.load().unwrap().account.upstox.client_id.as_deref(), Some("specific-id"));
+    assert_eq!(
+        f.load().unwrap().account.upstox.client_id.as_deref(),
+        Some("specific-id")
+    );
     // 5. command-line flags beat the environment
-    let opts = LoadOptions { log_level: Some(LogLevel::Debug), ..f.opts() };
+    let opts = LoadOptions {
+        log_level: Some(LogLevel::Debug),
+        ..f.opts()
+    };
     let c = f.load_with(&opts).unwrap();
     assert_eq!(c.log.level, LogLevel::Debug);
     assert_eq!(c.sources.flags, vec!["-v/--verbose".to_string()]);
@@ -193,7 +272,10 @@ fn environment_values_are_typed_like_file_values() {
     f.set("TOKENWATCH__MONITOR__MAX_RETRIES", "5")
         .set("TOKENWATCH__MONITOR__CHECK_INTERVAL", "10m")
         .set("TOKENWATCH__NOTIFICATIONS__DESKTOP", "true")
-        .set("TOKENWATCH__TOKEN__ON_CHANGE", r#"["systemctl","--user","restart","engine"]"#)
+        .set(
+            "TOKENWATCH__TOKEN__ON_CHANGE",
+            r#"["systemctl","--user","restart","engine"]"#,
+        )
         .set("TOKENWATCH__RENEW__NOT_BEFORE", "07:45")
         .set("UPSTOX_CLIENT_SECRET", "")
         .set("UPSTOX_CLIENT_ID", "12345");
@@ -201,7 +283,10 @@ fn environment_values_are_typed_like_file_values() {
     assert_eq!(c.monitor.max_retries, 5);
     assert_eq!(c.monitor.check_interval.as_secs(), 600);
     assert!(c.notifications.desktop);
-    assert_eq!(c.account.token.on_change, ["systemctl", "--user", "restart", "engine"]);
+    assert_eq!(
+        c.account.token.on_change,
+        ["systemctl", "--user", "restart", "engine"]
+    );
     assert_eq!(c.account.renew.not_before.to_string(), "07:45:00");
     // An empty variable is "not set", and a numeric-looking id is still text.
     assert!(c.account.upstox.client_secret.is_none());
@@ -215,11 +300,20 @@ fn relative_paths_follow_the_config_file_and_tilde_expands() {
         "etc/tw/config.yaml",
         "token:\n  path: ../engine/token.json\n  backups: [\"~/bk/t.json\", \"/abs/t.json\"]\n  env_file: tok.env\nlog:\n  file: logs/tw.log\n",
     );
-    let opts = LoadOptions { config_file: Some(PathBuf::from("etc/tw/config.yaml")), ..f.opts() };
+    let opts = LoadOptions {
+        config_file: Some(PathBuf::from("etc/tw/config.yaml")),
+        ..f.opts()
+    };
     let c = f.load_with(&opts).unwrap();
     assert_eq!(c.account.token.path, f.root().join("etc/engine/token.json"));
-    assert_eq!(c.account.token.backups, vec![f.home().join("bk/t.json"), PathBuf::from("/abs/t.json")]);
-    assert_eq!(c.account.token.env_file, Some(f.root().join("etc/tw/tok.env")));
+    assert_eq!(
+        c.account.token.backups,
+        vec![f.home().join("bk/t.json"), PathBuf::from("/abs/t.json")]
+    );
+    assert_eq!(
+        c.account.token.env_file,
+        Some(f.root().join("etc/tw/tok.env"))
+    );
     assert_eq!(c.log.file, f.root().join("etc/tw/logs/tw.log"));
 }
 
@@ -231,7 +325,10 @@ fn accounts_inherit_and_override() {
         "upstox:\n  client_id: main-id\n  api_base: http://127.0.0.1:9/\nrenew:\n  strategy: none\n\
          accounts:\n  family:\n    upstox:\n      client_id: family-id\n    token:\n      path: family.json\n",
     );
-    let opts = LoadOptions { account: Some("family".into()), ..f.opts() };
+    let opts = LoadOptions {
+        account: Some("family".into()),
+        ..f.opts()
+    };
     let c = f.load_with(&opts).unwrap();
     assert_eq!(c.account.name, "family");
     assert_eq!(c.account.upstox.client_id.as_deref(), Some("family-id"));
@@ -241,43 +338,113 @@ fn accounts_inherit_and_override() {
     assert_eq!(c.account.token.path, dir.join("family.json"));
     assert_eq!(
         c.account.token.backups,
-        vec![dir.join("backup/family.json"), f.home().join(".local/state/tokenwatch/family.json")]
+        vec![
+            dir.join("backup/family.json"),
+            f.home().join(".local/state/tokenwatch/family.json")
+        ]
     );
-    assert_eq!(c.accounts["default"].upstox.client_id.as_deref(), Some("main-id"));
+    assert_eq!(
+        c.accounts["default"].upstox.client_id.as_deref(),
+        Some("main-id")
+    );
     assert_eq!(c.accounts.len(), 2);
 }
 
 fn assert_error(e: &ConfigError, origin: &str, key: Option<&str>, expectation: &str) {
-    assert!(e.origin.contains(origin), "origin {:?} should contain {origin:?} ({e})", e.origin);
+    assert!(
+        e.origin.contains(origin),
+        "origin {:?} should contain {origin:?} ({e})",
+        e.origin
+    );
     assert_eq!(e.key.as_deref(), key, "{e}");
-    assert!(e.message.contains(expectation), "message {:?} should contain {expectation:?}", e.message);
+    assert!(
+        e.message.contains(expectation),
+        "message {:?} should contain {expectation:?}",
+        e.message
+    );
     let shown = e.to_string();
-    assert!(shown.contains(origin) && shown.contains(expectation), "{shown}");
+    assert!(
+        shown.contains(origin) && shown.contains(expectation),
+        "{shown}"
+    );
 }
 
 #[test]
 fn file_errors_name_the_file_the_key_and_the_expectation() {
     let f = Fixture::new();
     let cases: &[(&str, Option<&str>, &str)] = &[
-        ("monitor:\n  check_interval: 30x\n", Some("monitor.check_interval"), "expected a duration like"),
-        ("monitor:\n  check_interval: 30\n", Some("monitor.check_interval"), "expected a duration with a unit"),
-        ("monitor:\n  bogus: 1\n", Some("monitor.bogus"), "unknown key; expected one of: check_interval"),
-        ("bogus_section: {}\n", Some("bogus_section"), "unknown key; expected one of: upstox"),
-        ("monitor:\n  max_retries: lots\n", Some("monitor.max_retries"), "expected a whole number"),
-        ("server:\n  allow_remote: maybe\n", Some("server.allow_remote"), "expected true or false"),
-        ("renew:\n  strategy: phone\n", Some("renew.strategy"), "expected one of: browser, token-request, command, none"),
-        ("renew:\n  not_before: 8am\n", Some("renew.not_before"), "HH:MM"),
-        ("upstox:\n  api_base: not a url\n", Some("upstox.api_base"), "expected an http(s) URL"),
-        ("server:\n  listen: everywhere\n", Some("server.listen"), "expected an address like"),
-        ("token:\n  on_change: \"restart engine\"\n", Some("token.on_change"), "list of strings"),
-        ("accounts:\n  alt:\n    monitor: {}\n", Some("accounts.alt.monitor"), "expected one of: upstox, token, renew"),
+        (
+            "monitor:\n  check_interval: 30x\n",
+            Some("monitor.check_interval"),
+            "expected a duration like",
+        ),
+        (
+            "monitor:\n  check_interval: 30\n",
+            Some("monitor.check_interval"),
+            "expected a duration with a unit",
+        ),
+        (
+            "monitor:\n  bogus: 1\n",
+            Some("monitor.bogus"),
+            "unknown key; expected one of: check_interval",
+        ),
+        (
+            "bogus_section: {}\n",
+            Some("bogus_section"),
+            "unknown key; expected one of: upstox",
+        ),
+        (
+            "monitor:\n  max_retries: lots\n",
+            Some("monitor.max_retries"),
+            "expected a whole number",
+        ),
+        (
+            "server:\n  allow_remote: maybe\n",
+            Some("server.allow_remote"),
+            "expected true or false",
+        ),
+        (
+            "renew:\n  strategy: phone\n",
+            Some("renew.strategy"),
+            "expected one of: browser, token-request, command, none",
+        ),
+        (
+            "renew:\n  not_before: 8am\n",
+            Some("renew.not_before"),
+            "HH:MM",
+        ),
+        (
+            "upstox:\n  api_base: not a url\n",
+            Some("upstox.api_base"),
+            "expected an http(s) URL",
+        ),
+        (
+            "server:\n  listen: everywhere\n",
+            Some("server.listen"),
+            "expected an address like",
+        ),
+        (
+            "token:\n  on_change: \"restart engine\"\n",
+            Some("token.on_change"),
+            "list of strings",
+        ),
+        (
+            "accounts:\n  alt:\n    monitor: {}\n",
+            Some("accounts.alt.monitor"),
+            "expected one of: upstox, token, renew",
+        ),
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
     ];
     for (yaml, key, expectation) in cases {
         let path = f.write("config/tokenwatch.yaml", yaml);
         let e = f.err();
-        assert_error(&e, &format!("config file {}", path.display()), *key, expectation);
+        assert_error(
+            &e,
+            &format!("config file {}", path.display()),
+            *key,
+            expectation,
+        );
     }
 }
 
@@ -285,51 +452,126 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
 fn cross_key_errors_name_where_the_value_came_from() {
     let f = Fixture::new();
     let cases: &[(&str, &str, &str)] = &[
-        ("monitor:\n  critical_before: 4h\n", "monitor.critical_before", "must not be longer than monitor.warning_before"),
-        ("monitor:\n  check_interval: 1s\n", "monitor.check_interval", "at least 10s"),
-        ("monitor:\n  max_retries: 0\n", "monitor.max_retries", "at least 1"),
-        ("server:\n  listen: 0.0.0.0:8000\n", "server.listen", "not a loopback address"),
-        ("server:\n  listen: 0.0.0.0:8000\n  allow_remote: true\n", "server.api_key", "required when server.allow_remote"),
-        ("renew:\n  strategy: command\n", "renew.command", "required when renew.strategy is command"),
-        ("renew:\n  strategy: token-request\n", "renew.notifier_listen", "required"),
+        (
+            "monitor:\n  critical_before: 4h\n",
+            "monitor.critical_before",
+            "must not be longer than monitor.warning_before",
+        ),
+        (
+            "monitor:\n  check_interval: 1s\n",
+            "monitor.check_interval",
+            "at least 10s",
+        ),
+        (
+            "monitor:\n  max_retries: 0\n",
+            "monitor.max_retries",
+            "at least 1",
+        ),
+        (
+            "server:\n  listen: 0.0.0.0:8000\n",
+            "server.listen",
+            "not a loopback address",
+        ),
+        (
+            "server:\n  listen: 0.0.0.0:8000\n  allow_remote: true\n",
+            "server.api_key",
+            "required when server.allow_remote",
+        ),
+        (
+            "renew:\n  strategy: command\n",
+            "renew.command",
+            "required when renew.strategy is command",
+        ),
+        (
+            "renew:\n  strategy: token-request\n",
+            "renew.notifier_listen",
+            "required",
+        ),
         (
             "accounts:\n  alt:\n    upstox:\n      client_id: x\n",
             "accounts.alt.token.path",
             "would share",
         ),
-        ("accounts:\n  \"bad name\": {}\n", "accounts.bad name", "letters, digits"),
+        (
+            "accounts:\n  \"bad name\": {}\n",
+            "accounts.bad name",
+            "letters, digits",
+        ),
     ];
     for (yaml, key, expectation) in cases {
         let path = f.write("config/tokenwatch.yaml", yaml);
         let e = f.err();
-        assert_error(&e, &format!("config file {}", path.display()), Some(key), expectation);
+        assert_error(
+            &e,
+            &format!("config file {}", path.display()),
+            Some(key),
+            expectation,
+        );
     }
     // The loopback rule holds for a value from the environment too, and names the variable.
     std::fs::remove_file(f.root().join("config/tokenwatch.yaml")).unwrap();
     let mut f = f;
     f.set("TOKENWATCH__SERVER__LISTEN", "192.168.1.5:8000");
     let e = f.err();
-    assert_error(&e, "environment variable TOKENWATCH__SERVER__LISTEN", Some("server.listen"), "not a loopback");
+    assert_error(
+        &e,
+        "environment variable TOKENWATCH__SERVER__LISTEN",
+        Some("server.listen"),
+        "not a loopback",
+    );
     // Loopback addresses are fine.
     f.set("TOKENWATCH__SERVER__LISTEN", "localhost:8000");
-    assert_eq!(f.load().unwrap().server.listen.unwrap().to_string(), "127.0.0.1:8000");
+    assert_eq!(
+        f.load().unwrap().server.listen.unwrap().to_string(),
+        "127.0.0.1:8000"
+    );
 }
 
 #[test]
 fn environment_errors_name_the_variable() {
     let cases: &[(&str, &str, Option<&str>, &str)] = &[
-        ("TOKENWATCH__MONITOR__CHECK_INTERVAL", "5", Some("monitor.check_interval"), "expected a duration"),
-        ("TOKENWATCH__MONITOR__NOPE", "1", Some("monitor.nope"), "unknown key"),
-        ("TOKENWATCH__MONITOR__MAX_RETRIES", "three", Some("monitor.max_retries"), "expected a whole number"),
-        ("TOKENWATCH__TOKEN__ON_CHANGE", "[not json", Some("token.on_change"), "JSON list of strings"),
+        (
+            "TOKENWATCH__MONITOR__CHECK_INTERVAL",
+            "5",
+            Some("monitor.check_interval"),
+            "expected a duration",
+        ),
+        (
+            "TOKENWATCH__MONITOR__NOPE",
+            "1",
+            Some("monitor.nope"),
+            "unknown key",
+        ),
+        (
+            "TOKENWATCH__MONITOR__MAX_RETRIES",
+            "three",
+            Some("monitor.max_retries"),
+            "expected a whole number",
+        ),
+        (
+            "TOKENWATCH__TOKEN__ON_CHANGE",
+            "[not json",
+            Some("token.on_change"),
+            "JSON list of strings",
+        ),
         ("TOKENWATCH____X", "1", None, "TOKENWATCH__SECTION__KEY"),
-        ("UPSTOX_REDIRECT_URI", "localhost:5001", Some("upstox.redirect_uri"), "expected an http(s) URL"),
+        (
+            "UPSTOX_REDIRECT_URI",
+            "localhost:5001",
+            Some("upstox.redirect_uri"),
+            "expected an http(s) URL",
+        ),
     ];
     for (var, value, key, expectation) in cases {
         let mut f = Fixture::new();
         f.set(var, value);
         let e = f.err();
-        assert_error(&e, &format!("environment variable {var}"), *key, expectation);
+        assert_error(
+            &e,
+            &format!("environment variable {var}"),
+            *key,
+            expectation,
+        );
     }
 }
 
@@ -338,18 +580,36 @@ fn legacy_file_errors_name_the_file() {
     let f = Fixture::new();
     let path = f.write("home/Algo/upstox_credentials.json", "{ not json");
     let e = f.err();
-    assert_error(&e, &format!("legacy credentials file {}", path.display()), None, "expected a JSON object");
+    assert_error(
+        &e,
+        &format!("legacy credentials file {}", path.display()),
+        None,
+        "expected a JSON object",
+    );
     f.write("home/Algo/upstox_credentials.json", r#"{"api_key": ["x"]}"#);
     let e = f.err();
-    assert_error(&e, "legacy credentials file", Some("api_key"), "expected a string");
+    assert_error(
+        &e,
+        "legacy credentials file",
+        Some("api_key"),
+        "expected a string",
+    );
 }
 
 #[test]
 fn an_unknown_account_lists_the_known_ones() {
     let f = Fixture::new();
-    let opts = LoadOptions { account: Some("nope".into()), ..f.opts() };
+    let opts = LoadOptions {
+        account: Some("nope".into()),
+        ..f.opts()
+    };
     let e = f.load_with(&opts).unwrap_err();
-    assert_error(&e, "--account", None, "no account named \"nope\"; the configured accounts are: default");
+    assert_error(
+        &e,
+        "--account",
+        None,
+        "no account named \"nope\"; the configured accounts are: default",
+    );
 }
 
 #[test]
@@ -366,12 +626,24 @@ fn secrets_never_appear_in_errors_or_the_masked_config() {
         let e = f.err();
         assert!(!format!("{e} {e:?}").contains(secret), "{e}");
     }
-    f.write("config/tokenwatch.yaml", &format!("upstox:\n  client_secret: \"{secret}\"\n"));
+    f.write(
+        "config/tokenwatch.yaml",
+        &format!("upstox:\n  client_secret: \"{secret}\"\n"),
+    );
     let c = f.load().unwrap();
-    assert_eq!(c.account.upstox.client_secret.as_ref().unwrap().expose(), secret);
+    assert_eq!(
+        c.account.upstox.client_secret.as_ref().unwrap().expose(),
+        secret
+    );
     let shown = c.to_masked_yaml();
-    assert!(!shown.contains(secret) && !shown.contains("S3CR"), "{shown}");
-    assert!(shown.contains("client_secret: '******** (set, 31 characters)'"), "{shown}");
+    assert!(
+        !shown.contains(secret) && !shown.contains("S3CR"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("client_secret: '******** (set, 31 characters)'"),
+        "{shown}"
+    );
     assert!(!format!("{c:?}").contains(secret));
 }
 
@@ -380,7 +652,10 @@ fn empty_files_and_empty_keys_mean_not_set() {
     let f = Fixture::new();
     f.write("config/tokenwatch.yaml", "# nothing yet\n");
     assert_eq!(f.load().unwrap().monitor.max_retries, 3);
-    f.write("config/tokenwatch.yaml", "monitor:\naccounts:\nupstox:\n  client_id:\n");
+    f.write(
+        "config/tokenwatch.yaml",
+        "monitor:\naccounts:\nupstox:\n  client_id:\n",
+    );
     let c = f.load().unwrap();
     assert_eq!(c.monitor.max_retries, 3);
     assert_eq!(c.account.upstox.client_id, None);

@@ -4,6 +4,7 @@ use crate::cli::Cli;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
 use crate::status::StatusReport;
 use crate::token::expiry::to_ist;
+use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
 use crate::token::{TokenState, format_countdown, read_token_file};
 use chrono::Utc;
@@ -81,6 +82,12 @@ pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) ->
             }
             println!("Expiry from: {}", token.expiry_source.describe());
             println!("File: {}", path.display());
+            if let Some(mode) = loose_mode(path) {
+                println!(
+                    "Warning: the token file is readable by other users (mode {mode:03o}); run: chmod 600 {}",
+                    path.display()
+                );
+            }
         }
     }
     report.exit_code()

@@ -67,6 +67,14 @@ pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
     parse_token(&bytes, mtime).map(Some).map_err(unreadable)
 }
 
+/// The file's permission bits when group or others may read or write it (a token file must
+/// be 0600), else `None`.
+pub fn loose_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// Parse the bytes of a token file. `mtime` is the file's modification time, the last
 /// resort for the issue time. The error text never contains the token.
 pub fn parse_token(bytes: &[u8], mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
