@@ -1,6 +1,20 @@
 use clap::Parser;
+use clap::error::ErrorKind;
+
+/// Usage errors exit 3 ("unknown" to Nagios), never 2, which `status` uses for a dead token.
+const EXIT_USAGE: u8 = 3;
 
 fn main() -> std::process::ExitCode {
-    let cli = tokenwatch::cli::Cli::parse();
+    let cli = match tokenwatch::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => EXIT_USAGE,
+            };
+            return std::process::ExitCode::from(code);
+        }
+    };
     std::process::ExitCode::from(tokenwatch::commands::run(cli))
 }

@@ -31,8 +31,8 @@ pub struct StatusReport {
     pub last_validated_at: Option<String>,
     /// The Upstox user id.
     pub user_id: Option<String>,
-    /// The token file, absolute.
-    pub token_file: String,
+    /// The token file, absolute (null when the configuration could not be read).
+    pub token_file: Option<String>,
     /// The next scheduled check, RFC 3339 in IST (only when a worker runs).
     pub next_check_at: Option<String>,
     /// Where the expiry came from (`expires_at`, `jwt_exp`, `rule_from_issued_at`, ...).
@@ -67,7 +67,7 @@ impl StatusReport {
             api_validated: false,
             last_validated_at: None,
             user_id: None,
-            token_file: token_file.display().to_string(),
+            token_file: Some(token_file.display().to_string()),
             next_check_at: None,
             expiry_source: None,
             error: None,
@@ -107,7 +107,7 @@ impl StatusReport {
             api_validated: false,
             last_validated_at: None,
             user_id: None,
-            token_file: String::new(),
+            token_file: None,
             next_check_at: None,
             expiry_source: None,
             error: Some(message),

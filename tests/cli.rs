@@ -467,6 +467,7 @@ fn config_error_stops_every_command_with_a_clear_message() {
     let j = run.json();
     assert_eq!(j["state"], "unknown");
     assert_eq!(j["valid"], false);
+    assert_eq!(j["token_file"], Value::Null);
     assert!(
         j["error"]
             .as_str()
@@ -723,6 +724,8 @@ fn raw_jwt_file_takes_expiry_from_exp() {
     assert_remaining(&run, expires);
     assert_eq!(j["user_id"], "CD5678");
     assert_eq!(j["expiry_source"], "jwt_exp");
+    // The JWT's iat is the issue time when the file has none.
+    assert_eq!(j["issued_at"], "1970-01-01T05:30:01+05:30");
 
     // And `token` gives it back without the newline of the file doubled.
     sb.cmd()
@@ -931,4 +934,30 @@ fn human_status_shows_the_state_word_in_capitals() {
             "human status printed JSON"
         );
     }
+}
+
+#[test]
+fn raw_token_without_exp_dies_at_0330_after_its_jwt_iat() {
+    let sb = Sandbox::new();
+    let issued = at_ist(2026, 11, 26, 9, 12, 0);
+    let tok = jwt(json!({"sub": "CD5678", "iat": issued.timestamp()}));
+    sb.write_token(format!("{tok}\n"));
+    let run = sb.run(&["status", "--json"]);
+    let j = run.json();
+    assert_eq!(j["expiry_time"], "2026-11-27T03:30:00+05:30");
+    assert_eq!(j["issued_at"], "2026-11-26T09:12:00+05:30");
+    assert_eq!(j["expiry_source"], "rule_from_jwt_iat");
+}
+
+#[test]
+fn usage_errors_exit_3_never_2() {
+    // 2 means "critical" to Nagios; a typo in a check's arguments must read as "unknown".
+    let sb = Sandbox::new();
+    let run = sb.run(&["status", "--bogus"]);
+    assert_eq!(run.code, 3, "{}", run.all_output());
+    assert!(run.stderr.contains("--bogus"), "{}", run.stderr);
+    let run = sb.run(&["frobnicate"]);
+    assert_eq!(run.code, 3, "{}", run.all_output());
+    let run = sb.run(&["status", "--help"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
 }

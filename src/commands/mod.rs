@@ -17,7 +17,7 @@ pub fn run(cli: Cli) -> u8 {
     init_stderr_logging(&cli);
     let Some(command) = &cli.command else {
         // clap's arg_required_else_help shows help before we get here.
-        return 2;
+        return 3;
     };
     let loaded = load_config(&cli);
     match command {

@@ -131,15 +131,20 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
     }
     check_token_text(text)?;
     let claims = decode_jwt_claims(text);
-    let (expires_at, expiry_source) = match claims
+    let jwt_iat = claims
+        .as_ref()
+        .and_then(|c| c.iat)
+        .and_then(from_epoch_seconds);
+    let jwt_exp = claims
         .as_ref()
         .and_then(|c| c.exp)
-        .and_then(from_epoch_seconds)
-    {
-        Some(exp) => (exp, ExpirySource::JwtExp),
-        None => {
-            let m = mtime.ok_or("it has no expiry and its modification time is unknown")?;
-            (upstox_expiry(m), ExpirySource::RuleFromFileMtime)
+        .and_then(from_epoch_seconds);
+    let (expires_at, expiry_source) = match (jwt_exp, jwt_iat, mtime) {
+        (Some(exp), _, _) => (exp, ExpirySource::JwtExp),
+        (None, Some(iat), _) => (upstox_expiry(iat), ExpirySource::RuleFromJwtIat),
+        (None, None, Some(m)) => (upstox_expiry(m), ExpirySource::RuleFromFileMtime),
+        (None, None, None) => {
+            return Err("it has no expiry and its modification time is unknown".into());
         }
     };
     Ok(Token {
@@ -149,7 +154,7 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
         user_id: claims.and_then(|c| c.sub),
         user_name: None,
         email: None,
-        issued_at: None,
+        issued_at: jwt_iat,
         expires_at,
         expiry_source,
         obtained_via: None,
@@ -179,6 +184,10 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
     let issued_field = time_field(obj, "issued_at")?;
     let created_field = time_field(obj, "created_at")?;
     let claims = decode_jwt_claims(access_token);
+    let jwt_iat = claims
+        .as_ref()
+        .and_then(|c| c.iat)
+        .and_then(from_epoch_seconds);
 
     let (expires_at, expiry_source) = if let Some(t) = expires_field {
         (t, ExpirySource::ExpiresAt)
@@ -192,6 +201,8 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         (upstox_expiry(t), ExpirySource::RuleFromIssuedAt)
     } else if let Some(t) = created_field {
         (upstox_expiry(t), ExpirySource::RuleFromCreatedAt)
+    } else if let Some(t) = jwt_iat {
+        (upstox_expiry(t), ExpirySource::RuleFromJwtIat)
     } else if let Some(m) = mtime {
         (upstox_expiry(m), ExpirySource::RuleFromFileMtime)
     } else {
@@ -223,7 +234,7 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         user_id: string("user_id")?.or_else(|| claims.and_then(|c| c.sub)),
         user_name: string("user_name")?,
         email: string("email")?,
-        issued_at: issued_field.or(created_field),
+        issued_at: issued_field.or(created_field).or(jwt_iat),
         expires_at,
         expiry_source,
         obtained_via: string("obtained_via")?,

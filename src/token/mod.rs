@@ -27,6 +27,8 @@ pub enum ExpirySource {
     RuleFromIssuedAt,
     /// The first 03:30 IST after the file's `created_at`.
     RuleFromCreatedAt,
+    /// The first 03:30 IST after the token's JWT `iat` claim.
+    RuleFromJwtIat,
     /// The first 03:30 IST after the file's modification time.
     RuleFromFileMtime,
 }
@@ -39,6 +41,7 @@ impl ExpirySource {
             ExpirySource::JwtExp => "the token's JWT exp claim",
             ExpirySource::RuleFromIssuedAt => "the 03:30 IST rule from issued_at",
             ExpirySource::RuleFromCreatedAt => "the 03:30 IST rule from created_at",
+            ExpirySource::RuleFromJwtIat => "the 03:30 IST rule from the token's JWT iat claim",
             ExpirySource::RuleFromFileMtime => {
                 "the 03:30 IST rule from the file's modification time"
             }
