@@ -204,7 +204,7 @@ fn write_creates_primary_and_every_backup_0600() {
 }
 
 #[test]
-fn atomic_write_creates_0600_even_with_a_permissive_umask_target() {
+fn atomic_write_makes_0600_files_even_over_a_world_readable_one() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("sub").join("t.json");
     atomic_write(&p, b"hello\n").unwrap();
@@ -412,14 +412,29 @@ fn unwritable_primary_fails_and_leaves_the_previous_files_unchanged() {
         let err = store
             .write(&old)
             .expect_err("a primary in a file must fail");
+        // The lock file beside the primary is the first thing that cannot be created.
         match &err {
-            StoreError::Write { path, .. } => assert_eq!(path, &primary),
-            other => panic!("expected StoreError::Write, got {other:?}"),
+            StoreError::Lock { path, source } => {
+                assert_eq!(path, &store.lock_path());
+                assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory);
+            }
+            other => panic!("expected StoreError::Lock, got {other:?}"),
         }
         assert!(
             err.to_string().contains(&primary.display().to_string()),
             "{err}"
         );
+        // With the lock taken care of, the primary write itself fails.
+        let err = store
+            .write_locked(&old)
+            .expect_err("a primary in a file must fail");
+        match &err {
+            StoreError::Write { path, source } => {
+                assert_eq!(path, &primary);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory);
+            }
+            other => panic!("expected StoreError::Write, got {other:?}"),
+        }
         assert_eq!(fs::read(&blocker).unwrap(), b"not a folder\n");
         assert!(
             !backup.exists(),
@@ -784,13 +799,13 @@ fn lock_waits_for_a_holder_that_finishes() {
     });
     let started = Instant::now();
     let other = TokenStore::new(&primary, []);
-    let _lock = other
+    let lock = other
         .lock(Duration::from_secs(5))
         .expect("the holder finishes within the wait");
     assert!(started.elapsed() >= Duration::from_millis(100));
     releaser.join().unwrap();
-    // A write under another handle's lock is possible once the holder is gone.
-    drop(_lock);
+    // Once that lock is dropped too, the first handle can write.
+    drop(lock);
     let t = token("eyJ.after-lock.sig", base() + hours(5));
     store.write(&t).unwrap();
     assert_eq!(fs::read(&primary).unwrap(), json(&t));
@@ -886,7 +901,10 @@ fn killed_writer_never_leaves_a_corrupt_file() {
         .map(|v| v.parse().expect("TOKENWATCH_CRASH_ITERATIONS is a number"))
         .unwrap_or(60);
     // On the build's disk rather than a tmpfs, so fsync does real work and kills land mid-write.
-    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // (Falls back to the system temp folder where that is not writable.)
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
     let (primary, backups) = crash_layout(tmp.path());
     let store = TokenStore::new(&primary, backups.clone());
     let exe = std::env::current_exe().unwrap();
@@ -906,6 +924,8 @@ fn killed_writer_never_leaves_a_corrupt_file() {
 
     // The sequence number of the primary (None while there is none).
     let mut floor: Option<i64> = None;
+    // The last write a child reported complete.
+    let mut last_completed: Option<i64> = None;
     let mut total_done = 0usize;
     let mut iterations_with_writes = 0u32;
     let started = Instant::now();
@@ -990,10 +1010,18 @@ fn killed_writer_never_leaves_a_corrupt_file() {
         };
 
         // Backups and `.prev`: whichever exist parse, are 0600, and are consistent with the
+        // primary. Every completed write wrote every backup; a backup is written after the
         // primary.
+        if last_done.is_some() {
+            last_completed = last_done;
+        }
         for b in &backups {
             if !b.exists() {
-                assert!(last_done.is_none() && floor.is_none(), "{ctx}");
+                assert!(
+                    last_completed.is_none(),
+                    "{} is missing: {ctx}",
+                    b.display()
+                );
                 continue;
             }
             assert_eq!(mode(b), 0o600, "{} {ctx}", b.display());
@@ -1003,11 +1031,9 @@ fn killed_writer_never_leaves_a_corrupt_file() {
             };
             let seq = crash_seq(&t);
             let p = primary_seq.expect("a backup without a primary");
-            let low = last_done.or(floor).unwrap_or(0);
-            // A backup is written after the primary, and every completed write wrote it.
             assert!(
-                seq <= p && (seq >= low || seq == p),
-                "{} is write {seq}, primary {p}, last completed {low}: {ctx}",
+                seq <= p && last_completed.is_none_or(|low| seq >= low),
+                "{} is write {seq}, primary {p}, last completed {last_completed:?}: {ctx}",
                 b.display()
             );
         }
@@ -1038,7 +1064,7 @@ fn killed_writer_never_leaves_a_corrupt_file() {
     let prev_stale_before = temp_files_for(&store.prev_path());
     eprintln!(
         "crash test: {iterations} kills in {elapsed:.2?}; {iterations_with_writes} children completed \
-         writes, {total_done} writes in all; last write {floor:?}; {} stale temp files beside the \
+         writes, {total_done} writes in all; last reported write {last_completed:?}; {} stale temp files beside the \
          primary/backups and {} beside .prev before restore",
         stale_before.len(),
         prev_stale_before.len()
@@ -1059,5 +1085,14 @@ fn killed_writer_never_leaves_a_corrupt_file() {
     for b in &backups {
         let left = temp_files_for(b);
         assert!(left.is_empty(), "left after restore: {left:?}");
+    }
+    // Known gap: restore() only cleans `.<name>.tmp*` for the primary and the backups, so temp
+    // files of an interrupted `.prev` (or `.unreadable`) write stay. Reported, not asserted.
+    let prev_left = temp_files_for(&store.prev_path());
+    if !prev_left.is_empty() {
+        eprintln!(
+            "crash test: {} stale `.prev` temp files remain after restore(): {prev_left:?}",
+            prev_left.len()
+        );
     }
 }
