@@ -42,21 +42,16 @@ pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) ->
         Err(e) => {
             println!("UNKNOWN · {account}");
             println!("{e}");
-            println!(
-                "Fix or remove the file; `tokenwatch` restores the newest valid backup when it starts."
-            );
+            println!("Fix the file, or replace it with a valid backup; nothing was changed.");
         }
         Ok(None) => {
             println!("{} · {account}", TokenState::Missing.label());
             println!("No token file at {}", path.display());
             let store = TokenStore::new(path.clone(), config.account.token.backups.clone());
-            let backup = std::iter::once(store.prev_path())
-                .chain(store.backups().iter().cloned())
-                .find(|b| matches!(read_token_file(b), Ok(Some(t)) if t.expires_at > now));
-            if let Some(b) = backup {
+            if let Some((backup, _)) = store.best_backup(now) {
                 println!(
-                    "A valid backup exists at {}; `tokenwatch` restores it when it starts.",
-                    b.display()
+                    "A valid backup exists at {} (copy it to the token path to use it).",
+                    backup.display()
                 );
             }
         }

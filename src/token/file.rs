@@ -39,6 +39,33 @@ pub enum TokenFileError {
 
 /// Read and parse a token file. `Ok(None)` when the file does not exist.
 pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
+    match read_token_bytes(path)? {
+        None => Ok(None),
+        Some(RawTokenFile {
+            parsed: Ok(token), ..
+        }) => Ok(Some(token)),
+        Some(RawTokenFile {
+            parsed: Err(reason),
+            ..
+        }) => Err(TokenFileError::Unreadable {
+            path: path.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// A token file's bytes and what they parse to, for code that must keep or move the bytes.
+#[derive(Debug)]
+pub struct RawTokenFile {
+    /// The file's bytes (empty when the file is too large to be a token file).
+    pub bytes: Vec<u8>,
+    /// The token, or why the bytes are not one (never quoting the token).
+    pub parsed: Result<Token, String>,
+}
+
+/// Read a token file without judging it. `Ok(None)` when it does not exist; an error when it
+/// is not a regular file (a folder, a FIFO that would block) or cannot be read.
+pub fn read_token_bytes(path: &Path) -> Result<Option<RawTokenFile>, TokenFileError> {
     let io = |source| TokenFileError::Io {
         path: path.to_owned(),
         source,
@@ -48,23 +75,27 @@ pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
-    let unreadable = |reason: String| TokenFileError::Unreadable {
-        path: path.to_owned(),
-        reason,
-    };
     if !meta.is_file() {
-        return Err(unreadable("it is not a regular file".into()));
+        return Err(TokenFileError::Unreadable {
+            path: path.to_owned(),
+            reason: "it is not a regular file; move it away".into(),
+        });
     }
     if meta.len() > MAX_TOKEN_FILE_BYTES {
-        return Err(unreadable(format!(
+        let reason = format!(
             "it is {} bytes; a token file is under {} KiB",
             meta.len(),
             MAX_TOKEN_FILE_BYTES / 1024
-        )));
+        );
+        return Ok(Some(RawTokenFile {
+            bytes: Vec::new(),
+            parsed: Err(reason),
+        }));
     }
     let bytes = std::fs::read(path).map_err(io)?;
     let mtime = meta.modified().ok().map(DateTime::<Utc>::from);
-    parse_token(&bytes, mtime).map(Some).map_err(unreadable)
+    let parsed = parse_token(&bytes, mtime);
+    Ok(Some(RawTokenFile { bytes, parsed }))
 }
 
 /// The file's permission bits when group or others may read or write it (a token file must

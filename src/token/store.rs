@@ -5,7 +5,7 @@
 //! the target, and the folder is fsynced. The token being replaced is kept as `<path>.prev`;
 //! the new token also goes to every backup path, the same way. Writers hold `<path>.lock`.
 
-use super::file::{parse_token, read_token_file, to_format1_json};
+use super::file::{RawTokenFile, read_token_bytes, read_token_file, to_format1_json};
 use super::{Token, TokenFileError};
 use chrono::{DateTime, Utc};
 use std::fs::{File, OpenOptions};
@@ -40,6 +40,14 @@ pub enum StoreError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The token file exists but cannot be read or is not a regular file; nothing was written.
+    #[error("cannot use {path}: {reason}; nothing was written")]
+    Read {
+        /// The token file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// The lock file could not be opened.
     #[error("cannot open lock file {path}: {source}")]
@@ -214,22 +222,22 @@ impl TokenStore {
     pub fn write_locked(&self, token: &Token) -> Result<WriteReport, StoreError> {
         let bytes = to_format1_json(token);
         let mut report = WriteReport::default();
-        match std::fs::read(&self.path) {
-            Ok(old) => match parse_token(&old, None) {
-                Ok(old_token) if !old_token.access_token.same_as(&token.access_token) => {
-                    atomic_write(&self.prev_path(), &old)?;
-                    report.prev_kept = true;
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    let aside = self.set_aside_path();
-                    atomic_write(&aside, &old)?;
-                    report.set_aside = Some(aside);
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // An unreadable primary (permissions): writing will fail too and say why.
-            Err(_) => {}
+        match self.read_primary()? {
+            // Format 1 keeps the expiry as read, even one that came from the mtime.
+            Some(RawTokenFile {
+                parsed: Ok(old), ..
+            }) if !old.access_token.same_as(&token.access_token) => {
+                atomic_write(&self.prev_path(), to_format1_json(&old).as_bytes())?;
+                report.prev_kept = true;
+            }
+            Some(RawTokenFile { parsed: Ok(_), .. }) => {}
+            Some(RawTokenFile {
+                parsed: Err(_),
+                bytes,
+            }) => {
+                report.set_aside = Some(self.set_aside(&bytes)?);
+            }
+            None => {}
         }
         atomic_write(&self.path, bytes.as_bytes())?;
         for backup in &self.backups {
@@ -245,43 +253,75 @@ impl TokenStore {
     /// `.prev`) that holds an unexpired token at `now`.
     pub fn restore(&self, now: DateTime<Utc>) -> Result<RestoreOutcome, StoreError> {
         let _lock = self.lock(LOCK_WAIT)?;
-        for p in std::iter::once(&self.path).chain(&self.backups) {
+        let own = [self.path.clone(), self.prev_path(), self.set_aside_path()];
+        for p in own.iter().chain(&self.backups) {
             remove_stale_temp_files(p);
         }
-        let set_aside = match read_token_file(&self.path) {
-            Ok(Some(_)) => return Ok(RestoreOutcome::Present),
-            Ok(None) => None,
-            Err(TokenFileError::Unreadable { .. }) => {
-                let old = std::fs::read(&self.path).map_err(|source| StoreError::Write {
-                    path: self.path.clone(),
-                    source,
-                })?;
-                let aside = self.set_aside_path();
-                atomic_write(&aside, &old)?;
-                Some(aside)
-            }
-            Err(TokenFileError::Io { source, .. }) => {
-                return Err(StoreError::Write {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let set_aside = match self.read_primary()? {
+            Some(RawTokenFile { parsed: Ok(_), .. }) => return Ok(RestoreOutcome::Present),
+            Some(RawTokenFile {
+                parsed: Err(_),
+                bytes,
+            }) => Some(self.set_aside(&bytes)?),
+            None => None,
         };
-        let best = std::iter::once(self.prev_path())
-            .chain(self.backups.iter().cloned())
-            .filter_map(|p| {
-                let bytes = std::fs::read(&p).ok()?;
-                let token = parse_token(&bytes, None).ok()?;
-                (token.expires_at > now).then_some((token.expires_at, token.issued_at, p, bytes))
-            })
-            .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        match best {
-            Some((_, _, from, bytes)) => {
-                atomic_write(&self.path, &bytes)?;
+        match self.best_backup(now) {
+            Some((from, token)) => {
+                atomic_write(&self.path, to_format1_json(&token).as_bytes())?;
                 Ok(RestoreOutcome::Restored { from, set_aside })
             }
             None => Ok(RestoreOutcome::NothingToRestore { set_aside }),
         }
+    }
+
+    /// The backup (or `.prev`) that [`restore`](Self::restore) would use at `now`: the one
+    /// whose unexpired token lives longest. Read-only.
+    pub fn best_backup(&self, now: DateTime<Utc>) -> Option<(PathBuf, Token)> {
+        std::iter::once(self.prev_path())
+            .chain(self.backups.iter().cloned())
+            .filter_map(|p| {
+                let token = read_token_file(&p).ok()??;
+                (token.expires_at > now).then_some((p, token))
+            })
+            .max_by_key(|(_, t)| (t.expires_at, t.issued_at))
+    }
+
+    /// The primary's bytes and parse result; an error when it is not a regular file or cannot
+    /// be read (then nothing is written over it).
+    fn read_primary(&self) -> Result<Option<RawTokenFile>, StoreError> {
+        read_token_bytes(&self.path).map_err(|e| StoreError::Read {
+            path: self.path.clone(),
+            reason: match e {
+                TokenFileError::Unreadable { reason, .. } => reason,
+                TokenFileError::Io { source, .. } => source.to_string(),
+            },
+        })
+    }
+
+    /// Keep an unreadable primary under the first free `<path>.unreadable[.N]` name, so
+    /// that nothing the user had is destroyed, even by a second bad file.
+    fn set_aside(&self, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        let base = self.set_aside_path();
+        let free = (0..1000)
+            .map(|n| {
+                if n == 0 {
+                    base.clone()
+                } else {
+                    sibling(&base, &format!(".{n}"))
+                }
+            })
+            .find(|p| std::fs::symlink_metadata(p).is_err())
+            .unwrap_or(base);
+        if bytes.is_empty() {
+            // Too large to be a token file: link it aside instead of copying it.
+            std::fs::hard_link(&self.path, &free).map_err(|source| StoreError::Write {
+                path: free.clone(),
+                source,
+            })?;
+        } else {
+            atomic_write(&free, bytes)?;
+        }
+        Ok(free)
     }
 }
 
@@ -312,6 +352,9 @@ fn ensure_dir(path: &Path) -> std::io::Result<()> {
 /// Write `bytes` to `path` atomically: temp file (0600) in the same folder → write → fsync →
 /// rename → fsync the folder. On any error the target is untouched and the temp file removed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    // A symlinked token path is written through: the link stays, its target gets the token.
+    let resolved = follow_symlinks(path);
+    let path = resolved.as_path();
     let err = |source| StoreError::Write {
         path: path.to_owned(),
         source,
@@ -331,6 +374,24 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     tmp.persist(path).map_err(|e| err(e.error))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
     Ok(())
+}
+
+/// The file a path finally names, following symlinks (also dangling ones); the path itself
+/// when it is not a symlink.
+fn follow_symlinks(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => return p,
+        }
+    }
+    p
 }
 
 /// Remove `.<name>.tmp*` files a killed writer left beside `path`. Only called under the lock.
