@@ -18,7 +18,8 @@ $XDG_CONFIG_HOME/tokenwatch/config.yaml, then UPSTOX_* and TOKENWATCH__SECTION__
 (a ./.env is loaded first). Run `tokenwatch config check` to see the effective settings.
 
 Exit codes: status: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown; \
-token: 0, or 2 with no valid token; 78 is a configuration error.";
+token: 0, or 2 with no valid token; refresh: 0 with a valid token at the end, else 1; \
+78 is a configuration error; 3 a usage error.";
 
 /// `tokenwatch [global flags] <command>`
 #[derive(Debug, Parser)]
@@ -67,6 +68,26 @@ Exits 2 (printing nothing on stdout) when the token is missing, unreadable or ex
 script never uses a dead token. A token close to expiry is still printed.")]
     Token,
 
+    /// Validate now with the API, and renew if due or invalid; exit 0 only with a valid token at the end
+    #[command(long_about = "\
+Validate the token with the Upstox API now, and renew it if renewal is due or the API \
+rejects it (renew.strategy command; browser and token-request need you to log in).
+
+Retries transient failures (network, 5xx, rate limits) with backoff. Exits 0 only when a \
+valid token is stored at the end, 1 otherwise.")]
+    Refresh,
+
+    /// Run the token worker without a UI (for systemd and containers); logs to stderr
+    #[command(long_about = "\
+Run the token worker for every configured account without a UI: validate at start and every \
+monitor.check_interval, renew when due (renew.strategy), restore a missing token file from \
+backups at start. Logs go to stderr at log.level (-v for more). SIGINT or SIGTERM stop it \
+cleanly with exit 0.")]
+    Daemon,
+
+    /// Run the embedded Upstox simulator alone, to try an engine or tokenwatch against it
+    Simulate(SimulateArgs),
+
     /// Check and show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -78,6 +99,31 @@ pub struct StatusArgs {
     /// Print the status as JSON (the same object as the HTTP API's /api/token/status)
     #[arg(long)]
     pub json: bool,
+
+    /// Also ask the Upstox API whether the token works (exit 2 with state invalid when it
+    /// rejects the token, 3 when the API cannot be reached)
+    #[arg(long)]
+    pub validate: bool,
+}
+
+/// `simulate` flags.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (loopback only)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5055")]
+    pub listen: std::net::SocketAddr,
+
+    /// Approve logins at once instead of showing the consent page
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Token lifetime instead of the 03:30 IST rule, e.g. 10m (for trying renewals quickly)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub token_lifetime: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::duration::parse(s)
 }
 
 /// `config` subcommands.

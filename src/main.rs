@@ -5,6 +5,12 @@ use clap::error::ErrorKind;
 const EXIT_USAGE: u8 = 3;
 
 fn main() -> std::process::ExitCode {
+    // Die quietly when the reader of our output goes away (`tokenwatch status | head -1`),
+    // like other command-line tools, instead of panicking on EPIPE.
+    // SAFETY: setting a signal disposition to SIG_DFL at start, before any threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match tokenwatch::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

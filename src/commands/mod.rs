@@ -1,6 +1,9 @@
 //! The subcommands: each returns the process exit code and reports its own errors.
 
 mod config_check;
+mod daemon;
+mod refresh;
+mod simulate;
 mod status;
 mod token;
 
@@ -14,17 +17,39 @@ pub const EXIT_CONFIG: u8 = 78;
 
 /// Run the parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {
-    init_stderr_logging(&cli);
     let Some(command) = &cli.command else {
         // clap's arg_required_else_help shows help before we get here.
         return 3;
     };
     let loaded = load_config(&cli);
+    // One-shot commands only show problems unless asked; long-running ones follow log.level.
+    let quiet_default = matches!(
+        command,
+        Command::Status(_) | Command::Token | Command::Config(_)
+    );
+    let level = match (cli.log_level(), &loaded) {
+        (Some(level), _) => level.as_str(),
+        (None, _) if quiet_default => "warn",
+        (None, Ok(config)) => config.log.level.as_str(),
+        (None, Err(_)) => "info",
+    };
+    init_stderr_logging(level, !quiet_default);
     match command {
-        Command::Status(args) => status::run(&cli, loaded, args.json),
+        Command::Status(args) => status::run(&cli, loaded, args.json, args.validate),
         Command::Token => token::run(loaded),
+        Command::Refresh => refresh::run(loaded),
+        Command::Daemon => daemon::run(loaded),
+        Command::Simulate(args) => simulate::run(args),
         Command::Config(ConfigCommand::Check) => config_check::run(loaded),
     }
+}
+
+/// A runtime for the commands that talk to the network.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// The environment and configuration, as the global flags select them.
@@ -40,14 +65,20 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     config::load(&opts, &env, dotenv)
 }
 
-/// One-shot commands log problems to stderr; `-v` shows more, `-q` only errors.
-fn init_stderr_logging(cli: &Cli) {
-    let level = cli.log_level().map(|l| l.as_str()).unwrap_or("warn");
+/// Logs go to stderr: problems only for one-shot commands (unless `-v`), with timestamps for
+/// the long-running ones.
+fn init_stderr_logging(level: &str, timestamps: bool) {
     let filter = tracing_subscriber::EnvFilter::new(format!("tokenwatch={level}"));
-    let _ = tracing_subscriber::fmt()
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_ansi(colour)
+        .with_target(false);
+    let _ = if timestamps {
+        builder.try_init()
+    } else {
+        builder.without_time().try_init()
+    };
 }

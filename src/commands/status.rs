@@ -1,15 +1,26 @@
-//! `tokenwatch status [--json]`: read-only token health with Nagios exit codes.
+//! `tokenwatch status [--json] [--validate]`: token health with Nagios exit codes. Without
+//! `--validate` it only reads the token file; with it, it also asks the API (one round with
+//! retries).
 
+use super::runtime;
 use crate::cli::Cli;
+use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
-use crate::status::StatusReport;
+use crate::status::{StatusReport, ist_rfc3339};
 use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
-use crate::token::{TokenState, format_countdown, read_token_file};
-use chrono::Utc;
+use crate::token::{Token, TokenState, format_countdown, read_token_file};
+use crate::worker::{Core, Validation};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
-pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) -> u8 {
+pub(super) fn run(
+    cli: &Cli,
+    loaded: Result<Config, ConfigError>,
+    json: bool,
+    validate: bool,
+) -> u8 {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
@@ -25,10 +36,22 @@ pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) ->
             return report.exit_code();
         }
     };
-    let now = Utc::now();
     let path = &config.account.token.path;
     let read = read_token_file(path);
-    let report = StatusReport::new(&config.account.name, path, &read, now, config.thresholds());
+    let mut report = StatusReport::new(
+        &config.account.name,
+        path,
+        &read,
+        Utc::now(),
+        config.thresholds(),
+    );
+    let validation = match (&read, validate) {
+        (Ok(Some(_)), true) => Some(validate_once(&config)),
+        _ => None,
+    };
+    if let Some((validation, at)) = &validation {
+        report.apply_validation(validation, *at);
+    }
     if json {
         println!(
             "{}",
@@ -36,9 +59,39 @@ pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) ->
         );
         return report.exit_code();
     }
+    print_human(&config, &read, &report, validation.as_ref().map(|(v, _)| v));
+    report.exit_code()
+}
 
+/// One validation round against the API.
+fn validate_once(config: &Config) -> (Validation, DateTime<Utc>) {
+    let clock = Arc::new(SystemClock);
+    let outcome = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let mut core = Core::new(config.account.clone(), config.monitor.clone(), clock)
+                .map_err(|e| e.to_string())?;
+            Ok(core.validate().await)
+        })
+    });
+    let validation = outcome.unwrap_or_else(|why| {
+        Validation::Unreachable(crate::upstox::client::ApiError::Transient {
+            reason: why,
+            retry_after: None,
+        })
+    });
+    (validation, Utc::now())
+}
+
+fn print_human(
+    config: &Config,
+    read: &Result<Option<Token>, crate::token::TokenFileError>,
+    report: &StatusReport,
+    validation: Option<&Validation>,
+) {
     let account = &config.account.name;
-    match &read {
+    let path = &config.account.token.path;
+    let now = Utc::now();
+    match read {
         Err(e) => {
             println!("UNKNOWN · {account}");
             println!("{e}");
@@ -56,26 +109,27 @@ pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) ->
             }
         }
         Ok(Some(token)) => {
-            let state = TokenState::by_time(token.expires_at, now, config.thresholds());
+            let label = match report.state.as_str() {
+                "invalid" => TokenState::Invalid.label(),
+                "unknown" => "UNKNOWN",
+                _ => TokenState::by_time(token.expires_at, now, config.thresholds()).label(),
+            };
             let who = match (&token.user_id, &token.user_name) {
                 (Some(id), Some(name)) => format!(" ({id} {name})"),
                 (Some(id), None) => format!(" ({id})"),
                 _ => String::new(),
             };
-            println!("{} · {account}{who}", state.label());
-            let expiry = to_ist(token.expires_at).format("%a %d %b %H:%M IST");
-            if state == TokenState::Expired {
-                println!("Token: EXPIRED · expired {expiry}");
-            } else {
-                println!(
-                    "Token: {} left · expires {expiry}",
-                    format_countdown(token.remaining(now))
-                );
+            println!("{label} · {account}{who}");
+            print_token_lines(token, now);
+            match validation {
+                None => {}
+                Some(Validation::Valid(_)) => {
+                    println!("API: ✓ valid at {} IST", to_ist(now).format("%H:%M"))
+                }
+                Some(Validation::Rejected(e)) => println!("API: ✗ rejected: {e}; log in again"),
+                Some(Validation::Unreachable(e)) => println!("API: ? could not check: {e}"),
+                Some(Validation::NoToken) => {}
             }
-            if let Some(issued) = token.issued_at {
-                println!("Issued: {}", to_ist(issued).format("%a %d %b %H:%M IST"));
-            }
-            println!("Expiry from: {}", token.expiry_source.describe());
             println!("File: {}", path.display());
             if let Some(mode) = loose_mode(path) {
                 println!(
@@ -85,5 +139,44 @@ pub(super) fn run(cli: &Cli, loaded: Result<Config, ConfigError>, json: bool) ->
             }
         }
     }
-    report.exit_code()
+}
+
+/// The countdown, expiry, issue time and expiry source of a token.
+pub(super) fn print_token_lines(token: &Token, now: DateTime<Utc>) {
+    let expiry = to_ist(token.expires_at).format("%a %d %b %H:%M IST");
+    if token.expires_at <= now {
+        println!("Token: EXPIRED · expired {expiry}");
+    } else {
+        println!(
+            "Token: {} left · expires {expiry}",
+            format_countdown(token.remaining(now))
+        );
+    }
+    if let Some(issued) = token.issued_at {
+        println!("Issued: {}", to_ist(issued).format("%a %d %b %H:%M IST"));
+    }
+    println!("Expiry from: {}", token.expiry_source.describe());
+}
+
+impl StatusReport {
+    /// Fold in the outcome of an API validation at `at`.
+    pub(crate) fn apply_validation(&mut self, v: &Validation, at: DateTime<Utc>) {
+        match v {
+            Validation::NoToken => {}
+            Validation::Valid(_) => {
+                self.api_validated = true;
+                self.last_validated_at = Some(ist_rfc3339(at));
+            }
+            Validation::Rejected(e) => {
+                self.state = TokenState::Invalid.as_str().into();
+                self.valid = false;
+                self.last_validated_at = Some(ist_rfc3339(at));
+                self.error = Some(e.to_string());
+            }
+            Validation::Unreachable(e) => {
+                self.state = "unknown".into();
+                self.error = Some(format!("cannot validate with the API: {e}"));
+            }
+        }
+    }
 }

@@ -1,0 +1,70 @@
+//! `tokenwatch simulate`: the embedded Upstox simulator on loopback, until Ctrl-C.
+
+use super::runtime;
+use crate::cli::SimulateArgs;
+use crate::clock::SystemClock;
+use crate::upstox::sim::{SimConfig, Simulator};
+use std::sync::Arc;
+
+pub(super) fn run(args: &SimulateArgs) -> u8 {
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "tokenwatch: the simulator listens on loopback only; use --listen 127.0.0.1:{}",
+            args.listen.port()
+        );
+        return 3;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokenwatch: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let config = SimConfig {
+            auto_approve: args.auto_approve,
+            token_lifetime: args.token_lifetime,
+            ..SimConfig::default()
+        };
+        let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
+        let server = match sim.serve(args.listen).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "tokenwatch: cannot listen on {}: {e}; pick another port with --listen 127.0.0.1:PORT",
+                    args.listen
+                );
+                return 1;
+            }
+        };
+        let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+        let lifetime = match args.token_lifetime {
+            Some(d) => format!("{} after issue", humantime::format_duration(d)),
+            None => "03:30 IST after issue (the real rule)".into(),
+        };
+        println!("Upstox simulator listening on {base}");
+        println!("  client_id:     {}", config.client_id);
+        println!("  client_secret: {} (a simulator value)", config.client_secret);
+        println!("  redirect_uri:  {}", config.redirect_uri);
+        println!("  user:          {} ({})", config.user_id, config.user_name);
+        println!("  tokens expire: {lifetime}");
+        println!(
+            "  logins:        {}",
+            if args.auto_approve { "approved at once" } else { "approve on the consent page" }
+        );
+        println!();
+        println!("Point tokenwatch (or your engine) at it:");
+        println!(
+            "  export TOKENWATCH__UPSTOX__API_BASE={base} UPSTOX_CLIENT_ID={} UPSTOX_CLIENT_SECRET={}",
+            config.client_id, config.client_secret
+        );
+        println!("A renew.command that fetches a simulator token (for trying renewals):");
+        println!("  [\"curl\", \"-sf\", \"-X\", \"POST\", \"{base}/sim/token\"]");
+        println!();
+        println!("Stop with Ctrl-C.");
+        let _ = tokio::signal::ctrl_c().await;
+        server.shutdown().await;
+        0
+    })
+}

@@ -1,0 +1,407 @@
+//! The worker's decisions, as pure functions of the facts and `now`: the token's state, when
+//! to validate next, whether a renewal is due and whether it would help (the Upstox 03:30 IST
+//! boundary), the weekday deadline alarm, and the retry delays.
+
+use crate::config::Strategy;
+use crate::token::expiry::{boundary_time, ist, next_ist_time_after, to_ist, upstox_expiry};
+use crate::token::{Thresholds, TokenState};
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
+
+/// Unattended renewals (strategy browser opens a login; any strategy after a failed round)
+/// happen at most this often. `r` and `l` always act at once.
+pub const UNATTENDED_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// How long before `renew.deadline` a missing valid token raises the critical alert.
+pub const DEADLINE_WARNING: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// What the API last said about the current token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not asked yet, or the API could not be reached.
+    Unknown,
+    /// The API accepted the token at this time.
+    Valid(DateTime<Utc>),
+    /// The API rejected the token at this time (401 / UDAPI100050).
+    Invalid(DateTime<Utc>),
+}
+
+/// The settings the decisions depend on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// `monitor.check_interval`
+    pub check_interval: std::time::Duration,
+    /// `monitor.refresh_before`
+    pub refresh_before: std::time::Duration,
+    /// `monitor.warning_before` and `monitor.critical_before`
+    pub thresholds: Thresholds,
+    /// `renew.strategy`
+    pub strategy: Strategy,
+    /// `renew.not_before` (IST)
+    pub not_before: NaiveTime,
+    /// `renew.deadline` (IST)
+    pub deadline: NaiveTime,
+}
+
+/// The facts about one account at `now`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Facts {
+    /// The current time.
+    pub now: DateTime<Utc>,
+    /// The stored token's expiry, when there is a readable token.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What the API said about that token.
+    pub verdict: Verdict,
+    /// When the API was last asked about that token (answer or not).
+    pub last_validation_at: Option<DateTime<Utc>>,
+    /// When the last unattended renewal round started.
+    pub last_unattended_renewal_at: Option<DateTime<Utc>>,
+}
+
+fn dur(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
+/// The token's state: `missing` with no token, `invalid` when the API rejected it, else by time.
+pub fn state(f: &Facts, p: &Policy) -> TokenState {
+    match (f.expires_at, f.verdict) {
+        (None, _) => TokenState::Missing,
+        (Some(_), Verdict::Invalid(_)) => TokenState::Invalid,
+        (Some(exp), _) => TokenState::by_time(exp, f.now, p.thresholds),
+    }
+}
+
+/// When to ask the API about the token next: at start, every `check_interval` while it is
+/// usable, and once at the expiry instant. `None` when there is nothing to validate (no
+/// token, already rejected, or expired and checked since).
+pub fn next_validation(f: &Facts, p: &Policy) -> Option<DateTime<Utc>> {
+    let exp = f.expires_at?;
+    if matches!(f.verdict, Verdict::Invalid(_)) {
+        return None;
+    }
+    match f.last_validation_at {
+        None => Some(f.now),
+        Some(last) if last >= exp => None,
+        Some(last) => Some((last + dur(p.check_interval)).min(exp)),
+    }
+}
+
+/// Why a due renewal is not started now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferral {
+    /// A token obtained now would die at the same 03:30 IST as the current one.
+    Boundary {
+        /// The boundary the current token dies at.
+        expires_at: DateTime<Utc>,
+    },
+    /// Unattended renewals wait for `renew.not_before`.
+    NotBefore,
+    /// An unattended renewal ran less than 30 minutes ago.
+    RecentAttempt,
+}
+
+/// The renewal decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// `renew.strategy: none`: alerts only.
+    Disabled,
+    /// Not due until this instant.
+    NotDue {
+        /// When it becomes due.
+        due_at: DateTime<Utc>,
+    },
+    /// Due, but waiting until this instant.
+    Deferred {
+        /// When to try.
+        until: DateTime<Utc>,
+        /// Why.
+        reason: Deferral,
+    },
+    /// Due now.
+    Due,
+}
+
+/// Whether an unattended renewal should run now (SPEC §3). Renewal is due `refresh_before`
+/// the expiry, or at once when the token is expired, invalid or missing. A due renewal is
+/// deferred when it would not move the expiry (before the 03:30 IST boundary the current
+/// token dies at), until the first `renew.not_before` after that boundary; and, after the
+/// boundary, until `renew.not_before`; and until 30 minutes after the last unattended round.
+pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
+    if p.strategy == Strategy::None {
+        return Renewal::Disabled;
+    }
+    let now = f.now;
+    let rejected = matches!(f.verdict, Verdict::Invalid(_));
+    if let Some(exp) = f.expires_at
+        && !rejected
+    {
+        let due_at = exp - dur(p.refresh_before);
+        if now < due_at {
+            return Renewal::NotDue { due_at };
+        }
+        if exp > now && upstox_expiry(now) <= exp {
+            return Renewal::Deferred {
+                until: not_before_after(exp, p.not_before),
+                reason: Deferral::Boundary { expires_at: exp },
+            };
+        }
+    }
+    if in_morning_wait(now, p.not_before) {
+        return Renewal::Deferred {
+            until: next_ist_time_after(now, p.not_before),
+            reason: Deferral::NotBefore,
+        };
+    }
+    if let Some(last) = f.last_unattended_renewal_at {
+        let next = last + dur(UNATTENDED_INTERVAL);
+        if now < next {
+            return Renewal::Deferred {
+                until: next,
+                reason: Deferral::RecentAttempt,
+            };
+        }
+    }
+    Renewal::Due
+}
+
+/// True between 03:30 IST and `not_before` IST, when unattended renewals wait.
+fn in_morning_wait(now: DateTime<Utc>, not_before: NaiveTime) -> bool {
+    let t = to_ist(now).time();
+    t >= boundary_time() && t < not_before
+}
+
+/// The first `not_before` IST at or after `t`.
+fn not_before_after(t: DateTime<Utc>, not_before: NaiveTime) -> DateTime<Utc> {
+    if to_ist(t).time() == not_before {
+        t
+    } else {
+        next_ist_time_after(t, not_before)
+    }
+}
+
+/// The next instant, strictly after `after`, that is 30 minutes before `deadline` IST on a
+/// weekday (Mon–Fri): when a missing valid token raises the critical alert.
+pub fn next_deadline_alarm(after: DateTime<Utc>, deadline: NaiveTime) -> DateTime<Utc> {
+    let alarm_time = deadline - dur(DEADLINE_WARNING);
+    let mut day = to_ist(after).date_naive();
+    loop {
+        let at = ist()
+            .from_local_datetime(&day.and_time(alarm_time))
+            .single()
+            .expect("a fixed offset has no gaps")
+            .with_timezone(&Utc);
+        let weekday = !matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        if weekday && at > after {
+            return at;
+        }
+        day = day.succ_opt().expect("dates do not run out");
+    }
+}
+
+/// The retry delays of one round: `max_retries - 1` delays, starting at `initial`, doubled
+/// each retry, each with ±25% jitter, never above `max`. `jitter` yields numbers in [0, 1).
+pub fn backoff_delays(
+    max_retries: u32,
+    initial: std::time::Duration,
+    max: std::time::Duration,
+    mut jitter: impl FnMut() -> f64 + Send + Sync + Unpin,
+) -> impl Iterator<Item = std::time::Duration> + Send + Sync + Unpin {
+    let mut base = initial;
+    (1..max_retries).map(move |_| {
+        let factor = 0.75 + 0.5 * jitter().clamp(0.0, 1.0);
+        let d = base.mul_f64(factor).min(max);
+        base = base.saturating_mul(2).min(max);
+        d
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration as Std;
+
+    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        // November 2026: the 26th is a Thursday.
+        ist()
+            .with_ymd_and_hms(2026, 11, d, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            check_interval: Std::from_secs(30 * 60),
+            refresh_before: Std::from_secs(3600),
+            thresholds: Thresholds {
+                warning_before: Std::from_secs(3 * 3600),
+                critical_before: Std::from_secs(3600),
+            },
+            strategy: Strategy::Command,
+            not_before: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            deadline: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        }
+    }
+
+    fn facts(now: DateTime<Utc>, exp: Option<DateTime<Utc>>) -> Facts {
+        Facts {
+            now,
+            expires_at: exp,
+            verdict: Verdict::Unknown,
+            last_validation_at: None,
+            last_unattended_renewal_at: None,
+        }
+    }
+
+    #[test]
+    fn renewal_is_not_due_before_refresh_before() {
+        let f = facts(at(26, 14, 0), Some(at(27, 3, 30)));
+        assert_eq!(
+            renewal(&f, &policy()),
+            Renewal::NotDue {
+                due_at: at(27, 2, 30)
+            }
+        );
+    }
+
+    #[test]
+    fn the_boundary_rule_defers_a_useless_renewal_to_not_before() {
+        // 02:30 IST: a new token would also die at 03:30.
+        let f = facts(at(27, 2, 30), Some(at(27, 3, 30)));
+        assert_eq!(
+            renewal(&f, &policy()),
+            Renewal::Deferred {
+                until: at(27, 8, 0),
+                reason: Deferral::Boundary {
+                    expires_at: at(27, 3, 30)
+                }
+            }
+        );
+        // After the boundary, the expired token waits for not_before...
+        let f = facts(at(27, 3, 31), Some(at(27, 3, 30)));
+        assert_eq!(
+            renewal(&f, &policy()),
+            Renewal::Deferred {
+                until: at(27, 8, 0),
+                reason: Deferral::NotBefore
+            }
+        );
+        // ...and at not_before it is due.
+        let f = facts(at(27, 8, 0), Some(at(27, 3, 30)));
+        assert_eq!(renewal(&f, &policy()), Renewal::Due);
+    }
+
+    #[test]
+    fn a_renewal_before_the_boundary_that_moves_the_expiry_is_due() {
+        // A token dying 03:30 on the 27th, at 23:00 on the 26th with refresh_before 5h: a new
+        // token would also die 03:30 on the 27th → useless. At 04:00 on the 27th with a token
+        // that dies at 05:00 (configured lifetime), a new one lives to the 28th → due.
+        let mut p = policy();
+        p.refresh_before = Std::from_secs(5 * 3600);
+        let f = facts(at(26, 23, 0), Some(at(27, 3, 30)));
+        assert!(matches!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                reason: Deferral::Boundary { .. },
+                ..
+            }
+        ));
+        p.not_before = NaiveTime::from_hms_opt(3, 45, 0).unwrap();
+        let f = facts(at(27, 4, 0), Some(at(27, 5, 0)));
+        assert_eq!(renewal(&f, &p), Renewal::Due);
+    }
+
+    #[test]
+    fn missing_and_invalid_tokens_are_due_at_once_in_the_day() {
+        let f = facts(at(26, 14, 0), None);
+        assert_eq!(renewal(&f, &policy()), Renewal::Due);
+        let mut f = facts(at(26, 14, 0), Some(at(27, 3, 30)));
+        f.verdict = Verdict::Invalid(at(26, 14, 0));
+        assert_eq!(renewal(&f, &policy()), Renewal::Due);
+        assert_eq!(state(&f, &policy()), TokenState::Invalid);
+        // But not at 05:00, before not_before.
+        let f = facts(at(27, 5, 0), None);
+        assert_eq!(
+            renewal(&f, &policy()),
+            Renewal::Deferred {
+                until: at(27, 8, 0),
+                reason: Deferral::NotBefore
+            }
+        );
+    }
+
+    #[test]
+    fn unattended_rounds_are_30_minutes_apart_and_none_disables() {
+        let mut f = facts(at(26, 14, 0), None);
+        f.last_unattended_renewal_at = Some(at(26, 13, 45));
+        assert_eq!(
+            renewal(&f, &policy()),
+            Renewal::Deferred {
+                until: at(26, 14, 15),
+                reason: Deferral::RecentAttempt
+            }
+        );
+        f.last_unattended_renewal_at = Some(at(26, 13, 30));
+        assert_eq!(renewal(&f, &policy()), Renewal::Due);
+        let mut p = policy();
+        p.strategy = Strategy::None;
+        assert_eq!(renewal(&f, &p), Renewal::Disabled);
+    }
+
+    #[test]
+    fn validation_schedule() {
+        let p = policy();
+        let exp = at(27, 3, 30);
+        let mut f = facts(at(26, 9, 0), Some(exp));
+        assert_eq!(next_validation(&f, &p), Some(at(26, 9, 0)));
+        f.last_validation_at = Some(at(26, 9, 0));
+        assert_eq!(next_validation(&f, &p), Some(at(26, 9, 30)));
+        // The last interval is cut at the expiry instant.
+        f.last_validation_at = Some(at(27, 3, 10));
+        assert_eq!(next_validation(&f, &p), Some(exp));
+        // Checked at (or after) expiry: no more.
+        f.last_validation_at = Some(exp);
+        assert_eq!(next_validation(&f, &p), None);
+        // Rejected, or no token: nothing to validate.
+        f.last_validation_at = Some(at(26, 10, 0));
+        f.verdict = Verdict::Invalid(at(26, 10, 0));
+        assert_eq!(next_validation(&f, &p), None);
+        assert_eq!(next_validation(&facts(at(26, 9, 0), None), &p), None);
+    }
+
+    #[test]
+    fn deadline_alarm_is_on_weekdays_only() {
+        let nine = NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+        // Thursday 26th 07:00 → 08:30 the same day.
+        assert_eq!(next_deadline_alarm(at(26, 7, 0), nine), at(26, 8, 30));
+        // Exactly at the alarm → the next weekday.
+        assert_eq!(next_deadline_alarm(at(26, 8, 30), nine), at(27, 8, 30));
+        // Friday 27th 10:00 → Monday 30th.
+        assert_eq!(next_deadline_alarm(at(27, 10, 0), nine), at(30, 8, 30));
+    }
+
+    #[test]
+    fn backoff_doubles_with_bounded_jitter_and_a_cap() {
+        let d: Vec<_> = backoff_delays(5, Std::from_secs(2), Std::from_secs(10), || 0.5).collect();
+        assert_eq!(
+            d,
+            [
+                Std::from_secs(2),
+                Std::from_secs(4),
+                Std::from_secs(8),
+                Std::from_secs(10)
+            ]
+        );
+        let lo: Vec<_> =
+            backoff_delays(3, Std::from_secs(2), Std::from_secs(300), || 0.0).collect();
+        assert_eq!(lo, [Std::from_millis(1500), Std::from_secs(3)]);
+        let hi: Vec<_> =
+            backoff_delays(3, Std::from_secs(2), Std::from_secs(300), || 0.999_999).collect();
+        assert!(
+            hi[0] > Std::from_millis(2499) && hi[0] <= Std::from_millis(2500),
+            "{hi:?}"
+        );
+        assert_eq!(
+            backoff_delays(1, Std::from_secs(2), Std::from_secs(9), || 0.5).count(),
+            0
+        );
+    }
+}

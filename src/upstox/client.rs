@@ -1,0 +1,527 @@
+//! The Upstox API client: profile (validation), code → token exchange, the v3 access-token
+//! request, and logout.
+//!
+//! Every answer is classified into one [`ApiError`]: `Invalid` (the token is dead: 401 or
+//! UDAPI100050), `Transient` (try again later: network, timeouts, 5xx, 429/UDAPI10005,
+//! UDAPI100072/100074, bodies that are not JSON such as Cloudflare's HTML 403) or `Rejected`
+//! (any other 4xx, with Upstox's code and message). The client never retries: the worker
+//! holds the one retry layer.
+
+use crate::secret::Secret;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+use url::Url;
+
+/// How long to wait for a TCP/TLS connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a whole request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Upstox answers bodies far smaller than this; anything larger is not the API.
+const MAX_BODY: usize = 256 * 1024;
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// Upstox rejected the token: 401 or UDAPI100050. Only this makes a token `invalid`.
+    #[error("Upstox rejected the token ({}): {message}", code.as_deref().unwrap_or("HTTP 401"))]
+    Invalid {
+        /// Upstox's error code, when it sent one.
+        code: Option<String>,
+        /// Upstox's message.
+        message: String,
+    },
+    /// Worth trying again later: network errors, timeouts, 5xx, rate limits, the nightly
+    /// service window, and answers that are not Upstox's JSON.
+    #[error("{reason}")]
+    Transient {
+        /// What happened.
+        reason: String,
+        /// Upstox's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Upstox refused the request for another reason (bad credentials, used code, ...).
+    #[error("Upstox refused the request (HTTP {status}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// Upstox's error code, when it sent one.
+        code: Option<String>,
+        /// Upstox's message.
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// True for errors worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApiError::Transient { .. })
+    }
+
+    /// Upstox's `Retry-After`, when the error carries one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The user's profile, from `GET /v2/user/profile`. Every field is optional: tokenwatch
+/// needs only to know the call succeeded.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Profile {
+    /// `AB1234`.
+    pub user_id: Option<String>,
+    /// The account holder's name.
+    pub user_name: Option<String>,
+    /// The account holder's email.
+    pub email: Option<String>,
+    /// Whether the account is active.
+    pub is_active: Option<bool>,
+}
+
+/// Upstox's flat answer to the code → token exchange.
+#[derive(Clone, Deserialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: Secret,
+    /// The one-year read-only token, when issued.
+    #[serde(default, deserialize_with = "crate::secret::deserialize_opt_secret")]
+    pub extended_token: Option<Secret>,
+    /// `AB1234`.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The account holder's name.
+    #[serde(default)]
+    pub user_name: Option<String>,
+    /// The account holder's email.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &self.access_token)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a v3 access-token request: the user now approves it on the phone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRequestAck {
+    /// When the pending request lapses, when Upstox says.
+    pub authorization_expiry: Option<chrono::DateTime<chrono::Utc>>,
+    /// The notifier webhook Upstox will post the token to, when it says.
+    pub notifier_url: Option<String>,
+}
+
+/// A client for one Upstox API base.
+#[derive(Debug, Clone)]
+pub struct UpstoxClient {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl UpstoxClient {
+    /// A client for `api_base` (`https://api.upstox.com`, or a simulator).
+    pub fn new(api_base: &Url) -> Result<UpstoxClient, ApiError> {
+        Self::with_timeouts(api_base, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+    }
+
+    /// A client with explicit timeouts.
+    pub fn with_timeouts(
+        api_base: &Url,
+        connect: Duration,
+        total: Duration,
+    ) -> Result<UpstoxClient, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, "application/json".parse().expect("static header"));
+        headers.insert("Api-Version", "2.0".parse().expect("static header"));
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(total)
+            .default_headers(headers)
+            .user_agent(concat!("tokenwatch/", env!("CARGO_PKG_VERSION")))
+            // Upstox answers directly; a redirect would be something else answering.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ApiError::Transient {
+                reason: format!("cannot set up HTTP: {e}"),
+                retry_after: None,
+            })?;
+        let mut base = api_base.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(UpstoxClient { http, base })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .expect("static API paths join")
+    }
+
+    /// Validate a token: `GET /v2/user/profile`.
+    pub async fn profile(&self, token: &Secret) -> Result<Profile, ApiError> {
+        let req = self
+            .http
+            .get(self.url("v2/user/profile"))
+            .header(AUTHORIZATION, bearer(token)?);
+        let body = send(req, "profile").await?;
+        let data = body.get("data").cloned().unwrap_or(Value::Null);
+        serde_json::from_value::<Profile>(data).map_err(|_| ApiError::Transient {
+            reason: "profile: the answer has no usable `data` object".into(),
+            retry_after: None,
+        })
+    }
+
+    /// Exchange an authorization code for a token: `POST /v2/login/authorization/token`.
+    /// The code is single-use: never call this twice with the same code.
+    pub async fn exchange_code(
+        &self,
+        code: &Secret,
+        client_id: &str,
+        client_secret: &Secret,
+        redirect_uri: &str,
+    ) -> Result<TokenResponse, ApiError> {
+        let form = [
+            ("code", code.expose()),
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose()),
+            ("redirect_uri", redirect_uri),
+            ("grant_type", "authorization_code"),
+        ];
+        let req = self
+            .http
+            .post(self.url("v2/login/authorization/token"))
+            .form(&form);
+        let body = send(req, "token exchange").await?;
+        serde_json::from_value::<TokenResponse>(body).map_err(|_| ApiError::Transient {
+            reason: "token exchange: the answer has no access_token".into(),
+            retry_after: None,
+        })
+    }
+
+    /// Ask Upstox to send a token after the user approves on the phone:
+    /// `POST /v3/login/auth/token/request/{client_id}`.
+    pub async fn request_token(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+    ) -> Result<TokenRequestAck, ApiError> {
+        let mut url = self.url("v3/login/auth/token/request/");
+        url.path_segments_mut()
+            .map_err(|_| ApiError::Transient {
+                reason: "the API base cannot take a path".into(),
+                retry_after: None,
+            })?
+            .pop_if_empty()
+            .push(client_id);
+        let req = self
+            .http
+            .post(url)
+            .json(&serde_json::json!({ "client_secret": client_secret.expose() }));
+        let body = send(req, "token request").await?;
+        let data = body.get("data");
+        let field = |k: &str| data.and_then(|d| d.get(k));
+        let authorization_expiry = field("authorization_expiry").and_then(|v| match v {
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        });
+        Ok(TokenRequestAck {
+            authorization_expiry: authorization_expiry
+                .and_then(chrono::DateTime::from_timestamp_millis),
+            notifier_url: field("notifier_url")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    /// End the session: `DELETE /v2/logout`. The token stops working.
+    pub async fn logout(&self, token: &Secret) -> Result<(), ApiError> {
+        let req = self
+            .http
+            .delete(self.url("v2/logout"))
+            .header(AUTHORIZATION, bearer(token)?);
+        send(req, "logout").await.map(|_| ())
+    }
+}
+
+fn bearer(token: &Secret) -> Result<reqwest::header::HeaderValue, ApiError> {
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| ApiError::Invalid {
+            code: None,
+            message: "the stored token contains characters no HTTP header can carry".into(),
+        })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Send a request and classify the answer. Errors name the call, never the token.
+async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiError> {
+    let resp = req.send().await.map_err(|e| network_error(what, &e))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = resp.bytes().await.map_err(|e| network_error(what, &e))?;
+    classify(what, status, retry_after, &content_type, &bytes)
+}
+
+fn network_error(what: &str, e: &reqwest::Error) -> ApiError {
+    let kind = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "network error".to_string()
+    };
+    // reqwest's message names the URL (no secrets in our URLs) and the cause.
+    let detail = std::error::Error::source(e)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    ApiError::Transient {
+        reason: format!("{what}: {kind}{detail}"),
+        retry_after: None,
+    }
+}
+
+/// One error of Upstox's envelope, read with either spelling.
+#[derive(Debug, Default)]
+struct EnvelopeError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+fn first_error(body: &Value) -> EnvelopeError {
+    let Some(first) = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    else {
+        return EnvelopeError::default();
+    };
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| first.get(*k).and_then(Value::as_str))
+            .map(str::to_owned)
+    };
+    EnvelopeError {
+        code: text(&["error_code", "errorCode"]),
+        message: text(&["message"]),
+    }
+}
+
+/// Classify an answer. Pure, so every shape in UPSTOX.md is tested without a network.
+pub fn classify(
+    what: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let transient = |reason: String| ApiError::Transient {
+        reason,
+        retry_after,
+    };
+    if body.len() > MAX_BODY {
+        return Err(transient(format!(
+            "{what}: HTTP {status} with an oversized answer"
+        )));
+    }
+    let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
+    let Some(json) = parsed else {
+        // Not Upstox's JSON: Cloudflare's HTML 403, a proxy's page, a cut-off body.
+        let looks_html = content_type.contains("html") || body.trim_ascii_start().starts_with(b"<");
+        let shape = if looks_html {
+            "an HTML page"
+        } else {
+            "an answer that is not JSON"
+        };
+        return Err(match status {
+            401 => ApiError::Invalid {
+                code: None,
+                message: format!("{what}: HTTP 401 with {shape}"),
+            },
+            _ => transient(format!(
+                "{what}: HTTP {status} with {shape} (not Upstox's API; will retry)"
+            )),
+        });
+    };
+    let err = first_error(&json);
+    let code = err.code.clone();
+    let message = err
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    let is_error_status = json.get("status").and_then(Value::as_str) == Some("error");
+    match (status, code.as_deref()) {
+        (401, _) | (_, Some("UDAPI100050")) => Err(ApiError::Invalid { code, message }),
+        (429, _) | (_, Some("UDAPI10005")) => Err(transient(format!(
+            "{what}: rate limited by Upstox ({message})"
+        ))),
+        (_, Some("UDAPI100072" | "UDAPI100074")) => Err(transient(format!(
+            "{what}: Upstox's service window ({}: {message})",
+            code.as_deref().unwrap_or_default()
+        ))),
+        (500..=599, _) => Err(transient(format!(
+            "{what}: Upstox server error (HTTP {status}{}: {message})",
+            code.as_deref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default()
+        ))),
+        (400..=499, _) => Err(ApiError::Rejected {
+            status,
+            code,
+            message,
+        }),
+        (200..=299, _) if is_error_status => Err(ApiError::Rejected {
+            status,
+            code,
+            message,
+        }),
+        (200..=299, _) => Ok(json),
+        _ => Err(transient(format!("{what}: unexpected HTTP {status}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(status: u16, body: &str) -> Result<Value, ApiError> {
+        classify("profile", status, None, "application/json", body.as_bytes())
+    }
+
+    const INVALID_TOKEN: &str = r#"{"status":"error","errors":[{"errorCode":"UDAPI100050","message":"Invalid token used to access API","propertyPath":null,"invalidValue":null,"error_code":"UDAPI100050","property_path":null,"invalid_value":null}]}"#;
+
+    fn envelope(code: &str, msg: &str, camel_only: bool) -> String {
+        if camel_only {
+            format!(
+                r#"{{"status":"error","errors":[{{"errorCode":"{code}","message":"{msg}","propertyPath":null,"invalidValue":null}}]}}"#
+            )
+        } else {
+            format!(
+                r#"{{"status":"error","errors":[{{"error_code":"{code}","message":"{msg}","property_path":null,"invalid_value":null}}]}}"#
+            )
+        }
+    }
+
+    #[test]
+    fn a_rejected_token_is_invalid() {
+        let e = c(401, INVALID_TOKEN).unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Invalid {
+                code: Some("UDAPI100050".into()),
+                message: "Invalid token used to access API".into()
+            }
+        );
+        // UDAPI100050 is invalid whatever the status, and either spelling is read.
+        assert!(matches!(
+            c(400, &envelope("UDAPI100050", "x", true)),
+            Err(ApiError::Invalid { .. })
+        ));
+        assert!(matches!(
+            c(403, &envelope("UDAPI100050", "x", false)),
+            Err(ApiError::Invalid { .. })
+        ));
+        // A bare 401 with no body is invalid too.
+        assert!(matches!(
+            c(401, ""),
+            Err(ApiError::Invalid { code: None, .. })
+        ));
+    }
+
+    #[test]
+    fn transient_answers() {
+        for (status, body) in [
+            (500, envelope("UDAPI100500", "Something went wrong", false)),
+            (502, String::new()),
+            (503, envelope("UDAPI100074", "service window", false)),
+            (200, envelope("UDAPI100072", "service window", true)),
+            (429, envelope("UDAPI10005", "Too Many Request Sent", false)),
+            (400, envelope("UDAPI10005", "Too Many Request Sent", true)),
+            (200, r#"{"status":"success","data":{"user_id":"#.to_string()),
+            (
+                403,
+                "<html><body>error code: 1010 Access denied</body></html>".to_string(),
+            ),
+        ] {
+            let e = c(status, &body).unwrap_err();
+            assert!(e.is_transient(), "{status} {body}: {e:?}");
+        }
+        let e = classify(
+            "profile",
+            429,
+            Some(Duration::from_secs(7)),
+            "application/json",
+            b"{}",
+        )
+        .unwrap_err();
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        let html = classify(
+            "profile",
+            403,
+            None,
+            "text/html",
+            b"<!DOCTYPE html>error code: 1010",
+        )
+        .unwrap_err();
+        assert!(html.to_string().contains("HTML page"), "{html}");
+    }
+
+    #[test]
+    fn other_client_errors_are_rejections_with_upstox_code() {
+        let e = c(400, &envelope("UDAPI100016", "Invalid Credentials", true)).unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Rejected {
+                status: 400,
+                code: Some("UDAPI100016".into()),
+                message: "Invalid Credentials".into()
+            }
+        );
+        assert!(
+            e.to_string().contains("UDAPI100016") && e.to_string().contains("Invalid Credentials")
+        );
+        let e = c(404, r#"{"status":"error"}"#).unwrap_err();
+        assert!(matches!(
+            e,
+            ApiError::Rejected {
+                status: 404,
+                code: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn success_shapes() {
+        let v = c(200, r#"{"status":"success","data":{"user_id":"AB1234"}}"#).unwrap();
+        assert_eq!(v["data"]["user_id"], "AB1234");
+        // The flat exchange response has no envelope.
+        let v = c(200, r#"{"access_token":"x","user_id":"AB1234"}"#).unwrap();
+        assert_eq!(v["user_id"], "AB1234");
+        // partial_success is still a success.
+        assert!(c(200, r#"{"status":"partial_success","data":{}}"#).is_ok());
+        // A JSON array or a number is not Upstox's JSON.
+        assert!(c(200, "[1]").unwrap_err().is_transient());
+    }
+}

@@ -1,0 +1,1098 @@
+//! The async token worker: one per account. It validates the token with the API, renews it
+//! when due (and when renewing would help), stores it, and reports what it sees.
+//!
+//! Commands come in on a bounded mpsc channel; [`Event`]s (status snapshots and
+//! notifications) go out on another, and the latest [`Snapshot`] is also kept in a watch
+//! channel for readers such as the HTTP API. The dashboard, the daemon and `refresh` are all
+//! just consumers. Decisions live in [`crate::schedule`]; this module does the I/O.
+
+use crate::clock::Clock;
+use crate::config::{AccountConfig, MonitorConfig, Strategy};
+use crate::schedule::{self, Deferral, Facts, Policy, Renewal, Verdict};
+use crate::token::expiry::to_ist;
+use crate::token::file::parse_token;
+use crate::token::store::{RestoreOutcome, TokenStore};
+use crate::token::{ExpirySource, Token, TokenState, format_countdown};
+use crate::upstox::client::{ApiError, Profile, UpstoxClient};
+use backon::Retryable;
+use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+/// The worker never sleeps longer than this between looks at the clock, so a suspended
+/// laptop or a changed system clock is noticed within a minute.
+const MAX_NAP: Duration = Duration::from_secs(60);
+/// `renew.command` must finish within this.
+pub const RENEW_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound on an honoured `Retry-After`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Capacity of the command channel.
+pub const COMMAND_CAPACITY: usize = 16;
+
+/// What a consumer asks the worker to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Ask the API about the token now.
+    Validate,
+    /// `r`: validate now, then renew at once if renewal is due or the token is invalid.
+    ForceRefresh,
+    /// Stop after the current step; nothing is left half-written.
+    Shutdown,
+}
+
+/// How loud a notification is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Good news; dismisses itself.
+    Info,
+    /// Needs attention soon; dismisses itself.
+    Warning,
+    /// Needs action; stays until dismissed or resolved.
+    Critical,
+}
+
+/// What a notification is about; a newer one on the same topic replaces the older.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    /// The token's state changed.
+    TokenState,
+    /// A renewal succeeded or failed.
+    Renewal,
+    /// No valid token shortly before `renew.deadline`.
+    Deadline,
+}
+
+/// A notification for the user.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Notification {
+    /// The account it is about.
+    pub account: String,
+    /// How loud.
+    pub level: Level,
+    /// What it is about.
+    pub topic: Topic,
+    /// Short title: "Token expired!".
+    pub title: String,
+    /// What happened and what to do ("press l to log in").
+    pub message: String,
+    /// When it was raised.
+    pub at: DateTime<Utc>,
+}
+
+/// What is known about the stored token, without the token.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenInfo {
+    /// `eyJ0…a1B2`.
+    pub masked: String,
+    /// The Upstox user id.
+    pub user_id: Option<String>,
+    /// The account holder's name.
+    pub user_name: Option<String>,
+    /// When it was issued, when known.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// When it dies.
+    pub expires_at: DateTime<Utc>,
+    /// Where the expiry came from.
+    pub expiry_source: ExpirySource,
+    /// How it was obtained, when known.
+    pub obtained_via: Option<String>,
+    /// Fraction of its life left, 0..=1, for the gauge.
+    pub life_fraction: f64,
+}
+
+/// The worker's view of one account at a moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The account name.
+    pub account: String,
+    /// When this snapshot was taken.
+    pub at: DateTime<Utc>,
+    /// The token's state.
+    pub state: TokenState,
+    /// The token, when there is one.
+    pub token: Option<TokenInfo>,
+    /// What the API last said.
+    pub verdict: Verdict,
+    /// When the API was last asked.
+    pub last_validation_at: Option<DateTime<Utc>>,
+    /// The outcome of that: "valid", "rejected: ...", "unreachable: ...".
+    pub last_validation_result: Option<String>,
+    /// When the API will be asked next.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// The renewal decision.
+    pub renewal: Renewal,
+    /// A renewal or validation round is running.
+    pub busy: bool,
+    /// `renew.strategy`.
+    pub strategy: Strategy,
+    /// The token file.
+    pub token_file: PathBuf,
+    /// The backup files.
+    pub backups: Vec<PathBuf>,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The account's state, after every change.
+    Status(Box<Snapshot>),
+    /// Something the user should see.
+    Notice(Notification),
+}
+
+/// The outcome of a validation round.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validation {
+    /// There is no token to validate.
+    NoToken,
+    /// The API accepted the token.
+    Valid(Profile),
+    /// The API rejected the token.
+    Rejected(ApiError),
+    /// The API could not be reached (after every attempt), or refused for another reason.
+    Unreachable(ApiError),
+}
+
+/// The outcome of a renewal round.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RenewOutcome {
+    /// A new token was verified and stored.
+    Renewed,
+    /// The strategy needs the user (browser login, phone approval) or is `none`.
+    NeedsUser(String),
+    /// A renewal now would not move the expiry.
+    NotUseful(String),
+    /// Every attempt failed.
+    Failed(String),
+}
+
+/// The per-account state and the steps the worker, `status --validate` and `refresh` share.
+pub struct Core {
+    account: AccountConfig,
+    monitor: MonitorConfig,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    client: UpstoxClient,
+    store: TokenStore,
+    token: Option<Token>,
+    token_mtime: Option<SystemTime>,
+    token_error: Option<String>,
+    verdict: Verdict,
+    last_validation_at: Option<DateTime<Utc>>,
+    last_validation_result: Option<String>,
+    last_unattended_renewal_at: Option<DateTime<Utc>>,
+    busy: bool,
+}
+
+impl Core {
+    /// The core for one account. Reads the token file; does no network I/O.
+    pub fn new(
+        account: AccountConfig,
+        monitor: MonitorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Core, ApiError> {
+        let client = UpstoxClient::new(&account.upstox.api_base)?;
+        let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone());
+        let policy = Policy {
+            check_interval: monitor.check_interval,
+            refresh_before: monitor.refresh_before,
+            thresholds: crate::token::Thresholds {
+                warning_before: monitor.warning_before,
+                critical_before: monitor.critical_before,
+            },
+            strategy: account.renew.strategy,
+            not_before: account.renew.not_before,
+            deadline: account.renew.deadline,
+        };
+        let mut core = Core {
+            account,
+            monitor,
+            policy,
+            clock,
+            client,
+            store,
+            token: None,
+            token_mtime: None,
+            token_error: None,
+            verdict: Verdict::Unknown,
+            last_validation_at: None,
+            last_validation_result: None,
+            last_unattended_renewal_at: None,
+            busy: false,
+        };
+        core.reload_token();
+        Ok(core)
+    }
+
+    /// The account name.
+    pub fn account_name(&self) -> &str {
+        &self.account.name
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
+    /// The current token, if any.
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    /// Why the token file could not be used, when it could not.
+    pub fn token_error(&self) -> Option<&str> {
+        self.token_error.as_deref()
+    }
+
+    /// What the API last said.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// At start (daemon, dashboard): clean up after a crash and restore a missing or
+    /// unreadable token file from the newest valid backup.
+    pub async fn restore(&mut self) {
+        let store = self.store.clone();
+        let now = self.clock.now();
+        let outcome = tokio::task::spawn_blocking(move || store.restore(now)).await;
+        match outcome {
+            Ok(Ok(RestoreOutcome::Present)) => {}
+            Ok(Ok(RestoreOutcome::Restored { from, set_aside })) => {
+                if let Some(aside) = set_aside {
+                    warn!(account = %self.account.name, "The token file was unreadable; kept it as {}", aside.display());
+                }
+                info!(account = %self.account.name, "Restored the token file from backup {}", from.display());
+            }
+            Ok(Ok(RestoreOutcome::NothingToRestore { set_aside })) => {
+                if let Some(aside) = set_aside {
+                    warn!(account = %self.account.name, "The token file was unreadable; kept it as {}", aside.display());
+                }
+            }
+            Ok(Err(e)) => error!(account = %self.account.name, "Cannot check the token file: {e}"),
+            Err(e) => error!(account = %self.account.name, "Restoring from backup stopped: {e}"),
+        }
+        self.reload_token();
+    }
+
+    /// Re-read the token file when it changed on disk (another process stored a token, or
+    /// the user replaced it). A new token starts with no verdict.
+    pub fn reload_if_changed(&mut self) -> bool {
+        let mtime = std::fs::metadata(&self.account.token.path)
+            .and_then(|m| m.modified())
+            .ok();
+        if mtime == self.token_mtime {
+            return false;
+        }
+        let before = self.token.as_ref().map(|t| t.access_token.clone());
+        self.reload_token();
+        let same = match (&before, &self.token) {
+            (Some(a), Some(b)) => a.same_as(&b.access_token),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            info!(account = %self.account.name, "The token file changed; checking the new token");
+        }
+        !same
+    }
+
+    fn reload_token(&mut self) {
+        self.token_mtime = std::fs::metadata(&self.account.token.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let before = self.token.as_ref().map(|t| t.access_token.clone());
+        match self.store.read() {
+            Ok(t) => {
+                self.token = t;
+                self.token_error = None;
+            }
+            Err(e) => {
+                warn!(account = %self.account.name, "{e}");
+                self.token = None;
+                self.token_error = Some(e.to_string());
+            }
+        }
+        let same = match (&before, &self.token) {
+            (Some(a), Some(b)) => a.same_as(&b.access_token),
+            _ => false,
+        };
+        if !same {
+            self.verdict = Verdict::Unknown;
+            self.last_validation_at = None;
+            self.last_validation_result = None;
+        }
+    }
+
+    fn facts(&self, now: DateTime<Utc>) -> Facts {
+        Facts {
+            now,
+            expires_at: self.token.as_ref().map(|t| t.expires_at),
+            verdict: self.verdict,
+            last_validation_at: self.last_validation_at,
+            last_unattended_renewal_at: self.last_unattended_renewal_at,
+        }
+    }
+
+    /// The state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
+        schedule::state(&self.facts(now), &self.policy)
+    }
+
+    /// A snapshot at `now`.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
+        let facts = self.facts(now);
+        Snapshot {
+            account: self.account.name.clone(),
+            at: now,
+            state: schedule::state(&facts, &self.policy),
+            token: self.token.as_ref().map(|t| TokenInfo {
+                masked: t.access_token.masked(),
+                user_id: t.user_id.clone(),
+                user_name: t.user_name.clone(),
+                issued_at: t.issued_at,
+                expires_at: t.expires_at,
+                expiry_source: t.expiry_source,
+                obtained_via: t.obtained_via.clone(),
+                life_fraction: t.life_fraction(now),
+            }),
+            verdict: self.verdict,
+            last_validation_at: self.last_validation_at,
+            last_validation_result: self.last_validation_result.clone(),
+            next_check_at: schedule::next_validation(&facts, &self.policy),
+            renewal: schedule::renewal(&facts, &self.policy),
+            busy: self.busy,
+            strategy: self.account.renew.strategy,
+            token_file: self.account.token.path.clone(),
+            backups: self.account.token.backups.clone(),
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
+        schedule::backoff_delays(
+            self.monitor.max_retries,
+            self.monitor.backoff_initial,
+            self.monitor.backoff_max,
+            fastrand::f64,
+        )
+    }
+
+    /// One validation round: up to `max_retries` attempts on transient errors, with backoff.
+    pub async fn validate(&mut self) -> Validation {
+        let Some(token) = self.token.clone() else {
+            return Validation::NoToken;
+        };
+        let name = self.account.name.clone();
+        let max = self.monitor.max_retries;
+        let attempt = AtomicU32::new(0);
+        let client = self.client.clone();
+        debug!(account = %name, "Validating the token with the API");
+        let result = (|| {
+            attempt.fetch_add(1, Ordering::Relaxed);
+            client.profile(&token.access_token)
+        })
+        .retry(self.backoff())
+        .sleep(tokio::time::sleep)
+        .when(ApiError::is_transient)
+        .adjust(honour_retry_after)
+        .notify(|e: &ApiError, d: Duration| {
+            warn!(
+                account = %name,
+                "Validation attempt {}/{max} failed: {e}; retrying in {}",
+                attempt.load(Ordering::Relaxed),
+                human(d)
+            );
+        })
+        .await;
+        let now = self.clock.now();
+        self.last_validation_at = Some(now);
+        match result {
+            Ok(profile) => {
+                self.verdict = Verdict::Valid(now);
+                let left = token.remaining(now);
+                if left > chrono::Duration::zero() {
+                    info!(account = %name, "Token valid, expires in {:.1} hours", left.num_seconds() as f64 / 3600.0);
+                } else {
+                    warn!(
+                        account = %name,
+                        "The API still accepts the token {} after its expiry; it will stop working any moment",
+                        format_countdown(-left)
+                    );
+                }
+                self.last_validation_result = Some("valid".into());
+                if let Some(t) = self.token.as_mut() {
+                    t.user_id = t.user_id.take().or(profile.user_id.clone());
+                    t.user_name = t.user_name.take().or(profile.user_name.clone());
+                }
+                Validation::Valid(profile)
+            }
+            Err(e @ ApiError::Invalid { .. }) => {
+                self.verdict = Verdict::Invalid(now);
+                warn!(account = %name, "Token invalid: {e}");
+                self.last_validation_result = Some(format!("rejected: {e}"));
+                Validation::Rejected(e)
+            }
+            Err(e) => {
+                match &e {
+                    ApiError::Transient { .. } => {
+                        warn!(account = %name, "Cannot reach the Upstox API after {max} attempts: {e}")
+                    }
+                    _ => error!(account = %name, "The API refused the validation: {e}"),
+                }
+                self.last_validation_result = Some(format!("unreachable: {e}"));
+                Validation::Unreachable(e)
+            }
+        }
+    }
+
+    /// The renewal decision at `now`.
+    pub fn renewal(&self, now: DateTime<Utc>) -> Renewal {
+        schedule::renewal(&self.facts(now), &self.policy)
+    }
+
+    /// One renewal round. `forced` (`r`, `refresh`) ignores the unattended waits
+    /// (`not_before`, 30 minutes between rounds) but not the 03:30 IST boundary rule.
+    pub async fn renew(&mut self, forced: bool) -> RenewOutcome {
+        let now = self.clock.now();
+        let name = self.account.name.clone();
+        if let Renewal::Deferred {
+            reason: Deferral::Boundary { expires_at },
+            ..
+        } = self.renewal(now)
+        {
+            let msg = format!(
+                "token ends {} IST; renewal after {} IST",
+                to_ist(expires_at).format("%H:%M"),
+                to_ist(expires_at).format("%H:%M")
+            );
+            info!(account = %name, "Not renewing now: {msg}");
+            return RenewOutcome::NotUseful(msg);
+        }
+        if !forced {
+            self.last_unattended_renewal_at = Some(now);
+        }
+        match self.token.as_ref() {
+            Some(t) if t.expires_at > now => info!(
+                account = %name,
+                "Token expires in {}, attempting refresh...",
+                clock_style(t.expires_at - now)
+            ),
+            Some(_) => info!(account = %name, "Token expired, attempting refresh..."),
+            None => info!(account = %name, "No token, attempting refresh..."),
+        }
+        match self.account.renew.strategy {
+            Strategy::None => {
+                let msg =
+                    "renew.strategy is none: tokenwatch only alerts; log in to get a new token"
+                        .to_string();
+                warn!(account = %name, "{msg}");
+                RenewOutcome::NeedsUser(msg)
+            }
+            Strategy::Browser | Strategy::TokenRequest => {
+                let msg = "renewal needs you: log in again to get a new token".to_string();
+                warn!(account = %name, "{msg}");
+                RenewOutcome::NeedsUser(msg)
+            }
+            Strategy::Command => self.renew_by_command().await,
+        }
+    }
+
+    async fn renew_by_command(&mut self) -> RenewOutcome {
+        let name = self.account.name.clone();
+        let argv = self.account.renew.command.clone();
+        let max = self.monitor.max_retries;
+        let attempt = AtomicU32::new(0);
+        let client = self.client.clone();
+        let clock = self.clock.clone();
+        self.busy = true;
+        let result = (|| {
+            attempt.fetch_add(1, Ordering::Relaxed);
+            fetch_and_verify(&argv, &client, clock.as_ref())
+        })
+        .retry(self.backoff())
+        .sleep(tokio::time::sleep)
+        .adjust(|e: &RenewError, d| match e {
+            RenewError::Api(api) => honour_retry_after(api, d),
+            RenewError::Other(_) => d,
+        })
+        .notify(|e: &RenewError, d: Duration| {
+            warn!(
+                account = %name,
+                "Refresh attempt {}/{max} failed: {e}; retrying in {}",
+                attempt.load(Ordering::Relaxed),
+                human(d)
+            );
+        })
+        .await;
+        self.busy = false;
+        match result {
+            Ok((token, profile)) => match self.store_token(token).await {
+                Ok(()) => {
+                    let now = self.clock.now();
+                    self.verdict = Verdict::Valid(now);
+                    self.last_validation_at = Some(now);
+                    self.last_validation_result = Some("valid".into());
+                    if let Some(t) = self.token.as_mut() {
+                        t.user_name = t.user_name.take().or(profile.user_name);
+                    }
+                    info!(account = %name, "Token refresh successful");
+                    RenewOutcome::Renewed
+                }
+                Err(e) => {
+                    error!(account = %name, "All refresh attempts failed, manual intervention required: {e}");
+                    RenewOutcome::Failed(e)
+                }
+            },
+            Err(e) => {
+                let n = attempt.load(Ordering::Relaxed);
+                if n < max {
+                    warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
+                }
+                error!(account = %name, "All refresh attempts failed, manual intervention required");
+                RenewOutcome::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// Store a verified token (atomically, with `.prev` and backups) and make it current.
+    pub async fn store_token(&mut self, token: Token) -> Result<(), String> {
+        let store = self.store.clone();
+        let to_store = token.clone();
+        let report = tokio::task::spawn_blocking(move || store.write(&to_store))
+            .await
+            .map_err(|e| format!("storing stopped: {e}"))?
+            .map_err(|e| e.to_string())?;
+        for (path, why) in &report.backup_failures {
+            warn!(account = %self.account.name, "Cannot write backup {}: {why}", path.display());
+        }
+        if let Some(aside) = &report.set_aside {
+            warn!(account = %self.account.name, "The old token file was unreadable; kept it as {}", aside.display());
+        }
+        self.token = Some(token);
+        self.token_error = None;
+        self.token_mtime = std::fs::metadata(&self.account.token.path)
+            .and_then(|m| m.modified())
+            .ok();
+        Ok(())
+    }
+}
+
+/// Why one renewal attempt failed.
+#[derive(Debug, Clone, thiserror::Error)]
+enum RenewError {
+    #[error("{0}")]
+    Api(ApiError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Run `renew.command`, read the token it prints, and check it with the profile API.
+async fn fetch_and_verify(
+    argv: &[String],
+    client: &UpstoxClient,
+    clock: &dyn Clock,
+) -> Result<(Token, Profile), RenewError> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| RenewError::Other("renew.command is empty".into()))?;
+    let (program, args) = (program.clone(), args.to_vec());
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_deadline(&program, &args, RENEW_COMMAND_TIMEOUT)
+    })
+    .await
+    .map_err(|e| RenewError::Other(format!("renew.command stopped: {e}")))?
+    .map_err(RenewError::Other)?;
+    if !out.status.success() {
+        return Err(RenewError::Other(format!(
+            "renew.command exited with {}{}",
+            out.status,
+            stderr_excerpt(&out.stderr)
+        )));
+    }
+    let now = clock.now();
+    let mut token = parse_token(&out.stdout, Some(now)).map_err(|why| {
+        RenewError::Other(format!("renew.command printed no usable token: {why}"))
+    })?;
+    if token.expires_at <= now {
+        return Err(RenewError::Other(
+            "renew.command printed a token that has already expired".into(),
+        ));
+    }
+    let profile = client
+        .profile(&token.access_token)
+        .await
+        .map_err(|e| match e {
+            ApiError::Invalid { .. } => RenewError::Other(format!(
+                "the token from renew.command was rejected by Upstox: {e}"
+            )),
+            other => RenewError::Api(other),
+        })?;
+    token.issued_at = token.issued_at.or(Some(now));
+    token.user_id = token.user_id.or(profile.user_id.clone());
+    token.user_name = token.user_name.or(profile.user_name.clone());
+    token.email = token.email.or(profile.email.clone());
+    token.obtained_via = Some("command".into());
+    token.format = crate::token::TokenFileFormat::Format1;
+    Ok((token, profile))
+}
+
+/// Run a program with no stdin, collecting its output, killing it after `limit`.
+///
+/// Blocking on purpose (run it with `spawn_blocking`): the time limit is real time, so a
+/// paused tokio clock in tests never fires it while the child is still running.
+fn run_with_deadline(
+    program: &str,
+    args: &[String],
+    limit: Duration,
+) -> Result<std::process::Output, String> {
+    use std::io::Read;
+    use std::process::{Command as StdCommand, Stdio};
+    let mut child = StdCommand::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run renew.command ({program}): {e}"))?;
+    // Read both pipes on threads so a chatty child never blocks on a full pipe.
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(r) = r {
+                let _ = r.take(1024 * 1024).read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = pipe(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = pipe(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "renew.command did not finish within {}s and was stopped",
+                    limit.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("renew.command failed: {e}")),
+        }
+    };
+    // A background grandchild may keep the pipes open: take what arrived within a second.
+    let grace = Duration::from_secs(1);
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
+        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
+    })
+}
+
+/// The first line of a command's stderr, short, with long words (possible tokens) hidden.
+fn stderr_excerpt(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return String::new();
+    };
+    let safe: Vec<&str> = line
+        .split_whitespace()
+        .map(|w| if w.len() > 32 { "[hidden]" } else { w })
+        .collect();
+    let mut s = safe.join(" ");
+    if s.len() > 200 {
+        s.truncate(s.floor_char_boundary(200));
+        s.push('…');
+    }
+    format!(": {s}")
+}
+
+fn honour_retry_after(e: &ApiError, d: Option<Duration>) -> Option<Duration> {
+    match (d, e.retry_after()) {
+        (Some(d), Some(ra)) => Some(d.max(ra.min(MAX_RETRY_AFTER))),
+        (d, _) => d,
+    }
+}
+
+/// `4s`, `1m 30s`.
+pub fn human(d: Duration) -> String {
+    let rounded = if d >= Duration::from_secs(1) {
+        Duration::from_secs(d.as_secs_f64().round() as u64)
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
+    humantime::format_duration(rounded).to_string()
+}
+
+/// `0:45:00`, the form the log uses for time left.
+fn clock_style(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+}
+
+/// A running worker.
+pub struct WorkerHandle {
+    /// Send commands here.
+    pub commands: mpsc::Sender<Command>,
+    /// The latest snapshot.
+    pub status: watch::Receiver<Snapshot>,
+    /// The worker task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Start a worker for `core` on the current runtime, reporting to `events`.
+pub fn spawn(core: Core, events: mpsc::Sender<Event>) -> WorkerHandle {
+    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let now = core.clock.now();
+    let (status_tx, status_rx) = watch::channel(core.snapshot(now));
+    let worker = Worker {
+        core,
+        commands: rx,
+        pending: VecDeque::new(),
+        events,
+        status: status_tx,
+        last_state: None,
+        next_deadline_alarm: None,
+        shutdown: false,
+    };
+    WorkerHandle {
+        commands: tx,
+        status: status_rx,
+        task: tokio::spawn(worker.run()),
+    }
+}
+
+struct Worker {
+    core: Core,
+    commands: mpsc::Receiver<Command>,
+    pending: VecDeque<Command>,
+    events: mpsc::Sender<Event>,
+    status: watch::Sender<Snapshot>,
+    last_state: Option<TokenState>,
+    next_deadline_alarm: Option<DateTime<Utc>>,
+    shutdown: bool,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let name = self.core.account.name.clone();
+        info!(account = %name, "Watching {}", self.core.account.token.path.display());
+        self.core.restore().await;
+        self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
+            self.core.clock.now(),
+            self.core.policy.deadline,
+        ));
+        self.publish().await;
+        while !self.shutdown {
+            if let Some(cmd) = self.pending.pop_front() {
+                self.handle(cmd).await;
+                continue;
+            }
+            if self.core.reload_if_changed() {
+                self.publish().await;
+            }
+            let now = self.core.clock.now();
+            let facts = self.core.facts(now);
+            if schedule::next_validation(&facts, &self.core.policy).is_some_and(|at| at <= now) {
+                self.validate().await;
+                continue;
+            }
+            if self.core.renewal(now) == Renewal::Due {
+                self.renew(false).await;
+                continue;
+            }
+            if let Some(alarm) = self.next_deadline_alarm
+                && alarm <= now
+            {
+                self.deadline_check(now).await;
+                self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
+                    now,
+                    self.core.policy.deadline,
+                ));
+            }
+            self.publish().await;
+            let nap = self.nap(now);
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.pending.push_back(cmd),
+                    None => self.shutdown = true,
+                },
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+        info!(account = %name, "Worker stopped");
+    }
+
+    /// How long to sleep: until the next thing the schedule knows about, at most a minute.
+    fn nap(&self, now: DateTime<Utc>) -> Duration {
+        let facts = self.core.facts(now);
+        let p = &self.core.policy;
+        let mut next: Vec<DateTime<Utc>> = Vec::new();
+        next.extend(schedule::next_validation(&facts, p));
+        match schedule::renewal(&facts, p) {
+            Renewal::NotDue { due_at } => next.push(due_at),
+            Renewal::Deferred { until, .. } => next.push(until),
+            Renewal::Due | Renewal::Disabled => {}
+        }
+        next.extend(self.next_deadline_alarm);
+        if let Some(exp) = facts.expires_at {
+            let t = p.thresholds;
+            for before in [t.warning_before, t.critical_before, Duration::ZERO] {
+                next.push(
+                    exp - chrono::Duration::from_std(before).unwrap_or(chrono::Duration::zero()),
+                );
+            }
+        }
+        next.into_iter()
+            .filter(|t| *t > now)
+            .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
+            .min()
+            .unwrap_or(MAX_NAP)
+            .min(MAX_NAP)
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Shutdown => self.shutdown = true,
+            Command::Validate => self.validate().await,
+            Command::ForceRefresh => {
+                info!(account = %self.core.account.name, "Refresh requested");
+                self.validate().await;
+                if self.shutdown {
+                    return;
+                }
+                let now = self.core.clock.now();
+                if !matches!(
+                    self.core.renewal(now),
+                    Renewal::NotDue { .. } | Renewal::Disabled
+                ) {
+                    self.renew(true).await;
+                } else {
+                    self.publish().await;
+                }
+            }
+        }
+    }
+
+    /// Run a step while still answering `Shutdown`; other commands wait their turn.
+    async fn interruptible<T>(
+        commands: &mut mpsc::Receiver<Command>,
+        pending: &mut VecDeque<Command>,
+        step: impl Future<Output = T>,
+    ) -> Option<T> {
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                out = &mut step => return Some(out),
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => return None,
+                    Some(other) => pending.push_back(other),
+                },
+            }
+        }
+    }
+
+    async fn validate(&mut self) {
+        self.core.busy = true;
+        self.publish().await;
+        let out =
+            Self::interruptible(&mut self.commands, &mut self.pending, self.core.validate()).await;
+        self.core.busy = false;
+        if out.is_none() {
+            self.shutdown = true;
+        }
+        self.publish().await;
+    }
+
+    async fn renew(&mut self, forced: bool) {
+        self.core.busy = true;
+        self.publish().await;
+        let out = Self::interruptible(
+            &mut self.commands,
+            &mut self.pending,
+            self.core.renew(forced),
+        )
+        .await;
+        self.core.busy = false;
+        let Some(outcome) = out else {
+            self.shutdown = true;
+            return;
+        };
+        let now = self.core.clock.now();
+        let account = self.core.account.name.clone();
+        let notice = |level, title: &str, message: String| Notification {
+            account: account.clone(),
+            level,
+            topic: Topic::Renewal,
+            title: title.to_string(),
+            message,
+            at: now,
+        };
+        match outcome {
+            RenewOutcome::Renewed => {
+                let exp = self
+                    .core
+                    .token
+                    .as_ref()
+                    .map(|t| t.expires_at)
+                    .unwrap_or(now);
+                self.notify(notice(
+                    Level::Info,
+                    "Token renewed",
+                    format!(
+                        "new token valid until {} IST",
+                        to_ist(exp).format("%a %d %b %H:%M")
+                    ),
+                ))
+                .await;
+            }
+            RenewOutcome::Failed(why) => {
+                self.notify(notice(
+                    Level::Critical,
+                    "Renewal failed",
+                    format!("all attempts failed ({why}); press r to retry or l to log in"),
+                ))
+                .await;
+            }
+            RenewOutcome::NeedsUser(why)
+                if forced || self.core.state(now) != TokenState::Healthy =>
+            {
+                self.notify(notice(
+                    Level::Warning,
+                    "Renewal needs you",
+                    format!("{why}; press l to log in"),
+                ))
+                .await;
+            }
+            RenewOutcome::NotUseful(why) if forced => {
+                self.notify(notice(Level::Info, "Not renewing yet", why))
+                    .await;
+            }
+            RenewOutcome::NeedsUser(_) | RenewOutcome::NotUseful(_) => {}
+        }
+        self.publish().await;
+    }
+
+    async fn deadline_check(&mut self, now: DateTime<Utc>) {
+        let state = self.core.state(now);
+        if state.is_usable() {
+            return;
+        }
+        let deadline = self.core.policy.deadline.format("%H:%M");
+        error!(account = %self.core.account.name, "No valid token 30 minutes before the {deadline} IST deadline");
+        let n = Notification {
+            account: self.core.account.name.clone(),
+            level: Level::Critical,
+            topic: Topic::Deadline,
+            title: format!("No valid token before {deadline} IST"),
+            message: format!("the token is {}; press l to log in now", state.as_str()),
+            at: now,
+        };
+        self.notify(n).await;
+    }
+
+    async fn notify(&mut self, n: Notification) {
+        let _ = self.events.send(Event::Notice(n)).await;
+    }
+
+    /// Send the snapshot, and a notification when the state changed (starting in a state
+    /// counts as entering it).
+    async fn publish(&mut self) {
+        let now = self.core.clock.now();
+        let snap = self.core.snapshot(now);
+        let state = snap.state;
+        if self.last_state != Some(state) {
+            let from = self.last_state.replace(state);
+            if let Some(n) = state_notice(&snap, from, now) {
+                match n.level {
+                    Level::Critical => {
+                        error!(account = %snap.account, "{}: {}", n.title, n.message)
+                    }
+                    Level::Warning => warn!(account = %snap.account, "{}: {}", n.title, n.message),
+                    Level::Info => info!(account = %snap.account, "{}: {}", n.title, n.message),
+                }
+                self.notify(n).await;
+            }
+        }
+        if *self.status.borrow() != snap {
+            self.status.send_replace(snap.clone());
+            let _ = self.events.send(Event::Status(Box::new(snap))).await;
+        }
+    }
+}
+
+/// The notification for entering `snap.state` from `from`.
+fn state_notice(
+    snap: &Snapshot,
+    from: Option<TokenState>,
+    now: DateTime<Utc>,
+) -> Option<Notification> {
+    let left = snap
+        .token
+        .as_ref()
+        .map(|t| format_countdown(t.expires_at - now))
+        .unwrap_or_default();
+    let (level, title, message) = match snap.state {
+        TokenState::Healthy if from.is_some_and(|f| f != TokenState::Healthy) => (
+            Level::Info,
+            "Token valid".to_string(),
+            format!("{left} left"),
+        ),
+        TokenState::Healthy => return None,
+        TokenState::Warning => (
+            Level::Warning,
+            "Token expires soon".into(),
+            format!("{left} left; renewal follows"),
+        ),
+        TokenState::Critical => (
+            Level::Warning,
+            "Token expiring soon".into(),
+            format!("{left} left; press r to refresh or l to log in"),
+        ),
+        TokenState::Expired => (
+            Level::Critical,
+            "Token expired!".into(),
+            "press l to log in".into(),
+        ),
+        TokenState::Invalid => (
+            Level::Critical,
+            "Token rejected by Upstox".into(),
+            "it no longer works; press l to log in".into(),
+        ),
+        TokenState::Missing => (
+            Level::Critical,
+            "No token".into(),
+            "press l to log in".into(),
+        ),
+    };
+    Some(Notification {
+        account: snap.account.clone(),
+        level,
+        topic: Topic::TokenState,
+        title,
+        message,
+        at: now,
+    })
+}
