@@ -61,10 +61,12 @@ fn dur(d: std::time::Duration) -> Duration {
     Duration::from_std(d).unwrap_or(Duration::MAX)
 }
 
-/// The token's state: `missing` with no token, `invalid` when the API rejected it, else by time.
+/// The token's state: `missing` with no token; `expired` once its time is up (whatever the
+/// API says then); `invalid` when the API rejected it before that; else by time left.
 pub fn state(f: &Facts, p: &Policy) -> TokenState {
     match (f.expires_at, f.verdict) {
         (None, _) => TokenState::Missing,
+        (Some(exp), _) if exp <= f.now => TokenState::Expired,
         (Some(_), Verdict::Invalid(_)) => TokenState::Invalid,
         (Some(exp), _) => TokenState::by_time(exp, f.now, p.thresholds),
     }
@@ -317,6 +319,9 @@ mod tests {
         f.verdict = Verdict::Invalid(at(26, 14, 0));
         assert_eq!(renewal(&f, &policy()), Renewal::Due);
         assert_eq!(state(&f, &policy()), TokenState::Invalid);
+        // Once its time is up, a rejected token is expired.
+        f.now = at(27, 3, 30);
+        assert_eq!(state(&f, &policy()), TokenState::Expired);
         // But not at 05:00, before not_before.
         let f = facts(at(27, 5, 0), None);
         assert_eq!(

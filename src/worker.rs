@@ -138,6 +138,18 @@ pub struct Snapshot {
     pub backups: Vec<PathBuf>,
 }
 
+impl Snapshot {
+    /// True when anything but the clock-driven fields (`at`, the gauge fraction) changed.
+    pub fn differs_from(&self, other: &Snapshot) -> bool {
+        let mut a = self.clone();
+        a.at = other.at;
+        if let (Some(x), Some(y)) = (a.token.as_mut(), other.token.as_ref()) {
+            x.life_fraction = y.life_fraction;
+        }
+        a != *other
+    }
+}
+
 /// What the worker reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -774,6 +786,8 @@ pub fn spawn(core: Core, events: mpsc::Sender<Event>) -> WorkerHandle {
         events,
         status: status_tx,
         last_state: None,
+        last_deferral: None,
+        published: false,
         next_deadline_alarm: None,
         shutdown: false,
     };
@@ -791,6 +805,8 @@ struct Worker {
     events: mpsc::Sender<Event>,
     status: watch::Sender<Snapshot>,
     last_state: Option<TokenState>,
+    last_deferral: Option<(DateTime<Utc>, Deferral)>,
+    published: bool,
     next_deadline_alarm: Option<DateTime<Utc>>,
     shutdown: bool,
 }
@@ -858,12 +874,15 @@ impl Worker {
         }
         next.extend(self.next_deadline_alarm);
         if let Some(exp) = facts.expires_at {
+            // The state changes at exactly warning_before and at expiry, and one moment after
+            // critical_before (critical is strictly less than it).
             let t = p.thresholds;
-            for before in [t.warning_before, t.critical_before, Duration::ZERO] {
-                next.push(
-                    exp - chrono::Duration::from_std(before).unwrap_or(chrono::Duration::zero()),
-                );
-            }
+            let before = |d: Duration| {
+                exp - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+            };
+            next.push(before(t.warning_before));
+            next.push(before(t.critical_before) + chrono::Duration::seconds(1));
+            next.push(exp);
         }
         next.into_iter()
             .filter(|t| *t > now)
@@ -1013,6 +1032,31 @@ impl Worker {
         self.notify(n).await;
     }
 
+    /// Say once, in the log, why a due renewal waits.
+    fn explain_deferral(&mut self, snap: &Snapshot) {
+        let plan = match snap.renewal {
+            Renewal::Deferred { until, reason } => Some((until, reason)),
+            _ => None,
+        };
+        if plan == self.last_deferral {
+            return;
+        }
+        self.last_deferral = plan;
+        let Some((until, reason)) = plan else { return };
+        let at = to_ist(until).format("%a %H:%M IST");
+        let name = &snap.account;
+        match reason {
+            Deferral::Boundary { expires_at } => {
+                let end = to_ist(expires_at).format("%H:%M");
+                info!(account = %name, "Not renewing now: token ends {end} IST; renewal after {end} IST, at {at}")
+            }
+            Deferral::NotBefore => {
+                info!(account = %name, "Renewal waits for renew.not_before: at {at}")
+            }
+            Deferral::RecentAttempt => debug!(account = %name, "Next unattended renewal at {at}"),
+        }
+    }
+
     async fn notify(&mut self, n: Notification) {
         let _ = self.events.send(Event::Notice(n)).await;
     }
@@ -1036,7 +1080,10 @@ impl Worker {
                 self.notify(n).await;
             }
         }
-        if *self.status.borrow() != snap {
+        self.explain_deferral(&snap);
+        let changed = snap.differs_from(&self.status.borrow());
+        if changed || !self.published {
+            self.published = true;
             self.status.send_replace(snap.clone());
             let _ = self.events.send(Event::Status(Box::new(snap))).await;
         }

@@ -132,6 +132,12 @@ impl Harness {
         req.send().await.unwrap()
     }
 
+    fn profile_request(&self, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(self.url("/v2/user/profile"))
+            .bearer_auth(token)
+    }
+
     async fn profile_status(&self, token: &str) -> u16 {
         self.profile(Some(token)).await.status().as_u16()
     }
@@ -812,14 +818,6 @@ async fn a_timeout_fault_never_answers_in_time() {
     // The next call answers normally.
     assert_eq!(h.profile_status(t.access_token.expose()).await, 200);
     h.server.shutdown().await;
-}
-
-impl Harness {
-    fn profile_request(&self, token: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(self.url("/v2/user/profile"))
-            .bearer_auth(token)
-    }
 }
 
 /// A tiny webhook receiver: every JSON body POSTed to `/hook` goes into the channel.
