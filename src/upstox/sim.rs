@@ -766,6 +766,7 @@ impl Simulator {
             .route("/v2/login/authorization/token", post(token))
             .route("/v2/user/profile", get(profile))
             .route("/v2/logout", delete(logout))
+            .route("/sim/token", post(sim_token))
             .route(
                 "/v3/login/auth/token/request/{client_id}",
                 post(token_request),
@@ -1018,6 +1019,11 @@ async fn token(State(app): State<AppState>, body: Bytes) -> Response {
 
     let issued = sim.mint(&mut st);
     let config = &st.config;
+    token_body(config, &issued)
+}
+
+/// The flat token object of a successful exchange (UPSTOX.md, Code → token).
+fn token_body(config: &SimConfig, issued: &IssuedToken) -> Response {
     json_response(
         StatusCode::OK,
         &TokenResponse {
@@ -1035,6 +1041,17 @@ async fn token(State(app): State<AppState>, body: Bytes) -> Response {
             extended_token: None,
         },
     )
+}
+
+/// `POST /sim/token`: a simulator-only convenience, not an Upstox endpoint. It answers a
+/// freshly minted token in the flat shape of the code exchange, so a `renew.command` such as
+/// `curl -sf -X POST http://127.0.0.1:5055/sim/token` can stand in for a real renewal.
+async fn sim_token(State(app): State<AppState>) -> Response {
+    let sim = &app.sim;
+    let mut st = lock(&sim.inner.state);
+    let issued = sim.mint(&mut st);
+    let config = &st.config;
+    token_body(config, &issued)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
