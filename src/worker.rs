@@ -282,11 +282,7 @@ impl Core {
                 }
                 info!(account = %self.account.name, "Restored the token file from backup {}", from.display());
             }
-            Ok(Ok(RestoreOutcome::NothingToRestore { set_aside })) => {
-                if let Some(aside) = set_aside {
-                    warn!(account = %self.account.name, "The token file was unreadable; kept it as {}", aside.display());
-                }
-            }
+            Ok(Ok(RestoreOutcome::NothingToRestore)) => {}
             Ok(Err(e)) => error!(account = %self.account.name, "Cannot check the token file: {e}"),
             Err(e) => error!(account = %self.account.name, "Restoring from backup stopped: {e}"),
         }
@@ -446,7 +442,11 @@ impl Core {
             }
             Err(e @ ApiError::Invalid { .. }) => {
                 self.verdict = Verdict::Invalid(now);
-                warn!(account = %name, "Token invalid: {e}");
+                if token.expires_at <= now {
+                    info!(account = %name, "Upstox confirms the token has expired");
+                } else {
+                    warn!(account = %name, "Token invalid: {e}");
+                }
                 self.last_validation_result = Some(format!("rejected: {e}"));
                 Validation::Rejected(e)
             }
@@ -489,15 +489,6 @@ impl Core {
         if !forced {
             self.last_unattended_renewal_at = Some(now);
         }
-        match self.token.as_ref() {
-            Some(t) if t.expires_at > now => info!(
-                account = %name,
-                "Token expires in {}, attempting refresh...",
-                clock_style(t.expires_at - now)
-            ),
-            Some(_) => info!(account = %name, "Token expired, attempting refresh..."),
-            None => info!(account = %name, "No token, attempting refresh..."),
-        }
         match self.account.renew.strategy {
             Strategy::None => {
                 let msg =
@@ -517,6 +508,17 @@ impl Core {
 
     async fn renew_by_command(&mut self) -> RenewOutcome {
         let name = self.account.name.clone();
+        let now = self.clock.now();
+        match self.token.as_ref() {
+            Some(t) if t.expires_at > now => info!(
+                account = %name,
+                "Token expires in {}, attempting refresh...",
+                clock_style(t.expires_at - now)
+            ),
+            Some(_) => info!(account = %name, "Token expired, attempting refresh..."),
+            None => info!(account = %name, "No token, attempting refresh..."),
+        }
+
         let argv = self.account.renew.command.clone();
         let max = self.monitor.max_retries;
         let attempt = AtomicU32::new(0);

@@ -629,23 +629,26 @@ fn restore_with_only_expired_or_garbage_backups_restores_nothing() {
 
     assert_eq!(
         store.restore(now).unwrap(),
-        RestoreOutcome::NothingToRestore { set_aside: None }
+        RestoreOutcome::NothingToRestore
     );
     assert!(!primary.exists(), "no primary may be created");
     assert!(temp_files_for(&primary).is_empty());
     assert!(!store.set_aside_path().exists());
 
-    // A garbage primary with nothing to restore: it is copied aside and left in place.
+    // A garbage primary with nothing to restore is left exactly as it was: nothing is copied
+    // aside (a daemon restarting in a loop must not pile up copies).
     let garbage = b"{ garbage".to_vec();
     put(&primary, &garbage);
     assert_eq!(
         store.restore(now).unwrap(),
-        RestoreOutcome::NothingToRestore {
-            set_aside: Some(store.set_aside_path())
-        }
+        RestoreOutcome::NothingToRestore
+    );
+    assert_eq!(
+        store.restore(now).unwrap(),
+        RestoreOutcome::NothingToRestore
     );
     assert_eq!(fs::read(&primary).unwrap(), garbage);
-    assert_eq!(fs::read(store.set_aside_path()).unwrap(), garbage);
+    assert!(!store.set_aside_path().exists());
 }
 
 #[test]

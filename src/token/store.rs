@@ -83,11 +83,9 @@ pub enum RestoreOutcome {
         /// Where the unreadable primary was moved, if there was one.
         set_aside: Option<PathBuf>,
     },
-    /// The primary is missing or unreadable and no backup holds an unexpired token.
-    NothingToRestore {
-        /// Where the unreadable primary was moved, if there was one.
-        set_aside: Option<PathBuf>,
-    },
+    /// The primary is missing or unreadable and no backup holds an unexpired token; an
+    /// unreadable primary is left as it was.
+    NothingToRestore,
 }
 
 /// The token file, its `.prev`, its backups and its lock.
@@ -257,21 +255,24 @@ impl TokenStore {
         for p in own.iter().chain(&self.backups) {
             remove_stale_temp_files(p);
         }
-        let set_aside = match self.read_primary()? {
+        let unreadable = match self.read_primary()? {
             Some(RawTokenFile { parsed: Ok(_), .. }) => return Ok(RestoreOutcome::Present),
             Some(RawTokenFile {
                 parsed: Err(_),
                 bytes,
-            }) => Some(self.set_aside(&bytes)?),
+            }) => Some(bytes),
             None => None,
         };
-        match self.best_backup(now) {
-            Some((from, token)) => {
-                atomic_write(&self.path, to_format1_json(&token).as_bytes())?;
-                Ok(RestoreOutcome::Restored { from, set_aside })
-            }
-            None => Ok(RestoreOutcome::NothingToRestore { set_aside }),
-        }
+        let Some((from, token)) = self.best_backup(now) else {
+            // Nothing better to put there: leave an unreadable file as it is.
+            return Ok(RestoreOutcome::NothingToRestore);
+        };
+        let set_aside = match unreadable {
+            Some(bytes) => Some(self.set_aside(&bytes)?),
+            None => None,
+        };
+        atomic_write(&self.path, to_format1_json(&token).as_bytes())?;
+        Ok(RestoreOutcome::Restored { from, set_aside })
     }
 
     /// The backup (or `.prev`) that [`restore`](Self::restore) would use at `now`: the one
