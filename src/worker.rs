@@ -564,10 +564,9 @@ impl Core {
                 }
             },
             Err(e) => {
+                // backon reports the attempts it retries; the last one is reported here.
                 let n = attempt.load(Ordering::Relaxed);
-                if n < max {
-                    warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
-                }
+                warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
                 error!(account = %name, "All refresh attempts failed, manual intervention required");
                 RenewOutcome::Failed(e.to_string())
             }
@@ -818,8 +817,11 @@ impl Worker {
         let name = self.core.account.name.clone();
         info!(account = %name, "Watching {}", self.core.account.token.path.display());
         self.core.restore().await;
+        // Started inside the half hour before the deadline: check at once.
+        let since = self.core.clock.now()
+            - chrono::Duration::from_std(schedule::DEADLINE_WARNING).unwrap_or_default();
         self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
-            self.core.clock.now(),
+            since,
             self.core.policy.deadline,
         ));
         self.publish().await;

@@ -184,3 +184,213 @@ pub fn snapshots(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Snapshot> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Added for tests/worker_faults.rs: a recording proxy, command scripts, file snapshots and
+// a log capture. Nothing above this line changed.
+// ---------------------------------------------------------------------------------------
+
+/// The requests that reached the simulator through [`Harness::record_calls`]: the virtual
+/// time each one arrived and its path.
+#[derive(Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<Call>>>);
+
+/// One request: when it arrived (virtual time) and its path.
+pub type Call = (DateTime<Utc>, String);
+
+impl CallLog {
+    /// When each request for `path` arrived, in order.
+    pub fn times(&self, path: &str) -> Vec<DateTime<Utc>> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
+impl Harness {
+    /// Put a recording HTTP proxy between the account and the simulator, so a test can see
+    /// when each attempt was made (the simulator only counts them). Call before
+    /// [`Harness::core`] or [`Harness::spawn`]: it changes `account.upstox.api_base`.
+    pub async fn record_calls(&mut self) -> CallLog {
+        use axum::extract::Request;
+        use axum::http::{HeaderMap, StatusCode, header};
+        use axum::response::IntoResponse;
+
+        let log = CallLog::default();
+        let upstream = self.server.base_url.clone();
+        let clock = self.clock.clone();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let sink = log.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let (upstream, clock, client, sink) = (
+                upstream.clone(),
+                clock.clone(),
+                client.clone(),
+                sink.clone(),
+            );
+            async move {
+                let (parts, body) = req.into_parts();
+                sink.0
+                    .lock()
+                    .unwrap()
+                    .push((clock.now(), parts.uri.path().to_owned()));
+                let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let url = upstream.join(target.trim_start_matches('/')).unwrap();
+                let body = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let mut headers = HeaderMap::new();
+                for name in [header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE] {
+                    if let Some(v) = parts.headers.get(&name) {
+                        headers.insert(name, v.clone());
+                    }
+                }
+                match client
+                    .request(parts.method, url)
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => {
+                        let status = r.status();
+                        let mut out = HeaderMap::new();
+                        for name in [header::CONTENT_TYPE, header::RETRY_AFTER, header::LOCATION] {
+                            if let Some(v) = r.headers().get(&name) {
+                                out.insert(name, v.clone());
+                            }
+                        }
+                        let bytes = r.bytes().await.unwrap_or_default();
+                        (status, out, bytes).into_response()
+                    }
+                    Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        self.account.upstox.api_base = url::Url::parse(&format!("http://{addr}/")).unwrap();
+        log
+    }
+
+    /// Make `renew.command` run `script` with `sh -c` in the test folder, still counting runs
+    /// in `command.log` (see [`Harness::command_runs`]).
+    pub fn set_command_script(&mut self, script: &str) {
+        let d = self.dir.path().display();
+        self.account.renew.command = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo run >> '{d}/command.log'; cd '{d}' && {script}"),
+        ];
+    }
+
+    /// The token text [`Harness::prepare_command_token`] left for `renew.command`.
+    pub fn command_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("next_token.txt")).unwrap()
+    }
+
+    /// Every file under the test folder with its bytes, except the test's own inputs
+    /// (`command.log`, `next_token.txt`) and lock files: what tokenwatch stored.
+    pub fn stored_files(&self) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.file_type().unwrap().is_dir() {
+                    walk(&path, out);
+                } else if !(name == "command.log"
+                    || name == "next_token.txt"
+                    || name.ends_with(".lock"))
+                {
+                    out.insert(path.clone(), std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+
+    /// The inode and modification time of every file [`Harness::stored_files`] lists: a
+    /// rewrite with the same bytes still changes these.
+    pub fn stored_stamps(
+        &self,
+    ) -> std::collections::BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
+        self.stored_files()
+            .into_keys()
+            .map(|p| {
+                let m = std::fs::metadata(&p).unwrap();
+                let stamp = (m.ino(), m.modified().unwrap());
+                (p, stamp)
+            })
+            .collect()
+    }
+
+    /// Temp files an interrupted write would leave (`.<name>.tmp*`), anywhere under the
+    /// test folder.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    walk(&entry.path(), out);
+                } else if entry.file_name().to_string_lossy().contains(".tmp") {
+                    out.push(entry.path());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// Everything logged through `tracing` on this thread (the paused-clock tests run on one
+/// thread) while the capture lives.
+pub struct LogCapture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+}
+
+/// Capture this thread's log lines, debug level and up.
+pub fn capture_logs() -> LogCapture {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(buf.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || sink.clone())
+        .finish();
+    LogCapture {
+        buf,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
+}
