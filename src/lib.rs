@@ -9,6 +9,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod paths;
+pub mod process;
 pub mod schedule;
 pub mod secret;
 pub mod status;

@@ -13,6 +13,7 @@ use crate::token::expiry::to_ist;
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, TokenStore};
 use crate::token::{ExpirySource, Token, TokenState, format_countdown};
+use crate::process::{run_with_deadline, stderr_excerpt};
 use crate::upstox::client::{ApiError, Profile, UpstoxClient};
 use backon::Retryable;
 use chrono::{DateTime, Utc};
@@ -620,7 +621,7 @@ async fn fetch_and_verify(
     })
     .await
     .map_err(|e| RenewError::Other(format!("renew.command stopped: {e}")))?
-    .map_err(RenewError::Other)?;
+    .map_err(|e| RenewError::Other(format!("renew.command: {e}")))?;
     if !out.status.success() {
         return Err(RenewError::Other(format!(
             "renew.command exited with {}{}",
@@ -653,93 +654,6 @@ async fn fetch_and_verify(
     token.obtained_via = Some("command".into());
     token.format = crate::token::TokenFileFormat::Format1;
     Ok((token, profile))
-}
-
-/// Run a program with no stdin, collecting its output, killing it after `limit`.
-///
-/// Blocking on purpose (run it with `spawn_blocking`): the time limit is real time, so a
-/// paused tokio clock in tests never fires it while the child is still running.
-fn run_with_deadline(
-    program: &str,
-    args: &[String],
-    limit: Duration,
-) -> Result<std::process::Output, String> {
-    use std::io::Read;
-    use std::process::{Command as StdCommand, Stdio};
-    let mut child = StdCommand::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run renew.command ({program}): {e}"))?;
-    // Read both pipes on threads so a chatty child never blocks on a full pipe.
-    let pipe = |r: Option<Box<dyn Read + Send>>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(r) = r {
-                let _ = r.take(1024 * 1024).read_to_end(&mut buf);
-            }
-            let _ = tx.send(buf);
-        });
-        rx
-    };
-    let stdout = pipe(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = pipe(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "renew.command did not finish within {}s and was stopped",
-                    limit.as_secs()
-                ));
-            }
-            Err(e) => return Err(format!("renew.command failed: {e}")),
-        }
-    };
-    // A background grandchild may keep the pipes open: take what arrived within a second.
-    let grace = Duration::from_secs(1);
-    Ok(std::process::Output {
-        status,
-        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
-        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
-    })
-}
-
-/// The first line of a command's stderr, short, with long words (possible tokens) hidden.
-fn stderr_excerpt(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
-        return String::new();
-    };
-    let safe: Vec<&str> = line
-        .split_whitespace()
-        .map(|w| if w.len() > 32 { "[hidden]" } else { w })
-        .collect();
-    let mut s = safe.join(" ");
-    if s.len() > 200 {
-        s.truncate(s.floor_char_boundary(200));
-        s.push('…');
-    }
-    format!(": {s}")
 }
 
 fn honour_retry_after(e: &ApiError, d: Option<Duration>) -> Option<Duration> {
