@@ -4,6 +4,7 @@
 //! headless: layered [`config`], the [`token`] model with Upstox's expiry rules and the
 //! atomic store, the [`status`] report, and the [`commands`] the CLI runs.
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod paths;
 pub mod process;
 pub mod schedule;
 pub mod secret;
+pub mod sink;
 pub mod status;
 pub mod token;
 pub mod upstox;

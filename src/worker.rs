@@ -6,14 +6,16 @@
 //! channel for readers such as the HTTP API. The dashboard, the daemon and `refresh` are all
 //! just consumers. Decisions live in [`crate::schedule`]; this module does the I/O.
 
+use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
+use crate::auth::notifier::{self, Expectation, NotifierServer};
 use crate::clock::Clock;
-use crate::config::{AccountConfig, MonitorConfig, Strategy};
+use crate::config::{AccountConfig, LoginConfig, MonitorConfig, Strategy};
+use crate::process::{run_with_deadline, stderr_excerpt};
 use crate::schedule::{self, Deferral, Facts, Policy, Renewal, Verdict};
 use crate::token::expiry::to_ist;
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, TokenStore};
 use crate::token::{ExpirySource, Token, TokenState, format_countdown};
-use crate::process::{run_with_deadline, stderr_excerpt};
 use crate::upstox::client::{ApiError, Profile, UpstoxClient};
 use backon::Retryable;
 use chrono::{DateTime, Utc};
@@ -22,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 /// The worker never sleeps longer than this between looks at the clock, so a suspended
@@ -42,6 +44,12 @@ pub enum Command {
     Validate,
     /// `r`: validate now, then renew at once if renewal is due or the token is invalid.
     ForceRefresh,
+    /// `l`: start the browser login now (a running one is left alone).
+    StartLogin,
+    /// `p`: the address the browser was sent to after logging in, pasted by the user.
+    PasteRedirect(String),
+    /// `Esc`: give up the running login.
+    CancelLogin,
     /// Stop after the current step; nothing is left half-written.
     Shutdown,
 }
@@ -68,6 +76,8 @@ pub enum Topic {
     Renewal,
     /// No valid token shortly before `renew.deadline`.
     Deadline,
+    /// A login started, succeeded or failed.
+    Login,
 }
 
 /// A notification for the user.
@@ -158,6 +168,19 @@ pub enum Event {
     Status(Box<Snapshot>),
     /// Something the user should see.
     Notice(Notification),
+    /// How a login is going.
+    Login(LoginUpdate),
+}
+
+/// A step of a login, for the dashboard's login overlay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginUpdate {
+    /// Waiting, exchanging, or a pasted address refused.
+    Progress(LoginProgress),
+    /// Stored: the new token lives until then.
+    Succeeded(DateTime<Utc>),
+    /// Ended without a token, and why.
+    Failed(String),
 }
 
 /// The outcome of a validation round.
@@ -190,6 +213,7 @@ pub enum RenewOutcome {
 pub struct Core {
     account: AccountConfig,
     monitor: MonitorConfig,
+    login: LoginConfig,
     policy: Policy,
     clock: Arc<dyn Clock>,
     client: UpstoxClient,
@@ -227,6 +251,7 @@ impl Core {
         let mut core = Core {
             account,
             monitor,
+            login: LoginConfig::default(),
             policy,
             clock,
             client,
@@ -242,6 +267,17 @@ impl Core {
         };
         core.reload_token();
         Ok(core)
+    }
+
+    /// Use these login settings (`login.timeout`, `login.browser_command`).
+    pub fn with_login(mut self, login: LoginConfig) -> Core {
+        self.login = login;
+        self
+    }
+
+    /// The settings a login for this account would use.
+    pub fn login_settings(&self, open_browser: bool) -> Result<LoginSettings, LoginError> {
+        LoginSettings::new(&self.account, &self.login, open_browser)
     }
 
     /// The account name.
@@ -469,21 +505,26 @@ impl Core {
         schedule::renewal(&self.facts(now), &self.policy)
     }
 
+    /// When a renewal now would not move the expiry (the 03:30 IST boundary rule): why.
+    pub fn boundary_note(&self, now: DateTime<Utc>) -> Option<String> {
+        match self.renewal(now) {
+            Renewal::Deferred {
+                reason: Deferral::Boundary { expires_at },
+                ..
+            } => {
+                let end = to_ist(expires_at).format("%H:%M");
+                Some(format!("token ends {end} IST; renewal after {end} IST"))
+            }
+            _ => None,
+        }
+    }
+
     /// One renewal round. `forced` (`r`, `refresh`) ignores the unattended waits
     /// (`not_before`, 30 minutes between rounds) but not the 03:30 IST boundary rule.
     pub async fn renew(&mut self, forced: bool) -> RenewOutcome {
         let now = self.clock.now();
         let name = self.account.name.clone();
-        if let Renewal::Deferred {
-            reason: Deferral::Boundary { expires_at },
-            ..
-        } = self.renewal(now)
-        {
-            let msg = format!(
-                "token ends {} IST; renewal after {} IST",
-                to_ist(expires_at).format("%H:%M"),
-                to_ist(expires_at).format("%H:%M")
-            );
+        if let Some(msg) = self.boundary_note(now) {
             info!(account = %name, "Not renewing now: {msg}");
             return RenewOutcome::NotUseful(msg);
         }
@@ -574,8 +615,13 @@ impl Core {
         }
     }
 
-    /// Store a verified token (atomically, with `.prev` and backups) and make it current.
+    /// Store a verified token (atomically, with `.prev` and backups), make it current, and
+    /// hand it on (`token.env_file`, `token.on_change`) when it is a new token.
     pub async fn store_token(&mut self, token: Token) -> Result<(), String> {
+        let changed = !self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access_token.same_as(&token.access_token));
         let store = self.store.clone();
         let to_store = token.clone();
         let report = tokio::task::spawn_blocking(move || store.write(&to_store))
@@ -593,7 +639,80 @@ impl Core {
         self.token_mtime = std::fs::metadata(&self.account.token.path)
             .and_then(|m| m.modified())
             .ok();
+        if changed && let Some(t) = &self.token {
+            crate::sink::hand_on(
+                &self.account.name,
+                t,
+                &self.account.token,
+                crate::sink::ON_CHANGE_LIMIT,
+            )
+            .await;
+        }
         Ok(())
+    }
+
+    /// Take a token that arrived verified (the v3 notifier already asked the profile API):
+    /// store it and mark it valid.
+    pub async fn adopt_verified(&mut self, token: Token) -> Result<(), String> {
+        self.store_token(token).await?;
+        let now = self.clock.now();
+        self.verdict = Verdict::Valid(now);
+        self.last_validation_at = Some(now);
+        self.last_validation_result = Some("valid".into());
+        Ok(())
+    }
+
+    /// Take a token from a login: store it, then validate it with the profile API (SPEC §4).
+    pub async fn adopt_login(&mut self, token: Token) -> Result<Validation, String> {
+        self.store_token(token).await?;
+        Ok(self.validate().await)
+    }
+
+    /// The v3 access-token request: Upstox asks the user to approve it on the phone.
+    pub async fn request_token(&self) -> Result<crate::upstox::client::TokenRequestAck, String> {
+        let (Some(id), Some(secret)) = (
+            &self.account.upstox.client_id,
+            &self.account.upstox.client_secret,
+        ) else {
+            return Err(
+                "upstox.client_id and upstox.client_secret are needed for a token request".into(),
+            );
+        };
+        self.client
+            .request_token(id, secret)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Start the notifier webhook receiver for strategy token-request.
+    pub async fn serve_notifier(
+        &self,
+        deliveries: mpsc::Sender<Token>,
+    ) -> Result<Option<NotifierServer>, String> {
+        let renew = &self.account.renew;
+        let (Some(listen), Some(path)) = (renew.notifier_listen, renew.notifier_path.clone())
+        else {
+            return Ok(None);
+        };
+        let Some(client_id) = self.account.upstox.client_id.clone() else {
+            return Err("upstox.client_id is needed to check token-request deliveries".into());
+        };
+        let expect = Expectation {
+            client_id,
+            user_id: self.token.as_ref().and_then(|t| t.user_id.clone()),
+        };
+        notifier::serve(
+            listen,
+            path,
+            false,
+            expect,
+            self.client.clone(),
+            self.clock.clone(),
+            deliveries,
+        )
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot serve the token-request notifier on {listen}: {e}"))
     }
 }
 
@@ -704,6 +823,9 @@ pub fn spawn(core: Core, events: mpsc::Sender<Event>) -> WorkerHandle {
         last_deferral: None,
         published: false,
         next_deadline_alarm: None,
+        login: None,
+        deliveries: None,
+        notifier: None,
         shutdown: false,
     };
     WorkerHandle {
@@ -723,7 +845,18 @@ struct Worker {
     last_deferral: Option<(DateTime<Utc>, Deferral)>,
     published: bool,
     next_deadline_alarm: Option<DateTime<Utc>>,
+    login: Option<RunningLogin>,
+    deliveries: Option<mpsc::Receiver<Token>>,
+    notifier: Option<NotifierServer>,
     shutdown: bool,
+}
+
+/// A login the worker started.
+struct RunningLogin {
+    paste: mpsc::Sender<String>,
+    cancel: Option<oneshot::Sender<()>>,
+    progress: mpsc::Receiver<LoginProgress>,
+    task: tokio::task::JoinHandle<Result<Obtained, LoginError>>,
 }
 
 impl Worker {
@@ -738,6 +871,9 @@ impl Worker {
             since,
             self.core.policy.deadline,
         ));
+        if self.core.account.renew.strategy == Strategy::TokenRequest {
+            self.start_notifier().await;
+        }
         self.publish().await;
         while !self.shutdown {
             if let Some(cmd) = self.pending.pop_front() {
@@ -773,8 +909,19 @@ impl Worker {
                     Some(cmd) => self.pending.push_back(cmd),
                     None => self.shutdown = true,
                 },
+                step = login_step(&mut self.login) => match step {
+                    LoginStep::Progress(p) => self.send(Event::Login(LoginUpdate::Progress(p))).await,
+                    LoginStep::Done(result) => self.finish_login(result).await,
+                },
+                token = next_delivery(&mut self.deliveries) => self.accept_delivery(token).await,
                 _ = tokio::time::sleep(nap) => {}
             }
+        }
+        if let Some(login) = self.login.take() {
+            login.task.abort();
+        }
+        if let Some(server) = self.notifier.take() {
+            server.shutdown().await;
         }
         info!(account = %name, "Worker stopped");
     }
@@ -813,6 +960,26 @@ impl Worker {
     async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Shutdown => self.shutdown = true,
+            Command::StartLogin => self.start_login().await,
+            Command::PasteRedirect(text) => match &self.login {
+                Some(login) => {
+                    let _ = login.paste.send(text).await;
+                }
+                None => {
+                    let n = self.notice(
+                        Level::Info,
+                        Topic::Login,
+                        "No login is waiting",
+                        "press l to start one".into(),
+                    );
+                    self.notify(n).await;
+                }
+            },
+            Command::CancelLogin => {
+                if let Some(cancel) = self.login.as_mut().and_then(|l| l.cancel.take()) {
+                    let _ = cancel.send(());
+                }
+            }
             Command::Validate => self.validate().await,
             Command::ForceRefresh => {
                 info!(account = %self.core.account.name, "Refresh requested");
@@ -864,6 +1031,38 @@ impl Worker {
     }
 
     async fn renew(&mut self, forced: bool) {
+        let strategy = self.core.account.renew.strategy;
+        if matches!(strategy, Strategy::Browser | Strategy::TokenRequest) {
+            let now = self.core.clock.now();
+            if let Some(why) = self.core.boundary_note(now) {
+                info!(account = %self.core.account.name, "Not renewing now: {why}");
+                if forced {
+                    let n = self.notice(Level::Info, Topic::Renewal, "Not renewing yet", why);
+                    self.notify(n).await;
+                }
+                return;
+            }
+            if !forced {
+                self.core.last_unattended_renewal_at = Some(now);
+            }
+            if strategy == Strategy::Browser {
+                let already = self.login.is_some();
+                self.start_login().await;
+                if self.login.is_some() && !already {
+                    let n = self.notice(
+                        Level::Warning,
+                        Topic::Renewal,
+                        "Log in to renew",
+                        "a browser window was opened for the Upstox login; press l to see the address".into(),
+                    );
+                    self.notify(n).await;
+                }
+            } else {
+                self.request_token().await;
+            }
+            self.publish().await;
+            return;
+        }
         self.core.busy = true;
         self.publish().await;
         let out = Self::interruptible(
@@ -928,6 +1127,215 @@ impl Worker {
                     .await;
             }
             RenewOutcome::NeedsUser(_) | RenewOutcome::NotUseful(_) => {}
+        }
+        self.publish().await;
+    }
+
+    fn notice(&self, level: Level, topic: Topic, title: &str, message: String) -> Notification {
+        Notification {
+            account: self.core.account.name.clone(),
+            level,
+            topic,
+            title: title.to_string(),
+            message,
+            at: self.core.clock.now(),
+        }
+    }
+
+    async fn send(&mut self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Start the browser login (`l`, `r` or an unattended renewal with strategy browser).
+    async fn start_login(&mut self) {
+        if self.login.is_some() {
+            info!(account = %self.core.account.name, "A login is already waiting");
+            return;
+        }
+        let settings = match self.core.login_settings(true) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(account = %self.core.account.name, "Cannot log in: {e}");
+                let n = self.notice(
+                    Level::Critical,
+                    Topic::Login,
+                    "Cannot log in",
+                    e.to_string(),
+                );
+                self.notify(n).await;
+                return;
+            }
+        };
+        let (paste, paste_rx) = mpsc::channel(4);
+        let (cancel, cancel_rx) = oneshot::channel();
+        let (progress_tx, progress) = mpsc::channel(16);
+        let task = tokio::spawn(login::run(
+            settings,
+            self.core.store.clone(),
+            self.core.clock.clone(),
+            paste_rx,
+            cancel_rx,
+            progress_tx,
+        ));
+        self.login = Some(RunningLogin {
+            paste,
+            cancel: Some(cancel),
+            progress,
+            task,
+        });
+    }
+
+    async fn finish_login(&mut self, result: Result<Obtained, LoginError>) {
+        self.login = None;
+        let name = self.core.account.name.clone();
+        match result {
+            Ok(obtained) => match self.core.adopt_login(obtained.token.clone()).await {
+                Ok(validation) => {
+                    let exp = obtained.token.expires_at;
+                    obtained.finish(Ok(()));
+                    info!(account = %name, "Logged in; new token valid until {} IST", to_ist(exp).format("%a %d %b %H:%M"));
+                    if let Validation::Rejected(e) = &validation {
+                        warn!(account = %name, "The new token was rejected right after the login: {e}");
+                    }
+                    self.send(Event::Login(LoginUpdate::Succeeded(exp))).await;
+                    let n = self.notice(
+                        Level::Info,
+                        Topic::Login,
+                        "Logged in",
+                        format!(
+                            "new token valid until {} IST",
+                            to_ist(exp).format("%a %d %b %H:%M")
+                        ),
+                    );
+                    self.notify(n).await;
+                }
+                Err(e) => {
+                    obtained.finish(Err(format!("tokenwatch could not store the token: {e}")));
+                    error!(account = %name, "Login succeeded but the token could not be stored: {e}");
+                    self.send(Event::Login(LoginUpdate::Failed(e.clone())))
+                        .await;
+                    let n = self.notice(
+                        Level::Critical,
+                        Topic::Login,
+                        "Login failed",
+                        format!("cannot store the token: {e}"),
+                    );
+                    self.notify(n).await;
+                }
+            },
+            Err(LoginError::Cancelled) => {
+                info!(account = %name, "Login cancelled");
+                self.send(Event::Login(LoginUpdate::Failed("login cancelled".into())))
+                    .await;
+            }
+            Err(e) => {
+                warn!(account = %name, "Login failed: {e}");
+                self.send(Event::Login(LoginUpdate::Failed(e.to_string())))
+                    .await;
+                let n = self.notice(
+                    Level::Warning,
+                    Topic::Login,
+                    "Login failed",
+                    format!("{e}; press l to try again"),
+                );
+                self.notify(n).await;
+            }
+        }
+        self.publish().await;
+    }
+
+    /// Strategy token-request: ask Upstox to send a token once the user approves.
+    async fn request_token(&mut self) {
+        let name = self.core.account.name.clone();
+        match self.core.request_token().await {
+            Ok(ack) => {
+                let until = ack
+                    .authorization_expiry
+                    .map(|t| format!(" before {} IST", to_ist(t).format("%H:%M")))
+                    .unwrap_or_default();
+                info!(account = %name, "Token requested; approve it in the Upstox app or on WhatsApp{until}");
+                let n = self.notice(
+                    Level::Warning,
+                    Topic::Renewal,
+                    "Approve the token request",
+                    format!("open the Upstox app or WhatsApp and approve the request{until}"),
+                );
+                self.notify(n).await;
+            }
+            Err(e) => {
+                warn!(account = %name, "Token request failed: {e}");
+                let n = self.notice(
+                    Level::Warning,
+                    Topic::Renewal,
+                    "Token request failed",
+                    format!("{e}; press l to log in instead"),
+                );
+                self.notify(n).await;
+            }
+        }
+    }
+
+    async fn start_notifier(&mut self) {
+        let (tx, rx) = mpsc::channel(4);
+        match self.core.serve_notifier(tx).await {
+            Ok(Some(server)) => {
+                info!(account = %self.core.account.name, "Token-request notifier listening on {}", server.addr);
+                self.notifier = Some(server);
+                self.deliveries = Some(rx);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                error!(account = %self.core.account.name, "{e}");
+                let n = self.notice(
+                    Level::Critical,
+                    Topic::Renewal,
+                    "Token requests cannot arrive",
+                    e,
+                );
+                self.notify(n).await;
+            }
+        }
+    }
+
+    /// A token approved on the phone arrived (already checked and verified by the notifier).
+    async fn accept_delivery(&mut self, token: Option<Token>) {
+        let Some(token) = token else {
+            self.deliveries = None;
+            return;
+        };
+        if self
+            .core
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access_token.same_as(&token.access_token))
+        {
+            return;
+        }
+        let exp = token.expires_at;
+        match self.core.adopt_verified(token).await {
+            Ok(()) => {
+                info!(account = %self.core.account.name, "Token refresh successful (approved on the phone)");
+                let n = self.notice(
+                    Level::Info,
+                    Topic::Renewal,
+                    "Token renewed",
+                    format!(
+                        "approved on the phone; valid until {} IST",
+                        to_ist(exp).format("%a %d %b %H:%M")
+                    ),
+                );
+                self.notify(n).await;
+            }
+            Err(e) => {
+                error!(account = %self.core.account.name, "Cannot store the approved token: {e}");
+                let n = self.notice(
+                    Level::Critical,
+                    Topic::Renewal,
+                    "Renewal failed",
+                    format!("cannot store the approved token: {e}"),
+                );
+                self.notify(n).await;
+            }
         }
         self.publish().await;
     }
@@ -1060,4 +1468,29 @@ fn state_notice(
         message,
         at: now,
     })
+}
+
+enum LoginStep {
+    Progress(LoginProgress),
+    Done(Result<Obtained, LoginError>),
+}
+
+/// The next thing a running login reports; never resolves without one.
+async fn login_step(login: &mut Option<RunningLogin>) -> LoginStep {
+    let Some(l) = login else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        biased;
+        Some(p) = l.progress.recv() => LoginStep::Progress(p),
+        done = &mut l.task => LoginStep::Done(done.unwrap_or_else(|e| Err(LoginError::Other(format!("the login stopped: {e}"))))),
+    }
+}
+
+/// The next token delivered by the notifier; never resolves without a notifier.
+async fn next_delivery(deliveries: &mut Option<mpsc::Receiver<Token>>) -> Option<Token> {
+    match deliveries {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

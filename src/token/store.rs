@@ -150,11 +150,26 @@ impl TokenStore {
 
     /// Take the writer lock, waiting up to `wait` for another holder to finish.
     pub fn lock(&self, wait: Duration) -> Result<StoreLock, StoreError> {
-        let lock_path = self.lock_path();
-        ensure_dir(&lock_path).map_err(|source| StoreError::Lock {
-            path: lock_path.clone(),
-            source,
-        })?;
+        self.lock_at(self.lock_path(), wait)
+    }
+
+    /// `<path>.login.lock`, held while a login for this token file waits for the browser.
+    pub fn login_lock_path(&self) -> PathBuf {
+        sibling(&self.path, ".login.lock")
+    }
+
+    /// Take the login lock at once, or fail with [`StoreError::Locked`] naming the holder:
+    /// two logins for one account would race for the one callback port and the one code.
+    pub fn login_lock(&self) -> Result<StoreLock, StoreError> {
+        self.lock_at(self.login_lock_path(), Duration::ZERO)
+    }
+
+    fn lock_at(&self, lock_path: PathBuf, wait: Duration) -> Result<StoreLock, StoreError> {
+        let lock_err = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| StoreError::Lock { path, source }
+        };
+        ensure_dir(&lock_path).map_err(lock_err(&lock_path))?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -162,10 +177,7 @@ impl TokenStore {
             .truncate(false)
             .mode(0o600)
             .open(&lock_path)
-            .map_err(|source| StoreError::Lock {
-                path: lock_path.clone(),
-                source,
-            })?;
+            .map_err(lock_err(&lock_path))?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -188,10 +200,7 @@ impl TokenStore {
                     });
                 }
                 Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(StoreError::Lock {
-                        path: lock_path,
-                        source,
-                    });
+                    return Err(lock_err(&lock_path)(source));
                 }
             }
         }

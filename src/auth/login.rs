@@ -1,0 +1,283 @@
+//! The OAuth login flow (SPEC §4): one login per account at a time, a fresh `state`, the
+//! loopback callback listener and the pasted address racing each other, and a single
+//! exchange of the code. The caller stores the token and then tells the browser.
+
+use super::browser;
+use super::callback::{self, Hit, ListenError};
+use super::oauth::{self, Callback, CallbackProblem};
+use crate::clock::Clock;
+use crate::config::{AccountConfig, LoginConfig};
+use crate::secret::Secret;
+use crate::token::expiry::{decode_jwt_claims, from_epoch_seconds, to_ist, upstox_expiry};
+use crate::token::store::{StoreError, TokenStore};
+use crate::token::{ExpirySource, Token, TokenFileFormat};
+use crate::upstox::client::{ApiError, UpstoxClient};
+use chrono::{DateTime, Utc};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
+
+/// What a login needs to know.
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    /// The account name.
+    pub account: String,
+    /// The app's API key.
+    pub client_id: String,
+    /// The app's secret.
+    pub client_secret: Secret,
+    /// The registered redirect URI (loopback).
+    pub redirect_uri: Url,
+    /// Upstox's API base.
+    pub api_base: Url,
+    /// How long to wait for the browser.
+    pub timeout: Duration,
+    /// `login.browser_command`.
+    pub browser_command: Vec<String>,
+    /// `$BROWSER`.
+    pub env_browser: Option<String>,
+    /// False for `--no-browser`: only print the address.
+    pub open_browser: bool,
+}
+
+impl LoginSettings {
+    /// Settings for `account`, or what is missing from the configuration.
+    pub fn new(
+        account: &AccountConfig,
+        login: &LoginConfig,
+        open_browser: bool,
+    ) -> Result<LoginSettings, LoginError> {
+        let client_id = account.upstox.client_id.clone().ok_or_else(|| {
+            LoginError::Config("upstox.client_id is not set; set UPSTOX_CLIENT_ID or upstox.client_id to your app's API key".into())
+        })?;
+        let client_secret = account.upstox.client_secret.clone().ok_or_else(|| {
+            LoginError::Config("upstox.client_secret is not set; set UPSTOX_CLIENT_SECRET (or .env) to your app's secret".into())
+        })?;
+        callback::loopback_addrs(&account.upstox.redirect_uri).map_err(LoginError::Listen)?;
+        Ok(LoginSettings {
+            account: account.name.clone(),
+            client_id,
+            client_secret,
+            redirect_uri: account.upstox.redirect_uri.clone(),
+            api_base: account.upstox.api_base.clone(),
+            timeout: login.timeout,
+            browser_command: login.browser_command.clone(),
+            env_browser: std::env::var("BROWSER").ok(),
+            open_browser,
+        })
+    }
+}
+
+/// How a login is going.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginProgress {
+    /// Waiting for the browser (or a pasted address) until `until`.
+    Waiting {
+        /// The Upstox login address.
+        url: Url,
+        /// Where the callback listener listens.
+        listening: Vec<SocketAddr>,
+        /// When the login gives up.
+        until: DateTime<Utc>,
+        /// How the browser was opened, or why it was not.
+        browser: Result<String, String>,
+    },
+    /// A pasted address was not accepted; still waiting.
+    PasteRejected(String),
+    /// The code arrived and is being exchanged.
+    Exchanging,
+}
+
+/// Why a login ended without a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoginError {
+    /// Something the configuration lacks.
+    #[error("{0}")]
+    Config(String),
+    /// Another login for this account is running.
+    #[error(
+        "another login for account \"{account}\" is in progress ({holder}); finish or cancel it first"
+    )]
+    Busy {
+        /// The account.
+        account: String,
+        /// Who holds the login.
+        holder: String,
+    },
+    /// The callback listener could not start.
+    #[error("{0}")]
+    Listen(ListenError),
+    /// The user or Upstox refused.
+    #[error("login refused: {0}")]
+    Denied(String),
+    /// Nobody came back in time.
+    #[error("no login within {}; run the login again", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+    /// Cancelled by the user.
+    #[error("login cancelled")]
+    Cancelled,
+    /// The code could not be exchanged (it is single-use: never retried).
+    #[error("Upstox did not exchange the login code ({0}); log in again")]
+    Exchange(ApiError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A token obtained by a login, with the browser still waiting for its page.
+pub struct Obtained {
+    /// The new token.
+    pub token: Token,
+    page: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+impl Obtained {
+    /// Answer the browser: `Ok(())` after the token was stored, or the reason it was not.
+    pub fn finish(mut self, stored: Result<(), String>) {
+        if let Some(page) = self.page.take() {
+            let text = stored.map(|()| {
+                format!(
+                    "valid until {} IST",
+                    to_ist(self.token.expires_at).format("%a %d %b %H:%M")
+                )
+            });
+            let _ = page.send(text);
+        }
+    }
+}
+
+/// Run one login. Pasted addresses arrive on `paste`; a message on `cancel` (or dropping its
+/// sender) ends the login. Progress goes to `progress`.
+pub async fn run(
+    settings: LoginSettings,
+    store: TokenStore,
+    clock: Arc<dyn Clock>,
+    mut paste: mpsc::Receiver<String>,
+    mut cancel: oneshot::Receiver<()>,
+    progress: mpsc::Sender<LoginProgress>,
+) -> Result<Obtained, LoginError> {
+    let _login_lock = store.login_lock().map_err(|e| match e {
+        StoreError::Locked { holder, .. } => LoginError::Busy {
+            account: settings.account.clone(),
+            holder,
+        },
+        other => LoginError::Other(other.to_string()),
+    })?;
+    let client =
+        UpstoxClient::new(&settings.api_base).map_err(|e| LoginError::Other(e.to_string()))?;
+    let state = oauth::new_state().map_err(LoginError::Other)?;
+    let url = oauth::authorization_url(
+        &settings.api_base,
+        &settings.client_id,
+        &settings.redirect_uri,
+        &state,
+    );
+    let mut listener = callback::listen(&settings.redirect_uri, state.clone(), &settings.account)
+        .await
+        .map_err(LoginError::Listen)?;
+    let browser = if settings.open_browser {
+        let (url, cmd, env) = (
+            url.clone(),
+            settings.browser_command.clone(),
+            settings.env_browser.clone(),
+        );
+        tokio::task::spawn_blocking(move || browser::open(&url, &cmd, env.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    } else {
+        Err("not opening a browser (--no-browser)".to_string())
+    };
+    let until = clock.now() + chrono::Duration::from_std(settings.timeout).unwrap_or_default();
+    let _ = progress
+        .send(LoginProgress::Waiting {
+            url,
+            listening: listener.addrs.clone(),
+            until,
+            browser,
+        })
+        .await;
+    tracing::info!(account = %settings.account, "Login started; waiting for Upstox to send the browser back");
+
+    let deadline = tokio::time::sleep(settings.timeout);
+    tokio::pin!(deadline);
+    let mut paste_open = true;
+    let (callback, page) = loop {
+        tokio::select! {
+            hit = listener.hits.recv() => match hit {
+                Some(Hit { callback, reply }) => break (callback, Some(reply)),
+                None => return Err(LoginError::Other("the callback listener stopped".into())),
+            },
+            text = paste.recv(), if paste_open => match text {
+                Some(text) => match oauth::read_pasted(&text, &state) {
+                    Ok(callback) => break (callback, None),
+                    Err(problem) => {
+                        tracing::warn!(account = %settings.account, "Pasted address refused: {problem}");
+                        let _ = progress.send(LoginProgress::PasteRejected(paste_hint(&problem))).await;
+                    }
+                },
+                None => paste_open = false,
+            },
+            _ = &mut deadline => return Err(LoginError::TimedOut(settings.timeout)),
+            _ = &mut cancel => return Err(LoginError::Cancelled),
+        }
+    };
+    drop(listener);
+    let code = match callback {
+        Callback::Code(code) => code,
+        denied @ Callback::Denied { .. } => {
+            let text = denied.denial_text().unwrap_or_default();
+            if let Some(page) = page {
+                let _ = page.send(Err(text.clone()));
+            }
+            return Err(LoginError::Denied(text));
+        }
+    };
+    let _ = progress.send(LoginProgress::Exchanging).await;
+    let exchanged = client
+        .exchange_code(
+            &code,
+            &settings.client_id,
+            &settings.client_secret,
+            settings.redirect_uri.as_str(),
+        )
+        .await;
+    let response = match exchanged {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(page) = page {
+                let _ = page.send(Err(format!(
+                    "Upstox did not accept the login ({e}). Log in again."
+                )));
+            }
+            return Err(LoginError::Exchange(e));
+        }
+    };
+    let now = clock.now();
+    let exp = decode_jwt_claims(response.access_token.expose())
+        .and_then(|c| c.exp)
+        .and_then(from_epoch_seconds);
+    let (expires_at, expiry_source) = match exp {
+        Some(e) => (e, ExpirySource::JwtExp),
+        None => (upstox_expiry(now), ExpirySource::RuleFromIssuedAt),
+    };
+    let token = Token {
+        access_token: response.access_token,
+        token_type: "Bearer".into(),
+        extended_token: response.extended_token,
+        user_id: response.user_id,
+        user_name: response.user_name,
+        email: response.email,
+        issued_at: Some(now),
+        expires_at,
+        expiry_source,
+        obtained_via: Some("oauth".into()),
+        format: TokenFileFormat::Format1,
+    };
+    Ok(Obtained { token, page })
+}
+
+fn paste_hint(problem: &CallbackProblem) -> String {
+    format!("{problem}; paste the address again, or wait for the browser")
+}
