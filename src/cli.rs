@@ -18,7 +18,8 @@ $XDG_CONFIG_HOME/tokenwatch/config.yaml, then UPSTOX_* and TOKENWATCH__SECTION__
 (a ./.env is loaded first). Run `tokenwatch config check` to see the effective settings.
 
 Exit codes: status: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown; \
-token: 0, or 2 with no valid token; refresh: 0 with a valid token at the end, else 1; \
+token: 0, or 2 with no valid token; login: 0 stored, 1 failed; refresh: 0 with a valid \
+token at the end, else 1; \
 78 is a configuration error; 3 a usage error.";
 
 /// `tokenwatch [global flags] <command>`
@@ -68,6 +69,17 @@ Exits 2 (printing nothing on stdout) when the token is missing, unreadable or ex
 script never uses a dead token. A token close to expiry is still printed.")]
     Token,
 
+    /// Log in to Upstox in the browser (or paste the address) and store the new token
+    #[command(long_about = "\
+Log in to Upstox and store the new token (SPEC §4).
+
+Opens the Upstox login page in a browser (login.browser_command, $BROWSER, or the system's \
+opener) and waits, on the redirect URI's loopback port, for Upstox to send the browser back. \
+On a server over SSH, use --no-browser: open the printed address anywhere, log in, and paste \
+the address your browser was sent to (it fails to load; that is expected). Exits 0 when a \
+token was stored, 1 when the login failed, was refused or timed out (login.timeout).")]
+    Login(LoginArgs),
+
     /// Validate now with the API, and renew if due or invalid; exit 0 only with a valid token at the end
     #[command(long_about = "\
 Validate the token with the Upstox API now, and renew it if renewal is due or the API \
@@ -104,6 +116,14 @@ pub struct StatusArgs {
     /// rejects the token, 3 when the API cannot be reached)
     #[arg(long)]
     pub validate: bool,
+}
+
+/// `login` flags.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Do not open a browser: print the address and read the redirected address from stdin
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 /// `simulate` flags.

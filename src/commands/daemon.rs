@@ -36,7 +36,10 @@ async fn serve(config: Config) -> u8 {
     let mut workers = Vec::new();
     for account in config.accounts.values() {
         match Core::new(account.clone(), config.monitor.clone(), clock.clone()) {
-            Ok(core) => workers.push(worker::spawn(core, events_tx.clone())),
+            Ok(core) => workers.push(worker::spawn(
+                core.with_login(config.login.clone()),
+                events_tx.clone(),
+            )),
             Err(e) => {
                 error!(account = %account.name, "Cannot start: {e}");
                 return 1;

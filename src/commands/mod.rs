@@ -2,6 +2,7 @@
 
 mod config_check;
 mod daemon;
+mod login;
 mod refresh;
 mod simulate;
 mod status;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> u8 {
     match command {
         Command::Status(args) => status::run(&cli, loaded, args.json, args.validate),
         Command::Token => token::run(loaded),
+        Command::Login(args) => login::run(loaded, args.no_browser),
         Command::Refresh => refresh::run(loaded),
         Command::Daemon => daemon::run(loaded),
         Command::Simulate(args) => simulate::run(args),

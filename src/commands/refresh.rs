@@ -2,9 +2,11 @@
 //! token at the end.
 
 use super::{EXIT_CONFIG, runtime, status::print_token_lines};
+use crate::auth::login::LoginSettings;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Strategy};
 use crate::schedule::Renewal;
+use crate::token::expiry::to_ist;
 use crate::worker::{Core, RenewOutcome, Validation};
 use std::sync::Arc;
 
@@ -41,7 +43,18 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
         let now = clock.now();
         let renewed = match core.renewal(now) {
             Renewal::NotDue { .. } | Renewal::Disabled => None,
-            _ => Some(core.renew(true).await),
+            _ => Some(
+                match (config.account.renew.strategy, core.boundary_note(now)) {
+                    (Strategy::Browser | Strategy::TokenRequest, Some(note)) => {
+                        RenewOutcome::NotUseful(note)
+                    }
+                    (Strategy::Browser, None) => by_login(&mut core, &config, clock.clone()).await,
+                    (Strategy::TokenRequest, None) => {
+                        by_token_request(&mut core, config.login.timeout).await
+                    }
+                    (Strategy::Command | Strategy::None, _) => core.renew(true).await,
+                },
+            ),
         };
         let now = clock.now();
         let state = core.state(now);
@@ -77,4 +90,62 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             1
         }
     })
+}
+
+/// Strategy browser: the same login as `tokenwatch login`.
+async fn by_login(core: &mut Core, config: &Config, clock: Arc<dyn Clock>) -> RenewOutcome {
+    let settings = match LoginSettings::new(&config.account, &config.login, true) {
+        Ok(s) => s,
+        Err(e) => return RenewOutcome::Failed(e.to_string()),
+    };
+    match super::login::interactive_login(core, settings, clock).await {
+        Ok(()) => RenewOutcome::Renewed,
+        Err(e) => RenewOutcome::Failed(e),
+    }
+}
+
+/// Strategy token-request: ask Upstox, then wait for the approved token on the notifier.
+async fn by_token_request(core: &mut Core, wait: std::time::Duration) -> RenewOutcome {
+    let (tx, mut deliveries) = tokio::sync::mpsc::channel(4);
+    let server = match core.serve_notifier(tx).await {
+        Ok(Some(server)) => server,
+        Ok(None) => {
+            return RenewOutcome::Failed(
+                "renew.notifier_listen and renew.notifier_path must be set for strategy token-request".into(),
+            );
+        }
+        Err(e) => return RenewOutcome::Failed(e),
+    };
+    let ack = match core.request_token().await {
+        Ok(ack) => ack,
+        Err(e) => {
+            server.shutdown().await;
+            return RenewOutcome::Failed(format!("the token request failed: {e}"));
+        }
+    };
+    let until = ack
+        .authorization_expiry
+        .map(|t| format!(" (before {} IST)", to_ist(t).format("%H:%M")))
+        .unwrap_or_default();
+    println!(
+        "Approve the token request in the Upstox app or on WhatsApp{until}; waiting up to {} on {}...",
+        humantime::format_duration(wait),
+        server.addr
+    );
+    let outcome = tokio::select! {
+        token = deliveries.recv() => match token {
+            Some(token) => match core.adopt_verified(token).await {
+                Ok(()) => RenewOutcome::Renewed,
+                Err(e) => RenewOutcome::Failed(format!("cannot store the approved token: {e}")),
+            },
+            None => RenewOutcome::Failed("the notifier stopped".into()),
+        },
+        _ = tokio::time::sleep(wait) => RenewOutcome::Failed(format!(
+            "no approved token arrived within {}; approve the request on the phone, or log in",
+            humantime::format_duration(wait)
+        )),
+        _ = tokio::signal::ctrl_c() => RenewOutcome::Failed("cancelled".into()),
+    };
+    server.shutdown().await;
+    outcome
 }

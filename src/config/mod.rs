@@ -762,6 +762,17 @@ fn check(config: &Config, origin_of: &dyn Fn(&str) -> String) -> Result<(), Conf
             }
             _ => {}
         }
+        if let Some(addr) = a.renew.notifier_listen
+            && !addr.ip().is_loopback()
+        {
+            return err(
+                &format!("{prefix}renew.notifier_listen"),
+                format!(
+                    "{addr} is not a loopback address; listen on 127.0.0.1 and put your HTTPS reverse \
+                     proxy or tunnel in front of it"
+                ),
+            );
+        }
         let files = std::iter::once((&a.token.path, "token.path"))
             .chain(a.token.backups.iter().map(|b| (b, "token.backups")));
         for (path, key) in files {

@@ -1,0 +1,165 @@
+//! `tokenwatch login [--no-browser]`: the OAuth login of SPEC §4 in the terminal. The browser
+//! callback and a pasted address race; whichever comes first wins.
+
+use super::{EXIT_CONFIG, runtime};
+use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::token::expiry::to_ist;
+use crate::worker::{Core, Validation};
+use std::io::BufRead;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) fn run(loaded: Result<Config, ConfigError>, no_browser: bool) -> u8 {
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tokenwatch: config error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokenwatch: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut core = match Core::new(
+            config.account.clone(),
+            config.monitor.clone(),
+            clock.clone(),
+        ) {
+            Ok(c) => c.with_login(config.login.clone()),
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        };
+        let settings = match core.login_settings(!no_browser) {
+            Ok(s) => s,
+            Err(e @ (LoginError::Config(_) | LoginError::Listen(_))) => {
+                eprintln!("tokenwatch: {e}");
+                return EXIT_CONFIG;
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        };
+        match interactive_login(&mut core, settings, clock).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                1
+            }
+        }
+    })
+}
+
+/// Run a login in the terminal, store the token, validate it. Shared with `refresh`.
+pub(super) async fn interactive_login(
+    core: &mut Core,
+    settings: LoginSettings,
+    clock: Arc<dyn Clock>,
+) -> Result<(), String> {
+    let account = settings.account.clone();
+    let (paste_tx, paste_rx) = mpsc::channel(4);
+    // Pasted addresses come from stdin, on a thread of its own (reading blocks).
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            if paste_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (_cancel_tx, cancel_rx) = oneshot::channel();
+    let (progress_tx, mut progress) = mpsc::channel(16);
+    let flow = login::run(
+        settings,
+        core.store().clone(),
+        clock,
+        paste_rx,
+        cancel_rx,
+        progress_tx,
+    );
+    tokio::pin!(flow);
+    let result = loop {
+        tokio::select! {
+            r = &mut flow => break r,
+            Some(p) = progress.recv() => show(&account, p),
+        }
+    };
+    while let Ok(p) = progress.try_recv() {
+        show(&account, p);
+    }
+    let obtained = result.map_err(|e| e.to_string())?;
+    let exp = obtained.token.expires_at;
+    match core.adopt_login(obtained.token.clone()).await {
+        Ok(validation) => {
+            obtained.finish(Ok(()));
+            println!(
+                "Logged in: token stored at {}, valid until {} IST.",
+                core.store().path().display(),
+                to_ist(exp).format("%a %d %b %H:%M")
+            );
+            match validation {
+                Validation::Valid(_) => println!("API: ✓ the new token works."),
+                Validation::Rejected(e) => {
+                    return Err(format!(
+                        "the new token was rejected right away: {e}; log in again"
+                    ));
+                }
+                Validation::Unreachable(e) => {
+                    println!("API: ? could not check the new token yet: {e}")
+                }
+                Validation::NoToken => {}
+            }
+            Ok(())
+        }
+        Err(e) => {
+            obtained.finish(Err(format!("tokenwatch could not store the token: {e}")));
+            Err(format!("logged in, but the token could not be stored: {e}"))
+        }
+    }
+}
+
+fn show(account: &str, p: LoginProgress) {
+    match p {
+        LoginProgress::Waiting {
+            url,
+            listening,
+            until,
+            browser,
+        } => {
+            println!("Log in to Upstox for account \"{account}\":");
+            println!();
+            println!("  {url}");
+            println!();
+            match browser {
+                Ok(how) => println!("Opened the login page with {how}."),
+                Err(why) => println!("Open the address above in a browser ({why})."),
+            }
+            let listen: Vec<String> = listening.iter().map(|a| a.to_string()).collect();
+            println!(
+                "Waiting for the browser on {} until {} IST.",
+                listen.join(" and "),
+                to_ist(until).format("%H:%M:%S")
+            );
+            println!(
+                "If the browser runs on another machine, after logging in, paste the address your \
+                 browser was sent to here and press Enter:"
+            );
+        }
+        LoginProgress::PasteRejected(why) => println!("Not accepted: {why}"),
+        LoginProgress::Exchanging => println!("Got the login code; exchanging it for a token..."),
+    }
+}
