@@ -10,7 +10,7 @@ use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtaine
 use crate::auth::notifier::{self, Expectation, NotifierServer};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig, MonitorConfig, Strategy};
-use crate::process::{run_with_deadline, stderr_excerpt};
+use crate::process::{Run, stderr_excerpt};
 use crate::schedule::{self, Deferral, Facts, Policy, Renewal, Verdict};
 use crate::token::expiry::to_ist;
 use crate::token::file::parse_token;
@@ -735,12 +735,25 @@ async fn fetch_and_verify(
         .split_first()
         .ok_or_else(|| RenewError::Other("renew.command is empty".into()))?;
     let (program, args) = (program.clone(), args.to_vec());
-    let out = tokio::task::spawn_blocking(move || {
-        run_with_deadline(&program, &args, RENEW_COMMAND_TIMEOUT)
+    let run = tokio::task::spawn_blocking(move || {
+        crate::process::run(&program, &args, &[], &[], RENEW_COMMAND_TIMEOUT)
     })
     .await
-    .map_err(|e| RenewError::Other(format!("renew.command stopped: {e}")))?
-    .map_err(|e| RenewError::Other(format!("renew.command: {e}")))?;
+    .map_err(|e| RenewError::Other(format!("renew.command stopped: {e}")))?;
+    let out = match run {
+        Run::Exited(out) => out,
+        Run::TimedOut => {
+            return Err(RenewError::Other(format!(
+                "renew.command did not finish within {}s and was stopped",
+                RENEW_COMMAND_TIMEOUT.as_secs()
+            )));
+        }
+        Run::NotStarted(why) => {
+            return Err(RenewError::Other(format!(
+                "cannot run renew.command: {why}"
+            )));
+        }
+    };
     if !out.status.success() {
         return Err(RenewError::Other(format!(
             "renew.command exited with {}{}",
