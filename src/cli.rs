@@ -137,6 +137,11 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub auto_approve: bool,
 
+    /// Where approved v3 token requests are POSTed (tokenwatch's renew.notifier_listen +
+    /// renew.notifier_path), e.g. http://127.0.0.1:5002/upstox-hook
+    #[arg(long, value_name = "URL")]
+    pub notifier_url: Option<url::Url>,
+
     /// Token lifetime instead of the 03:30 IST rule, e.g. 10m (for trying renewals quickly)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub token_lifetime: Option<std::time::Duration>,

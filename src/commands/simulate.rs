@@ -25,6 +25,7 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
         let config = SimConfig {
             auto_approve: args.auto_approve,
             token_lifetime: args.token_lifetime,
+            notifier_url: args.notifier_url.clone(),
             ..SimConfig::default()
         };
         let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
@@ -53,6 +54,13 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
             "  logins:        {}",
             if args.auto_approve { "approved at once" } else { "approve on the consent page" }
         );
+        match &args.notifier_url {
+            Some(u) => println!(
+                "  v3 requests:   {} to {u}",
+                if args.auto_approve { "approved at once and delivered" } else { "pending (no approval without --auto-approve)" }
+            ),
+            None => println!("  v3 requests:   not delivered (no --notifier-url)"),
+        }
         println!();
         println!("Point tokenwatch (or your engine) at it:");
         println!(
