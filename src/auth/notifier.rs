@@ -570,7 +570,7 @@ async fn read_body(mut body: Body) -> Result<Vec<u8>, BodyError> {
         {
             let frame = frame.map_err(|_| BodyError::Broken)?;
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > MAX_BODY + 1 {
+                if buf.len() + data.len() > MAX_BODY {
                     return Err(BodyError::TooLarge);
                 }
                 buf.extend_from_slice(&data);
