@@ -141,8 +141,14 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
             return Renewal::NotDue { due_at };
         }
         if exp > now && upstox_expiry(now) <= exp {
+            // A not_before earlier than 03:30 cannot pull the renewal before the boundary.
+            let until = if p.not_before <= boundary_time() {
+                exp
+            } else {
+                not_before_after(exp, p.not_before)
+            };
             return Renewal::Deferred {
-                until: not_before_after(exp, p.not_before),
+                until,
                 reason: Deferral::Boundary { expires_at: exp },
             };
         }
@@ -289,6 +295,22 @@ mod tests {
         // ...and at not_before it is due.
         let f = facts(at(27, 8, 0), Some(at(27, 3, 30)));
         assert_eq!(renewal(&f, &policy()), Renewal::Due);
+    }
+
+    #[test]
+    fn a_not_before_earlier_than_the_boundary_waits_for_the_boundary() {
+        let mut p = policy();
+        p.not_before = NaiveTime::from_hms_opt(0, 0, 0).unwrap();
+        let f = facts(at(27, 2, 45), Some(at(27, 3, 30)));
+        assert_eq!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                until: at(27, 3, 30),
+                reason: Deferral::Boundary {
+                    expires_at: at(27, 3, 30)
+                }
+            }
+        );
     }
 
     #[test]

@@ -376,12 +376,15 @@ impl Core {
     }
 
     fn facts(&self, now: DateTime<Utc>) -> Facts {
+        // After the clock steps back (NTP, a restored VM), times "in the future" would freeze
+        // the schedule for as long as the step: treat them as unknown.
+        let past = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= now);
         Facts {
             now,
             expires_at: self.token.as_ref().map(|t| t.expires_at),
             verdict: self.verdict,
-            last_validation_at: self.last_validation_at,
-            last_unattended_renewal_at: self.last_unattended_renewal_at,
+            last_validation_at: past(self.last_validation_at),
+            last_unattended_renewal_at: past(self.last_unattended_renewal_at),
         }
     }
 
@@ -550,7 +553,26 @@ impl Core {
 
     async fn renew_by_command(&mut self) -> RenewOutcome {
         let name = self.account.name.clone();
+        // One renewal per token file at a time, across processes: a second one would run the
+        // command again and overwrite the first one's token.
+        let _renewing = match self.store.login_lock() {
+            Ok(guard) => guard,
+            Err(e) => {
+                let msg = match e {
+                    crate::token::store::StoreError::Locked { holder, .. } => {
+                        format!("another tokenwatch is renewing this token ({holder})")
+                    }
+                    other => other.to_string(),
+                };
+                info!(account = %name, "Not renewing now: {msg}");
+                return RenewOutcome::NotUseful(msg);
+            }
+        };
+        // It may have finished just before: use its token rather than renewing again.
         let now = self.clock.now();
+        if self.reload_if_changed() && matches!(self.renewal(now), Renewal::NotDue { .. }) {
+            return RenewOutcome::NotUseful("another process stored a new token meanwhile".into());
+        }
         match self.token.as_ref() {
             Some(t) if t.expires_at > now => info!(
                 account = %name,
@@ -712,7 +734,13 @@ impl Core {
         )
         .await
         .map(Some)
-        .map_err(|e| format!("cannot serve the token-request notifier on {listen}: {e}"))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot serve the token-request notifier: {listen} is in use (is a tokenwatch daemon \
+                 with renew.strategy token-request running? it receives approved tokens itself)"
+            ),
+            _ => format!("cannot serve the token-request notifier on {listen}: {e}"),
+        })
     }
 }
 
@@ -866,6 +894,8 @@ struct Worker {
 
 /// A login the worker started.
 struct RunningLogin {
+    /// Started by a due renewal, not by the user.
+    unattended: bool,
     paste: mpsc::Sender<String>,
     cancel: Option<oneshot::Sender<()>>,
     progress: mpsc::Receiver<LoginProgress>,
@@ -923,7 +953,7 @@ impl Worker {
                     None => self.shutdown = true,
                 },
                 step = login_step(&mut self.login) => match step {
-                    LoginStep::Progress(p) => self.send(Event::Login(LoginUpdate::Progress(p))).await,
+                    LoginStep::Progress(p) => self.login_progress(p).await,
                     LoginStep::Done(result) => self.finish_login(result).await,
                 },
                 token = next_delivery(&mut self.deliveries) => self.accept_delivery(token).await,
@@ -971,9 +1001,13 @@ impl Worker {
     }
 
     async fn handle(&mut self, cmd: Command) {
+        // Act on the token that is on disk now, not the one read a minute ago.
+        if self.core.reload_if_changed() {
+            self.publish().await;
+        }
         match cmd {
             Command::Shutdown => self.shutdown = true,
-            Command::StartLogin => self.start_login().await,
+            Command::StartLogin => self.start_login(false).await,
             Command::PasteRedirect(text) => match &self.login {
                 Some(login) => {
                     let _ = login.paste.send(text).await;
@@ -1059,17 +1093,7 @@ impl Worker {
                 self.core.last_unattended_renewal_at = Some(now);
             }
             if strategy == Strategy::Browser {
-                let already = self.login.is_some();
-                self.start_login().await;
-                if self.login.is_some() && !already {
-                    let n = self.notice(
-                        Level::Warning,
-                        Topic::Renewal,
-                        "Log in to renew",
-                        "a browser window was opened for the Upstox login; press l to see the address".into(),
-                    );
-                    self.notify(n).await;
-                }
+                self.start_login(!forced).await;
             } else {
                 self.request_token().await;
             }
@@ -1159,8 +1183,8 @@ impl Worker {
         let _ = self.events.send(event).await;
     }
 
-    /// Start the browser login (`l`, `r` or an unattended renewal with strategy browser).
-    async fn start_login(&mut self) {
+    /// Start the browser login (`l`, `r`, or an unattended renewal with strategy browser).
+    async fn start_login(&mut self, unattended: bool) {
         if self.login.is_some() {
             info!(account = %self.core.account.name, "A login is already waiting");
             return;
@@ -1191,11 +1215,49 @@ impl Worker {
             progress_tx,
         ));
         self.login = Some(RunningLogin {
+            unattended,
             paste,
             cancel: Some(cancel),
             progress,
             task,
         });
+    }
+
+    async fn login_progress(&mut self, p: LoginProgress) {
+        // Nobody is at this machine to use a login that opened no browser (a daemon on a
+        // server): end it at once rather than hold the port and the lock for nothing.
+        if let LoginProgress::Waiting {
+            browser: Err(why), ..
+        } = &p
+            && let Some(login) = self.login.as_mut().filter(|l| l.unattended)
+        {
+            warn!(account = %self.core.account.name, "Renewal needs a login, but {why}; run `tokenwatch login`");
+            if let Some(cancel) = login.cancel.take() {
+                let _ = cancel.send(());
+            }
+            let n = self.notice(
+                Level::Warning,
+                Topic::Renewal,
+                "Renewal needs you",
+                "no browser could be opened here; press l, or run `tokenwatch login` (--no-browser over SSH)".into(),
+            );
+            self.notify(n).await;
+            return;
+        }
+        if let LoginProgress::Waiting {
+            browser: Ok(how), ..
+        } = &p
+            && self.login.as_ref().is_some_and(|l| l.unattended)
+        {
+            let n = self.notice(
+                Level::Warning,
+                Topic::Renewal,
+                "Log in to renew",
+                format!("the Upstox login was opened with {how}; log in there, or press l to see the address"),
+            );
+            self.notify(n).await;
+        }
+        self.send(Event::Login(LoginUpdate::Progress(p))).await;
     }
 
     async fn finish_login(&mut self, result: Result<Obtained, LoginError>) {

@@ -712,7 +712,8 @@ fn legacy_expires_at_rfc3339() {
 fn raw_jwt_file_takes_expiry_from_exp() {
     let sb = Sandbox::new();
     let expires = now_secs() + Duration::hours(2);
-    let tok = jwt(json!({"sub": "CD5678", "iat": 1, "exp": expires.timestamp()}));
+    let issued = expires - Duration::hours(12);
+    let tok = jwt(json!({"sub": "CD5678", "iat": issued.timestamp(), "exp": expires.timestamp()}));
     sb.write_token(format!("{tok}\n"));
 
     let run = sb.run(&["status", "--json"]);
@@ -725,7 +726,7 @@ fn raw_jwt_file_takes_expiry_from_exp() {
     assert_eq!(j["user_id"], "CD5678");
     assert_eq!(j["expiry_source"], "jwt_exp");
     // The JWT's iat is the issue time when the file has none.
-    assert_eq!(j["issued_at"], "1970-01-01T05:30:01+05:30");
+    assert_eq!(j["issued_at"], ist_rfc3339(issued));
 
     // And `token` gives it back without the newline of the file doubled.
     sb.cmd()
@@ -933,6 +934,24 @@ fn human_status_shows_the_state_word_in_capitals() {
             !run.stdout.trim_start().starts_with('{'),
             "human status printed JSON"
         );
+    }
+}
+
+#[test]
+fn implausible_times_are_unreadable_not_a_crash() {
+    // Far-future epoch values used to overflow date arithmetic (a panic, exit 101).
+    let sb = Sandbox::new();
+    for body in [
+        r#"{"access_token":"abcdefghijklmnop","created_at":8210266876799999}"#,
+        r#"{"access_token":"abcdefghijklmnop","expires_at":-8334601228799000}"#,
+        r#"{"access_token":"abcdefghijklmnop","issued_at":"9999-12-31T23:59:59+05:30"}"#,
+    ] {
+        sb.write_token(body);
+        let run = sb.run(&["status", "--json"]);
+        assert_eq!(run.code, 3, "{body}: {}", run.all_output());
+        assert_eq!(run.json()["state"], "unknown");
+        let run = sb.run(&["token"]);
+        assert_eq!(run.code, 2, "{body}: {}", run.all_output());
     }
 }
 

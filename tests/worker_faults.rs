@@ -846,3 +846,37 @@ async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     assert_eq!(files(&h), before);
     assert!(h.temp_files().is_empty(), "{:?}", h.temp_files());
 }
+
+// ---------------------------------------------------------------------------------------
+// Only one renewal per token file at a time.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_waits_for_another_process_renewing_the_same_file() {
+    // Friday 09:00: the token died at 03:30, renewal is due.
+    let h = Harness::new(ist_at(26, 9, 0)).await;
+    h.store_fresh_token();
+    h.run_until(ist_at(27, 9, 0)).await;
+    h.prepare_command_token();
+    let mut core = h.core();
+    // Someone else (another tokenwatch) holds the renewal lock.
+    let held = tokenwatch::token::store::TokenStore::new(h.token_path(), [])
+        .login_lock()
+        .unwrap();
+    let before = std::fs::read(h.token_path()).unwrap();
+    match core.renew(true).await {
+        RenewOutcome::NotUseful(why) => {
+            assert!(why.contains("another tokenwatch is renewing"), "{why}")
+        }
+        other => panic!("expected NotUseful, got {other:?}"),
+    }
+    assert_eq!(
+        h.command_runs(),
+        0,
+        "the command must not run while another renewal holds the lock"
+    );
+    assert_eq!(std::fs::read(h.token_path()).unwrap(), before);
+    drop(held);
+    assert_eq!(core.renew(true).await, RenewOutcome::Renewed);
+    assert_eq!(h.command_runs(), 1);
+}

@@ -33,6 +33,13 @@ pub fn open(
             return Err(last);
         }
     }
+    // On Linux and the BSDs, the system opener needs a graphical session.
+    if cfg!(all(unix, not(target_os = "macos")))
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        return Err("there is no graphical session (no DISPLAY or WAYLAND_DISPLAY)".into());
+    }
     open::that_detached(url.as_str())
         .map(|_| "the system's browser".to_string())
         .map_err(|e| format!("no browser could be opened ({e})"))

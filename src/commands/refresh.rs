@@ -106,6 +106,10 @@ async fn by_login(core: &mut Core, config: &Config, clock: Arc<dyn Clock>) -> Re
 
 /// Strategy token-request: ask Upstox, then wait for the approved token on the notifier.
 async fn by_token_request(core: &mut Core, wait: std::time::Duration) -> RenewOutcome {
+    let _renewing = match core.store().login_lock() {
+        Ok(guard) => guard,
+        Err(e) => return RenewOutcome::Failed(e.to_string()),
+    };
     let (tx, mut deliveries) = tokio::sync::mpsc::channel(4);
     let server = match core.serve_notifier(tx).await {
         Ok(Some(server)) => server,

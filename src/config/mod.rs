@@ -668,6 +668,29 @@ fn check(config: &Config, origin_of: &dyn Fn(&str) -> String) -> Result<(), Conf
     let err = |key: &str, msg: String| Err(ConfigError::new(origin_of(key), Some(key), msg));
     let m = &config.monitor;
     let human = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    let long = [
+        ("monitor.check_interval", m.check_interval),
+        ("monitor.refresh_before", m.refresh_before),
+        ("monitor.warning_before", m.warning_before),
+        ("monitor.critical_before", m.critical_before),
+        ("monitor.backoff_initial", m.backoff_initial),
+        ("monitor.backoff_max", m.backoff_max),
+        ("login.timeout", config.login.timeout),
+        (
+            "notifications.dismiss_after",
+            config.notifications.dismiss_after,
+        ),
+    ];
+    if let Some((key, d)) = long.iter().find(|(_, d)| *d > week) {
+        return err(
+            key,
+            format!(
+                "{} is longer than a week; tokens live a day at most",
+                human(*d)
+            ),
+        );
+    }
     if m.critical_before > m.warning_before {
         return err(
             "monitor.critical_before",

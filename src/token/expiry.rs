@@ -80,9 +80,17 @@ pub fn decode_jwt_claims(token: &str) -> Option<JwtClaims> {
     })
 }
 
-/// Epoch seconds to an instant, refusing values outside chrono's range.
+/// Epoch seconds to an instant, refusing implausible values (see [`plausible`]).
 pub fn from_epoch_seconds(secs: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(secs, 0)
+    DateTime::from_timestamp(secs, 0).and_then(plausible)
+}
+
+/// Token times must lie between 2000 and 2200: anything else is a broken file, and keeping
+/// times in this range means no date arithmetic later can overflow.
+pub fn plausible(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let lo = DateTime::from_timestamp(946_684_800, 0)?; // 2000-01-01
+    let hi = DateTime::from_timestamp(7_258_118_400, 0)?; // 2200-01-01
+    (lo..hi).contains(&t).then_some(t)
 }
 
 #[cfg(test)]
@@ -150,6 +158,8 @@ mod tests {
         assert_eq!(decode_jwt_claims("a.b.c"), None);
         assert_eq!(decode_jwt_claims("a.!!!.c"), None);
         assert_eq!(decode_jwt_claims("a..c"), None);
+        assert_eq!(from_epoch_seconds(8_210_266_876_799), None);
+        assert_eq!(from_epoch_seconds(-1), None);
         let array = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"[1,2]");
         assert_eq!(decode_jwt_claims(&format!("a.{array}.c")), None);
     }

@@ -5,7 +5,7 @@
 //! with `expires_at` as epoch seconds, epoch milliseconds or RFC 3339; and a file holding
 //! only the raw token. Written: format 1 only.
 
-use super::expiry::{decode_jwt_claims, from_epoch_seconds, to_ist, upstox_expiry};
+use super::expiry::{decode_jwt_claims, from_epoch_seconds, plausible, to_ist, upstox_expiry};
 use super::{ExpirySource, Token, TokenFileFormat};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
@@ -93,7 +93,11 @@ pub fn read_token_bytes(path: &Path) -> Result<Option<RawTokenFile>, TokenFileEr
         }));
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let mtime = meta.modified().ok().map(DateTime::<Utc>::from);
+    let mtime = meta
+        .modified()
+        .ok()
+        .map(DateTime::<Utc>::from)
+        .and_then(plausible);
     let parsed = parse_token(&bytes, mtime);
     Ok(Some(RawTokenFile { bytes, parsed }))
 }
@@ -296,7 +300,10 @@ fn time_field(obj: &Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc
                 }
             } else {
                 match DateTime::parse_from_rfc3339(s) {
-                    Ok(t) => Ok(Some(t.with_timezone(&Utc))),
+                    Ok(t) => match plausible(t.with_timezone(&Utc)) {
+                        Some(t) => Ok(Some(t)),
+                        None => bad("is not between the years 2000 and 2200"),
+                    },
                     Err(_) => bad(
                         "is neither epoch seconds, epoch milliseconds nor an RFC 3339 time with an offset \
                          (like 2026-11-27T03:30:00+05:30)",
@@ -312,7 +319,7 @@ fn time_field(obj: &Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc
 /// (1e11 seconds is the year 5138; 1e11 milliseconds is 1973).
 fn epoch(v: i64) -> Option<DateTime<Utc>> {
     if v.unsigned_abs() >= 100_000_000_000 {
-        DateTime::from_timestamp_millis(v)
+        DateTime::from_timestamp_millis(v).and_then(plausible)
     } else {
         from_epoch_seconds(v)
     }

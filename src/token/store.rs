@@ -153,13 +153,15 @@ impl TokenStore {
         self.lock_at(self.lock_path(), wait)
     }
 
-    /// `<path>.login.lock`, held while a login for this token file waits for the browser.
+    /// `<path>.login.lock`, held by whatever renews this token file: a login waiting for the
+    /// browser, a `renew.command`, a token request waiting for approval.
     pub fn login_lock_path(&self) -> PathBuf {
         sibling(&self.path, ".login.lock")
     }
 
-    /// Take the login lock at once, or fail with [`StoreError::Locked`] naming the holder:
-    /// two logins for one account would race for the one callback port and the one code.
+    /// Take the renewal lock at once, or fail with [`StoreError::Locked`] naming the holder:
+    /// two logins for one account would race for the one callback port and the one code, and
+    /// two renewals would overwrite each other's token.
     pub fn login_lock(&self) -> Result<StoreLock, StoreError> {
         self.lock_at(self.login_lock_path(), Duration::ZERO)
     }
