@@ -1,7 +1,11 @@
 //! Running the user's commands (`renew.command`, `token.on_change`, alert commands) with a
 //! time limit, without ever blocking the async runtime.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Bytes read so far from one output stream, and whether it has ended.
+type Captured = Arc<Mutex<(Vec<u8>, bool)>>;
 
 /// At most this much of each output stream is kept; the rest is read and dropped, so a
 /// chatty command never blocks on a full pipe.
@@ -50,17 +54,26 @@ pub fn run(
         Ok(child) => child,
         Err(e) => return Run::NotStarted(e.to_string()),
     };
+    // Each stream is read on a thread into a shared buffer, so that what arrived is kept even
+    // when a process left in the background holds the pipe open past the command's exit.
     let pipe = |r: Option<Box<dyn Read + Send>>| {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let captured = Arc::new(Mutex::new((Vec::new(), false)));
+        let sink = captured.clone();
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
             if let Some(mut r) = r {
-                let _ = r.by_ref().take(CAPTURE_LIMIT).read_to_end(&mut buf);
-                let _ = std::io::copy(&mut r, &mut std::io::sink());
+                while let Ok(n) = r.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut guard = sink.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = (CAPTURE_LIMIT as usize).saturating_sub(guard.0.len());
+                    guard.0.extend_from_slice(&chunk[..n.min(room)]);
+                }
             }
-            let _ = tx.send(buf);
+            sink.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
         });
-        rx
+        captured
     };
     let stdout = pipe(
         child
@@ -91,12 +104,14 @@ pub fn run(
             }
         }
     };
-    // A process the hook left in the background may hold the pipes open: take what arrived
-    // within the grace period (one period for both streams).
+    // Wait for both streams to end, but no longer than the grace period.
     let grace_end = Instant::now() + OUTPUT_GRACE;
-    let left = || grace_end.saturating_duration_since(Instant::now());
-    let stdout = stdout.recv_timeout(left()).unwrap_or_default();
-    let stderr = stderr.recv_timeout(left()).unwrap_or_default();
+    let ended = |c: &Captured| c.lock().map(|g| g.1).unwrap_or(true);
+    while !(ended(&stdout) && ended(&stderr)) && Instant::now() < grace_end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let take = |c: &Captured| std::mem::take(&mut c.lock().unwrap_or_else(|e| e.into_inner()).0);
+    let (stdout, stderr) = (take(&stdout), take(&stderr));
     Run::Exited(std::process::Output {
         status,
         stdout,
@@ -121,16 +136,31 @@ fn kill_group(child: &mut std::process::Child) {
     }
 }
 
-/// The first line of a command's stderr, short, with long words (possible tokens) hidden.
+/// The first line of a command's stderr, short, with anything that may be a secret hidden.
 pub fn stderr_excerpt(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
         return String::new();
     };
-    let safe: Vec<&str> = line
-        .split_whitespace()
-        .map(|w| if w.len() > 32 { "[hidden]" } else { w })
-        .collect();
+    // Hide what could be a secret: long words (tokens) and the values of key=value or
+    // key: value pairs (passwords, TOTP seeds, PINs).
+    let mut safe: Vec<String> = Vec::new();
+    let mut hide_next = false;
+    for w in line.split_whitespace() {
+        if hide_next {
+            safe.push("[hidden]".into());
+            hide_next = false;
+        } else if let Some((key, _)) = w.split_once('=') {
+            safe.push(format!("{key}=[hidden]"));
+        } else if w.ends_with(':') && w.len() > 1 {
+            safe.push(w.to_string());
+            hide_next = true;
+        } else if w.len() > 20 {
+            safe.push("[hidden]".into());
+        } else {
+            safe.push(w.to_string());
+        }
+    }
     let mut s = safe.join(" ");
     if s.len() > 200 {
         s.truncate(s.floor_char_boundary(200));
@@ -154,6 +184,16 @@ mod tests {
     }
 
     #[test]
+    fn stderr_excerpts_hide_possible_secrets() {
+        let e = stderr_excerpt(b"login failed totp_secret=JBSWY3DPEHPK3PXP pin: 123456 eyJhbGciOiJIUzI1NiJ9xyzxyz\nmore");
+        assert_eq!(
+            e,
+            ": login failed totp_secret=[hidden] pin: [hidden] [hidden]"
+        );
+        assert_eq!(stderr_excerpt(b"\n  \n"), "");
+    }
+
+    #[test]
     fn hidden_variables_are_not_inherited() {
         let envs = [
             ("SECRET_FOR_TEST".to_string(), "s3cret".to_string()),
@@ -172,11 +212,33 @@ mod tests {
 
     #[test]
     fn the_limit_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // The grandchild would write the marker after 1 s if it outlived the limit.
+        let script = format!("(sleep 1; touch '{}') & sleep 30", marker.display());
         let started = Instant::now();
-        let run = sh("sleep 30; echo late", &[], &[], Duration::from_millis(200));
+        let run = sh(&script, &[], &[], Duration::from_millis(200));
         assert!(matches!(run, Run::TimedOut));
         assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !marker.exists(),
+            "a process of the group outlived the limit"
+        );
         assert!(matches!(run_missing(), Run::NotStarted(_)));
+    }
+
+    #[test]
+    fn output_is_kept_when_a_background_process_holds_the_pipe() {
+        let Run::Exited(out) = sh(
+            "sleep 5 & echo printed-token",
+            &[],
+            &[],
+            Duration::from_secs(10),
+        ) else {
+            panic!("sh did not run");
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "printed-token");
     }
 
     fn run_missing() -> Run {

@@ -20,12 +20,20 @@ pub const ON_CHANGE_LIMIT: Duration = Duration::from_secs(30);
 /// The variable the env file sets.
 pub const ENV_FILE_VARIABLE: &str = "UPSTOX_ACCESS_TOKEN";
 
-/// Secrets in tokenwatch's own environment that the hook does not inherit.
-const HIDDEN_FROM_HOOKS: &[&str] = &[
-    "UPSTOX_CLIENT_SECRET",
-    "TOKENWATCH__UPSTOX__CLIENT_SECRET",
-    "TOKENWATCH__SERVER__API_KEY",
-];
+/// Secrets in tokenwatch's own environment that the hook does not inherit: the client
+/// secret and the API key, however they were given (`UPSTOX_CLIENT_SECRET`,
+/// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__UPSTOX__CLIENT_SECRET`,
+/// `TOKENWATCH__SERVER__API_KEY`, ...).
+fn hidden_from_hooks() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| {
+            k == "UPSTOX_CLIENT_SECRET"
+                || (k.starts_with("TOKENWATCH__")
+                    && (k.ends_with("__CLIENT_SECRET") || k.ends_with("__API_KEY")))
+        })
+        .collect()
+}
 
 /// What replaces the token wherever it would otherwise be shown.
 const MASK: &str = "********";
@@ -188,8 +196,10 @@ async fn run_on_change(
         ),
     ];
     let prog = program.clone();
+    let hidden = hidden_from_hooks();
     let run = tokio::task::spawn_blocking(move || {
-        process::run(&prog, &args, &envs, HIDDEN_FROM_HOOKS, limit)
+        let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();
+        process::run(&prog, &args, &envs, &hidden, limit)
     })
     .await
     .unwrap_or_else(|e| Run::NotStarted(format!("it stopped unexpectedly: {e}")));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// The status JSON. `state` is one of the six token states, or `unknown` when the token file
 /// or the configuration could not be read (then `error` says why).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct StatusReport {
     /// The account name.
     pub account: String,
@@ -59,18 +59,8 @@ impl StatusReport {
         let mut r = StatusReport {
             account: account.to_owned(),
             state: TokenState::Missing.as_str().to_owned(),
-            valid: false,
-            time_remaining_hours: None,
-            time_remaining_seconds: None,
-            expiry_time: None,
-            issued_at: None,
-            api_validated: false,
-            last_validated_at: None,
-            user_id: None,
             token_file: Some(token_file.display().to_string()),
-            next_check_at: None,
-            expiry_source: None,
-            error: None,
+            ..StatusReport::default()
         };
         match read {
             Ok(None) => {}
@@ -99,18 +89,8 @@ impl StatusReport {
         StatusReport {
             account: account.to_owned(),
             state: "unknown".into(),
-            valid: false,
-            time_remaining_hours: None,
-            time_remaining_seconds: None,
-            expiry_time: None,
-            issued_at: None,
-            api_validated: false,
-            last_validated_at: None,
-            user_id: None,
-            token_file: None,
-            next_check_at: None,
-            expiry_source: None,
             error: Some(message),
+            ..StatusReport::default()
         }
     }
 

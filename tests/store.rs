@@ -1181,3 +1181,44 @@ fn a_mtime_dated_primary_is_kept_as_prev_not_set_aside() {
         .unwrap();
     assert_eq!(prev.access_token.expose(), "opaque-token-0123456789abcdef");
 }
+
+#[test]
+fn restore_never_takes_another_users_token_from_a_shared_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let primary = tmp.path().join("a/upstox_token.json");
+    let own_backup = tmp.path().join("a/backup/upstox_token.json");
+    let shared = tmp.path().join("shared/upstox_token.json");
+    let store = TokenStore::new(&primary, [own_backup.clone(), shared.clone()]);
+    let now = base();
+    let mut mine = token("eyJ.mine.sig", now + hours(10));
+    mine.user_id = Some("AB1234".into());
+    let mut theirs = token("eyJ.theirs.sig", now + hours(12));
+    theirs.user_id = Some("CD5678".into());
+    fs::create_dir_all(own_backup.parent().unwrap()).unwrap();
+    fs::create_dir_all(shared.parent().unwrap()).unwrap();
+    fs::write(&own_backup, json(&mine)).unwrap();
+    fs::write(&shared, json(&theirs)).unwrap();
+
+    // No .prev: two users among the backups is ambiguous, nothing is restored.
+    assert_eq!(
+        store.restore(now).unwrap(),
+        RestoreOutcome::NothingToRestore
+    );
+    assert!(!primary.exists());
+
+    // .prev names the owner: only their token qualifies, though the other lives longer.
+    let mut old = token("eyJ.old.sig", now + hours(1));
+    old.user_id = Some("AB1234".into());
+    fs::write(store.prev_path(), json(&old)).unwrap();
+    assert_eq!(
+        store.restore(now).unwrap(),
+        RestoreOutcome::Restored {
+            from: own_backup.clone(),
+            set_aside: None
+        }
+    );
+    let restored = tokenwatch::token::read_token_file(&primary)
+        .unwrap()
+        .unwrap();
+    assert_eq!(restored.user_id.as_deref(), Some("AB1234"));
+}

@@ -27,7 +27,11 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             return 1;
         }
     };
-    rt.block_on(serve(config))
+    let code = rt.block_on(serve(config));
+    // A renew.command or hook still running on a blocking thread must not hold up the exit
+    // (its time limit kills it anyway).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 async fn serve(config: Config) -> u8 {

@@ -167,6 +167,10 @@ impl StatusReport {
                 self.api_validated = true;
                 self.last_validated_at = Some(ist_rfc3339(at));
             }
+            // Once its time is up a token is expired, whatever the API adds (as in the worker).
+            Validation::Rejected(_) if self.state == TokenState::Expired.as_str() => {
+                self.last_validated_at = Some(ist_rfc3339(at));
+            }
             Validation::Rejected(e) => {
                 self.state = TokenState::Invalid.as_str().into();
                 self.valid = false;

@@ -179,7 +179,7 @@ pub fn load_env(cwd: &Path) -> Result<(Env, Option<PathBuf>), ConfigError> {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 let n = text
                     .lines()
-                    .position(|l| l == line || line.starts_with(l))
+                    .position(|l| !l.is_empty() && (l == line || line.starts_with(l)))
                     .map(|i| i + 1);
                 let at = n
                     .map(|n| format!("line {n}"))

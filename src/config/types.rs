@@ -4,6 +4,7 @@
 
 use crate::secret::{Secret, deserialize_opt_secret};
 use chrono::NaiveTime;
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,7 +95,7 @@ pub struct TokenConfig {
     #[serde(deserialize_with = "opt_path")]
     pub env_file: Option<PathBuf>,
     /// argv run after a new token is stored (30 s limit).
-    #[serde(deserialize_with = "argv")]
+    #[serde(deserialize_with = "argv", serialize_with = "ser_argv")]
     pub on_change: Vec<String>,
 }
 
@@ -180,7 +181,7 @@ pub struct RenewConfig {
     #[serde(with = "time_of_day")]
     pub deadline: NaiveTime,
     /// `strategy: command`: argv that prints a token on stdout.
-    #[serde(deserialize_with = "argv")]
+    #[serde(deserialize_with = "argv", serialize_with = "ser_argv")]
     pub command: Vec<String>,
     /// `strategy: token-request`: where the notifier webhook listens.
     #[serde(deserialize_with = "opt_socket_addr")]
@@ -211,7 +212,7 @@ pub struct LoginConfig {
     #[serde(with = "duration")]
     pub timeout: Duration,
     /// argv that opens a URL; default `$BROWSER`, then the system opener.
-    #[serde(deserialize_with = "argv")]
+    #[serde(deserialize_with = "argv", serialize_with = "ser_argv")]
     pub browser_command: Vec<String>,
 }
 
@@ -232,10 +233,10 @@ pub struct NotificationsConfig {
     #[serde(with = "duration")]
     pub dismiss_after: Duration,
     /// POST JSON alerts here.
-    #[serde(deserialize_with = "opt_http_url")]
+    #[serde(deserialize_with = "opt_http_url", serialize_with = "ser_opt_url")]
     pub webhook_url: Option<url::Url>,
     /// argv run per alert with `TOKENWATCH_ALERT_*` variables.
-    #[serde(deserialize_with = "argv")]
+    #[serde(deserialize_with = "argv", serialize_with = "ser_argv")]
     pub command: Vec<String>,
     /// Desktop notifications (cargo feature `desktop`).
     pub desktop: bool,
@@ -414,6 +415,31 @@ fn opt_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>
         Some(s) => parse_socket_addr(&s)
             .map(Some)
             .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Commands are shown as their program only: arguments may hold keys or passwords.
+fn ser_argv<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match v.split_first() {
+        None => s.serialize_seq(Some(0))?.end(),
+        Some((program, [])) => s.collect_seq([program]),
+        Some((program, rest)) => s.collect_seq([
+            program.clone(),
+            format!("(… {} arguments, not shown)", rest.len()),
+        ]),
+    }
+}
+
+/// Webhook URLs are shown without path, query and user info: services such as Slack put the
+/// secret in the path.
+fn ser_opt_url<S: Serializer>(v: &Option<url::Url>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(u) => s.serialize_str(&format!(
+            "{}://{}/… (path not shown)",
+            u.scheme(),
+            u.host_str().unwrap_or("")
+        )),
+        None => s.serialize_none(),
     }
 }
 

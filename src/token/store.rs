@@ -288,14 +288,35 @@ impl TokenStore {
 
     /// The backup (or `.prev`) that [`restore`](Self::restore) would use at `now`: the one
     /// whose unexpired token lives longest. Read-only.
+    ///
+    /// A backup folder may be shared (two installs under one home writing the same default
+    /// `~/.local/state/tokenwatch/upstox_token.json`), so a backup is never used for another
+    /// Upstox user: when `.prev` names a user, only that user's tokens qualify; with no
+    /// `.prev`, backups of different users are ambiguous and none is used.
     pub fn best_backup(&self, now: DateTime<Utc>) -> Option<(PathBuf, Token)> {
-        std::iter::once(self.prev_path())
+        let prev = read_token_file(&self.prev_path()).ok().flatten();
+        let candidates: Vec<(PathBuf, Token)> = std::iter::once(self.prev_path())
             .chain(self.backups.iter().cloned())
             .filter_map(|p| {
                 let token = read_token_file(&p).ok()??;
                 (token.expires_at > now).then_some((p, token))
             })
+            .collect();
+        let users: std::collections::BTreeSet<&str> = candidates
+            .iter()
+            .filter_map(|(_, t)| t.user_id.as_deref())
+            .collect();
+        let owner = prev.as_ref().and_then(|t| t.user_id.clone());
+        let allowed = |t: &Token| match (&owner, t.user_id.as_deref()) {
+            (Some(owner), Some(user)) => owner.eq_ignore_ascii_case(user),
+            (Some(_), None) => false,
+            (None, _) => users.len() <= 1,
+        };
+        candidates
+            .iter()
+            .filter(|(_, t)| allowed(t))
             .max_by_key(|(_, t)| (t.expires_at, t.issued_at))
+            .cloned()
     }
 
     /// The primary's bytes and parse result; an error when it is not a regular file or cannot
@@ -324,7 +345,9 @@ impl TokenStore {
             })
             .find(|p| std::fs::symlink_metadata(p).is_err())
             .unwrap_or(base);
-        if bytes.is_empty() {
+        let too_large =
+            std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0) && bytes.is_empty();
+        if too_large {
             // Too large to be a token file: link it aside instead of copying it.
             std::fs::hard_link(&self.path, &free).map_err(|source| StoreError::Write {
                 path: free.clone(),
