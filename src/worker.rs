@@ -1267,7 +1267,7 @@ impl Worker {
             Ok(obtained) => match self.core.adopt_login(obtained.token.clone()).await {
                 Ok(validation) => {
                     let exp = obtained.token.expires_at;
-                    obtained.finish(Ok(()));
+                    obtained.finish(Ok(())).await;
                     info!(account = %name, "Logged in; new token valid until {} IST", to_ist(exp).format("%a %d %b %H:%M"));
                     if let Validation::Rejected(e) = &validation {
                         warn!(account = %name, "The new token was rejected right after the login: {e}");
@@ -1285,7 +1285,9 @@ impl Worker {
                     self.notify(n).await;
                 }
                 Err(e) => {
-                    obtained.finish(Err(format!("tokenwatch could not store the token: {e}")));
+                    obtained
+                        .finish(Err(format!("tokenwatch could not store the token: {e}")))
+                        .await;
                     error!(account = %name, "Login succeeded but the token could not be stored: {e}");
                     self.send(Event::Login(LoginUpdate::Failed(e.clone())))
                         .await;

@@ -30,7 +30,7 @@ pub enum ListenError {
     #[error(
         "upstox.redirect_uri {0} is not a loopback address (localhost, 127.0.0.1 or [::1]): that app's \
          callback goes to another machine, so tokenwatch cannot receive it here; register \
-         http://localhost:5001/callback with the Upstox app, or log in with --no-browser and paste the address"
+         http://localhost:5001/callback with the Upstox app and set upstox.redirect_uri to it"
     )]
     NotLoopback(String),
     /// The port is taken by another program.
@@ -67,6 +67,22 @@ pub struct Listener {
     /// Right-state callbacks arrive here.
     pub hits: mpsc::Receiver<Hit>,
     stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Stop listening, and wait (a few seconds at most) until the pages already being
+    /// answered have gone out, so a command that exits next does not cut the browser off.
+    pub async fn close(mut self) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+    }
 }
 
 impl Drop for Listener {
@@ -147,19 +163,25 @@ pub async fn listen(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
+    let mut tasks = Vec::new();
     for listener in listeners {
         let mut stopped = stopped.clone();
         let router = router.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|s| *s).await;
             });
             if let Err(e) = serve.await {
                 tracing::debug!("callback listener ended: {e}");
             }
-        });
+        }));
     }
-    Ok(Listener { addrs, hits, stop })
+    Ok(Listener {
+        addrs,
+        hits,
+        stop,
+        tasks,
+    })
 }
 
 async fn handle(State(app): State<App>, req: Request) -> Response {

@@ -3,7 +3,7 @@
 //! exchange of the code. The caller stores the token and then tells the browser.
 
 use super::browser;
-use super::callback::{self, Hit, ListenError};
+use super::callback::{self, Hit, ListenError, Listener};
 use super::oauth::{self, Callback, CallbackProblem};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig};
@@ -131,11 +131,13 @@ pub struct Obtained {
     /// The new token.
     pub token: Token,
     page: Option<oneshot::Sender<Result<String, String>>>,
+    listener: Option<Listener>,
 }
 
 impl Obtained {
-    /// Answer the browser: `Ok(())` after the token was stored, or the reason it was not.
-    pub fn finish(mut self, stored: Result<(), String>) {
+    /// Answer the browser: `Ok(())` after the token was stored, or the reason it was not;
+    /// returns once the page has gone out (or a few seconds passed).
+    pub async fn finish(mut self, stored: Result<(), String>) {
         if let Some(page) = self.page.take() {
             let text = stored.map(|()| {
                 format!(
@@ -145,7 +147,24 @@ impl Obtained {
             });
             let _ = page.send(text);
         }
+        if let Some(listener) = self.listener.take() {
+            listener.close().await;
+        }
     }
+}
+
+/// Answer the browser with a failure and close the listener, then return the error.
+async fn fail(
+    page: Option<oneshot::Sender<Result<String, String>>>,
+    listener: Listener,
+    text: String,
+    error: LoginError,
+) -> Result<Obtained, LoginError> {
+    if let Some(page) = page {
+        let _ = page.send(Err(text));
+    }
+    listener.close().await;
+    Err(error)
 }
 
 /// Run one login. Pasted addresses arrive on `paste`; a message on `cancel` (or dropping its
@@ -223,15 +242,11 @@ pub async fn run(
             _ = &mut cancel => return Err(LoginError::Cancelled),
         }
     };
-    drop(listener);
     let code = match callback {
         Callback::Code(code) => code,
         denied @ Callback::Denied { .. } => {
             let text = denied.denial_text().unwrap_or_default();
-            if let Some(page) = page {
-                let _ = page.send(Err(text.clone()));
-            }
-            return Err(LoginError::Denied(text));
+            return fail(page, listener, text.clone(), LoginError::Denied(text)).await;
         }
     };
     let _ = progress.send(LoginProgress::Exchanging).await;
@@ -246,12 +261,8 @@ pub async fn run(
     let response = match exchanged {
         Ok(r) => r,
         Err(e) => {
-            if let Some(page) = page {
-                let _ = page.send(Err(format!(
-                    "Upstox did not accept the login ({e}). Log in again."
-                )));
-            }
-            return Err(LoginError::Exchange(e));
+            let text = format!("Upstox did not accept the login ({e}). Log in again.");
+            return fail(page, listener, text, LoginError::Exchange(e)).await;
         }
     };
     let now = clock.now();
@@ -275,7 +286,11 @@ pub async fn run(
         obtained_via: Some("oauth".into()),
         format: TokenFileFormat::Format1,
     };
-    Ok(Obtained { token, page })
+    Ok(Obtained {
+        token,
+        page,
+        listener: Some(listener),
+    })
 }
 
 fn paste_hint(problem: &CallbackProblem) -> String {

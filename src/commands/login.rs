@@ -105,7 +105,7 @@ pub(super) async fn interactive_login(
     let exp = obtained.token.expires_at;
     match core.adopt_login(obtained.token.clone()).await {
         Ok(validation) => {
-            obtained.finish(Ok(()));
+            obtained.finish(Ok(())).await;
             println!(
                 "Logged in: token stored at {}, valid until {} IST.",
                 core.store().path().display(),
@@ -126,7 +126,9 @@ pub(super) async fn interactive_login(
             Ok(())
         }
         Err(e) => {
-            obtained.finish(Err(format!("tokenwatch could not store the token: {e}")));
+            obtained
+                .finish(Err(format!("tokenwatch could not store the token: {e}")))
+                .await;
             Err(format!("logged in, but the token could not be stored: {e}"))
         }
     }
