@@ -17,6 +17,10 @@ struct SimProcess {
 
 impl SimProcess {
     fn start() -> SimProcess {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> SimProcess {
         for _ in 0..20 {
             let port = {
                 let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -24,6 +28,7 @@ impl SimProcess {
             };
             let mut child = Command::new(cargo_bin("tokenwatch"))
                 .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
+                .args(extra)
                 .env_clear()
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -239,4 +244,37 @@ fn daemon_validates_and_stops_cleanly_on_sigterm_and_sigint() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn refresh_with_token_request_completes_through_the_notifier_webhook() {
+    let hook_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let hook = format!("http://127.0.0.1:{hook_port}/upstox-hook-test");
+    let sim = SimProcess::start_with(&["--auto-approve", "--notifier-url", &hook]);
+    let sb = Sandbox::new(&sim.base);
+    let yaml = format!(
+        "upstox:\n  api_base: \"{base}\"\n  client_id: 615b1297-sim-client\n  client_secret: sim-secret\n\
+         token:\n  path: upstox_token.json\n  backups: []\n\
+         renew:\n  strategy: token-request\n  not_before: \"00:00\"\n  notifier_listen: \"127.0.0.1:{hook_port}\"\n  notifier_path: /upstox-hook-test\n",
+        base = sim.base
+    );
+    std::fs::write(sb.root.join("config/tokenwatch.yaml"), yaml).unwrap();
+    let out = sb.run(&["refresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("Approve the token request"),
+        "{}",
+        text(&out)
+    );
+    let stored: Value = serde_json::from_slice(&std::fs::read(sb.token_path()).unwrap()).unwrap();
+    assert_eq!(stored["obtained_via"], "token-request");
+    assert_eq!(stored["user_id"], "AB1234");
+    assert_eq!(mode(&sb.token_path()), 0o600);
+    let token = stored["access_token"].as_str().unwrap();
+    assert!(!text(&out).contains(token), "refresh printed the token");
+    let out = sb.run(&["status", "--validate", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
