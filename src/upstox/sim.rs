@@ -1,5 +1,5 @@
-//! The embedded Upstox API simulator (SPEC §7), shared by `tokenwatch simulate`,
-//! `tokenwatch demo` and the tests.
+//! The embedded Upstox API simulator (SPEC §7), shared by `tokenwatch simulate` and the
+//! tests.
 //!
 //! It serves, over real loopback HTTP, the endpoints tokenwatch uses with the shapes
 //! documented in `UPSTOX.md`:
@@ -86,7 +86,7 @@ pub struct SimConfig {
     /// The user's e-mail address.
     pub email: String,
     /// `None`: tokens die by the 03:30 IST rule ([`upstox_expiry`]). `Some(d)`: they die `d`
-    /// after issue (the demo's compressed timeline).
+    /// after issue (a compressed timeline, to try renewals in minutes).
     pub token_lifetime: Option<Duration>,
     /// The dialog redirects straight back with a code, and v3 requests are approved at once.
     pub auto_approve: bool,
