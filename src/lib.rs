@@ -16,5 +16,6 @@ pub mod secret;
 pub mod sink;
 pub mod status;
 pub mod token;
+pub mod tui;
 pub mod upstox;
 pub mod worker;
