@@ -25,7 +25,7 @@ token at the end, else 1; \
 /// `tokenwatch [global flags] <command>`
 #[derive(Debug, Parser)]
 #[command(name = "tokenwatch", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
-#[command(arg_required_else_help = true, propagate_version = true)]
+#[command(propagate_version = true)]
 pub struct Cli {
     /// Config file to use (default: $TOKENWATCH_CONFIG, ./config/tokenwatch.yaml, then
     /// $XDG_CONFIG_HOME/tokenwatch/config.yaml)
@@ -52,6 +52,23 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The live dashboard (also what `tokenwatch` alone opens)
+    #[command(long_about = "\
+The live dashboard for the configured account(s): a countdown and a gauge that turns green, \
+orange and red, notifications, and the log of every validation and renewal. It runs the same \
+worker as `daemon`. Keys: r refresh, l login, p paste, d details, x dismiss, Tab account, \
+? help, q quit.")]
+    Tui,
+
+    /// The dashboard against the embedded simulator: no credentials, a 5-minute token
+    #[command(long_about = "\
+The dashboard against the embedded Upstox simulator, in a temporary folder, with no \
+credentials and no network. The first token lives 5 minutes (or --expires-in): warning at \
+3 minutes left, critical at 1, so every colour and notification shows within minutes. \
+`l` logs in for real through the loopback callback (the simulator approves at once); `r` \
+validates for real.")]
+    Demo(DemoArgs),
+
     /// One-shot token health, with Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)
     #[command(long_about = "\
 One-shot token health, read from the token file (no network).
@@ -116,6 +133,14 @@ pub struct StatusArgs {
     /// rejects the token, 3 when the API cannot be reached)
     #[arg(long)]
     pub validate: bool,
+}
+
+/// `demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long the demo's tokens live, e.g. 90s or 10m
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub expires_in: std::time::Duration,
 }
 
 /// `login` flags.

@@ -214,6 +214,7 @@ pub struct Core {
     account: AccountConfig,
     monitor: MonitorConfig,
     login: LoginConfig,
+    builtin_browser: bool,
     policy: Policy,
     clock: Arc<dyn Clock>,
     client: UpstoxClient,
@@ -252,6 +253,7 @@ impl Core {
             account,
             monitor,
             login: LoginConfig::default(),
+            builtin_browser: false,
             policy,
             clock,
             client,
@@ -275,9 +277,18 @@ impl Core {
         self
     }
 
+    /// Complete logins in-process instead of in a browser (the demo, whose simulator
+    /// approves every login at once).
+    pub fn with_builtin_browser(mut self, on: bool) -> Core {
+        self.builtin_browser = on;
+        self
+    }
+
     /// The settings a login for this account would use.
     pub fn login_settings(&self, open_browser: bool) -> Result<LoginSettings, LoginError> {
-        LoginSettings::new(&self.account, &self.login, open_browser)
+        let mut settings = LoginSettings::new(&self.account, &self.login, open_browser)?;
+        settings.builtin_browser = self.builtin_browser;
+        Ok(settings)
     }
 
     /// The account name.

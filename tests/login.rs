@@ -403,6 +403,7 @@ impl Sim {
             browser_command: vec!["true".into()],
             env_browser: None,
             open_browser: true,
+            builtin_browser: false,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct LoginSettings {
     pub env_browser: Option<String>,
     /// False for `--no-browser`: only print the address.
     pub open_browser: bool,
+    /// Follow the login address in-process instead of opening a browser: for the demo,
+    /// whose simulator approves at once and redirects straight to the callback.
+    pub builtin_browser: bool,
 }
 
 impl LoginSettings {
@@ -66,6 +69,7 @@ impl LoginSettings {
             browser_command: login.browser_command.clone(),
             env_browser: std::env::var("BROWSER").ok(),
             open_browser,
+            builtin_browser: false,
         })
     }
 }
@@ -196,7 +200,19 @@ pub async fn run(
     let mut listener = callback::listen(&settings.redirect_uri, state.clone(), &settings.account)
         .await
         .map_err(LoginError::Listen)?;
-    let browser = if settings.open_browser {
+    let browser = if settings.builtin_browser {
+        let follow = url.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::limited(5))
+                .timeout(Duration::from_secs(30))
+                .build();
+            if let Ok(client) = client {
+                let _ = client.get(follow).send().await;
+            }
+        });
+        Ok("the demo's built-in browser (the simulator approves at once)".to_string())
+    } else if settings.open_browser {
         let (url, cmd, env) = (
             url.clone(),
             settings.browser_command.clone(),

@@ -2,11 +2,13 @@
 
 mod config_check;
 mod daemon;
+mod demo;
 mod login;
 mod refresh;
 mod simulate;
 mod status;
 mod token;
+mod tui;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::{self, Config, ConfigError, LoadOptions};
@@ -18,16 +20,33 @@ pub const EXIT_CONFIG: u8 = 78;
 
 /// Run the parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {
+    // `tokenwatch` alone opens the dashboard.
     let Some(command) = &cli.command else {
-        // clap's arg_required_else_help shows help before we get here.
-        return 3;
+        return tui::run(load_config(&cli));
     };
-    let loaded = load_config(&cli);
     // One-shot commands only show problems unless asked; long-running ones follow log.level.
-    let quiet_default = matches!(
-        command,
-        Command::Status(_) | Command::Token | Command::Config(_)
-    );
+    // The dashboard and the demo log to their log pane, never to the terminal.
+    match command {
+        Command::Demo(args) => demo::run(args),
+        Command::Tui => tui::run(load_config(&cli)),
+        Command::Status(args) => {
+            status::run(&cli, with_logging(&cli, true), args.json, args.validate)
+        }
+        Command::Token => token::run(with_logging(&cli, true)),
+        Command::Config(ConfigCommand::Check) => config_check::run(with_logging(&cli, true)),
+        Command::Login(args) => login::run(with_logging(&cli, false), args.no_browser),
+        Command::Refresh => refresh::run(with_logging(&cli, false)),
+        Command::Daemon => daemon::run(with_logging(&cli, false)),
+        Command::Simulate(args) => {
+            init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"), true);
+            simulate::run(args)
+        }
+    }
+}
+
+/// Load the configuration and start logging to stderr at the level it (or a flag) asks for.
+fn with_logging(cli: &Cli, quiet_default: bool) -> Result<Config, ConfigError> {
+    let loaded = load_config(cli);
     let level = match (cli.log_level(), &loaded) {
         (Some(level), _) => level.as_str(),
         (None, _) if quiet_default => "warn",
@@ -35,15 +54,7 @@ pub fn run(cli: Cli) -> u8 {
         (None, Err(_)) => "info",
     };
     init_stderr_logging(level, !quiet_default);
-    match command {
-        Command::Status(args) => status::run(&cli, loaded, args.json, args.validate),
-        Command::Token => token::run(loaded),
-        Command::Login(args) => login::run(loaded, args.no_browser),
-        Command::Refresh => refresh::run(loaded),
-        Command::Daemon => daemon::run(loaded),
-        Command::Simulate(args) => simulate::run(args),
-        Command::Config(ConfigCommand::Check) => config_check::run(loaded),
-    }
+    loaded
 }
 
 /// A runtime for the commands that talk to the network.
@@ -65,6 +76,16 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
         cwd,
     };
     config::load(&opts, &env, dotenv)
+}
+
+/// A runtime with a worker thread, for the dashboard: drawing and the workers never wait
+/// on each other.
+pub(crate) fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// Logs go to stderr: problems only for one-shot commands (unless `-v`), with timestamps for

@@ -1,4 +1,228 @@
 //! The dashboard: a ratatui terminal UI over the token worker.
+//!
+//! One loop meets the worker's events, the terminal's keys and a once-a-second tick for the
+//! countdown. Keys become actions, `App::update` changes the state and may hand back a
+//! command for a worker; drawing is a pure function of the state. Nothing is written to
+//! stdout or stderr while the dashboard owns the terminal: logs go to the log pane (and
+//! `log.file`).
 
 pub mod app;
 pub mod ui;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::worker::{self, Command, Core, Event, WorkerHandle};
+use app::App;
+use chrono::{DateTime, Utc};
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How the dashboard was started.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Logins complete in-process (the demo's simulator approves at once): no browser.
+    pub builtin_browser: bool,
+}
+
+/// Run the dashboard until `q`, Ctrl-C, SIGTERM or SIGHUP. Returns the exit code.
+pub async fn run(config: Config, options: Options) -> u8 {
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "tokenwatch: the dashboard needs a terminal; use `tokenwatch status` or `tokenwatch daemon` in scripts"
+        );
+        return 1;
+    }
+    init_logging(&config);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (events_tx, mut events) = tokio::sync::mpsc::channel::<Event>(256);
+    let mut workers: BTreeMap<String, WorkerHandle> = BTreeMap::new();
+    // The selected account first, then the others in name order.
+    let mut order: Vec<&crate::config::AccountConfig> = vec![&config.account];
+    order.extend(
+        config
+            .accounts
+            .values()
+            .filter(|a| a.name != config.account.name),
+    );
+    for account in order.iter() {
+        match Core::new((*account).clone(), config.monitor.clone(), clock.clone()) {
+            Ok(core) => {
+                let core = core
+                    .with_login(config.login.clone())
+                    .with_builtin_browser(options.builtin_browser);
+                workers.insert(account.name.clone(), worker::spawn(core, events_tx.clone()));
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: cannot start account {}: {e}", account.name);
+                return 1;
+            }
+        }
+    }
+    drop(events_tx);
+    let snapshots = order
+        .iter()
+        .filter_map(|a| workers.get(&a.name).map(|w| w.status.borrow().clone()))
+        .collect();
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let unicode = unicode_terminal();
+    let mut app = App::new(
+        snapshots,
+        config.notifications.dismiss_after,
+        color,
+        unicode,
+    );
+
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tokenwatch: cannot take over the terminal: {e}");
+            return 1;
+        }
+    };
+    install_panic_hook();
+    let code = event_loop(
+        &mut terminal,
+        &mut app,
+        &workers,
+        &mut events,
+        clock.as_ref(),
+    )
+    .await;
+    ratatui::restore();
+    for w in workers.values() {
+        let _ = w.commands.send(Command::Shutdown).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        for (_, w) in workers {
+            let _ = w.task.await;
+        }
+    })
+    .await;
+    code
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    workers: &BTreeMap<String, WorkerHandle>,
+    events: &mut tokio::sync::mpsc::Receiver<Event>,
+    clock: &dyn Clock,
+) -> u8 {
+    let mut keys = EventStream::new();
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return 1;
+    };
+    loop {
+        let now = clock.now();
+        app.expire(now);
+        tui_logger::move_events();
+        if terminal.draw(|f| ui::render(app, now, f)).is_err() {
+            return 1;
+        }
+        if app.quit {
+            return 0;
+        }
+        let wait = until_next_second(now).min(
+            app.next_expiry()
+                .and_then(|t| (t - now).to_std().ok())
+                .unwrap_or(Duration::MAX),
+        );
+        tokio::select! {
+            key = keys.next() => match key {
+                Some(Ok(TermEvent::Key(k))) => {
+                    if let Some(action) = app.action_for(k)
+                        && let Some(send) = app.key(action, clock.now())
+                        && let Some(w) = workers.get(&send.account)
+                    {
+                        let _ = w.commands.send(send.command).await;
+                    }
+                }
+                Some(Ok(_)) => {} // resize and the rest: redraw
+                Some(Err(_)) | None => return 1,
+            },
+            event = events.recv() => match event {
+                Some(e) => app.on_event(e, clock.now()),
+                None => return 1,
+            },
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => return 0,
+            _ = hup.recv() => return 0,
+        }
+    }
+}
+
+/// Time to the next whole second of the wall clock, when the countdown changes.
+fn until_next_second(now: DateTime<Utc>) -> Duration {
+    let ms = u64::from(now.timestamp_subsec_millis());
+    Duration::from_millis(1000 - ms.min(999))
+}
+
+/// A panic anywhere (a background task too) restores the terminal and ends the process, so
+/// the terminal is never left raw under a half-alive dashboard.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        ratatui::restore();
+        previous(info);
+        std::process::exit(101);
+    }));
+}
+
+/// Emoji only where the terminal's locale is UTF-8.
+fn unicode_terminal() -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .is_some_and(|v| {
+            v.to_ascii_uppercase().contains("UTF-8") || v.to_ascii_uppercase().contains("UTF8")
+        })
+}
+
+/// Logs go to the log pane (tui-logger) and to `log.file`; never to the terminal.
+fn init_logging(config: &Config) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = config.log.level.as_str();
+    let filter = tracing_subscriber::EnvFilter::new(format!("tokenwatch={level}"));
+    tui_logger::set_default_level(tui_level(level));
+    let file = open_log_file(&config.log.file).map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(std::sync::Mutex::new(f))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tui_logger::TuiTracingSubscriberLayer)
+        .with(file)
+        .try_init();
+}
+
+fn tui_level(level: &str) -> log::LevelFilter {
+    level.parse().unwrap_or(log::LevelFilter::Info)
+}
+
+/// The log file, appended to, created 0600 in a 0700 folder. `None` when it cannot be.
+fn open_log_file(path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .ok()
+}

@@ -1,0 +1,145 @@
+//! `tokenwatch demo`: the dashboard against the embedded simulator, in a temporary folder,
+//! with a compressed timeline. No credentials, no network, nothing of the user's touched.
+
+use super::multi_thread_runtime;
+use crate::cli::DemoArgs;
+use crate::clock::SystemClock;
+use crate::config::{
+    AccountConfig, Config, LogConfig, LoginConfig, MonitorConfig, NotificationsConfig, RenewConfig,
+    ServerConfig, Sources, Strategy, TokenConfig, UpstoxConfig,
+};
+use crate::token::store::TokenStore;
+use crate::token::{ExpirySource, Token, TokenFileFormat};
+use crate::upstox::sim::{SimConfig, Simulator};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn run(args: &DemoArgs) -> u8 {
+    if args.expires_in < Duration::from_secs(10) || args.expires_in > Duration::from_secs(24 * 3600)
+    {
+        eprintln!("tokenwatch: --expires-in must be between 10s and 24h");
+        return 3;
+    }
+    let rt = match multi_thread_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokenwatch: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(demo(args.expires_in))
+}
+
+async fn demo(expires_in: Duration) -> u8 {
+    let dir = match tempfile::Builder::new()
+        .prefix("tokenwatch-demo-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tokenwatch: cannot make a temporary folder for the demo: {e}");
+            return 1;
+        }
+    };
+    // The callback port: any free loopback port; the simulator is told the same redirect URI.
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
+        Err(e) => {
+            eprintln!("tokenwatch: no free loopback port for the demo: {e}");
+            return 1;
+        }
+    };
+    let redirect = format!("http://localhost:{port}/callback");
+    let sim_config = SimConfig {
+        redirect_uri: redirect.clone(),
+        token_lifetime: Some(expires_in),
+        auto_approve: true,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_config.clone(), Arc::new(SystemClock));
+    let server = match sim
+        .serve("127.0.0.1:0".parse().expect("static address"))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tokenwatch: cannot start the demo's simulator: {e}");
+            return 1;
+        }
+    };
+    let path = dir.path().join("upstox_token.json");
+    let account = AccountConfig {
+        name: "demo".into(),
+        upstox: UpstoxConfig {
+            client_id: Some(sim_config.client_id.clone()),
+            client_secret: Some(crate::secret::Secret::new(sim_config.client_secret.clone())),
+            redirect_uri: url::Url::parse(&redirect).expect("a valid URL"),
+            api_base: server.base_url.clone(),
+            legacy_credentials: dir.path().join("none.json"),
+        },
+        token: TokenConfig {
+            path: path.clone(),
+            backups: vec![dir.path().join("backup/upstox_token.json")],
+            env_file: None,
+            on_change: Vec::new(),
+        },
+        renew: RenewConfig {
+            strategy: Strategy::None,
+            ..RenewConfig::default()
+        },
+    };
+    // The compressed timeline: warning at 3 minutes left, critical at 1.
+    let monitor = MonitorConfig {
+        check_interval: Duration::from_secs(30),
+        refresh_before: Duration::from_secs(30),
+        warning_before: Duration::from_secs(180).min(expires_in),
+        critical_before: Duration::from_secs(60).min(expires_in),
+        max_retries: 3,
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(10),
+    };
+    let issued = sim.issue_token();
+    let first = Token {
+        access_token: issued.access_token,
+        token_type: "Bearer".into(),
+        extended_token: None,
+        user_id: Some(sim_config.user_id.clone()),
+        user_name: Some(sim_config.user_name.clone()),
+        email: Some(sim_config.email.clone()),
+        issued_at: Some(issued.issued_at),
+        expires_at: issued.expires_at,
+        expiry_source: ExpirySource::ExpiresAt,
+        obtained_via: Some("demo".into()),
+        format: TokenFileFormat::Format1,
+    };
+    if let Err(e) = TokenStore::new(path.clone(), account.token.backups.clone()).write(&first) {
+        eprintln!("tokenwatch: cannot write the demo's token: {e}");
+        return 1;
+    }
+    let config = Config {
+        sources: Sources {
+            relative_to: dir.path().to_path_buf(),
+            ..Sources::default()
+        },
+        account: account.clone(),
+        accounts: BTreeMap::from([("demo".to_string(), account)]),
+        monitor,
+        login: LoginConfig::default(),
+        notifications: NotificationsConfig::default(),
+        server: ServerConfig::default(),
+        log: LogConfig {
+            file: dir.path().join("tokenwatch.log"),
+            level: crate::config::LogLevel::Info,
+        },
+    };
+    let code = crate::tui::run(
+        config,
+        crate::tui::Options {
+            builtin_browser: true,
+        },
+    )
+    .await;
+    server.shutdown().await;
+    code
+}

@@ -1,0 +1,21 @@
+//! `tokenwatch` / `tokenwatch tui`: the dashboard on the configured account(s).
+
+use super::{EXIT_CONFIG, multi_thread_runtime};
+use crate::config::{Config, ConfigError};
+
+pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tokenwatch: config error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    match multi_thread_runtime() {
+        Ok(rt) => rt.block_on(crate::tui::run(config, crate::tui::Options::default())),
+        Err(e) => {
+            eprintln!("tokenwatch: {e}");
+            1
+        }
+    }
+}
