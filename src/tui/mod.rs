@@ -127,6 +127,12 @@ async fn event_loop(
         if terminal.draw(|f| ui::render(app, now, f)).is_err() {
             return 1;
         }
+        if std::mem::take(&mut app.bell) {
+            // The terminal bell for a critical notification (the only byte written directly).
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x07").and_then(|_| out.flush());
+        }
         if app.quit {
             return 0;
         }
