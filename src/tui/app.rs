@@ -1,9 +1,9 @@
 //! The dashboard's state and its one way of changing: `App::update(action, now)` for keys
 //! and `App::on_event(event, now)` for the worker. Neither does I/O; rendering reads `&App`.
 
+use crate::auth::login::LoginProgress;
 use crate::token::TokenState;
 use crate::worker::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
-use crate::auth::login::LoginProgress;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::net::SocketAddr;
@@ -60,17 +60,60 @@ pub struct Binding {
     pub help: &'static str,
 }
 
-const fn bind(code: KeyCode, action: Action, key: &'static str, label: &'static str, help: &'static str) -> Binding {
-    Binding { code, modifiers: KeyModifiers::NONE, action, key, label, help }
+const fn bind(
+    code: KeyCode,
+    action: Action,
+    key: &'static str,
+    label: &'static str,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        code,
+        modifiers: KeyModifiers::NONE,
+        action,
+        key,
+        label,
+        help,
+    }
 }
 
 /// The keymap.
 pub const KEYMAP: &[Binding] = &[
-    bind(KeyCode::Char('r'), Action::Refresh, "r", "refresh", "validate the token now; renew it if due or rejected"),
-    bind(KeyCode::Char('l'), Action::Login, "l", "login", "log in to Upstox in the browser"),
-    bind(KeyCode::Char('p'), Action::Paste, "p", "", "paste the address the browser was sent to (while a login waits)"),
-    bind(KeyCode::Char('d'), Action::Details, "d", "details", "token details: masked token, times, files, last check"),
-    bind(KeyCode::Char('x'), Action::Dismiss, "x", "dismiss", "dismiss the newest notification"),
+    bind(
+        KeyCode::Char('r'),
+        Action::Refresh,
+        "r",
+        "refresh",
+        "validate the token now; renew it if due or rejected",
+    ),
+    bind(
+        KeyCode::Char('l'),
+        Action::Login,
+        "l",
+        "login",
+        "log in to Upstox in the browser",
+    ),
+    bind(
+        KeyCode::Char('p'),
+        Action::Paste,
+        "p",
+        "",
+        "paste the address the browser was sent to (while a login waits)",
+    ),
+    bind(
+        KeyCode::Char('d'),
+        Action::Details,
+        "d",
+        "details",
+        "token details: masked token, times, files, last check",
+    ),
+    bind(
+        KeyCode::Char('x'),
+        Action::Dismiss,
+        "x",
+        "dismiss",
+        "dismiss the newest notification",
+    ),
     bind(KeyCode::Tab, Action::NextAccount, "Tab", "", "next account"),
     Binding {
         code: KeyCode::BackTab,
@@ -80,13 +123,49 @@ pub const KEYMAP: &[Binding] = &[
         label: "",
         help: "previous account",
     },
-    bind(KeyCode::PageUp, Action::ScrollUp, "PgUp", "", "scroll the log up"),
-    bind(KeyCode::PageDown, Action::ScrollDown, "PgDn", "", "scroll the log down"),
-    bind(KeyCode::Home, Action::ScrollTop, "Home", "", "oldest log lines"),
-    bind(KeyCode::End, Action::ScrollBottom, "End", "", "newest log lines (follow)"),
+    bind(
+        KeyCode::PageUp,
+        Action::ScrollUp,
+        "PgUp",
+        "",
+        "scroll the log up",
+    ),
+    bind(
+        KeyCode::PageDown,
+        Action::ScrollDown,
+        "PgDn",
+        "",
+        "scroll the log down",
+    ),
+    bind(
+        KeyCode::Home,
+        Action::ScrollTop,
+        "Home",
+        "",
+        "oldest log lines",
+    ),
+    bind(
+        KeyCode::End,
+        Action::ScrollBottom,
+        "End",
+        "",
+        "newest log lines (follow)",
+    ),
     bind(KeyCode::Char('?'), Action::Help, "?", "help", "this help"),
-    bind(KeyCode::Esc, Action::Close, "Esc", "", "close a popup; cancel a waiting login"),
-    bind(KeyCode::Char('q'), Action::Quit, "q", "quit", "quit (Ctrl-C too)"),
+    bind(
+        KeyCode::Esc,
+        Action::Close,
+        "Esc",
+        "",
+        "close a popup; cancel a waiting login",
+    ),
+    bind(
+        KeyCode::Char('q'),
+        Action::Quit,
+        "q",
+        "quit",
+        "quit (Ctrl-C too)",
+    ),
 ];
 
 /// A notification on screen (yazi-style: data with a time to live).
@@ -200,7 +279,12 @@ pub struct Send {
 
 impl App {
     /// A dashboard for these accounts' first snapshots.
-    pub fn new(accounts: Vec<Snapshot>, dismiss_after: Duration, color: bool, unicode: bool) -> App {
+    pub fn new(
+        accounts: Vec<Snapshot>,
+        dismiss_after: Duration,
+        color: bool,
+        unicode: bool,
+    ) -> App {
         App {
             accounts,
             selected: 0,
@@ -223,7 +307,9 @@ impl App {
     }
 
     fn current_name(&self) -> String {
-        self.current().map(|s| s.account.clone()).unwrap_or_default()
+        self.current()
+            .map(|s| s.account.clone())
+            .unwrap_or_default()
     }
 
     /// The action a key press means, given what is open. Only presses count.
@@ -245,7 +331,10 @@ impl App {
         }
         KEYMAP
             .iter()
-            .find(|b| b.code == key.code && (b.modifiers.is_empty() || key.modifiers.contains(b.modifiers)))
+            .find(|b| {
+                b.code == key.code
+                    && (b.modifiers.is_empty() || key.modifiers.contains(b.modifiers))
+            })
             .map(|b| KeyAction::Do(b.action))
     }
 
@@ -275,7 +364,10 @@ impl App {
     }
 
     fn send(&self, command: Command) -> Send {
-        Send { account: self.current_name(), command }
+        Send {
+            account: self.current_name(),
+            command,
+        }
     }
 
     /// Apply an action at `now`. Returns the command to send, if any.
@@ -284,7 +376,15 @@ impl App {
         match action {
             Action::Refresh => Some(self.send(Command::ForceRefresh)),
             Action::Login => {
-                if !matches!(self.login.as_ref().map(|l| &l.status), Some(LoginStatus::Waiting | LoginStatus::Starting | LoginStatus::Exchanging | LoginStatus::PasteRejected(_))) {
+                if !matches!(
+                    self.login.as_ref().map(|l| &l.status),
+                    Some(
+                        LoginStatus::Waiting
+                            | LoginStatus::Starting
+                            | LoginStatus::Exchanging
+                            | LoginStatus::PasteRejected(_)
+                    )
+                ) {
                     self.login = Some(LoginView {
                         url: None,
                         listening: Vec::new(),
@@ -304,11 +404,19 @@ impl App {
                 None
             }
             Action::Details => {
-                self.popup = if self.popup == Some(Popup::Details) { None } else { Some(Popup::Details) };
+                self.popup = if self.popup == Some(Popup::Details) {
+                    None
+                } else {
+                    Some(Popup::Details)
+                };
                 None
             }
             Action::Help => {
-                self.popup = if self.popup == Some(Popup::Help) { None } else { Some(Popup::Help) };
+                self.popup = if self.popup == Some(Popup::Help) {
+                    None
+                } else {
+                    Some(Popup::Help)
+                };
                 None
             }
             Action::Dismiss => {
@@ -367,7 +475,12 @@ impl App {
     pub fn login_pending(&self) -> bool {
         matches!(
             self.login.as_ref().map(|l| &l.status),
-            Some(LoginStatus::Starting | LoginStatus::Waiting | LoginStatus::PasteRejected(_) | LoginStatus::Exchanging)
+            Some(
+                LoginStatus::Starting
+                    | LoginStatus::Waiting
+                    | LoginStatus::PasteRejected(_)
+                    | LoginStatus::Exchanging
+            )
         )
     }
 
@@ -384,7 +497,9 @@ impl App {
                 // A healthy token resolves the critical notices about its state.
                 if resolved {
                     self.banners.retain(|b| {
-                        !(b.account == account && b.level == Level::Critical && matches!(b.topic, Topic::TokenState | Topic::Deadline))
+                        !(b.account == account
+                            && b.level == Level::Critical
+                            && matches!(b.topic, Topic::TokenState | Topic::Deadline))
                     });
                 }
             }
@@ -396,7 +511,8 @@ impl App {
 
     fn notify(&mut self, n: Notification, now: DateTime<Utc>) {
         let _ = now;
-        self.banners.retain(|b| !(b.account == n.account && b.topic == n.topic));
+        self.banners
+            .retain(|b| !(b.account == n.account && b.topic == n.topic));
         if n.level == Level::Critical {
             self.bell = true;
         }
@@ -420,15 +536,24 @@ impl App {
             status: LoginStatus::Starting,
         });
         match update {
-            LoginUpdate::Progress(LoginProgress::Waiting { url, listening, until, browser }) => {
+            LoginUpdate::Progress(LoginProgress::Waiting {
+                url,
+                listening,
+                until,
+                browser,
+            }) => {
                 view.url = Some(url.to_string());
                 view.listening = listening;
                 view.until = Some(until);
                 view.browser = Some(browser);
                 view.status = LoginStatus::Waiting;
             }
-            LoginUpdate::Progress(LoginProgress::PasteRejected(why)) => view.status = LoginStatus::PasteRejected(why),
-            LoginUpdate::Progress(LoginProgress::Exchanging) => view.status = LoginStatus::Exchanging,
+            LoginUpdate::Progress(LoginProgress::PasteRejected(why)) => {
+                view.status = LoginStatus::PasteRejected(why)
+            }
+            LoginUpdate::Progress(LoginProgress::Exchanging) => {
+                view.status = LoginStatus::Exchanging
+            }
             LoginUpdate::Succeeded(exp) => view.status = LoginStatus::Succeeded(exp),
             LoginUpdate::Failed(why) => view.status = LoginStatus::Failed(why),
         }
@@ -443,7 +568,10 @@ impl App {
     pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
         self.banners
             .iter()
-            .filter_map(|b| b.ttl.map(|t| b.created + chrono::Duration::from_std(t).unwrap_or_default()))
+            .filter_map(|b| {
+                b.ttl
+                    .map(|t| b.created + chrono::Duration::from_std(t).unwrap_or_default())
+            })
             .min()
     }
 }

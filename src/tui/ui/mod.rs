@@ -1,8 +1,130 @@
-//! Rendering: a pure function of `&App` and `now`.
+//! Rendering: a pure function of `&App` and `now`. It reads the state and draws; it never
+//! changes the state, reads the clock or does I/O. (The log pane reads tui-logger's
+//! process-wide buffer; the loop calls `tui_logger::move_events()` before each draw.)
+//!
+//! ```text
+//!  tokenwatch · default (AB1234 Jane D.)         HEALTHY · API ✓ 14:02 IST    14:32:05 IST
+//!  🔑 Token: 12h 57m 55s left · expires Fri 27 Nov 03:30 IST
+//!  ██████████████████████████████████████████████████████████░░░░░░░░░░░░░░░░░░░░░░░░  71%
+//!   default  HEALTHY    work  WARNING                               Tab/Shift-Tab switch
+//! ┌ Notifications (1) ─────────────────┐┌ Log ──────────────────────────────────────────┐
+//! │ 14:02 ✓ Token valid (API)          ││ 14:02:11 INFO  Token valid, expires in 15.2 h │
+//! │   The API accepted the token; it   ││                                               │
+//! └────────────────────────────────────┘└───────────────────────────────────────────────┘
+//!  r refresh  l login  d details  x dismiss  ? help  q quit
+//! ```
+//!
+//! The tab line shows only with several accounts. Popups are centred below the three header
+//! lines, so the state and the countdown stay in view.
 
-use super::app::App;
+mod footer;
+mod header;
+mod log;
+mod notifications;
+mod popups;
+mod text;
+mod theme;
+
+pub use header::life_left;
+pub use popups::{renewal_text, strategy_name};
+pub use theme::{GREEN, ORANGE, RED, Theme};
+
+use super::app::{App, Popup};
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
+
+/// The smallest terminal the dashboard draws in; below it, it says so.
+pub const MIN_WIDTH: u16 = 60;
+/// See [`MIN_WIDTH`].
+pub const MIN_HEIGHT: u16 = 12;
+
+/// How to draw, beyond the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Show each log line's time (`14:02:11`). On in the dashboard; snapshot tests turn it
+    /// off, as the log's times are the wall clock's.
+    pub log_timestamps: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            log_timestamps: true,
+        }
+    }
+}
 
 /// Draw the whole dashboard.
-pub fn render(_app: &App, _now: DateTime<Utc>, _frame: &mut Frame) {}
+pub fn render(app: &App, now: DateTime<Utc>, frame: &mut Frame) {
+    render_with(app, now, frame, Options::default());
+}
+
+/// Draw the whole dashboard with these options.
+pub fn render_with(app: &App, now: DateTime<Utc>, frame: &mut Frame, options: Options) {
+    let t = Theme::new(app.color, app.unicode);
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, &t);
+        return;
+    }
+    let snap = app.current();
+    let tabs = app.accounts.len() > 1;
+    let [title, countdown, gauge, tab_bar, panes, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(u16::from(tabs)),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::title(frame, title, snap, now, &t);
+    header::countdown(frame, countdown, snap, now, &t);
+    header::gauge(frame, gauge, snap, now, &t);
+    if tabs {
+        header::tabs(frame, tab_bar, &app.accounts, app.selected, &t);
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(panes);
+    notifications::render(frame, left, &app.banners, tabs, now, &t);
+    log::render(frame, right, &app.log, options.log_timestamps, &t);
+    footer::render(frame, footer, &t);
+
+    // Popups keep the three header lines (state, countdown, gauge) in view.
+    let below = Rect {
+        y: tab_bar.y,
+        height: area.height - 3,
+        ..area
+    };
+    match app.popup {
+        Some(Popup::Details) => popups::details(frame, below, snap, now, &t),
+        Some(Popup::Help) => popups::help(frame, below, &t),
+        Some(Popup::Login) => {
+            if let Some(view) = app.login.as_ref() {
+                popups::login(frame, below, view, app.input.as_deref(), now, &t);
+            }
+        }
+        None => {}
+    }
+}
+
+/// `terminal too small: need at least 60×12`, centred, wrapped if even that does not fit.
+fn too_small(frame: &mut Frame, area: Rect, t: &Theme) {
+    let msg = format!(
+        "terminal too small: need at least {MIN_WIDTH}{}{MIN_HEIGHT}",
+        t.times()
+    );
+    let w = usize::from(area.width.max(1));
+    // Word wrapping may take a line more than the bare division says.
+    let lines = text::width(&msg).div_ceil(w) + usize::from(text::width(&msg) > w);
+    let rect = popups::centered(area, area.width, u16::try_from(lines).unwrap_or(u16::MAX));
+    frame.render_widget(
+        Paragraph::new(Line::from(msg).style(t.bold()))
+            .centered()
+            .wrap(Wrap { trim: true }),
+        rect,
+    );
+}

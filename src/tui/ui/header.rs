@@ -1,0 +1,199 @@
+//! The top of the screen: who and what state (line 1), the countdown (line 2), the gauge
+//! (line 3), and the account tabs when there are several accounts.
+
+use super::text::{self, fit, hm, hms};
+use super::theme::Theme;
+use crate::schedule::Verdict;
+use crate::token::{TokenState, format_countdown};
+use crate::worker::Snapshot;
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+/// Gap between the state and the clock, and the least kept between the name and the state.
+const GAP: usize = 4;
+
+/// ` tokenwatch · default (AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`
+pub fn title(
+    frame: &mut Frame,
+    area: Rect,
+    snap: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    t: &Theme,
+) {
+    let w = area.width as usize;
+    let mut name = format!(" tokenwatch{}", t.dot());
+    match snap {
+        Some(s) => {
+            name.push_str(&s.account);
+            let who: Vec<&str> = s
+                .token
+                .iter()
+                .flat_map(|tok| [tok.user_id.as_deref(), tok.user_name.as_deref()])
+                .flatten()
+                .collect();
+            if !who.is_empty() {
+                name.push_str(&format!(" ({})", who.join(" ")));
+            }
+        }
+        None => name.push_str("no account"),
+    }
+
+    let mut state: Vec<Span> = Vec::new();
+    if let Some(s) = snap {
+        let (yes, no, unknown) = t.verdict_marks();
+        state.push(Span::styled(s.state.label(), t.state(s.state)));
+        state.push(Span::raw(format!("{}API ", t.dot())));
+        let (mark, style, at) = match s.verdict {
+            Verdict::Valid(at) => (yes, t.good(), Some(at)),
+            Verdict::Invalid(at) => (no, t.bad(), Some(at)),
+            Verdict::Unknown => (unknown, t.dim(), s.last_validation_at),
+        };
+        state.push(Span::styled(mark, style));
+        if let Some(at) = at {
+            state.push(Span::raw(format!(" {} IST", hm(at))));
+        }
+    }
+    let state_w: usize = state.iter().map(Span::width).sum();
+    let clock = format!("{} IST ", hms(now));
+    let clock_w = text::width(&clock);
+
+    // The clock goes first when space runs out, then the name is cut; the state stays.
+    let show_clock = w >= state_w + clock_w + GAP + 16;
+    let right_w = state_w + if show_clock { GAP + clock_w } else { 1 };
+    let name_w = w.saturating_sub(right_w + 3);
+
+    let mut spans = fit(vec![Span::styled(name, t.bold())], name_w, t.ellipsis()).spans;
+    let used: usize = spans.iter().map(Span::width).sum();
+    spans.push(Span::raw(" ".repeat(w.saturating_sub(used + right_w))));
+    spans.extend(state);
+    if show_clock {
+        spans.push(Span::raw(" ".repeat(GAP)));
+        spans.push(Span::raw(clock));
+    }
+    let line = fit(spans, w, t.ellipsis());
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// ` 🔑 Token: 15h 12m 09s left · expires Fri 27 Nov 03:30 IST`
+pub fn countdown(
+    frame: &mut Frame,
+    area: Rect,
+    snap: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    t: &Theme,
+) {
+    let mut spans = vec![Span::raw(format!(" {}Token: ", t.key_icon()))];
+    let state = snap.map_or(TokenState::Missing, |s| s.state);
+    let token = snap.and_then(|s| s.token.as_ref());
+    match (state, token) {
+        (TokenState::Healthy | TokenState::Warning | TokenState::Critical, Some(tok)) => {
+            spans.push(Span::styled(
+                format_countdown(tok.expires_at - now),
+                t.state(state),
+            ));
+            spans.push(Span::raw(" left"));
+        }
+        (state, _) => spans.push(Span::styled(state.label(), t.state(state))),
+    }
+    if let Some(tok) = token {
+        let verb = if tok.expires_at <= now {
+            "expired"
+        } else {
+            "expires"
+        };
+        spans.push(Span::raw(format!(
+            "{}{verb} {} IST",
+            t.dot(),
+            text::day_hm(tok.expires_at)
+        )));
+    }
+    if snap.is_some_and(|s| s.busy) {
+        spans.push(Span::raw(t.dot()));
+        spans.push(Span::styled(format!("checking{}", t.ellipsis()), t.dim()));
+    }
+    frame.render_widget(
+        Paragraph::new(fit(spans, area.width as usize, t.ellipsis())),
+        area,
+    );
+}
+
+/// The share of the token's life still ahead at `now`, 0..=1: remaining / (issued → expiry).
+/// Zero for a token that cannot be used (expired, invalid, none) or whose lifetime is
+/// unknown or not positive; never NaN.
+pub fn life_left(snap: Option<&Snapshot>, now: DateTime<Utc>) -> f64 {
+    let Some(s) = snap else { return 0.0 };
+    if !s.state.is_usable() {
+        return 0.0;
+    }
+    let Some(tok) = s.token.as_ref() else {
+        return 0.0;
+    };
+    let ratio = match tok.issued_at {
+        Some(issued) if tok.expires_at > issued => {
+            let life = (tok.expires_at - issued).num_milliseconds() as f64;
+            (tok.expires_at - now).num_milliseconds() as f64 / life
+        }
+        // Without an issue time, what the worker computed is all there is.
+        _ => tok.life_fraction,
+    };
+    if ratio.is_finite() {
+        ratio.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// ` ████████████░░░░░░░░  62%` in the state's colour.
+pub fn gauge(
+    frame: &mut Frame,
+    area: Rect,
+    snap: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    t: &Theme,
+) {
+    let state = snap.map_or(TokenState::Missing, |s| s.state);
+    let ratio = life_left(snap, now);
+    let percent = format!("{:>4}", format!("{}%", (ratio * 100.0).round() as u32));
+    // A margin on both sides, one space between the bar and the percentage.
+    let bar_w = (area.width as usize).saturating_sub(1 + 1 + percent.len() + 1);
+    let filled = ((ratio * bar_w as f64).round() as usize).min(bar_w);
+    let (full, empty) = t.gauge_cells();
+    let line = Line::from(vec![
+        Span::raw(" "),
+        Span::styled(full.repeat(filled), t.gauge(state)),
+        Span::styled(empty.repeat(bar_w - filled), t.dim()),
+        Span::raw(" "),
+        Span::styled(percent, t.state(state)),
+    ]);
+    frame.render_widget(
+        Paragraph::new(fit(line.spans, area.width as usize, "")),
+        area,
+    );
+}
+
+/// ` default HEALTHY   work WARNING          Tab switch`
+pub fn tabs(frame: &mut Frame, area: Rect, accounts: &[Snapshot], selected: usize, t: &Theme) {
+    let mut spans = vec![Span::raw(" ")];
+    for (i, s) in accounts.iter().enumerate() {
+        let name = format!(" {} ", s.account);
+        if i == selected {
+            spans.push(Span::styled(name, t.selected()));
+        } else {
+            spans.push(Span::raw(name));
+        }
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(s.state.label(), t.state(s.state)));
+        spans.push(Span::raw("   "));
+    }
+    let hint = "Tab/Shift-Tab switch ";
+    let used: usize = spans.iter().map(Span::width).sum();
+    let w = area.width as usize;
+    if used + text::width(hint) <= w {
+        spans.push(Span::raw(" ".repeat(w - used - text::width(hint))));
+        spans.push(Span::styled(hint, t.dim()));
+    }
+    frame.render_widget(Paragraph::new(fit(spans, w, t.ellipsis())), area);
+}

@@ -1,0 +1,101 @@
+//! The log pane: tui-logger's widget (fed by `tracing`) with our own line format —
+//! `14:02:11 INFO  Token valid, expires in 15.2 hours` — time in IST like the rest of the
+//! screen, level and message, no target. Long messages wrap inside the pane, indented.
+
+use super::text::{self, hms};
+use super::theme::{DIM, ORANGE, RED, Theme};
+use chrono::DateTime;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Padding};
+use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget, TuiWidgetState};
+
+/// How log lines are written.
+struct Format {
+    timestamps: bool,
+    theme: Theme,
+}
+
+impl Format {
+    /// The level word, padded to one width, and its style. (`log::Level` by its name, as
+    /// the `log` crate is tui-logger's, not ours.)
+    fn level(&self, level: &str) -> (&'static str, Style) {
+        let t = &self.theme;
+        match level {
+            "ERROR" => ("ERROR", t.paint(Style::default().fg(RED))),
+            "WARN" => ("WARN ", t.paint(Style::default().fg(ORANGE))),
+            "DEBUG" => ("DEBUG", t.paint(Style::default().fg(DIM))),
+            "TRACE" => ("TRACE", t.paint(Style::default().fg(DIM))),
+            _ => ("INFO ", t.text()),
+        }
+    }
+}
+
+impl LogFormatter for Format {
+    fn min_width(&self) -> u16 {
+        // The widget draws nothing in a narrower pane.
+        8
+    }
+
+    fn format(&self, width: usize, evt: &ExtLogRecord) -> Vec<Line<'_>> {
+        let (word, style) = self.level(evt.level.as_str());
+        let mut prefix = String::new();
+        if self.timestamps {
+            let secs = evt.timestamp.timestamp().as_second();
+            if let Some(at) = DateTime::from_timestamp(secs, 0) {
+                prefix.push_str(&hms(at));
+                prefix.push(' ');
+            }
+        }
+        prefix.push_str(word);
+        prefix.push(' ');
+        let indent = text::width(&prefix);
+        // Continuation lines line up under the message, unless the pane is too narrow.
+        let (msg_w, pad) = if width > indent + 10 {
+            (width - indent, indent)
+        } else {
+            (width, 0)
+        };
+        // tracing's fields arrive as " account: default Login started…".
+        let msg = evt.msg().trim_start();
+        let mut parts = msg.lines().flat_map(|l| text::wrap_all(l, msg_w));
+        let first = parts.next().unwrap_or_default();
+        let mut out = Vec::new();
+        if pad == 0 {
+            out.push(Line::from(Span::styled(prefix, style)));
+            if !first.is_empty() {
+                out.push(Line::from(Span::styled(first, style)));
+            }
+        } else {
+            out.push(Line::from(vec![
+                Span::styled(prefix, style),
+                Span::styled(first, style),
+            ]));
+        }
+        for part in parts {
+            out.push(Line::from(vec![
+                Span::raw(" ".repeat(pad)),
+                Span::styled(part, style),
+            ]));
+        }
+        out
+    }
+}
+
+/// Draw the log pane with `state`'s scroll position.
+pub fn render(frame: &mut Frame, area: Rect, state: &TuiWidgetState, timestamps: bool, t: &Theme) {
+    let widget = TuiLoggerWidget::default()
+        .block(
+            Block::bordered()
+                .title(" Log ")
+                .padding(Padding::horizontal(1)),
+        )
+        .formatter(Box::new(Format {
+            timestamps,
+            theme: *t,
+        }))
+        .state(state);
+    frame.render_widget(widget, area);
+}

@@ -1,0 +1,176 @@
+//! Every colour and glyph of the dashboard, in one place. Under `NO_COLOR` the theme hands out
+//! styles without any foreground or background colour (bold and reverse stay), so the state
+//! word alone carries the meaning; without emoji support the glyphs are plain ASCII.
+
+use crate::token::TokenState;
+use crate::worker::Level;
+use ratatui::style::{Color, Modifier, Style};
+
+/// Healthy: more than `warning_before` left.
+pub const GREEN: Color = Color::Green;
+/// Warning: between `critical_before` and `warning_before` (SPEC §5: RGB 255,165,0).
+pub const ORANGE: Color = Color::Rgb(255, 165, 0);
+/// Critical, expired, invalid, no token.
+pub const RED: Color = Color::Red;
+/// Secondary text: the gauge's empty part, hints.
+pub const DIM: Color = Color::DarkGray;
+/// Key names in the footer and popups.
+pub const KEY: Color = Color::Cyan;
+
+/// The styles and glyphs for one draw.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    /// Colours allowed (false under `NO_COLOR`).
+    pub color: bool,
+    /// Emoji and symbol glyphs allowed.
+    pub unicode: bool,
+}
+
+impl Theme {
+    /// The theme for these terminal capabilities.
+    pub fn new(color: bool, unicode: bool) -> Theme {
+        Theme { color, unicode }
+    }
+
+    /// `style` as this terminal may show it: without colours under `NO_COLOR`.
+    pub fn paint(&self, style: Style) -> Style {
+        if self.color {
+            style
+        } else {
+            Style {
+                fg: None,
+                bg: None,
+                ..style
+            }
+        }
+    }
+
+    /// Plain text.
+    pub fn text(&self) -> Style {
+        Style::default()
+    }
+
+    /// Bold text.
+    pub fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+
+    /// Secondary text.
+    pub fn dim(&self) -> Style {
+        self.paint(Style::default().fg(DIM))
+    }
+
+    /// A key name (`r`, `Esc`).
+    pub fn key(&self) -> Style {
+        self.paint(Style::default().fg(KEY).add_modifier(Modifier::BOLD))
+    }
+
+    /// Good news.
+    pub fn good(&self) -> Style {
+        self.paint(Style::default().fg(GREEN))
+    }
+
+    /// Needs attention.
+    pub fn warn(&self) -> Style {
+        self.paint(Style::default().fg(ORANGE))
+    }
+
+    /// Bad news.
+    pub fn bad(&self) -> Style {
+        self.paint(Style::default().fg(RED).add_modifier(Modifier::BOLD))
+    }
+
+    /// The colour of a state: the gauge, the state word.
+    pub fn state_color(state: TokenState) -> Color {
+        match state {
+            TokenState::Healthy => GREEN,
+            TokenState::Warning => ORANGE,
+            TokenState::Critical
+            | TokenState::Expired
+            | TokenState::Invalid
+            | TokenState::Missing => RED,
+        }
+    }
+
+    /// The state word's style.
+    pub fn state(&self, state: TokenState) -> Style {
+        self.paint(
+            Style::default()
+                .fg(Theme::state_color(state))
+                .add_modifier(Modifier::BOLD),
+        )
+    }
+
+    /// The filled part of the gauge.
+    pub fn gauge(&self, state: TokenState) -> Style {
+        self.paint(Style::default().fg(Theme::state_color(state)))
+    }
+
+    /// A notification's marker and title.
+    pub fn level(&self, level: Level) -> Style {
+        match level {
+            Level::Info => self.good(),
+            Level::Warning => self.paint(Style::default().fg(ORANGE).add_modifier(Modifier::BOLD)),
+            Level::Critical => self.bad(),
+        }
+    }
+
+    /// The selected account's tab.
+    pub fn selected(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+    }
+
+    /// The input line's cursor.
+    pub fn cursor(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+
+    /// The 🔑 before the countdown, or nothing without emoji.
+    pub fn key_icon(&self) -> &'static str {
+        if self.unicode { "🔑 " } else { "" }
+    }
+
+    /// A notification's level marker.
+    pub fn marker(&self, level: Level) -> &'static str {
+        match (level, self.unicode) {
+            (Level::Info, true) => "✓",
+            (Level::Warning, _) => "!",
+            (Level::Critical, true) => "✗",
+            (Level::Info, false) => "i",
+            (Level::Critical, false) => "x",
+        }
+    }
+
+    /// The API verdict marks: accepted, rejected, not known.
+    pub fn verdict_marks(&self) -> (&'static str, &'static str, &'static str) {
+        if self.unicode {
+            ("✓", "✗", "?")
+        } else {
+            ("ok", "x", "?")
+        }
+    }
+
+    /// Marks text cut short.
+    pub fn ellipsis(&self) -> &'static str {
+        if self.unicode { "…" } else { "..." }
+    }
+
+    /// The gauge's filled and empty cells.
+    pub fn gauge_cells(&self) -> (&'static str, &'static str) {
+        if self.unicode {
+            ("█", "░")
+        } else {
+            ("#", "-")
+        }
+    }
+
+    /// Between parts of a line.
+    pub fn dot(&self) -> &'static str {
+        if self.unicode { " · " } else { " - " }
+    }
+
+    /// The `×` of `60×12`.
+    pub fn times(&self) -> &'static str {
+        if self.unicode { "×" } else { "x" }
+    }
+}

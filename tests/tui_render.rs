@@ -1,0 +1,878 @@
+//! The dashboard's screens, drawn with ratatui's `TestBackend` at a fixed `now` from
+//! snapshots built by hand, and compared with insta snapshots that hold the text *and* the
+//! colours (a run-length list of styled cells under each screen).
+//!
+//! tui-logger is process-wide: nothing here initialises it except `log_pane_shows_level_and_message`,
+//! which holds `SCREEN` while its line is in the buffer and clears the buffer before letting go,
+//! so every other screen's log pane is empty.
+
+use chrono::{DateTime, Duration as Span, TimeZone, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokenwatch::config::Strategy;
+use tokenwatch::schedule::{Deferral, Renewal, Verdict};
+use tokenwatch::token::expiry::ist;
+use tokenwatch::token::{ExpirySource, TokenState};
+use tokenwatch::tui::app::{App, Banner, LoginStatus, LoginView, Popup};
+use tokenwatch::tui::ui::{self, Options};
+use tokenwatch::worker::{Level, Snapshot, TokenInfo, Topic};
+
+/// Serialises drawing against the one test that puts a line into tui-logger's global buffer.
+static SCREEN: Mutex<()> = Mutex::new(());
+
+fn screen_lock() -> MutexGuard<'static, ()> {
+    SCREEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An IST wall-clock time as an instant.
+fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    ist()
+        .with_ymd_and_hms(2026, 11, d, h, m, s)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// Thu 26 Nov 2026, 14:32:05 IST.
+fn now() -> DateTime<Utc> {
+    at(26, 14, 32, 5)
+}
+
+fn token(issued: DateTime<Utc>, expires: DateTime<Utc>) -> TokenInfo {
+    let life = (expires - issued).num_milliseconds() as f64;
+    TokenInfo {
+        masked: "eyJ0…a1B2".to_string(),
+        user_id: Some("AB1234".to_string()),
+        user_name: Some("Jane D.".to_string()),
+        issued_at: Some(issued),
+        expires_at: expires,
+        expiry_source: ExpirySource::ExpiresAt,
+        obtained_via: Some("oauth".to_string()),
+        life_fraction: ((expires - now()).num_milliseconds() as f64 / life).clamp(0.0, 1.0),
+    }
+}
+
+/// The `default` account, healthy: issued 09:12 today, dies 03:30 tomorrow, checked 14:02.
+fn healthy() -> Snapshot {
+    Snapshot {
+        account: "default".to_string(),
+        at: now(),
+        state: TokenState::Healthy,
+        token: Some(token(at(26, 9, 12, 0), at(27, 3, 30, 0))),
+        verdict: Verdict::Valid(at(26, 14, 2, 11)),
+        last_validation_at: Some(at(26, 14, 2, 11)),
+        last_validation_result: Some("valid".to_string()),
+        next_check_at: Some(at(26, 15, 2, 11)),
+        renewal: Renewal::NotDue {
+            due_at: at(27, 2, 30, 0),
+        },
+        busy: false,
+        strategy: Strategy::Browser,
+        token_file: PathBuf::from("/home/jane/algo/config/upstox_token.json"),
+        backups: vec![
+            PathBuf::from("/home/jane/algo/config/backup/upstox_token.json"),
+            PathBuf::from("/home/jane/.local/state/tokenwatch/upstox_token.json"),
+        ],
+    }
+}
+
+/// 2h 10m left: warning.
+fn warning() -> Snapshot {
+    Snapshot {
+        state: TokenState::Warning,
+        token: Some(token(at(26, 9, 12, 0), now() + Span::minutes(130))),
+        ..healthy()
+    }
+}
+
+/// 25 minutes left, due for renewal, a check running.
+fn critical() -> Snapshot {
+    Snapshot {
+        state: TokenState::Critical,
+        token: Some(token(at(26, 9, 12, 0), now() + Span::minutes(25))),
+        renewal: Renewal::Due,
+        busy: true,
+        ..healthy()
+    }
+}
+
+/// Yesterday's token, dead since 03:30; the last check could not reach the API.
+fn expired() -> Snapshot {
+    Snapshot {
+        state: TokenState::Expired,
+        token: Some(token(at(25, 9, 12, 0), at(26, 3, 30, 0))),
+        verdict: Verdict::Unknown,
+        last_validation_at: Some(at(26, 3, 30, 0)),
+        last_validation_result: Some("unreachable: connection refused".to_string()),
+        next_check_at: None,
+        renewal: Renewal::Deferred {
+            until: at(26, 15, 0, 0),
+            reason: Deferral::RecentAttempt,
+        },
+        ..healthy()
+    }
+}
+
+/// The API rejected today's token.
+fn invalid() -> Snapshot {
+    Snapshot {
+        state: TokenState::Invalid,
+        verdict: Verdict::Invalid(at(26, 14, 2, 11)),
+        last_validation_result: Some(
+            "rejected: UDAPI100050 Invalid token used to access API".to_string(),
+        ),
+        next_check_at: None,
+        renewal: Renewal::Due,
+        ..healthy()
+    }
+}
+
+/// No token file.
+fn missing() -> Snapshot {
+    Snapshot {
+        state: TokenState::Missing,
+        token: None,
+        verdict: Verdict::Unknown,
+        last_validation_at: None,
+        last_validation_result: None,
+        next_check_at: None,
+        renewal: Renewal::Due,
+        ..healthy()
+    }
+}
+
+fn banner(
+    level: Level,
+    topic: Topic,
+    title: &str,
+    message: &str,
+    created: DateTime<Utc>,
+) -> Banner {
+    Banner {
+        account: "default".to_string(),
+        level,
+        topic,
+        title: title.to_string(),
+        message: message.to_string(),
+        created,
+        ttl: (level != Level::Critical).then_some(Duration::from_secs(3600)),
+    }
+}
+
+fn app(snap: Snapshot) -> App {
+    App::new(vec![snap], Duration::from_secs(10), true, true)
+}
+
+fn with_banners(mut app: App, banners: Vec<Banner>) -> App {
+    app.banners = banners;
+    app
+}
+
+/// The healthy screen with its "Token valid" banner.
+fn healthy_app() -> App {
+    with_banners(
+        app(healthy()),
+        vec![banner(
+            Level::Info,
+            Topic::TokenState,
+            "Token valid (API)",
+            "The API accepted the token; it expires Fri 27 Nov 03:30 IST.",
+            at(26, 14, 2, 11),
+        )],
+    )
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Buffer {
+    let _guard = screen_lock();
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| {
+            ui::render_with(
+                app,
+                now(),
+                f,
+                Options {
+                    log_timestamps: false,
+                },
+            )
+        })
+        .unwrap();
+    terminal.backend().buffer().clone()
+}
+
+fn width(s: &str) -> usize {
+    ratatui::text::Span::raw(s).width()
+}
+
+/// The text of row `y`, wide symbols counted once.
+fn row_text(buf: &Buffer, y: u16) -> String {
+    let mut out = String::new();
+    let mut skip = 0;
+    for x in 0..buf.area.width {
+        let sym = buf[(x, y)].symbol();
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        out.push_str(sym);
+        skip = width(sym).saturating_sub(1);
+    }
+    out
+}
+
+fn screen_text(buf: &Buffer) -> String {
+    (0..buf.area.height)
+        .map(|y| row_text(buf, y).trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The screen, then every run of styled cells: ` 2: 1..45 fg=Green; 45..75 fg=DarkGray`.
+fn dump(buf: &Buffer) -> String {
+    let mut out = screen_text(buf);
+    out.push_str("\n---- styles (row: from..to attributes) ----\n");
+    for y in 0..buf.area.height {
+        let mut runs: Vec<String> = Vec::new();
+        let mut x = 0;
+        while x < buf.area.width {
+            let c = &buf[(x, y)];
+            let key = (c.fg, c.bg, c.modifier);
+            let start = x;
+            while x < buf.area.width {
+                let d = &buf[(x, y)];
+                if (d.fg, d.bg, d.modifier) != key {
+                    break;
+                }
+                x += 1;
+            }
+            let mut attrs = Vec::new();
+            if key.0 != Color::Reset {
+                attrs.push(format!("fg={:?}", key.0));
+            }
+            if key.1 != Color::Reset {
+                attrs.push(format!("bg={:?}", key.1));
+            }
+            if !key.2.is_empty() {
+                attrs.push(format!("{:?}", key.2));
+            }
+            if !attrs.is_empty() {
+                runs.push(format!("{start}..{x} {}", attrs.join(" ")));
+            }
+        }
+        if !runs.is_empty() {
+            out.push_str(&format!("{y:>2}: {}\n", runs.join("; ")));
+        }
+    }
+    out
+}
+
+/// Snapshots at 100×30 and 80×24.
+fn check(name: &str, app: &App) {
+    for (w, h) in [(100, 30), (80, 24)] {
+        let buf = draw(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), dump(&buf));
+    }
+}
+
+/// The foreground of the gauge's first cell (row 3, column 2).
+fn gauge_fg(buf: &Buffer) -> Color {
+    assert!(
+        ["█", "#"].contains(&buf[(1, 2)].symbol()),
+        "no filled gauge cell at (1, 2):\n{}",
+        screen_text(buf)
+    );
+    buf[(1, 2)].fg
+}
+
+fn contains(buf: &Buffer, needle: &str) -> bool {
+    screen_text(buf).contains(needle)
+}
+
+// ---- one screen per state ----
+
+#[test]
+fn healthy_screen() {
+    let app = healthy_app();
+    check("healthy", &app);
+    let buf = draw(&app, 100, 30);
+    assert_eq!(gauge_fg(&buf), Color::Green);
+    let top = row_text(&buf, 0);
+    assert!(
+        top.starts_with(" tokenwatch · default (AB1234 Jane D.)"),
+        "{top}"
+    );
+    assert!(top.contains("HEALTHY · API ✓ 14:02 IST"), "{top}");
+    assert!(top.trim_end().ends_with("14:32:05 IST"), "{top}");
+    assert_eq!(
+        row_text(&buf, 1).trim_end(),
+        " 🔑 Token: 12h 57m 55s left · expires Fri 27 Nov 03:30 IST"
+    );
+    // 12h57m55s of 18h18m: 71%.
+    assert!(
+        row_text(&buf, 2).trim_end().ends_with(" 71%"),
+        "{}",
+        row_text(&buf, 2)
+    );
+}
+
+#[test]
+fn warning_screen() {
+    let app = app(warning());
+    check("warning", &app);
+    let buf = draw(&app, 100, 30);
+    assert_eq!(gauge_fg(&buf), Color::Rgb(255, 165, 0));
+    assert!(contains(&buf, "WARNING · API ✓ 14:02 IST"));
+    assert!(contains(
+        &buf,
+        "Token: 2h 10m 00s left · expires Thu 26 Nov 16:42 IST"
+    ));
+}
+
+#[test]
+fn critical_screen() {
+    let app = with_banners(
+        app(critical()),
+        vec![banner(
+            Level::Warning,
+            Topic::TokenState,
+            "Token expiring soon",
+            "25 minutes left; press r to renew now or l to log in.",
+            at(26, 14, 7, 5),
+        )],
+    );
+    check("critical", &app);
+    let buf = draw(&app, 100, 30);
+    assert_eq!(gauge_fg(&buf), Color::Red);
+    assert!(contains(&buf, "Token: 0h 25m 00s left"));
+    assert!(contains(&buf, "checking…"), "a running check is shown");
+}
+
+#[test]
+fn expired_screen() {
+    let app = with_banners(
+        app(expired()),
+        vec![banner(
+            Level::Critical,
+            Topic::TokenState,
+            "Token expired!",
+            "The token died at 03:30 IST; press l to log in.",
+            at(26, 3, 30, 0),
+        )],
+    );
+    check("expired", &app);
+    let buf = draw(&app, 100, 30);
+    assert!(contains(
+        &buf,
+        "Token: EXPIRED · expired Thu 26 Nov 03:30 IST"
+    ));
+    assert!(contains(&buf, "EXPIRED · API ? 03:30 IST"));
+    // An unusable token's gauge is empty, its percentage red.
+    assert!(row_text(&buf, 2).trim_end().ends_with("  0%"));
+    assert!(!row_text(&buf, 2).contains('█'));
+    assert_eq!(buf[(97, 2)].symbol(), "0");
+    assert_eq!(buf[(97, 2)].fg, Color::Red);
+}
+
+#[test]
+fn invalid_screen() {
+    let app = with_banners(
+        app(invalid()),
+        vec![banner(
+            Level::Critical,
+            Topic::TokenState,
+            "Token rejected",
+            "Upstox refused the token (UDAPI100050); press l to log in.",
+            at(26, 14, 2, 11),
+        )],
+    );
+    check("invalid", &app);
+    let buf = draw(&app, 100, 30);
+    assert!(contains(&buf, "INVALID · API ✗ 14:02 IST"));
+    assert!(contains(
+        &buf,
+        "Token: INVALID · expires Fri 27 Nov 03:30 IST"
+    ));
+}
+
+#[test]
+fn missing_screen() {
+    let app = with_banners(
+        app(missing()),
+        vec![banner(
+            Level::Critical,
+            Topic::TokenState,
+            "No token",
+            "There is no readable token file; press l to log in.",
+            at(26, 14, 0, 0),
+        )],
+    );
+    check("missing", &app);
+    let buf = draw(&app, 100, 30);
+    assert_eq!(row_text(&buf, 1).trim_end(), " 🔑 Token: NO TOKEN");
+    assert!(row_text(&buf, 0).starts_with(" tokenwatch · default "));
+    assert!(contains(&buf, "NO TOKEN · API ?"));
+}
+
+// ---- popups ----
+
+fn login_app() -> App {
+    let mut app = app(healthy());
+    app.popup = Some(Popup::Login);
+    app.login = Some(LoginView {
+        url: Some(
+            "https://api.upstox.com/v2/login/authorization/dialog?response_type=code\
+             &client_id=3f9c2a71-5b8e-4d0a-9e61-0c7d2b4a8f13\
+             &redirect_uri=http%3A%2F%2Flocalhost%3A5001%2Fcallback\
+             &state=Qm9uZCwgSmFtZXMgQm9uZC4gMDA3IGxpY2Vuc2U"
+                .to_string(),
+        ),
+        listening: vec![
+            "127.0.0.1:5001".parse::<SocketAddr>().unwrap(),
+            "[::1]:5001".parse::<SocketAddr>().unwrap(),
+        ],
+        until: Some(now() + Span::seconds(165)),
+        browser: Some(Err(
+            "there is no graphical session (no DISPLAY or WAYLAND_DISPLAY)".to_string(),
+        )),
+        status: LoginStatus::Waiting,
+    });
+    app.input = Some("http://localhost:5001/callback?code=Xy12&state=Qm9u".to_string());
+    app
+}
+
+#[test]
+fn login_pending_screen() {
+    let app = login_app();
+    check("login_pending", &app);
+    let buf = draw(&app, 80, 24);
+    let text = screen_text(&buf);
+    assert!(text.contains("https://api.upstox.com/v2/login"), "{text}");
+    assert!(
+        text.contains("listening on 127.0.0.1:5001, [::1]:5001"),
+        "{text}"
+    );
+    assert!(text.contains("Time left    02:45"), "{text}");
+    assert!(
+        text.contains("> http://localhost:5001/callback?code=Xy12&state=Qm9u"),
+        "{text}"
+    );
+    assert!(text.contains("no graphical session"), "{text}");
+    // The cursor after the typed text is a reversed cell.
+    let y = (0..24)
+        .find(|&y| row_text(&buf, y).contains("> http"))
+        .unwrap();
+    let x = (0..80u16)
+        .rev()
+        .find(|&x| buf[(x, y)].symbol() == "u" && buf[(x - 1, y)].symbol() == "9")
+        .unwrap();
+    assert!(buf[(x + 1, y)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn login_statuses_and_keys() {
+    let mut app = login_app();
+    app.input = None;
+    let buf = draw(&app, 100, 30);
+    assert!(contains(
+        &buf,
+        "p paste the redirected address · Esc cancel"
+    ));
+    assert!(contains(&buf, "Status       waiting for the browser"));
+    for (status, expect) in [
+        (
+            LoginStatus::PasteRejected("the state does not match".into()),
+            "pasted address refused: the state does not match",
+        ),
+        (LoginStatus::Exchanging, "exchanging the code"),
+        (
+            LoginStatus::Succeeded(at(27, 3, 30, 0)),
+            "logged in, valid until Fri 27 Nov 03:30 IST",
+        ),
+        (
+            LoginStatus::Failed("Upstox said: access_denied".into()),
+            "failed: Upstox said: access_denied",
+        ),
+    ] {
+        app.login.as_mut().unwrap().status = status;
+        let buf = draw(&app, 100, 30);
+        assert!(contains(&buf, expect), "{expect}:\n{}", screen_text(&buf));
+    }
+}
+
+#[test]
+fn details_screen() {
+    let mut app = healthy_app();
+    app.popup = Some(Popup::Details);
+    check("details", &app);
+    let text = screen_text(&draw(&app, 100, 30));
+    for want in [
+        "eyJ0…a1B2",
+        "AB1234 Jane D.",
+        "Issued       Thu 26 Nov 09:12 IST",
+        "Expires      Fri 27 Nov 03:30 IST",
+        "Expiry from  the file's expires_at",
+        "Obtained via oauth",
+        "Validated    Thu 26 Nov 14:02:11 IST: valid",
+        "Next check   Thu 26 Nov 15:02 IST",
+        "Renewal      not due until Fri 27 Nov 02:30 IST",
+        "Strategy     browser",
+        "/home/jane/algo/config/upstox_token.json",
+        "/home/jane/.local/state/tokenwatch/upstox_token.json",
+        "r refresh · l login · Esc close",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+}
+
+#[test]
+fn details_say_why_renewal_waits() {
+    let mut app = app(expired());
+    app.popup = Some(Popup::Details);
+    let text = screen_text(&draw(&app, 100, 30));
+    assert!(
+        text.contains("deferred until Thu 26 Nov 15:00 IST because an unattended renewal"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ran less than 30 minutes ago"),
+        "wrapped, not cut:\n{text}"
+    );
+    assert!(text.contains("unreachable: connection refused"), "{text}");
+}
+
+#[test]
+fn help_screen() {
+    let mut app = healthy_app();
+    app.popup = Some(Popup::Help);
+    check("help", &app);
+    let text = screen_text(&draw(&app, 100, 30));
+    for b in tokenwatch::tui::app::KEYMAP {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(b.key) && l.contains(b.help)),
+            "{} missing:\n{text}",
+            b.key
+        );
+    }
+}
+
+// ---- notifications, accounts, terminals ----
+
+fn stack() -> Vec<Banner> {
+    vec![
+        banner(
+            Level::Info,
+            Topic::Login,
+            "Logged in",
+            "A new token is stored; it expires Fri 27 Nov 03:30 IST.",
+            at(26, 14, 20, 0),
+        ),
+        banner(
+            Level::Warning,
+            Topic::Renewal,
+            "Renewal failed",
+            "Upstox could not be reached (HTTP 503); retrying in 4s. Press r to try now.",
+            at(26, 14, 25, 0),
+        ),
+        banner(
+            Level::Critical,
+            Topic::Deadline,
+            "No valid token before 09:00",
+            "Trading starts at 09:15 IST; press l to log in now.",
+            at(26, 14, 30, 0),
+        ),
+    ]
+}
+
+#[test]
+fn notification_stack() {
+    let app = with_banners(app(healthy()), stack());
+    check("notifications", &app);
+    let buf = draw(&app, 100, 30);
+    let text = screen_text(&buf);
+    // Newest on top.
+    let pos = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s}:\n{text}"));
+    assert!(pos("No valid token before 09:00") < pos("Renewal failed"));
+    assert!(pos("Renewal failed") < pos("Logged in"));
+    assert!(text.contains("14:30 ✗ No valid token"), "{text}");
+    assert!(text.contains("14:25 ! Renewal failed"), "{text}");
+    assert!(text.contains("14:20 ✓ Logged in"), "{text}");
+    // The critical title is red and bold.
+    let y = (0..30)
+        .find(|&y| row_text(&buf, y).contains("No valid token"))
+        .unwrap();
+    let x = row_text(&buf, y).find("No valid").unwrap() as u16;
+    let cell = &buf[(x, y)];
+    assert_eq!(cell.fg, Color::Red);
+    assert!(cell.modifier.contains(Modifier::BOLD));
+}
+
+#[test]
+fn dismissed_by_time_banners_are_not_drawn() {
+    let mut banners = stack();
+    banners[0].ttl = Some(Duration::from_secs(10)); // 14:20:00 + 10 s is long past at 14:32
+    let app = with_banners(app(healthy()), banners);
+    let text = screen_text(&draw(&app, 100, 30));
+    assert!(!text.contains("Logged in"), "{text}");
+    assert!(text.contains("Renewal failed"), "{text}");
+}
+
+#[test]
+fn a_full_stack_says_how_many_are_hidden() {
+    let many: Vec<Banner> = (0..12)
+        .map(|i| {
+            let mut b = stack()[1].clone();
+            b.topic = Topic::Renewal;
+            b.title = format!("Renewal failed #{i}");
+            b
+        })
+        .collect();
+    let app = with_banners(app(healthy()), many);
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(text.contains("Renewal failed #11"), "newest shown:\n{text}");
+    assert!(!text.contains("Renewal failed #0"), "{text}");
+    assert!(text.contains(" older"), "{text}");
+}
+
+#[test]
+fn two_accounts_have_tabs() {
+    let work = Snapshot {
+        account: "work".to_string(),
+        ..warning()
+    };
+    let mut app = App::new(vec![healthy(), work], Duration::from_secs(10), true, true);
+    app.banners = stack();
+    app.banners[1].account = "work".to_string();
+    check("two_accounts", &app);
+    let buf = draw(&app, 100, 30);
+    let tabs = row_text(&buf, 3);
+    assert!(tabs.contains(" default  HEALTHY"), "{tabs}");
+    assert!(tabs.contains(" work  WARNING"), "{tabs}");
+    assert!(contains(&buf, "[work] Renewal failed"));
+    let x = tabs.find("default").unwrap() as u16;
+    assert!(
+        buf[(x, 3)].modifier.contains(Modifier::REVERSED),
+        "the selected tab stands out"
+    );
+    // The second account selected: its state above, its tab marked.
+    app.selected = 1;
+    let buf = draw(&app, 100, 30);
+    assert!(row_text(&buf, 0).starts_with(" tokenwatch · work "));
+    assert_eq!(gauge_fg(&buf), Color::Rgb(255, 165, 0));
+    let x = row_text(&buf, 3).find("work").unwrap() as u16;
+    assert!(buf[(x, 3)].modifier.contains(Modifier::REVERSED));
+    // One account: no tab bar.
+    let single = draw(&healthy_app(), 100, 30);
+    assert!(row_text(&single, 3).starts_with("┌ Notifications"));
+}
+
+#[test]
+fn no_color_has_no_colours() {
+    let mut app = with_banners(app(warning()), stack());
+    app.color = false;
+    check("no_color", &app);
+    for (w, h) in [(100, 30), (80, 24)] {
+        let buf = draw(&app, w, h);
+        assert_eq!(gauge_fg(&buf), Color::Reset);
+        for cell in buf.content() {
+            assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{cell:?}");
+        }
+        assert!(
+            contains(&buf, "WARNING"),
+            "the state word carries the meaning"
+        );
+    }
+    // The same screen in colour does have colours: the check above can fail.
+    app.color = true;
+    let buf = draw(&app, 100, 30);
+    assert!(buf.content().iter().any(|c| c.fg != Color::Reset));
+}
+
+#[test]
+fn no_unicode_uses_plain_text() {
+    let mut app = with_banners(app(critical()), stack());
+    app.unicode = false;
+    check("no_unicode", &app);
+    let buf = draw(&app, 100, 30);
+    let text = screen_text(&buf);
+    assert_eq!(&row_text(&buf, 1)[..16], " Token: 0h 25m 0");
+    for glyph in ["🔑", "✓", "✗", "…", "█", "░"] {
+        assert!(!text.contains(glyph), "{glyph} drawn:\n{text}");
+    }
+    assert!(text.contains("14:30 x No valid token"), "{text}");
+    assert!(text.contains("14:25 ! Renewal failed"), "{text}");
+    assert!(text.contains("14:20 i Logged in"), "{text}");
+    assert!(text.contains("CRITICAL - API ok 14:02 IST"), "{text}");
+    assert_eq!(gauge_fg(&buf), Color::Red);
+}
+
+#[test]
+fn footer_comes_from_the_keymap() {
+    let buf = draw(&healthy_app(), 100, 30);
+    assert_eq!(
+        row_text(&buf, 29).trim_end(),
+        " r refresh  l login  d details  x dismiss  ? help  q quit"
+    );
+}
+
+fn app_with_stack() -> App {
+    with_banners(app(healthy()), stack())
+}
+
+#[test]
+fn too_small_says_so_and_nothing_panics() {
+    for (w, h) in [
+        (1, 1),
+        (20, 5),
+        (59, 30),
+        (100, 11),
+        (60, 12),
+        (61, 13),
+        (300, 100),
+        (1, 200),
+        (400, 2),
+    ] {
+        for popup in [
+            None,
+            Some(Popup::Details),
+            Some(Popup::Help),
+            Some(Popup::Login),
+        ] {
+            let mut app = with_banners(login_app(), stack());
+            app.popup = popup;
+            draw(&app, w, h);
+        }
+    }
+    let app = app_with_stack();
+    let text = screen_text(&draw(&app, 59, 12));
+    assert!(
+        text.contains("terminal too small: need at least 60×12"),
+        "{text}"
+    );
+    assert!(!text.contains("tokenwatch"), "{text}");
+    let text = screen_text(&draw(&app, 60, 12));
+    assert!(!text.contains("too small"), "{text}");
+    assert!(text.contains("tokenwatch"), "{text}");
+    let text = screen_text(&draw(&app, 20, 5));
+    assert!(text.contains("terminal too small"), "wrapped:\n{text}");
+    assert!(text.contains("60×12"), "wrapped:\n{text}");
+}
+
+#[test]
+fn narrow_terminal_cuts_instead_of_wrapping() {
+    let mut snap = healthy();
+    snap.account = "a-very-long-account-name-that-goes-on".to_string();
+    let buf = draw(&app(snap), 60, 12);
+    let top = row_text(&buf, 0);
+    assert!(top.contains('…'), "{top}");
+    assert!(
+        top.contains("HEALTHY · API ✓ 14:02 IST"),
+        "the state stays: {top}"
+    );
+    assert_eq!(width(&top), 60);
+}
+
+#[test]
+fn gauge_survives_odd_lifetimes() {
+    for (issued, fraction) in [
+        (Some(at(27, 3, 30, 0)), 0.5),  // zero lifetime
+        (Some(at(28, 0, 0, 0)), 0.5),   // issued after expiry
+        (None, f64::NAN),               // nothing known, NaN from the worker
+        (None, 7.0),                    // out of range from the worker
+        (Some(at(26, 14, 40, 0)), 0.5), // issued in the future: more than 100%
+    ] {
+        let mut snap = healthy();
+        let tok = snap.token.as_mut().unwrap();
+        tok.issued_at = issued;
+        tok.life_fraction = fraction;
+        let ratio = ui::life_left(Some(&snap), now());
+        assert!(
+            (0.0..=1.0).contains(&ratio),
+            "{issued:?} {fraction}: {ratio}"
+        );
+        draw(&app(snap), 80, 24);
+    }
+    let mut snap = healthy();
+    snap.token.as_mut().unwrap().issued_at = None;
+    snap.token.as_mut().unwrap().life_fraction = 0.25;
+    assert_eq!(ui::life_left(Some(&snap), now()), 0.25);
+}
+
+#[test]
+fn log_pane_shows_level_and_message() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _guard = screen_lock();
+    let ist_clock = || {
+        Utc::now()
+            .with_timezone(&ist())
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    let before = ist_clock();
+    let subscriber = tracing_subscriber::registry().with(tui_logger::TuiTracingSubscriberLayer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "tokenwatch::worker", "Token valid, expires in 15.2 hours");
+        tracing::warn!(target: "tokenwatch::worker", "Refresh attempt 2/3 failed: HTTP 503; retrying in 4s");
+    });
+    let after = ist_clock();
+    tui_logger::move_events();
+    let app = healthy_app();
+    let render = |timestamps: bool| {
+        let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        terminal
+            .draw(|f| {
+                ui::render_with(
+                    &app,
+                    now(),
+                    f,
+                    Options {
+                        log_timestamps: timestamps,
+                    },
+                )
+            })
+            .unwrap();
+        terminal.backend().buffer().clone()
+    };
+    let plain = render(false);
+    let stamped = render(true);
+    // Empty the process-wide buffer before any other test draws.
+    tui_logger::set_buffer_depth(10_000);
+    drop(_guard);
+
+    let text = screen_text(&plain);
+    assert!(
+        text.contains("│ INFO  Token valid, expires in 15.2 hours"),
+        "{text}"
+    );
+    assert!(
+        text.contains("│ WARN  Refresh attempt 2/3 failed: HTTP 503;"),
+        "{text}"
+    );
+    assert!(!text.contains("tokenwatch::worker"), "no target:\n{text}");
+    let y = (0..30)
+        .find(|&y| row_text(&plain, y).contains("WARN "))
+        .unwrap();
+    let x = row_text(&plain, y).find("WARN").unwrap() as u16;
+    assert_eq!(plain[(x, y)].fg, Color::Rgb(255, 165, 0));
+
+    let line = screen_text(&stamped)
+        .lines()
+        .find(|l| l.contains("Token valid, expires"))
+        .unwrap()
+        .to_string();
+    let start = line.find("││ ").map(|i| i + "││ ".len()).unwrap();
+    let (stamp, rest) = line[start..].split_at(8);
+    assert!(rest.starts_with(" INFO  Token valid"), "{line}");
+    // The time of day in IST, like the rest of the screen (not the machine's zone).
+    if before <= after {
+        assert!(
+            before.as_str() <= stamp && stamp <= after.as_str(),
+            "{stamp} not within {before}..{after}: {line}"
+        );
+    }
+}
