@@ -476,7 +476,7 @@ impl Core {
                 self.verdict = Verdict::Valid(now);
                 let left = token.remaining(now);
                 if left > chrono::Duration::zero() {
-                    info!(account = %name, "Token valid, expires in {:.1} hours", left.num_seconds() as f64 / 3600.0);
+                    info!(account = %name, "Token valid, expires in {}", hours_or_clock(left));
                 } else {
                     warn!(
                         account = %name,
@@ -842,6 +842,15 @@ pub fn human(d: Duration) -> String {
         Duration::from_millis(d.as_millis() as u64)
     };
     humantime::format_duration(rounded).to_string()
+}
+
+/// `18.3 hours`, or `0:04:57` under an hour (where tenths of an hour say little).
+fn hours_or_clock(d: chrono::Duration) -> String {
+    if d >= chrono::Duration::hours(1) {
+        format!("{:.1} hours", d.num_seconds() as f64 / 3600.0)
+    } else {
+        clock_style(d)
+    }
 }
 
 /// `0:45:00`, the form the log uses for time left.

@@ -58,8 +58,20 @@ impl LogFormatter for Format {
         } else {
             (width, 0)
         };
-        // tracing's fields arrive as " account: default Login started…".
-        let msg = evt.msg().trim_start();
+        // tracing's fields arrive as " account: default Login started…": show the account
+        // as a short tag instead.
+        let raw = evt.msg().trim_start();
+        let tagged;
+        let msg = match raw
+            .strip_prefix("account: ")
+            .and_then(|r| r.split_once(' '))
+        {
+            Some((account, rest)) => {
+                tagged = format!("[{account}] {rest}");
+                tagged.as_str()
+            }
+            None => raw,
+        };
         let mut parts = msg.lines().flat_map(|l| text::wrap_all(l, msg_w));
         let first = parts.next().unwrap_or_default();
         let mut out = Vec::new();
