@@ -1534,7 +1534,16 @@ fn state_notice(
         TokenState::Warning => (
             Level::Warning,
             "Token expires soon".into(),
-            format!("{left} left; renewal follows"),
+            match snap.strategy {
+                Strategy::None => format!("{left} left; press l to log in before it expires"),
+                Strategy::Browser => {
+                    format!("{left} left; a login opens when renewal is due (or press l)")
+                }
+                Strategy::TokenRequest => {
+                    format!("{left} left; approve the token request on your phone when it comes")
+                }
+                Strategy::Command => format!("{left} left; renew.command runs when renewal is due"),
+            },
         ),
         TokenState::Critical => (
             Level::Warning,
