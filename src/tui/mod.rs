@@ -77,14 +77,15 @@ pub async fn run(config: Config, options: Options) -> u8 {
         unicode,
     );
 
-    let mut terminal = match ratatui::try_init() {
+    install_panic_hook();
+    let mut terminal = match enter_terminal() {
         Ok(t) => t,
         Err(e) => {
+            leave_terminal();
             eprintln!("tokenwatch: cannot take over the terminal: {e}");
             return 1;
         }
     };
-    install_panic_hook();
     let code = event_loop(
         &mut terminal,
         &mut app,
@@ -93,7 +94,10 @@ pub async fn run(config: Config, options: Options) -> u8 {
         clock.as_ref(),
     )
     .await;
-    ratatui::restore();
+    // Not dropped: ratatui's Terminal prints to stderr from its Drop when the cursor cannot be
+    // shown, which panics when the terminal is gone. leave_terminal shows the cursor instead.
+    std::mem::forget(terminal);
+    leave_terminal();
     for w in workers.values() {
         let _ = w.commands.send(Command::Shutdown).await;
     }
@@ -159,8 +163,9 @@ async fn event_loop(
                 None => return 1,
             },
             _ = tokio::time::sleep(wait) => {}
-            _ = term.recv() => return 0,
-            _ = hup.recv() => return 0,
+            // Ended by a signal: restore the terminal and exit 128 + its number.
+            _ = term.recv() => return 128 + libc::SIGTERM as u8,
+            _ = hup.recv() => return 128 + libc::SIGHUP as u8,
         }
     }
 }
@@ -171,12 +176,32 @@ fn until_next_second(now: DateTime<Utc>) -> Duration {
     Duration::from_millis(1000 - ms.min(999))
 }
 
+/// Raw mode and the alternate screen. Done by hand rather than with `ratatui::init`, whose
+/// restore prints to stderr on failure: when the terminal is gone (window closed, SSH
+/// dropped) that print panics, and a panic inside the panic hook aborts.
+fn enter_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Leave raw mode and the alternate screen and show the cursor; errors are ignored (there is
+/// nothing to tell them to when the terminal is gone).
+fn leave_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
 /// A panic anywhere (a background task too) restores the terminal and ends the process, so
 /// the terminal is never left raw under a half-alive dashboard.
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        ratatui::restore();
+        leave_terminal();
         previous(info);
         std::process::exit(101);
     }));

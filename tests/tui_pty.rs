@@ -1,0 +1,767 @@
+//! The real dashboard in a real terminal: `tokenwatch demo` (the dashboard against the
+//! embedded simulator, SPEC §5 and §7) runs in a detached tmux session, keys go in with
+//! `send-keys`, and the screen comes back with `capture-pane` — the text, and with `-e` the
+//! colours.
+//!
+//! Each test has its own tmux server (`tmux -L tokenwatch-test-<unique>`), killed when the test
+//! ends, passes or panics (`Drop`). HOME, the XDG folders and TMPDIR point into a temporary
+//! folder, so nothing of the user's is read or touched. Every wait polls the screen against a
+//! deadline; none relies on a fixed sleep. Every screen captured is also checked for a token
+//! shown in full (SPEC §8).
+//!
+//! Needs `tmux` (CI's `.ci/run` installs it when missing).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long one step may take: the dashboard appearing, a key's effect, a state change.
+const STEP: Duration = Duration::from_secs(20);
+/// How often the screen is read while waiting.
+const POLL: Duration = Duration::from_millis(100);
+/// The terminal's size.
+const COLS: &str = "100";
+const ROWS: &str = "30";
+
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// `text` quoted for `sh`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// One `tokenwatch` in one terminal (a tmux server of its own). Killed on drop.
+struct Term {
+    socket: String,
+    /// The server's socket file, removed on drop (tmux leaves it behind).
+    socket_path: Option<PathBuf>,
+    pid_file: PathBuf,
+    home: PathBuf,
+    /// Removed after the server (and with it tokenwatch) is gone: `Drop::drop` runs first.
+    _dir: tempfile::TempDir,
+}
+
+impl Term {
+    /// Start `tokenwatch demo <demo_args>` in a 100×30 terminal. `no_color` sets `NO_COLOR=1`.
+    fn demo(name: &str, demo_args: &[&str], no_color: bool) -> Term {
+        let dir = tempfile::Builder::new()
+            .prefix("tw-tui-pty-")
+            .tempdir()
+            .expect("a temporary folder");
+        let home = dir.path().join("home");
+        for sub in [
+            "",
+            ".config",
+            ".local/share",
+            ".local/state",
+            ".cache",
+            "run",
+            "tmp",
+        ] {
+            std::fs::create_dir_all(home.join(sub)).expect("the fake home's folders");
+        }
+        // XDG_RUNTIME_DIR must be the user's alone.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.join("run"), std::fs::Permissions::from_mode(0o700))
+            .expect("the fake runtime folder's mode");
+        let socket = format!(
+            "tokenwatch-test-{}-{}-{name}",
+            std::process::id(),
+            SESSIONS.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut term = Term {
+            socket,
+            socket_path: None,
+            pid_file: dir.path().join("tokenwatch.pid"),
+            home,
+            _dir: dir,
+        };
+
+        let bin = assert_cmd::cargo::cargo_bin("tokenwatch");
+        let mut exports = vec![
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+            ("TERM".to_string(), "xterm-256color".to_string()),
+        ];
+        exports.extend(term.home_env());
+        if no_color {
+            exports.push(("NO_COLOR".into(), "1".into()));
+        }
+        let exports: Vec<String> = exports
+            .iter()
+            .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+            .collect();
+        let args: Vec<String> = demo_args.iter().map(|a| sh_quote(a)).collect();
+        // The inner `sh` writes its pid and then becomes tokenwatch (`exec`), so the pid file
+        // holds tokenwatch's own pid; the outer shell prints the exit code once it ends.
+        let script = format!(
+            "unset LC_ALL LC_CTYPE NO_COLOR TMUX; export {exports}; \
+             sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {bin} demo {args}; \
+             echo EXITED:$?; sleep 30",
+            exports = exports.join(" "),
+            pid = sh_quote(&term.pid_file.to_string_lossy()),
+            bin = sh_quote(&bin.to_string_lossy()),
+            args = args.join(" "),
+        );
+        let out = term.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            COLS,
+            "-y",
+            ROWS,
+            &script,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        term.socket_path = Some(PathBuf::from(term.display("#{socket_path}")))
+            .filter(|p| p.file_name().is_some_and(|n| *n == *term.socket));
+        term
+    }
+
+    /// HOME and the XDG folders, inside the temporary folder.
+    fn home_env(&self) -> Vec<(String, String)> {
+        let at = |p: &str| self.home.join(p).to_string_lossy().into_owned();
+        vec![
+            ("HOME".into(), at("")),
+            ("XDG_CONFIG_HOME".into(), at(".config")),
+            ("XDG_DATA_HOME".into(), at(".local/share")),
+            ("XDG_STATE_HOME".into(), at(".local/state")),
+            ("XDG_CACHE_HOME".into(), at(".cache")),
+            ("XDG_RUNTIME_DIR".into(), at("run")),
+            ("TMPDIR".into(), at("tmp")),
+        ]
+    }
+
+    /// Run a tmux command against this test's server, with a clean environment: no user
+    /// config (`-f /dev/null`), `/bin/sh` as the shell, UTF-8.
+    fn tmux(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("tmux");
+        cmd.env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("SHELL", "/bin/sh")
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "xterm-256color")
+            .envs(self.home_env())
+            .args(["-u", "-f", "/dev/null", "-L", &self.socket])
+            .args(args);
+        match cmd.output() {
+            Ok(out) => out,
+            Err(e) => panic!(
+                "cannot run tmux ({e}); these tests need it: apt-get install tmux (.ci/run does)"
+            ),
+        }
+    }
+
+    /// The screen as text. Fails the test if it shows a token in full.
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-t", "main"]);
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_no_full_token(&screen);
+        screen
+    }
+
+    /// The screen with its colours and attributes as SGR escapes.
+    fn screen_with_colours(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-e", "-t", "main"]);
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_no_full_token(&strip_escapes(&screen));
+        screen
+    }
+
+    /// Wait until `ready` holds for the screen; the screen then. Panics with the last screen
+    /// after `STEP`.
+    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("{what}: not within {STEP:?}; the screen is:\n{screen}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Wait until `text` is on the screen.
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?} on screen"), |s| s.contains(text))
+    }
+
+    /// Wait until `text` is gone from the screen.
+    fn wait_gone(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?} gone"), |s| !s.contains(text))
+    }
+
+    /// Press keys (tmux key names: `r`, `Escape`, `?`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        let out = self.tmux(&args);
+        assert!(
+            out.status.success(),
+            "send-keys {keys:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A tmux format for the pane (`#{alternate_on}`, `#{cursor_flag}`).
+    fn display(&self, format: &str) -> String {
+        let out = self.tmux(&["display-message", "-p", "-t", "main", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// tokenwatch's pid, from the file its shell wrote before becoming it.
+    fn pid(&self) -> libc::pid_t {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no pid in {} within {STEP:?}",
+                self.pid_file.display()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Wait until tokenwatch has ended; its exit code and the screen then.
+    fn exit_code(&self) -> (i32, String) {
+        // Anywhere on a line: a program that never left the alternate screen gets the shell's
+        // text wherever its cursor was.
+        let code_in = |s: &str| -> Option<i32> {
+            let rest = &s[s.find("EXITED:")? + "EXITED:".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        let screen = self.wait_until("the program's exit code", |s| code_in(s).is_some());
+        (code_in(&screen).expect("an exit code"), screen)
+    }
+
+    /// The terminal is as tokenwatch found it: main screen, cursor shown, no dashboard left.
+    fn assert_restored(&self, screen: &str) {
+        assert_eq!(
+            self.display("#{alternate_on}"),
+            "0",
+            "the alternate screen is still on after tokenwatch ended:\n{screen}"
+        );
+        assert_eq!(
+            self.display("#{cursor_flag}"),
+            "1",
+            "the cursor is still hidden after tokenwatch ended:\n{screen}"
+        );
+        for piece in ["┌", "└", "│", "Notifications", "HEALTHY"] {
+            assert!(
+                !screen.contains(piece),
+                "the dashboard ({piece:?}) is still on screen after tokenwatch ended:\n{screen}"
+            );
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        // Ends the session, and with it (SIGHUP) tokenwatch and the shell's sleep.
+        let _ = self.tmux(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Panics if `screen` shows a JWT in full — three base64url parts joined by dots, longer than
+/// 40 characters — or the start of one beyond what masking keeps (`eyJ0…a1B2`).
+fn assert_no_full_token(screen: &str) {
+    if let Some(leak) = full_token_in(screen) {
+        panic!("a token is on screen in full ({leak:?}):\n{screen}");
+    }
+}
+
+fn full_token_in(screen: &str) -> Option<String> {
+    let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=');
+    for line in screen.lines() {
+        for run in line.split(|c: char| !token_char(c)) {
+            let parts = run.split('.').filter(|p| !p.is_empty()).count();
+            if parts >= 3 && run.len() > 40 {
+                return Some(run.to_string());
+            }
+            // A token cut by a pane's border still starts like one: `eyJ` and a long tail.
+            if let Some(at) = run.find("eyJ")
+                && run[at..].len() > 12
+            {
+                return Some(run.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// A cell's colour as the terminal holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Colour {
+    Default,
+    /// The 256-colour palette (0–7 the basic colours, whether set by `3x` or `38;5;x`).
+    Indexed(u8),
+    Rgb(u8, u8, u8),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    ch: char,
+    fg: Colour,
+    bg: Colour,
+}
+
+/// `capture-pane -e` output as rows of cells with their colours.
+fn cells(capture: &str) -> Vec<Vec<Cell>> {
+    let (mut fg, mut bg) = (Colour::Default, Colour::Default);
+    let mut rows = Vec::new();
+    for line in capture.lines() {
+        let mut row = Vec::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\x1b' {
+                row.push(Cell { ch: c, fg, bg });
+                continue;
+            }
+            if chars.peek() != Some(&'[') {
+                chars.next(); // some other escape: skip its one character
+                continue;
+            }
+            chars.next();
+            let mut params = String::new();
+            let mut last = None;
+            for c in chars.by_ref() {
+                if ('\x40'..='\x7e').contains(&c) {
+                    last = Some(c);
+                    break;
+                }
+                params.push(c);
+            }
+            if last == Some('m') {
+                sgr(&params, &mut fg, &mut bg);
+            }
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+/// Apply one SGR sequence's parameters to the current colours.
+fn sgr(params: &str, fg: &mut Colour, bg: &mut Colour) {
+    let nums: Vec<u16> = params
+        .split([';', ':'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    let mut i = 0;
+    while i < nums.len() {
+        let n = nums[i];
+        let target = if matches!(n, 38 | 48) {
+            if n == 38 { &mut *fg } else { &mut *bg }
+        } else {
+            match n {
+                0 => {
+                    *fg = Colour::Default;
+                    *bg = Colour::Default;
+                }
+                30..=37 => *fg = Colour::Indexed((n - 30) as u8),
+                39 => *fg = Colour::Default,
+                40..=47 => *bg = Colour::Indexed((n - 40) as u8),
+                49 => *bg = Colour::Default,
+                90..=97 => *fg = Colour::Indexed((n - 90 + 8) as u8),
+                100..=107 => *bg = Colour::Indexed((n - 100 + 8) as u8),
+                _ => {}
+            }
+            i += 1;
+            continue;
+        };
+        let byte = |k: usize| nums.get(k).copied().unwrap_or(0) as u8;
+        match nums.get(i + 1) {
+            Some(5) => {
+                *target = Colour::Indexed(byte(i + 2));
+                i += 3;
+            }
+            Some(2) => {
+                *target = Colour::Rgb(byte(i + 2), byte(i + 3), byte(i + 4));
+                i += 5;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// The screen's text without its escapes.
+fn strip_escapes(capture: &str) -> String {
+    cells(capture)
+        .iter()
+        .map(|row| row.iter().map(|c| c.ch).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The foreground colours of the first occurrence of `word` on the screen (top to bottom).
+fn colours_of(capture: &str, word: &str) -> Option<Vec<Colour>> {
+    let word: Vec<char> = word.chars().collect();
+    cells(capture).into_iter().find_map(|row| {
+        row.windows(word.len())
+            .find(|w| w.iter().map(|c| c.ch).eq(word.iter().copied()))
+            .map(|w| w.iter().map(|c| c.fg).collect())
+    })
+}
+
+/// The countdown `0h 04m 57s` after `Token: `, in seconds, with its text.
+fn countdown(screen: &str) -> Option<(u64, String)> {
+    let line = screen.lines().find(|l| l.contains("Token: "))?;
+    let rest = &line[line.find("Token: ")? + "Token: ".len()..];
+    let parts: Vec<&str> = rest.split_whitespace().take(3).collect();
+    let [h, m, sec] = parts.as_slice() else {
+        return None;
+    };
+    let num = |part: &str, unit: char| part.strip_suffix(unit)?.parse::<u64>().ok();
+    let secs = num(h, 'h')? * 3600 + num(m, 'm')? * 60 + num(sec, 's')?;
+    Some((secs, parts.join(" ")))
+}
+
+/// The log pane's rows: what is right of the notifications pane.
+fn log_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .filter_map(|l| l.split_once("││").map(|(_, log)| log))
+        .collect()
+}
+
+/// The screen helpers themselves: they find what they look for, and only that.
+#[test]
+fn screen_helpers_catch_what_they_look_for() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQjEyMzQifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+    assert!(full_token_in(&format!("│ Token  {jwt} │")).is_some());
+    assert!(full_token_in("│ Token  eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOi│").is_some());
+    assert!(full_token_in("│ Token        eyJ0…d1MM     │ /tmp/x/upstox_token.json").is_none());
+    assert!(full_token_in("http://127.0.0.1:42957/v2/login/authorization/dialog?x=1").is_none());
+
+    let capture = " \x1b[1m\x1b[38;2;255;165;0mWARNING\x1b[0m\x1b[39m\x1b[49m · \
+                   \x1b[31mCRITICAL\x1b[39m \x1b[38;5;2mOK\x1b[39m\n\x1b[44mx";
+    let orange = Colour::Rgb(255, 165, 0);
+    assert_eq!(colours_of(capture, "WARNING"), Some(vec![orange; 7]));
+    assert_eq!(
+        colours_of(capture, "CRITICAL"),
+        Some(vec![Colour::Indexed(1); 8])
+    );
+    assert_eq!(colours_of(capture, "OK"), Some(vec![Colour::Indexed(2); 2]));
+    assert_eq!(colours_of(capture, " · "), Some(vec![Colour::Default; 3]));
+    assert_eq!(cells(capture)[1][0].bg, Colour::Indexed(4));
+    assert_eq!(
+        strip_escapes(capture),
+        " WARNING · CRITICAL OK\nx".to_string()
+    );
+
+    assert_eq!(
+        countdown(" 🔑 Token: 0h 04m 57s left · expires"),
+        Some((297, "0h 04m 57s".to_string()))
+    );
+    assert_eq!(countdown(" Token: EXPIRED · expired Thu"), None);
+}
+
+#[test]
+fn demo_shows_the_dashboard_and_the_countdown_moves() {
+    let term = Term::demo("countdown", &["--expires-in", "5m"], false);
+    let screen = term.wait_until("the dashboard with a 4-minute countdown", |s| {
+        s.contains("HEALTHY") && s.contains("Token: 0h 04m")
+    });
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("tokenwatch · demo") && header.contains("HEALTHY"),
+        "the header is not `tokenwatch · demo … HEALTHY`:\n{screen}"
+    );
+    let (first, first_text) =
+        countdown(&screen).unwrap_or_else(|| panic!("no countdown on:\n{screen}"));
+    assert!(
+        (180..300).contains(&first),
+        "a 5-minute token shows {first_text}:\n{screen}"
+    );
+
+    // The countdown redraws every second on its own, without a key or an event.
+    let screen = term.wait_until("the countdown moving", |s| {
+        countdown(s).is_some_and(|(_, text)| text != first_text)
+    });
+    let (now, now_text) = countdown(&screen).expect("a countdown");
+    assert!(
+        now < first,
+        "the countdown went from {first_text} to {now_text}, not down:\n{screen}"
+    );
+    assert!(
+        first - now <= 20,
+        "the countdown jumped from {first_text} to {now_text}:\n{screen}"
+    );
+}
+
+#[test]
+fn r_validates_and_l_logs_in_and_q_quits_cleanly() {
+    let term = Term::demo("keys", &["--expires-in", "5m"], false);
+    term.wait_until("the dashboard, validated once", |s| {
+        s.contains("HEALTHY") && log_rows(s).iter().any(|r| r.contains("Token valid"))
+    });
+    assert_eq!(term.display("#{alternate_on}"), "1", "no alternate screen");
+    assert_eq!(term.display("#{cursor_flag}"), "0", "the cursor is shown");
+
+    // r: a real validation, logged after the request.
+    term.keys(&["r"]);
+    term.wait_until("`Refresh requested` then `Token valid` in the log", |s| {
+        let rows = log_rows(s);
+        rows.iter()
+            .rposition(|r| r.contains("Refresh requested"))
+            .is_some_and(|at| rows[at + 1..].iter().any(|r| r.contains("Token valid")))
+    });
+
+    // l: a real OAuth round trip through the loopback callback.
+    term.keys(&["l"]);
+    let screen = term.wait_until("the login's result", |s| {
+        s.contains("Logged in") || s.contains("logged in, valid until")
+    });
+    if screen.contains("┌ Log in to Upstox") {
+        term.keys(&["Escape"]);
+        term.wait_gone("┌ Log in to Upstox");
+    }
+
+    // d: the details show the token masked, never whole.
+    term.keys(&["d"]);
+    let screen = term.wait_for("Token details");
+    let masked = screen
+        .match_indices("eyJ")
+        .any(|(at, _)| screen[at..].chars().take(8).any(|c| c == '…'));
+    assert!(masked, "no masked token (eyJ…) in the details:\n{screen}");
+    assert_no_full_token(&screen);
+    term.keys(&["Escape"]);
+    term.wait_gone("Token details");
+
+    // ?: the help.
+    term.keys(&["?"]);
+    term.wait_for("┌ Keys");
+    term.keys(&["Escape"]);
+    term.wait_gone("┌ Keys");
+
+    // q: exit 0, terminal restored.
+    term.keys(&["q"]);
+    let (code, screen) = term.exit_code();
+    assert_eq!(code, 0, "q did not exit 0:\n{screen}");
+    term.assert_restored(&screen);
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    for (name, signal) in [("sigterm", libc::SIGTERM), ("sighup", libc::SIGHUP)] {
+        let term = Term::demo(name, &["--expires-in", "5m"], false);
+        term.wait_for("HEALTHY");
+        // The dashboard holds the terminal: alternate screen on, cursor hidden.
+        assert_eq!(
+            term.display("#{alternate_on}"),
+            "1",
+            "{name}: no alternate screen"
+        );
+        assert_eq!(
+            term.display("#{cursor_flag}"),
+            "0",
+            "{name}: the cursor is shown"
+        );
+
+        let pid = term.pid();
+        // SAFETY: kill(2) with a pid this test started and a valid signal number.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "{name}: kill({pid}) failed");
+
+        let (code, screen) = term.exit_code();
+        // Handled: the terminal is restored (a process killed by the signal could not do that)
+        // and the exit code is the shell's convention for "ended by this signal", non-zero as
+        // SPEC §5 asks.
+        assert_eq!(code, 128 + signal, "{name}: exit {code}:\n{screen}");
+        term.assert_restored(&screen);
+    }
+}
+
+#[test]
+fn the_gauge_is_coloured_by_state() {
+    let term = Term::demo("colours", &["--expires-in", "70s"], false);
+    // 70 s left: under warning_before (3 min), over critical_before (1 min).
+    term.wait_for("WARNING");
+    let capture = term.screen_with_colours();
+    let orange = Colour::Rgb(255, 165, 0);
+    assert!(
+        capture.contains("38;2;255;165;0"),
+        "no orange (38;2;255;165;0) on the screen:\n{capture:?}"
+    );
+    assert_eq!(
+        colours_of(&capture, "WARNING"),
+        Some(vec![orange; 7]),
+        "WARNING is not orange:\n{capture:?}"
+    );
+    let (_, left) = countdown(&strip_escapes(&capture)).expect("a countdown");
+    assert!(
+        colours_of(&capture, &left).is_some_and(|c| c.iter().all(|&c| c == orange)),
+        "the countdown {left} is not orange:\n{capture:?}"
+    );
+    assert!(
+        colours_of(&capture, "█").is_some_and(|c| c == [orange]),
+        "the gauge is not orange:\n{capture:?}"
+    );
+
+    // Under a minute left: critical, red, and a banner saying so.
+    term.wait_until("CRITICAL with `Token expiring soon`", |s| {
+        s.contains("CRITICAL") && s.contains("Token expiring soon")
+    });
+    let capture = term.screen_with_colours();
+    // ratatui (through crossterm) writes Color::Red as the palette's colour 1: `38;5;1`.
+    assert!(
+        capture.contains("\x1b[38;5;1m"),
+        "no red (38;5;1) on the screen:\n{capture:?}"
+    );
+    assert_eq!(
+        colours_of(&capture, "CRITICAL"),
+        Some(vec![Colour::Indexed(1); 8]),
+        "CRITICAL is not red:\n{capture:?}"
+    );
+    assert!(
+        colours_of(&capture, "█").is_some_and(|c| c == [Colour::Indexed(1)]),
+        "the gauge is not red:\n{capture:?}"
+    );
+    assert!(
+        !strip_escapes(&capture).contains("WARNING"),
+        "WARNING is still shown beside CRITICAL:\n{capture:?}"
+    );
+}
+
+#[test]
+fn no_color_has_no_colour_escapes() {
+    let term = Term::demo("nocolor", &["--expires-in", "70s"], true);
+    // Warning (a notification and a WARN log line), then critical: every coloured thing shows.
+    for (state, banner) in [
+        ("WARNING", "Token expires soon"),
+        ("CRITICAL", "Token expiring soon"),
+    ] {
+        term.wait_until(&format!("{state} with {banner:?}"), |s| {
+            s.contains(state) && s.contains(banner) && s.contains("Token: 0h 0")
+        });
+        let capture = term.screen_with_colours();
+        for sgr in ["38;", "48;"] {
+            assert!(
+                !capture.contains(sgr),
+                "NO_COLOR, yet a colour ({sgr}) on the {state} screen:\n{capture:?}"
+            );
+        }
+        let coloured: Vec<char> = cells(&capture)
+            .iter()
+            .flatten()
+            .filter(|c| c.fg != Colour::Default || c.bg != Colour::Default)
+            .map(|c| c.ch)
+            .collect();
+        assert!(
+            coloured.is_empty(),
+            "NO_COLOR, yet {} cells coloured on the {state} screen ({:?}…):\n{capture:?}",
+            coloured.len(),
+            coloured.iter().take(40).collect::<String>()
+        );
+        assert!(
+            strip_escapes(&capture)
+                .lines()
+                .next()
+                .is_some_and(|h| h.contains(state)),
+            "the header does not carry the state word {state}:\n{capture:?}"
+        );
+    }
+}
+
+/// The demo's state folder goes into the fake TMPDIR, not the machine's.
+#[test]
+fn the_demo_runs_inside_the_fake_home() {
+    let term = Term::demo("home", &["--expires-in", "5m"], false);
+    term.wait_for("HEALTHY");
+    let tmp = term.home.join("tmp");
+    let demo_dirs = std::fs::read_dir(&tmp)
+        .expect("the fake TMPDIR")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("tokenwatch-demo-")
+        })
+        .count();
+    assert_eq!(
+        demo_dirs,
+        1,
+        "the demo's folder is not in the fake TMPDIR {}",
+        tmp.display()
+    );
+}
+
+#[test]
+fn closing_the_terminal_ends_the_dashboard_cleanly() {
+    // The window closes (or SSH drops): tokenwatch must end without a crash and clean up
+    // the demo's temporary folder.
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    let err = tmp.path().join("stderr.txt");
+    let socket = format!("tokenwatch-test-close-{}", std::process::id());
+    let bin = assert_cmd::cargo::cargo_bin("tokenwatch");
+    let cmd = format!(
+        "env LANG=C.UTF-8 TERM=xterm-256color HOME='{h}' TMPDIR='{t}' '{b}' demo 2>'{e}'",
+        h = tmp.path().display(),
+        t = tmpdir.display(),
+        b = bin.display(),
+        e = err.display()
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        tmux(&["new-session", "-d", "-x", "100", "-y", "30", &cmd])
+            .status
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+        if screen.contains("HEALTHY") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not start:\n{screen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_dir(&tmpdir).unwrap().count(),
+        1,
+        "the demo's folder exists"
+    );
+    tmux(&["kill-server"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&tmpdir).unwrap().count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo's folder was left behind"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
