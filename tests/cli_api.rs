@@ -248,10 +248,11 @@ fn daemon_validates_and_stops_cleanly_on_sigterm_and_sigint() {
 
 #[test]
 fn refresh_with_token_request_completes_through_the_notifier_webhook() {
-    let hook_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Below the ephemeral range, so no outgoing connection takes it before the notifier binds.
+    let hook_port = (21_000..30_000)
+        .map(|p| p + (std::process::id() % 500) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .unwrap();
     let hook = format!("http://127.0.0.1:{hook_port}/upstox-hook-test");
     let sim = SimProcess::start_with(&["--auto-approve", "--notifier-url", &hook]);
     let sb = Sandbox::new(&sim.base);

@@ -160,13 +160,19 @@ impl Leaks {
 // Ports and addresses
 // ---------------------------------------------------------------------------------------
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range (32768+): a port
+/// from `bind(":0")` comes from that range, and an outgoing connection of another test can
+/// take it between this check and the login's own bind.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 12_000) as u16;
+    loop {
+        let port = 20_000 + (offset + NEXT.fetch_add(7, Ordering::Relaxed) % 12_000) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// True when `port` can be bound on 127.0.0.1 and (where IPv6 exists) on ::1.

@@ -42,13 +42,15 @@ async fn demo(expires_in: Duration) -> u8 {
             return 1;
         }
     };
-    // The callback port: any free loopback port; the simulator is told the same redirect URI.
-    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(a) => a.port(),
-        Err(e) => {
-            eprintln!("tokenwatch: no free loopback port for the demo: {e}");
-            return 1;
-        }
+    // The callback port: a free loopback port below the ephemeral range (32768+), so that no
+    // outgoing connection takes it before `l` binds it. The simulator gets the same URI.
+    let offset = fastrand::u16(0..10_000);
+    let free = (0..10_000u16)
+        .map(|i| 20_000 + (offset + i) % 10_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+    let Some(port) = free else {
+        eprintln!("tokenwatch: no free loopback port between 20000 and 30000 for the demo's login");
+        return 1;
     };
     let redirect = format!("http://localhost:{port}/callback");
     let sim_config = SimConfig {
