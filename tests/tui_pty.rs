@@ -82,6 +82,7 @@ impl Term {
         let mut exports = vec![
             ("LANG".to_string(), "C.UTF-8".to_string()),
             ("TERM".to_string(), "xterm-256color".to_string()),
+            ("COLORTERM".to_string(), "truecolor".to_string()),
         ];
         exports.extend(term.home_env());
         if no_color {

@@ -260,6 +260,8 @@ pub struct App {
     pub color: bool,
     /// False when the terminal cannot show emoji: plain text instead of 🔑.
     pub unicode: bool,
+    /// False when the terminal lacks 24-bit colour: orange is 256-colour 208 instead.
+    pub truecolor: bool,
     /// A critical notification arrived since the last draw: ring the bell once.
     pub bell: bool,
     /// Set by `q`.
@@ -295,6 +297,7 @@ impl App {
             dismiss_after,
             color,
             unicode,
+            truecolor: true,
             bell: false,
             quit: false,
             log: tui_logger::TuiWidgetState::new(),

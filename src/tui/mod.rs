@@ -76,6 +76,8 @@ pub async fn run(config: Config, options: Options) -> u8 {
         color,
         unicode,
     );
+    // Orange needs 24-bit colour; terminals that have it say so in COLORTERM.
+    app.truecolor = std::env::var("COLORTERM").is_ok_and(|v| v == "truecolor" || v == "24bit");
 
     install_panic_hook();
     let mut terminal = match enter_terminal() {

@@ -64,7 +64,7 @@ pub fn render(app: &App, now: DateTime<Utc>, frame: &mut Frame) {
 
 /// Draw the whole dashboard with these options.
 pub fn render_with(app: &App, now: DateTime<Utc>, frame: &mut Frame, options: Options) {
-    let t = Theme::new(app.color, app.unicode);
+    let t = Theme::new(app.color, app.unicode).with_truecolor(app.truecolor);
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(frame, area, &t);

@@ -24,17 +24,30 @@ pub struct Theme {
     pub color: bool,
     /// Emoji and symbol glyphs allowed.
     pub unicode: bool,
+    /// 24-bit colour; without it orange is 256-colour 208.
+    pub truecolor: bool,
 }
 
 impl Theme {
     /// The theme for these terminal capabilities.
     pub fn new(color: bool, unicode: bool) -> Theme {
-        Theme { color, unicode }
+        Theme {
+            color,
+            unicode,
+            truecolor: true,
+        }
+    }
+
+    /// The same theme for a terminal with or without 24-bit colour.
+    pub fn with_truecolor(self, truecolor: bool) -> Theme {
+        Theme { truecolor, ..self }
     }
 
     /// `style` as this terminal may show it: without colours under `NO_COLOR`.
     pub fn paint(&self, style: Style) -> Style {
-        if self.color {
+        if self.color && !self.truecolor && style.fg == Some(ORANGE) {
+            style.fg(Color::Indexed(208))
+        } else if self.color {
             style
         } else {
             Style {
@@ -172,5 +185,25 @@ impl Theme {
     /// The `×` of `60×12`.
     pub fn times(&self) -> &'static str {
         if self.unicode { "×" } else { "x" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orange_falls_back_to_256_colours_and_no_color_strips_it() {
+        let orange = Style::default().fg(ORANGE);
+        assert_eq!(Theme::new(true, true).paint(orange).fg, Some(ORANGE));
+        let t = Theme::new(true, true).with_truecolor(false);
+        assert_eq!(t.paint(orange).fg, Some(Color::Indexed(208)));
+        assert_eq!(
+            Theme::new(false, true)
+                .with_truecolor(false)
+                .paint(orange)
+                .fg,
+            None
+        );
     }
 }
