@@ -220,7 +220,9 @@ pub struct Core {
     client: UpstoxClient,
     store: TokenStore,
     token: Option<Token>,
-    token_mtime: Option<SystemTime>,
+    /// What the token file looked like when last read (inode, size, mtime): any change means
+    /// someone replaced it.
+    token_stamp: Option<FileStamp>,
     token_error: Option<String>,
     verdict: Verdict,
     last_validation_at: Option<DateTime<Utc>>,
@@ -259,7 +261,7 @@ impl Core {
             client,
             store,
             token: None,
-            token_mtime: None,
+            token_stamp: None,
             token_error: None,
             verdict: Verdict::Unknown,
             last_validation_at: None,
@@ -340,10 +342,7 @@ impl Core {
     /// Re-read the token file when it changed on disk (another process stored a token, or
     /// the user replaced it). A new token starts with no verdict.
     pub fn reload_if_changed(&mut self) -> bool {
-        let mtime = std::fs::metadata(&self.account.token.path)
-            .and_then(|m| m.modified())
-            .ok();
-        if mtime == self.token_mtime {
+        if file_stamp(&self.account.token.path) == self.token_stamp {
             return false;
         }
         let before = self.token.as_ref().map(|t| t.access_token.clone());
@@ -360,9 +359,7 @@ impl Core {
     }
 
     fn reload_token(&mut self) {
-        self.token_mtime = std::fs::metadata(&self.account.token.path)
-            .and_then(|m| m.modified())
-            .ok();
+        self.token_stamp = file_stamp(&self.account.token.path);
         let before = self.token.as_ref().map(|t| t.access_token.clone());
         match self.store.read() {
             Ok(t) => {
@@ -669,9 +666,7 @@ impl Core {
         }
         self.token = Some(token);
         self.token_error = None;
-        self.token_mtime = std::fs::metadata(&self.account.token.path)
-            .and_then(|m| m.modified())
-            .ok();
+        self.token_stamp = file_stamp(&self.account.token.path);
         if changed && let Some(t) = &self.token {
             crate::sink::hand_on(
                 &self.account.name,
@@ -753,6 +748,15 @@ impl Core {
             _ => format!("cannot serve the token-request notifier on {listen}: {e}"),
         })
     }
+}
+
+/// A file's inode, size and modification time.
+type FileStamp = (u64, u64, SystemTime);
+
+fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
 }
 
 /// Why one renewal attempt failed.

@@ -38,13 +38,9 @@ pub(super) fn run(
     };
     let path = &config.account.token.path;
     let read = read_token_file(path);
-    let mut report = StatusReport::new(
-        &config.account.name,
-        path,
-        &read,
-        Utc::now(),
-        config.thresholds(),
-    );
+    // One `now` for the state, the exit code and every line printed.
+    let now = Utc::now();
+    let mut report = StatusReport::new(&config.account.name, path, &read, now, config.thresholds());
     let validation = match (&read, validate) {
         (Ok(Some(_)), true) => Some(validate_once(&config)),
         _ => None,
@@ -59,7 +55,13 @@ pub(super) fn run(
         );
         return report.exit_code();
     }
-    print_human(&config, &read, &report, validation.as_ref().map(|(v, _)| v));
+    print_human(
+        &config,
+        &read,
+        &report,
+        validation.as_ref().map(|(v, _)| v),
+        now,
+    );
     report.exit_code()
 }
 
@@ -87,10 +89,10 @@ fn print_human(
     read: &Result<Option<Token>, crate::token::TokenFileError>,
     report: &StatusReport,
     validation: Option<&Validation>,
+    now: DateTime<Utc>,
 ) {
     let account = &config.account.name;
     let path = &config.account.token.path;
-    let now = Utc::now();
     match read {
         Err(e) => {
             println!("UNKNOWN · {account}");
