@@ -68,3 +68,53 @@ proptest! {
         let _ = tokenwatch::config::duration::parse(&s);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Any time value in any time field either fails to parse cleanly or yields a token whose
+    /// times every later step (state, renewal schedule, IST formatting) can handle.
+    #[test]
+    fn any_time_fields_parse_into_times_the_schedule_can_handle(
+        field in prop_oneof![Just("expires_at"), Just("issued_at"), Just("created_at")],
+        value in prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| format!("\"{n}\"")),
+            // Epoch milliseconds at the very ends of what chrono can represent: these used to
+            // parse and then overflow the 03:30 arithmetic.
+            (8_210_266_876_799_999i64 - 2 * 86_400_000..=8_210_266_876_799_999).prop_map(|n| n.to_string()),
+            (-8_334_601_228_800_000i64..=-8_334_601_228_800_000 + 2 * 86_400_000).prop_map(|n| n.to_string()),
+            (-9999i32..99999, 1u32..13, 1u32..29).prop_map(|(y, m, d)| format!("\"{y:04}-{m:02}-{d:02}T03:30:00+05:30\"")),
+        ],
+        now_secs in 946_684_800i64..7_258_118_400,
+    ) {
+        let text = format!(r#"{{"access_token":"abcdefghijklmnopqrstuvwx","{field}":{value}}}"#);
+        let now = DateTime::from_timestamp(now_secs, 0).unwrap();
+        if let Ok(token) = parse_token(text.as_bytes(), Some(now)) {
+            let policy = tokenwatch::schedule::Policy {
+                check_interval: std::time::Duration::from_secs(1800),
+                refresh_before: std::time::Duration::from_secs(7 * 24 * 3600),
+                thresholds: tokenwatch::token::Thresholds {
+                    warning_before: std::time::Duration::from_secs(7 * 24 * 3600),
+                    critical_before: std::time::Duration::from_secs(7 * 24 * 3600),
+                },
+                strategy: tokenwatch::config::Strategy::Browser,
+                not_before: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                deadline: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            };
+            let facts = tokenwatch::schedule::Facts {
+                now,
+                expires_at: Some(token.expires_at),
+                verdict: tokenwatch::schedule::Verdict::Unknown,
+                last_validation_at: token.issued_at,
+                last_unattended_renewal_at: None,
+            };
+            let _ = tokenwatch::schedule::state(&facts, &policy);
+            let _ = tokenwatch::schedule::renewal(&facts, &policy);
+            let _ = tokenwatch::schedule::next_validation(&facts, &policy);
+            let _ = tokenwatch::status::ist_rfc3339(token.expires_at);
+            let _ = token.life_fraction(now);
+            let _ = tokenwatch::token::file::to_format1_json(&token);
+        }
+    }
+}
