@@ -13,6 +13,7 @@ pub mod paths;
 pub mod process;
 pub mod schedule;
 pub mod secret;
+mod serving;
 pub mod sink;
 pub mod status;
 pub mod token;

@@ -596,7 +596,6 @@ impl Core {
         let attempt = AtomicU32::new(0);
         let client = self.client.clone();
         let clock = self.clock.clone();
-        self.busy = true;
         let result = (|| {
             attempt.fetch_add(1, Ordering::Relaxed);
             fetch_and_verify(&argv, &client, clock.as_ref())
@@ -616,7 +615,6 @@ impl Core {
             );
         })
         .await;
-        self.busy = false;
         match result {
             Ok((token, profile)) => match self.store_token(token).await {
                 Ok(()) => {

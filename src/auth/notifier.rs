@@ -83,6 +83,7 @@
 
 use crate::clock::Clock;
 use crate::secret::Secret;
+use crate::serving::Running;
 use crate::token::expiry::{to_ist, upstox_expiry};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
 use crate::upstox::client::{ApiError, UpstoxClient};
@@ -97,7 +98,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 /// The largest delivery accepted. Upstox's payload is a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -114,8 +114,6 @@ pub const EXPIRY_SKEW: Duration = Duration::from_secs(60);
 
 /// How long a sender may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest [`NotifierServer::shutdown`] waits for open connections before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest payload value quoted in a rejection reason.
 const MAX_ECHO: usize = 40;
 /// A value sharing this many consecutive characters with the token is never echoed.
@@ -353,27 +351,14 @@ fn overlaps_token(chars: &[char], token: &str) -> bool {
 pub struct NotifierServer {
     /// The address the receiver listens on (the real port when port 0 was asked for).
     pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 impl NotifierServer {
-    /// Stop accepting connections, let open ones finish, and wait for the server to end (at
-    /// most a few seconds, then the remaining connections are cut).
-    pub async fn shutdown(mut self) {
-        self.stop.send_replace(true);
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for NotifierServer {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+    /// Stop accepting connections, let open ones finish, and wait for the server to end
+    /// (at most a few seconds, then the remaining connections are cut).
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
     }
 }
 
@@ -495,8 +480,7 @@ pub async fn serve(
     tracing::info!(%addr, "notifier webhook listening");
     Ok(NotifierServer {
         addr,
-        stop,
-        task: Some(task),
+        running: Running::new(stop, task),
     })
 }
 

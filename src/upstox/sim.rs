@@ -29,6 +29,7 @@
 
 use crate::clock::Clock;
 use crate::secret::Secret;
+use crate::serving::Running;
 use crate::token::expiry::upstox_expiry;
 use axum::Router;
 use axum::body::Bytes;
@@ -49,7 +50,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use url::Url;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -62,8 +62,6 @@ const CODE_LIFETIME_MINUTES: i64 = 10;
 const TIMEOUT_FAULT_SLEEP: Duration = Duration::from_secs(3600);
 /// Timeout for one webhook delivery.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest [`SimServer::shutdown`] waits for open connections before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 const EXCHANGES: [&str; 6] = ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD"];
 const PRODUCTS: [&str; 3] = ["D", "CO", "I"];
@@ -183,27 +181,14 @@ pub struct SimServer {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:PORT/` (or the bound address when it is not a wildcard).
     pub base_url: Url,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 impl SimServer {
     /// Stop accepting connections, let open ones finish, and wait for the server to end
     /// (at most a few seconds, then the remaining connections are cut).
-    pub async fn shutdown(mut self) {
-        self.stop.send_replace(true);
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for SimServer {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
     }
 }
 
@@ -563,8 +548,7 @@ impl Simulator {
         Ok(SimServer {
             addr,
             base_url,
-            stop,
-            task: Some(task),
+            running: Running::new(stop, task),
         })
     }
 
