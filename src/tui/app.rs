@@ -272,7 +272,7 @@ pub struct App {
 
 /// A command for the worker of one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Send {
+pub struct ToWorker {
     /// The account.
     pub account: String,
     /// The command.
@@ -342,7 +342,7 @@ impl App {
     }
 
     /// Apply a key. Returns the command to send, if any.
-    pub fn key(&mut self, key: KeyAction, now: DateTime<Utc>) -> Option<Send> {
+    pub fn key(&mut self, key: KeyAction, now: DateTime<Utc>) -> Option<ToWorker> {
         match key {
             KeyAction::Do(action) => self.update(action, now),
             KeyAction::Type(c) => {
@@ -366,15 +366,15 @@ impl App {
         }
     }
 
-    fn send(&self, command: Command) -> Send {
-        Send {
+    fn send(&self, command: Command) -> ToWorker {
+        ToWorker {
             account: self.current_name(),
             command,
         }
     }
 
     /// Apply an action at `now`. Returns the command to send, if any.
-    pub fn update(&mut self, action: Action, now: DateTime<Utc>) -> Option<Send> {
+    pub fn update(&mut self, action: Action, now: DateTime<Utc>) -> Option<ToWorker> {
         self.expire(now);
         match action {
             Action::Refresh => Some(self.send(Command::ForceRefresh)),
@@ -506,14 +506,13 @@ impl App {
                     });
                 }
             }
-            Event::Notice(n) => self.notify(n, now),
+            Event::Notice(n) => self.notify(n),
             Event::Login(update) => self.login_update(update),
         }
         self.expire(now);
     }
 
-    fn notify(&mut self, n: Notification, now: DateTime<Utc>) {
-        let _ = now;
+    fn notify(&mut self, n: Notification) {
         self.banners
             .retain(|b| !(b.account == n.account && b.topic == n.topic));
         if n.level == Level::Critical {
