@@ -43,6 +43,10 @@ fn frame(c: &mut Criterion) {
         strategy: Strategy::Browser,
         token_file: PathBuf::from("/home/trader/engine/config/upstox_token.json"),
         backups: vec![],
+        token_error: None,
+        login: None,
+        renewals: Default::default(),
+        file_writes: Default::default(),
     };
     let mut app = App::new(vec![snap], Duration::from_secs(10), true, true);
     for (level, topic, title) in [

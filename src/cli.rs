@@ -120,6 +120,31 @@ cleanly with exit 0.")]
     /// Check and show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)
+    #[command(long_about = "\
+Print the completion script for a shell on stdout, generated from this command line's \
+definition. Needs no configuration. Install it where your shell looks, e.g. \
+`tokenwatch completions bash > ~/.local/share/bash-completion/completions/tokenwatch`, \
+`tokenwatch completions zsh > ~/.zfunc/_tokenwatch` (with ~/.zfunc in $fpath) or \
+`tokenwatch completions fish > ~/.config/fish/completions/tokenwatch.fish`.")]
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) on stdout
+    #[command(long_about = "\
+Print the tokenwatch(1) manual page, in roff, on stdout: every command and flag, the exit \
+codes, the configuration files and the environment variables. Needs no configuration. \
+Install it with `tokenwatch man > ~/.local/share/man/man1/tokenwatch.1`, or read it at once \
+with `tokenwatch man | man -l -`.")]
+    Man,
+}
+
+/// `completions` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print the completion script for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `status` flags.

@@ -4,11 +4,15 @@
 //! headless: layered [`config`], the [`token`] model with Upstox's expiry rules and the
 //! atomic store, the [`status`] report, and the [`commands`] the CLI runs.
 
+pub mod alerts;
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod fleet;
+pub mod metrics;
 pub mod paths;
 pub mod process;
 pub mod schedule;

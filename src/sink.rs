@@ -24,7 +24,7 @@ pub const ENV_FILE_VARIABLE: &str = "UPSTOX_ACCESS_TOKEN";
 /// secret and the API key, however they were given (`UPSTOX_CLIENT_SECRET`,
 /// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__UPSTOX__CLIENT_SECRET`,
 /// `TOKENWATCH__SERVER__API_KEY`, ...).
-fn hidden_from_hooks() -> Vec<String> {
+pub(crate) fn hidden_from_hooks() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| {

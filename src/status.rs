@@ -1,8 +1,10 @@
 //! The status report: one account's token state as the `status` command, the HTTP API and
 //! scripts see it (SPEC §6). Built from data and `now`; no I/O.
 
+use crate::schedule::Verdict;
 use crate::token::expiry::to_ist;
 use crate::token::{ExpirySource, Thresholds, Token, TokenFileError, TokenState};
+use crate::worker::Snapshot;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::path::Path;
@@ -81,6 +83,58 @@ impl StatusReport {
                 r.expiry_source = Some(token.expiry_source);
             }
         }
+        r
+    }
+
+    /// The report for a running worker's snapshot, at `now` (the HTTP API). The same fields
+    /// and meanings as `status --json --validate`: `api_validated` says whether the API's
+    /// last answer accepted this token; `next_check_at` is the worker's next check.
+    pub fn from_snapshot(
+        snap: &Snapshot,
+        now: DateTime<Utc>,
+        thresholds: Thresholds,
+    ) -> StatusReport {
+        let mut r = StatusReport {
+            account: snap.account.clone(),
+            state: TokenState::Missing.as_str().to_owned(),
+            token_file: Some(
+                std::path::absolute(&snap.token_file)
+                    .unwrap_or_else(|_| snap.token_file.clone())
+                    .display()
+                    .to_string(),
+            ),
+            // The API's last answer about this token (not an attempt that found it unreachable).
+            last_validated_at: match snap.verdict {
+                Verdict::Valid(t) | Verdict::Invalid(t) => Some(ist_rfc3339(t)),
+                Verdict::Unknown => None,
+            },
+            next_check_at: snap.next_check_at.map(ist_rfc3339),
+            ..StatusReport::default()
+        };
+        let Some(token) = &snap.token else {
+            if let Some(e) = &snap.token_error {
+                r.state = "unknown".into();
+                r.error = Some(e.clone());
+            }
+            return r;
+        };
+        // The snapshot may be a few seconds old: the time-driven states are worked out at
+        // `now`; a rejection stands until the token's time is up (as in the worker).
+        let by_time = TokenState::by_time(token.expires_at, now, thresholds);
+        let state = match snap.state {
+            TokenState::Invalid if by_time != TokenState::Expired => TokenState::Invalid,
+            _ => by_time,
+        };
+        let secs = (token.expires_at - now).num_seconds().max(0);
+        r.state = state.as_str().to_owned();
+        r.valid = state.is_usable();
+        r.time_remaining_seconds = Some(secs);
+        r.time_remaining_hours = Some((secs as f64 / 360.0).round() / 10.0);
+        r.expiry_time = Some(ist_rfc3339(token.expires_at));
+        r.issued_at = token.issued_at.map(ist_rfc3339);
+        r.user_id = token.user_id.clone();
+        r.expiry_source = Some(token.expiry_source);
+        r.api_validated = matches!(snap.verdict, Verdict::Valid(_)) && state.is_usable();
         r
     }
 

@@ -6,6 +6,7 @@
 //! channel for readers such as the HTTP API. The dashboard, the daemon and `refresh` are all
 //! just consumers. Decisions live in [`crate::schedule`]; this module does the I/O.
 
+use crate::alerts::{Alert, AlertEvent};
 use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
 use crate::auth::notifier::{self, Expectation, NotifierServer};
 use crate::clock::Clock;
@@ -14,12 +15,13 @@ use crate::process::{Run, stderr_excerpt};
 use crate::schedule::{self, Deferral, Facts, Policy, Renewal, Verdict};
 use crate::token::expiry::to_ist;
 use crate::token::file::parse_token;
-use crate::token::store::{RestoreOutcome, TokenStore};
+use crate::token::store::{RestoreOutcome, TokenStore, WriteTally};
 use crate::token::{ExpirySource, Token, TokenState, format_countdown};
 use crate::upstox::client::{ApiError, Profile, UpstoxClient};
 use backon::Retryable;
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -147,6 +149,34 @@ pub struct Snapshot {
     pub token_file: PathBuf,
     /// The backup files.
     pub backups: Vec<PathBuf>,
+    /// Why the token file could not be used, when it could not (the state is then `missing`).
+    pub token_error: Option<String>,
+    /// The login waiting for the browser, if one is.
+    pub login: Option<PendingLogin>,
+    /// Renewals since the worker started.
+    pub renewals: RenewalTally,
+    /// Token file writes since the worker started.
+    pub file_writes: WriteTally,
+}
+
+/// A login waiting for the user, as the HTTP API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingLogin {
+    /// The Upstox login address to open.
+    pub auth_url: String,
+    /// Where the callback listener listens.
+    pub listening: Vec<SocketAddr>,
+    /// When the login gives up.
+    pub until: DateTime<Utc>,
+}
+
+/// How many renewals (of any strategy, logins included) succeeded and failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewalTally {
+    /// A new token was stored.
+    pub succeeded: u64,
+    /// A renewal ended without a new token after every attempt (or could not store it).
+    pub failed: u64,
 }
 
 impl Snapshot {
@@ -170,6 +200,8 @@ pub enum Event {
     Notice(Notification),
     /// How a login is going.
     Login(LoginUpdate),
+    /// A transition to send to the alert channels (`notifications.*`).
+    Alert(Alert),
 }
 
 /// A step of a login, for the dashboard's login overlay.
@@ -229,6 +261,7 @@ pub struct Core {
     last_validation_result: Option<String>,
     last_unattended_renewal_at: Option<DateTime<Utc>>,
     busy: bool,
+    renewals: RenewalTally,
 }
 
 impl Core {
@@ -268,6 +301,7 @@ impl Core {
             last_validation_result: None,
             last_unattended_renewal_at: None,
             busy: false,
+            renewals: RenewalTally::default(),
         };
         core.reload_token();
         Ok(core)
@@ -427,6 +461,10 @@ impl Core {
             strategy: self.account.renew.strategy,
             token_file: self.account.token.path.clone(),
             backups: self.account.token.backups.clone(),
+            token_error: self.token_error.clone(),
+            login: None,
+            renewals: self.renewals,
+            file_writes: self.store.write_tally(),
         }
     }
 
@@ -890,6 +928,7 @@ pub fn spawn(core: Core, events: mpsc::Sender<Event>) -> WorkerHandle {
         deliveries: None,
         notifier: None,
         shutdown: false,
+        failure_alerted: false,
     };
     WorkerHandle {
         commands: tx,
@@ -912,6 +951,8 @@ struct Worker {
     deliveries: Option<mpsc::Receiver<Token>>,
     notifier: Option<NotifierServer>,
     shutdown: bool,
+    /// A renewal failure was alerted and no renewal succeeded since.
+    failure_alerted: bool,
 }
 
 /// A login the worker started.
@@ -922,6 +963,8 @@ struct RunningLogin {
     cancel: Option<oneshot::Sender<()>>,
     progress: mpsc::Receiver<LoginProgress>,
     task: tokio::task::JoinHandle<Result<Obtained, LoginError>>,
+    /// Set once the listener is up and the address known.
+    pending: Option<PendingLogin>,
 }
 
 impl Worker {
@@ -949,15 +992,7 @@ impl Worker {
                 self.publish().await;
             }
             let now = self.core.clock.now();
-            let facts = self.core.facts(now);
-            if schedule::next_validation(&facts, &self.core.policy).is_some_and(|at| at <= now) {
-                self.validate().await;
-                continue;
-            }
-            if self.core.renewal(now) == Renewal::Due {
-                self.renew(false).await;
-                continue;
-            }
+            // The deadline alarm first: it must not wait for a renewal's retries.
             if let Some(alarm) = self.next_deadline_alarm
                 && alarm <= now
             {
@@ -966,6 +1001,15 @@ impl Worker {
                     now,
                     self.core.policy.deadline,
                 ));
+            }
+            let facts = self.core.facts(now);
+            if schedule::next_validation(&facts, &self.core.policy).is_some_and(|at| at <= now) {
+                self.validate().await;
+                continue;
+            }
+            if self.core.renewal(now) == Renewal::Due {
+                self.renew(false).await;
+                continue;
             }
             self.publish().await;
             let nap = self.nap(now);
@@ -1153,23 +1197,23 @@ impl Worker {
                     .as_ref()
                     .map(|t| t.expires_at)
                     .unwrap_or(now);
-                self.notify(notice(
+                let n = notice(
                     Level::Info,
                     "Token renewed",
                     format!(
                         "new token valid until {} IST",
                         to_ist(exp).format("%a %d %b %H:%M")
                     ),
-                ))
-                .await;
+                );
+                self.renewal_ended(true, n).await;
             }
             RenewOutcome::Failed(why) => {
-                self.notify(notice(
+                let n = notice(
                     Level::Critical,
                     "Renewal failed",
                     format!("all attempts failed ({why}); press r to retry or l to log in"),
-                ))
-                .await;
+                );
+                self.renewal_ended(false, n).await;
             }
             RenewOutcome::NeedsUser(why)
                 if forced || self.core.state(now) != TokenState::Healthy =>
@@ -1203,6 +1247,42 @@ impl Worker {
 
     async fn send(&mut self, event: Event) {
         let _ = self.events.send(event).await;
+    }
+
+    /// Show `n`, and send it to the alert channels as `event`.
+    async fn notify_and_alert(&mut self, n: Notification, event: AlertEvent) {
+        let now = self.core.clock.now();
+        let alert = Alert {
+            account: n.account.clone(),
+            event,
+            level: n.level,
+            title: n.title.clone(),
+            message: n.message.clone(),
+            state: self.core.state(now),
+            expires_at: self.core.token.as_ref().map(|t| t.expires_at),
+            at: n.at,
+        };
+        self.notify(n).await;
+        self.send(Event::Alert(alert)).await;
+    }
+
+    /// A renewal round ended with a new token (`ok`) or without one: count it, show `n` and
+    /// alert.
+    async fn renewal_ended(&mut self, ok: bool, n: Notification) {
+        if ok {
+            self.core.renewals.succeeded += 1;
+            self.failure_alerted = false;
+            self.notify_and_alert(n, AlertEvent::Renewed).await;
+        } else {
+            self.core.renewals.failed += 1;
+            // The first failure of a run alerts; the retries every half hour after it only
+            // show in the dashboard and the log (the deadline alert escalates).
+            if std::mem::replace(&mut self.failure_alerted, true) {
+                self.notify(n).await;
+            } else {
+                self.notify_and_alert(n, AlertEvent::RenewalFailed).await;
+            }
+        }
     }
 
     /// Start the browser login (`l`, `r`, or an unattended renewal with strategy browser).
@@ -1242,10 +1322,25 @@ impl Worker {
             cancel: Some(cancel),
             progress,
             task,
+            pending: None,
         });
     }
 
     async fn login_progress(&mut self, p: LoginProgress) {
+        if let LoginProgress::Waiting {
+            url,
+            listening,
+            until,
+            ..
+        } = &p
+            && let Some(login) = self.login.as_mut()
+        {
+            login.pending = Some(PendingLogin {
+                auth_url: url.to_string(),
+                listening: listening.clone(),
+                until: *until,
+            });
+        }
         // Nobody is at this machine to use a login that opened no browser (a daemon on a
         // server): end it at once rather than hold the port and the lock for nothing.
         if let LoginProgress::Waiting {
@@ -1283,7 +1378,7 @@ impl Worker {
     }
 
     async fn finish_login(&mut self, result: Result<Obtained, LoginError>) {
-        self.login = None;
+        let unattended = self.login.take().is_some_and(|l| l.unattended);
         let name = self.core.account.name.clone();
         match result {
             Ok(obtained) => match self.core.adopt_login(obtained.token.clone()).await {
@@ -1304,7 +1399,7 @@ impl Worker {
                             to_ist(exp).format("%a %d %b %H:%M")
                         ),
                     );
-                    self.notify(n).await;
+                    self.renewal_ended(true, n).await;
                 }
                 Err(e) => {
                     obtained
@@ -1319,7 +1414,7 @@ impl Worker {
                         "Login failed",
                         format!("cannot store the token: {e}"),
                     );
-                    self.notify(n).await;
+                    self.renewal_ended(false, n).await;
                 }
             },
             Err(LoginError::Cancelled) => {
@@ -1337,7 +1432,12 @@ impl Worker {
                     "Login failed",
                     format!("{e}; press l to try again"),
                 );
-                self.notify(n).await;
+                if unattended {
+                    // The login a due renewal opened ran out: that renewal failed.
+                    self.renewal_ended(false, n).await;
+                } else {
+                    self.notify(n).await;
+                }
             }
         }
         self.publish().await;
@@ -1369,7 +1469,7 @@ impl Worker {
                     "Token request failed",
                     format!("{e}; press l to log in instead"),
                 );
-                self.notify(n).await;
+                self.renewal_ended(false, n).await;
             }
         }
     }
@@ -1423,7 +1523,7 @@ impl Worker {
                         to_ist(exp).format("%a %d %b %H:%M")
                     ),
                 );
-                self.notify(n).await;
+                self.renewal_ended(true, n).await;
             }
             Err(e) => {
                 error!(account = %self.core.account.name, "Cannot store the approved token: {e}");
@@ -1433,7 +1533,7 @@ impl Worker {
                     "Renewal failed",
                     format!("cannot store the approved token: {e}"),
                 );
-                self.notify(n).await;
+                self.renewal_ended(false, n).await;
             }
         }
         self.publish().await;
@@ -1454,7 +1554,7 @@ impl Worker {
             message: format!("the token is {}; press l to log in now", state.as_str()),
             at: now,
         };
-        self.notify(n).await;
+        self.notify_and_alert(n, AlertEvent::DeadlineMissed).await;
     }
 
     /// Say once, in the log, why a due renewal waits.
@@ -1492,6 +1592,10 @@ impl Worker {
         let now = self.core.clock.now();
         let snap = self.core.snapshot(now);
         let state = snap.state;
+        if state == TokenState::Healthy {
+            // A good token (from anywhere) ends a run of failed renewals.
+            self.failure_alerted = false;
+        }
         if self.last_state != Some(state) {
             let from = self.last_state.replace(state);
             if let Some(n) = state_notice(&snap, from, now) {
@@ -1502,9 +1606,14 @@ impl Worker {
                     Level::Warning => warn!(account = %snap.account, "{}: {}", n.title, n.message),
                     Level::Info => info!(account = %snap.account, "{}: {}", n.title, n.message),
                 }
-                self.notify(n).await;
+                match state_alert(state) {
+                    Some(event) => self.notify_and_alert(n, event).await,
+                    None => self.notify(n).await,
+                }
             }
         }
+        let mut snap = snap;
+        snap.login = self.login.as_ref().and_then(|l| l.pending.clone());
         self.explain_deferral(&snap);
         let changed = snap.differs_from(&self.status.borrow());
         if changed || !self.published {
@@ -1512,6 +1621,18 @@ impl Worker {
             self.status.send_replace(snap.clone());
             let _ = self.events.send(Event::Status(Box::new(snap))).await;
         }
+    }
+}
+
+/// The alert for entering `state`, if it is one users are alerted to.
+fn state_alert(state: TokenState) -> Option<AlertEvent> {
+    match state {
+        TokenState::Healthy => None,
+        TokenState::Warning => Some(AlertEvent::Warning),
+        TokenState::Critical => Some(AlertEvent::Critical),
+        TokenState::Expired => Some(AlertEvent::Expired),
+        TokenState::Invalid => Some(AlertEvent::Invalid),
+        TokenState::Missing => Some(AlertEvent::Missing),
     }
 }
 

@@ -30,6 +30,10 @@ fn snap(account: &str, state: TokenState) -> Snapshot {
         strategy: Strategy::Browser,
         token_file: PathBuf::from("/tmp/t.json"),
         backups: vec![],
+        token_error: None,
+        login: None,
+        renewals: Default::default(),
+        file_writes: Default::default(),
     }
 }
 

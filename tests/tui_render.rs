@@ -78,6 +78,10 @@ fn healthy() -> Snapshot {
             PathBuf::from("/home/jane/algo/config/backup/upstox_token.json"),
             PathBuf::from("/home/jane/.local/state/tokenwatch/upstox_token.json"),
         ],
+        token_error: None,
+        login: None,
+        renewals: Default::default(),
+        file_writes: Default::default(),
     }
 }
 

@@ -1,18 +1,16 @@
-//! `tokenwatch daemon`: the worker for every configured account, without a UI. Logs go to
+//! `tokenwatch daemon`: the worker for every configured account (or the one `--account`
+//! names), its alerts and the HTTP API when `server.listen` is set, without a UI. Logs go to
 //! stderr; SIGINT or SIGTERM stop it cleanly (exit 0).
 
 use super::{EXIT_CONFIG, runtime};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::worker::{self, Command, Core, Event};
+use crate::fleet::{self, StartError};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{error, info};
 
-/// How long workers get to finish their current step after a signal.
-const STOP_GRACE: Duration = Duration::from_secs(20);
-
-pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
+pub(super) fn run(loaded: Result<Config, ConfigError>, only: Option<String>) -> u8 {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
@@ -27,69 +25,62 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             return 1;
         }
     };
-    let code = rt.block_on(serve(config));
+    let code = rt.block_on(serve(config, only));
     // A renew.command or hook still running on a blocking thread must not hold up the exit
     // (its time limit kills it anyway).
     rt.shutdown_timeout(Duration::from_secs(1));
     code
 }
 
-async fn serve(config: Config) -> u8 {
+async fn serve(config: Config, only: Option<String>) -> u8 {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (events_tx, mut events) = tokio::sync::mpsc::channel::<Event>(256);
-    let mut workers = Vec::new();
-    for account in config.accounts.values() {
-        match Core::new(account.clone(), config.monitor.clone(), clock.clone()) {
-            Ok(core) => workers.push(worker::spawn(
-                core.with_login(config.login.clone()),
-                events_tx.clone(),
-            )),
-            Err(e) => {
-                error!(account = %account.name, "Cannot start: {e}");
-                return 1;
-            }
+    let options = fleet::Options {
+        builtin_browser: false,
+        only,
+    };
+    let (fleet, mut events) = match fleet::start(&config, clock, options).await {
+        Ok(started) => started,
+        Err(StartError::Config(e)) => {
+            error!("config error: {e}");
+            return EXIT_CONFIG;
         }
-    }
-    drop(events_tx);
+        Err(StartError::Other(e)) => {
+            error!("{e}");
+            return 1;
+        }
+    };
+    let api = fleet
+        .api_addr()
+        .map(|a| format!("; HTTP API on http://{a}"))
+        .unwrap_or_default();
     info!(
-        "tokenwatch {} daemon running for {} account(s); stop with SIGTERM or Ctrl-C",
+        "tokenwatch {} daemon running for {} account(s){api}; stop with SIGTERM or Ctrl-C",
         env!("CARGO_PKG_VERSION"),
-        workers.len()
+        fleet.workers.len()
     );
     let stop = stop_signal();
     tokio::pin!(stop);
+    let mut code = 0;
     loop {
         tokio::select! {
             signal = &mut stop => {
                 info!("{signal}: stopping");
                 break;
             }
-            // Workers log their own events; the daemon drains the channel so they never wait.
+            // Workers log their own events and alerts go out through the fleet; the daemon
+            // drains the channel so nothing waits.
             event = events.recv() => if event.is_none() {
                 error!("every worker stopped");
-                return 1;
+                code = 1;
+                break;
             },
         }
     }
-    for w in &workers {
-        let _ = w.commands.send(Command::Shutdown).await;
+    drop(events);
+    if !fleet.shutdown().await && code == 0 {
+        code = 1;
     }
-    let all = futures_join(workers.into_iter().map(|w| w.task));
-    match tokio::time::timeout(STOP_GRACE, all).await {
-        Ok(()) => 0,
-        Err(_) => {
-            error!("workers did not stop within {}s", STOP_GRACE.as_secs());
-            1
-        }
-    }
-}
-
-async fn futures_join(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        if let Err(e) = t.await {
-            error!("a worker ended badly: {e}");
-        }
-    }
+    code
 }
 
 /// Resolves with the signal's name on SIGINT or SIGTERM.

@@ -4,6 +4,7 @@ mod config_check;
 mod daemon;
 mod demo;
 mod login;
+mod packaging;
 mod refresh;
 mod simulate;
 mod status;
@@ -36,11 +37,14 @@ pub fn run(cli: Cli) -> u8 {
         Command::Config(ConfigCommand::Check) => config_check::run(with_logging(&cli, true)),
         Command::Login(args) => login::run(with_logging(&cli, false), args.no_browser),
         Command::Refresh => refresh::run(with_logging(&cli, false)),
-        Command::Daemon => daemon::run(with_logging(&cli, false)),
+        Command::Daemon => daemon::run(with_logging(&cli, false), cli.account.clone()),
         Command::Simulate(args) => {
             init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"), true);
             simulate::run(args)
         }
+        // Packaging helpers: no config, no .env, no logging, so they work with a broken setup.
+        Command::Completions(args) => packaging::completions(args.shell),
+        Command::Man => packaging::man(),
     }
 }
 

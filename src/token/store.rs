@@ -12,6 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a writer waits for another process's lock before giving up.
@@ -93,6 +95,27 @@ pub enum RestoreOutcome {
 pub struct TokenStore {
     path: PathBuf,
     backups: Vec<PathBuf>,
+    writes: Arc<WriteCounts>,
+}
+
+/// How many writes of the token file this store (and its clones) made, for the
+/// `tokenwatch_token_file_writes_total` metric.
+#[derive(Debug, Default)]
+pub struct WriteCounts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    backup_failed: AtomicU64,
+}
+
+/// A reading of [`WriteCounts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteTally {
+    /// The token file was written.
+    pub ok: u64,
+    /// Writing the token file failed (it was left as it was).
+    pub failed: u64,
+    /// Writing one of the backups failed (the token file itself was written).
+    pub backup_failed: u64,
 }
 
 /// A held `<path>.lock`. Released when dropped.
@@ -114,7 +137,25 @@ impl TokenStore {
         TokenStore {
             path,
             backups: list,
+            writes: Arc::default(),
         }
+    }
+
+    /// How many writes this store and its clones made so far.
+    pub fn write_tally(&self) -> WriteTally {
+        WriteTally {
+            ok: self.writes.ok.load(Ordering::Relaxed),
+            failed: self.writes.failed.load(Ordering::Relaxed),
+            backup_failed: self.writes.backup_failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count<T>(&self, result: &Result<T, StoreError>) {
+        let counter = match result {
+            Ok(_) => &self.writes.ok,
+            Err(_) => &self.writes.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The primary token file.
@@ -229,6 +270,16 @@ impl TokenStore {
 
     /// [`write`](Self::write) for a caller that already holds the lock.
     pub fn write_locked(&self, token: &Token) -> Result<WriteReport, StoreError> {
+        let result = self.write_files(token);
+        self.count(&result);
+        if let Ok(report) = &result {
+            let n = report.backup_failures.len() as u64;
+            self.writes.backup_failed.fetch_add(n, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn write_files(&self, token: &Token) -> Result<WriteReport, StoreError> {
         let bytes = to_format1_json(token);
         let mut report = WriteReport::default();
         match self.read_primary()? {
@@ -282,7 +333,9 @@ impl TokenStore {
             Some(bytes) => Some(self.set_aside(&bytes)?),
             None => None,
         };
-        atomic_write(&self.path, to_format1_json(&token).as_bytes())?;
+        let written = atomic_write(&self.path, to_format1_json(&token).as_bytes());
+        self.count(&written);
+        written?;
         Ok(RestoreOutcome::Restored { from, set_aside })
     }
 

@@ -508,6 +508,8 @@ impl App {
             }
             Event::Notice(n) => self.notify(n),
             Event::Login(update) => self.login_update(update),
+            // Alerts go to the alert channels; the same transition is already a notice here.
+            Event::Alert(_) => {}
         }
         self.expire(now);
     }

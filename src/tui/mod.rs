@@ -11,7 +11,8 @@ pub mod ui;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::worker::{self, Command, Core, Event, WorkerHandle};
+use crate::fleet::{self, StartError};
+use crate::worker::{Event, WorkerHandle};
 use app::App;
 use chrono::{DateTime, Utc};
 use crossterm::event::{Event as TermEvent, EventStream};
@@ -21,6 +22,10 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+
+/// The longest the dashboard waits, after the terminal is restored, for workers to stop and
+/// alerts to go out.
+const QUIT_GRACE: Duration = Duration::from_secs(8);
 
 /// How the dashboard was started.
 #[derive(Debug, Clone, Default)]
@@ -39,34 +44,28 @@ pub async fn run(config: Config, options: Options) -> u8 {
     }
     init_logging(&config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (events_tx, mut events) = tokio::sync::mpsc::channel::<Event>(256);
-    let mut workers: BTreeMap<String, WorkerHandle> = BTreeMap::new();
-    // The selected account first, then the others in name order.
-    let mut order: Vec<&crate::config::AccountConfig> = vec![&config.account];
-    order.extend(
-        config
-            .accounts
-            .values()
-            .filter(|a| a.name != config.account.name),
-    );
-    for account in order.iter() {
-        match Core::new((*account).clone(), config.monitor.clone(), clock.clone()) {
-            Ok(core) => {
-                let core = core
-                    .with_login(config.login.clone())
-                    .with_builtin_browser(options.builtin_browser);
-                workers.insert(account.name.clone(), worker::spawn(core, events_tx.clone()));
-            }
-            Err(e) => {
-                eprintln!("tokenwatch: cannot start account {}: {e}", account.name);
-                return 1;
-            }
+    let fleet_options = fleet::Options {
+        builtin_browser: options.builtin_browser,
+        only: None,
+    };
+    let (fleet, mut events) = match fleet::start(&config, clock.clone(), fleet_options).await {
+        Ok(started) => started,
+        Err(StartError::Config(e)) => {
+            eprintln!("tokenwatch: config error: {e}");
+            return crate::commands::EXIT_CONFIG;
         }
+        Err(StartError::Other(e)) => {
+            eprintln!("tokenwatch: {e}");
+            return 1;
+        }
+    };
+    if let Some(addr) = fleet.api_addr() {
+        tracing::info!("HTTP API on http://{addr}");
     }
-    drop(events_tx);
-    let snapshots = order
+    let snapshots = fleet
+        .workers
         .iter()
-        .filter_map(|a| workers.get(&a.name).map(|w| w.status.borrow().clone()))
+        .map(|(_, w)| w.status.borrow().clone())
         .collect();
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let unicode = unicode_terminal();
@@ -88,6 +87,11 @@ pub async fn run(config: Config, options: Options) -> u8 {
             return 1;
         }
     };
+    let workers: BTreeMap<String, &WorkerHandle> = fleet
+        .workers
+        .iter()
+        .map(|(name, w)| (name.clone(), w))
+        .collect();
     let code = event_loop(
         &mut terminal,
         &mut app,
@@ -96,26 +100,21 @@ pub async fn run(config: Config, options: Options) -> u8 {
         clock.as_ref(),
     )
     .await;
+    drop(workers);
     // Not dropped: ratatui's Terminal prints to stderr from its Drop when the cursor cannot be
     // shown, which panics when the terminal is gone. leave_terminal shows the cursor instead.
     std::mem::forget(terminal);
     leave_terminal();
-    for w in workers.values() {
-        let _ = w.commands.send(Command::Shutdown).await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        for (_, w) in workers {
-            let _ = w.task.await;
-        }
-    })
-    .await;
+    drop(events);
+    // Workers finish their step, alerts already raised go out (bounded; see fleet).
+    let _ = tokio::time::timeout(QUIT_GRACE, fleet.shutdown()).await;
     code
 }
 
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    workers: &BTreeMap<String, WorkerHandle>,
+    workers: &BTreeMap<String, &WorkerHandle>,
     events: &mut tokio::sync::mpsc::Receiver<Event>,
     clock: &dyn Clock,
 ) -> u8 {

@@ -1,0 +1,396 @@
+//! The HTTP status API (SPEC §6), served on `server.listen` by the dashboard and the daemon.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/token/status[?account=NAME]` | 200, the status JSON of `status --json` (404 for an unknown account) |
+//! | `GET /api/tokens` | 200, `{"accounts": [status, ...]}` in tab order |
+//! | `POST /api/token/force-refresh[?account=NAME]` | 202, the worker validates now and renews if due |
+//! | `POST /api/upstox/token/refresh[?account=NAME]` | 202, `{"account", "auth_url", "listening", "expires_at"}`: a browser login is waiting |
+//! | `GET /metrics` | 200, Prometheus/OpenMetrics text ([`crate::metrics`]) |
+//! | `GET /healthz` | 200 `{"status":"ok"}` while every worker runs, else 503 |
+//!
+//! No answer ever holds a token. POSTs carrying an `Origin` header (a web page's script) are
+//! refused with 403, so a site open in the user's browser cannot trigger logins. When
+//! `server.api_key` is set, POSTs need it in `X-Tokenwatch-Key` (401 otherwise); a
+//! non-loopback `server.listen` needs `server.allow_remote: true` and an API key (checked
+//! with the configuration, exit 78). Every answer is JSON but `/metrics`, and none is cached.
+
+use crate::clock::Clock;
+use crate::metrics::{self, Metrics};
+use crate::secret::Secret;
+use crate::serving::Running;
+use crate::status::{StatusReport, ist_rfc3339};
+use crate::token::Thresholds;
+use crate::worker::{Command, Snapshot};
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+/// How long `POST /api/upstox/token/refresh` waits for the login's listener to come up.
+const LOGIN_START_WAIT: Duration = Duration::from_secs(5);
+
+/// The header that carries `server.api_key`.
+pub const KEY_HEADER: &str = "x-tokenwatch-key";
+
+/// One account's worker, as the API sees it.
+#[derive(Clone)]
+pub struct Account {
+    /// The account name.
+    pub name: String,
+    /// The worker's commands.
+    pub commands: mpsc::Sender<Command>,
+    /// The worker's latest snapshot.
+    pub status: watch::Receiver<Snapshot>,
+    /// Why a login cannot start for this account (missing client id, ...), checked at start.
+    pub login_problem: Option<String>,
+}
+
+/// What the routes need.
+pub struct ApiState {
+    /// The accounts in tab order; the first one answers when no `account` is given.
+    pub accounts: Vec<Account>,
+    /// `monitor.warning_before` / `critical_before`.
+    pub thresholds: Thresholds,
+    /// `server.api_key`.
+    pub api_key: Option<Secret>,
+    /// The clock for `time_remaining_*`.
+    pub clock: Arc<dyn Clock>,
+    /// The metric families.
+    pub metrics: Metrics,
+}
+
+/// The running API server.
+pub struct ApiServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    running: Running,
+}
+
+impl ApiServer {
+    /// Stop accepting, let open requests finish (a few seconds at most), and end.
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+/// Serve the API on `listener` on the current runtime.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+) -> std::io::Result<ApiServer> {
+    let addr = listener.local_addr()?;
+    let router = router(Arc::new(state));
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!("the HTTP API stopped: {e}");
+        }
+    });
+    info!("HTTP API listening on http://{addr}");
+    Ok(ApiServer {
+        addr,
+        running: Running::new(stop, task),
+    })
+}
+
+/// The routes, for tests that drive them without a socket.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/token/status", get(token_status))
+        .route("/api/tokens", get(tokens))
+        .route("/api/token/force-refresh", post(force_refresh))
+        .route("/api/upstox/token/refresh", post(start_login))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route; see SPEC §6 or README",
+            )
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{method} is not allowed here"),
+            )
+        })
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state)
+}
+
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// A request turned away before anything happened: the status and why.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+/// The `account` query parameter, if given and not empty.
+fn account_param(query: Option<String>) -> Option<String> {
+    let query = query?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "account")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl ApiState {
+    fn find(&self, query: Option<String>) -> Result<&Account, Refusal> {
+        let Some(name) = account_param(query) else {
+            return self
+                .accounts
+                .first()
+                .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, "no account is configured".into()));
+        };
+        self.accounts
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
+                let shown: String = name.chars().take(64).collect();
+                Refusal(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no account named {shown:?}; configured: {}",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn report(&self, account: &Account) -> StatusReport {
+        let snap = account.status.borrow().clone();
+        StatusReport::from_snapshot(&snap, self.clock.now(), self.thresholds)
+    }
+
+    /// The checks every POST passes: no browser origin, and the API key when one is set.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        if headers.contains_key(header::ORIGIN) {
+            return Err(Refusal(
+                StatusCode::FORBIDDEN,
+                "requests from web pages are refused; call the API from a script or curl".into(),
+            ));
+        }
+        let Some(key) = &self.api_key else {
+            return Ok(());
+        };
+        let given = headers
+            .get(KEY_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if constant_time_eq(given, key.expose().as_bytes()) {
+            Ok(())
+        } else {
+            Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "this API needs the server.api_key in the X-Tokenwatch-Key header".into(),
+            ))
+        }
+    }
+}
+
+/// Compare without stopping at the first difference, so the time taken says nothing about
+/// how much of a guessed key was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, y) in b.iter().enumerate() {
+        diff |= a.get(i).copied().unwrap_or(0xff) ^ y;
+    }
+    diff == 0
+}
+
+fn worker_gone(account: &Account) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "the worker for account {} has stopped; see the log and restart tokenwatch",
+            account.name
+        ),
+    )
+}
+
+async fn token_status(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    match state.find(q) {
+        Ok(account) => axum::Json(state.report(account)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn tokens(State(state): State<Arc<ApiState>>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Tokens {
+        accounts: Vec<StatusReport>,
+    }
+    let accounts = state.accounts.iter().map(|a| state.report(a)).collect();
+    axum::Json(Tokens { accounts }).into_response()
+}
+
+async fn force_refresh(
+    State(state): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = state.authorize(&headers) {
+        return e.into_response();
+    }
+    let account = match state.find(q) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    match account.commands.try_send(Command::ForceRefresh) {
+        Ok(()) => {
+            info!(account = %account.name, "Refresh requested over the HTTP API");
+            accepted(json!({
+                "account": account.name,
+                "message": "refresh started; GET /api/token/status shows the outcome",
+            }))
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the worker is busy with earlier requests; try again in a few seconds",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => worker_gone(account),
+    }
+}
+
+fn accepted(body: Value) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+fn login_body(account: &str, snap: &Snapshot) -> Option<Value> {
+    let login = snap.login.as_ref()?;
+    let listening: Vec<String> = login.listening.iter().map(|a| a.to_string()).collect();
+    Some(json!({
+        "account": account,
+        "auth_url": login.auth_url,
+        "listening": listening,
+        "expires_at": ist_rfc3339(login.until),
+    }))
+}
+
+async fn start_login(
+    State(state): State<Arc<ApiState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = state.authorize(&headers) {
+        return e.into_response();
+    }
+    let account = match state.find(q) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(problem) = &account.login_problem {
+        return error(StatusCode::CONFLICT, &format!("cannot log in: {problem}"));
+    }
+    let mut status = account.status.clone();
+    // A login already waiting: hand out its address.
+    if let Some(body) = login_body(&account.name, &status.borrow_and_update()) {
+        return accepted(body);
+    }
+    match account.commands.try_send(Command::StartLogin) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the worker is busy with earlier requests; try again in a few seconds",
+            );
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => return worker_gone(account),
+    }
+    info!(account = %account.name, "Login requested over the HTTP API");
+    let waited =
+        tokio::time::timeout(LOGIN_START_WAIT, status.wait_for(|s| s.login.is_some())).await;
+    match waited {
+        Ok(Ok(snap)) => match login_body(&account.name, &snap) {
+            Some(body) => accepted(body),
+            None => worker_gone(account),
+        },
+        Ok(Err(_)) => worker_gone(account),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "the login did not start within {}s; the log says why (the callback port in \
+                 use, or another login running)",
+                LOGIN_START_WAIT.as_secs()
+            ),
+        ),
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<ApiState>>) -> Response {
+    let snapshots: Vec<Snapshot> = state
+        .accounts
+        .iter()
+        .map(|a| a.status.borrow().clone())
+        .collect();
+    let body = state
+        .metrics
+        .render(&snapshots, state.clock.now(), state.thresholds);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Health {
+        status: &'static str,
+        accounts: std::collections::BTreeMap<String, &'static str>,
+    }
+    let mut all_ok = true;
+    let mut accounts = std::collections::BTreeMap::new();
+    for a in &state.accounts {
+        // The watch sender lives in the worker task: once it is gone, so is the worker.
+        let running = a.status.has_changed().is_ok() && !a.commands.is_closed();
+        all_ok &= running;
+        accounts.insert(a.name.clone(), if running { "running" } else { "stopped" });
+    }
+    let body = Health {
+        status: if all_ok { "ok" } else { "failing" },
+        accounts,
+    };
+    let code = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
