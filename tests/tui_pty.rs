@@ -45,6 +45,11 @@ struct Term {
 impl Term {
     /// Start `tokenwatch demo <demo_args>` in a 100×30 terminal. `no_color` sets `NO_COLOR=1`.
     fn demo(name: &str, demo_args: &[&str], no_color: bool) -> Term {
+        Term::demo_env(name, demo_args, no_color, &[])
+    }
+
+    /// [`Term::demo`] with extra environment variables.
+    fn demo_env(name: &str, demo_args: &[&str], no_color: bool, env: &[(&str, &str)]) -> Term {
         let dir = tempfile::Builder::new()
             .prefix("tw-tui-pty-")
             .tempdir()
@@ -88,6 +93,7 @@ impl Term {
         if no_color {
             exports.push(("NO_COLOR".into(), "1".into()));
         }
+        exports.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let exports: Vec<String> = exports
             .iter()
             .map(|(k, v)| format!("{k}={}", sh_quote(v)))
@@ -98,7 +104,8 @@ impl Term {
         let script = format!(
             "unset LC_ALL LC_CTYPE NO_COLOR TMUX; export {exports}; \
              sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {bin} demo {args}; \
-             echo EXITED:$?; sleep 30",
+             echo EXITED:$?; echo TTY:$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ' '):TTY; \
+             sleep 30",
             exports = exports.join(" "),
             pid = sh_quote(&term.pid_file.to_string_lossy()),
             bin = sh_quote(&bin.to_string_lossy()),
@@ -266,6 +273,18 @@ impl Term {
             "1",
             "the cursor is still hidden after tokenwatch ended:\n{screen}"
         );
+        // Raw mode off: the shell after tokenwatch printed the terminal's line discipline.
+        let modes = self.wait_until("the terminal modes after exit", |s| {
+            s.contains("TTY:") && s.contains(":TTY")
+        });
+        let modes = &modes[modes.find("TTY:").map_or(0, |i| i + "TTY:".len())..];
+        let modes = &modes[..modes.find(":TTY").unwrap_or(modes.len())];
+        for mode in ["icanon", "echo", "isig"] {
+            assert!(
+                modes.split_whitespace().any(|m| m == mode),
+                "raw mode is still on after tokenwatch ended ({mode} is off): {modes:?}\n{screen}"
+            );
+        }
         for piece in ["┌", "└", "│", "Notifications", "HEALTHY"] {
             assert!(
                 !screen.contains(piece),
@@ -564,8 +583,12 @@ fn r_validates_and_l_logs_in_and_q_quits_cleanly() {
 }
 
 #[test]
-fn sigterm_and_sighup_restore_the_terminal() {
-    for (name, signal) in [("sigterm", libc::SIGTERM), ("sighup", libc::SIGHUP)] {
+fn sigterm_sighup_and_sigint_restore_the_terminal() {
+    for (name, signal) in [
+        ("sigterm", libc::SIGTERM),
+        ("sighup", libc::SIGHUP),
+        ("sigint", libc::SIGINT),
+    ] {
         let term = Term::demo(name, &["--expires-in", "5m"], false);
         term.wait_for("HEALTHY");
         // The dashboard holds the terminal: alternate screen on, cursor hidden.
@@ -592,6 +615,25 @@ fn sigterm_and_sighup_restore_the_terminal() {
         assert_eq!(code, 128 + signal, "{name}: exit {code}:\n{screen}");
         term.assert_restored(&screen);
     }
+}
+
+#[test]
+fn a_panic_in_a_background_task_restores_the_terminal_and_exits_101() {
+    let term = Term::demo_env(
+        "panic",
+        &["--expires-in", "5m"],
+        false,
+        &[("TOKENWATCH_TEST_PANIC_AFTER_MS", "1500")],
+    );
+    term.wait_for("HEALTHY");
+    assert_eq!(term.display("#{alternate_on}"), "1", "no alternate screen");
+    let (code, screen) = term.exit_code();
+    assert_eq!(code, 101, "the panic did not exit 101:\n{screen}");
+    term.assert_restored(&screen);
+    assert!(
+        screen.contains("test panic in a background task"),
+        "the panic message is not shown after the terminal was restored:\n{screen}"
+    );
 }
 
 #[test]

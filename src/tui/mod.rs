@@ -79,6 +79,8 @@ pub async fn run(config: Config, options: Options) -> u8 {
     app.truecolor = std::env::var("COLORTERM").is_ok_and(|v| v == "truecolor" || v == "24bit");
 
     install_panic_hook();
+    #[cfg(debug_assertions)]
+    test_panic_hook();
     let mut terminal = match enter_terminal() {
         Ok(t) => t,
         Err(e) => {
@@ -119,9 +121,12 @@ async fn event_loop(
     clock: &dyn Clock,
 ) -> u8 {
     let mut keys = EventStream::new();
-    let (Ok(mut term), Ok(mut hup)) = (
+    // SIGINT too: in raw mode Ctrl-C is a key, but `kill -INT` would otherwise end the
+    // process with the terminal left raw.
+    let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::interrupt()),
     ) else {
         return 1;
     };
@@ -167,6 +172,7 @@ async fn event_loop(
             // Ended by a signal: restore the terminal and exit 128 + its number.
             _ = term.recv() => return 128 + libc::SIGTERM as u8,
             _ = hup.recv() => return 128 + libc::SIGHUP as u8,
+            _ = int.recv() => return 128 + libc::SIGINT as u8,
         }
     }
 }
@@ -206,6 +212,21 @@ fn install_panic_hook() {
         previous(info);
         std::process::exit(101);
     }));
+}
+
+/// Debug builds only, for the terminal-safety test: `TOKENWATCH_TEST_PANIC_AFTER_MS=N`
+/// panics in a background task after N ms, as a bug in a worker would.
+#[cfg(debug_assertions)]
+fn test_panic_hook() {
+    if let Some(ms) = std::env::var("TOKENWATCH_TEST_PANIC_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            panic!("a test panic in a background task (TOKENWATCH_TEST_PANIC_AFTER_MS)");
+        });
+    }
 }
 
 /// Emoji only where the terminal's locale is UTF-8.
