@@ -228,6 +228,16 @@ pub enum Validation {
     Unreachable(ApiError),
 }
 
+/// Why a v3 token request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    /// What happened.
+    pub message: String,
+    /// Worth asking again later (network, 5xx, rate limit), not a reason to log in.
+    pub transient: bool,
+}
+
 /// The outcome of a renewal round.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RenewOutcome {
@@ -603,15 +613,16 @@ impl Core {
         // command again and overwrite the first one's token.
         let _renewing = match self.store.login_lock() {
             Ok(guard) => guard,
-            Err(e) => {
-                let msg = match e {
-                    crate::token::store::StoreError::Locked { holder, .. } => {
-                        format!("another tokenwatch is renewing this token ({holder})")
-                    }
-                    other => other.to_string(),
-                };
+            Err(crate::token::store::StoreError::Locked { holder, .. }) => {
+                let msg = format!("another tokenwatch is renewing this token ({holder})");
                 info!(account = %name, "Not renewing now: {msg}");
                 return RenewOutcome::NotUseful(msg);
+            }
+            // A lock that cannot even be created (read-only folder, full disk) means the
+            // token could not be stored either: a failed renewal, said loudly.
+            Err(e) => {
+                error!(account = %name, "Cannot renew: {e}");
+                return RenewOutcome::Failed(e.to_string());
             }
         };
         // It may have finished just before: use its token rather than renewing again.
@@ -667,7 +678,7 @@ impl Core {
                     RenewOutcome::Renewed
                 }
                 Err(e) => {
-                    error!(account = %name, "All refresh attempts failed, manual intervention required: {e}");
+                    error!(account = %name, "The new token could not be stored, manual intervention required: {e}");
                     RenewOutcome::Failed(e)
                 }
             },
@@ -732,20 +743,46 @@ impl Core {
         Ok(self.validate().await)
     }
 
-    /// The v3 access-token request: Upstox asks the user to approve it on the phone.
-    pub async fn request_token(&self) -> Result<crate::upstox::client::TokenRequestAck, String> {
+    /// The v3 access-token request: Upstox asks the user to approve it on the phone. Transient
+    /// failures are retried like a validation (`monitor.max_retries`, backoff, Retry-After).
+    pub async fn request_token(
+        &self,
+    ) -> Result<crate::upstox::client::TokenRequestAck, RequestError> {
         let (Some(id), Some(secret)) = (
             &self.account.upstox.client_id,
             &self.account.upstox.client_secret,
         ) else {
-            return Err(
-                "upstox.client_id and upstox.client_secret are needed for a token request".into(),
-            );
+            return Err(RequestError {
+                message: "upstox.client_id and upstox.client_secret are needed for a token request"
+                    .into(),
+                transient: false,
+            });
         };
-        self.client
-            .request_token(id, secret)
-            .await
-            .map_err(|e| e.to_string())
+        let name = self.account.name.clone();
+        let max = self.monitor.max_retries;
+        let attempt = AtomicU32::new(0);
+        let client = self.client.clone();
+        (|| {
+            attempt.fetch_add(1, Ordering::Relaxed);
+            client.request_token(id, secret)
+        })
+        .retry(self.backoff())
+        .sleep(tokio::time::sleep)
+        .when(ApiError::is_transient)
+        .adjust(honour_retry_after)
+        .notify(|e: &ApiError, d: Duration| {
+            warn!(
+                account = %name,
+                "Token request attempt {}/{max} failed: {e}; retrying in {}",
+                attempt.load(Ordering::Relaxed),
+                human(d)
+            );
+        })
+        .await
+        .map_err(|e| RequestError {
+            transient: e.is_transient(),
+            message: e.to_string(),
+        })
     }
 
     /// Start the notifier webhook receiver for strategy token-request.
@@ -1463,11 +1500,16 @@ impl Worker {
             }
             Err(e) => {
                 warn!(account = %name, "Token request failed: {e}");
+                let advice = if e.transient {
+                    "tokenwatch asks again in 30 minutes; press r to retry now"
+                } else {
+                    "press l to log in instead"
+                };
                 let n = self.notice(
                     Level::Warning,
                     Topic::Renewal,
                     "Token request failed",
-                    format!("{e}; press l to log in instead"),
+                    format!("{e}; {advice}"),
                 );
                 self.renewal_ended(false, n).await;
             }

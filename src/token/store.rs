@@ -301,8 +301,17 @@ impl TokenStore {
         }
         atomic_write(&self.path, bytes.as_bytes())?;
         for backup in &self.backups {
-            if let Err(e) = atomic_write(backup, bytes.as_bytes()) {
-                report.backup_failures.push((backup.clone(), e.to_string()));
+            match atomic_write(backup, bytes.as_bytes()) {
+                Ok(()) => {}
+                // Only the backup failed: the token file itself was written.
+                Err(StoreError::Write { source, .. }) => {
+                    report
+                        .backup_failures
+                        .push((backup.clone(), source.to_string()));
+                }
+                Err(other) => report
+                    .backup_failures
+                    .push((backup.clone(), other.to_string())),
             }
         }
         Ok(report)
@@ -439,13 +448,24 @@ fn ensure_dir(path: &Path) -> std::io::Result<()> {
 
 /// Write `bytes` to `path` atomically: temp file (0600) in the same folder → write → fsync →
 /// rename → fsync the folder. On any error the target is untouched and the temp file removed.
+/// tempfile adds its random temp file's path to an error ("No space left on device at path
+/// \"/x/.upstox_token.json.tmpA1b2\""); the message names the real file instead, so keep only
+/// the system's error.
+fn without_temp_path(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(cut) => std::io::Error::new(e.kind(), text[..cut].to_string()),
+        None => e,
+    }
+}
+
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // A symlinked token path is written through: the link stays, its target gets the token.
     let resolved = follow_symlinks(path);
     let path = resolved.as_path();
     let err = |source| StoreError::Write {
         path: path.to_owned(),
-        source,
+        source: without_temp_path(source),
     };
     ensure_dir(path).map_err(err)?;
     let dir = match path.parent() {

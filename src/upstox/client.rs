@@ -360,7 +360,7 @@ pub fn classify(
                 message: format!("{what}: HTTP 401 with {shape}"),
             },
             _ => transient(format!(
-                "{what}: HTTP {status} with {shape} (not Upstox's API; will retry)"
+                "{what}: HTTP {status} with {shape} (not Upstox's API: a proxy, firewall or outage page)"
             )),
         });
     };
