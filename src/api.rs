@@ -13,7 +13,9 @@
 //! refused with 403, so a site open in the user's browser cannot trigger logins. When
 //! `server.api_key` is set, POSTs need it in `X-Tokenwatch-Key` (401 otherwise); a
 //! non-loopback `server.listen` needs `server.allow_remote: true` and an API key (checked
-//! with the configuration, exit 78). Every answer is JSON but `/metrics`, and none is cached.
+//! with the configuration, exit 78). Without `allow_remote`, a `Host` that is not a loopback
+//! name is refused with 421 (DNS rebinding). Every answer is JSON but `/metrics`, and none is
+//! cached.
 
 use crate::clock::Clock;
 use crate::metrics::{self, Metrics};
@@ -65,6 +67,9 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// The metric families.
     pub metrics: Metrics,
+    /// The API listens on loopback only (no `server.allow_remote`): requests must name a
+    /// loopback host, which stops a web page from reading it through DNS rebinding.
+    pub loopback_only: bool,
 }
 
 /// The running API server.
@@ -128,8 +133,48 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 &format!("{method} is not allowed here"),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            loopback_host,
+        ))
+        // Outermost: every answer, refusals included, is marked uncacheable.
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)
+}
+
+/// With a loopback-only API, a `Host` that is not loopback means a browser was pointed at
+/// it under another name (DNS rebinding): refuse before any route runs.
+async fn loopback_host(
+    State(state): State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.loopback_only
+        && let Some(host) = request.headers().get(header::HOST)
+        && !is_loopback_host(host.as_bytes())
+    {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this API answers only to a loopback host name (127.0.0.1, [::1] or localhost)",
+        );
+    }
+    next.run(request).await
+}
+
+/// `localhost`, `127.0.0.1:8000`, `[::1]:8000` and the like.
+fn is_loopback_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn no_store(mut response: Response) -> Response {

@@ -145,6 +145,7 @@ pub async fn start(
                 api_key: config.server.api_key.clone(),
                 clock: clock.clone(),
                 metrics: Metrics::new(),
+                loopback_only: !config.server.allow_remote,
             };
             match api::serve_on(listener, state).await {
                 Ok(server) => Some(server),

@@ -39,6 +39,9 @@ struct ResultLabels {
 
 /// The registry and its metric families.
 pub struct Metrics {
+    /// One scrape at a time: a counter is brought up to date by reading it and adding the
+    /// difference, which two scrapes at once would both add.
+    scraping: std::sync::Mutex<()>,
     registry: Registry,
     expiry: Family<AccountLabel, Gauge>,
     valid: Family<AccountLabel, Gauge>,
@@ -58,6 +61,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
+            scraping: std::sync::Mutex::new(()),
             registry: Registry::default(),
             expiry: Family::default(),
             valid: Family::default(),
@@ -110,6 +114,11 @@ impl Metrics {
         now: DateTime<Utc>,
         thresholds: Thresholds,
     ) -> String {
+        // A poisoned lock only means another scrape panicked; the counters are still sound.
+        let _one_at_a_time = self
+            .scraping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for snap in snapshots {
             self.update(snap, now, thresholds);
         }

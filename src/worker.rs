@@ -711,6 +711,9 @@ impl Core {
         if let Some(aside) = &report.set_aside {
             warn!(account = %self.account.name, "The old token file was unreadable; kept it as {}", aside.display());
         }
+        // As stored: the file now names its expiry, so the token reads as `status` will read it.
+        let mut token = token;
+        token.expiry_source = ExpirySource::ExpiresAt;
         self.token = Some(token);
         self.token_error = None;
         self.token_stamp = file_stamp(&self.account.token.path);
