@@ -9,7 +9,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Padding};
 use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget, TuiWidgetState};
 
 /// How log lines are written.
@@ -98,16 +97,12 @@ impl LogFormatter for Format {
 
 /// Draw the log pane with `state`'s scroll position.
 pub fn render(frame: &mut Frame, area: Rect, state: &TuiWidgetState, timestamps: bool, t: &Theme) {
+    let inner = super::pane::frame(frame.buffer_mut(), area, " Log ");
     let widget = TuiLoggerWidget::default()
-        .block(
-            Block::bordered()
-                .title(" Log ")
-                .padding(Padding::horizontal(1)),
-        )
         .formatter(Box::new(Format {
             timestamps,
             theme: *t,
         }))
         .state(state);
-    frame.render_widget(widget, area);
+    frame.render_widget(widget, inner);
 }

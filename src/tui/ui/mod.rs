@@ -21,6 +21,7 @@ mod footer;
 mod header;
 mod log;
 mod notifications;
+mod pane;
 mod popups;
 mod text;
 mod theme;

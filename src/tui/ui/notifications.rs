@@ -1,6 +1,7 @@
 //! The notification pane: a yazi-style stack of banners, newest on top. Each banner is a
 //! title line (`14:02 ✓ Token valid`) and its message, wrapped inside the pane.
 
+use super::pane;
 use super::text::{fit, hm, wrap_words};
 use super::theme::Theme;
 use crate::tui::app::Banner;
@@ -9,7 +10,6 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Padding, Paragraph};
 
 /// A message takes at most this many lines; the rest is cut with an ellipsis.
 const MESSAGE_LINES: usize = 5;
@@ -31,11 +31,7 @@ pub fn render(
     } else {
         format!(" Notifications ({}) ", alive.len())
     };
-    let block = Block::bordered()
-        .title(title)
-        .padding(Padding::horizontal(1));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = pane::frame(frame.buffer_mut(), area, &title);
     let (w, h) = (inner.width as usize, inner.height as usize);
     if w == 0 || h == 0 {
         return;
@@ -46,7 +42,7 @@ pub fn render(
             w,
             t.ellipsis(),
         );
-        frame.render_widget(Paragraph::new(line), inner);
+        pane::lines(frame.buffer_mut(), inner, &[line]);
         return;
     }
 
@@ -79,7 +75,7 @@ pub fn render(
             lines.push(fit(vec![Span::styled(more, t.dim())], w, t.ellipsis()));
         }
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    pane::lines(frame.buffer_mut(), inner, &lines);
 }
 
 /// One banner: `14:02 ✗ Token expired!` and its message under the title.
