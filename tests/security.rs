@@ -1,0 +1,1928 @@
+//! SPEC §8 ("Never") and the hostile edges of §3, §4 and §6, against the real binary:
+//!
+//! - (a) every command at trace level against a `tokenwatch simulate` process — `status`
+//!   (plain, `--json`, `--validate`), `token`, `refresh`, `login --no-browser`, `config check`,
+//!   `daemon` with every HTTP route, and the dashboard in tmux — and everything they print,
+//!   log, answer or show is scanned for tokens, their pieces and the client secret;
+//! - (b) forged callbacks to the login's loopback listener (what tests/login.rs does not
+//!   already cover: huge and odd queries, raw bytes, every other method, look-alike paths);
+//! - (c) forged webhooks to the token-request notifier of a running `tokenwatch refresh`
+//!   (tests/notifier.rs covers each refusal at the library level; here the binary must store
+//!   nothing);
+//! - (d) the renewal lock between `login` and `refresh` processes;
+//! - (e) the modes of everything tokenwatch writes, under `umask 000`.
+//!
+//! Needs `curl` and `tmux` (CI's `.ci/run` installs both).
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokenwatch::clock::SystemClock;
+use tokenwatch::upstox::sim::{Endpoint, SimConfig, SimServer, Simulator};
+
+/// Longest wait for one step: a line of output, an exit, a file changing.
+const STEP: Duration = Duration::from_secs(30);
+/// The client id and secret of `tokenwatch simulate` (it prints them, by design).
+const SIM_CLIENT_ID: &str = "615b1297-sim-client";
+const SIM_SECRET: &str = "sim-secret";
+/// The redirect URI `tokenwatch simulate` registers (it has no flag to change it).
+const SIM_REDIRECT: &str = "http://localhost:5001/callback";
+/// The client secret of the in-process simulators: distinctive, so a scan cannot miss it.
+const LIB_SECRET: &str = "twSecurity-Qx7Lp2-client-secret";
+/// `server.api_key` in test (a): it must never be shown either.
+const API_KEY: &str = "twApiKey-Hv93Ks-never-shown";
+/// The browser: fetch the login page and follow the simulator's 302 to the callback.
+const CURL_BROWSER: [&str; 4] = ["curl", "-sL", "-o", "/dev/null"];
+/// An extended token planted in the token file (the simulator never issues one).
+const EXTENDED: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQjEyMzQiLCJleHRlbmRlZCI6dHJ1ZSwiaXNzIjoidHcifQ.RXh0ZW5kZWRTaWduYXR1cmVOb3RGb3JBbnlPdXRwdXQ";
+/// A JWT-shaped token no simulator ever signed.
+const FORGED: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQjEyMzQiLCJleHAiOjQxMDI0NDQ4MDB9.Rm9yZ2VkU2lnbmF0dXJlTm9ib2R5SXNzdWVkVGhpcw";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tokenwatch")
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `text` quoted for `sh`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Ports
+// ---------------------------------------------------------------------------------------
+
+/// A port nobody listens on now, below the ephemeral range (32768+), so that no outgoing
+/// connection takes it between this check and the binary's own bind.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 9_000) as u16;
+    loop {
+        let port = 21_000 + (offset + NEXT.fetch_add(11, Ordering::Relaxed) % 9_000) % 9_000;
+        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_secs(1),
+    )
+    .is_ok()
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: not within {STEP:?}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw HTTP: what goes over the wire, both ways
+// ---------------------------------------------------------------------------------------
+
+/// One HTTP answer, raw.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.head, self.body))
+    }
+
+    fn all(&self) -> String {
+        format!("{}\r\n\r\n{}", self.head, self.body)
+    }
+}
+
+/// Send `request` as is to 127.0.0.1:`port` and read the answer until the server closes.
+/// Status 0: no answer at all (the connection was closed without one).
+fn raw_http(port: u16, request: &[u8]) -> Answer {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    // A server may answer and close before reading a huge request whole. (No half-close:
+    // hyper drops a connection whose client stopped sending before the answer is ready.)
+    let _ = s.write_all(request);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut body = body.to_owned();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Answer {
+        status,
+        head: head.to_owned(),
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A request with `Connection: close`; `extra` are more header lines.
+fn request(method: &str, port: u16, target: &str, extra: &[&str], body: &[u8]) -> Vec<u8> {
+    let mut r =
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for h in extra {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn http_get(port: u16, target: &str) -> Answer {
+    raw_http(port, &request("GET", port, target, &[], b""))
+}
+
+/// `host:port/path?query` of an `http://` URL: (port, target).
+fn split_url(url: &str) -> (u16, String) {
+    let u = url::Url::parse(url).unwrap();
+    let target = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    };
+    (u.port_or_known_default().unwrap(), target)
+}
+
+/// What the simulator's auto-approving dialog redirects the browser to.
+fn approved_redirect(dialog: &str) -> String {
+    let (port, target) = split_url(dialog);
+    let a = http_get(port, &target);
+    assert_eq!(a.status, 302, "the dialog did not redirect: {}", a.all());
+    a.header("location").expect("a Location header")
+}
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+// ---------------------------------------------------------------------------------------
+// The simulators
+// ---------------------------------------------------------------------------------------
+
+/// `tokenwatch simulate` on a free loopback port, stopped on drop.
+struct SimProcess {
+    child: Child,
+    base: String,
+    port: u16,
+}
+
+impl SimProcess {
+    fn start(extra: &[&str]) -> SimProcess {
+        for _ in 0..20 {
+            let port = free_port();
+            let mut child = Command::new(bin())
+                .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
+                .args(extra)
+                .env_clear()
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            let mut reader = BufReader::new(child.stdout.take().unwrap());
+            reader.read_line(&mut first).unwrap();
+            // Keep reading: a closed pipe would end the simulator with SIGPIPE.
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+            if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
+                return SimProcess {
+                    child,
+                    base: base.to_owned(),
+                    port,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("tokenwatch simulate did not start");
+    }
+
+    /// `DELETE /v2/logout`: the simulator rejects `token` from now on.
+    fn revoke(&self, token: &str) {
+        let auth = format!("Authorization: Bearer {token}");
+        let a = raw_http(
+            self.port,
+            &request("DELETE", self.port, "/v2/logout", &[&auth], b""),
+        );
+        assert_eq!(a.status, 200, "logout: {}", a.all());
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The simulator in this process, on a runtime of its own, with its own callback port
+/// registered as its redirect URI.
+struct LibSim {
+    rt: tokio::runtime::Runtime,
+    sim: Simulator,
+    server: SimServer,
+    callback_port: u16,
+    redirect: String,
+}
+
+impl LibSim {
+    fn start(config: SimConfig) -> LibSim {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let callback_port = free_port();
+        let redirect = format!("http://localhost:{callback_port}/callback");
+        let config = SimConfig {
+            client_secret: LIB_SECRET.into(),
+            redirect_uri: redirect.clone(),
+            ..config
+        };
+        let sim = Simulator::new(config, Arc::new(SystemClock));
+        let server = rt
+            .block_on(sim.serve("127.0.0.1:0".parse().unwrap()))
+            .unwrap();
+        LibSim {
+            rt,
+            sim,
+            server,
+            callback_port,
+            redirect,
+        }
+    }
+
+    fn base(&self) -> String {
+        self.server
+            .base_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// A config for the binary against this simulator; `renew.command` logs each token it
+    /// fetches to `minted` (and each run to `minted.runs`).
+    fn config(&self, minted: &Path) -> Value {
+        json!({
+            "upstox": {
+                "client_id": SIM_CLIENT_ID,
+                "client_secret": LIB_SECRET,
+                "redirect_uri": self.redirect,
+                "api_base": self.base(),
+            },
+            "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
+            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
+            "renew": {"strategy": "command", "not_before": "00:00", "command": mint_command(&self.base(), minted, "")},
+            "login": {"timeout": "60s", "browser_command": CURL_BROWSER},
+        })
+    }
+}
+
+/// `renew.command`: fetch a simulator token (after `before`, shell code), log it to `log`
+/// before printing it, and count the runs in `<log>.runs`.
+fn mint_command(base: &str, log: &Path, before: &str) -> Value {
+    let log = log.display();
+    json!([
+        "sh",
+        "-c",
+        format!(
+            "echo run >> '{log}.runs'; {before} t=$(curl -sf -X POST '{base}/sim/token') || exit 1; \
+             printf '%s\\n' \"$t\" >> '{log}'; printf '%s\\n' \"$t\""
+        )
+    ])
+}
+
+/// The tokens `renew.command` fetched so far.
+fn minted(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l.trim()).ok()?;
+            Some(v["access_token"].as_str()?.to_owned())
+        })
+        .collect()
+}
+
+/// How often `renew.command` ran.
+fn command_runs(log: &Path) -> usize {
+    std::fs::read_to_string(format!("{}.runs", log.display()))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary
+// ---------------------------------------------------------------------------------------
+
+/// What a finished process said.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A temporary HOME, XDG folders and working folder with `./config/tokenwatch.yaml`.
+struct Sandbox {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    fn new(config: Option<&Value>) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("tw-security-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for d in ["config", "home", "xdg-config", "tmp"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let sb = Sandbox {
+            _dir: dir,
+            env: vec![
+                ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+                ("HOME".into(), root.join("home").display().to_string()),
+                (
+                    "XDG_CONFIG_HOME".into(),
+                    root.join("xdg-config").display().to_string(),
+                ),
+                (
+                    "XDG_STATE_HOME".into(),
+                    root.join("xdg-state").display().to_string(),
+                ),
+                ("TMPDIR".into(), root.join("tmp").display().to_string()),
+            ],
+            root,
+        };
+        if let Some(c) = config {
+            sb.write_config(c);
+        }
+        sb
+    }
+
+    fn write_config(&self, config: &Value) {
+        // JSON is YAML.
+        std::fs::write(
+            self.root.join("config/tokenwatch.yaml"),
+            serde_json::to_string_pretty(config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn token_path(&self) -> PathBuf {
+        self.root.join("config/upstox_token.json")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.root)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut o = child.stdout.take().unwrap();
+        let mut e = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = o.read_to_end(&mut s);
+            s
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = e.read_to_end(&mut s);
+            s
+        });
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("tokenwatch {args:?} did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Out {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+        }
+    }
+
+    /// Start with stdin, stdout and stderr piped.
+    fn spawn(&self, args: &[&str]) -> Running {
+        Running::new(
+            self.cmd(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The stored access token, if any.
+    fn stored(&self) -> Option<String> {
+        stored_token(&self.token_path())
+    }
+}
+
+fn stored_token(path: &Path) -> Option<String> {
+    tokenwatch::token::read_token_file(path)
+        .ok()
+        .flatten()
+        .map(|t| t.access_token.expose().to_owned())
+}
+
+/// A running `tokenwatch`: stdout lines on a channel, stderr collected, killed on drop.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn new(mut child: Child) -> Running {
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running {
+            child,
+            stdin,
+            lines,
+            stdout: Vec::new(),
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Read stdout until a line containing `needle`.
+    fn line_with(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {needle:?} on stdout: {:#?}\nstderr: {}",
+                    self.stdout,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Wait for the exit; everything it printed.
+    fn finish(mut self) -> Out {
+        let deadline = Instant::now() + STEP;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tokenwatch did not exit: {:#?}\n{}",
+                self.stdout,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(self.stdin.take());
+        // The reader threads end with the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        self.stdout.extend(self.lines.try_iter());
+        Out {
+            code: status.code(),
+            stdout: self.stdout.join("\n"),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The leak scan
+// ---------------------------------------------------------------------------------------
+
+/// What was captured, and what must not be in any of it.
+#[derive(Default)]
+struct Leaks {
+    texts: Vec<(String, String)>,
+    needles: BTreeMap<String, String>,
+}
+
+impl Leaks {
+    fn text(&mut self, label: impl Into<String>, text: impl Into<String>) {
+        self.texts.push((label.into(), text.into()));
+    }
+
+    fn out(&mut self, label: &str, out: &Out) {
+        self.text(format!("{label}: stdout"), out.stdout.clone());
+        self.text(format!("{label}: stderr"), out.stderr.clone());
+    }
+
+    fn answer(&mut self, label: &str, a: &Answer) {
+        self.text(format!("{label}: HTTP answer"), a.all());
+    }
+
+    fn secret(&mut self, label: &str, value: &str) {
+        assert!(!value.is_empty(), "empty needle {label}");
+        self.needles.insert(value.to_owned(), label.to_owned());
+    }
+
+    /// A token: whole, its signature (the third dot-separated part), and every 20-character
+    /// piece.
+    fn token(&mut self, label: &str, token: &str) {
+        self.secret(label, token);
+        if let Some(sig) = token.split('.').nth(2) {
+            self.secret(&format!("{label} signature"), sig);
+        }
+        let chars: Vec<char> = token.chars().collect();
+        for (i, w) in chars.windows(20).enumerate() {
+            let piece: String = w.iter().collect();
+            self.needles
+                .entry(piece)
+                .or_insert_with(|| format!("{label}[{i}..{}]", i + 20));
+        }
+    }
+
+    fn assert_clean(&self) {
+        eprintln!(
+            "leak scan: {} texts, {} bytes, {} needles",
+            self.texts.len(),
+            self.texts.iter().map(|(_, t)| t.len()).sum::<usize>(),
+            self.needles.len()
+        );
+        let mut found = Vec::new();
+        for (where_, text) in &self.texts {
+            for (needle, what) in &self.needles {
+                if let Some(at) = text.find(needle.as_str()) {
+                    let from = text[..at]
+                        .char_indices()
+                        .rev()
+                        .nth(60)
+                        .map_or(0, |(i, _)| i);
+                    found.push(format!(
+                        "{what} in {where_} at byte {at}: …{}",
+                        &text[from..at]
+                    ));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "secrets leaked ({} hits): {:#?}",
+            found.len(),
+            found.iter().take(20).collect::<Vec<_>>()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// tmux: the dashboard in a real terminal
+// ---------------------------------------------------------------------------------------
+
+/// `tokenwatch` (the dashboard) in a detached tmux server of its own, killed on drop.
+struct Term {
+    socket: String,
+    env: Vec<(String, String)>,
+}
+
+impl Term {
+    /// Start `script` (run by `sh`) in a `cols`×`rows` terminal with `env`.
+    fn start(name: &str, env: &[(String, String)], script: &str) -> Term {
+        let term = Term {
+            socket: format!("tw-security-{}-{name}", std::process::id()),
+            env: env.to_vec(),
+        };
+        let exports: Vec<String> = env
+            .iter()
+            .chain(&[
+                ("LANG".to_string(), "C.UTF-8".to_string()),
+                ("TERM".to_string(), "xterm-256color".to_string()),
+            ])
+            .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+            .collect();
+        let script = format!(
+            "unset LC_ALL LC_CTYPE NO_COLOR TMUX; export {}; {script}; echo EXITED:$?; sleep 30",
+            exports.join(" ")
+        );
+        let out = term.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            &script,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        term
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("SHELL", "/bin/sh")
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "xterm-256color")
+            .args(["-u", "-f", "/dev/null", "-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux ({e}); apt-get install tmux"))
+    }
+
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let s = self.screen();
+            if ready(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: the screen is\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        assert!(self.tmux(&args).status.success());
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+// =======================================================================================
+// (a) No secret anywhere
+// =======================================================================================
+
+/// Wait until 127.0.0.1:`port` can be bound (another test or program may hold it briefly).
+fn wait_port_free(port: u16) {
+    let deadline = Instant::now() + STEP;
+    while std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "port {port} stays in use; this test needs it (tokenwatch simulate's redirect URI)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every command, at trace level, against a `tokenwatch simulate` process; the stdout and
+/// stderr of each, the log file, every HTTP answer (head and body), the pages the callback
+/// answered the browser with, and the dashboard's screens are scanned for every token seen
+/// (whole, its JWT signature, every 20-character piece), a planted extended token, the
+/// authorization code and the client secret. Only `token`'s stdout is exempt — it is the
+/// token, by design, and the test checks that it is exactly that.
+#[test]
+fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
+    let sim = SimProcess::start(&["--auto-approve", "--token-lifetime", "20h"]);
+    let mut sb = Sandbox::new(None);
+    sb.env
+        .push(("TOKENWATCH__LOG__LEVEL".into(), "trace".into()));
+    let minted_log = sb.root.join("minted.log");
+    let pages = sb.root.join("pages");
+    std::fs::create_dir_all(&pages).unwrap();
+    // The browser keeps what the callback answered (head and body) for the scan.
+    let browser = json!([
+        "sh",
+        "-c",
+        format!(
+            "n=$(date +%s%N); curl -sL -D '{p}/'$n.head -o '{p}/'$n.body \"$0\"",
+            p = pages.display()
+        ),
+        "{url}"
+    ]);
+    let api_port = free_port();
+    let mut config = json!({
+        "upstox": {
+            "client_id": SIM_CLIENT_ID,
+            "client_secret": SIM_SECRET,
+            "redirect_uri": SIM_REDIRECT,
+            "api_base": sim.base,
+        },
+        "token": {
+            "path": "upstox_token.json",
+            "backups": ["backup/upstox_token.json"],
+            "env_file": "upstox.env",
+        },
+        "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
+        "renew": {"strategy": "command", "not_before": "00:00", "command": mint_command(&sim.base, &minted_log, "")},
+        "login": {"timeout": "60s", "browser_command": browser},
+        "server": {"listen": format!("127.0.0.1:{api_port}"), "api_key": API_KEY},
+        "log": {"file": "logs/tokenwatch.log", "level": "trace"},
+    });
+    sb.write_config(&config);
+    let mut leaks = Leaks::default();
+    let mut seen_tokens: Vec<String> = Vec::new();
+    let mut snapshot = |sb: &Sandbox| {
+        if let Some(t) = sb.stored()
+            && !seen_tokens.contains(&t)
+        {
+            seen_tokens.push(t);
+        }
+        seen_tokens.len()
+    };
+
+    // refresh: no token yet, renew.command fetches one.
+    let out = sb.run(&["-vv", "refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    leaks.out("refresh", &out);
+    assert_eq!(snapshot(&sb), 1);
+    // Plant an extended token in the file (the simulator never issues one).
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.token_path()).unwrap()).unwrap();
+    file["extended_token"] = json!(EXTENDED);
+    std::fs::write(
+        sb.token_path(),
+        serde_json::to_string_pretty(&file).unwrap(),
+    )
+    .unwrap();
+
+    for args in [
+        &["-vv", "status"][..],
+        &["-vv", "status", "--json"],
+        &["-vv", "status", "--validate"],
+        &["-vv", "status", "--validate", "--json"],
+        &["-vv", "config", "check"],
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.all());
+        if args.contains(&"--validate") {
+            // -vv reaches the debug lines.
+            assert!(
+                out.stderr.contains("Validating the token with the API"),
+                "{args:?} is not verbose: {}",
+                out.all()
+            );
+        }
+        leaks.out(&format!("{args:?}"), &out);
+    }
+    let check = sb.run(&["config", "check"]);
+    assert!(check.stdout.contains("client_secret"), "{}", check.all());
+    let out = sb.run(&["-vv", "token"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(
+        out.stdout,
+        format!("{}\n", sb.stored().unwrap()),
+        "token's stdout"
+    );
+    leaks.text("token: stderr", out.stderr.clone());
+
+    // Token files that hold the token but cannot be used (or only just): what the commands
+    // say about them must not quote it.
+    let good = std::fs::read(sb.token_path()).unwrap();
+    let t = sb.stored().unwrap();
+    for (i, content) in [
+        format!("{{\"access_token\": \"{t}\", \"expires_at\": \"not a date {t}\"}}"),
+        format!("{{\"access_token\": \"{t}\", \"expires_at\": 1e400}}"),
+        format!("{{\"access_token\": \"{t}\" \"user_id\": 1}}"),
+        format!("{{\"access_token\": [\"{t}\"]}}"),
+        format!("{{\"access_token\": \"{t}\", \"user_id\": {{\"x\": \"{t}\"}}}}"),
+        format!("{{\"format\": 2, \"access_token\": \"{t}\"}}"),
+        format!(
+            "{{\"access_token\": \"{t}\", \"expires_at\": \"{}\"}}",
+            &t[..30]
+        ),
+        format!("{t} trailing words"),
+        format!("{{\"access_token\": \"{}", &t[..t.len() / 2]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(sb.token_path(), content).unwrap();
+        for args in [
+            &["-vv", "status"][..],
+            &["-vv", "status", "--json"],
+            &["-vv", "token"],
+        ] {
+            let out = sb.run(args);
+            if args[1] == "token" && out.code == Some(0) {
+                // Usable after all: the token is its output, by design.
+                assert_eq!(out.stdout.trim(), t, "bad file {i}");
+                leaks.text(format!("bad file {i}, token: stderr"), out.stderr.clone());
+            } else {
+                leaks.out(&format!("bad file {i}, {args:?}"), &out);
+            }
+        }
+    }
+    std::fs::write(sb.token_path(), &good).unwrap();
+
+    // login --no-browser, completed by pasting the redirected address.
+    wait_port_free(5001);
+    let mut p = sb.spawn(&["-vv", "login", "--no-browser"]);
+    let url = p
+        .line_with("/v2/login/authorization/dialog?")
+        .trim()
+        .to_owned();
+    let loc = approved_redirect(&url);
+    leaks.secret("authorization code", &query_param(&loc, "code").unwrap());
+    p.send(&loc);
+    let out = p.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    leaks.out("login --no-browser", &out);
+    assert_eq!(snapshot(&sb), 2, "the login stored no new token");
+
+    // refresh of a token Upstox rejects: renewed, the old one kept as .prev.
+    sim.revoke(&sb.stored().unwrap());
+    let out = sb.run(&["-vv", "refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stderr.contains("Token invalid"), "{}", out.all());
+    leaks.out("refresh of a revoked token", &out);
+    assert_eq!(snapshot(&sb), 3);
+
+    // daemon with the HTTP API: every route, both POSTs (a renewal and a login), then SIGTERM.
+    let mut d = sb.spawn(&["-vv", "daemon"]);
+    wait_until("the daemon's API", || {
+        assert!(d.running(), "the daemon ended: {}", d.stderr());
+        listening(api_port) && http_get(api_port, "/healthz").status == 200
+    });
+    let mut answers: Vec<(String, Answer)> = Vec::new();
+    let mut hit = |label: &str, req: Vec<u8>, status: u16| -> Answer {
+        let a = raw_http(api_port, &req);
+        assert_eq!(a.status, status, "{label}: {}", a.all());
+        answers.push((label.to_owned(), a.clone()));
+        a
+    };
+    let get = |path: &str| request("GET", api_port, path, &[], b"");
+    let key = format!("X-Tokenwatch-Key: {API_KEY}");
+    let post = |path: &str, extra: &[&str]| {
+        let mut headers = vec![key.as_str()];
+        headers.extend_from_slice(extra);
+        request("POST", api_port, path, &headers, b"")
+    };
+    let all_routes = |hit: &mut dyn FnMut(&str, Vec<u8>, u16) -> Answer, round: &str| {
+        for (path, status) in [
+            ("/api/token/status", 200),
+            ("/api/token/status?account=default", 200),
+            ("/api/token/status?account=nobody", 404),
+            ("/api/tokens", 200),
+            ("/metrics", 200),
+            ("/healthz", 200),
+            ("/no/such/route", 404),
+            ("/api/token/force-refresh", 405),
+        ] {
+            hit(&format!("{round} GET {path}"), get(path), status);
+        }
+        hit(
+            &format!("{round} POST from a web page"),
+            post("/api/token/force-refresh", &["Origin: http://evil.example"]),
+            403,
+        );
+        for (what, headers) in [
+            ("without the key", &[][..]),
+            (
+                "with a wrong key",
+                &["X-Tokenwatch-Key: twApiKey-Hv93Ks-never-showX"][..],
+            ),
+        ] {
+            for path in ["/api/token/force-refresh", "/api/upstox/token/refresh"] {
+                hit(
+                    &format!("{round} POST {path} {what}"),
+                    request("POST", api_port, path, headers, b""),
+                    401,
+                );
+            }
+        }
+    };
+    all_routes(&mut hit, "first");
+    let status = hit("status", get("/api/token/status"), 200).json();
+    assert_eq!(status["api_validated"], true, "{status}");
+    let before = sb.stored().unwrap();
+    sim.revoke(&before);
+    hit(
+        "POST force-refresh",
+        post("/api/token/force-refresh", &[]),
+        202,
+    );
+    wait_until("the daemon's renewal", || {
+        sb.stored().as_ref() != Some(&before)
+    });
+    assert_eq!(snapshot(&sb), 4);
+    let before = sb.stored().unwrap();
+    wait_port_free(5001);
+    let login = hit("POST login", post("/api/upstox/token/refresh", &[]), 202).json();
+    assert!(
+        login["auth_url"]
+            .as_str()
+            .unwrap()
+            .contains("/v2/login/authorization/dialog"),
+        "{login}"
+    );
+    wait_until("the daemon's login", || {
+        sb.stored().as_ref() != Some(&before)
+    });
+    assert_eq!(snapshot(&sb), 5);
+    wait_until("the daemon validated the login's token", || {
+        let j: Value = http_get(api_port, "/api/token/status").json();
+        j["api_validated"] == true
+    });
+    all_routes(&mut hit, "second");
+    d.signal(libc::SIGTERM);
+    let out = d.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stderr.contains("DEBUG"), "not verbose: {}", out.stderr);
+    leaks.out("daemon", &out);
+    for (label, a) in &answers {
+        leaks.answer(label, a);
+        assert!(!a.body.contains("access_token"), "{label}: {}", a.body);
+    }
+
+    // The dashboard: r, d, l, then q; every screen kept.
+    config["server"] = json!({"listen": format!("127.0.0.1:{}", free_port())});
+    sb.write_config(&config);
+    wait_port_free(5001);
+    let term = Term::start(
+        "dashboard",
+        &sb.env,
+        &format!(
+            "cd {} && {} -vv",
+            sh_quote(&sb.root.display().to_string()),
+            sh_quote(bin())
+        ),
+    );
+    let mut screens = vec![term.wait_for("the dashboard, validated", |s| {
+        s.contains("HEALTHY") && s.contains("Token valid")
+    })];
+    term.keys(&["r"]);
+    screens.push(term.wait_for("r", |s| s.contains("Refresh requested")));
+    term.keys(&["d"]);
+    screens.push(term.wait_for("d", |s| s.contains("Token details")));
+    term.keys(&["Escape"]);
+    let before = sb.stored().unwrap();
+    term.keys(&["l"]);
+    screens.push(term.wait_for("l", |s| s.contains("Logged in")));
+    wait_until("the dashboard's login stored", || {
+        sb.stored().as_ref() != Some(&before)
+    });
+    assert_eq!(snapshot(&sb), 6);
+    term.keys(&["d"]);
+    screens.push(term.wait_for("d after the login", |s| s.contains("Token details")));
+    term.keys(&["Escape"]);
+    term.keys(&["q"]);
+    screens.push(term.wait_for("the exit", |s| s.contains("EXITED:")));
+    assert!(
+        screens.last().unwrap().contains("EXITED:0"),
+        "{}",
+        screens.last().unwrap()
+    );
+    for (i, s) in screens.iter().enumerate() {
+        leaks.text(format!("screen {i}"), s.clone());
+    }
+    let log = std::fs::read_to_string(sb.root.join("config/logs/tokenwatch.log")).unwrap();
+    assert!(
+        log.contains("Token valid") && log.contains("Logged in"),
+        "{log}"
+    );
+    leaks.text("log file", log);
+
+    // What the callback answered the browser (the daemon's and the dashboard's logins).
+    let mut page_count = 0;
+    for e in std::fs::read_dir(&pages).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if text.contains("Logged in") {
+            page_count += 1;
+        }
+        leaks.text(format!("browser {}", e.file_name().to_string_lossy()), text);
+    }
+    assert_eq!(page_count, 2, "the browser did not get both success pages");
+
+    // Every token there was: stored, kept, backed up, written to the env file, minted.
+    let mut tokens = seen_tokens.clone();
+    tokens.extend(minted(&minted_log));
+    for p in [
+        sb.root.join("config/upstox_token.json.prev"),
+        sb.root.join("config/backup/upstox_token.json"),
+    ] {
+        tokens.extend(stored_token(&p));
+    }
+    let env = std::fs::read_to_string(sb.root.join("config/upstox.env")).unwrap();
+    tokens.push(
+        env.trim()
+            .trim_start_matches("UPSTOX_ACCESS_TOKEN=")
+            .to_owned(),
+    );
+    tokens.sort();
+    tokens.dedup();
+    assert!(tokens.len() >= 6, "{} tokens", tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        assert_eq!(t.split('.').count(), 3, "not a JWT: token {i}");
+        leaks.token(&format!("token {i}"), t);
+    }
+    leaks.token("extended token", EXTENDED);
+    leaks.secret("client secret", SIM_SECRET);
+    leaks.secret("API key", API_KEY);
+    leaks.assert_clean();
+}
+
+// =======================================================================================
+// (b) Forged callbacks to the login's listener
+// =======================================================================================
+
+/// tests/login.rs (`forged_callbacks_are_refused_and_the_login_keeps_waiting`,
+/// `binary_no_browser_login_accepts_only_the_right_pasted_address`) already sends a wrong
+/// state, a missing state, no query, a denial with a wrong state, the right state without a
+/// code, another path, a trailing slash and a POST. Here, against a waiting
+/// `tokenwatch login --no-browser`, over raw sockets: 100 KB queries (wrong and right state),
+/// duplicate parameters, CR/LF/NUL and non-UTF-8 escapes, markup (escaped and raw), every
+/// other method carrying the genuine code and state, look-alike paths carrying them, and bytes
+/// that are not HTTP. Each gets its status, none echoes its input (a marker in every request
+/// never comes back, in the page or the headers, nor reaches the log), the login keeps
+/// waiting with nothing exchanged, and then the genuine callback logs in.
+#[test]
+fn forged_callbacks_are_refused_without_echo_and_the_login_still_completes() {
+    const MARK: &str = "zqFORGEDq7731";
+    let sim = LibSim::start(SimConfig {
+        auto_approve: true,
+        token_lifetime: Some(Duration::from_secs(20 * 3600)),
+        ..SimConfig::default()
+    });
+    let sb = Sandbox::new(None);
+    sb.write_config(&sim.config(&sb.root.join("minted.log")));
+    let mut p = sb.spawn(&["login", "--no-browser"]);
+    let url = p
+        .line_with("/v2/login/authorization/dialog?")
+        .trim()
+        .to_owned();
+    let state = query_param(&url, "state").unwrap();
+    let port = sim.callback_port;
+    wait_until("the callback listener", || listening(port));
+    let genuine = approved_redirect(&url);
+    let (_, genuine_target) = split_url(&genuine);
+    let genuine_query = genuine_target.split_once('?').unwrap().1.to_owned();
+    assert_eq!(
+        query_param(&genuine, "state").as_deref(),
+        Some(state.as_str())
+    );
+
+    let huge = "A".repeat(100 * 1024);
+    let get = |target: &str| request("GET", port, target, &[], b"");
+    let mut cases: Vec<(String, Vec<u8>, Vec<u16>)> = vec![
+        (
+            "100 KB query, wrong state".into(),
+            get(&format!("/callback?code={MARK}{huge}&state=wrong{MARK}")),
+            vec![400, 414, 431],
+        ),
+        (
+            "100 KB query, right state".into(),
+            get(&format!("/callback?code={MARK}&state={state}&pad={huge}")),
+            vec![400, 414, 431],
+        ),
+        (
+            // Past tokenwatch's own 8 KB limit, short of the HTTP layer's: tokenwatch answers.
+            "9 KB query, right state".into(),
+            get(&format!(
+                "/callback?code={MARK}&state={state}&pad={}",
+                &huge[..9 * 1024]
+            )),
+            vec![400],
+        ),
+        (
+            "duplicate code".into(),
+            get(&format!("/callback?code={MARK}a&code={MARK}b&state=wrong")),
+            vec![400],
+        ),
+        (
+            "duplicate state".into(),
+            get(&format!(
+                "/callback?state=wrong{MARK}&state=other{MARK}&code=x"
+            )),
+            vec![400],
+        ),
+        (
+            "CR, LF and NUL escapes".into(),
+            get(&format!(
+                "/callback?code={MARK}%0D%0AX-Injected:%20{MARK}%00&state=wrong%0D%0ASet-Cookie:%20s={MARK}%0A%0A%3C{MARK}%3E"
+            )),
+            vec![400],
+        ),
+        (
+            "non-UTF-8 escapes".into(),
+            get(&format!(
+                "/callback?code=%FF%FE{MARK}%C0%AF&state=%C3%28{MARK}%ED%A0%80&error=%80{MARK}"
+            )),
+            vec![400],
+        ),
+        (
+            "escaped markup".into(),
+            get(&format!(
+                "/callback?state=%3Cscript%3E{MARK}%3C%2Fscript%3E&code=%22%3E%3Cimg%20src%3Dx%20onerror%3D{MARK}%3E\
+                 &error=%3Cb%3E{MARK}%3C%2Fb%3E&error_description=%3Ciframe%3E{MARK}"
+            )),
+            vec![400],
+        ),
+        (
+            "raw markup".into(),
+            get(&format!(
+                "/callback?state=<script>{MARK}</script>&code=\"><img/{MARK}>"
+            )),
+            vec![400],
+        ),
+        (
+            "markup in the path".into(),
+            get(&format!("/callback%3Cscript%3E{MARK}?{genuine_query}")),
+            vec![404],
+        ),
+        (
+            "not HTTP".into(),
+            format!("\x16\x03\x01\x00\x05{MARK}\r\n\r\n").into_bytes(),
+            vec![400, 0],
+        ),
+        (
+            "a header too large".into(),
+            request(
+                "GET",
+                port,
+                "/callback?state=wrong",
+                &[&format!("X-Big: {MARK}{huge}")],
+                b"",
+            ),
+            vec![400, 431],
+        ),
+    ];
+    // The genuine code and state, with every other method: refused, and the code stays unused.
+    for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD", "TRACE"] {
+        cases.push((
+            format!("{method} with the genuine query"),
+            request(
+                method,
+                port,
+                &genuine_target,
+                &[&format!("X-Mark: {MARK}")],
+                if method == "HEAD" || method == "TRACE" {
+                    b""
+                } else {
+                    MARK.as_bytes()
+                },
+            ),
+            vec![405],
+        ));
+    }
+    // The genuine code and state, on paths that only look like the callback.
+    for path in [
+        "/callback/",
+        "/Callback",
+        "//callback",
+        "/callback/../callback",
+        "/%63allback",
+        "/callback;x",
+        "/callback.html",
+        "/",
+    ] {
+        cases.push((
+            format!("GET {path} with the genuine query"),
+            get(&format!("{path}?{genuine_query}&m={MARK}")),
+            vec![404],
+        ));
+    }
+
+    for (what, req, statuses) in &cases {
+        let a = raw_http(port, req);
+        eprintln!("forged callback, {what}: {}", a.status);
+        assert!(
+            statuses.contains(&a.status),
+            "{what}: status {} (expected one of {statuses:?}):\n{}",
+            a.status,
+            a.head
+        );
+        assert!(
+            !a.all().contains(MARK),
+            "{what}: the answer echoes the input:\n{}",
+            a.all()
+        );
+        let head = a.head.to_ascii_lowercase();
+        assert!(
+            !head.contains("x-injected") && !head.contains("set-cookie"),
+            "{what}: a header was injected:\n{}",
+            a.head
+        );
+        for tag in ["<script", "<img", "<iframe"] {
+            assert!(
+                !a.body.contains(tag),
+                "{what}: {tag} in the page:\n{}",
+                a.body
+            );
+        }
+        // tokenwatch's own page, not only a bare status from the HTTP layer — except where
+        // the HTTP layer refuses first (a request line or header too long, not HTTP, raw
+        // characters a URI may not hold) or HEAD, which has no body.
+        let bare_ok = ["100 KB", "not HTTP", "a header", "raw markup", "HEAD"]
+            .iter()
+            .any(|w| what.contains(w));
+        if !bare_ok {
+            assert!(a.body.contains("Login failed"), "{what}: {}", a.all());
+            assert_eq!(
+                a.header("cache-control").as_deref(),
+                Some("no-store"),
+                "{what}"
+            );
+        }
+        assert!(p.running(), "{what} ended the login: {}", p.stderr());
+        assert!(listening(port), "{what}: the listener is gone");
+        assert_eq!(
+            sim.sim.calls(Endpoint::Token),
+            0,
+            "{what}: a code was exchanged"
+        );
+    }
+    assert!(sb.stored().is_none(), "a forged callback stored something");
+
+    // The genuine callback still logs in, with the code that was never used.
+    let page = http_get(port, &genuine_target);
+    assert_eq!(page.status, 200, "{}", page.all());
+    assert!(page.body.contains("Logged in"), "{}", page.body);
+    let out = p.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(sim.sim.calls(Endpoint::Token), 1);
+    assert!(sb.stored().is_some());
+    assert!(
+        out.stderr.contains("Refused a login callback"),
+        "the refusals were not logged: {}",
+        out.all()
+    );
+    // Nothing the forger sent reached the log or the terminal (no log injection).
+    assert!(
+        !out.all().contains(MARK),
+        "the input reached the output: {}",
+        out.all()
+    );
+}
+
+// =======================================================================================
+// (c) Forged webhooks to the token-request notifier
+// =======================================================================================
+
+/// A webhook body as Upstox would send it.
+fn delivery(token: &str, user: &str, client: &str, expires_ms: i64, message_type: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "client_id": client,
+        "user_id": user,
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_at": expires_ms.to_string(),
+        "issued_at": chrono::Utc::now().timestamp_millis().to_string(),
+        "message_type": message_type,
+    }))
+    .unwrap()
+}
+
+/// tests/notifier.rs checks every refusal of the receiver in the library, one at a time.
+/// Here the real `tokenwatch refresh` (strategy token-request) waits for the approval, with a
+/// stored token Upstox no longer accepts; forged deliveries — another path, other methods,
+/// not JSON, a genuine token for another user, an expired one, one Upstox never issued,
+/// another app, another message type — are each refused with their status while nothing is
+/// stored (token file, `.prev`, backup all untouched) and the refresh keeps waiting; then the
+/// genuine approval is stored. No answer and no output holds a delivered token.
+#[test]
+fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
+    let hook_port = free_port();
+    let hook_path = "/upstox-hook-Zr81cQ";
+    let hook = format!("http://127.0.0.1:{hook_port}{hook_path}");
+    // The real 03:30 IST rule for expiries: the receiver refuses anything later.
+    let sim = LibSim::start(SimConfig {
+        notifier_url: Some(url::Url::parse(&hook).unwrap()),
+        ..SimConfig::default()
+    });
+    let sb = Sandbox::new(None);
+    let mut config = sim.config(&sb.root.join("minted.log"));
+    config["renew"] = json!({
+        "strategy": "token-request",
+        "not_before": "00:00",
+        "notifier_listen": format!("127.0.0.1:{hook_port}"),
+        "notifier_path": hook_path,
+    });
+    sb.write_config(&config);
+    // A token of AB1234 that the simulator never signed: invalid, so refresh renews.
+    let now = chrono::Utc::now();
+    let old = json!({
+        "format": 1, "access_token": FORGED, "token_type": "Bearer", "extended_token": null,
+        "user_id": "AB1234", "user_name": "Jane Doe", "email": null,
+        "issued_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "expires_at": (now + chrono::Duration::hours(2)).to_rfc3339(),
+        "created_at": now.timestamp() - 3600, "obtained_via": "oauth",
+    });
+    std::fs::write(sb.token_path(), serde_json::to_string_pretty(&old).unwrap()).unwrap();
+    std::fs::set_permissions(sb.token_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = std::fs::read(sb.token_path()).unwrap();
+    let prev = sb.root.join("config/upstox_token.json.prev");
+    let backup = sb.root.join("config/backup/upstox_token.json");
+
+    let mut r = sb.spawn(&["refresh"]);
+    r.line_with("Approve the token request");
+    wait_until("the notifier", || listening(hook_port));
+    assert_eq!(sim.sim.calls(Endpoint::TokenRequest), 1);
+
+    let valid_until = tokenwatch::token::expiry::upstox_expiry(now).timestamp_millis();
+    let genuine_a = sim.sim.issue_token().access_token.expose().to_owned();
+    let genuine_b = sim.sim.issue_token().access_token.expose().to_owned();
+    let genuine_c = sim.sim.issue_token().access_token.expose().to_owned();
+    let never_issued = FORGED.replace("Rm9yZ2Vk", "QW5vdGhl");
+    let good = |t: &str| delivery(t, "AB1234", SIM_CLIENT_ID, valid_until, "access_token");
+    let post = |path: &str, body: &[u8]| {
+        request(
+            "POST",
+            hook_port,
+            path,
+            &["Content-Type: application/json"],
+            body,
+        )
+    };
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "another path",
+            post("/upstox-hook-other", &good(&genuine_a)),
+            404,
+            "",
+        ),
+        (
+            "the path with a slash",
+            post(&format!("{hook_path}/"), &good(&genuine_a)),
+            404,
+            "",
+        ),
+        (
+            "GET",
+            request("GET", hook_port, hook_path, &[], b""),
+            405,
+            "",
+        ),
+        (
+            "PUT",
+            request("PUT", hook_port, hook_path, &[], &good(&genuine_a)),
+            405,
+            "",
+        ),
+        (
+            "DELETE",
+            request("DELETE", hook_port, hook_path, &[], b""),
+            405,
+            "",
+        ),
+        (
+            "not JSON",
+            post(hook_path, b"access_token=x&user_id=AB1234"),
+            400,
+            "not a JSON object",
+        ),
+        (
+            "a JSON array",
+            post(hook_path, b"[1,2]"),
+            400,
+            "not a JSON object",
+        ),
+        (
+            "another user",
+            post(
+                hook_path,
+                &delivery(
+                    &genuine_a,
+                    "ZZ9999",
+                    SIM_CLIENT_ID,
+                    valid_until,
+                    "access_token",
+                ),
+            ),
+            400,
+            "not for the expected Upstox user",
+        ),
+        (
+            "an expired token",
+            post(
+                hook_path,
+                &delivery(
+                    &genuine_b,
+                    "AB1234",
+                    SIM_CLIENT_ID,
+                    (now - chrono::Duration::hours(1)).timestamp_millis(),
+                    "access_token",
+                ),
+            ),
+            400,
+            "unacceptable expires_at",
+        ),
+        (
+            "a token Upstox never issued",
+            post(hook_path, &good(&never_issued)),
+            400,
+            "does not accept the token",
+        ),
+        (
+            "another app",
+            post(
+                hook_path,
+                &delivery(
+                    &genuine_c,
+                    "AB1234",
+                    "someone-elses-app",
+                    valid_until,
+                    "access_token",
+                ),
+            ),
+            400,
+            "client_id",
+        ),
+        (
+            "another message type",
+            post(
+                hook_path,
+                &delivery(
+                    &genuine_c,
+                    "AB1234",
+                    SIM_CLIENT_ID,
+                    valid_until,
+                    "order_update",
+                ),
+            ),
+            400,
+            "message_type",
+        ),
+    ];
+    let mut leaks = Leaks::default();
+    for (what, req, status, reason) in &cases {
+        let a = raw_http(hook_port, req);
+        assert_eq!(a.status, *status, "{what}: {}", a.all());
+        if !reason.is_empty() {
+            let j = a.json();
+            assert_eq!(j["status"], "error", "{what}: {j}");
+            assert!(
+                j["message"].as_str().unwrap().contains(reason),
+                "{what}: {j}"
+            );
+        }
+        leaks.answer(what, &a);
+        assert!(r.running(), "{what} ended the refresh: {}", r.stderr());
+        assert_eq!(
+            std::fs::read(sb.token_path()).unwrap(),
+            before,
+            "{what} changed the token file"
+        );
+        assert!(!prev.exists(), "{what} wrote .prev");
+        assert!(!backup.exists(), "{what} wrote a backup");
+    }
+
+    // The genuine approval is stored.
+    let started = sim.rt.block_on(async { sim.sim.approve_pending() });
+    assert_eq!(started, 1, "no pending request to approve");
+    let out = r.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let stored = tokenwatch::token::read_token_file(&sb.token_path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.obtained_via.as_deref(), Some("token-request"));
+    let token = stored.access_token.expose().to_owned();
+    for forged in [FORGED, &genuine_a, &genuine_b, &genuine_c, &never_issued] {
+        assert_ne!(token, forged, "a forged delivery was stored");
+    }
+    assert_eq!(
+        stored_token(&prev).as_deref(),
+        Some(FORGED),
+        ".prev is not the replaced token"
+    );
+    assert_eq!(stored_token(&backup).as_deref(), Some(token.as_str()));
+    assert!(
+        out.stderr.contains("delivery refused"),
+        "refusals not logged: {}",
+        out.all()
+    );
+
+    leaks.out("refresh", &out);
+    for (label, t) in [
+        ("stored token", token.as_str()),
+        ("genuine token for another user", &genuine_a),
+        ("expired genuine token", &genuine_b),
+        ("genuine token, wrong app", &genuine_c),
+        ("never issued", &never_issued),
+    ] {
+        leaks.token(label, t);
+    }
+    leaks.secret("client secret", LIB_SECRET);
+    leaks.assert_clean();
+}
+
+// =======================================================================================
+// (d) The renewal lock between processes
+// =======================================================================================
+
+/// tests/login.rs (`binary_second_login_process_is_refused_at_once`) covers two `login`
+/// processes. Here: while `login` waits for the browser, `refresh` (strategy command, and
+/// strategy browser) refuses at once naming the login's process, runs no command and writes
+/// nothing; the login then stores its one token. While a `refresh` renews (a slow
+/// `renew.command`), a `login` and a second `refresh` are refused the same way; the first
+/// refresh stores the only new token.
+#[test]
+fn a_login_and_a_refresh_never_both_store_a_token() {
+    let sim = LibSim::start(SimConfig {
+        auto_approve: true,
+        token_lifetime: Some(Duration::from_secs(20 * 3600)),
+        ..SimConfig::default()
+    });
+    let sb = Sandbox::new(None);
+    let minted_log = sb.root.join("minted.log");
+    let config = sim.config(&minted_log);
+    sb.write_config(&config);
+    let prev = sb.root.join("config/upstox_token.json.prev");
+
+    // 1. A login waits; refreshes are refused.
+    let mut login = sb.spawn(&["login", "--no-browser"]);
+    let url = login
+        .line_with("/v2/login/authorization/dialog?")
+        .trim()
+        .to_owned();
+    wait_until("the callback listener", || listening(sim.callback_port));
+    let holder = format!("process {}", login.pid());
+    for strategy in ["command", "browser"] {
+        let mut c = config.clone();
+        c["renew"]["strategy"] = json!(strategy);
+        sb.write_config(&c);
+        let t0 = Instant::now();
+        let out = sb.run(&["refresh"]);
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "strategy {strategy}: refresh waited {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(out.code, Some(1), "strategy {strategy}: {}", out.all());
+        assert!(
+            out.all().contains(&holder),
+            "strategy {strategy}: the holder ({holder}) is not named: {}",
+            out.all()
+        );
+        assert!(
+            !out.stdout.contains("/v2/login/authorization/dialog"),
+            "strategy {strategy}: a second login started: {}",
+            out.all()
+        );
+        assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
+        assert!(
+            !sb.token_path().exists(),
+            "strategy {strategy}: a token was stored"
+        );
+        assert!(login.running() && listening(sim.callback_port));
+    }
+    sb.write_config(&config);
+    let loc = approved_redirect(&url);
+    login.send(&loc);
+    let out = login.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let oauth = tokenwatch::token::read_token_file(&sb.token_path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(oauth.obtained_via.as_deref(), Some("oauth"));
+    assert!(
+        !prev.exists(),
+        "a second token was stored before the login's"
+    );
+    assert_eq!(sim.sim.calls(Endpoint::Token), 1);
+
+    // 2. A refresh renews slowly; a login and another refresh are refused.
+    let mut slow = config.clone();
+    slow["renew"]["command"] = mint_command(&sim.base(), &minted_log, "sleep 3;");
+    sb.write_config(&slow);
+    sim.sim.revoke_all();
+    let mut first = sb.spawn(&["refresh"]);
+    wait_until("the first refresh's command", || {
+        command_runs(&minted_log) == 1
+    });
+    let holder = format!("process {}", first.pid());
+    let t0 = Instant::now();
+    let out = sb.run(&["login", "--no-browser"]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "the login waited");
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.all().contains(&holder),
+        "{holder} not named: {}",
+        out.all()
+    );
+    assert!(
+        !out.stdout.contains("/v2/login/authorization/dialog"),
+        "{}",
+        out.all()
+    );
+    let out = sb.run(&["refresh"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.all().contains(&holder),
+        "{holder} not named: {}",
+        out.all()
+    );
+    assert_eq!(
+        command_runs(&minted_log),
+        1,
+        "the second refresh ran the command"
+    );
+    assert_eq!(
+        stored_token(&sb.token_path()).as_deref(),
+        Some(oauth.access_token.expose()),
+        "the token changed while the first refresh was still fetching"
+    );
+    assert!(
+        first.running(),
+        "the first refresh did not wait for its command"
+    );
+    let out = first.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let minted = minted(&minted_log);
+    assert_eq!(minted.len(), 1);
+    assert_eq!(sb.stored().as_deref(), Some(minted[0].as_str()));
+    assert_eq!(
+        stored_token(&prev).as_deref(),
+        Some(oauth.access_token.expose())
+    );
+    assert_eq!(
+        sim.sim.calls(Endpoint::Token),
+        1,
+        "another code was exchanged"
+    );
+}
+
+// =======================================================================================
+// (e) File modes under a permissive umask
+// =======================================================================================
+
+/// Every file and folder under `dir`, with its mode.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, bool, u32)>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let is_dir = e.file_type().unwrap().is_dir();
+        out.push((p.clone(), is_dir, mode(&p)));
+        if is_dir {
+            walk(&p, out);
+        }
+    }
+}
+
+/// With `umask 000` and no config file (defaults and the environment, so the state folder
+/// `$XDG_STATE_HOME/tokenwatch` does not exist yet): renewals (a first token, a second with
+/// `.prev`), an unreadable token file set aside, and the dashboard writing its log file in a
+/// folder of its own. Every file tokenwatch made is 0600 and every folder 0700: the token
+/// file, `.prev`, both default backups, the env file, the lock files, the `.unreadable` copy,
+/// the log file, and the folders of all of them.
+#[test]
+fn everything_written_is_private_even_under_umask_000() {
+    let sim = LibSim::start(SimConfig {
+        auto_approve: true,
+        token_lifetime: Some(Duration::from_secs(20 * 3600)),
+        ..SimConfig::default()
+    });
+    let mut sb = Sandbox::new(None);
+    let minted_log = sb.root.join("minted.log");
+    let probe = sb.root.join("umask-probe");
+    // The command also leaves a file of its own, to show that the umask really is 000.
+    let command = mint_command(
+        &sim.base(),
+        &minted_log,
+        &format!(": > '{}';", probe.display()),
+    );
+    for (k, v) in [
+        ("TOKENWATCH__UPSTOX__API_BASE", sim.base()),
+        ("TOKENWATCH__RENEW__STRATEGY", "command".into()),
+        ("TOKENWATCH__RENEW__NOT_BEFORE", "00:00".into()),
+        ("TOKENWATCH__RENEW__COMMAND", command.to_string()),
+        ("TOKENWATCH__TOKEN__ENV_FILE", "env/upstox.env".into()),
+        ("TOKENWATCH__LOG__FILE", "logs/tokenwatch.log".into()),
+    ] {
+        sb.env.push((k.into(), v));
+    }
+    let state = sb.root.join("xdg-state");
+    let home_state = sb.root.join("home/.local");
+    assert!(!state.exists());
+    let umask_run = |args: &[&str]| {
+        let o = Command::new("sh")
+            .args(["-c", "umask 000; exec \"$0\" \"$@\"", bin()])
+            .args(args)
+            .env_clear()
+            .envs(sb.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&sb.root)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Out {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    let token = state.join("tokenwatch/upstox_token.json");
+
+    let out = umask_run(&["refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(mode(&probe), 0o666, "the umask was not 000");
+    sim.sim.revoke_all();
+    let out = umask_run(&["refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    // An unreadable token file (made readable by all, as a user's editor might leave it).
+    std::fs::write(&token, "{\"access_token\": ").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = umask_run(&["refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+
+    // The dashboard writes the log file.
+    let log = state.join("tokenwatch/logs/tokenwatch.log");
+    let term = Term::start(
+        "umask",
+        &sb.env,
+        &format!(
+            "cd {} && umask 000 && {}",
+            sh_quote(&sb.root.display().to_string()),
+            sh_quote(bin())
+        ),
+    );
+    wait_until("the dashboard's log file", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Token valid"))
+    });
+    term.keys(&["q"]);
+    term.wait_for("the exit", |s| s.contains("EXITED:"));
+
+    let t = |p: &str| state.join("tokenwatch").join(p);
+    let expected_files = [
+        t("upstox_token.json"),
+        t("upstox_token.json.prev"),
+        t("upstox_token.json.lock"),
+        t("upstox_token.json.login.lock"),
+        t("upstox_token.json.unreadable"),
+        t("backup/upstox_token.json"),
+        t("env/upstox.env"),
+        t("logs/tokenwatch.log"),
+        sb.root
+            .join("home/.local/state/tokenwatch/upstox_token.json"),
+    ];
+    for f in &expected_files {
+        assert!(f.is_file(), "{} was not written", f.display());
+    }
+    let mut all = vec![(state.clone(), true, mode(&state))];
+    walk(&state, &mut all);
+    all.push((home_state.clone(), true, mode(&home_state)));
+    walk(&home_state, &mut all);
+    let wrong: Vec<String> = all
+        .iter()
+        .filter(|(_, is_dir, m)| *m != if *is_dir { 0o700 } else { 0o600 })
+        .map(|(p, is_dir, m)| {
+            format!(
+                "{} {} is {m:o}",
+                if *is_dir { "folder" } else { "file" },
+                p.display()
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "not private under umask 000: {wrong:#?}");
+    assert!(all.len() >= expected_files.len() + 6, "{all:#?}");
+}
