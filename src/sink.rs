@@ -122,6 +122,46 @@ pub async fn hand_on(
     report
 }
 
+/// What the env file says of the token: `Some(true)` when it holds this token, `Some(false)`
+/// when it holds another (or cannot be read), `None` when there is no env file yet.
+pub fn env_file_holds(path: &Path, token: &Token) -> Option<bool> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(_) => return Some(false),
+    };
+    let want = token.access_token.expose();
+    Some(text.lines().any(|line| {
+        line.strip_prefix(ENV_FILE_VARIABLE)
+            .and_then(|rest| rest.strip_prefix('='))
+            .is_some_and(|value| value == want)
+    }))
+}
+
+/// At start: bring `token.env_file` up to date with the stored token. A missing env file is
+/// written; one holding another token means a hand-on was interrupted (tokenwatch was
+/// killed between storing the token and writing the env file), so it is completed: the env
+/// file and `token.on_change`.
+pub async fn repair(account: &str, token: &Token, cfg: &TokenConfig, limit: Duration) {
+    let Some(path) = &cfg.env_file else { return };
+    crate::token::store::remove_stale_temp_files(path);
+    match env_file_holds(path, token) {
+        Some(true) => {}
+        None => match write_env_file(path, token).await {
+            Ok(()) => info!(account = %account, "Wrote {ENV_FILE_VARIABLE} to {}", path.display()),
+            Err(problem) => warn!(account = %account, "{problem}"),
+        },
+        Some(false) => {
+            warn!(
+                account = %account,
+                "{} does not hold the stored token (an interrupted renewal?); handing the token on again",
+                path.display()
+            );
+            hand_on(account, token, cfg, limit).await;
+        }
+    }
+}
+
 /// Write the env file on a blocking thread; a problem sentence on failure.
 async fn write_env_file(path: &Path, token: &Token) -> Result<(), String> {
     let value = token.access_token.expose();

@@ -381,6 +381,15 @@ impl Core {
             Err(e) => error!(account = %self.account.name, "Restoring from backup stopped: {e}"),
         }
         self.reload_token();
+        if let Some(token) = self.token.as_ref().filter(|t| t.expires_at > now) {
+            crate::sink::repair(
+                &self.account.name,
+                token,
+                &self.account.token,
+                crate::sink::ON_CHANGE_LIMIT,
+            )
+            .await;
+        }
     }
 
     /// Re-read the token file when it changed on disk (another process stored a token, or
@@ -854,8 +863,11 @@ async fn fetch_and_verify(
         .split_first()
         .ok_or_else(|| RenewError::Other("renew.command is empty".into()))?;
     let (program, args) = (program.clone(), args.to_vec());
+    // Like every command tokenwatch runs, it does not inherit the client secret or API key.
+    let hidden = crate::sink::hidden_from_hooks();
     let run = tokio::task::spawn_blocking(move || {
-        crate::process::run(&program, &args, &[], &[], RENEW_COMMAND_TIMEOUT)
+        let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();
+        crate::process::run(&program, &args, &[], &hidden, RENEW_COMMAND_TIMEOUT)
     })
     .await
     .map_err(|e| RenewError::Other(format!("renew.command stopped: {e}")))?;

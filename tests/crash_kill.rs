@@ -735,12 +735,11 @@ fn stale_temp_files_are_removed_when_refresh_or_daemon_starts() {
     }
 }
 
-/// FINDING: the env file (`token.env_file`) is written with the same temp-file-and-rename as
+/// Was a finding (fixed): the env file (`token.env_file`) is written with the same temp-file-and-rename as
 /// the token file, but `TokenStore::restore` only cleans temp files beside the token file,
 /// `.prev`, `.unreadable` and the backups — a `.upstox.env.tmp*` left by a kill (it holds the
 /// whole token) stays forever.
 #[test]
-#[ignore = "finding: env_file temp files left by a kill are never cleaned; run with --ignored"]
 fn stale_env_file_temp_files_are_removed_at_start() {
     let sim = SimProcess::start();
     let sb = Sandbox::new(&sim);
@@ -757,7 +756,7 @@ fn stale_env_file_temp_files_are_removed_at_start() {
     );
 }
 
-/// FINDING: a kill between storing the token file and writing `token.env_file` (the crash
+/// Was a finding (fixed): a kill between storing the token file and writing `token.env_file` (the crash
 /// loop above sees it: "env file behind the token file") leaves the env file with the old
 /// token, and nothing repairs it: `token.env_file` and `token.on_change` are only handed a
 /// token when a renewal stores a new one, so `refresh` and `daemon` starting with a valid
@@ -765,7 +764,6 @@ fn stale_env_file_temp_files_are_removed_at_start() {
 /// token the kill interrupted). Staged here without a kill: the env file is put back to the
 /// replaced token, exactly what such a kill leaves.
 #[test]
-#[ignore = "finding: an env_file left behind by a kill is not repaired at start; run with --ignored"]
 fn an_env_file_left_behind_by_a_kill_is_repaired_at_start() {
     let sim = SimProcess::start();
     let sb = Sandbox::new(&sim);

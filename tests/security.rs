@@ -1926,3 +1926,45 @@ fn everything_written_is_private_even_under_umask_000() {
     assert!(wrong.is_empty(), "not private under umask 000: {wrong:#?}");
     assert!(all.len() >= expected_files.len() + 6, "{all:#?}");
 }
+
+/// `renew.command` (like `token.on_change`, the alert command and the browser) runs without
+/// the client secret and the API key in its environment, however they were given.
+#[test]
+fn renew_command_does_not_inherit_the_client_secret_or_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("env.txt");
+    let config = dir.path().join("tokenwatch.yaml");
+    let yaml = json!({
+        "upstox": {"client_id": "sec-test-client", "api_base": "http://127.0.0.1:9"},
+        "token": {"path": dir.path().join("upstox_token.json"), "backups": []},
+        "renew": {
+            "strategy": "command",
+            "command": ["sh", "-c", format!("env > {}; exit 1", sh_quote(&dump.to_string_lossy()))],
+        },
+        "monitor": {"max_retries": 1},
+    });
+    std::fs::write(&config, serde_json::to_string(&yaml).unwrap()).unwrap();
+    let out = Command::new(bin())
+        .args(["-c", &config.to_string_lossy(), "refresh"])
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("UPSTOX_CLIENT_SECRET", LIB_SECRET)
+        .env("TOKENWATCH__SERVER__API_KEY", API_KEY)
+        .env("TOKENWATCH_SECURITY_PROBE", "visible")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let env = std::fs::read_to_string(&dump).expect("renew.command ran and dumped its environment");
+    assert!(
+        env.contains("TOKENWATCH_SECURITY_PROBE=visible"),
+        "the command got tokenwatch's environment: {env}"
+    );
+    for hidden in [
+        "UPSTOX_CLIENT_SECRET",
+        "TOKENWATCH__SERVER__API_KEY",
+        LIB_SECRET,
+        API_KEY,
+    ] {
+        assert!(!env.contains(hidden), "renew.command saw {hidden}");
+    }
+}

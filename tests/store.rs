@@ -1225,3 +1225,19 @@ fn restore_never_takes_another_users_token_from_a_shared_backup() {
         .unwrap();
     assert_eq!(restored.user_id.as_deref(), Some("AB1234"));
 }
+
+#[test]
+fn an_existing_lock_file_with_a_loose_mode_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let primary = tmp.path().join("upstox_token.json");
+    let lock = tmp.path().join("upstox_token.json.lock");
+    fs::write(&lock, b"").unwrap();
+    fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
+    let store = TokenStore::new(&primary, []);
+    store
+        .write(&token("eyJ.token.sig", base() + hours(20)))
+        .unwrap();
+    assert_eq!(mode(&lock), 0o600, "the lock file kept its loose mode");
+    assert_eq!(mode(&primary), 0o600);
+}

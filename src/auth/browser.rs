@@ -58,7 +58,12 @@ fn spawn(
     if !args.iter().any(|a| a.contains(placeholder)) {
         argv.push(url.to_string());
     }
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    // A browser has no use for the client secret or the API key.
+    for name in crate::sink::hidden_from_hooks() {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -221,6 +221,12 @@ impl TokenStore {
             .mode(0o600)
             .open(&lock_path)
             .map_err(lock_err(&lock_path))?;
+        // An existing lock file keeps its mode when opened: keep it private like the rest.
+        if let Ok(meta) = file.metadata()
+            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+        {
+            let _ = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        }
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -503,7 +509,8 @@ fn follow_symlinks(path: &Path) -> PathBuf {
 }
 
 /// Remove `.<name>.tmp*` files a killed writer left beside `path`. Only called under the lock.
-fn remove_stale_temp_files(path: &Path) {
+/// Remove the temp files an interrupted [`atomic_write`] of `path` left beside it.
+pub fn remove_stale_temp_files(path: &Path) {
     let prefix = temp_prefix(path);
     let Some(dir) = path.parent() else { return };
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -272,10 +272,19 @@ fn open_log_file(path: &std::path::Path) -> Option<std::fs::File> {
             .mode(0o700)
             .create(dir);
     }
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)
-        .ok()
+        .ok()?;
+    // A log file that already existed keeps its mode when opened: make it private too (it
+    // names the account holder and the files).
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = file.metadata()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    Some(file)
 }
