@@ -39,7 +39,7 @@ while (($#)); do
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/target/release/tokenwatch
+BIN=${TOKENWATCH_BIN:-$ROOT/target/release/tokenwatch}  # TOKENWATCH_BIN measures another build
 unset TMUX  # never talk to a tmux server we may be running inside
 
 # ---- prerequisites -----------------------------------------------------------------------
@@ -64,7 +64,9 @@ fi
 
 # The release binary is rebuilt when missing or older than anything that goes into it.
 stale=""
-if [[ ! -x $BIN ]]; then
+if [[ -n ${TOKENWATCH_BIN:-} ]]; then
+    [[ -x $BIN ]] || { echo "measure-idle: TOKENWATCH_BIN=$BIN is not an executable" >&2; exit 1; }
+elif [[ ! -x $BIN ]]; then
     stale="$BIN does not exist"
 elif newer=$(find "$ROOT/src" "$ROOT/assets" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" \
                   -newer "$BIN" -print -quit 2>/dev/null) && [[ -n $newer ]]; then
@@ -129,6 +131,9 @@ HZ=$(getconf CLK_TCK)
 # utime+stime of the whole process, in ticks. Fields after "pid (comm) " start at field 3,
 # so utime (14) and stime (15) are the 12th and 13th; comm may hold spaces, hence the sed.
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# CPU time in nanoseconds from the scheduler (first field of schedstat), summed over the
+# threads alive now: far finer than ticks, which count in 10 ms steps.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%d\n", n }'; }
 status_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }  # status_field <pid> <key>
 # Voluntary context switches summed over the threads alive now (a thread that exits in the
 # window takes its count with it; the thread counts printed below show whether any did).
@@ -138,14 +143,14 @@ alive() { kill -0 "$1" 2>/dev/null || { echo "measure-idle: $2 (pid $1) exited e
 sleep "$SETTLE"
 alive "$TW_PID" tokenwatch tw; alive "$HT_PID" htop ht
 t0=$(date +%s.%N)
-tw0=$(ticks "$TW_PID") ht0=$(ticks "$HT_PID")
+tw0=$(ticks "$TW_PID") ht0=$(ticks "$HT_PID") twn0=$(cpu_ns "$TW_PID") htn0=$(cpu_ns "$HT_PID")
 twv0=$(vcsw_all "$TW_PID") twm0=$(status_field "$TW_PID" voluntary_ctxt_switches) htv0=$(vcsw_all "$HT_PID")
 twth0=$(status_field "$TW_PID" Threads)
 
 sleep "$WINDOW"
 alive "$TW_PID" tokenwatch tw; alive "$HT_PID" htop ht
 t1=$(date +%s.%N)
-tw1=$(ticks "$TW_PID") ht1=$(ticks "$HT_PID")
+tw1=$(ticks "$TW_PID") ht1=$(ticks "$HT_PID") twn1=$(cpu_ns "$TW_PID") htn1=$(cpu_ns "$HT_PID")
 twv1=$(vcsw_all "$TW_PID") twm1=$(status_field "$TW_PID" voluntary_ctxt_switches) htv1=$(vcsw_all "$HT_PID")
 twth1=$(status_field "$TW_PID" Threads)
 tw_hwm=$(status_field "$TW_PID" VmHWM) ht_hwm=$(status_field "$HT_PID" VmHWM)   # kB
@@ -155,7 +160,8 @@ size=$(tm display-message -p -t tw '#{window_width}x#{window_height}')
 awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" -v size="$size" \
     -v tw="$((tw1 - tw0))" -v ht="$((ht1 - ht0))" -v twk="$tw_hwm" -v htk="$ht_hwm" \
     -v twv="$((twv1 - twv0))" -v twm="$((twm1 - twm0))" -v htv="$((htv1 - htv0))" \
-    -v th0="$twth0" -v th1="$twth1" -v twpid="$TW_PID" -v htpid="$HT_PID" '
+    -v th0="$twth0" -v th1="$twth1" -v twpid="$TW_PID" -v htpid="$HT_PID" \
+    -v twn="$((twn1 - twn0))" -v htn="$((htn1 - htn0))" '
 function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
 BEGIN {
     w = t1 - t0
@@ -167,4 +173,8 @@ BEGIN {
     printf "%-10s %7s %6s %10s %8s %10s %12s\n", "ratio t/h", "", "", ratio(tw, ht), "", ratio(twk, htk), ratio(twv, htv)
     printf "\ntokenwatch: %d threads (%d at start); voluntary context switches %.1f/s in all threads, %.1f/s in the main thread\n", th1, th0, twv / w, twm / w
     printf "one tick = %.3f%% of a core over this window\n", 100 / hz / w
+    printf "\nscheduler CPU time (schedstat, ns precision):\n"
+    printf "%-10s %10.1f ms %9.4f%% of a core\n", "tokenwatch", twn / 1e6, 100 * twn / 1e9 / w
+    printf "%-10s %10.1f ms %9.4f%% of a core\n", "htop", htn / 1e6, 100 * htn / 1e9 / w
+    printf "%-10s %10s    %9s (tokenwatch / htop)\n", "ratio", ratio(twn, htn), ""
 }'

@@ -15,8 +15,7 @@ use crate::fleet::{self, StartError};
 use crate::worker::{Event, WorkerHandle};
 use app::App;
 use chrono::{DateTime, Utc};
-use crossterm::event::{Event as TermEvent, EventStream};
-use futures_util::StreamExt;
+use crossterm::event::Event as TermEvent;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -120,7 +119,7 @@ async fn event_loop(
     events: &mut tokio::sync::mpsc::Receiver<Event>,
     clock: &dyn Clock,
 ) -> u8 {
-    let mut keys = EventStream::new();
+    let mut keys = spawn_input();
     // SIGINT too: in raw mode Ctrl-C is a key, but `kill -INT` would otherwise end the
     // process with the terminal left raw.
     let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
@@ -152,7 +151,7 @@ async fn event_loop(
                 .unwrap_or(Duration::MAX),
         );
         tokio::select! {
-            key = keys.next() => match key {
+            key = keys.recv() => match key {
                 Some(Ok(TermEvent::Key(k))) => {
                     if let Some(action) = app.action_for(k)
                         && let Some(send) = app.key(action, clock.now())
@@ -175,6 +174,30 @@ async fn event_loop(
             _ = int.recv() => return 128 + libc::SIGINT as u8,
         }
     }
+}
+
+/// Terminal input on a thread of its own, which sleeps in crossterm's blocking `read` until a
+/// key, a resize or an error arrives. (crossterm's async `EventStream` hands every wait to a
+/// helper thread and spins on a lock while idle: about 13 wakeups a second.) The thread ends
+/// when the dashboard stops listening or the terminal is gone.
+fn spawn_input() -> tokio::sync::mpsc::Receiver<std::io::Result<TermEvent>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let reader = move || {
+        loop {
+            let event = crossterm::event::read();
+            let failed = event.is_err();
+            if tx.blocking_send(event).is_err() || failed {
+                break;
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("tokenwatch-input".into())
+        .spawn(reader)
+    {
+        tracing::error!("cannot read the keyboard: {e}");
+    }
+    rx
 }
 
 /// Time to the next whole second of the wall clock, when the countdown changes.
