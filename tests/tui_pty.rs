@@ -637,6 +637,43 @@ fn a_panic_in_a_background_task_restores_the_terminal_and_exits_101() {
 }
 
 #[test]
+fn a_resize_redraws_the_dashboard_at_the_new_size() {
+    let term = Term::demo("resize", &["--expires-in", "5m"], false);
+    term.wait_for("HEALTHY");
+    for (w, h) in [(70usize, 20usize), (110, 32)] {
+        let out = term.tmux(&[
+            "resize-window",
+            "-t",
+            "main",
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+        assert!(out.status.success(), "tmux resize-window failed");
+        // The panes' top and bottom edges span exactly the new width; the footer is the last
+        // line of the new height.
+        let screen = term.wait_until(&format!("the dashboard redrawn at {w}x{h}"), |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            let top = lines
+                .iter()
+                .find(|l| l.starts_with("┌ Notifications"))
+                .map(|l| l.trim_end().chars().count());
+            top == Some(w)
+                && lines.len() >= h
+                && lines[h - 1].contains("q quit")
+                && lines
+                    .iter()
+                    .any(|l| l.starts_with('└') && l.trim_end().chars().count() == w)
+        });
+        assert!(screen.contains("HEALTHY"), "{screen}");
+    }
+    term.keys(&["q"]);
+    let (code, screen) = term.exit_code();
+    assert_eq!(code, 0, "{screen}");
+}
+
+#[test]
 fn the_gauge_is_coloured_by_state() {
     let term = Term::demo("colours", &["--expires-in", "70s"], false);
     // 70 s left: under warning_before (3 min), over critical_before (1 min).

@@ -160,7 +160,13 @@ async fn event_loop(
                         let _ = w.commands.send(send.command).await;
                     }
                 }
-                Some(Ok(_)) => {} // resize and the rest: redraw
+                Some(Ok(TermEvent::Resize(w, h))) => {
+                    let area = ratatui::layout::Rect::new(0, 0, w, h);
+                    if terminal.resize(area).is_err() {
+                        return 1;
+                    }
+                }
+                Some(Ok(_)) => {} // focus, paste, mouse: redraw
                 Some(Err(_)) | None => return 1,
             },
             event = events.recv() => match event {
@@ -212,7 +218,15 @@ fn until_next_second(now: DateTime<Utc>) -> Duration {
 fn enter_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
     crossterm::terminal::enable_raw_mode()?;
     crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
-    ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+    // A fixed viewport, resized on the terminal's resize events: ratatui's default asks the
+    // terminal for its size before every frame (opening /dev/tty each time).
+    let (w, h) = crossterm::terminal::size()?;
+    ratatui::Terminal::with_options(
+        ratatui::backend::CrosstermBackend::new(std::io::stdout()),
+        ratatui::TerminalOptions {
+            viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, w, h)),
+        },
+    )
 }
 
 /// Leave raw mode and the alternate screen and show the cursor; errors are ignored (there is
