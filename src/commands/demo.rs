@@ -1,7 +1,7 @@
 //! `tokenwatch demo`: the dashboard against the embedded simulator, in a temporary folder,
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 
-use super::multi_thread_runtime;
+use super::runtime;
 use crate::cli::DemoArgs;
 use crate::clock::SystemClock;
 use crate::config::{
@@ -21,7 +21,7 @@ pub(super) fn run(args: &DemoArgs) -> u8 {
         eprintln!("tokenwatch: --expires-in must be between 10s and 24h");
         return 3;
     }
-    let rt = match multi_thread_runtime() {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokenwatch: {e}");

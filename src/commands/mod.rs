@@ -61,7 +61,9 @@ fn with_logging(cli: &Cli, quiet_default: bool) -> Result<Config, ConfigError> {
     loaded
 }
 
-/// A runtime for the commands that talk to the network.
+/// The runtime of every command, the dashboard included: one thread. The dashboard's frame
+/// takes a fraction of a millisecond and the workers only wait on the network and timers, so
+/// a second thread would only add wakeups (each idle second cost two thread switches).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,16 +82,6 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
         cwd,
     };
     config::load(&opts, &env, dotenv)
-}
-
-/// A runtime with a worker thread, for the dashboard: drawing and the workers never wait
-/// on each other.
-pub(crate) fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// Logs go to stderr: problems only for one-shot commands (unless `-v`), with timestamps for

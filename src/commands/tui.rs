@@ -1,6 +1,6 @@
 //! `tokenwatch` / `tokenwatch tui`: the dashboard on the configured account(s).
 
-use super::{EXIT_CONFIG, multi_thread_runtime};
+use super::{EXIT_CONFIG, runtime};
 use crate::config::{Config, ConfigError};
 
 pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
@@ -11,7 +11,7 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    match multi_thread_runtime() {
+    match runtime() {
         Ok(rt) => rt.block_on(crate::tui::run(config, crate::tui::Options::default())),
         Err(e) => {
             eprintln!("tokenwatch: {e}");
