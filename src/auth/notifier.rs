@@ -253,10 +253,13 @@ pub fn check_delivery(
         )));
     }
 
+    // A token lives at most a day: an issue time further back (seconds sent where
+    // milliseconds belong, 0, -1) is not believed, and the arrival time stands in for it.
     let issued_at = obj
         .get("issued_at")
         .and_then(epoch_ms)
-        .filter(|t| *t <= expires_at)
+        .and_then(crate::token::expiry::plausible)
+        .filter(|t| *t <= expires_at && *t >= expires_at - chrono::Duration::days(2))
         .unwrap_or(now);
 
     Ok(Token {

@@ -139,7 +139,7 @@ pub fn read_callback(
 /// Read the address a user pasted (the whole URL, or just `?code=..&state=..`), with the same
 /// state check as the callback.
 pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, CallbackProblem> {
-    let text = text.trim();
+    let text = unwrap_pasted(text.trim());
     if text.is_empty() || text.len() > MAX_QUERY || text.chars().any(char::is_whitespace) {
         return Err(CallbackProblem::NotAnAddress);
     }
@@ -154,6 +154,19 @@ pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, Call
     } else {
         Err(CallbackProblem::NotAnAddress)
     }
+}
+
+/// What copying from a chat, a terminal or a mail program wraps around an address: one pair
+/// of quotes, backticks or angle brackets, or a lone closing one (a selection that took the
+/// quote after the address). Never part of a code: Upstox's codes are URL-safe.
+fn unwrap_pasted(text: &str) -> &str {
+    for (open, close) in [('"', '"'), ('\'', '\''), ('`', '`'), ('<', '>')] {
+        if let Some(inner) = text.strip_prefix(open).and_then(|t| t.strip_suffix(close)) {
+            return inner.trim();
+        }
+    }
+    text.trim_end_matches(['"', '\'', '`', '>'])
+        .trim_start_matches(['"', '\'', '`', '<'])
 }
 
 /// Compare without stopping at the first difference.

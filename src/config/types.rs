@@ -233,7 +233,7 @@ pub struct NotificationsConfig {
     #[serde(with = "duration")]
     pub dismiss_after: Duration,
     /// POST JSON alerts here.
-    #[serde(deserialize_with = "opt_http_url", serialize_with = "ser_opt_url")]
+    #[serde(deserialize_with = "opt_webhook_url", serialize_with = "ser_opt_url")]
     pub webhook_url: Option<url::Url>,
     /// argv run per alert with `TOKENWATCH_ALERT_*` variables.
     #[serde(deserialize_with = "argv", serialize_with = "ser_argv")]
@@ -389,12 +389,24 @@ fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
     parse_http_url(&s).map_err(serde::de::Error::custom)
 }
 
-fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-    match opt_string(d)? {
-        None => Ok(None),
-        Some(s) => parse_http_url(&s)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
+/// A webhook URL (http or https). An error shows only the scheme and host of what
+/// was given, since Slack-style webhooks carry their secret in the path.
+fn opt_webhook_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    let Some(s) = opt_string(d)? else {
+        return Ok(None);
+    };
+    let expected = "expected an http(s) URL like \"https://ntfy.sh/your-topic\"";
+    let text = s.trim();
+    let head_len = text.find("://").map_or(0, |i| i + 3);
+    let shown = match text[head_len..].find(['/', '?', '#']) {
+        Some(cut) => format!("{}/… (the rest not shown)", &text[..head_len + cut]),
+        None => text.to_string(),
+    };
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Some(u)),
+        _ => Err(serde::de::Error::custom(format!(
+            "{expected}, got \"{shown}\""
+        ))),
     }
 }
 
