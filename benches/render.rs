@@ -1,5 +1,7 @@
-//! One full frame of the dashboard at 200×60 and at 100×30: layout, text, gauge and the
-//! notification stack, drawn into ratatui's TestBackend (no terminal I/O).
+//! One full frame of the dashboard at 200×60 and at 100×30: layout, text, gauge, the
+//! notification stack and a full log pane, drawn into ratatui's TestBackend (no terminal
+//! I/O), including ratatui's diff against the previous frame; and the once-a-second redraw
+//! for the countdown, which reuses the unchanged log pane.
 //!
 //! Run: `cargo bench --bench render`.
 
@@ -70,9 +72,31 @@ fn frame(c: &mut Criterion) {
             now,
         );
     }
+    // A full log pane, as after a day of checks: the widget lays out the lines it shows.
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(tui_logger::TuiTracingSubscriberLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..100 {
+                tracing::info!(target: "tokenwatch::worker", account = "default", "Token valid, expires in {}.2 hours", 15 - i % 15);
+                if i % 10 == 0 {
+                    tracing::warn!(target: "tokenwatch::worker", account = "default", "Validation attempt 1/3 failed: Upstox server error (HTTP 500, UDAPI100500: Something went wrong); retrying in 2s");
+                }
+            }
+        });
+        tui_logger::move_events();
+    }
     for (w, h) in [(200u16, 60u16), (100, 30)] {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        // Every frame lays the log pane out again, as when a log line arrives.
         c.bench_function(&format!("full frame {w}x{h}"), |b| {
+            b.iter(|| {
+                app.log_events += 1;
+                terminal.draw(|f| ui::render(&app, now, f)).unwrap();
+            });
+        });
+        // The once-a-second redraw for the countdown: the log pane is unchanged and reused.
+        c.bench_function(&format!("countdown tick {w}x{h}"), |b| {
             b.iter(|| {
                 terminal.draw(|f| ui::render(&app, now, f)).unwrap();
             });

@@ -880,3 +880,57 @@ fn log_pane_shows_level_and_message() {
         );
     }
 }
+
+/// The log pane is laid out again when new events were recorded or a scroll key was pressed,
+/// and copied from the last frame otherwise (the once-a-second countdown redraw).
+#[test]
+fn the_log_pane_is_redrawn_when_events_arrive_and_reused_otherwise() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _guard = screen_lock();
+    let emit = |text: &'static str| {
+        let subscriber = tracing_subscriber::registry().with(tui_logger::TuiTracingSubscriberLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "tokenwatch::worker", "{text}");
+        });
+        tui_logger::move_events();
+    };
+    let mut app = healthy_app();
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    let mut draw = |app: &App| {
+        terminal.draw(|f| ui::render(app, now(), f)).unwrap();
+        screen_text(terminal.backend().buffer())
+    };
+    emit("first line of the cache test");
+    app.log_events = 1;
+    let first = draw(&app);
+    assert!(first.contains("first line of the cache test"), "{first}");
+
+    // A new event the loop has not counted yet: the pane is reused as it was.
+    emit("second line of the cache test");
+    let reused = draw(&app);
+    assert!(
+        !reused.contains("second line of the cache test"),
+        "{reused}"
+    );
+    assert_eq!(reused, first);
+
+    // Counted: laid out again, with the new line.
+    app.log_events = 2;
+    let fresh = draw(&app);
+    assert!(fresh.contains("second line of the cache test"), "{fresh}");
+
+    // A popup over the pane, then closed: what it covered is drawn again, not left behind.
+    app.update(tokenwatch::tui::app::Action::Help, now());
+    let with_help = draw(&app);
+    assert!(with_help.contains("Keys"), "{with_help}");
+    app.update(tokenwatch::tui::app::Action::Close, now());
+    let closed = draw(&app);
+    assert_eq!(closed, fresh, "the help popup left something behind");
+
+    // A scroll key lays it out again too (and a new size would).
+    let scrolls = app.log_scrolls;
+    app.update(tokenwatch::tui::app::Action::ScrollUp, now());
+    assert_eq!(app.log_scrolls, scrolls + 1);
+    tui_logger::set_buffer_depth(10_000);
+    drop(_guard);
+}

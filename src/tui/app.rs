@@ -268,6 +268,29 @@ pub struct App {
     pub quit: bool,
     /// The log pane's scroll position (tui-logger's own state).
     pub log: tui_logger::TuiWidgetState,
+    /// How many log events had been recorded when the log pane's events were last moved in
+    /// (the event loop sets it); with [`App::log_scrolls`] it says when the pane may have
+    /// changed, so an unchanged pane is copied from the last frame instead of laid out again.
+    pub log_events: u64,
+    /// Bumped by every scroll key.
+    pub log_scrolls: u64,
+    /// The log pane as last drawn (kept by the renderer).
+    pub log_cache: std::cell::RefCell<Option<LogCache>>,
+}
+
+/// What the log pane was last laid out from. While nothing of it changes, the renderer marks
+/// the pane's cells to be skipped: ratatui then neither compares nor writes them, and the
+/// terminal keeps showing them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogCache {
+    /// Where it was drawn.
+    pub area: ratatui::layout::Rect,
+    /// [`App::log_events`] and [`App::log_scrolls`] then.
+    pub version: (u64, u64),
+    /// With timestamps or not.
+    pub timestamps: bool,
+    /// The popup drawn over it, if any (closing one must redraw what it covered).
+    pub popup: Option<Popup>,
 }
 
 /// A command for the worker of one account.
@@ -301,6 +324,9 @@ impl App {
             bell: false,
             quit: false,
             log: tui_logger::TuiWidgetState::new(),
+            log_events: 0,
+            log_scrolls: 0,
+            log_cache: std::cell::RefCell::new(None),
         }
     }
 
@@ -453,14 +479,17 @@ impl App {
                 None
             }
             Action::ScrollUp => {
+                self.log_scrolls += 1;
                 self.log.transition(tui_logger::TuiWidgetEvent::PrevPageKey);
                 None
             }
             Action::ScrollDown => {
+                self.log_scrolls += 1;
                 self.log.transition(tui_logger::TuiWidgetEvent::NextPageKey);
                 None
             }
             Action::ScrollTop => {
+                self.log_scrolls += 1;
                 // tui-logger pages back until the start; a large number of pages gets there.
                 for _ in 0..1000 {
                     self.log.transition(tui_logger::TuiWidgetEvent::PrevPageKey);
@@ -468,6 +497,7 @@ impl App {
                 None
             }
             Action::ScrollBottom => {
+                self.log_scrolls += 1;
                 self.log.transition(tui_logger::TuiWidgetEvent::EscapeKey);
                 None
             }

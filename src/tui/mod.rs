@@ -132,6 +132,9 @@ async fn event_loop(
     loop {
         let now = clock.now();
         app.expire(now);
+        // Read before moving: an event that lands in between makes the next frame lay the
+        // log pane out again.
+        app.log_events = LOG_EVENTS.load(std::sync::atomic::Ordering::Relaxed);
         tui_logger::move_events();
         if terminal.draw(|f| ui::render(app, now, f)).is_err() {
             return 1;
@@ -165,6 +168,8 @@ async fn event_loop(
                     if terminal.resize(area).is_err() {
                         return 1;
                     }
+                    // The screen was cleared: every pane is drawn afresh.
+                    *app.log_cache.borrow_mut() = None;
                 }
                 Some(Ok(_)) => {} // focus, paste, mouse: redraw
                 Some(Err(_)) | None => return 1,
@@ -292,8 +297,25 @@ fn init_logging(config: &Config) {
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(tui_logger::TuiTracingSubscriberLayer)
+        .with(CountEvents)
         .with(file)
         .try_init();
+}
+
+/// Log events recorded so far (see [`CountEvents`]).
+static LOG_EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts the events the log pane receives, so the dashboard knows when to lay it out again.
+struct CountEvents;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountEvents {
+    fn on_event(
+        &self,
+        _event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        LOG_EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn tui_level(level: &str) -> log::LevelFilter {

@@ -6,7 +6,6 @@ use crate::tui::app::KEYMAP;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
-use ratatui::widgets::Paragraph;
 
 /// ` r refresh  l login  d details  x dismiss  ? help  q quit`: every binding with a label.
 pub fn render(frame: &mut Frame, area: Rect, t: &Theme) {
@@ -16,8 +15,9 @@ pub fn render(frame: &mut Frame, area: Rect, t: &Theme) {
         spans.push(Span::styled(b.key, t.key()));
         spans.push(Span::raw(format!(" {}", b.label)));
     }
-    frame.render_widget(
-        Paragraph::new(fit(spans, area.width as usize, t.ellipsis())),
+    super::pane::lines(
+        frame.buffer_mut(),
         area,
+        &[fit(spans, area.width as usize, t.ellipsis())],
     );
 }

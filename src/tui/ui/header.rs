@@ -1,6 +1,7 @@
 //! The top of the screen: who and what state (line 1), the countdown (line 2), the gauge
 //! (line 3), and the account tabs when there are several accounts.
 
+use super::pane;
 use super::text::{self, fit, hm, hms};
 use super::theme::Theme;
 use crate::schedule::Verdict;
@@ -10,7 +11,6 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 /// Gap between the state and the clock, and the least kept between the name and the state.
 const GAP: usize = 4;
@@ -74,7 +74,7 @@ pub fn title(
         spans.push(Span::raw(clock));
     }
     let line = fit(spans, w, t.ellipsis());
-    frame.render_widget(Paragraph::new(line), area);
+    pane::lines(frame.buffer_mut(), area, &[line]);
 }
 
 /// ` 🔑 Token: 15h 12m 09s left · expires Fri 27 Nov 03:30 IST`
@@ -114,9 +114,10 @@ pub fn countdown(
         spans.push(Span::raw(t.dot()));
         spans.push(Span::styled(format!("checking{}", t.ellipsis()), t.dim()));
     }
-    frame.render_widget(
-        Paragraph::new(fit(spans, area.width as usize, t.ellipsis())),
+    pane::lines(
+        frame.buffer_mut(),
         area,
+        &[fit(spans, area.width as usize, t.ellipsis())],
     );
 }
 
@@ -168,9 +169,10 @@ pub fn gauge(
         Span::raw(" "),
         Span::styled(percent, t.state(state)),
     ]);
-    frame.render_widget(
-        Paragraph::new(fit(line.spans, area.width as usize, "")),
+    pane::lines(
+        frame.buffer_mut(),
         area,
+        &[fit(line.spans, area.width as usize, "")],
     );
 }
 
@@ -195,5 +197,5 @@ pub fn tabs(frame: &mut Frame, area: Rect, accounts: &[Snapshot], selected: usiz
         spans.push(Span::raw(" ".repeat(w - used - text::width(hint))));
         spans.push(Span::styled(hint, t.dim()));
     }
-    frame.render_widget(Paragraph::new(fit(spans, w, t.ellipsis())), area);
+    pane::lines(frame.buffer_mut(), area, &[fit(spans, w, t.ellipsis())]);
 }

@@ -4,12 +4,13 @@
 
 use super::text::{self, hms};
 use super::theme::{DIM, ORANGE, RED, Theme};
+use crate::tui::app::{App, LogCache};
 use chrono::DateTime;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget, TuiWidgetState};
+use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget};
 
 /// How log lines are written.
 struct Format {
@@ -95,14 +96,37 @@ impl LogFormatter for Format {
     }
 }
 
-/// Draw the log pane with `state`'s scroll position.
-pub fn render(frame: &mut Frame, area: Rect, state: &TuiWidgetState, timestamps: bool, t: &Theme) {
+/// Draw the log pane of `app`. The inside is laid out by tui-logger only when something it
+/// shows may have changed (new events, a scroll, a new size, a popup opened or closed over
+/// it); otherwise its cells are marked to be skipped, so ratatui neither compares nor writes
+/// them and the terminal keeps what it shows. Laying out a full pane was half of a frame's
+/// cost, and the once-a-second redraw for the countdown changes nothing in it.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, timestamps: bool, t: &Theme) {
     let inner = super::pane::frame(frame.buffer_mut(), area, " Log ");
+    let inner = inner.intersection(frame.buffer_mut().area);
+    let key = LogCache {
+        area: inner,
+        version: (app.log_events, app.log_scrolls),
+        timestamps,
+        popup: app.popup,
+    };
+    let mut cache = app.log_cache.borrow_mut();
+    if cache.as_ref() == Some(&key) {
+        let buf = frame.buffer_mut();
+        for y in inner.top()..inner.bottom() {
+            let start = buf.index_of(inner.x, y);
+            for cell in &mut buf.content[start..start + usize::from(inner.width)] {
+                cell.set_diff_option(ratatui::buffer::CellDiffOption::Skip);
+            }
+        }
+        return;
+    }
     let widget = TuiLoggerWidget::default()
         .formatter(Box::new(Format {
             timestamps,
             theme: *t,
         }))
-        .state(state);
+        .state(&app.log);
     frame.render_widget(widget, inner);
+    *cache = Some(key);
 }

@@ -91,7 +91,7 @@ pub fn render_with(app: &App, now: DateTime<Utc>, frame: &mut Frame, options: Op
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(panes);
     notifications::render(frame, left, &app.banners, tabs, now, &t);
-    log::render(frame, right, &app.log, options.log_timestamps, &t);
+    log::render(frame, right, app, options.log_timestamps, &t);
     footer::render(frame, footer, &t);
 
     // Popups keep the three header lines (state, countdown, gauge) in view.

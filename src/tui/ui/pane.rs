@@ -1,4 +1,4 @@
-//! The two big panes' frames, drawn cell by cell.
+//! The two big panes' frames and every single-line row, drawn cell by cell.
 //!
 //! `Block::bordered().title(..)` restyles every cell it covers before drawing its border, and
 //! a `Paragraph` restyles its whole area again; at 200×60 that was a third of a frame's time
