@@ -496,19 +496,21 @@ impl Core {
         )
     }
 
-    /// One validation round: up to `max_retries` attempts on transient errors, with backoff.
-    pub async fn validate(&mut self) -> Validation {
-        let Some(token) = self.token.clone() else {
-            return Validation::NoToken;
-        };
-        let name = self.account.name.clone();
+    /// Call the API up to `monitor.max_retries` times while it fails transiently, with
+    /// backoff (±25% jitter) and Upstox's Retry-After honoured; each failed attempt is logged as
+    /// "`what` attempt n/max failed".
+    async fn with_retries<T, F, Fut>(&self, what: &str, call: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let name = &self.account.name;
         let max = self.monitor.max_retries;
         let attempt = AtomicU32::new(0);
-        let client = self.client.clone();
-        debug!(account = %name, "Validating the token with the API");
-        let result = (|| {
+        let mut call = call;
+        (|| {
             attempt.fetch_add(1, Ordering::Relaxed);
-            client.profile(&token.access_token)
+            call()
         })
         .retry(self.backoff())
         .sleep(tokio::time::sleep)
@@ -517,12 +519,25 @@ impl Core {
         .notify(|e: &ApiError, d: Duration| {
             warn!(
                 account = %name,
-                "Validation attempt {}/{max} failed: {e}; retrying in {}",
+                "{what} attempt {}/{max} failed: {e}; retrying in {}",
                 attempt.load(Ordering::Relaxed),
                 human(d)
             );
         })
-        .await;
+        .await
+    }
+
+    /// One validation round: up to `max_retries` attempts on transient errors, with backoff.
+    pub async fn validate(&mut self) -> Validation {
+        let Some(token) = self.token.clone() else {
+            return Validation::NoToken;
+        };
+        let name = self.account.name.clone();
+        let client = self.client.clone();
+        debug!(account = %name, "Validating the token with the API");
+        let result = self
+            .with_retries("Validation", || client.profile(&token.access_token))
+            .await;
         let now = self.clock.now();
         self.last_validation_at = Some(now);
         match result {
@@ -558,7 +573,7 @@ impl Core {
             Err(e) => {
                 match &e {
                     ApiError::Transient { .. } => {
-                        warn!(account = %name, "Cannot reach the Upstox API after {max} attempts: {e}")
+                        warn!(account = %name, "Cannot reach the Upstox API after {} attempts: {e}", self.monitor.max_retries)
                     }
                     _ => error!(account = %name, "The API refused the validation: {e}"),
                 }
@@ -770,31 +785,13 @@ impl Core {
                 transient: false,
             });
         };
-        let name = self.account.name.clone();
-        let max = self.monitor.max_retries;
-        let attempt = AtomicU32::new(0);
         let client = self.client.clone();
-        (|| {
-            attempt.fetch_add(1, Ordering::Relaxed);
-            client.request_token(id, secret)
-        })
-        .retry(self.backoff())
-        .sleep(tokio::time::sleep)
-        .when(ApiError::is_transient)
-        .adjust(honour_retry_after)
-        .notify(|e: &ApiError, d: Duration| {
-            warn!(
-                account = %name,
-                "Token request attempt {}/{max} failed: {e}; retrying in {}",
-                attempt.load(Ordering::Relaxed),
-                human(d)
-            );
-        })
-        .await
-        .map_err(|e| RequestError {
-            transient: e.is_transient(),
-            message: e.to_string(),
-        })
+        self.with_retries("Token request", || client.request_token(id, secret))
+            .await
+            .map_err(|e| RequestError {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            })
     }
 
     /// Start the notifier webhook receiver for strategy token-request.
