@@ -237,3 +237,47 @@ fn the_webhook_receives_the_bad_days_alerts_once_each_without_tokens() {
     );
     assert_no_token(&got, &tokens);
 }
+
+#[test]
+fn a_revoked_token_alerts_invalid_and_a_missing_one_alerts_missing_once() {
+    let (revoked, missing) = paused_runtime().block_on(async {
+        // Strategy none: nothing renews, so the states stay as they are.
+        let mut h = Harness::new(ist_at(26, 10, 0)).await;
+        h.account.renew.strategy = tokenwatch::config::Strategy::None;
+        h.store_fresh_token();
+        let (handle, log) = h.spawn();
+        h.run_until(ist_at(26, 10, 5)).await;
+        h.sim.revoke_all();
+        // The next check (every 30 min) finds it rejected; an hour more adds nothing.
+        h.run_until(ist_at(26, 11, 45)).await;
+        stop(handle).await;
+        let revoked = alerts(&log);
+
+        let mut h = Harness::new(ist_at(26, 10, 0)).await;
+        h.account.renew.strategy = tokenwatch::config::Strategy::None;
+        let (handle, log) = h.spawn();
+        h.run_until(ist_at(26, 12, 0)).await;
+        stop(handle).await;
+        (revoked, alerts(&log))
+    });
+    assert_eq!(
+        summary(&revoked),
+        vec![(
+            AlertEvent::Invalid,
+            ist_at(26, 10, 30),
+            Level::Critical,
+            TokenState::Invalid
+        )]
+    );
+    assert!(revoked[0].expires_at.is_some());
+    assert_eq!(
+        summary(&missing),
+        vec![(
+            AlertEvent::Missing,
+            ist_at(26, 10, 0),
+            Level::Critical,
+            TokenState::Missing
+        )]
+    );
+    assert_eq!(missing[0].expires_at, None);
+}
