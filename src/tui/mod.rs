@@ -58,9 +58,6 @@ pub async fn run(config: Config, options: Options) -> u8 {
             return 1;
         }
     };
-    if let Some(addr) = fleet.api_addr() {
-        tracing::info!("HTTP API on http://{addr}");
-    }
     let snapshots = fleet
         .workers
         .iter()
