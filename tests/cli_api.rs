@@ -16,8 +16,10 @@ struct SimProcess {
 }
 
 impl SimProcess {
+    /// Tokens live 20 hours here instead of until the next 03:30 IST, so that no test depends
+    /// on the time of day it runs at (a token issued at 00:30 IST would be `warning` at once).
     fn start() -> SimProcess {
-        Self::start_with(&[])
+        Self::start_with(&["--token-lifetime", "20h"])
     }
 
     fn start_with(extra: &[&str]) -> SimProcess {
@@ -254,12 +256,15 @@ fn refresh_with_token_request_completes_through_the_notifier_webhook() {
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .unwrap();
     let hook = format!("http://127.0.0.1:{hook_port}/upstox-hook-test");
+    // The notifier holds a delivered token to Upstox's 03:30 IST rule, so this simulator keeps
+    // it; short thresholds keep the stored token `healthy` at any hour but 03:29-03:30 IST.
     let sim = SimProcess::start_with(&["--auto-approve", "--notifier-url", &hook]);
     let sb = Sandbox::new(&sim.base);
     let yaml = format!(
         "upstox:\n  api_base: \"{base}\"\n  client_id: 615b1297-sim-client\n  client_secret: sim-secret\n\
          token:\n  path: upstox_token.json\n  backups: []\n\
-         renew:\n  strategy: token-request\n  not_before: \"00:00\"\n  notifier_listen: \"127.0.0.1:{hook_port}\"\n  notifier_path: /upstox-hook-test\n",
+         renew:\n  strategy: token-request\n  not_before: \"00:00\"\n  notifier_listen: \"127.0.0.1:{hook_port}\"\n  notifier_path: /upstox-hook-test\n\
+         monitor:\n  warning_before: 1m\n  critical_before: 30s\n",
         base = sim.base
     );
     std::fs::write(sb.root.join("config/tokenwatch.yaml"), yaml).unwrap();
