@@ -157,16 +157,17 @@ pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, Call
 }
 
 /// What copying from a chat, a terminal or a mail program wraps around an address: one pair
-/// of quotes, backticks or angle brackets, or a lone closing one (a selection that took the
-/// quote after the address). Never part of a code: Upstox's codes are URL-safe.
+/// of quotes, backticks or angle brackets, or a lone `"`, `` ` ``, `<` or `>` at either end
+/// (a selection that took the quote after the address). A lone `'` is left alone: it is a
+/// legal character of a query, while the others never appear unencoded in a real callback.
 fn unwrap_pasted(text: &str) -> &str {
     for (open, close) in [('"', '"'), ('\'', '\''), ('`', '`'), ('<', '>')] {
         if let Some(inner) = text.strip_prefix(open).and_then(|t| t.strip_suffix(close)) {
             return inner.trim();
         }
     }
-    text.trim_end_matches(['"', '\'', '`', '>'])
-        .trim_start_matches(['"', '\'', '`', '<'])
+    let text = text.strip_prefix(['"', '`', '<']).unwrap_or(text);
+    text.strip_suffix(['"', '`', '>']).unwrap_or(text).trim()
 }
 
 /// Compare without stopping at the first difference.
