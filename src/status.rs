@@ -72,15 +72,14 @@ impl StatusReport {
             }
             Ok(Some(token)) => {
                 let state = TokenState::by_time(token.expires_at, now, thresholds);
-                let secs = token.remaining(now).num_seconds().max(0);
-                r.state = state.as_str().to_owned();
-                r.valid = state.is_usable();
-                r.time_remaining_seconds = Some(secs);
-                r.time_remaining_hours = Some((secs as f64 / 360.0).round() / 10.0);
-                r.expiry_time = Some(ist_rfc3339(token.expires_at));
-                r.issued_at = token.issued_at.map(ist_rfc3339);
-                r.user_id = token.user_id.clone();
-                r.expiry_source = Some(token.expiry_source);
+                r.set_token(
+                    state,
+                    now,
+                    token.expires_at,
+                    token.issued_at,
+                    &token.user_id,
+                    token.expiry_source,
+                );
             }
         }
         r
@@ -125,17 +124,37 @@ impl StatusReport {
             TokenState::Invalid if by_time != TokenState::Expired => TokenState::Invalid,
             _ => by_time,
         };
-        let secs = (token.expires_at - now).num_seconds().max(0);
-        r.state = state.as_str().to_owned();
-        r.valid = state.is_usable();
-        r.time_remaining_seconds = Some(secs);
-        r.time_remaining_hours = Some((secs as f64 / 360.0).round() / 10.0);
-        r.expiry_time = Some(ist_rfc3339(token.expires_at));
-        r.issued_at = token.issued_at.map(ist_rfc3339);
-        r.user_id = token.user_id.clone();
-        r.expiry_source = Some(token.expiry_source);
+        r.set_token(
+            state,
+            now,
+            token.expires_at,
+            token.issued_at,
+            &token.user_id,
+            token.expiry_source,
+        );
         r.api_validated = matches!(snap.verdict, Verdict::Valid(_)) && state.is_usable();
         r
+    }
+
+    /// The fields of a token in `state` at `now` (shared by the file and the worker views).
+    fn set_token(
+        &mut self,
+        state: TokenState,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        issued_at: Option<DateTime<Utc>>,
+        user_id: &Option<String>,
+        source: ExpirySource,
+    ) {
+        let secs = (expires_at - now).num_seconds().max(0);
+        self.state = state.as_str().to_owned();
+        self.valid = state.is_usable();
+        self.time_remaining_seconds = Some(secs);
+        self.time_remaining_hours = Some((secs as f64 / 360.0).round() / 10.0);
+        self.expiry_time = Some(ist_rfc3339(expires_at));
+        self.issued_at = issued_at.map(ist_rfc3339);
+        self.user_id = user_id.clone();
+        self.expiry_source = Some(source);
     }
 
     /// A report for when the configuration itself could not be loaded.
