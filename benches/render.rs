@@ -12,11 +12,11 @@ use ratatui::backend::TestBackend;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokenwatch::config::Strategy;
+use tokenwatch::messages::{Event, Level, Notification, Snapshot, TokenInfo, Topic};
 use tokenwatch::schedule::{Renewal, Verdict};
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::App;
 use tokenwatch::tui::ui;
-use tokenwatch::worker::{Event, Level, Notification, Snapshot, TokenInfo, Topic};
 
 fn frame(c: &mut Criterion) {
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 9, 2, 5).unwrap();
@@ -32,7 +32,6 @@ fn frame(c: &mut Criterion) {
             expires_at: now + Span::hours(15),
             expiry_source: ExpirySource::JwtExp,
             obtained_via: Some("oauth".into()),
-            life_fraction: 0.9,
         }),
         verdict: Verdict::Valid(now),
         last_validation_at: Some(now),

@@ -76,10 +76,11 @@
 //! `desktop: true` is logged once as a warning and ignored.
 
 use crate::config::NotificationsConfig;
+use crate::messages::Level;
+pub use crate::messages::{Alert, AlertEvent};
 use crate::process::{self, Run};
 use crate::status::ist_rfc3339;
-use crate::token::TokenState;
-use crate::worker::{Level, human};
+use crate::timefmt::human;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -89,65 +90,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
-
-/// Which transition an alert is about. One alert per transition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertEvent {
-    /// The token entered `warning` (less than `monitor.warning_before` left).
-    Warning,
-    /// The token entered `critical` (less than `monitor.critical_before` left).
-    Critical,
-    /// The token expired.
-    Expired,
-    /// Upstox rejected the token.
-    Invalid,
-    /// There is no token (or the file cannot be read).
-    Missing,
-    /// A renewal (any strategy, or a login) stored a new token.
-    Renewed,
-    /// A renewal failed after every attempt.
-    RenewalFailed,
-    /// No valid token 30 minutes before `renew.deadline` on a weekday.
-    DeadlineMissed,
-}
-
-impl AlertEvent {
-    /// The name used in payloads and `TOKENWATCH_ALERT_EVENT`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertEvent::Warning => "warning",
-            AlertEvent::Critical => "critical",
-            AlertEvent::Expired => "expired",
-            AlertEvent::Invalid => "invalid",
-            AlertEvent::Missing => "missing",
-            AlertEvent::Renewed => "renewed",
-            AlertEvent::RenewalFailed => "renewal_failed",
-            AlertEvent::DeadlineMissed => "deadline_missed",
-        }
-    }
-}
-
-/// One alert. Never holds a token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alert {
-    /// The account it is about.
-    pub account: String,
-    /// The transition.
-    pub event: AlertEvent,
-    /// How loud.
-    pub level: Level,
-    /// Short title: "Token expired!".
-    pub title: String,
-    /// What happened and what to do.
-    pub message: String,
-    /// The token's state when the alert was raised.
-    pub state: TokenState,
-    /// The token's expiry, when there is a token.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it was raised (the worker's clock).
-    pub at: DateTime<Utc>,
-}
 
 /// The time limit of one `notifications.command` run.
 pub const ALERT_COMMAND_LIMIT: Duration = Duration::from_secs(30);

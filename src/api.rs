@@ -18,12 +18,12 @@
 //! cached.
 
 use crate::clock::Clock;
+use crate::messages::{Command, Snapshot};
 use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
 use crate::serving::Running;
 use crate::status::{StatusReport, ist_rfc3339};
 use crate::token::Thresholds;
-use crate::worker::{Command, Snapshot};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

@@ -11,10 +11,10 @@
 //! | `tokenwatch_token_file_writes_total` | account, result=`success`/`failure`/`backup_failure` | token file writes since start |
 //! | `tokenwatch_build_info` | version | 1 |
 
+use crate::messages::Snapshot;
 use crate::schedule::Verdict;
 use crate::status::StatusReport;
 use crate::token::Thresholds;
-use crate::worker::Snapshot;
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

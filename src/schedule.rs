@@ -1,14 +1,15 @@
 //! The worker's decisions, as pure functions of the facts and `now`: the token's state, when
 //! to validate next, whether a renewal is due and whether it would help (the Upstox 03:30 IST
-//! boundary), the weekday deadline alarm, and the retry delays.
+//! boundary) and the weekday deadline alarm. Which strategy acts on a due renewal is
+//! [`crate::worker::plan`]'s decision.
 
 use crate::config::Strategy;
 use crate::token::expiry::{boundary_time, ist, next_ist_time_after, to_ist, upstox_expiry};
 use crate::token::{Thresholds, TokenState};
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
 
-/// Unattended renewals (strategy browser opens a login; any strategy after a failed round)
-/// happen at most this often. `r` and `l` always act at once.
+/// After a renewal round fails, the next unattended one waits this long (strategy browser
+/// opens at most one login in this time). `r` and `l` always act at once.
 pub const UNATTENDED_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// How long before `renew.deadline` a missing valid token raises the critical alert.
@@ -53,8 +54,9 @@ pub struct Facts {
     pub verdict: Verdict,
     /// When the API was last asked about that token (answer or not).
     pub last_validation_at: Option<DateTime<Utc>>,
-    /// When the last unattended renewal round started.
-    pub last_unattended_renewal_at: Option<DateTime<Utc>>,
+    /// When the last renewal round that failed ended. Only a failed round puts the next
+    /// unattended one off; a round that succeeded or was skipped does not.
+    pub last_failed_round_at: Option<DateTime<Utc>>,
 }
 
 fn dur(d: std::time::Duration) -> Duration {
@@ -97,8 +99,8 @@ pub enum Deferral {
     },
     /// Unattended renewals wait for `renew.not_before`.
     NotBefore,
-    /// An unattended renewal ran less than 30 minutes ago.
-    RecentAttempt,
+    /// A renewal round failed less than 30 minutes ago.
+    RecentFailure,
 }
 
 /// The renewal decision.
@@ -126,7 +128,7 @@ pub enum Renewal {
 /// the expiry, or at once when the token is expired, invalid or missing. A due renewal is
 /// deferred when it would not move the expiry (before the 03:30 IST boundary the current
 /// token dies at), until the first `renew.not_before` after that boundary; and, after the
-/// boundary, until `renew.not_before`; and until 30 minutes after the last unattended round.
+/// boundary, until `renew.not_before`; and until 30 minutes after the last failed round.
 pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
     if p.strategy == Strategy::None {
         return Renewal::Disabled;
@@ -159,12 +161,12 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
             reason: Deferral::NotBefore,
         };
     }
-    if let Some(last) = f.last_unattended_renewal_at {
+    if let Some(last) = f.last_failed_round_at {
         let next = last + dur(UNATTENDED_INTERVAL);
         if now < next {
             return Renewal::Deferred {
                 until: next,
-                reason: Deferral::RecentAttempt,
+                reason: Deferral::RecentFailure,
             };
         }
     }
@@ -205,23 +207,6 @@ pub fn next_deadline_alarm(after: DateTime<Utc>, deadline: NaiveTime) -> DateTim
     }
 }
 
-/// The retry delays of one round: `max_retries - 1` delays, starting at `initial`, doubled
-/// each retry, each with ±25% jitter, never above `max`. `jitter` yields numbers in [0, 1).
-pub fn backoff_delays(
-    max_retries: u32,
-    initial: std::time::Duration,
-    max: std::time::Duration,
-    mut jitter: impl FnMut() -> f64 + Send + Sync + Unpin,
-) -> impl Iterator<Item = std::time::Duration> + Send + Sync + Unpin {
-    let mut base = initial;
-    (1..max_retries).map(move |_| {
-        let factor = 0.75 + 0.5 * jitter().clamp(0.0, 1.0);
-        let d = base.mul_f64(factor).min(max);
-        base = base.saturating_mul(2).min(max);
-        d
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +240,7 @@ mod tests {
             expires_at: exp,
             verdict: Verdict::Unknown,
             last_validation_at: None,
-            last_unattended_renewal_at: None,
+            last_failed_round_at: None,
         }
     }
 
@@ -356,17 +341,17 @@ mod tests {
     }
 
     #[test]
-    fn unattended_rounds_are_30_minutes_apart_and_none_disables() {
+    fn a_failed_round_puts_the_next_off_30_minutes_and_none_disables() {
         let mut f = facts(at(26, 14, 0), None);
-        f.last_unattended_renewal_at = Some(at(26, 13, 45));
+        f.last_failed_round_at = Some(at(26, 13, 45));
         assert_eq!(
             renewal(&f, &policy()),
             Renewal::Deferred {
                 until: at(26, 14, 15),
-                reason: Deferral::RecentAttempt
+                reason: Deferral::RecentFailure
             }
         );
-        f.last_unattended_renewal_at = Some(at(26, 13, 30));
+        f.last_failed_round_at = Some(at(26, 13, 30));
         assert_eq!(renewal(&f, &policy()), Renewal::Due);
         let mut p = policy();
         p.strategy = Strategy::None;
@@ -403,32 +388,5 @@ mod tests {
         assert_eq!(next_deadline_alarm(at(26, 8, 30), nine), at(27, 8, 30));
         // Friday 27th 10:00 → Monday 30th.
         assert_eq!(next_deadline_alarm(at(27, 10, 0), nine), at(30, 8, 30));
-    }
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter_and_a_cap() {
-        let d: Vec<_> = backoff_delays(5, Std::from_secs(2), Std::from_secs(10), || 0.5).collect();
-        assert_eq!(
-            d,
-            [
-                Std::from_secs(2),
-                Std::from_secs(4),
-                Std::from_secs(8),
-                Std::from_secs(10)
-            ]
-        );
-        let lo: Vec<_> =
-            backoff_delays(3, Std::from_secs(2), Std::from_secs(300), || 0.0).collect();
-        assert_eq!(lo, [Std::from_millis(1500), Std::from_secs(3)]);
-        let hi: Vec<_> =
-            backoff_delays(3, Std::from_secs(2), Std::from_secs(300), || 0.999_999).collect();
-        assert!(
-            hi[0] > Std::from_millis(2499) && hi[0] <= Std::from_millis(2500),
-            "{hi:?}"
-        );
-        assert_eq!(
-            backoff_delays(1, Std::from_secs(2), Std::from_secs(9), || 0.5).count(),
-            0
-        );
     }
 }

@@ -1,10 +1,10 @@
 //! The status report: one account's token state as the `status` command, the HTTP API and
 //! scripts see it (SPEC §6). Built from data and `now`; no I/O.
 
+use crate::messages::Snapshot;
 use crate::schedule::Verdict;
 use crate::token::expiry::to_ist;
 use crate::token::{ExpirySource, Thresholds, Token, TokenFileError, TokenState};
-use crate::worker::Snapshot;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::path::Path;

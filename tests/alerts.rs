@@ -17,8 +17,8 @@ use tokenwatch::alerts::{
     ALERT_COMMAND_LIMIT, Alert, AlertEvent, AlertSender, Alerter, DEDUPE_WINDOW,
 };
 use tokenwatch::config::NotificationsConfig;
+use tokenwatch::messages::Level;
 use tokenwatch::token::TokenState;
-use tokenwatch::worker::Level;
 
 /// 2026-11-27 03:30 IST, the usual Upstox expiry.
 fn expiry() -> DateTime<Utc> {

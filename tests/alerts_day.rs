@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwatch::alerts::{Alert, AlertEvent, Alerter};
 use tokenwatch::config::NotificationsConfig;
+use tokenwatch::messages::{Event, Level};
 use tokenwatch::token::TokenState;
-use tokenwatch::worker::{Event, Level};
 
 fn alerts(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Alert> {
     log.lock()

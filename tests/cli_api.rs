@@ -196,7 +196,7 @@ fn status_validate_with_the_api_down_is_unknown() {
     );
     // Three attempts, two retries logged, and the token is not called invalid.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.matches("Validation attempt").count(), 2, "{err}");
+    assert_eq!(err.matches("Check attempt").count(), 2, "{err}");
     // refresh: the API cannot confirm, renewal is not due, and a network failure is never
     // a reason to call the token invalid: it is still good by time, so exit 0.
     let out = sb.run(&["refresh"]);

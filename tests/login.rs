@@ -31,12 +31,13 @@ use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{
     AccountConfig, LoginConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
 };
+use tokenwatch::messages::{Command, Event, LoginUpdate};
 use tokenwatch::secret::Secret;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::client::ApiError;
 use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
-use tokenwatch::worker::{self, Command, Core, Event, LoginUpdate};
+use tokenwatch::worker::{self, Core};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;

@@ -107,13 +107,12 @@ proptest! {
                 expires_at: Some(token.expires_at),
                 verdict: tokenwatch::schedule::Verdict::Unknown,
                 last_validation_at: token.issued_at,
-                last_unattended_renewal_at: None,
+                last_failed_round_at: None,
             };
             let _ = tokenwatch::schedule::state(&facts, &policy);
             let _ = tokenwatch::schedule::renewal(&facts, &policy);
             let _ = tokenwatch::schedule::next_validation(&facts, &policy);
             let _ = tokenwatch::status::ist_rfc3339(token.expires_at);
-            let _ = token.life_fraction(now);
             let _ = tokenwatch::token::file::to_format1_json(&token);
         }
     }

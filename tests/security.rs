@@ -910,7 +910,7 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
         if args.contains(&"--validate") {
             // -vv reaches the debug lines.
             assert!(
-                out.stderr.contains("Validating the token with the API"),
+                out.stderr.contains("Checking the token with the API"),
                 "{args:?} is not verbose: {}",
                 out.all()
             );
@@ -1664,10 +1664,10 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
 
 /// tests/login.rs (`binary_second_login_process_is_refused_at_once`) covers two `login`
 /// processes. Here: while `login` waits for the browser, `refresh` (strategy command, and
-/// strategy browser) refuses at once naming the login's process, runs no command and writes
-/// nothing; the login then stores its one token. While a `refresh` renews (a slow
-/// `renew.command`), a `login` and a second `refresh` are refused the same way; the first
-/// refresh stores the only new token.
+/// strategy browser) waits for it naming the login's process, runs no command and writes
+/// nothing; the login then stores its one token, which the refreshes use. While a `refresh`
+/// renews (a slow `renew.command`), a `login` is refused at once and a second `refresh`
+/// waits; the first refresh stores the only new token.
 #[test]
 fn a_login_and_a_refresh_never_both_store_a_token() {
     let sim = LibSim::start(SimConfig {
@@ -1681,7 +1681,8 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     sb.write_config(&config);
     let prev = sb.root.join("config/upstox_token.json.prev");
 
-    // 1. A login waits; refreshes are refused.
+    // 1. A login waits; refreshes wait for it (whatever their strategy) and then use its
+    //    token: no command runs, no second login starts, nothing else is stored.
     let mut login = sb.spawn(&["login", "--no-browser"]);
     let url = login
         .line_with("/v2/login/authorization/dialog?")
@@ -1689,35 +1690,23 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
         .to_owned();
     wait_until("the callback listener", || listening(sim.callback_port));
     let holder = format!("process {}", login.pid());
+    let mut waiting = Vec::new();
     for strategy in ["command", "browser"] {
         let mut c = config.clone();
         c["renew"]["strategy"] = json!(strategy);
         sb.write_config(&c);
-        let t0 = Instant::now();
-        let out = sb.run(&["refresh"]);
+        let mut refresh = sb.spawn(&["refresh"]);
+        let line = refresh.line_with("Another tokenwatch is renewing");
         assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "strategy {strategy}: refresh waited {:?}",
-            t0.elapsed()
+            line.contains(&holder),
+            "strategy {strategy}: the holder ({holder}) is not named: {line}"
         );
-        assert_eq!(out.code, Some(1), "strategy {strategy}: {}", out.all());
-        assert!(
-            out.all().contains(&holder),
-            "strategy {strategy}: the holder ({holder}) is not named: {}",
-            out.all()
-        );
-        assert!(
-            !out.stdout.contains("/v2/login/authorization/dialog"),
-            "strategy {strategy}: a second login started: {}",
-            out.all()
-        );
-        assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
-        assert!(
-            !sb.token_path().exists(),
-            "strategy {strategy}: a token was stored"
-        );
-        assert!(login.running() && listening(sim.callback_port));
+        waiting.push((strategy, refresh));
     }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
+    assert!(!sb.token_path().exists(), "a token was stored");
+    assert!(login.running() && listening(sim.callback_port));
     sb.write_config(&config);
     let loc = approved_redirect(&url);
     login.send(&loc);
@@ -1727,13 +1716,28 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
         .unwrap()
         .unwrap();
     assert_eq!(oauth.obtained_via.as_deref(), Some("oauth"));
+    for (strategy, refresh) in waiting {
+        let out = refresh.finish();
+        assert_eq!(out.code, Some(0), "strategy {strategy}: {}", out.all());
+        assert!(
+            !out.stdout.contains("/v2/login/authorization/dialog"),
+            "strategy {strategy}: a second login started: {}",
+            out.all()
+        );
+    }
+    assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
     assert!(
         !prev.exists(),
-        "a second token was stored before the login's"
+        "a second token was stored after the login's"
+    );
+    assert_eq!(
+        stored_token(&sb.token_path()).as_deref(),
+        Some(oauth.access_token.expose())
     );
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
 
-    // 2. A refresh renews slowly; a login and another refresh are refused.
+    // 2. A refresh renews slowly; a login is refused, and another refresh waits for it and
+    //    uses its token.
     let mut slow = config.clone();
     slow["renew"]["command"] = mint_command(&sim.base(), &minted_log, "sleep 3;");
     sb.write_config(&slow);
@@ -1757,18 +1761,9 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
         "{}",
         out.all()
     );
-    let out = sb.run(&["refresh"]);
-    assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.all().contains(&holder),
-        "{holder} not named: {}",
-        out.all()
-    );
-    assert_eq!(
-        command_runs(&minted_log),
-        1,
-        "the second refresh ran the command"
-    );
+    let mut second = sb.spawn(&["refresh"]);
+    let line = second.line_with("Another tokenwatch is renewing");
+    assert!(line.contains(&holder), "{holder} not named: {line}");
     assert_eq!(
         stored_token(&sb.token_path()).as_deref(),
         Some(oauth.access_token.expose()),
@@ -1780,6 +1775,13 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     );
     let out = first.finish();
     assert_eq!(out.code, Some(0), "{}", out.all());
+    let out = second.finish();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(
+        command_runs(&minted_log),
+        1,
+        "the second refresh ran the command"
+    );
     let minted = minted(&minted_log);
     assert_eq!(minted.len(), 1);
     assert_eq!(sb.stored().as_deref(), Some(minted[0].as_str()));

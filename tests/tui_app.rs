@@ -6,10 +6,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokenwatch::config::Strategy;
+use tokenwatch::messages::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
 use tokenwatch::schedule::{Renewal, Verdict};
 use tokenwatch::token::TokenState;
 use tokenwatch::tui::app::{Action, App, KEYMAP, KeyAction, LoginStatus, Popup};
-use tokenwatch::worker::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 8, 30, 0).unwrap()

@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokenwatch::config::Strategy;
+use tokenwatch::messages::{Level, Snapshot, TokenInfo, Topic};
 use tokenwatch::schedule::{Deferral, Renewal, Verdict};
 use tokenwatch::token::expiry::ist;
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::{App, Banner, LoginStatus, LoginView, Popup};
 use tokenwatch::tui::ui::{self, Options};
-use tokenwatch::worker::{Level, Snapshot, TokenInfo, Topic};
 
 /// Serialises drawing against the one test that puts a line into tui-logger's global buffer.
 static SCREEN: Mutex<()> = Mutex::new(());
@@ -44,7 +44,6 @@ fn now() -> DateTime<Utc> {
 }
 
 fn token(issued: DateTime<Utc>, expires: DateTime<Utc>) -> TokenInfo {
-    let life = (expires - issued).num_milliseconds() as f64;
     TokenInfo {
         masked: "eyJ0…a1B2".to_string(),
         user_id: Some("AB1234".to_string()),
@@ -53,7 +52,6 @@ fn token(issued: DateTime<Utc>, expires: DateTime<Utc>) -> TokenInfo {
         expires_at: expires,
         expiry_source: ExpirySource::ExpiresAt,
         obtained_via: Some("oauth".to_string()),
-        life_fraction: ((expires - now()).num_milliseconds() as f64 / life).clamp(0.0, 1.0),
     }
 }
 
@@ -116,7 +114,7 @@ fn expired() -> Snapshot {
         next_check_at: None,
         renewal: Renewal::Deferred {
             until: at(26, 15, 0, 0),
-            reason: Deferral::RecentAttempt,
+            reason: Deferral::RecentFailure,
         },
         ..healthy()
     }
@@ -783,28 +781,23 @@ fn narrow_terminal_cuts_instead_of_wrapping() {
 
 #[test]
 fn gauge_survives_odd_lifetimes() {
-    for (issued, fraction) in [
-        (Some(at(27, 3, 30, 0)), 0.5),  // zero lifetime
-        (Some(at(28, 0, 0, 0)), 0.5),   // issued after expiry
-        (None, f64::NAN),               // nothing known, NaN from the worker
-        (None, 7.0),                    // out of range from the worker
-        (Some(at(26, 14, 40, 0)), 0.5), // issued in the future: more than 100%
+    for issued in [
+        Some(at(27, 3, 30, 0)),  // zero lifetime
+        Some(at(28, 0, 0, 0)),   // issued after expiry
+        None,                    // nothing known
+        Some(at(26, 14, 40, 0)), // issued in the future: more than 100%
     ] {
         let mut snap = healthy();
         let tok = snap.token.as_mut().unwrap();
         tok.issued_at = issued;
-        tok.life_fraction = fraction;
         let ratio = ui::life_left(Some(&snap), now());
-        assert!(
-            (0.0..=1.0).contains(&ratio),
-            "{issued:?} {fraction}: {ratio}"
-        );
+        assert!((0.0..=1.0).contains(&ratio), "{issued:?}: {ratio}");
         draw(&app(snap), 80, 24);
     }
+    // An unknown lifetime leaves the gauge empty rather than guessing.
     let mut snap = healthy();
     snap.token.as_mut().unwrap().issued_at = None;
-    snap.token.as_mut().unwrap().life_fraction = 0.25;
-    assert_eq!(ui::life_left(Some(&snap), now()), 0.25);
+    assert_eq!(ui::life_left(Some(&snap), now()), 0.0);
 }
 
 #[test]

@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use common::*;
 use std::time::Duration;
 use tokenwatch::config::Strategy;
+use tokenwatch::messages::{Command, Level, Notification, Topic};
 use tokenwatch::schedule::{Deferral, Renewal, Verdict};
 use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::upstox::client::{ApiError, REQUEST_TIMEOUT};
 use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, Simulator};
-use tokenwatch::worker::{Command, Level, Notification, RenewOutcome, Topic, Validation};
+use tokenwatch::worker::{RenewOutcome, Validation};
 
 const PROFILE: &str = "/v2/user/profile";
 
@@ -177,7 +178,7 @@ async fn validation_round_transient(fault: Fault) {
     // Never invalid: the token is as healthy as before, with no verdict.
     assert_eq!(core.state(t1), TokenState::Healthy, "{fault:?}");
     assert_eq!(core.verdict(), Verdict::Unknown, "{fault:?}");
-    let snap = core.snapshot(t1);
+    let snap = core.snapshot(t1, None);
     assert_eq!(snap.last_validation_at, Some(t1));
     assert!(
         snap.last_validation_result
@@ -232,7 +233,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
     assert_eq!(core.verdict(), Verdict::Invalid(t1));
     assert_eq!(core.state(t1), TokenState::Invalid);
     assert!(
-        core.snapshot(t1)
+        core.snapshot(t1, None)
             .last_validation_result
             .is_some_and(|r| r.starts_with("rejected: "))
     );
@@ -254,7 +255,7 @@ async fn renewal_round_transient(fault: Fault) {
     assert_eq!(core.state(t0), TokenState::Expired);
     assert_eq!(core.renewal(t0), Renewal::Due);
     h.sim.inject(Endpoint::Profile, fault, 3);
-    let out = core.renew(false).await;
+    let out = core.renew_by_command().await;
     let t1 = h.now();
     let RenewOutcome::Failed(why) = &out else {
         panic!("{fault:?}: expected Failed, got {out:?}");
@@ -288,7 +289,7 @@ async fn renewal_round_transient(fault: Fault) {
     let mut core = h.core();
     let t0 = h.now();
     h.sim.inject(Endpoint::Profile, fault, 1);
-    let out = core.renew(false).await;
+    let out = core.renew_by_command().await;
     let t1 = h.now();
     assert_eq!(out, RenewOutcome::Renewed, "{fault:?}");
     assert_eq!(h.command_runs(), 2, "{fault:?}");
@@ -323,7 +324,7 @@ async fn the_command_strategy_rejects_a_token_that_the_profile_api_rejects() {
     let mut core = h.core();
     let t0 = h.now();
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
-    let out = core.renew(false).await;
+    let out = core.renew_by_command().await;
     let t1 = h.now();
     let RenewOutcome::Failed(why) = &out else {
         panic!("expected Failed, got {out:?}");
@@ -386,7 +387,7 @@ async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64
     let before = files(h);
     let mut core = h.core();
     let t0 = h.now();
-    let out = core.renew(false).await;
+    let out = core.renew_by_command().await;
     let t1 = h.now();
     let RenewOutcome::Failed(why) = &out else {
         panic!("expected Failed, got {out:?}");
@@ -479,7 +480,7 @@ async fn every_failed_refresh_attempt_is_logged_with_its_reason() {
     h.set_command_script("exit $(( $(wc -l < command.log) + 10 ))");
     let logs = capture_logs();
     let mut core = h.core();
-    let out = core.renew(false).await;
+    let out = core.renew_by_command().await;
     assert!(
         matches!(&out, RenewOutcome::Failed(why) if why.contains("exit status: 13")),
         "{out:?}"
@@ -499,7 +500,7 @@ async fn every_failed_refresh_attempt_is_logged_with_its_reason() {
 // ---------------------------------------------------------------------------------------
 
 fn deadline_notices(
-    log: &std::sync::Arc<std::sync::Mutex<Vec<tokenwatch::worker::Event>>>,
+    log: &std::sync::Arc<std::sync::Mutex<Vec<tokenwatch::messages::Event>>>,
 ) -> Vec<Notification> {
     notices(log)
         .into_iter()
@@ -796,7 +797,7 @@ async fn shutdown_during_a_validation_backoff_stops_at_once() {
     h.sim.inject(
         Endpoint::Profile,
         Fault::TooManyRequests {
-            retry_after: Some(300),
+            retry_after: Some(50),
         },
         10,
     );
@@ -827,7 +828,7 @@ async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     h.sim.inject(
         Endpoint::Profile,
         Fault::TooManyRequests {
-            retry_after: Some(300),
+            retry_after: Some(50),
         },
         10,
     );
@@ -864,7 +865,7 @@ async fn a_renewal_waits_for_another_process_renewing_the_same_file() {
         .login_lock()
         .unwrap();
     let before = std::fs::read(h.token_path()).unwrap();
-    match core.renew(true).await {
+    match core.renew_by_command().await {
         RenewOutcome::NotUseful(why) => {
             assert!(why.contains("another tokenwatch is renewing"), "{why}")
         }
@@ -877,6 +878,6 @@ async fn a_renewal_waits_for_another_process_renewing_the_same_file() {
     );
     assert_eq!(std::fs::read(h.token_path()).unwrap(), before);
     drop(held);
-    assert_eq!(core.renew(true).await, RenewOutcome::Renewed);
+    assert_eq!(core.renew_by_command().await, RenewOutcome::Renewed);
     assert_eq!(h.command_runs(), 1);
 }

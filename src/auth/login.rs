@@ -136,6 +136,9 @@ pub struct Obtained {
     pub token: Token,
     page: Option<oneshot::Sender<Result<String, String>>>,
     listener: Option<Listener>,
+    /// The renewal lock, held until the token is stored (dropped with this), so that no
+    /// other process starts a renewal between the login and the store.
+    _lock: crate::token::store::StoreLock,
 }
 
 impl Obtained {
@@ -181,7 +184,7 @@ pub async fn run(
     mut cancel: oneshot::Receiver<()>,
     progress: mpsc::Sender<LoginProgress>,
 ) -> Result<Obtained, LoginError> {
-    let _login_lock = store.login_lock().map_err(|e| match e {
+    let login_lock = store.login_lock().map_err(|e| match e {
         StoreError::Locked { holder, .. } => LoginError::Busy {
             account: settings.account.clone(),
             holder,
@@ -306,6 +309,7 @@ pub async fn run(
         token,
         page,
         listener: Some(listener),
+        _lock: login_lock,
     })
 }
 

@@ -1,14 +1,22 @@
-//! `tokenwatch refresh`: validate now, renew if due or invalid; exit 0 only with a valid
-//! token at the end.
+//! `tokenwatch refresh`: check now, and renew when the plan says renewal is due (or the
+//! token was rejected), by the account's strategy; exit 0 only with a valid token at the
+//! end. When another tokenwatch is renewing this token, wait for it (up to `login.timeout`)
+//! and use its token: `tokenwatch refresh && ./start-engine` holds whoever renews.
 
 use super::{EXIT_CONFIG, runtime, status::print_token_lines};
-use crate::auth::login::LoginSettings;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, Strategy};
-use crate::schedule::Renewal;
+use crate::config::{Config, ConfigError};
+use crate::schedule::{Deferral, Verdict};
+use crate::timefmt::human;
 use crate::token::expiry::to_ist;
-use crate::worker::{Core, RenewOutcome, Validation};
+use crate::worker::core::Lock;
+use crate::worker::plan::{self, Plan};
+use crate::worker::{CHECK_LIMIT, Core, RenewOutcome, Validation};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a waiting `refresh` looks whether the other renewal has finished.
+const LOCK_POLL: Duration = Duration::from_millis(200);
 
 pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
     let config = match loaded {
@@ -32,30 +40,14 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             config.monitor.clone(),
             clock.clone(),
         ) {
-            Ok(c) => c,
+            Ok(c) => c.with_login(config.login.clone()),
             Err(e) => {
                 eprintln!("tokenwatch: {e}");
                 return 1;
             }
         };
         core.restore().await;
-        let validation = core.validate().await;
-        let now = clock.now();
-        let renewed = match core.renewal(now) {
-            Renewal::NotDue { .. } | Renewal::Disabled => None,
-            _ => Some(
-                match (config.account.renew.strategy, core.boundary_note(now)) {
-                    (Strategy::Browser | Strategy::TokenRequest, Some(note)) => {
-                        RenewOutcome::NotUseful(note)
-                    }
-                    (Strategy::Browser, None) => by_login(&mut core, &config, clock.clone()).await,
-                    (Strategy::TokenRequest, None) => {
-                        by_token_request(&mut core, config.login.timeout).await
-                    }
-                    (Strategy::Command | Strategy::None, _) => core.renew(true).await,
-                },
-            ),
-        };
+        let (validation, renewed) = drive(&mut core).await;
         let now = clock.now();
         let state = core.state(now);
         println!("{} · {}", state.label(), core.account_name());
@@ -75,15 +67,17 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                     | RenewOutcome::NotUseful(why)
                     | RenewOutcome::Failed(why),
                 ),
-            ) => {
-                println!("Not renewed: {why}")
+            ) => println!("Not renewed: {why}"),
+            (Some(Validation::Valid(_)), None) => {
+                println!("API: ✓ valid; renewal is not due yet.")
             }
-            (Validation::Valid(_), None) => println!("API: ✓ valid; renewal is not due yet."),
-            (Validation::Unreachable(e), None) => println!("API: ? could not check: {e}"),
-            (Validation::Rejected(e), None) => println!("API: ✗ rejected: {e}"),
-            (Validation::NoToken, None) => println!("No token, and renew.strategy is none."),
+            (Some(Validation::Unreachable(e)), None) => println!("API: ? could not check: {e}"),
+            (Some(Validation::Rejected(e)), None) => println!("API: ✗ rejected: {e}"),
+            (Some(Validation::NoToken) | None, None) => {
+                println!("No token, and renew.strategy is none.")
+            }
         }
-        let api_rejected = matches!(core.verdict(), crate::schedule::Verdict::Invalid(_));
+        let api_rejected = matches!(core.verdict(), Verdict::Invalid(_));
         if state.is_usable() && !api_rejected {
             0
         } else {
@@ -92,12 +86,109 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
     })
 }
 
+/// Do what the plan says, forced (the unattended waits do not apply, the 03:30 IST boundary
+/// rule does), until it says nothing more is to be done: the last check and the renewal's
+/// outcome, if one ran.
+async fn drive(core: &mut Core) -> (Option<Validation>, Option<RenewOutcome>) {
+    let asked = core.clock().now();
+    let mut validation = None;
+    let mut by_other = false;
+    loop {
+        let mut facts = core.plan_facts(core.clock().now());
+        facts.forced_at = Some(asked);
+        let step = plan::plan(&facts, core.policy());
+        let renewing = matches!(
+            step,
+            Plan::RenewByCommand | Plan::LogIn | Plan::RequestToken
+        );
+        // Whoever renews holds the lock: wait for them, then look at their token.
+        let lock = if renewing {
+            match core.renewal_lock() {
+                Lock::Held(lock) => Some(lock),
+                Lock::Busy(holder) => match wait_for_other(core, &holder).await {
+                    Ok(()) => {
+                        by_other = core.reload_if_changed();
+                        continue;
+                    }
+                    Err(why) => return (validation, Some(RenewOutcome::Failed(why))),
+                },
+                Lock::Broken(why) => return (validation, Some(RenewOutcome::Failed(why))),
+            }
+        } else {
+            None
+        };
+        let outcome = match step {
+            Plan::Check => {
+                let v = core.validate_within(CHECK_LIMIT).await;
+                let none = v == Validation::NoToken;
+                validation = Some(v);
+                if none {
+                    break;
+                }
+                continue;
+            }
+            Plan::RenewByCommand => {
+                core.log_renewal_start();
+                let result = core.renew_call().await;
+                let outcome = core.take_renewal(result).await;
+                drop(lock);
+                outcome
+            }
+            Plan::LogIn => {
+                drop(lock);
+                by_login(core).await
+            }
+            Plan::RequestToken => by_token_request(core, lock).await,
+            Plan::Wait {
+                reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
+                ..
+            } => {
+                let end = to_ist(expires_at).format("%H:%M");
+                RenewOutcome::NotUseful(format!("token ends {end} IST; renewal after {end} IST"))
+            }
+            Plan::Wait { .. } | Plan::Nothing(_) => break,
+        };
+        return (validation, Some(outcome));
+    }
+    let renewed =
+        (by_other && core.state(core.clock().now()).is_usable()).then_some(RenewOutcome::Renewed);
+    (validation, renewed)
+}
+
+/// Wait (up to `login.timeout`) until the other process's renewal ends.
+async fn wait_for_other(core: &Core, holder: &str) -> Result<(), String> {
+    let limit = core.login_timeout();
+    println!(
+        "Another tokenwatch is renewing this token ({holder}); waiting up to {} for it...",
+        human(limit)
+    );
+    let wait = async {
+        loop {
+            tokio::time::sleep(LOCK_POLL).await;
+            // Taken and let go at once: the other renewal has ended.
+            match core.renewal_lock() {
+                Lock::Held(_) => return Ok(()),
+                Lock::Busy(_) => {}
+                Lock::Broken(why) => return Err(why),
+            }
+        }
+    };
+    match tokio::time::timeout(limit, wait).await {
+        Ok(done) => done,
+        Err(_) => Err(format!(
+            "another tokenwatch ({holder}) was still renewing after {}",
+            human(limit)
+        )),
+    }
+}
+
 /// Strategy browser: the same login as `tokenwatch login`.
-async fn by_login(core: &mut Core, config: &Config, clock: Arc<dyn Clock>) -> RenewOutcome {
-    let settings = match LoginSettings::new(&config.account, &config.login, true) {
+async fn by_login(core: &mut Core) -> RenewOutcome {
+    let settings = match core.login_settings(true) {
         Ok(s) => s,
         Err(e) => return RenewOutcome::Failed(e.to_string()),
     };
+    let clock = core.clock().clone();
     match super::login::interactive_login(core, settings, clock).await {
         Ok(()) => RenewOutcome::Renewed,
         Err(e) => RenewOutcome::Failed(e),
@@ -105,11 +196,11 @@ async fn by_login(core: &mut Core, config: &Config, clock: Arc<dyn Clock>) -> Re
 }
 
 /// Strategy token-request: ask Upstox, then wait for the approved token on the notifier.
-async fn by_token_request(core: &mut Core, wait: std::time::Duration) -> RenewOutcome {
-    let _renewing = match core.store().login_lock() {
-        Ok(guard) => guard,
-        Err(e) => return RenewOutcome::Failed(e.to_string()),
-    };
+async fn by_token_request(
+    core: &mut Core,
+    _renewing: Option<crate::token::store::StoreLock>,
+) -> RenewOutcome {
+    let wait = core.login_timeout();
     let (tx, mut deliveries) = tokio::sync::mpsc::channel(4);
     let server = match core.serve_notifier(tx).await {
         Ok(Some(server)) => server,
@@ -120,7 +211,7 @@ async fn by_token_request(core: &mut Core, wait: std::time::Duration) -> RenewOu
         }
         Err(e) => return RenewOutcome::Failed(e),
     };
-    let ack = match core.request_token().await {
+    let ack = match core.request_call().await {
         Ok(ack) => ack,
         Err(e) => {
             server.shutdown().await;
@@ -138,9 +229,9 @@ async fn by_token_request(core: &mut Core, wait: std::time::Duration) -> RenewOu
     );
     let outcome = tokio::select! {
         token = deliveries.recv() => match token {
-            Some(token) => match core.adopt_verified(token).await {
+            Some(token) => match core.accept_token(token, true).await {
                 Ok(()) => RenewOutcome::Renewed,
-                Err(e) => RenewOutcome::Failed(format!("cannot store the approved token: {e}")),
+                Err(e) => RenewOutcome::Failed(format!("the approved token was not stored: {e}")),
             },
             None => RenewOutcome::Failed("the notifier stopped".into()),
         },

@@ -11,7 +11,7 @@ use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
 use crate::token::{Token, TokenState, format_countdown, read_token_file};
-use crate::worker::{Core, Validation};
+use crate::worker::{CHECK_LIMIT, Core, Validation};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -72,7 +72,7 @@ fn validate_once(config: &Config) -> (Validation, DateTime<Utc>) {
         rt.block_on(async {
             let mut core = Core::new(config.account.clone(), config.monitor.clone(), clock)
                 .map_err(|e| e.to_string())?;
-            Ok(core.validate().await)
+            Ok(core.validate_within(CHECK_LIMIT).await)
         })
     });
     let validation = outcome.unwrap_or_else(|why| {

@@ -95,24 +95,6 @@ impl Token {
     pub fn remaining(&self, now: DateTime<Utc>) -> Duration {
         self.expires_at - now
     }
-
-    /// Fraction of the token's life still ahead, clamped to 0..=1 (0 when the lifetime is
-    /// unknown or zero), for the dashboard gauge.
-    pub fn life_fraction(&self, now: DateTime<Utc>) -> f64 {
-        let Some(issued) = self.issued_at else {
-            return 0.0;
-        };
-        let life = (self.expires_at - issued).num_milliseconds();
-        if life <= 0 {
-            return 0.0;
-        }
-        let left = self.remaining(now).num_milliseconds() as f64 / life as f64;
-        if left.is_finite() {
-            left.clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    }
 }
 
 /// How long before expiry the state changes colour.
@@ -189,15 +171,6 @@ impl TokenState {
             self,
             TokenState::Healthy | TokenState::Warning | TokenState::Critical
         )
-    }
-
-    /// The Nagios exit code: 0 healthy, 1 warning, 2 anything worse.
-    pub fn nagios_code(self) -> u8 {
-        match self {
-            TokenState::Healthy => 0,
-            TokenState::Warning => 1,
-            _ => 2,
-        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! and `App::on_event(event, now)` for the worker. Neither does I/O; rendering reads `&App`.
 
 use crate::auth::login::LoginProgress;
+use crate::messages::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
 use crate::token::TokenState;
-use crate::worker::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::net::SocketAddr;

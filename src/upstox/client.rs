@@ -14,8 +14,7 @@ use serde_json::Value;
 use std::time::Duration;
 use url::Url;
 
-/// How long to wait for a TCP/TLS connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::http::CONNECT_TIMEOUT;
 /// How long a whole request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Upstox answers bodies far smaller than this; anything larger is not the API.
@@ -119,11 +118,14 @@ pub struct TokenRequestAck {
     pub notifier_url: Option<String>,
 }
 
-/// A client for one Upstox API base.
+/// A client for one Upstox API base. Cheap to clone; every client made with
+/// [`UpstoxClient::new`] shares the process's one HTTP client ([`crate::http::shared`]).
 #[derive(Debug, Clone)]
 pub struct UpstoxClient {
     http: reqwest::Client,
     base: Url,
+    /// How long a whole request may take.
+    total: Duration,
 }
 
 impl UpstoxClient {
@@ -132,32 +134,38 @@ impl UpstoxClient {
         Self::with_timeouts(api_base, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
     }
 
-    /// A client with explicit timeouts.
+    /// A client with explicit timeouts (the connect timeout of the shared client is
+    /// [`CONNECT_TIMEOUT`]; another one gets a client of its own).
     pub fn with_timeouts(
         api_base: &Url,
         connect: Duration,
         total: Duration,
     ) -> Result<UpstoxClient, ApiError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, "application/json".parse().expect("static header"));
-        headers.insert("Api-Version", "2.0".parse().expect("static header"));
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect)
-            .timeout(total)
-            .default_headers(headers)
-            .user_agent(concat!("tokenwatch/", env!("CARGO_PKG_VERSION")))
-            // Upstox answers directly; a redirect would be something else answering.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ApiError::Transient {
-                reason: format!("cannot set up HTTP: {e}"),
-                retry_after: None,
-            })?;
+        let http = if connect == CONNECT_TIMEOUT {
+            crate::http::shared()
+        } else {
+            crate::http::build(connect)
+        }
+        .map_err(|reason| ApiError::Transient {
+            reason,
+            retry_after: None,
+        })?;
         let mut base = api_base.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        Ok(UpstoxClient { http, base })
+        Ok(UpstoxClient { http, base, total })
+    }
+
+    /// A request to the API, with the headers Upstox expects and the time limit.
+    fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, "application/json".parse().expect("static header"));
+        headers.insert("Api-Version", "2.0".parse().expect("static header"));
+        self.http
+            .request(method, url)
+            .headers(headers)
+            .timeout(self.total)
     }
 
     fn url(&self, path: &str) -> Url {
@@ -169,8 +177,7 @@ impl UpstoxClient {
     /// Validate a token: `GET /v2/user/profile`.
     pub async fn profile(&self, token: &Secret) -> Result<Profile, ApiError> {
         let req = self
-            .http
-            .get(self.url("v2/user/profile"))
+            .request(reqwest::Method::GET, self.url("v2/user/profile"))
             .header(AUTHORIZATION, bearer(token)?);
         let body = send(req, "profile").await?;
         let data = body.get("data").cloned().unwrap_or(Value::Null);
@@ -197,8 +204,10 @@ impl UpstoxClient {
             ("grant_type", "authorization_code"),
         ];
         let req = self
-            .http
-            .post(self.url("v2/login/authorization/token"))
+            .request(
+                reqwest::Method::POST,
+                self.url("v2/login/authorization/token"),
+            )
             .form(&form);
         let body = send(req, "token exchange").await?;
         serde_json::from_value::<TokenResponse>(body).map_err(|_| ApiError::Transient {
@@ -223,8 +232,7 @@ impl UpstoxClient {
             .pop_if_empty()
             .push(client_id);
         let req = self
-            .http
-            .post(url)
+            .request(reqwest::Method::POST, url)
             .json(&serde_json::json!({ "client_secret": client_secret.expose() }));
         let body = send(req, "token request").await?;
         let data = body.get("data");
@@ -247,8 +255,7 @@ impl UpstoxClient {
     /// End the session: `DELETE /v2/logout`. The token stops working.
     pub async fn logout(&self, token: &Secret) -> Result<(), ApiError> {
         let req = self
-            .http
-            .delete(self.url("v2/logout"))
+            .request(reqwest::Method::DELETE, self.url("v2/logout"))
             .header(AUTHORIZATION, bearer(token)?);
         send(req, "logout").await.map(|_| ())
     }

@@ -11,11 +11,12 @@ use tokenwatch::clock::{Clock, TokioClock};
 use tokenwatch::config::{
     AccountConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
 };
+use tokenwatch::messages::{Command, Event, Notification, Snapshot};
 use tokenwatch::token::expiry::ist;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::sim::{SimConfig, SimServer, Simulator};
-use tokenwatch::worker::{self, Command, Core, Event, Notification, Snapshot, WorkerHandle};
+use tokenwatch::worker::{self, Core, WorkerHandle};
 
 /// An instant in IST, November 2026 (the 26th is a Thursday).
 pub fn ist_at(day: u32, h: u32, m: u32) -> DateTime<Utc> {

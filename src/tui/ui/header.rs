@@ -4,9 +4,9 @@
 use super::pane;
 use super::text::{self, fit, hm, hms};
 use super::theme::Theme;
+use crate::messages::Snapshot;
 use crate::schedule::Verdict;
 use crate::token::{TokenState, format_countdown};
-use crate::worker::Snapshot;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -137,8 +137,8 @@ pub fn life_left(snap: Option<&Snapshot>, now: DateTime<Utc>) -> f64 {
             let life = (tok.expires_at - issued).num_milliseconds() as f64;
             (tok.expires_at - now).num_milliseconds() as f64 / life
         }
-        // Without an issue time, what the worker computed is all there is.
-        _ => tok.life_fraction,
+        // Without an issue time the lifetime is unknown: no gauge to fill.
+        _ => 0.0,
     };
     if ratio.is_finite() {
         ratio.clamp(0.0, 1.0)

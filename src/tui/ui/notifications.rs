@@ -4,8 +4,8 @@
 use super::pane;
 use super::text::{fit, hm, wrap_words};
 use super::theme::Theme;
+use crate::messages::Level;
 use crate::tui::app::Banner;
-use crate::worker::Level;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;

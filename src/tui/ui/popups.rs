@@ -4,10 +4,10 @@
 use super::text::{self, day_hm, day_hms, fit, wrap_chars};
 use super::theme::Theme;
 use crate::config::Strategy;
+use crate::messages::Snapshot;
 use crate::schedule::{Deferral, Renewal};
 use crate::token::format_countdown;
 use crate::tui::app::{KEYMAP, LoginStatus, LoginView};
-use crate::worker::Snapshot;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -160,9 +160,7 @@ pub fn renewal_text(r: Renewal) -> String {
                     text::hm(expires_at)
                 ),
                 Deferral::NotBefore => "unattended renewals wait for renew.not_before".to_string(),
-                Deferral::RecentAttempt => {
-                    "an unattended renewal ran less than 30 minutes ago".to_string()
-                }
+                Deferral::RecentFailure => "a renewal failed less than 30 minutes ago".to_string(),
             };
             format!("deferred until {} IST because {why}", day_hm(until))
         }

@@ -2,8 +2,8 @@
 //! styles without any foreground or background colour (bold and reverse stay), so the state
 //! word alone carries the meaning; without emoji support the glyphs are plain ASCII.
 
+use crate::messages::Level;
 use crate::token::TokenState;
-use crate::worker::Level;
 use ratatui::style::{Color, Modifier, Style};
 
 /// Healthy: more than `warning_before` left.

@@ -1,0 +1,46 @@
+//! How durations read in logs and notices: `4s`, `1m 30s`, `18.3 hours`, `0:45:00`.
+
+use std::time::Duration;
+
+/// `4s`, `1m 30s`.
+pub fn human(d: Duration) -> String {
+    let rounded = if d >= Duration::from_secs(1) {
+        Duration::from_secs(d.as_secs_f64().round() as u64)
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
+    humantime::format_duration(rounded).to_string()
+}
+
+/// `18.3 hours`, or `0:04:57` under an hour (where tenths of an hour say little).
+pub fn hours_or_clock(d: chrono::Duration) -> String {
+    if d >= chrono::Duration::hours(1) {
+        format!("{:.1} hours", d.num_seconds() as f64 / 3600.0)
+    } else {
+        clock_style(d)
+    }
+}
+
+/// `0:45:00`, the form the log uses for time left.
+pub fn clock_style(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_log_writes_them() {
+        assert_eq!(human(Duration::from_millis(4400)), "4s");
+        assert_eq!(human(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+        assert_eq!(
+            hours_or_clock(chrono::Duration::minutes(1098)),
+            "18.3 hours"
+        );
+        assert_eq!(hours_or_clock(chrono::Duration::seconds(297)), "0:04:57");
+        assert_eq!(clock_style(chrono::Duration::seconds(-5)), "0:00:00");
+    }
+}

@@ -1,0 +1,815 @@
+//! One account's token and what is known about it: the stored token, what the API last
+//! said, and the steps that change them (read the file, check with the API, run
+//! `renew.command`, store a new token). No loop and no decisions here: [`super::plan`]
+//! decides, the worker loop ([`super`]) and the one-shot commands act.
+//!
+//! The network steps are returned as owned futures ([`Core::check_call`],
+//! [`Core::renew_call`], [`Core::request_call`]) that borrow nothing, so the worker can run
+//! one while it keeps the clock-driven duties (state changes, alerts, the deadline alarm,
+//! commands); their results are applied afterwards ([`Core::apply_check`],
+//! [`Core::accept_token`]).
+
+use super::{RENEW_COMMAND_TIMEOUT, plan};
+use crate::auth::login::{LoginError, LoginSettings};
+use crate::auth::notifier::{self, Expectation, NotifierServer};
+use crate::clock::Clock;
+use crate::config::{AccountConfig, LoginConfig, MonitorConfig};
+use crate::messages::{PendingLogin, RenewalTally, Snapshot, TokenInfo};
+use crate::process::{Run, stderr_excerpt};
+use crate::retry::{RetryPolicy, retry, retry_counted};
+use crate::schedule::{self, Policy, Renewal, Verdict};
+use crate::secret::Secret;
+use crate::timefmt::{clock_style, hours_or_clock};
+use crate::token::file::parse_token;
+use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
+use crate::token::{ExpirySource, Token, TokenState, format_countdown};
+use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tracing::{debug, error, info, warn};
+
+/// A one-shot check (`status --validate`, `refresh`) answers within this, whatever the API
+/// does: after it the API counts as unreachable.
+pub const CHECK_LIMIT: Duration = Duration::from_secs(60);
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validation {
+    /// There is no token to check.
+    NoToken,
+    /// The API accepted the token.
+    Valid(Profile),
+    /// The API rejected the token.
+    Rejected(ApiError),
+    /// The API could not be reached (after every attempt), or refused for another reason.
+    Unreachable(ApiError),
+}
+
+/// A finished check of one token, to apply with [`Core::apply_check`].
+#[derive(Debug)]
+pub struct Checked {
+    token: Secret,
+    result: Result<Profile, ApiError>,
+    attempts: u32,
+}
+
+/// Why a v3 token request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    /// What happened.
+    pub message: String,
+    /// Worth asking again later (network, 5xx, rate limit), not a reason to log in.
+    pub transient: bool,
+}
+
+/// The outcome of a renewal round, as `refresh` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RenewOutcome {
+    /// A new token was verified and stored.
+    Renewed,
+    /// The strategy needs the user (browser login, phone approval) or is `none`.
+    NeedsUser(String),
+    /// A renewal now would not move the expiry, or another process renewed meanwhile.
+    NotUseful(String),
+    /// Every attempt failed.
+    Failed(String),
+}
+
+/// Taking the renewal lock, which one process per token file holds while it renews.
+pub enum Lock {
+    /// Held by us until dropped.
+    Held(StoreLock),
+    /// Another process renews: it is named.
+    Busy(String),
+    /// The lock cannot even be created (read-only folder, full disk): the token could not
+    /// be stored either.
+    Broken(String),
+}
+
+/// The per-account state and the steps the worker, `status --validate` and `refresh` share.
+pub struct Core {
+    pub(super) account: AccountConfig,
+    monitor: MonitorConfig,
+    login: LoginConfig,
+    builtin_browser: bool,
+    pub(super) policy: Policy,
+    pub(super) clock: Arc<dyn Clock>,
+    client: UpstoxClient,
+    store: TokenStore,
+    pub(super) token: Option<Token>,
+    /// What the token file looked like when last read (inode, size, mtime): any change means
+    /// someone replaced it.
+    token_stamp: Option<FileStamp>,
+    token_error: Option<String>,
+    /// The Upstox user this account's tokens are for, once one was seen: a new token for
+    /// another user is refused.
+    known_user: Option<String>,
+    verdict: Verdict,
+    last_check_at: Option<DateTime<Utc>>,
+    last_check_result: Option<String>,
+    /// When the last renewal round failed; only a failed round puts the next one off.
+    pub(super) last_failed_round_at: Option<DateTime<Utc>>,
+    /// A check or renewal is running (for the snapshot).
+    pub(super) busy: bool,
+    pub(super) renewals: RenewalTally,
+}
+
+impl Core {
+    /// The core for one account. Reads the token file; does no network I/O.
+    pub fn new(
+        account: AccountConfig,
+        monitor: MonitorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Core, ApiError> {
+        let client = UpstoxClient::new(&account.upstox.api_base)?;
+        let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone());
+        let policy = Policy {
+            check_interval: monitor.check_interval,
+            refresh_before: monitor.refresh_before,
+            thresholds: crate::token::Thresholds {
+                warning_before: monitor.warning_before,
+                critical_before: monitor.critical_before,
+            },
+            strategy: account.renew.strategy,
+            not_before: account.renew.not_before,
+            deadline: account.renew.deadline,
+        };
+        let mut core = Core {
+            account,
+            monitor,
+            login: LoginConfig::default(),
+            builtin_browser: false,
+            policy,
+            clock,
+            client,
+            store,
+            token: None,
+            token_stamp: None,
+            token_error: None,
+            known_user: None,
+            verdict: Verdict::Unknown,
+            last_check_at: None,
+            last_check_result: None,
+            last_failed_round_at: None,
+            busy: false,
+            renewals: RenewalTally::default(),
+        };
+        core.reload_token();
+        Ok(core)
+    }
+
+    /// Use these login settings (`login.timeout`, `login.browser_command`).
+    pub fn with_login(mut self, login: LoginConfig) -> Core {
+        self.login = login;
+        self
+    }
+
+    /// Complete logins in-process instead of in a browser (the demo, whose simulator
+    /// approves every login at once).
+    pub fn with_builtin_browser(mut self, on: bool) -> Core {
+        self.builtin_browser = on;
+        self
+    }
+
+    /// The settings a login for this account would use.
+    pub fn login_settings(&self, open_browser: bool) -> Result<LoginSettings, LoginError> {
+        let mut settings = LoginSettings::new(&self.account, &self.login, open_browser)?;
+        settings.builtin_browser = self.builtin_browser;
+        Ok(settings)
+    }
+
+    /// `login.timeout`: how long a login, a phone approval or another process's renewal is
+    /// waited for.
+    pub fn login_timeout(&self) -> Duration {
+        self.login.timeout
+    }
+
+    /// The account name.
+    pub fn account_name(&self) -> &str {
+        &self.account.name
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
+    /// The current token, if any.
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    /// Why the token file could not be used, when it could not.
+    pub fn token_error(&self) -> Option<&str> {
+        self.token_error.as_deref()
+    }
+
+    /// What the API last said.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// At start (daemon, dashboard): clean up after a crash and restore a missing or
+    /// unreadable token file from the newest valid backup.
+    pub async fn restore(&mut self) {
+        let store = self.store.clone();
+        let now = self.clock.now();
+        let outcome = tokio::task::spawn_blocking(move || store.restore(now)).await;
+        match outcome {
+            Ok(Ok(RestoreOutcome::Present)) => {}
+            Ok(Ok(RestoreOutcome::Restored { from, set_aside })) => {
+                if let Some(aside) = set_aside {
+                    warn!(account = %self.account.name, "The token file was unreadable; kept it as {}", aside.display());
+                }
+                info!(account = %self.account.name, "Restored the token file from backup {}", from.display());
+            }
+            Ok(Ok(RestoreOutcome::NothingToRestore)) => {}
+            Ok(Err(e)) => error!(account = %self.account.name, "Cannot check the token file: {e}"),
+            Err(e) => error!(account = %self.account.name, "Restoring from backup stopped: {e}"),
+        }
+        self.reload_token();
+        if let Some(token) = self.token.as_ref().filter(|t| t.expires_at > now) {
+            crate::sink::repair(
+                &self.account.name,
+                token,
+                &self.account.token,
+                crate::sink::ON_CHANGE_LIMIT,
+            )
+            .await;
+        }
+    }
+
+    /// Re-read the token file when it changed on disk (another process stored a token, or
+    /// the user replaced it). A new token starts with no verdict. True when the token changed.
+    pub fn reload_if_changed(&mut self) -> bool {
+        if file_stamp(&self.account.token.path) == self.token_stamp {
+            return false;
+        }
+        let before = self.token.as_ref().map(|t| t.access_token.clone());
+        self.reload_token();
+        let same = match (&before, &self.token) {
+            (Some(a), Some(b)) => a.same_as(&b.access_token),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            info!(account = %self.account.name, "The token file changed; checking the new token");
+        }
+        !same
+    }
+
+    fn reload_token(&mut self) {
+        self.token_stamp = file_stamp(&self.account.token.path);
+        let before = self.token.as_ref().map(|t| t.access_token.clone());
+        match self.store.read() {
+            Ok(t) => {
+                self.token = t;
+                self.token_error = None;
+            }
+            Err(e) => {
+                warn!(account = %self.account.name, "{e}");
+                self.token = None;
+                self.token_error = Some(e.to_string());
+            }
+        }
+        self.remember_user();
+        let same = match (&before, &self.token) {
+            (Some(a), Some(b)) => a.same_as(&b.access_token),
+            _ => false,
+        };
+        if !same {
+            self.verdict = Verdict::Unknown;
+            self.last_check_at = None;
+            self.last_check_result = None;
+        }
+    }
+
+    fn remember_user(&mut self) {
+        if let Some(user) = self.token.as_ref().and_then(|t| t.user_id.clone()) {
+            self.known_user = Some(user);
+        }
+    }
+
+    /// The clock facts the schedule decides on.
+    pub fn schedule_facts(&self, now: DateTime<Utc>) -> schedule::Facts {
+        // After the clock steps back (NTP, a restored VM), times "in the future" would freeze
+        // the schedule for as long as the step: treat them as unknown.
+        let past = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= now);
+        schedule::Facts {
+            now,
+            expires_at: self.token.as_ref().map(|t| t.expires_at),
+            verdict: self.verdict,
+            last_validation_at: past(self.last_check_at),
+            last_failed_round_at: past(self.last_failed_round_at),
+        }
+    }
+
+    /// The facts [`plan::plan`] decides on, for a caller with nothing running.
+    pub fn plan_facts(&self, now: DateTime<Utc>) -> plan::Facts {
+        plan::Facts::idle(self.schedule_facts(now))
+    }
+
+    /// The policy the schedule and the plan follow.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
+        schedule::state(&self.schedule_facts(now), &self.policy)
+    }
+
+    /// The renewal decision at `now`.
+    pub fn renewal(&self, now: DateTime<Utc>) -> Renewal {
+        schedule::renewal(&self.schedule_facts(now), &self.policy)
+    }
+
+    /// The account as a consumer sees it at `now`, with the login waiting for the browser,
+    /// if one is. The one place a [`Snapshot`] is made.
+    pub fn snapshot(&self, now: DateTime<Utc>, login: Option<PendingLogin>) -> Snapshot {
+        let facts = self.schedule_facts(now);
+        Snapshot {
+            account: self.account.name.clone(),
+            at: now,
+            state: schedule::state(&facts, &self.policy),
+            token: self.token.as_ref().map(|t| TokenInfo {
+                masked: t.access_token.masked(),
+                user_id: t.user_id.clone(),
+                user_name: t.user_name.clone(),
+                issued_at: t.issued_at,
+                expires_at: t.expires_at,
+                expiry_source: t.expiry_source,
+                obtained_via: t.obtained_via.clone(),
+            }),
+            verdict: self.verdict,
+            last_validation_at: self.last_check_at,
+            last_validation_result: self.last_check_result.clone(),
+            next_check_at: schedule::next_validation(&facts, &self.policy),
+            renewal: schedule::renewal(&facts, &self.policy),
+            busy: self.busy,
+            strategy: self.account.renew.strategy,
+            token_file: self.account.token.path.clone(),
+            backups: self.account.token.backups.clone(),
+            token_error: self.token_error.clone(),
+            login,
+            renewals: self.renewals,
+            file_writes: self.store.write_tally(),
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::from_monitor(&self.monitor)
+    }
+
+    /// A check of the current token with the API (`monitor.max_retries` attempts on
+    /// transient errors, with backoff), to run anywhere; `None` without a token.
+    pub fn check_call(&self) -> Option<impl Future<Output = Checked> + Send + 'static> {
+        let token = self.token.as_ref()?.access_token.clone();
+        let client = self.client.clone();
+        let policy = self.retry_policy();
+        let name = self.account.name.clone();
+        debug!(account = %name, "Checking the token with the API");
+        Some(async move {
+            let (result, attempts) =
+                retry_counted(policy, &name, "Check", || client.profile(&token)).await;
+            Checked {
+                token,
+                result,
+                attempts,
+            }
+        })
+    }
+
+    /// Record a finished check. `None` when the token changed meanwhile (the check was of a
+    /// token that is no longer current).
+    pub fn apply_check(&mut self, checked: Checked) -> Option<Validation> {
+        let token = self
+            .token
+            .clone()
+            .filter(|t| t.access_token.same_as(&checked.token))?;
+        let name = self.account.name.clone();
+        let now = self.clock.now();
+        self.last_check_at = Some(now);
+        Some(match checked.result {
+            Ok(profile) => {
+                self.verdict = Verdict::Valid(now);
+                let left = token.remaining(now);
+                if left > chrono::Duration::zero() {
+                    info!(account = %name, "Token valid, expires in {}", hours_or_clock(left));
+                } else {
+                    warn!(
+                        account = %name,
+                        "The API still accepts the token {} after its expiry; it will stop working any moment",
+                        format_countdown(-left)
+                    );
+                }
+                self.last_check_result = Some("valid".into());
+                if let Some(t) = self.token.as_mut() {
+                    t.user_id = t.user_id.take().or(profile.user_id.clone());
+                    t.user_name = t.user_name.take().or(profile.user_name.clone());
+                }
+                self.remember_user();
+                Validation::Valid(profile)
+            }
+            Err(e @ ApiError::Invalid { .. }) => {
+                self.verdict = Verdict::Invalid(now);
+                if token.expires_at <= now {
+                    info!(account = %name, "Upstox confirms the token has expired");
+                } else {
+                    warn!(account = %name, "Token invalid: {e}");
+                }
+                self.last_check_result = Some(format!("rejected: {e}"));
+                Validation::Rejected(e)
+            }
+            Err(e) => {
+                match &e {
+                    ApiError::Transient { .. } => match checked.attempts {
+                        0 => warn!(account = %name, "Cannot reach the Upstox API: {e}"),
+                        1 => {
+                            warn!(account = %name, "Cannot reach the Upstox API after 1 attempt: {e}")
+                        }
+                        n => {
+                            warn!(account = %name, "Cannot reach the Upstox API after {n} attempts: {e}")
+                        }
+                    },
+                    _ => error!(account = %name, "The API refused the check: {e}"),
+                }
+                self.last_check_result = Some(format!("unreachable: {e}"));
+                Validation::Unreachable(e)
+            }
+        })
+    }
+
+    /// One check, start to end (every attempt `monitor.max_retries` allows).
+    pub async fn validate(&mut self) -> Validation {
+        match self.check_call() {
+            Some(call) => {
+                let checked = call.await;
+                self.apply_check(checked).unwrap_or(Validation::NoToken)
+            }
+            None => Validation::NoToken,
+        }
+    }
+
+    /// One check that answers within `limit` whatever the API does (the one-shot commands:
+    /// [`CHECK_LIMIT`]); after it, the API counts as unreachable.
+    pub async fn validate_within(&mut self, limit: Duration) -> Validation {
+        let Some(call) = self.check_call() else {
+            return Validation::NoToken;
+        };
+        let token = self.token.as_ref().map(|t| t.access_token.clone());
+        let checked = match (tokio::time::timeout(limit, call).await, token) {
+            (Ok(checked), _) => checked,
+            (Err(_), Some(token)) => Checked {
+                token,
+                result: Err(ApiError::Transient {
+                    reason: format!(
+                        "profile: no answer within {} (the API is slow or asks to wait)",
+                        crate::timefmt::human(limit)
+                    ),
+                    retry_after: None,
+                }),
+                attempts: 0,
+            },
+            (Err(_), None) => return Validation::NoToken,
+        };
+        self.apply_check(checked).unwrap_or(Validation::NoToken)
+    }
+
+    /// Take the renewal lock (one renewal per token file at a time, across processes: a
+    /// second one would run the command again, or race for the one callback port).
+    pub fn renewal_lock(&self) -> Lock {
+        match self.store.login_lock() {
+            Ok(guard) => Lock::Held(guard),
+            Err(StoreError::Locked { holder, .. }) => Lock::Busy(holder),
+            Err(e) => Lock::Broken(e.to_string()),
+        }
+    }
+
+    /// Log the start of a renewal round, as engines' operators know it.
+    pub fn log_renewal_start(&self) {
+        let name = &self.account.name;
+        let now = self.clock.now();
+        match self.token.as_ref() {
+            Some(t) if t.expires_at > now => info!(
+                account = %name,
+                "Token expires in {}, attempting refresh...",
+                clock_style(t.expires_at - now)
+            ),
+            Some(_) => info!(account = %name, "Token expired, attempting refresh..."),
+            None => info!(account = %name, "No token, attempting refresh..."),
+        }
+    }
+
+    /// Strategy command: run `renew.command`, read the token it prints and verify it with
+    /// the profile API, up to `monitor.max_retries` times. Hold the renewal lock meanwhile.
+    pub fn renew_call(&self) -> impl Future<Output = Result<Token, String>> + Send + 'static {
+        let argv = self.account.renew.command.clone();
+        let client = self.client.clone();
+        let clock = self.clock.clone();
+        let policy = self.retry_policy();
+        let name = self.account.name.clone();
+        async move {
+            let max = policy.attempts.max(1);
+            let (result, n) = retry_counted(policy, &name, "Refresh", || {
+                fetch_and_verify(&argv, &client, clock.as_ref())
+            })
+            .await;
+            result.map_err(|e| {
+                // The retried attempts are logged by the retry; the last one is logged here.
+                warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
+                error!(account = %name, "All refresh attempts failed, manual intervention required");
+                e.to_string()
+            })
+        }
+    }
+
+    /// Strategy token-request: ask Upstox to send a token once the user approves it on the
+    /// phone. Transient failures are retried like a check.
+    pub fn request_call(
+        &self,
+    ) -> impl Future<Output = Result<TokenRequestAck, RequestError>> + Send + 'static {
+        let ids = (
+            self.account.upstox.client_id.clone(),
+            self.account.upstox.client_secret.clone(),
+        );
+        let client = self.client.clone();
+        let policy = self.retry_policy();
+        let name = self.account.name.clone();
+        async move {
+            let (Some(id), Some(secret)) = ids else {
+                return Err(RequestError {
+                    message:
+                        "upstox.client_id and upstox.client_secret are needed for a token request"
+                            .into(),
+                    transient: false,
+                });
+            };
+            retry(policy, &name, "Token request", || {
+                client.request_token(&id, &secret)
+            })
+            .await
+            .map_err(|e| RequestError {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            })
+        }
+    }
+
+    /// Every new token (from `renew.command`, a login, a phone approval) comes in here: a
+    /// token for another Upstox user than the account's is refused; else it is stored
+    /// (atomically, with `.prev` and backups), made current, marked valid when `verified`,
+    /// and handed on (`token.env_file`, `token.on_change`).
+    pub async fn accept_token(&mut self, token: Token, verified: bool) -> Result<(), String> {
+        if let (Some(known), Some(new)) = (self.known_user.as_deref(), token.user_id.as_deref())
+            && !known.eq_ignore_ascii_case(new)
+        {
+            let why = format!(
+                "the new token is for Upstox user {new}, but this account's token is for {known}; \
+                 it was not stored (if the account really changed, move the token file away and log in)"
+            );
+            error!(account = %self.account.name, "Refusing the new token: {why}");
+            return Err(why);
+        }
+        self.store_token(token).await?;
+        if verified {
+            let now = self.clock.now();
+            self.verdict = Verdict::Valid(now);
+            self.last_check_at = Some(now);
+            self.last_check_result = Some("valid".into());
+        }
+        Ok(())
+    }
+
+    /// One `renew.command` round start to end, under the renewal lock (a round another
+    /// process is running is not repeated: [`RenewOutcome::NotUseful`]).
+    pub async fn renew_by_command(&mut self) -> RenewOutcome {
+        let _lock = match self.renewal_lock() {
+            Lock::Held(lock) => lock,
+            Lock::Busy(holder) => {
+                let why = format!("another tokenwatch is renewing this token ({holder})");
+                info!(account = %self.account.name, "Not renewing now: {why}");
+                return RenewOutcome::NotUseful(why);
+            }
+            Lock::Broken(why) => {
+                error!(account = %self.account.name, "Cannot renew: {why}");
+                return RenewOutcome::Failed(why);
+            }
+        };
+        if self.reload_if_changed()
+            && matches!(self.renewal(self.clock.now()), Renewal::NotDue { .. })
+        {
+            return RenewOutcome::NotUseful("another process stored a new token meanwhile".into());
+        }
+        self.log_renewal_start();
+        let result = self.renew_call().await;
+        self.take_renewal(result).await
+    }
+
+    /// Take what a `renew.command` round ([`Core::renew_call`]) ended with: store the
+    /// verified token, or say why there is none.
+    pub async fn take_renewal(&mut self, result: Result<Token, String>) -> RenewOutcome {
+        let name = self.account.name.clone();
+        match result {
+            Ok(token) => match self.accept_token(token, true).await {
+                Ok(()) => {
+                    info!(account = %name, "Token refresh successful");
+                    RenewOutcome::Renewed
+                }
+                Err(e) => {
+                    error!(account = %name, "The new token could not be stored, manual intervention required: {e}");
+                    RenewOutcome::Failed(e)
+                }
+            },
+            Err(why) => RenewOutcome::Failed(format!("all attempts failed ({why})")),
+        }
+    }
+
+    async fn store_token(&mut self, token: Token) -> Result<(), String> {
+        let changed = !self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access_token.same_as(&token.access_token));
+        let store = self.store.clone();
+        let to_store = token.clone();
+        let report = tokio::task::spawn_blocking(move || store.write(&to_store))
+            .await
+            .map_err(|e| format!("storing stopped: {e}"))?
+            .map_err(|e| e.to_string())?;
+        for (path, why) in &report.backup_failures {
+            warn!(account = %self.account.name, "Cannot write backup {}: {why}", path.display());
+        }
+        if let Some(aside) = &report.set_aside {
+            warn!(account = %self.account.name, "The old token file was unreadable; kept it as {}", aside.display());
+        }
+        // As stored: the file now names its expiry, so the token reads as `status` will read it.
+        let mut token = token;
+        token.expiry_source = ExpirySource::ExpiresAt;
+        if changed {
+            self.verdict = Verdict::Unknown;
+            self.last_check_at = None;
+            self.last_check_result = None;
+        }
+        self.token = Some(token);
+        self.token_error = None;
+        self.token_stamp = file_stamp(&self.account.token.path);
+        self.remember_user();
+        if changed && let Some(t) = &self.token {
+            crate::sink::hand_on(
+                &self.account.name,
+                t,
+                &self.account.token,
+                crate::sink::ON_CHANGE_LIMIT,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Take a token from a login: store it, then check it with the profile API.
+    pub async fn adopt_login(&mut self, token: Token) -> Result<Validation, String> {
+        self.accept_token(token, false).await?;
+        Ok(self.validate_within(CHECK_LIMIT).await)
+    }
+
+    /// Start the notifier webhook receiver for strategy token-request.
+    pub async fn serve_notifier(
+        &self,
+        deliveries: tokio::sync::mpsc::Sender<Token>,
+    ) -> Result<Option<NotifierServer>, String> {
+        let renew = &self.account.renew;
+        let (Some(listen), Some(path)) = (renew.notifier_listen, renew.notifier_path.clone())
+        else {
+            return Ok(None);
+        };
+        let Some(client_id) = self.account.upstox.client_id.clone() else {
+            return Err("upstox.client_id is needed to check token-request deliveries".into());
+        };
+        let expect = Expectation {
+            client_id,
+            user_id: self.known_user.clone(),
+        };
+        notifier::serve(
+            listen,
+            path,
+            false,
+            expect,
+            self.client.clone(),
+            self.clock.clone(),
+            deliveries,
+        )
+        .await
+        .map(Some)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot serve the token-request notifier: {listen} is in use (is a tokenwatch daemon \
+                 with renew.strategy token-request running? it receives approved tokens itself)"
+            ),
+            _ => format!("cannot serve the token-request notifier on {listen}: {e}"),
+        })
+    }
+}
+
+/// A file's inode, size and modification time.
+type FileStamp = (u64, u64, SystemTime);
+
+fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
+}
+
+/// Why one `renew.command` attempt failed.
+#[derive(Debug, Clone, thiserror::Error)]
+enum RenewError {
+    #[error("{0}")]
+    Api(ApiError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl crate::retry::Transient for RenewError {
+    /// Every failure is tried again: a command that failed once may work the next time.
+    fn is_transient(&self) -> bool {
+        true
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RenewError::Api(e) => e.retry_after(),
+            RenewError::Other(_) => None,
+        }
+    }
+}
+
+/// Run `renew.command`, read the token it prints, and check it with the profile API.
+async fn fetch_and_verify(
+    argv: &[String],
+    client: &UpstoxClient,
+    clock: &dyn Clock,
+) -> Result<Token, RenewError> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| RenewError::Other("renew.command is empty".into()))?;
+    let (program, args) = (program.clone(), args.to_vec());
+    // Like every command tokenwatch runs, it does not inherit the client secret or API key.
+    let hidden = crate::sink::hidden_from_hooks();
+    let run = tokio::task::spawn_blocking(move || {
+        let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();
+        crate::process::run(&program, &args, &[], &hidden, RENEW_COMMAND_TIMEOUT)
+    })
+    .await
+    .map_err(|e| RenewError::Other(format!("renew.command stopped: {e}")))?;
+    let out = match run {
+        Run::Exited(out) => out,
+        Run::TimedOut => {
+            return Err(RenewError::Other(format!(
+                "renew.command did not finish within {}s and was stopped",
+                RENEW_COMMAND_TIMEOUT.as_secs()
+            )));
+        }
+        Run::NotStarted(why) => {
+            return Err(RenewError::Other(format!(
+                "cannot run renew.command: {why}"
+            )));
+        }
+    };
+    if !out.status.success() {
+        return Err(RenewError::Other(format!(
+            "renew.command exited with {}{}",
+            out.status,
+            stderr_excerpt(&out.stderr)
+        )));
+    }
+    let now = clock.now();
+    let mut token = parse_token(&out.stdout, Some(now)).map_err(|why| {
+        RenewError::Other(format!("renew.command printed no usable token: {why}"))
+    })?;
+    if token.expires_at <= now {
+        return Err(RenewError::Other(
+            "renew.command printed a token that has already expired".into(),
+        ));
+    }
+    let profile = client
+        .profile(&token.access_token)
+        .await
+        .map_err(|e| match e {
+            ApiError::Invalid { .. } => RenewError::Other(format!(
+                "the token from renew.command was rejected by Upstox: {e}"
+            )),
+            other => RenewError::Api(other),
+        })?;
+    token.issued_at = token.issued_at.or(Some(now));
+    token.user_id = token.user_id.or(profile.user_id.clone());
+    token.user_name = token.user_name.or(profile.user_name.clone());
+    token.email = token.email.or(profile.email.clone());
+    token.obtained_via = Some("command".into());
+    token.format = crate::token::TokenFileFormat::Format1;
+    Ok(token)
+}

@@ -1,0 +1,563 @@
+//! The async token worker: one per account. It checks the token with the API, renews it
+//! when due (and when renewing would help), stores it, and reports what it sees.
+//!
+//! Commands come in on a bounded mpsc channel; [`Event`]s (status snapshots, notifications,
+//! alerts) go out on another, and the latest [`Snapshot`] is also kept in a watch channel
+//! for readers such as the HTTP API. The dashboard, the daemon and the API are consumers.
+//!
+//! - [`plan`]: what to do now (the one decision, pure);
+//! - [`core`]: the token, what the API said, and the steps that change them;
+//! - this module: the loop that asks the plan, runs one check or renewal at a time beside
+//!   the clock-driven duties (state changes, alerts, the deadline alarm, commands), and
+//!   reports; `login` and `delivery` are its browser-login and token-request parts;
+//!   `notices` holds the texts.
+
+pub mod core;
+mod delivery;
+mod login;
+mod notices;
+pub mod plan;
+
+pub use self::core::{CHECK_LIMIT, Core, RenewOutcome, RequestError, Validation};
+pub use self::plan::Plan;
+
+use self::core::{Checked, Lock};
+use self::login::{LoginStep, RunningLogin, login_step};
+use crate::auth::notifier::NotifierServer;
+use crate::messages::{Alert, AlertEvent, Command, Event, Level, Notification, Snapshot, Topic};
+use crate::schedule::{self, Deferral, Renewal};
+use crate::token::expiry::to_ist;
+use crate::token::store::StoreLock;
+use crate::token::{Token, TokenState};
+use crate::upstox::client::TokenRequestAck;
+use chrono::{DateTime, Utc};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{debug, error, info};
+
+/// The worker never sleeps longer than this between looks at the clock, so a suspended
+/// laptop or a changed system clock is noticed within a minute.
+const MAX_NAP: Duration = Duration::from_secs(60);
+/// While another process holds the renewal lock, look again this often.
+const LOCK_RECHECK: Duration = Duration::from_secs(2);
+/// `renew.command` must finish within this.
+pub const RENEW_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Capacity of the command channel.
+pub const COMMAND_CAPACITY: usize = 16;
+
+/// A running worker.
+pub struct WorkerHandle {
+    /// Send commands here.
+    pub commands: mpsc::Sender<Command>,
+    /// The latest snapshot.
+    pub status: watch::Receiver<Snapshot>,
+    /// Wakes the worker to look at its token file at once (the fleet's file watcher).
+    pub wake: Arc<Notify>,
+    /// The worker task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// How a worker starts.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    /// The first check waits this long (the fleet spreads many accounts' first checks).
+    pub first_check_delay: Duration,
+}
+
+/// Start a worker for `core` on the current runtime, reporting to `events`.
+pub fn spawn(core: Core, events: mpsc::Sender<Event>) -> WorkerHandle {
+    spawn_with(core, events, Start::default())
+}
+
+/// [`spawn`], with start options.
+pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> WorkerHandle {
+    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let now = core.clock.now();
+    let (status_tx, status_rx) = watch::channel(core.snapshot(now, None));
+    let wake = Arc::new(Notify::new());
+    let first_check_at = (!start.first_check_delay.is_zero())
+        .then(|| now + chrono::Duration::from_std(start.first_check_delay).unwrap_or_default());
+    let worker = Worker {
+        core,
+        commands: rx,
+        events,
+        status: status_tx,
+        wake: wake.clone(),
+        round: None,
+        forced_at: None,
+        first_check_at,
+        other_renewal_until: None,
+        approval_until: None,
+        last_state: None,
+        last_deferral: None,
+        published: false,
+        next_deadline_alarm: None,
+        login: None,
+        deliveries: None,
+        notifier: None,
+        shutdown: false,
+        failure_alerted: false,
+    };
+    WorkerHandle {
+        commands: tx,
+        status: status_rx,
+        wake,
+        task: tokio::spawn(worker.run()),
+    }
+}
+
+/// What a running round ends with.
+enum Done {
+    Checked(Checked),
+    Renewed(Result<Token, String>),
+    Requested(Result<TokenRequestAck, RequestError>),
+}
+
+/// The one check or renewal round that may run at a time, beside the loop.
+struct Round {
+    work: Pin<Box<dyn Future<Output = Done> + Send>>,
+    /// The renewal lock, held while `renew.command` runs.
+    _lock: Option<StoreLock>,
+    /// Asked for (`r`, the API) rather than due.
+    forced: bool,
+}
+
+struct Worker {
+    core: Core,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    status: watch::Sender<Snapshot>,
+    wake: Arc<Notify>,
+    round: Option<Round>,
+    /// `r` or the API asked at this time for a check and, if due, a renewal.
+    forced_at: Option<DateTime<Utc>>,
+    first_check_at: Option<DateTime<Utc>>,
+    other_renewal_until: Option<DateTime<Utc>>,
+    approval_until: Option<DateTime<Utc>>,
+    last_state: Option<TokenState>,
+    last_deferral: Option<(DateTime<Utc>, Deferral)>,
+    published: bool,
+    next_deadline_alarm: Option<DateTime<Utc>>,
+    login: Option<RunningLogin>,
+    deliveries: Option<mpsc::Receiver<Token>>,
+    notifier: Option<NotifierServer>,
+    shutdown: bool,
+    /// A renewal failure was alerted and no renewal succeeded since.
+    failure_alerted: bool,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let name = self.core.account.name.clone();
+        info!(account = %name, "Watching {}", self.core.account.token.path.display());
+        self.core.restore().await;
+        // Started inside the half hour before the deadline: check at once.
+        let since = self.core.clock.now()
+            - chrono::Duration::from_std(schedule::DEADLINE_WARNING).unwrap_or_default();
+        self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
+            since,
+            self.core.policy.deadline,
+        ));
+        if self.core.policy.strategy == crate::config::Strategy::TokenRequest {
+            self.start_notifier().await;
+        }
+        while !self.shutdown {
+            if self.core.reload_if_changed() {
+                // Whoever held the renewal lock has stored a token: look at it now.
+                self.other_renewal_until = None;
+            }
+            let now = self.core.clock.now();
+            self.clock_duties(now).await;
+            if self.round.is_none() {
+                self.act(now).await;
+            }
+            self.publish().await;
+            let nap = self.nap(self.core.clock.now());
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => self.shutdown = true,
+                },
+                done = round_done(&mut self.round) => self.finish_round(done).await,
+                step = login_step(&mut self.login) => match step {
+                    LoginStep::Progress(p) => self.login_progress(p).await,
+                    LoginStep::Done(result) => self.finish_login(result).await,
+                },
+                token = delivery::next_delivery(&mut self.deliveries) => self.accept_delivery(token).await,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+        self.round = None;
+        if let Some(login) = self.login.take() {
+            login.task.abort();
+        }
+        if let Some(server) = self.notifier.take() {
+            server.shutdown().await;
+        }
+        info!(account = %name, "Worker stopped");
+    }
+
+    /// The facts the plan decides on now.
+    fn facts(&self, now: DateTime<Utc>) -> plan::Facts {
+        plan::Facts {
+            schedule: self.core.schedule_facts(now),
+            running: self.round.is_some(),
+            login_waiting: self.login.is_some(),
+            approval_until: self.approval_until,
+            other_renewal_until: self.other_renewal_until,
+            forced_at: self.forced_at,
+            first_check_at: self.first_check_at,
+        }
+    }
+
+    /// Duties that follow the clock alone, whatever else runs: the deadline alarm and the end
+    /// of a token request's approval window. (State changes are published every turn.)
+    async fn clock_duties(&mut self, now: DateTime<Utc>) {
+        if let Some(alarm) = self.next_deadline_alarm
+            && alarm <= now
+        {
+            self.deadline_check(now).await;
+            self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
+                now,
+                self.core.policy.deadline,
+            ));
+        }
+        if self.approval_until.is_some_and(|t| t <= now) {
+            self.approval_lapsed().await;
+        }
+    }
+
+    /// Ask the plan and start what it says.
+    async fn act(&mut self, now: DateTime<Utc>) {
+        let decided = plan::plan(&self.facts(now), &self.core.policy);
+        let forced = self.forced_at.is_some();
+        if decided != Plan::Check {
+            self.forced_at = None;
+        }
+        match decided {
+            Plan::Check => self.start_check(forced),
+            Plan::RenewByCommand => self.start_command_renewal(forced, now).await,
+            Plan::LogIn => self.start_login(!forced).await,
+            Plan::RequestToken => {
+                info!(account = %self.core.account.name, "Requesting a token from Upstox");
+                let call = self.core.request_call();
+                self.start_round(call, None, forced, Done::Requested);
+            }
+            Plan::Wait {
+                reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
+                ..
+            } if forced => {
+                let end = to_ist(expires_at).format("%H:%M");
+                let why = format!("token ends {end} IST; renewal after {end} IST");
+                info!(account = %self.core.account.name, "Not renewing now: {why}");
+                let n = self.notice(Level::Info, Topic::Renewal, "Not renewing yet", why);
+                self.notify(n).await;
+            }
+            Plan::Wait { .. } | Plan::Nothing(_) => {}
+        }
+    }
+
+    fn start_round<F, T>(
+        &mut self,
+        work: F,
+        lock: Option<StoreLock>,
+        forced: bool,
+        done: fn(T) -> Done,
+    ) where
+        F: Future<Output = T> + Send + 'static,
+        T: 'static,
+    {
+        self.core.busy = true;
+        self.round = Some(Round {
+            work: Box::pin(async move { done(work.await) }),
+            _lock: lock,
+            forced,
+        });
+    }
+
+    fn start_check(&mut self, forced: bool) {
+        self.first_check_at = None;
+        match self.core.check_call() {
+            Some(call) => self.start_round(call, None, forced, Done::Checked),
+            // Nothing to check: only a forced check of no token gets here.
+            None => self.forced_at = None,
+        }
+    }
+
+    async fn start_command_renewal(&mut self, forced: bool, now: DateTime<Utc>) {
+        match self.core.renewal_lock() {
+            Lock::Held(lock) => {
+                self.other_renewal_until = None;
+                // It may have finished just before: use its token rather than renew again.
+                if self.core.reload_if_changed() {
+                    return;
+                }
+                self.core.log_renewal_start();
+                let call = self.core.renew_call();
+                self.start_round(call, Some(lock), forced, Done::Renewed);
+            }
+            Lock::Busy(holder) => {
+                if self.other_renewal_until.is_none() {
+                    info!(account = %self.core.account.name, "Not renewing now: another tokenwatch is renewing this token ({holder}); using its token when it lands");
+                }
+                self.other_renewal_until =
+                    Some(now + chrono::Duration::from_std(LOCK_RECHECK).unwrap_or_default());
+                if forced {
+                    let n = self.notice(
+                        Level::Info,
+                        Topic::Renewal,
+                        "Not renewing yet",
+                        format!("another tokenwatch is renewing this token ({holder}); its token is used when it lands"),
+                    );
+                    self.notify(n).await;
+                }
+            }
+            Lock::Broken(why) => {
+                // A lock that cannot even be created means the token could not be stored
+                // either: a failed round, said loudly.
+                error!(account = %self.core.account.name, "Cannot renew: {why}");
+                let n = notices::renewal_failed(&self.core.account.name, &why, now);
+                self.round_failed(n).await;
+            }
+        }
+    }
+
+    async fn finish_round(&mut self, done: Done) {
+        let forced = self.round.take().is_some_and(|r| r.forced);
+        self.core.busy = false;
+        match done {
+            Done::Checked(checked) => {
+                self.core.apply_check(checked);
+            }
+            Done::Renewed(result) => match self.core.take_renewal(result).await {
+                RenewOutcome::Renewed => {
+                    let now = self.core.clock.now();
+                    let exp = self.core.token.as_ref().map_or(now, |t| t.expires_at);
+                    let n = self.notice(
+                        Level::Info,
+                        Topic::Renewal,
+                        "Token renewed",
+                        format!("new token valid until {} IST", notices::day_time(exp)),
+                    );
+                    self.renewal_ended(true, n).await;
+                }
+                RenewOutcome::Failed(why)
+                | RenewOutcome::NeedsUser(why)
+                | RenewOutcome::NotUseful(why) => {
+                    let n = notices::renewal_failed(
+                        &self.core.account.name,
+                        &why,
+                        self.core.clock.now(),
+                    );
+                    self.round_failed(n).await;
+                }
+            },
+            Done::Requested(result) => self.requested(result, forced).await,
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        // Act on the token that is on disk now, not the one read a minute ago.
+        if self.core.reload_if_changed() {
+            self.other_renewal_until = None;
+        }
+        match cmd {
+            Command::Shutdown => self.shutdown = true,
+            Command::StartLogin => self.start_login(false).await,
+            Command::PasteRedirect(text) => self.paste(text).await,
+            Command::CancelLogin => self.cancel_login(),
+            Command::Validate => {
+                if self.round.is_none() {
+                    self.start_check(false);
+                }
+            }
+            Command::ForceRefresh => {
+                // Requests that come while one waits or runs join it.
+                if self.forced_at.is_none() {
+                    info!(account = %self.core.account.name, "Refresh requested");
+                    self.forced_at = Some(self.core.clock.now());
+                }
+            }
+        }
+    }
+
+    /// How long to sleep: until the next thing the plan, the schedule or the clock duties
+    /// know about, at most a minute.
+    fn nap(&self, now: DateTime<Utc>) -> Duration {
+        let facts = self.facts(now);
+        let p = &self.core.policy;
+        let mut next: Vec<DateTime<Utc>> = Vec::new();
+        next.extend(plan::plan(&facts, p).wake_at());
+        next.extend(schedule::next_validation(&facts.schedule, p));
+        next.extend(self.first_check_at);
+        next.extend(self.next_deadline_alarm);
+        next.extend(self.approval_until);
+        next.extend(self.other_renewal_until);
+        if let Some(exp) = facts.schedule.expires_at {
+            // The state changes at exactly warning_before and at expiry, and one moment after
+            // critical_before (critical is strictly less than it).
+            let t = p.thresholds;
+            let before = |d: Duration| {
+                exp - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+            };
+            next.push(before(t.warning_before));
+            next.push(before(t.critical_before) + chrono::Duration::seconds(1));
+            next.push(exp);
+        }
+        next.into_iter()
+            .filter(|t| *t > now)
+            .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
+            .min()
+            .unwrap_or(MAX_NAP)
+            .min(MAX_NAP)
+    }
+
+    fn notice(&self, level: Level, topic: Topic, title: &str, message: String) -> Notification {
+        Notification {
+            account: self.core.account.name.clone(),
+            level,
+            topic,
+            title: title.to_string(),
+            message,
+            at: self.core.clock.now(),
+        }
+    }
+
+    async fn send(&mut self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    async fn notify(&mut self, n: Notification) {
+        self.send(Event::Notice(n)).await;
+    }
+
+    /// Show `n`, and send it to the alert channels as `event`.
+    async fn notify_and_alert(&mut self, n: Notification, event: AlertEvent) {
+        let now = self.core.clock.now();
+        let alert = Alert {
+            account: n.account.clone(),
+            event,
+            level: n.level,
+            title: n.title.clone(),
+            message: n.message.clone(),
+            state: self.core.state(now),
+            expires_at: self.core.token.as_ref().map(|t| t.expires_at),
+            at: n.at,
+        };
+        self.notify(n).await;
+        self.send(Event::Alert(alert)).await;
+    }
+
+    /// A renewal round failed: the next unattended one waits (the only thing that puts it
+    /// off); count it, show `n` and alert.
+    async fn round_failed(&mut self, n: Notification) {
+        self.core.last_failed_round_at = Some(self.core.clock.now());
+        self.renewal_ended(false, n).await;
+    }
+
+    /// A renewal round ended with a new token (`ok`) or without one: count it, show `n` and
+    /// alert.
+    async fn renewal_ended(&mut self, ok: bool, n: Notification) {
+        if ok {
+            self.core.renewals.succeeded += 1;
+            self.core.last_failed_round_at = None;
+            self.failure_alerted = false;
+            self.notify_and_alert(n, AlertEvent::Renewed).await;
+        } else {
+            self.core.renewals.failed += 1;
+            // The first failure of a run alerts; the retries every half hour after it only
+            // show in the dashboard and the log (the deadline alert escalates).
+            if std::mem::replace(&mut self.failure_alerted, true) {
+                self.notify(n).await;
+            } else {
+                self.notify_and_alert(n, AlertEvent::RenewalFailed).await;
+            }
+        }
+    }
+
+    async fn deadline_check(&mut self, now: DateTime<Utc>) {
+        let state = self.core.state(now);
+        if state.is_usable() {
+            return;
+        }
+        let deadline = self.core.policy.deadline.format("%H:%M");
+        error!(account = %self.core.account.name, "No valid token 30 minutes before the {deadline} IST deadline");
+        let n = Notification {
+            account: self.core.account.name.clone(),
+            level: Level::Critical,
+            topic: Topic::Deadline,
+            title: format!("No valid token before {deadline} IST"),
+            message: format!("the token is {}; press l to log in now", state.as_str()),
+            at: now,
+        };
+        self.notify_and_alert(n, AlertEvent::DeadlineMissed).await;
+    }
+
+    /// Say once, in the log, why a due renewal waits.
+    fn explain_deferral(&mut self, snap: &Snapshot) {
+        let plan = match snap.renewal {
+            Renewal::Deferred { until, reason } => Some((until, reason)),
+            _ => None,
+        };
+        if plan == self.last_deferral {
+            return;
+        }
+        self.last_deferral = plan;
+        let Some((until, reason)) = plan else { return };
+        let at = to_ist(until).format("%a %H:%M IST");
+        let name = &snap.account;
+        match reason {
+            Deferral::Boundary { expires_at } => {
+                let end = to_ist(expires_at).format("%H:%M");
+                info!(account = %name, "Not renewing now: token ends {end} IST; renewal after {end} IST, at {at}")
+            }
+            Deferral::NotBefore => {
+                info!(account = %name, "Renewal waits for renew.not_before: at {at}")
+            }
+            Deferral::RecentFailure => {
+                debug!(account = %name, "Next unattended renewal at {at}")
+            }
+        }
+    }
+
+    /// Send the snapshot, and a notification when the state changed (starting in a state
+    /// counts as entering it).
+    async fn publish(&mut self) {
+        let now = self.core.clock.now();
+        let pending = self.login.as_ref().and_then(|l| l.pending.clone());
+        let snap = self.core.snapshot(now, pending);
+        let state = snap.state;
+        if state == TokenState::Healthy {
+            // A good token (from anywhere) ends a run of failed renewals.
+            self.failure_alerted = false;
+        }
+        if self.last_state != Some(state) {
+            let from = self.last_state.replace(state);
+            if let Some(n) = notices::state_notice(&snap, from, now) {
+                notices::log(&snap.account, &n);
+                match notices::state_alert(state) {
+                    Some(event) => self.notify_and_alert(n, event).await,
+                    None => self.notify(n).await,
+                }
+            }
+        }
+        self.explain_deferral(&snap);
+        let changed = snap.differs_from(&self.status.borrow());
+        if changed || !self.published {
+            self.published = true;
+            self.status.send_replace(snap.clone());
+            self.send(Event::Status(Box::new(snap))).await;
+        }
+    }
+}
+
+/// The end of the running round; never resolves without one.
+async fn round_done(round: &mut Option<Round>) -> Done {
+    match round {
+        Some(r) => (&mut r.work).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,111 @@
+//! What the worker tells the user: the notification for each state it enters, the alert
+//! that goes with it, and the texts of renewal outcomes. One place for the words, so the
+//! dashboard, the log and the alerts say the same thing.
+
+use crate::config::Strategy;
+use crate::messages::{AlertEvent, Level, Notification, Snapshot, Topic};
+use crate::token::expiry::to_ist;
+use crate::token::{TokenState, format_countdown};
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+/// `Fri 27 Nov 03:30`, how notices name a moment (in IST).
+pub fn day_time(t: DateTime<Utc>) -> String {
+    to_ist(t).format("%a %d %b %H:%M").to_string()
+}
+
+/// A renewal round that ended without a token.
+pub fn renewal_failed(account: &str, why: &str, at: DateTime<Utc>) -> Notification {
+    Notification {
+        account: account.to_string(),
+        level: Level::Critical,
+        topic: Topic::Renewal,
+        title: "Renewal failed".into(),
+        message: format!("{why}; press r to retry or l to log in"),
+        at,
+    }
+}
+
+/// Log a notification at its level.
+pub fn log(account: &str, n: &Notification) {
+    match n.level {
+        Level::Critical => error!(account = %account, "{}: {}", n.title, n.message),
+        Level::Warning => warn!(account = %account, "{}: {}", n.title, n.message),
+        Level::Info => info!(account = %account, "{}: {}", n.title, n.message),
+    }
+}
+
+/// The alert for entering `state`, if it is one users are alerted to.
+pub fn state_alert(state: TokenState) -> Option<AlertEvent> {
+    match state {
+        TokenState::Healthy => None,
+        TokenState::Warning => Some(AlertEvent::Warning),
+        TokenState::Critical => Some(AlertEvent::Critical),
+        TokenState::Expired => Some(AlertEvent::Expired),
+        TokenState::Invalid => Some(AlertEvent::Invalid),
+        TokenState::Missing => Some(AlertEvent::Missing),
+    }
+}
+
+/// The notification for entering `snap.state` from `from`.
+pub fn state_notice(
+    snap: &Snapshot,
+    from: Option<TokenState>,
+    now: DateTime<Utc>,
+) -> Option<Notification> {
+    let left = snap
+        .token
+        .as_ref()
+        .map(|t| format_countdown(t.expires_at - now))
+        .unwrap_or_default();
+    let (level, title, message) = match snap.state {
+        TokenState::Healthy if from.is_some_and(|f| f != TokenState::Healthy) => (
+            Level::Info,
+            "Token valid".to_string(),
+            format!("{left} left"),
+        ),
+        TokenState::Healthy => return None,
+        TokenState::Warning => (
+            Level::Warning,
+            "Token expires soon".into(),
+            match snap.strategy {
+                Strategy::None => format!("{left} left; press l to log in before it expires"),
+                Strategy::Browser => {
+                    format!("{left} left; a login opens when renewal is due (or press l)")
+                }
+                Strategy::TokenRequest => {
+                    format!("{left} left; approve the token request on your phone when it comes")
+                }
+                Strategy::Command => format!("{left} left; renew.command runs when renewal is due"),
+            },
+        ),
+        TokenState::Critical => (
+            Level::Warning,
+            "Token expiring soon".into(),
+            format!("{left} left; press r to refresh or l to log in"),
+        ),
+        TokenState::Expired => (
+            Level::Critical,
+            "Token expired!".into(),
+            "press l to log in".into(),
+        ),
+        TokenState::Invalid => (
+            Level::Critical,
+            "Token rejected by Upstox".into(),
+            "it no longer works; press l to log in".into(),
+        ),
+        TokenState::Missing => (
+            Level::Critical,
+            "No token".into(),
+            "press l to log in".into(),
+        ),
+    };
+    Some(Notification {
+        account: snap.account.clone(),
+        level,
+        topic: Topic::TokenState,
+        title,
+        message,
+        at: now,
+    })
+}

@@ -1,0 +1,433 @@
+//! The renewal plan's rules, end to end: only a failed round puts the next one off, a
+//! backoff never stops the clock-driven duties, one-shot checks answer in time, `refresh`
+//! waits for another process's renewal, and a token for another user is never stored.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use tokenwatch::messages::{Command, Event, Level, Topic};
+use tokenwatch::token::TokenState;
+use tokenwatch::token::read_token_file;
+use tokenwatch::token::store::TokenStore;
+use tokenwatch::upstox::sim::{Endpoint, Fault};
+use tokenwatch::worker::{CHECK_LIMIT, RenewOutcome, Validation};
+
+fn alerts(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alert(a) => Some(a.event.as_str().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn secs(s: i64) -> chrono::Duration {
+    chrono::Duration::seconds(s)
+}
+
+/// Friday 09:00 IST: the token died at 03:30, a fresh one waits for `renew.command`.
+async fn expired() -> Harness {
+    let h = Harness::new(ist_at(26, 9, 0)).await;
+    h.store_fresh_token();
+    h.run_until(ist_at(27, 9, 0)).await;
+    h.prepare_command_token();
+    h
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Only a failed round puts the next one off.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_token_revoked_after_a_renewal_is_renewed_again_at_once() {
+    let h = expired().await;
+    let (handle, log) = h.spawn();
+    h.run_until(ist_at(27, 9, 0) + secs(5)).await;
+    assert_eq!(h.command_runs(), 1, "the expired token is renewed at start");
+    // Upstox revokes the new token; the next check sees it rejected.
+    h.sim.revoke_all();
+    h.prepare_command_token();
+    handle.commands.send(Command::Validate).await.unwrap();
+    h.run_until(ist_at(27, 9, 0) + secs(15)).await;
+    assert_eq!(
+        h.command_runs(),
+        2,
+        "a succeeded round must not put the next one off 30 minutes"
+    );
+    assert_eq!(handle.status.borrow().state, TokenState::Healthy);
+    stop(handle).await;
+    assert!(alerts(&log).contains(&"invalid".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_skipped_for_another_process_runs_as_soon_as_the_lock_is_free() {
+    let h = expired().await;
+    let held = TokenStore::new(h.token_path(), []).login_lock().unwrap();
+    let (handle, log) = h.spawn();
+    h.run_until(ist_at(27, 9, 1)).await;
+    assert_eq!(
+        h.command_runs(),
+        0,
+        "no renewal while another process holds the lock"
+    );
+    // The other process (a suspended `tokenwatch login`) ends without a token.
+    drop(held);
+    h.run_until(ist_at(27, 9, 1) + secs(5)).await;
+    assert_eq!(
+        h.command_runs(),
+        1,
+        "a skipped round must not put the next one off 30 minutes"
+    );
+    assert_eq!(handle.status.borrow().state, TokenState::Healthy);
+    stop(handle).await;
+    assert!(!alerts(&log).contains(&"renewal_failed".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_round_puts_the_next_one_off_30_minutes() {
+    let h = expired().await;
+    // The command prints nothing usable.
+    std::fs::write(h.dir.path().join("next_token.txt"), "").unwrap();
+    let (handle, log) = h.spawn();
+    h.run_until(ist_at(27, 9, 29)).await;
+    assert_eq!(h.command_runs(), 3, "one round of three attempts");
+    h.prepare_command_token();
+    h.run_until(ist_at(27, 9, 31)).await;
+    assert_eq!(
+        h.command_runs(),
+        4,
+        "the next round 30 minutes after the failure"
+    );
+    stop(handle).await;
+    assert_eq!(
+        alerts(&log)
+            .iter()
+            .filter(|a| *a == "renewal_failed")
+            .count(),
+        1
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A backoff never stops the clock-driven duties; one-shot checks answer in time.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn the_expiry_and_the_deadline_alarm_fire_on_time_while_a_check_waits_to_retry() {
+    let mut h = Harness::new(ist_at(26, 9, 0)).await;
+    h.account.renew.strategy = tokenwatch::config::Strategy::None;
+    h.store_fresh_token();
+    let (handle, log) = h.spawn();
+    // At 03:29:30 a check meets Upstox's rate limit with Retry-After 50 s, three times.
+    h.run_until(ist_at(27, 3, 29) + secs(30)).await;
+    h.sim.inject(
+        Endpoint::Profile,
+        Fault::TooManyRequests {
+            retry_after: Some(50),
+        },
+        3,
+    );
+    handle.commands.send(Command::Validate).await.unwrap();
+    h.run_until(ist_at(27, 3, 30) + secs(1)).await;
+    assert!(handle.status.borrow().busy, "the check is waiting to retry");
+    let expired: Vec<_> = notices(&log)
+        .into_iter()
+        .filter(|n| n.title == "Token expired!")
+        .collect();
+    assert_eq!(expired.len(), 1, "{:?}", notices(&log));
+    assert_eq!(expired[0].at, ist_at(27, 3, 30), "at the expiry instant");
+    assert!(alerts(&log).contains(&"expired".to_string()));
+
+    // At 08:29:30 another check waits to retry; the 08:30 deadline alarm fires anyway, and
+    // a forced refresh sent meanwhile is carried out once the check ends.
+    h.run_until(ist_at(27, 8, 29) + secs(30)).await;
+    h.sim.inject(
+        Endpoint::Profile,
+        Fault::TooManyRequests {
+            retry_after: Some(50),
+        },
+        3,
+    );
+    handle.commands.send(Command::Validate).await.unwrap();
+    h.run_until(ist_at(27, 8, 30) + secs(1)).await;
+    assert!(handle.status.borrow().busy);
+    let deadline: Vec<_> = notices(&log)
+        .into_iter()
+        .filter(|n| n.topic == Topic::Deadline)
+        .collect();
+    assert_eq!(deadline.len(), 1, "{:?}", notices(&log));
+    assert_eq!(deadline[0].at, ist_at(27, 8, 30));
+    assert_eq!(deadline[0].level, Level::Critical);
+    let before = h.sim.calls(Endpoint::Profile);
+    handle.commands.send(Command::ForceRefresh).await.unwrap();
+    handle.commands.send(Command::ForceRefresh).await.unwrap();
+    h.run_until(ist_at(27, 8, 33)).await;
+    assert_eq!(
+        h.sim.calls(Endpoint::Profile),
+        before + 2,
+        "the requests join the running check (its two retries), no call of their own"
+    );
+    assert!(!handle.status.borrow().busy);
+    // With nothing running, a forced refresh checks at once.
+    handle.commands.send(Command::ForceRefresh).await.unwrap();
+    h.run_until(ist_at(27, 8, 33) + secs(1)).await;
+    assert_eq!(h.sim.calls(Endpoint::Profile), before + 3);
+    stop(handle).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_check_answers_within_its_limit_whatever_upstox_asks() {
+    let h = Harness::new(ist_at(26, 10, 0)).await;
+    h.store_fresh_token();
+    let mut core = h.core();
+    // A Retry-After far beyond what is honoured ends the round at once.
+    h.sim.inject(
+        Endpoint::Profile,
+        Fault::TooManyRequests {
+            retry_after: Some(999_999),
+        },
+        1,
+    );
+    let t0 = h.now();
+    let v = core.validate_within(CHECK_LIMIT).await;
+    assert!(matches!(v, Validation::Unreachable(_)), "{v:?}");
+    assert_eq!(h.sim.calls(Endpoint::Profile), 1);
+    assert!(h.now() - t0 < secs(1), "took {}", h.now() - t0);
+
+    // Retry-After 59 s on every attempt: the whole check still answers within 60 s.
+    h.sim.inject(
+        Endpoint::Profile,
+        Fault::TooManyRequests {
+            retry_after: Some(59),
+        },
+        10,
+    );
+    let t0 = h.now();
+    let v = core.validate_within(CHECK_LIMIT).await;
+    let took = h.now() - t0;
+    assert!(
+        matches!(&v, Validation::Unreachable(e) if e.to_string().contains("no answer within")),
+        "{v:?}"
+    );
+    assert!(took <= secs(60), "took {took}");
+    assert_eq!(
+        core.state(h.now()),
+        TokenState::Healthy,
+        "unreachable is not invalid"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A renewal that returns another user's token is refused.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_renew_command_token_for_another_user_is_refused_and_alerted() {
+    let h = expired().await;
+    let before = std::fs::read(h.token_path()).unwrap();
+    // The command prints a token of another Upstox user.
+    h.sim.set_config(|c| c.user_id = "XY9999".into());
+    h.prepare_command_token();
+    let mut core = h.core();
+    match core.renew_by_command().await {
+        RenewOutcome::Failed(why) => {
+            assert!(why.contains("XY9999") && why.contains("AB1234"), "{why}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(h.token_path()).unwrap(),
+        before,
+        "nothing stored"
+    );
+
+    let (handle, log) = h.spawn();
+    h.run_until(ist_at(27, 9, 1)).await;
+    stop(handle).await;
+    assert_eq!(
+        std::fs::read(h.token_path()).unwrap(),
+        before,
+        "nothing stored"
+    );
+    assert!(alerts(&log).contains(&"renewal_failed".to_string()));
+    let failed: Vec<_> = notices(&log)
+        .into_iter()
+        .filter(|n| n.title == "Renewal failed")
+        .collect();
+    assert!(failed[0].message.contains("XY9999"), "{:?}", failed[0]);
+    let stored = read_token_file(&h.token_path()).unwrap().unwrap();
+    assert_eq!(stored.user_id.as_deref(), Some("AB1234"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_or_approved_token_for_another_user_is_refused_but_a_first_one_sets_the_user() {
+    let h = Harness::new(ist_at(26, 10, 0)).await;
+    let mut core = h.core();
+    // An empty account takes whichever user logs in first.
+    let mut first = h.store_fresh_token();
+    std::fs::remove_file(h.token_path()).unwrap();
+    let mut core_empty = h.core();
+    assert!(core_empty.accept_token(first.clone(), true).await.is_ok());
+    // Then a token for another user is refused, whatever path it came by.
+    first.user_id = Some("XY9999".into());
+    let err = core_empty
+        .accept_token(first.clone(), true)
+        .await
+        .unwrap_err();
+    assert!(err.contains("XY9999"), "{err}");
+    let stored = read_token_file(&h.token_path()).unwrap().unwrap();
+    assert_eq!(stored.user_id.as_deref(), Some("AB1234"));
+    // The user is remembered even when the token file is gone meanwhile.
+    std::fs::remove_file(h.token_path()).unwrap();
+    core_empty.reload_if_changed();
+    assert!(core_empty.accept_token(first, true).await.is_err());
+    let _ = &mut core;
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. `refresh` waits for a renewal running in another process.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
+    let sim = SimProcess::start();
+    let sb = Sandbox::new(&sim.base);
+    // Another tokenwatch is renewing: it holds the lock and stores its token 1.5 s later.
+    let held = TokenStore::new(sb.token_path(), []).login_lock().unwrap();
+    let base = sim.base.clone();
+    let path = sb.token_path();
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "-X", "POST", &format!("{base}/sim/token")])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let token =
+            tokenwatch::token::file::parse_token(&out.stdout, Some(chrono::Utc::now())).unwrap();
+        let mut token = token;
+        token.user_id = Some("AB1234".into());
+        TokenStore::new(path, []).write(&token).unwrap();
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    let out = sb.run(&["refresh"]);
+    other.join().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        took >= Duration::from_millis(1400),
+        "refresh did not wait: {took:?}"
+    );
+    assert!(
+        text(&out).contains("Another tokenwatch is renewing"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("Renewed"), "{}", text(&out));
+    assert!(!sb.root.join("command.log").exists());
+    let stored = read_token_file(&sb.token_path()).unwrap().unwrap();
+    assert_eq!(
+        stored.obtained_via, None,
+        "the other process's token, not a second renewal"
+    );
+}
+
+// Local process helpers; to be replaced by the shared test support module.
+use assert_cmd::cargo::cargo_bin;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Output, Stdio};
+
+struct SimProcess {
+    child: Child,
+    base: String,
+}
+
+impl SimProcess {
+    fn start() -> SimProcess {
+        for _ in 0..20 {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            let mut child = std::process::Command::new(cargo_bin("tokenwatch"))
+                .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
+                .args(["--token-lifetime", "20h"])
+                .env_clear()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            let mut reader = BufReader::new(child.stdout.take().unwrap());
+            reader.read_line(&mut first).unwrap();
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+            if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
+                return SimProcess {
+                    child,
+                    base: base.to_owned(),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the simulator did not start");
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Sandbox {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Sandbox {
+    fn new(api_base: &str) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::create_dir_all(root.join("home")).unwrap();
+        let yaml = format!(
+            "upstox:\n  api_base: \"{api_base}\"\n\
+             token:\n  path: upstox_token.json\n\
+             monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n\
+             login:\n  timeout: 30s\n\
+             renew:\n  strategy: command\n  not_before: \"00:00\"\n  command: [\"sh\", \"-c\", \"touch command.log; curl -sf -X POST {api_base}/sim/token\"]\n"
+        );
+        std::fs::write(root.join("config/tokenwatch.yaml"), yaml).unwrap();
+        Sandbox { _dir: dir, root }
+    }
+
+    fn token_path(&self) -> PathBuf {
+        self.root.join("config/upstox_token.json")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(cargo_bin("tokenwatch"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.root.join("home"))
+            .current_dir(&self.root)
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
