@@ -79,8 +79,8 @@ use crate::config::NotificationsConfig;
 use crate::messages::Level;
 pub use crate::messages::{Alert, AlertEvent};
 use crate::process::{self, Run};
-use crate::status::ist_rfc3339;
 use crate::timefmt::human;
+use crate::timefmt::ist_rfc3339;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -727,7 +727,7 @@ async fn run_command(argv: Vec<String>, alert: Arc<Alert>, limit: Duration) {
         return;
     };
     let envs = alert.env_vars();
-    let hidden = crate::sink::hidden_from_hooks();
+    let hidden = crate::process::hidden_from_hooks();
     let prog = program.clone();
     let run = tokio::task::spawn_blocking(move || {
         let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();

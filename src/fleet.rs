@@ -22,6 +22,9 @@ use tracing::{error, info, warn};
 const ALERT_GRACE: Duration = Duration::from_secs(5);
 /// How long workers get to finish their current step at shutdown.
 const WORKER_GRACE: Duration = Duration::from_secs(20);
+/// Accounts' first checks are this far apart, so a thousand accounts do not ask the API in
+/// the same second (40 a second; a thousand accounts are all checked within 25 s).
+const FIRST_CHECK_SPACING: Duration = Duration::from_millis(25);
 
 /// How to start.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +53,7 @@ pub struct Fleet {
     api: Option<ApiServer>,
     alerts: AlertSender,
     forwarder: tokio::task::JoinHandle<()>,
+    _files: crate::filewatch::TokenFiles,
 }
 
 /// The accounts to run, the selected one first.
@@ -97,7 +101,7 @@ pub async fn start(
     };
     let mut workers = Vec::new();
     let (worker_tx, mut worker_rx) = mpsc::channel::<Event>(256);
-    for account in &order {
+    for (i, account) in order.iter().enumerate() {
         let core =
             Core::new((*account).clone(), config.monitor.clone(), clock.clone()).map_err(|e| {
                 StartError::Other(format!("cannot start account {}: {e}", account.name))
@@ -105,9 +109,22 @@ pub async fn start(
         let core = core
             .with_login(config.login.clone())
             .with_builtin_browser(options.builtin_browser);
-        workers.push((account.name.clone(), worker::spawn(core, worker_tx.clone())));
+        let start = worker::Start {
+            first_check_delay: FIRST_CHECK_SPACING.saturating_mul(i as u32),
+        };
+        workers.push((
+            account.name.clone(),
+            worker::spawn_with(core, worker_tx.clone(), start),
+        ));
     }
     drop(worker_tx);
+    let files = crate::filewatch::watch(
+        order
+            .iter()
+            .zip(&workers)
+            .map(|(account, (_, w))| (account.token.path.clone(), w.wake.clone()))
+            .collect(),
+    );
 
     let alerter = Alerter::new(&config.notifications);
     let alerts = if alerter.is_empty() {
@@ -156,6 +173,7 @@ pub async fn start(
                         api: None,
                         alerts,
                         forwarder,
+                        _files: files,
                     };
                     fleet.shutdown().await;
                     return Err(StartError::Other(format!("cannot serve the HTTP API: {e}")));
@@ -170,6 +188,7 @@ pub async fn start(
             api,
             alerts,
             forwarder,
+            _files: files,
         },
         out_rx,
     ))

@@ -1,7 +1,7 @@
 //! The worker's decisions, as pure functions of the facts and `now`: the token's state, when
 //! to validate next, whether a renewal is due and whether it would help (the Upstox 03:30 IST
-//! boundary) and the weekday deadline alarm. Which strategy acts on a due renewal is
-//! [`crate::worker::plan`]'s decision.
+//! boundary) and the weekday deadline alarm. Which strategy acts on a due renewal is the
+//! worker's plan's decision.
 
 use crate::config::Strategy;
 use crate::token::expiry::{boundary_time, ist, next_ist_time_after, to_ist, upstox_expiry};

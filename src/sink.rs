@@ -6,8 +6,9 @@
 //! (its path is in `TOKENWATCH_TOKEN_FILE`).
 
 use crate::config::TokenConfig;
+use crate::process::hidden_from_hooks;
 use crate::process::{self, Run};
-use crate::status::ist_rfc3339;
+use crate::timefmt::ist_rfc3339;
 use crate::token::Token;
 use crate::token::store::{StoreError, atomic_write};
 use std::path::{Path, PathBuf};
@@ -19,21 +20,6 @@ pub const ON_CHANGE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The variable the env file sets.
 pub const ENV_FILE_VARIABLE: &str = "UPSTOX_ACCESS_TOKEN";
-
-/// Secrets in tokenwatch's own environment that the hook does not inherit: the client
-/// secret and the API key, however they were given (`UPSTOX_CLIENT_SECRET`,
-/// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__UPSTOX__CLIENT_SECRET`,
-/// `TOKENWATCH__SERVER__API_KEY`, ...).
-pub(crate) fn hidden_from_hooks() -> Vec<String> {
-    std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| {
-            k == "UPSTOX_CLIENT_SECRET"
-                || (k.starts_with("TOKENWATCH__")
-                    && (k.ends_with("__CLIENT_SECRET") || k.ends_with("__API_KEY")))
-        })
-        .collect()
-}
 
 /// What replaces the token wherever it would otherwise be shown.
 const MASK: &str = "********";

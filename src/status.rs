@@ -3,9 +3,8 @@
 
 use crate::messages::Snapshot;
 use crate::schedule::Verdict;
-use crate::token::expiry::to_ist;
 use crate::token::{ExpirySource, Thresholds, Token, TokenFileError, TokenState};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::path::Path;
 
@@ -44,10 +43,7 @@ pub struct StatusReport {
     pub error: Option<String>,
 }
 
-/// RFC 3339 in IST with whole seconds: `2026-11-27T03:30:00+05:30`.
-pub fn ist_rfc3339(t: DateTime<Utc>) -> String {
-    to_ist(t).to_rfc3339_opts(SecondsFormat::Secs, false)
-}
+pub use crate::timefmt::ist_rfc3339;
 
 impl StatusReport {
     /// The report for what reading the token file gave.

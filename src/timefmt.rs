@@ -1,6 +1,14 @@
-//! How durations read in logs and notices: `4s`, `1m 30s`, `18.3 hours`, `0:45:00`.
+//! How durations and times read in logs, notices and reports: `4s`, `1m 30s`,
+//! `18.3 hours`, `0:45:00`, `2026-11-27T03:30:00+05:30`.
 
+use crate::token::expiry::to_ist;
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::Duration;
+
+/// RFC 3339 in IST with whole seconds: `2026-11-27T03:30:00+05:30`.
+pub fn ist_rfc3339(t: DateTime<Utc>) -> String {
+    to_ist(t).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
 
 /// `4s`, `1m 30s`.
 pub fn human(d: Duration) -> String {

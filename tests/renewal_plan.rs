@@ -336,6 +336,41 @@ fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_stored_by_another_process_is_picked_up_within_moments() {
+    // Real time here: the worker would otherwise look again only after its minute-nap.
+    let h = Harness::new(chrono::Utc::now()).await;
+    h.store_fresh_token();
+    let (handle, _log) = h.spawn();
+    let _files = tokenwatch::filewatch::watch(vec![(h.token_path(), handle.wake.clone())]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while handle.status.borrow().last_validation_at.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first check did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = handle.status.borrow().token.clone().unwrap().masked;
+    // Another process (a `tokenwatch login` beside the daemon) stores a new token.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stored = h.store_fresh_token();
+    let started = std::time::Instant::now();
+    loop {
+        let now = handle.status.borrow().token.clone().unwrap().masked;
+        if now != first {
+            assert_eq!(now, stored.access_token.masked());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the new token was not picked up within 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop(handle).await;
+}
+
 // Local process helpers; to be replaced by the shared test support module.
 use assert_cmd::cargo::cargo_bin;
 use std::io::{BufRead, BufReader};

@@ -60,7 +60,7 @@ fn spawn(
     }
     let mut command = Command::new(program);
     // A browser has no use for the client secret or the API key.
-    for name in crate::sink::hidden_from_hooks() {
+    for name in crate::process::hidden_from_hooks() {
         command.env_remove(name);
     }
     let mut child = command

@@ -759,7 +759,7 @@ async fn fetch_and_verify(
         .ok_or_else(|| RenewError::Other("renew.command is empty".into()))?;
     let (program, args) = (program.clone(), args.to_vec());
     // Like every command tokenwatch runs, it does not inherit the client secret or API key.
-    let hidden = crate::sink::hidden_from_hooks();
+    let hidden = crate::process::hidden_from_hooks();
     let run = tokio::task::spawn_blocking(move || {
         let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();
         crate::process::run(&program, &args, &[], &hidden, RENEW_COMMAND_TIMEOUT)
