@@ -169,6 +169,22 @@ pub fn stderr_excerpt(stderr: &[u8]) -> String {
     format!(": {s}")
 }
 
+/// Secrets in tokenwatch's own environment that no command it runs inherits (hooks,
+/// `renew.command`, the browser, alert commands): the client
+/// secret and the API key, however they were given (`UPSTOX_CLIENT_SECRET`,
+/// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__UPSTOX__CLIENT_SECRET`,
+/// `TOKENWATCH__SERVER__API_KEY`, ...).
+pub fn hidden_from_hooks() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| {
+            k == "UPSTOX_CLIENT_SECRET"
+                || (k.starts_with("TOKENWATCH__")
+                    && (k.ends_with("__CLIENT_SECRET") || k.ends_with("__API_KEY")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,20 +266,4 @@ mod tests {
             Duration::from_secs(1),
         )
     }
-}
-
-/// Secrets in tokenwatch's own environment that no command it runs inherits (hooks,
-/// `renew.command`, the browser, alert commands): the client
-/// secret and the API key, however they were given (`UPSTOX_CLIENT_SECRET`,
-/// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__UPSTOX__CLIENT_SECRET`,
-/// `TOKENWATCH__SERVER__API_KEY`, ...).
-pub fn hidden_from_hooks() -> Vec<String> {
-    std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| {
-            k == "UPSTOX_CLIENT_SECRET"
-                || (k.starts_with("TOKENWATCH__")
-                    && (k.ends_with("__CLIENT_SECRET") || k.ends_with("__API_KEY")))
-        })
-        .collect()
 }
