@@ -8,6 +8,72 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::path::Path;
 
+/// What the status report says of the token: one of the six token states, or `unknown` when
+/// the token file, the configuration or the API could not tell (then `error` says why).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportState {
+    /// More than `warning_before` left.
+    Healthy,
+    /// Between `critical_before` and `warning_before` left.
+    Warning,
+    /// Less than `critical_before` left.
+    Critical,
+    /// Its time is up.
+    Expired,
+    /// The API rejected it.
+    Invalid,
+    /// There is no token.
+    #[default]
+    Missing,
+    /// It could not be told.
+    Unknown,
+}
+
+impl From<TokenState> for ReportState {
+    fn from(s: TokenState) -> ReportState {
+        match s {
+            TokenState::Healthy => ReportState::Healthy,
+            TokenState::Warning => ReportState::Warning,
+            TokenState::Critical => ReportState::Critical,
+            TokenState::Expired => ReportState::Expired,
+            TokenState::Invalid => ReportState::Invalid,
+            TokenState::Missing => ReportState::Missing,
+        }
+    }
+}
+
+impl ReportState {
+    /// The token state, when one is known.
+    pub fn token_state(self) -> Option<TokenState> {
+        Some(match self {
+            ReportState::Healthy => TokenState::Healthy,
+            ReportState::Warning => TokenState::Warning,
+            ReportState::Critical => TokenState::Critical,
+            ReportState::Expired => TokenState::Expired,
+            ReportState::Invalid => TokenState::Invalid,
+            ReportState::Missing => TokenState::Missing,
+            ReportState::Unknown => return None,
+        })
+    }
+
+    /// The word the JSON uses: `healthy`, ..., `unknown`.
+    pub fn as_str(self) -> &'static str {
+        self.token_state().map_or("unknown", TokenState::as_str)
+    }
+
+    /// The Nagios exit code: 0 healthy, 1 warning, 2 critical/expired/invalid/missing,
+    /// 3 unknown.
+    pub fn nagios_code(self) -> u8 {
+        match self {
+            ReportState::Healthy => 0,
+            ReportState::Warning => 1,
+            ReportState::Unknown => 3,
+            _ => 2,
+        }
+    }
+}
+
 /// The status JSON. `state` is one of the six token states, or `unknown` when the token file
 /// or the configuration could not be read (then `error` says why).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -15,7 +81,7 @@ pub struct StatusReport {
     /// The account name.
     pub account: String,
     /// `healthy`, `warning`, `critical`, `expired`, `invalid`, `missing` or `unknown`.
-    pub state: String,
+    pub state: ReportState,
     /// True while the token can be used (healthy, warning or critical).
     pub valid: bool,
     /// Hours left, one decimal; 0 once expired; null with no token.
@@ -56,14 +122,14 @@ impl StatusReport {
     ) -> StatusReport {
         let mut r = StatusReport {
             account: account.to_owned(),
-            state: TokenState::Missing.as_str().to_owned(),
+            state: ReportState::Missing,
             token_file: Some(token_file.display().to_string()),
             ..StatusReport::default()
         };
         match read {
             Ok(None) => {}
             Err(e) => {
-                r.state = "unknown".into();
+                r.state = ReportState::Unknown;
                 r.error = Some(e.to_string());
             }
             Ok(Some(token)) => {
@@ -91,7 +157,7 @@ impl StatusReport {
     ) -> StatusReport {
         let mut r = StatusReport {
             account: snap.account.clone(),
-            state: TokenState::Missing.as_str().to_owned(),
+            state: ReportState::Missing,
             token_file: Some(
                 std::path::absolute(&snap.token_file)
                     .unwrap_or_else(|_| snap.token_file.clone())
@@ -108,7 +174,7 @@ impl StatusReport {
         };
         let Some(token) = &snap.token else {
             if let Some(e) = &snap.token_error {
-                r.state = "unknown".into();
+                r.state = ReportState::Unknown;
                 r.error = Some(e.clone());
             }
             return r;
@@ -143,7 +209,7 @@ impl StatusReport {
         source: ExpirySource,
     ) {
         let secs = (expires_at - now).num_seconds().max(0);
-        self.state = state.as_str().to_owned();
+        self.state = state.into();
         self.valid = state.is_usable();
         self.time_remaining_seconds = Some(secs);
         self.time_remaining_hours = Some((secs as f64 / 360.0).round() / 10.0);
@@ -157,7 +223,7 @@ impl StatusReport {
     pub fn config_error(account: &str, message: String) -> StatusReport {
         StatusReport {
             account: account.to_owned(),
-            state: "unknown".into(),
+            state: ReportState::Unknown,
             error: Some(message),
             ..StatusReport::default()
         }
@@ -165,11 +231,32 @@ impl StatusReport {
 
     /// The Nagios exit code: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown.
     pub fn exit_code(&self) -> u8 {
-        match self.state.as_str() {
-            "healthy" => 0,
-            "warning" => 1,
-            "unknown" => 3,
-            _ => 2,
+        self.state.nagios_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_states_serialize_as_their_words_and_exit_codes() {
+        let all = [
+            (ReportState::Healthy, "healthy", 0),
+            (ReportState::Warning, "warning", 1),
+            (ReportState::Critical, "critical", 2),
+            (ReportState::Expired, "expired", 2),
+            (ReportState::Invalid, "invalid", 2),
+            (ReportState::Missing, "missing", 2),
+            (ReportState::Unknown, "unknown", 3),
+        ];
+        for (state, word, code) in all {
+            assert_eq!(serde_json::to_value(state).unwrap(), word);
+            assert_eq!(state.as_str(), word);
+            assert_eq!(state.nagios_code(), code);
+            if let Some(t) = state.token_state() {
+                assert_eq!(ReportState::from(t), state);
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use super::runtime;
 use crate::cli::Cli;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
-use crate::status::{StatusReport, ist_rfc3339};
+use crate::status::{ReportState, StatusReport, ist_rfc3339};
 use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
@@ -111,9 +111,9 @@ fn print_human(
             }
         }
         Ok(Some(token)) => {
-            let label = match report.state.as_str() {
-                "invalid" => TokenState::Invalid.label(),
-                "unknown" => "UNKNOWN",
+            let label = match report.state {
+                ReportState::Invalid => TokenState::Invalid.label(),
+                ReportState::Unknown => "UNKNOWN",
                 _ => TokenState::by_time(token.expires_at, now, config.thresholds()).label(),
             };
             let who = match (&token.user_id, &token.user_name) {
@@ -170,17 +170,17 @@ impl StatusReport {
                 self.last_validated_at = Some(ist_rfc3339(at));
             }
             // Once its time is up a token is expired, whatever the API adds (as in the worker).
-            Validation::Rejected(_) if self.state == TokenState::Expired.as_str() => {
+            Validation::Rejected(_) if self.state == ReportState::Expired => {
                 self.last_validated_at = Some(ist_rfc3339(at));
             }
             Validation::Rejected(e) => {
-                self.state = TokenState::Invalid.as_str().into();
+                self.state = ReportState::Invalid;
                 self.valid = false;
                 self.last_validated_at = Some(ist_rfc3339(at));
                 self.error = Some(e.to_string());
             }
             Validation::Unreachable(e) => {
-                self.state = "unknown".into();
+                self.state = ReportState::Unknown;
                 self.error = Some(format!("cannot validate with the API: {e}"));
             }
         }
