@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::messages::{Command, Snapshot};
 use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
-use crate::serving::Running;
+use crate::serving::{self, Running};
 use crate::status::{StatusReport, ist_rfc3339};
 use crate::token::Thresholds;
 use axum::Router;
@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::info;
 
 /// How long `POST /api/upstox/token/refresh` waits for the login's listener to come up.
 const LOGIN_START_WAIT: Duration = Duration::from_secs(5);
@@ -93,23 +93,9 @@ pub async fn serve_on(
 ) -> std::io::Result<ApiServer> {
     let addr = listener.local_addr()?;
     let router = router(Arc::new(state));
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            warn!("the HTTP API stopped: {e}");
-        }
-    });
+    let running = serving::serve(vec![listener], router, serving::Switch::new(), "HTTP API");
     info!("HTTP API listening on http://{addr}");
-    Ok(ApiServer {
-        addr,
-        running: Running::new(stop, task),
-    })
+    Ok(ApiServer { addr, running })
 }
 
 /// The routes, for tests that drive them without a socket.

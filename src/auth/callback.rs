@@ -8,13 +8,14 @@
 
 use super::oauth::{Callback, CallbackProblem, read_callback};
 use crate::secret::Secret;
+use crate::serving::{self, Running};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use url::Url;
 
 const SUCCESS_PAGE: &str = include_str!("../../assets/callback_success.html");
@@ -66,28 +67,14 @@ pub struct Listener {
     pub addrs: Vec<SocketAddr>,
     /// Right-state callbacks arrive here.
     pub hits: mpsc::Receiver<Hit>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 impl Listener {
     /// Stop listening, and wait (a few seconds at most) until the pages already being
     /// answered have gone out, so a command that exits next does not cut the browser off.
-    pub async fn close(mut self) {
-        self.stop.send_replace(true);
-        let tasks = std::mem::take(&mut self.tasks);
-        let _ = tokio::time::timeout(Duration::from_secs(3), async {
-            for t in tasks {
-                let _ = t.await;
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+    pub async fn close(self) {
+        self.running.close(Duration::from_secs(3)).await;
     }
 }
 
@@ -150,7 +137,6 @@ pub async fn listen(
         }));
     }
     let (hits_tx, hits) = mpsc::channel(1);
-    let (stop, stopped) = watch::channel(false);
     let app = App {
         path: redirect_uri.path().to_owned(),
         state,
@@ -163,24 +149,16 @@ pub async fn listen(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let mut tasks = Vec::new();
-    for listener in listeners {
-        let mut stopped = stopped.clone();
-        let router = router.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::debug!("callback listener ended: {e}");
-            }
-        }));
-    }
+    let running = serving::serve(
+        listeners,
+        router,
+        serving::Switch::new(),
+        "login callback listener",
+    );
     Ok(Listener {
         addrs,
         hits,
-        stop,
-        tasks,
+        running,
     })
 }
 

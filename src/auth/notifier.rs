@@ -83,7 +83,7 @@
 
 use crate::clock::Clock;
 use crate::secret::Secret;
-use crate::serving::Running;
+use crate::serving::{self, Running};
 use crate::token::expiry::{to_ist, upstox_expiry};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
 use crate::upstox::client::{ApiError, UpstoxClient};
@@ -97,7 +97,7 @@ use serde_json::{Map, Value, json};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// The largest delivery accepted. Upstox's payload is a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -465,26 +465,14 @@ pub async fn serve(
         deliveries,
     };
     let router = Router::new().fallback(handle).with_state(app);
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        {
-            tracing::warn!(error = %e, "notifier webhook server failed");
-        }
-    });
+    let running = serving::serve(
+        vec![listener],
+        router,
+        serving::Switch::new(),
+        "token-request notifier",
+    );
     tracing::info!(%addr, "notifier webhook listening");
-    Ok(NotifierServer {
-        addr,
-        running: Running::new(stop, task),
-    })
+    Ok(NotifierServer { addr, running })
 }
 
 /// Who sent a request: the peer address and, behind a proxy, its `X-Forwarded-For`.

@@ -29,7 +29,7 @@
 
 use crate::clock::Clock;
 use crate::secret::Secret;
-use crate::serving::Running;
+use crate::serving::{self, Running};
 use crate::token::expiry::upstox_expiry;
 use axum::Router;
 use axum::body::Bytes;
@@ -523,20 +523,9 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         *lock(&self.inner.runtime) = Some(tokio::runtime::Handle::current());
-        let (stop, stopped) = watch::channel(false);
-        let app = self.router(stopped.clone());
-        let mut signal = stopped;
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(error = %e, "upstox simulator server failed");
-            }
-        });
+        let switch = serving::Switch::new();
+        let app = self.router(switch.stopped());
+        let running = serving::serve(vec![listener], app, switch, "Upstox simulator");
         let shown = if addr.ip().is_unspecified() {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
         } else {
@@ -548,7 +537,7 @@ impl Simulator {
         Ok(SimServer {
             addr,
             base_url,
-            running: Running::new(stop, task),
+            running,
         })
     }
 
