@@ -34,8 +34,8 @@ fn frame(c: &mut Criterion) {
             obtained_via: Some("oauth".into()),
         }),
         verdict: Verdict::Valid(now),
-        last_validation_at: Some(now),
-        last_validation_result: Some("valid".into()),
+        last_check_at: Some(now),
+        last_check_result: Some("valid".into()),
         next_check_at: Some(now + Span::minutes(30)),
         renewal: Renewal::NotDue {
             due_at: now + Span::hours(14),
@@ -79,7 +79,7 @@ fn frame(c: &mut Criterion) {
             for i in 0..100 {
                 tracing::info!(target: "tokenwatch::worker", account = "default", "Token valid, expires in {}.2 hours", 15 - i % 15);
                 if i % 10 == 0 {
-                    tracing::warn!(target: "tokenwatch::worker", account = "default", "Validation attempt 1/3 failed: Upstox server error (HTTP 500, UDAPI100500: Something went wrong); retrying in 2s");
+                    tracing::warn!(target: "tokenwatch::worker", account = "default", "CheckOutcome attempt 1/3 failed: Upstox server error (HTTP 500, UDAPI100500: Something went wrong); retrying in 2s");
                 }
             }
         });

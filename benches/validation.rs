@@ -10,7 +10,7 @@ use tokenwatch::config::{AccountConfig, MonitorConfig, RenewConfig, TokenConfig,
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::sim::{SimConfig, Simulator};
-use tokenwatch::worker::{Core, Validation};
+use tokenwatch::worker::{CheckOutcome, Core};
 
 fn validation_round(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -56,8 +56,8 @@ fn validation_round(c: &mut Criterion) {
     });
     c.bench_function("validation round (profile on loopback simulator)", |b| {
         b.iter(|| {
-            let v = rt.block_on(core.validate());
-            assert!(matches!(v, Validation::Valid(_)));
+            let v = rt.block_on(core.check());
+            assert!(matches!(v, CheckOutcome::Valid(_)));
         })
     });
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Ask the API about the token now.
-    Validate,
+    Check,
     /// `r`: validate now, then renew at once if renewal is due or the token is invalid.
     ForceRefresh,
     /// `l`: start the browser login now (a running one is left alone).
@@ -105,9 +105,9 @@ pub struct Snapshot {
     /// What the API last said.
     pub verdict: Verdict,
     /// When the API was last asked.
-    pub last_validation_at: Option<DateTime<Utc>>,
+    pub last_check_at: Option<DateTime<Utc>>,
     /// The outcome of that: "valid", "rejected: ...", "unreachable: ...".
-    pub last_validation_result: Option<String>,
+    pub last_check_result: Option<String>,
     /// When the API will be asked next.
     pub next_check_at: Option<DateTime<Utc>>,
     /// The renewal decision.

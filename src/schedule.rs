@@ -53,7 +53,7 @@ pub struct Facts {
     /// What the API said about that token.
     pub verdict: Verdict,
     /// When the API was last asked about that token (answer or not).
-    pub last_validation_at: Option<DateTime<Utc>>,
+    pub last_check_at: Option<DateTime<Utc>>,
     /// When the last renewal round that failed ended. Only a failed round puts the next
     /// unattended one off; a round that succeeded or was skipped does not.
     pub last_failed_round_at: Option<DateTime<Utc>>,
@@ -77,12 +77,12 @@ pub fn state(f: &Facts, p: &Policy) -> TokenState {
 /// When to ask the API about the token next: at start, every `check_interval` while it is
 /// usable, and once at the expiry instant. `None` when there is nothing to validate (no
 /// token, already rejected, or expired and checked since).
-pub fn next_validation(f: &Facts, p: &Policy) -> Option<DateTime<Utc>> {
+pub fn next_check(f: &Facts, p: &Policy) -> Option<DateTime<Utc>> {
     let exp = f.expires_at?;
     if matches!(f.verdict, Verdict::Invalid(_)) {
         return None;
     }
-    match f.last_validation_at {
+    match f.last_check_at {
         None => Some(f.now),
         Some(last) if last >= exp => None,
         Some(last) => Some((last + dur(p.check_interval)).min(exp)),
@@ -239,7 +239,7 @@ mod tests {
             now,
             expires_at: exp,
             verdict: Verdict::Unknown,
-            last_validation_at: None,
+            last_check_at: None,
             last_failed_round_at: None,
         }
     }
@@ -363,20 +363,20 @@ mod tests {
         let p = policy();
         let exp = at(27, 3, 30);
         let mut f = facts(at(26, 9, 0), Some(exp));
-        assert_eq!(next_validation(&f, &p), Some(at(26, 9, 0)));
-        f.last_validation_at = Some(at(26, 9, 0));
-        assert_eq!(next_validation(&f, &p), Some(at(26, 9, 30)));
+        assert_eq!(next_check(&f, &p), Some(at(26, 9, 0)));
+        f.last_check_at = Some(at(26, 9, 0));
+        assert_eq!(next_check(&f, &p), Some(at(26, 9, 30)));
         // The last interval is cut at the expiry instant.
-        f.last_validation_at = Some(at(27, 3, 10));
-        assert_eq!(next_validation(&f, &p), Some(exp));
+        f.last_check_at = Some(at(27, 3, 10));
+        assert_eq!(next_check(&f, &p), Some(exp));
         // Checked at (or after) expiry: no more.
-        f.last_validation_at = Some(exp);
-        assert_eq!(next_validation(&f, &p), None);
+        f.last_check_at = Some(exp);
+        assert_eq!(next_check(&f, &p), None);
         // Rejected, or no token: nothing to validate.
-        f.last_validation_at = Some(at(26, 10, 0));
+        f.last_check_at = Some(at(26, 10, 0));
         f.verdict = Verdict::Invalid(at(26, 10, 0));
-        assert_eq!(next_validation(&f, &p), None);
-        assert_eq!(next_validation(&facts(at(26, 9, 0), None), &p), None);
+        assert_eq!(next_check(&f, &p), None);
+        assert_eq!(next_check(&facts(at(26, 9, 0), None), &p), None);
     }
 
     #[test]

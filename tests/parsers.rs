@@ -106,12 +106,12 @@ proptest! {
                 now,
                 expires_at: Some(token.expires_at),
                 verdict: tokenwatch::schedule::Verdict::Unknown,
-                last_validation_at: token.issued_at,
+                last_check_at: token.issued_at,
                 last_failed_round_at: None,
             };
             let _ = tokenwatch::schedule::state(&facts, &policy);
             let _ = tokenwatch::schedule::renewal(&facts, &policy);
-            let _ = tokenwatch::schedule::next_validation(&facts, &policy);
+            let _ = tokenwatch::schedule::next_check(&facts, &policy);
             let _ = tokenwatch::status::ist_rfc3339(token.expires_at);
             let _ = tokenwatch::token::file::to_format1_json(&token);
         }

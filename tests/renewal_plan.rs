@@ -11,7 +11,7 @@ use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::upstox::sim::{Endpoint, Fault};
-use tokenwatch::worker::{CHECK_LIMIT, RenewOutcome, Validation};
+use tokenwatch::worker::{CHECK_LIMIT, CheckOutcome, RenewOutcome};
 
 fn alerts(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<String> {
     log.lock()
@@ -50,7 +50,7 @@ async fn a_token_revoked_after_a_renewal_is_renewed_again_at_once() {
     // Upstox revokes the new token; the next check sees it rejected.
     h.sim.revoke_all();
     h.prepare_command_token();
-    handle.commands.send(Command::Validate).await.unwrap();
+    handle.commands.send(Command::Check).await.unwrap();
     h.run_until(ist_at(27, 9, 0) + secs(15)).await;
     assert_eq!(
         h.command_runs(),
@@ -130,7 +130,7 @@ async fn the_expiry_and_the_deadline_alarm_fire_on_time_while_a_check_waits_to_r
         },
         3,
     );
-    handle.commands.send(Command::Validate).await.unwrap();
+    handle.commands.send(Command::Check).await.unwrap();
     h.run_until(ist_at(27, 3, 30) + secs(1)).await;
     assert!(handle.status.borrow().busy, "the check is waiting to retry");
     let expired: Vec<_> = notices(&log)
@@ -151,7 +151,7 @@ async fn the_expiry_and_the_deadline_alarm_fire_on_time_while_a_check_waits_to_r
         },
         3,
     );
-    handle.commands.send(Command::Validate).await.unwrap();
+    handle.commands.send(Command::Check).await.unwrap();
     h.run_until(ist_at(27, 8, 30) + secs(1)).await;
     assert!(handle.status.borrow().busy);
     let deadline: Vec<_> = notices(&log)
@@ -192,8 +192,8 @@ async fn a_one_shot_check_answers_within_its_limit_whatever_upstox_asks() {
         1,
     );
     let t0 = h.now();
-    let v = core.validate_within(CHECK_LIMIT).await;
-    assert!(matches!(v, Validation::Unreachable(_)), "{v:?}");
+    let v = core.check_within(CHECK_LIMIT).await;
+    assert!(matches!(v, CheckOutcome::Unreachable(_)), "{v:?}");
     assert_eq!(h.sim.calls(Endpoint::Profile), 1);
     assert!(h.now() - t0 < secs(1), "took {}", h.now() - t0);
 
@@ -206,10 +206,10 @@ async fn a_one_shot_check_answers_within_its_limit_whatever_upstox_asks() {
         10,
     );
     let t0 = h.now();
-    let v = core.validate_within(CHECK_LIMIT).await;
+    let v = core.check_within(CHECK_LIMIT).await;
     let took = h.now() - t0;
     assert!(
-        matches!(&v, Validation::Unreachable(e) if e.to_string().contains("no answer within")),
+        matches!(&v, CheckOutcome::Unreachable(e) if e.to_string().contains("no answer within")),
         "{v:?}"
     );
     assert!(took <= secs(60), "took {took}");
@@ -344,7 +344,7 @@ async fn a_token_stored_by_another_process_is_picked_up_within_moments() {
     let (handle, _log) = h.spawn();
     let _files = tokenwatch::filewatch::watch(vec![(h.token_path(), handle.wake.clone())]);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while handle.status.borrow().last_validation_at.is_none() {
+    while handle.status.borrow().last_check_at.is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "the first check did not run"

@@ -63,8 +63,8 @@ fn healthy() -> Snapshot {
         state: TokenState::Healthy,
         token: Some(token(at(26, 9, 12, 0), at(27, 3, 30, 0))),
         verdict: Verdict::Valid(at(26, 14, 2, 11)),
-        last_validation_at: Some(at(26, 14, 2, 11)),
-        last_validation_result: Some("valid".to_string()),
+        last_check_at: Some(at(26, 14, 2, 11)),
+        last_check_result: Some("valid".to_string()),
         next_check_at: Some(at(26, 15, 2, 11)),
         renewal: Renewal::NotDue {
             due_at: at(27, 2, 30, 0),
@@ -109,8 +109,8 @@ fn expired() -> Snapshot {
         state: TokenState::Expired,
         token: Some(token(at(25, 9, 12, 0), at(26, 3, 30, 0))),
         verdict: Verdict::Unknown,
-        last_validation_at: Some(at(26, 3, 30, 0)),
-        last_validation_result: Some("unreachable: connection refused".to_string()),
+        last_check_at: Some(at(26, 3, 30, 0)),
+        last_check_result: Some("unreachable: connection refused".to_string()),
         next_check_at: None,
         renewal: Renewal::Deferred {
             until: at(26, 15, 0, 0),
@@ -125,7 +125,7 @@ fn invalid() -> Snapshot {
     Snapshot {
         state: TokenState::Invalid,
         verdict: Verdict::Invalid(at(26, 14, 2, 11)),
-        last_validation_result: Some(
+        last_check_result: Some(
             "rejected: UDAPI100050 Invalid token used to access API".to_string(),
         ),
         next_check_at: None,
@@ -140,8 +140,8 @@ fn missing() -> Snapshot {
         state: TokenState::Missing,
         token: None,
         verdict: Verdict::Unknown,
-        last_validation_at: None,
-        last_validation_result: None,
+        last_check_at: None,
+        last_check_result: None,
         next_check_at: None,
         renewal: Renewal::Due,
         ..healthy()
@@ -519,7 +519,7 @@ fn details_screen() {
         "Expires      Fri 27 Nov 03:30 IST",
         "Expiry from  the file's expires_at",
         "Obtained via oauth",
-        "Validated    Thu 26 Nov 14:02:11 IST: valid",
+        "Checked      Thu 26 Nov 14:02:11 IST: valid",
         "Next check   Thu 26 Nov 15:02 IST",
         "Renewal      not due until Fri 27 Nov 02:30 IST",
         "Strategy     browser",

@@ -29,7 +29,7 @@ async fn a_whole_day_checks_warns_waits_for_the_boundary_and_renews_at_not_befor
     // verification of the new token at 08:00, and the 08:30 and 09:00 checks.
     let checks: BTreeSet<_> = snapshots(&log)
         .iter()
-        .filter_map(|s| s.last_validation_at)
+        .filter_map(|s| s.last_check_at)
         .collect();
     let mut expected = BTreeSet::new();
     let mut t = ist_at(26, 9, 0);

@@ -16,7 +16,7 @@ use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::upstox::client::{ApiError, REQUEST_TIMEOUT};
 use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, Simulator};
-use tokenwatch::worker::{RenewOutcome, Validation};
+use tokenwatch::worker::{CheckOutcome, RenewOutcome};
 
 const PROFILE: &str = "/v2/user/profile";
 
@@ -151,7 +151,7 @@ async fn validation_round_transient(fault: Fault) {
     let mut core = h.core();
     h.sim.inject(Endpoint::Profile, fault, 5);
     let t0 = h.now();
-    let v = core.validate().await;
+    let v = core.check().await;
     let t1 = h.now();
     assert_eq!(h.sim.calls(Endpoint::Profile), 3, "{fault:?}");
     let times = calls.times(PROFILE);
@@ -164,7 +164,7 @@ async fn validation_round_transient(fault: Fault) {
         attempt_cost_ms(fault) + 2,
     );
     match &v {
-        Validation::Unreachable(e @ ApiError::Transient { .. }) => {
+        CheckOutcome::Unreachable(e @ ApiError::Transient { .. }) => {
             assert!(
                 e.to_string().contains(transient_reason(fault)),
                 "{fault:?}: {e}"
@@ -179,13 +179,13 @@ async fn validation_round_transient(fault: Fault) {
     assert_eq!(core.state(t1), TokenState::Healthy, "{fault:?}");
     assert_eq!(core.verdict(), Verdict::Unknown, "{fault:?}");
     let snap = core.snapshot(t1, None);
-    assert_eq!(snap.last_validation_at, Some(t1));
+    assert_eq!(snap.last_check_at, Some(t1));
     assert!(
-        snap.last_validation_result
+        snap.last_check_result
             .as_deref()
             .is_some_and(|r| r.starts_with("unreachable: ")),
         "{:?}",
-        snap.last_validation_result
+        snap.last_check_result
     );
     assert_eq!(files(&h), before, "{fault:?}: the files changed");
 
@@ -195,7 +195,7 @@ async fn validation_round_transient(fault: Fault) {
     let mut core = h.core();
     h.sim.inject(Endpoint::Profile, fault, 1);
     let t0 = h.now();
-    let v = core.validate().await;
+    let v = core.check().await;
     let t1 = h.now();
     assert_eq!(h.sim.calls(Endpoint::Profile), 2, "{fault:?}");
     let times = calls.times(PROFILE);
@@ -203,7 +203,7 @@ async fn validation_round_transient(fault: Fault) {
     assert_spacing(fault, t0, &times);
     assert_eq!(t1, times[1], "the successful attempt costs no time");
     match &v {
-        Validation::Valid(p) => assert_eq!(p.user_id.as_deref(), Some("AB1234")),
+        CheckOutcome::Valid(p) => assert_eq!(p.user_id.as_deref(), Some("AB1234")),
         other => panic!("{fault:?}: expected Valid, got {other:?}"),
     }
     assert_eq!(core.verdict(), Verdict::Valid(t1));
@@ -219,13 +219,13 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
     // Queued three times, but a rejection is an answer: no retry.
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
     let t0 = h.now();
-    let v = core.validate().await;
+    let v = core.check().await;
     let t1 = h.now();
     assert_eq!(h.sim.calls(Endpoint::Profile), 1);
     assert_eq!(calls.times(PROFILE), [t0]);
     assert_eq!(t1, t0, "a rejection costs no time");
     match &v {
-        Validation::Rejected(ApiError::Invalid { code, .. }) => {
+        CheckOutcome::Rejected(ApiError::Invalid { code, .. }) => {
             assert_eq!(code.as_deref(), Some("UDAPI100050"))
         }
         other => panic!("expected Rejected(Invalid), got {other:?}"),
@@ -234,7 +234,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
     assert_eq!(core.state(t1), TokenState::Invalid);
     assert!(
         core.snapshot(t1, None)
-            .last_validation_result
+            .last_check_result
             .is_some_and(|r| r.starts_with("rejected: "))
     );
     assert_eq!(files(&h), before);
@@ -594,7 +594,7 @@ async fn force_refresh_with_a_healthy_token_validates_at_once_and_does_not_renew
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);
     {
         let s = handle.status.borrow();
-        assert_eq!(s.last_validation_at, Some(ist_at(26, 10, 5)));
+        assert_eq!(s.last_check_at, Some(ist_at(26, 10, 5)));
         assert_eq!(s.verdict, Verdict::Valid(ist_at(26, 10, 5)));
         assert_eq!(s.state, TokenState::Healthy);
         assert!(matches!(s.renewal, Renewal::NotDue { .. }));

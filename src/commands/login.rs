@@ -6,7 +6,7 @@ use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::token::expiry::to_ist;
-use crate::worker::{Core, Validation};
+use crate::worker::{CheckOutcome, Core};
 use std::io::BufRead;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -112,16 +112,16 @@ pub(super) async fn interactive_login(
                 to_ist(exp).format("%a %d %b %H:%M")
             );
             match validation {
-                Validation::Valid(_) => println!("API: ✓ the new token works."),
-                Validation::Rejected(e) => {
+                CheckOutcome::Valid(_) => println!("API: ✓ the new token works."),
+                CheckOutcome::Rejected(e) => {
                     return Err(format!(
                         "the new token was rejected right away: {e}; log in again"
                     ));
                 }
-                Validation::Unreachable(e) => {
+                CheckOutcome::Unreachable(e) => {
                     println!("API: ? could not check the new token yet: {e}")
                 }
-                Validation::NoToken => {}
+                CheckOutcome::NoToken => {}
             }
             Ok(())
         }

@@ -11,7 +11,7 @@ use crate::timefmt::human;
 use crate::token::expiry::to_ist;
 use crate::worker::core::Lock;
 use crate::worker::plan::{self, Plan};
-use crate::worker::{CHECK_LIMIT, Core, RenewOutcome, Validation};
+use crate::worker::{CHECK_LIMIT, CheckOutcome, Core, RenewOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,12 +68,12 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                     | RenewOutcome::Failed(why),
                 ),
             ) => println!("Not renewed: {why}"),
-            (Some(Validation::Valid(_)), None) => {
+            (Some(CheckOutcome::Valid(_)), None) => {
                 println!("API: ✓ valid; renewal is not due yet.")
             }
-            (Some(Validation::Unreachable(e)), None) => println!("API: ? could not check: {e}"),
-            (Some(Validation::Rejected(e)), None) => println!("API: ✗ rejected: {e}"),
-            (Some(Validation::NoToken) | None, None) => {
+            (Some(CheckOutcome::Unreachable(e)), None) => println!("API: ? could not check: {e}"),
+            (Some(CheckOutcome::Rejected(e)), None) => println!("API: ✗ rejected: {e}"),
+            (Some(CheckOutcome::NoToken) | None, None) => {
                 println!("No token, and renew.strategy is none.")
             }
         }
@@ -89,7 +89,7 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
 /// Do what the plan says, forced (the unattended waits do not apply, the 03:30 IST boundary
 /// rule does), until it says nothing more is to be done: the last check and the renewal's
 /// outcome, if one ran.
-async fn drive(core: &mut Core) -> (Option<Validation>, Option<RenewOutcome>) {
+async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) {
     let asked = core.clock().now();
     let mut validation = None;
     let mut by_other = false;
@@ -119,8 +119,8 @@ async fn drive(core: &mut Core) -> (Option<Validation>, Option<RenewOutcome>) {
         };
         let outcome = match step {
             Plan::Check => {
-                let v = core.validate_within(CHECK_LIMIT).await;
-                let none = v == Validation::NoToken;
+                let v = core.check_within(CHECK_LIMIT).await;
+                let none = v == CheckOutcome::NoToken;
                 validation = Some(v);
                 if none {
                     break;

@@ -11,7 +11,7 @@ use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
 use crate::token::{Token, TokenState, format_countdown, read_token_file};
-use crate::worker::{CHECK_LIMIT, Core, Validation};
+use crate::worker::{CHECK_LIMIT, CheckOutcome, Core};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -42,11 +42,11 @@ pub(super) fn run(
     let now = Utc::now();
     let mut report = StatusReport::new(&config.account.name, path, &read, now, config.thresholds());
     let validation = match (&read, validate) {
-        (Ok(Some(_)), true) => Some(validate_once(&config)),
+        (Ok(Some(_)), true) => Some(check_once(&config)),
         _ => None,
     };
     if let Some((validation, at)) = &validation {
-        report.apply_validation(validation, *at);
+        report.apply_check_outcome(validation, *at);
     }
     if json {
         println!(
@@ -66,17 +66,17 @@ pub(super) fn run(
 }
 
 /// One validation round against the API.
-fn validate_once(config: &Config) -> (Validation, DateTime<Utc>) {
+fn check_once(config: &Config) -> (CheckOutcome, DateTime<Utc>) {
     let clock = Arc::new(SystemClock);
     let outcome = runtime().and_then(|rt| {
         rt.block_on(async {
             let mut core = Core::new(config.account.clone(), config.monitor.clone(), clock)
                 .map_err(|e| e.to_string())?;
-            Ok(core.validate_within(CHECK_LIMIT).await)
+            Ok(core.check_within(CHECK_LIMIT).await)
         })
     });
     let validation = outcome.unwrap_or_else(|why| {
-        Validation::Unreachable(crate::upstox::client::ApiError::Transient {
+        CheckOutcome::Unreachable(crate::upstox::client::ApiError::Transient {
             reason: why,
             retry_after: None,
         })
@@ -88,7 +88,7 @@ fn print_human(
     config: &Config,
     read: &Result<Option<Token>, crate::token::TokenFileError>,
     report: &StatusReport,
-    validation: Option<&Validation>,
+    validation: Option<&CheckOutcome>,
     now: DateTime<Utc>,
 ) {
     let account = &config.account.name;
@@ -125,12 +125,12 @@ fn print_human(
             print_token_lines(token, now);
             match validation {
                 None => {}
-                Some(Validation::Valid(_)) => {
+                Some(CheckOutcome::Valid(_)) => {
                     println!("API: ✓ valid at {} IST", to_ist(now).format("%H:%M"))
                 }
-                Some(Validation::Rejected(e)) => println!("API: ✗ rejected: {e}; log in again"),
-                Some(Validation::Unreachable(e)) => println!("API: ? could not check: {e}"),
-                Some(Validation::NoToken) => {}
+                Some(CheckOutcome::Rejected(e)) => println!("API: ✗ rejected: {e}; log in again"),
+                Some(CheckOutcome::Unreachable(e)) => println!("API: ? could not check: {e}"),
+                Some(CheckOutcome::NoToken) => {}
             }
             println!("File: {}", path.display());
             if let Some(mode) = loose_mode(path) {
@@ -162,24 +162,24 @@ pub(super) fn print_token_lines(token: &Token, now: DateTime<Utc>) {
 
 impl StatusReport {
     /// Fold in the outcome of an API validation at `at`.
-    pub(crate) fn apply_validation(&mut self, v: &Validation, at: DateTime<Utc>) {
+    pub(crate) fn apply_check_outcome(&mut self, v: &CheckOutcome, at: DateTime<Utc>) {
         match v {
-            Validation::NoToken => {}
-            Validation::Valid(_) => {
+            CheckOutcome::NoToken => {}
+            CheckOutcome::Valid(_) => {
                 self.api_validated = true;
                 self.last_validated_at = Some(ist_rfc3339(at));
             }
             // Once its time is up a token is expired, whatever the API adds (as in the worker).
-            Validation::Rejected(_) if self.state == ReportState::Expired => {
+            CheckOutcome::Rejected(_) if self.state == ReportState::Expired => {
                 self.last_validated_at = Some(ist_rfc3339(at));
             }
-            Validation::Rejected(e) => {
+            CheckOutcome::Rejected(e) => {
                 self.state = ReportState::Invalid;
                 self.valid = false;
                 self.last_validated_at = Some(ist_rfc3339(at));
                 self.error = Some(e.to_string());
             }
-            Validation::Unreachable(e) => {
+            CheckOutcome::Unreachable(e) => {
                 self.state = ReportState::Unknown;
                 self.error = Some(format!("cannot validate with the API: {e}"));
             }

@@ -35,7 +35,7 @@ pub const CHECK_LIMIT: Duration = Duration::from_secs(60);
 
 /// The outcome of a check.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Validation {
+pub enum CheckOutcome {
     /// There is no token to check.
     NoToken,
     /// The API accepted the token.
@@ -306,7 +306,7 @@ impl Core {
             now,
             expires_at: self.token.as_ref().map(|t| t.expires_at),
             verdict: self.verdict,
-            last_validation_at: past(self.last_check_at),
+            last_check_at: past(self.last_check_at),
             last_failed_round_at: past(self.last_failed_round_at),
         }
     }
@@ -349,9 +349,9 @@ impl Core {
                 obtained_via: t.obtained_via.clone(),
             }),
             verdict: self.verdict,
-            last_validation_at: self.last_check_at,
-            last_validation_result: self.last_check_result.clone(),
-            next_check_at: schedule::next_validation(&facts, &self.policy),
+            last_check_at: self.last_check_at,
+            last_check_result: self.last_check_result.clone(),
+            next_check_at: schedule::next_check(&facts, &self.policy),
             renewal: schedule::renewal(&facts, &self.policy),
             busy: self.busy,
             strategy: self.account.renew.strategy,
@@ -389,7 +389,7 @@ impl Core {
 
     /// Record a finished check. `None` when the token changed meanwhile (the check was of a
     /// token that is no longer current).
-    pub fn apply_check(&mut self, checked: Checked) -> Option<Validation> {
+    pub fn apply_check(&mut self, checked: Checked) -> Option<CheckOutcome> {
         let token = self
             .token
             .clone()
@@ -416,7 +416,7 @@ impl Core {
                     t.user_name = t.user_name.take().or(profile.user_name.clone());
                 }
                 self.remember_user();
-                Validation::Valid(profile)
+                CheckOutcome::Valid(profile)
             }
             Err(e @ ApiError::Invalid { .. }) => {
                 self.verdict = Verdict::Invalid(now);
@@ -426,7 +426,7 @@ impl Core {
                     warn!(account = %name, "Token invalid: {e}");
                 }
                 self.last_check_result = Some(format!("rejected: {e}"));
-                Validation::Rejected(e)
+                CheckOutcome::Rejected(e)
             }
             Err(e) => {
                 match &e {
@@ -442,27 +442,27 @@ impl Core {
                     _ => error!(account = %name, "The API refused the check: {e}"),
                 }
                 self.last_check_result = Some(format!("unreachable: {e}"));
-                Validation::Unreachable(e)
+                CheckOutcome::Unreachable(e)
             }
         })
     }
 
     /// One check, start to end (every attempt `monitor.max_retries` allows).
-    pub async fn validate(&mut self) -> Validation {
+    pub async fn check(&mut self) -> CheckOutcome {
         match self.check_call() {
             Some(call) => {
                 let checked = call.await;
-                self.apply_check(checked).unwrap_or(Validation::NoToken)
+                self.apply_check(checked).unwrap_or(CheckOutcome::NoToken)
             }
-            None => Validation::NoToken,
+            None => CheckOutcome::NoToken,
         }
     }
 
     /// One check that answers within `limit` whatever the API does (the one-shot commands:
     /// [`CHECK_LIMIT`]); after it, the API counts as unreachable.
-    pub async fn validate_within(&mut self, limit: Duration) -> Validation {
+    pub async fn check_within(&mut self, limit: Duration) -> CheckOutcome {
         let Some(call) = self.check_call() else {
-            return Validation::NoToken;
+            return CheckOutcome::NoToken;
         };
         let token = self.token.as_ref().map(|t| t.access_token.clone());
         let checked = match (tokio::time::timeout(limit, call).await, token) {
@@ -478,9 +478,9 @@ impl Core {
                 }),
                 attempts: 0,
             },
-            (Err(_), None) => return Validation::NoToken,
+            (Err(_), None) => return CheckOutcome::NoToken,
         };
-        self.apply_check(checked).unwrap_or(Validation::NoToken)
+        self.apply_check(checked).unwrap_or(CheckOutcome::NoToken)
     }
 
     /// Take the renewal lock (one renewal per token file at a time, across processes: a
@@ -674,9 +674,9 @@ impl Core {
     }
 
     /// Take a token from a login: store it, then check it with the profile API.
-    pub async fn adopt_login(&mut self, token: Token) -> Result<Validation, String> {
+    pub async fn adopt_login(&mut self, token: Token) -> Result<CheckOutcome, String> {
         self.accept_token(token, false).await?;
-        Ok(self.validate_within(CHECK_LIMIT).await)
+        Ok(self.check_within(CHECK_LIMIT).await)
     }
 
     /// Start the notifier webhook receiver for strategy token-request.

@@ -18,7 +18,7 @@ mod login;
 mod notices;
 pub mod plan;
 
-pub use self::core::{CHECK_LIMIT, Core, RenewOutcome, RequestError, Validation};
+pub use self::core::{CHECK_LIMIT, CheckOutcome, Core, RenewOutcome, RequestError};
 pub use self::plan::Plan;
 
 use self::core::{Checked, Lock};
@@ -369,7 +369,7 @@ impl Worker {
             Command::StartLogin => self.start_login(false).await,
             Command::PasteRedirect(text) => self.paste(text).await,
             Command::CancelLogin => self.cancel_login(),
-            Command::Validate => {
+            Command::Check => {
                 if self.round.is_none() {
                     self.start_check(false);
                 }
@@ -391,7 +391,7 @@ impl Worker {
         let p = &self.core.policy;
         let mut next: Vec<DateTime<Utc>> = Vec::new();
         next.extend(plan::plan(&facts, p).wake_at());
-        next.extend(schedule::next_validation(&facts.schedule, p));
+        next.extend(schedule::next_check(&facts.schedule, p));
         next.extend(self.first_check_at);
         next.extend(self.next_deadline_alarm);
         next.extend(self.approval_until);

@@ -119,14 +119,14 @@ pub fn plan(f: &Facts, p: &Policy) -> Plan {
         return Plan::Nothing(Idle::Running);
     }
     let check_due = match f.forced_at {
-        Some(asked) => s.expires_at.is_some() && s.last_validation_at.is_none_or(|l| l < asked),
-        None => schedule::next_validation(s, p).is_some_and(|at| at <= now),
+        Some(asked) => s.expires_at.is_some() && s.last_check_at.is_none_or(|l| l < asked),
+        None => schedule::next_check(s, p).is_some_and(|at| at <= now),
     };
     if check_due {
         if let Some(at) = f.first_check_at
             && at > now
             && f.forced_at.is_none()
-            && s.last_validation_at.is_none()
+            && s.last_check_at.is_none()
         {
             return Plan::Wait {
                 until: at,
@@ -215,7 +215,7 @@ mod tests {
             } else {
                 Verdict::Unknown
             },
-            last_validation_at: exp.map(|_| checked),
+            last_check_at: exp.map(|_| checked),
             last_failed_round_at: None,
         })
     }
@@ -300,7 +300,7 @@ mod tests {
         let mut f = facts(now, Some(at(27, 3, 30)));
         f.forced_at = Some(now);
         assert_eq!(plan(&f, &policy(Strategy::Command)), Plan::Check);
-        f.schedule.last_validation_at = Some(now);
+        f.schedule.last_check_at = Some(now);
         assert!(matches!(
             plan(&f, &policy(Strategy::Command)),
             Plan::Wait {
@@ -327,7 +327,7 @@ mod tests {
     fn first_checks_are_staggered_unless_asked_for() {
         let now = at(26, 14, 0);
         let mut f = facts(now, Some(at(27, 3, 30)));
-        f.schedule.last_validation_at = None;
+        f.schedule.last_check_at = None;
         f.schedule.verdict = Verdict::Unknown;
         f.first_check_at = Some(now + chrono::Duration::seconds(3));
         assert_eq!(

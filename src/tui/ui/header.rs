@@ -49,7 +49,7 @@ pub fn title(
         let (mark, style, at) = match s.verdict {
             Verdict::Valid(at) => (yes, t.good(), Some(at)),
             Verdict::Invalid(at) => (no, t.bad(), Some(at)),
-            Verdict::Unknown => (unknown, t.dim(), s.last_validation_at),
+            Verdict::Unknown => (unknown, t.dim(), s.last_check_at),
         };
         state.push(Span::styled(mark, style));
         if let Some(at) = at {

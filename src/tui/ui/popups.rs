@@ -228,12 +228,12 @@ pub fn details(
                     plain,
                 );
             }
-            let validated = match (s.last_validation_at, s.last_validation_result.as_deref()) {
+            let validated = match (s.last_check_at, s.last_check_result.as_deref()) {
                 (Some(at), Some(result)) => format!("{} IST: {result}", day_hms(at)),
                 (Some(at), None) => format!("{} IST", day_hms(at)),
                 (None, _) => "never".to_string(),
             };
-            b.field("Validated", validated, plain);
+            b.field("Checked", validated, plain);
             let next = s.next_check_at.map_or("none scheduled".to_string(), |n| {
                 format!("{} IST", day_hm(n))
             });
