@@ -180,8 +180,9 @@ mod tests {
         assert_eq!(next_wait(&E(Some(s(5)), true), None), None);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_round_stops_at_once_on_a_retry_after_beyond_the_cap() {
+    /// Three attempts of a call that always fails with `e`: how many were made, and how
+    /// long the round took (paused clock).
+    async fn round_of(e: fn() -> E) -> (u32, Duration) {
         let calls = AtomicU32::new(0);
         let start = tokio::time::Instant::now();
         let policy = RetryPolicy {
@@ -192,39 +193,24 @@ mod tests {
         };
         let r: Result<(), E> = retry(policy, "a", "Check", || {
             calls.fetch_add(1, Ordering::Relaxed);
-            async { Err(E(Some(Std::from_secs(999_999)), true)) }
+            async move { Err(e()) }
         })
         .await;
         assert!(r.is_err());
-        assert_eq!(calls.load(Ordering::Relaxed), 1);
-        assert_eq!(start.elapsed(), Std::ZERO);
+        (calls.load(Ordering::Relaxed), start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_stops_at_once_on_a_retry_after_beyond_the_cap() {
+        let (calls, took) = round_of(|| E(Some(Std::from_secs(999_999)), true)).await;
+        assert_eq!(calls, 1);
+        assert_eq!(took, Std::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_with_backoff_and_others_are_not() {
-        let calls = AtomicU32::new(0);
-        let start = tokio::time::Instant::now();
-        let policy = RetryPolicy {
-            attempts: 3,
-            initial: Std::from_secs(2),
-            max: Std::from_secs(60),
-            jitter: false,
-        };
-        let r: Result<(), E> = retry(policy, "a", "Check", || {
-            calls.fetch_add(1, Ordering::Relaxed);
-            async { Err(E(None, true)) }
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls.load(Ordering::Relaxed), 3);
-        assert_eq!(start.elapsed(), Std::from_secs(2 + 4));
-        let calls = AtomicU32::new(0);
-        let _: Result<(), E> = retry(policy, "a", "Check", || {
-            calls.fetch_add(1, Ordering::Relaxed);
-            async { Err(E(None, false)) }
-        })
-        .await;
-        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        assert_eq!(round_of(|| E(None, true)).await, (3, Std::from_secs(2 + 4)));
+        assert_eq!(round_of(|| E(None, false)).await, (1, Std::ZERO));
     }
 
     #[test]

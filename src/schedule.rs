@@ -207,20 +207,23 @@ pub fn next_deadline_alarm(after: DateTime<Utc>, deadline: NaiveTime) -> DateTim
     }
 }
 
+/// Times and a policy for the schedule's and the plan's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use std::time::Duration as Std;
 
-    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
-        // November 2026: the 26th is a Thursday.
+    /// An instant in IST, November 2026 (the 26th is a Thursday).
+    pub(crate) fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
         ist()
             .with_ymd_and_hms(2026, 11, d, h, m, 0)
             .unwrap()
             .with_timezone(&Utc)
     }
 
-    fn policy() -> Policy {
+    /// Checks every 30 minutes, renewal 1 h before expiry, warning 3 h and critical 1 h
+    /// before, `not_before` 08:00 and the deadline 09:00 IST.
+    pub(crate) fn policy_with(strategy: Strategy) -> Policy {
         Policy {
             check_interval: Std::from_secs(30 * 60),
             refresh_before: Std::from_secs(3600),
@@ -228,10 +231,21 @@ mod tests {
                 warning_before: Std::from_secs(3 * 3600),
                 critical_before: Std::from_secs(3600),
             },
-            strategy: Strategy::Command,
+            strategy,
             not_before: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
             deadline: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{at, policy_with};
+    use super::*;
+    use std::time::Duration as Std;
+
+    fn policy() -> Policy {
+        policy_with(Strategy::Command)
     }
 
     fn facts(now: DateTime<Utc>, exp: Option<DateTime<Utc>>) -> Facts {

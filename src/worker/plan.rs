@@ -177,32 +177,7 @@ pub fn plan(f: &Facts, p: &Policy) -> Plan {
 mod tests {
     use super::*;
     use crate::schedule::Verdict;
-    use crate::token::Thresholds;
-    use crate::token::expiry::ist;
-    use chrono::{NaiveTime, TimeZone};
-    use std::time::Duration as Std;
-
-    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
-        // November 2026: the 26th is a Thursday.
-        ist()
-            .with_ymd_and_hms(2026, 11, d, h, m, 0)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn policy(strategy: Strategy) -> Policy {
-        Policy {
-            check_interval: Std::from_secs(30 * 60),
-            refresh_before: Std::from_secs(3600),
-            thresholds: Thresholds {
-                warning_before: Std::from_secs(3 * 3600),
-                critical_before: Std::from_secs(3600),
-            },
-            strategy,
-            not_before: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            deadline: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-        }
-    }
+    use crate::schedule::test_support::{at, policy_with as policy};
 
     /// A token checked (valid) a minute ago, that expires at `exp`.
     fn facts(now: DateTime<Utc>, exp: Option<DateTime<Utc>>) -> Facts {
