@@ -15,6 +15,15 @@ use tracing::debug;
 /// The running watch; dropping it stops it.
 pub struct TokenFiles {
     _watcher: Option<notify::RecommendedWatcher>,
+    watched: Vec<PathBuf>,
+}
+
+impl TokenFiles {
+    /// True when changes to `path` wake its worker (its folder is watched).
+    pub fn watches(&self, path: &std::path::Path) -> bool {
+        path.parent()
+            .is_some_and(|f| self.watched.iter().any(|w| w == f))
+    }
 }
 
 /// Watch each token file's folder and wake the worker whose file changed.
@@ -47,18 +56,24 @@ pub fn watch(files: Vec<(PathBuf, Arc<Notify>)>) -> TokenFiles {
         Ok(w) => w,
         Err(e) => {
             debug!("cannot watch the token files ({e}); changes are noticed within a minute");
-            return TokenFiles { _watcher: None };
+            return TokenFiles {
+                _watcher: None,
+                watched: Vec::new(),
+            };
         }
     };
+    let mut watched = Vec::new();
     for folder in folders {
-        if let Err(e) = watcher.watch(&folder, RecursiveMode::NonRecursive) {
-            debug!(
+        match watcher.watch(&folder, RecursiveMode::NonRecursive) {
+            Ok(()) => watched.push(folder),
+            Err(e) => debug!(
                 "cannot watch {} ({e}); changes there are noticed within a minute",
                 folder.display()
-            );
+            ),
         }
     }
     TokenFiles {
         _watcher: Some(watcher),
+        watched,
     }
 }

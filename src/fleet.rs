@@ -15,7 +15,7 @@ use crate::worker::{self, Core, WorkerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{error, info, warn};
 
 /// How long in-flight alerts may take to go out at shutdown.
@@ -25,6 +25,12 @@ const WORKER_GRACE: Duration = Duration::from_secs(20);
 /// Accounts' first checks are this far apart, so a thousand accounts do not ask the API in
 /// the same second (40 a second; a thousand accounts are all checked within 25 s).
 const FIRST_CHECK_SPACING: Duration = Duration::from_millis(25);
+/// The longest a worker sleeps when the fleet wakes it on a file change or a clock jump.
+const LONG_NAP: Duration = Duration::from_secs(3600);
+/// How often the fleet compares the wall clock with the monotonic one.
+const CLOCK_WATCH: Duration = Duration::from_secs(60);
+/// A difference larger than this between the two is a jump (a suspend, a clock step).
+const CLOCK_JUMP: chrono::Duration = chrono::Duration::seconds(5);
 
 /// How to start.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +60,7 @@ pub struct Fleet {
     alerts: AlertSender,
     forwarder: tokio::task::JoinHandle<()>,
     _files: crate::filewatch::TokenFiles,
+    clock_watch: tokio::task::JoinHandle<()>,
 }
 
 /// The accounts to run, the selected one first.
@@ -99,9 +106,18 @@ pub async fn start(
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    raise_open_file_limit();
+    let wakes: Vec<Arc<Notify>> = order.iter().map(|_| Arc::new(Notify::new())).collect();
+    let files = crate::filewatch::watch(
+        order
+            .iter()
+            .zip(&wakes)
+            .map(|(account, wake)| (account.token.path.clone(), wake.clone()))
+            .collect(),
+    );
     let mut workers = Vec::new();
     let (worker_tx, mut worker_rx) = mpsc::channel::<Event>(256);
-    for (i, account) in order.iter().enumerate() {
+    for (i, (account, wake)) in order.iter().zip(&wakes).enumerate() {
         let core =
             Core::new((*account).clone(), config.monitor.clone(), clock.clone()).map_err(|e| {
                 StartError::Other(format!("cannot start account {}: {e}", account.name))
@@ -109,8 +125,17 @@ pub async fn start(
         let core = core
             .with_login(config.login.clone())
             .with_builtin_browser(options.builtin_browser);
+        // A worker whose file is watched (and whose clock the fleet watches) sleeps until
+        // its next duty; otherwise it looks again every minute.
+        let max_nap = if files.watches(&account.token.path) {
+            LONG_NAP
+        } else {
+            worker::MAX_NAP
+        };
         let start = worker::Start {
             first_check_delay: FIRST_CHECK_SPACING.saturating_mul(i as u32),
+            max_nap,
+            wake: Some(wake.clone()),
         };
         workers.push((
             account.name.clone(),
@@ -118,13 +143,7 @@ pub async fn start(
         ));
     }
     drop(worker_tx);
-    let files = crate::filewatch::watch(
-        order
-            .iter()
-            .zip(&workers)
-            .map(|(account, (_, w))| (account.token.path.clone(), w.wake.clone()))
-            .collect(),
-    );
+    let clock_watch = tokio::spawn(watch_clock(clock.clone(), wakes));
 
     let alerter = Alerter::new(&config.notifications);
     let alerts = if alerter.is_empty() {
@@ -174,6 +193,7 @@ pub async fn start(
                         alerts,
                         forwarder,
                         _files: files,
+                        clock_watch,
                     };
                     fleet.shutdown().await;
                     return Err(StartError::Other(format!("cannot serve the HTTP API: {e}")));
@@ -189,6 +209,7 @@ pub async fn start(
             alerts,
             forwarder,
             _files: files,
+            clock_watch,
         },
         out_rx,
     ))
@@ -221,6 +242,7 @@ impl Fleet {
     /// the alerts already raised went out, a few seconds at most). True when everything
     /// stopped in time.
     pub async fn shutdown(self) -> bool {
+        self.clock_watch.abort();
         if let Some(api) = self.api {
             api.shutdown().await;
         }
@@ -243,5 +265,87 @@ impl Fleet {
         self.alerts.close(ALERT_GRACE).await;
         info!("stopped");
         stopped
+    }
+}
+
+/// Wake every worker when the wall clock jumps against the monotonic one (a laptop resumed
+/// from suspend, an NTP step): their naps were measured on the monotonic clock, and the
+/// token's times on the wall clock. One look a minute for the whole process.
+async fn watch_clock(clock: Arc<dyn Clock>, wakes: Vec<Arc<Notify>>) {
+    let mut wall = clock.now();
+    let mut mono = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(CLOCK_WATCH).await;
+        let (w, m) = (clock.now(), tokio::time::Instant::now());
+        let elapsed = chrono::Duration::from_std(m - mono).unwrap_or_default();
+        if ((w - wall) - elapsed).abs() > CLOCK_JUMP {
+            info!("The clock jumped (suspend or a clock change); looking at every token again");
+            for wake in &wakes {
+                wake.notify_one();
+            }
+        }
+        (wall, mono) = (w, m);
+    }
+}
+
+/// Raise the soft limit on open files to the hard limit: a thousand accounts, their token
+/// files, locks and connections need more than the usual 1024.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!("cannot raise the open-file limit; many accounts may need `ulimit -n`");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use std::sync::Mutex;
+
+    /// Follows tokio's (paused) clock, plus jumps the test makes.
+    struct JumpClock {
+        base: TokioClock,
+        jumped: Mutex<chrono::Duration>,
+    }
+
+    impl Clock for JumpClock {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            self.base.now() + *self.jumped.lock().unwrap()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_jump_wakes_every_worker_and_a_steady_clock_none() {
+        let clock = Arc::new(JumpClock {
+            base: TokioClock::starting_at(chrono::Utc::now()),
+            jumped: Mutex::new(chrono::Duration::zero()),
+        });
+        let wakes = vec![Arc::new(Notify::new()), Arc::new(Notify::new())];
+        let task = tokio::spawn(watch_clock(clock.clone(), wakes.clone()));
+        // The wall clock keeps pace with the monotonic one: nobody is woken.
+        tokio::time::sleep(CLOCK_WATCH * 3 + Duration::from_secs(1)).await;
+        for w in &wakes {
+            let woken = tokio::time::timeout(Duration::from_millis(1), w.notified()).await;
+            assert!(woken.is_err(), "woken without a jump");
+        }
+        // A laptop resumes after an hour asleep: the wall clock is an hour ahead.
+        *clock.jumped.lock().unwrap() = chrono::Duration::hours(1);
+        tokio::time::sleep(CLOCK_WATCH).await;
+        for w in &wakes {
+            tokio::time::timeout(Duration::from_secs(1), w.notified())
+                .await
+                .expect("every worker is woken after a jump");
+        }
+        task.abort();
     }
 }

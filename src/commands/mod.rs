@@ -64,9 +64,15 @@ fn with_logging(cli: &Cli, quiet_default: bool) -> Result<Config, ConfigError> {
 /// The runtime of every command, the dashboard included: one thread. The dashboard's frame
 /// takes a fraction of a millisecond and the workers only wait on the network and timers, so
 /// a second thread would only add wakeups (each idle second cost two thread switches).
+/// The most blocking threads a command's runtime starts.
+const BLOCKING_THREADS: usize = 64;
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // File reads and writes, hooks and `renew.command` run on blocking threads: a
+        // thousand accounts starting at once queue for these rather than start 512 threads.
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }

@@ -249,7 +249,9 @@ impl Core {
     /// Re-read the token file when it changed on disk (another process stored a token, or
     /// the user replaced it). A new token starts with no verdict. True when the token changed.
     pub fn reload_if_changed(&mut self) -> bool {
-        if file_stamp(&self.account.token.path) == self.token_stamp {
+        // A file that could not be read (too many open files, a permission being fixed) is
+        // read again at every turn, not only once it changes.
+        if file_stamp(&self.account.token.path) == self.token_stamp && self.token_error.is_none() {
             return false;
         }
         let before = self.token.as_ref().map(|t| t.access_token.clone());
@@ -274,9 +276,13 @@ impl Core {
                 self.token_error = None;
             }
             Err(e) => {
-                warn!(account = %self.account.name, "{e}");
+                let why = e.to_string();
+                // Said once, not at every turn that reads the file again.
+                if self.token_error.as_deref() != Some(why.as_str()) {
+                    warn!(account = %self.account.name, "{why}");
+                }
                 self.token = None;
-                self.token_error = Some(e.to_string());
+                self.token_error = Some(why);
             }
         }
         self.remember_user();

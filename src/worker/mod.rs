@@ -37,9 +37,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, error, info};
 
-/// The worker never sleeps longer than this between looks at the clock, so a suspended
-/// laptop or a changed system clock is noticed within a minute.
-const MAX_NAP: Duration = Duration::from_secs(60);
+/// Unless told otherwise ([`Start::max_nap`]), the worker never sleeps longer than this
+/// between looks at the clock and its token file, so a suspended laptop, a changed system
+/// clock or a replaced token file is noticed within a minute.
+pub const MAX_NAP: Duration = Duration::from_secs(60);
 /// While another process holds the renewal lock, look again this often.
 const LOCK_RECHECK: Duration = Duration::from_secs(2);
 /// `renew.command` must finish within this.
@@ -60,10 +61,25 @@ pub struct WorkerHandle {
 }
 
 /// How a worker starts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Start {
     /// The first check waits this long (the fleet spreads many accounts' first checks).
     pub first_check_delay: Duration,
+    /// The longest nap between turns: [`MAX_NAP`], or longer where something else wakes the
+    /// worker when its file changes or the clock jumps (the fleet's watchers).
+    pub max_nap: Duration,
+    /// Notified to wake the worker at once; the worker makes its own when `None`.
+    pub wake: Option<Arc<Notify>>,
+}
+
+impl Default for Start {
+    fn default() -> Start {
+        Start {
+            first_check_delay: Duration::ZERO,
+            max_nap: MAX_NAP,
+            wake: None,
+        }
+    }
 }
 
 /// Start a worker for `core` on the current runtime, reporting to `events`.
@@ -76,11 +92,12 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     let now = core.clock.now();
     let (status_tx, status_rx) = watch::channel(core.snapshot(now, None));
-    let wake = Arc::new(Notify::new());
+    let wake = start.wake.unwrap_or_default();
     let first_check_at = (!start.first_check_delay.is_zero())
         .then(|| now + chrono::Duration::from_std(start.first_check_delay).unwrap_or_default());
     let worker = Worker {
         core,
+        max_nap: start.max_nap,
         commands: rx,
         events,
         status: status_tx,
@@ -126,6 +143,7 @@ struct Round {
 
 struct Worker {
     core: Core,
+    max_nap: Duration,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     status: watch::Sender<Snapshot>,
@@ -385,7 +403,7 @@ impl Worker {
     }
 
     /// How long to sleep: until the next thing the plan, the schedule or the clock duties
-    /// know about, at most a minute.
+    /// know about, at most `max_nap`.
     fn nap(&self, now: DateTime<Utc>) -> Duration {
         let facts = self.facts(now);
         let p = &self.core.policy;
@@ -411,8 +429,14 @@ impl Worker {
             .filter(|t| *t > now)
             .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
             .min()
-            .unwrap_or(MAX_NAP)
-            .min(MAX_NAP)
+            .unwrap_or(self.max_nap)
+            .min(self.max_nap)
+            // A file that could not be read is read again within a minute.
+            .min(if self.core.token_error().is_some() {
+                MAX_NAP
+            } else {
+                self.max_nap
+            })
     }
 
     fn notice(&self, level: Level, topic: Topic, title: &str, message: String) -> Notification {
