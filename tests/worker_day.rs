@@ -8,7 +8,6 @@ use tokenwatch::schedule::Verdict;
 use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::upstox::sim::Endpoint;
-use tokenwatch::worker::{Level, Topic};
 
 #[tokio::test(start_paused = true)]
 async fn a_whole_day_checks_warns_waits_for_the_boundary_and_renews_at_not_before() {

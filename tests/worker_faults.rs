@@ -15,7 +15,7 @@ use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::upstox::client::{ApiError, REQUEST_TIMEOUT};
 use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, Simulator};
-use tokenwatch::worker::{Command, Level, Notification, RenewOutcome, Topic, Validation};
+use tokenwatch::worker::{RenewOutcome, Validation};
 
 const PROFILE: &str = "/v2/user/profile";
 
@@ -70,19 +70,6 @@ fn assert_spacing(fault: Fault, t0: DateTime<Utc>, times: &[DateTime<Utc>]) {
     }
 }
 
-/// The words the final error must carry for each transient fault.
-fn transient_reason(fault: Fault) -> &'static str {
-    match fault {
-        Fault::ServerError => "server error (HTTP 500",
-        Fault::TooManyRequests { .. } => "rate limited",
-        Fault::Timeout => "timed out",
-        Fault::MalformedJson => "HTTP 200 with an answer that is not JSON",
-        Fault::CloudflareHtml => "HTTP 403 with an HTML page",
-        Fault::ServiceWindow => "service window (UDAPI100074",
-        Fault::Unauthorized => unreachable!("not transient"),
-    }
-}
-
 /// Thursday 26 Nov 10:00 IST, a fresh token (dies Friday 03:30), calls recorded.
 async fn healthy_harness() -> (Harness, CallLog) {
     let mut h = Harness::new(ist_at(26, 10, 0)).await;
@@ -105,27 +92,12 @@ async fn expired_harness() -> (Harness, CallLog) {
     (h, calls)
 }
 
-/// Fails when `text` holds any 24 characters in a row of `secret` (a masked form shows 4 + 4).
+/// Fails when `text` shows `secret`, its signature or any piece of it (see [`Leaks`]).
 fn assert_no_leak(what: &str, text: &str, secret: &str) {
-    let b = secret.as_bytes();
-    for w in b.windows(24) {
-        let piece = std::str::from_utf8(w).unwrap();
-        assert!(
-            !text.contains(piece),
-            "{what} shows part of a token ({piece}): {text}"
-        );
-    }
-}
-
-/// The files tokenwatch keeps, with their bytes and their inode/mtime (a rewrite with the
-/// same bytes is still a write).
-type Files = (
-    std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
-    std::collections::BTreeMap<std::path::PathBuf, (u64, std::time::SystemTime)>,
-);
-
-fn files(h: &Harness) -> Files {
-    (h.stored_files(), h.stored_stamps())
+    let mut leaks = Leaks::default();
+    leaks.text(what, text);
+    leaks.token("a token", secret);
+    leaks.assert_clean();
 }
 
 fn stored_token_text(h: &Harness) -> String {
@@ -144,7 +116,7 @@ fn stored_token_text(h: &Harness) -> String {
 async fn validation_round_transient(fault: Fault) {
     // Injected more often than max_retries: exactly 3 attempts, then Unreachable.
     let (h, calls) = healthy_harness().await;
-    let before = files(&h);
+    let before = h.files();
     assert!(before.0.contains_key(&h.token_path()));
     assert!(before.0.contains_key(&h.account.token.backups[0]));
     let mut core = h.core();
@@ -165,7 +137,7 @@ async fn validation_round_transient(fault: Fault) {
     match &v {
         Validation::Unreachable(e @ ApiError::Transient { .. }) => {
             assert!(
-                e.to_string().contains(transient_reason(fault)),
+                e.to_string().contains(fault_reason(fault)),
                 "{fault:?}: {e}"
             );
             if let Fault::TooManyRequests { retry_after } = fault {
@@ -186,11 +158,11 @@ async fn validation_round_transient(fault: Fault) {
         "{:?}",
         snap.last_validation_result
     );
-    assert_eq!(files(&h), before, "{fault:?}: the files changed");
+    assert_eq!(h.files(), before, "{fault:?}: the files changed");
 
     // Injected once: the second attempt succeeds.
     let (h, calls) = healthy_harness().await;
-    let before = files(&h);
+    let before = h.files();
     let mut core = h.core();
     h.sim.inject(Endpoint::Profile, fault, 1);
     let t0 = h.now();
@@ -207,13 +179,13 @@ async fn validation_round_transient(fault: Fault) {
     }
     assert_eq!(core.verdict(), Verdict::Valid(t1));
     assert_eq!(core.state(t1), TokenState::Healthy);
-    assert_eq!(files(&h), before, "{fault:?}: the files changed");
+    assert_eq!(h.files(), before, "{fault:?}: the files changed");
 }
 
 #[tokio::test(start_paused = true)]
 async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid() {
     let (h, calls) = healthy_harness().await;
-    let before = files(&h);
+    let before = h.files();
     let mut core = h.core();
     // Queued three times, but a rejection is an answer: no retry.
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
@@ -236,7 +208,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
             .last_validation_result
             .is_some_and(|r| r.starts_with("rejected: "))
     );
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -248,7 +220,7 @@ async fn renewal_round_transient(fault: Fault) {
     let (h, calls) = expired_harness().await;
     let old = stored_token_text(&h);
     let new = h.command_token();
-    let before = files(&h);
+    let before = h.files();
     let mut core = h.core();
     let t0 = h.now();
     assert_eq!(core.state(t0), TokenState::Expired);
@@ -259,7 +231,7 @@ async fn renewal_round_transient(fault: Fault) {
     let RenewOutcome::Failed(why) = &out else {
         panic!("{fault:?}: expected Failed, got {out:?}");
     };
-    assert!(why.contains(transient_reason(fault)), "{fault:?}: {why}");
+    assert!(why.contains(fault_reason(fault)), "{fault:?}: {why}");
     assert_no_leak("the failure", why, &new);
     assert_no_leak("the failure", why, &old);
     assert_eq!(h.command_runs(), 3, "{fault:?}");
@@ -272,7 +244,7 @@ async fn renewal_round_transient(fault: Fault) {
         attempt_cost_ms(fault),
         attempt_cost_ms(fault) + 2,
     );
-    assert_eq!(files(&h), before, "{fault:?}: a failed renewal wrote");
+    assert_eq!(h.files(), before, "{fault:?}: a failed renewal wrote");
     assert!(
         !h.token_path()
             .with_file_name("upstox_token.json.prev")
@@ -319,7 +291,7 @@ async fn the_command_strategy_rejects_a_token_that_the_profile_api_rejects() {
     let (h, calls) = expired_harness().await;
     let old = stored_token_text(&h);
     let new = h.command_token();
-    let before = files(&h);
+    let before = h.files();
     let mut core = h.core();
     let t0 = h.now();
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
@@ -335,7 +307,7 @@ async fn the_command_strategy_rejects_a_token_that_the_profile_api_rejects() {
     assert_eq!(h.command_runs(), 3);
     assert_eq!(h.sim.calls(Endpoint::Profile), 3);
     assert_spacing(Fault::Unauthorized, t0, &calls.times(PROFILE));
-    assert_eq!(files(&h), before, "nothing may be stored");
+    assert_eq!(h.files(), before, "nothing may be stored");
     assert_eq!(core.state(t1), TokenState::Expired);
     assert_eq!(core.token().unwrap().access_token.expose(), old);
 }
@@ -377,13 +349,19 @@ per_transient_fault! {
 // 3. renew.command misbehaves.
 // ---------------------------------------------------------------------------------------
 
-/// Run one renewal round with `script` as the command; check it fails naming `reason`,
-/// never shows `secret`, ran the command max_retries times, made `profile_calls` profile
-/// calls, and left the files alone.
-async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64, calls: &CallLog) {
+/// Run one renewal round with the command as it is; check it fails naming `reason`, never
+/// shows `secret`, ran the command max_retries times, made `profile_calls` profile calls, and
+/// left the files alone.
+async fn check_bad_command(
+    h: &Harness,
+    secret: &str,
+    reason: &str,
+    profile_calls: u64,
+    calls: &CallLog,
+) {
     assert!(secret.len() > 40, "the secret to look for is a real token");
     let logs = capture_logs();
-    let before = files(h);
+    let before = h.files();
     let mut core = h.core();
     let t0 = h.now();
     let out = core.renew(false).await;
@@ -398,7 +376,7 @@ async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64
     assert_eq!(calls.times(PROFILE).len() as u64, profile_calls);
     // Two backoff waits, nothing else.
     assert_ms_between("the round", t1 - t0, 4500, 7502);
-    assert_eq!(files(h), before, "a failed renewal wrote");
+    assert_eq!(h.files(), before, "a failed renewal wrote");
     assert!(h.temp_files().is_empty());
     assert_eq!(core.state(t1), TokenState::Expired);
     let text = logs.text();
@@ -411,49 +389,54 @@ async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64
     assert_no_leak("the log", &text, secret);
 }
 
+/// The token a bad command prints (and its failure must not show).
+enum Prints {
+    /// The new token left for the command.
+    TheNewToken,
+    /// The stored token, which died at 03:30.
+    TheStoredToken,
+}
+
+/// [`check_bad_command`] for `script` (run with `sh -c` in the test folder) on the expired
+/// harness; the command makes no profile call.
+async fn bad_command(script: &str, prints: Prints, reason: &str) {
+    let (mut h, calls) = expired_harness().await;
+    let secret = match prints {
+        Prints::TheNewToken => h.command_token(),
+        Prints::TheStoredToken => stored_token_text(&h),
+    };
+    h.set_command_script(script);
+    check_bad_command(&h, &secret, reason, 0, &calls).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_command_that_exits_non_zero_fails_without_showing_what_it_printed() {
-    let (mut h, calls) = expired_harness().await;
-    let token = h.command_token();
     // It prints the token on stdout and stderr, then fails.
-    h.set_command_script("cat next_token.txt; echo \"got $(cat next_token.txt)\" >&2; exit 3");
     bad_command(
-        &h,
-        &token,
+        "cat next_token.txt; echo \"got $(cat next_token.txt)\" >&2; exit 3",
+        Prints::TheNewToken,
         "renew.command exited with exit status: 3",
-        0,
-        &calls,
     )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_command_that_prints_garbage_fails_without_echoing_it() {
-    let (mut h, calls) = expired_harness().await;
-    let token = h.command_token();
-    h.set_command_script("echo 'Your new token is:'; cat next_token.txt; echo 'Have a nice day'");
     bad_command(
-        &h,
-        &token,
+        "echo 'Your new token is:'; cat next_token.txt; echo 'Have a nice day'",
+        Prints::TheNewToken,
         "renew.command printed no usable token",
-        0,
-        &calls,
     )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_command_that_prints_an_expired_token_fails() {
-    let (mut h, calls) = expired_harness().await;
     // The old token file itself: its token died at 03:30.
-    let old = stored_token_text(&h);
-    h.set_command_script("cat upstox_token.json");
     bad_command(
-        &h,
-        &old,
+        "cat upstox_token.json",
+        Prints::TheStoredToken,
         "renew.command printed a token that has already expired",
-        0,
-        &calls,
     )
     .await;
 }
@@ -467,7 +450,7 @@ async fn a_command_that_prints_a_token_upstox_never_issued_fails() {
     let forged = stranger.access_token.expose().to_string();
     std::fs::write(h.dir.path().join("forged.txt"), &forged).unwrap();
     h.set_command_script("cat forged.txt");
-    bad_command(&h, &forged, "rejected by Upstox", 3, &calls).await;
+    check_bad_command(&h, &forged, "rejected by Upstox", 3, &calls).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -672,7 +655,7 @@ async fn force_refresh_before_the_0330_boundary_does_not_renew_and_says_why() {
     let first = h.store_fresh_token();
     assert_eq!(first.expires_at, ist_at(27, 3, 30));
     h.prepare_command_token();
-    let before = files(&h);
+    let before = h.files();
     let (handle, log) = h.spawn();
     h.run_until(ist_at(27, 2, 30)).await;
     handle.commands.send(Command::ForceRefresh).await.unwrap();
@@ -703,7 +686,7 @@ async fn force_refresh_before_the_0330_boundary_does_not_renew_and_says_why() {
         "{}",
         renewal[0].message
     );
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -792,7 +775,7 @@ async fn stop_now(h: &Harness, handle: tokenwatch::worker::WorkerHandle) {
 async fn shutdown_during_a_validation_backoff_stops_at_once() {
     let h = Harness::new(ist_at(26, 10, 0)).await;
     h.store_fresh_token();
-    let before = files(&h);
+    let before = h.files();
     h.sim.inject(
         Endpoint::Profile,
         Fault::TooManyRequests {
@@ -814,14 +797,14 @@ async fn shutdown_during_a_validation_backoff_stops_at_once() {
         1,
         "no attempt after shutdown"
     );
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
     assert!(h.temp_files().is_empty(), "{:?}", h.temp_files());
 }
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     let (h, _calls) = expired_harness().await;
-    let before = files(&h);
+    let before = h.files();
     // The check at start is rejected; the renewal's verification is rate limited.
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 1);
     h.sim.inject(
@@ -843,7 +826,7 @@ async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     stop_now(&h, handle).await;
     assert_eq!(h.command_runs(), 1, "no attempt after shutdown");
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
     assert!(h.temp_files().is_empty(), "{:?}", h.temp_files());
 }
 
