@@ -4,6 +4,8 @@
 //! The webhook receiver is a small axum server on 127.0.0.1 that records every request and
 //! answers as told. Real time, short delays.
 
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +20,8 @@ use tokenwatch::alerts::{
 };
 use tokenwatch::config::NotificationsConfig;
 use tokenwatch::token::TokenState;
-use tokenwatch::worker::Level;
+
+use common::{Level, capture_logs};
 
 /// 2026-11-27 03:30 IST, the usual Upstox expiry.
 fn expiry() -> DateTime<Utc> {
@@ -848,38 +851,11 @@ async fn no_payload_carries_a_token() {
     assert!(sender.close(Duration::from_secs(5)).await);
 }
 
-/// Logs captured as text from everything polled on this thread.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// The delivery task logs from its own tasks, so the subscriber is this thread's default and
 /// the runtime has only this thread.
 #[test]
 fn failures_are_logged_without_the_webhook_path_or_long_bodies() {
-    let logs = LogBuf::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = capture_logs();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,39 +1,27 @@
 //! Handing a new token on: the env file and the `on_change` hook (SPEC §2).
 
-use chrono::{DateTime, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{Logs, at_ist, mode, tokens};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenwatch::config::TokenConfig;
-use tokenwatch::secret::Secret;
 use tokenwatch::sink::{HandOnReport, HookOutcome, ON_CHANGE_LIMIT, hand_on};
-use tokenwatch::token::expiry::ist;
-use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
+use tokenwatch::token::Token;
 use tracing::instrument::WithSubscriber;
 
 const TOKEN: &str = "eyJ0eXAiOiJKV1Qi.eyJzdWIiOiJBQjEyMzQi.Zm9vYmFyLXNpZ25hdHVyZQ-_x";
 
 fn expires() -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(2026, 11, 27, 3, 30, 0)
-        .unwrap()
-        .with_timezone(&Utc)
+    at_ist(2026, 11, 27, 3, 30, 0)
 }
 
 fn token_with(value: &str) -> Token {
     Token {
-        access_token: Secret::new(value),
-        token_type: "Bearer".into(),
-        extended_token: None,
-        user_id: Some("AB1234".into()),
         user_name: None,
-        email: None,
-        issued_at: None,
-        expires_at: expires(),
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("oauth".into()),
-        format: TokenFileFormat::Format1,
+        ..tokens::token(value, None, expires())
     }
 }
 
@@ -57,10 +45,6 @@ fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
 
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 /// Run `hand_on` with its logs captured as text.
 async fn hand_on_logged(
     account: &str,
@@ -68,28 +52,11 @@ async fn hand_on_logged(
     cfg: &TokenConfig,
     limit: Duration,
 ) -> (HandOnReport, String) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
+    let logs = Logs::default();
     let report = hand_on(account, token, cfg, limit)
-        .with_subscriber(subscriber)
+        .with_subscriber(logs.subscriber("debug"))
         .await;
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     (report, logs)
 }
 
