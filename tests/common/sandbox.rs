@@ -289,6 +289,16 @@ impl Sandbox {
     }
 }
 
+/// Kills a child that is still running when the test panics.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running process: stdout lines on a channel, stderr collected, killed on drop.
 pub struct Running {
     child: Child,
