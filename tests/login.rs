@@ -16,14 +16,19 @@
 //! the library's `tracing` output, collected by one global subscriber) for that secret, the
 //! access tokens (whole and every 20-character piece) and the authorization codes it saw.
 
+mod common;
+
 use chrono::{DateTime, Utc};
+use common::{
+    Command, Event, Leaks, Out, Resp, Sandbox, SimHost, SimProcess, client, fetch, get,
+    global_logs, listening, mode, port_free, query_param,
+};
 use serde_json::{Value, json};
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenwatch::auth::callback::ListenError;
 use tokenwatch::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
@@ -35,8 +40,8 @@ use tokenwatch::secret::Secret;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::client::ApiError;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
-use tokenwatch::worker::{self, Command, Core, Event, LoginUpdate};
+use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig};
+use tokenwatch::worker::{self, Core, LoginUpdate};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
@@ -59,131 +64,8 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 3600);
 const CURL: [&str; 4] = ["curl", "-sL", "-o", "/dev/null"];
 
 // ---------------------------------------------------------------------------------------
-// Log capture: one global subscriber for the library's tracing output
-// ---------------------------------------------------------------------------------------
-
-#[derive(Clone)]
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Install (once) a subscriber that keeps every tokenwatch log line, trace level and up, of
-/// every test in this file. Call at the start of each test that runs the library.
-fn capture_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = LogSink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("tokenwatch=trace"))
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        buf
-    })
-}
-
-/// Everything logged so far.
-fn log_text() -> String {
-    String::from_utf8_lossy(&capture_logs().lock().unwrap()).into_owned()
-}
-
-// ---------------------------------------------------------------------------------------
-// Secrets scan
-// ---------------------------------------------------------------------------------------
-
-/// What a test captured, and what must not be in any of it.
-#[derive(Default)]
-struct Leaks {
-    texts: Vec<(String, String)>,
-    needles: Vec<(String, String)>,
-}
-
-impl Leaks {
-    fn text(&mut self, label: impl Into<String>, text: impl Into<String>) {
-        self.texts.push((label.into(), text.into()));
-    }
-
-    fn out(&mut self, label: &str, out: &Out) {
-        self.text(format!("{label}: stdout"), out.stdout.clone());
-        self.text(format!("{label}: stderr"), out.stderr.clone());
-    }
-
-    fn page(&mut self, label: &str, page: &Page) {
-        self.text(format!("{label}: body"), page.body.clone());
-        self.text(format!("{label}: headers"), format!("{:?}", page.headers));
-    }
-
-    fn secret(&mut self, label: &str, value: &str) {
-        assert!(!value.is_empty(), "empty needle {label}");
-        self.needles.push((label.to_owned(), value.to_owned()));
-    }
-
-    /// A token, whole and as every 20-character piece.
-    fn token(&mut self, label: &str, token: &str) {
-        self.secret(label, token);
-        let chars: Vec<char> = token.chars().collect();
-        for (i, w) in chars.windows(20).enumerate() {
-            self.needles
-                .push((format!("{label}[{i}..{}]", i + 20), w.iter().collect()));
-        }
-    }
-
-    fn assert_clean(&self) {
-        let mut found = Vec::new();
-        for (where_, text) in &self.texts {
-            for (what, needle) in &self.needles {
-                if let Some(at) = text.find(needle.as_str()) {
-                    found.push(format!("{what} in {where_} at byte {at}"));
-                }
-            }
-        }
-        assert!(
-            found.is_empty(),
-            "secrets leaked ({} hits): {:#?}",
-            found.len(),
-            found.iter().take(20).collect::<Vec<_>>()
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Ports and addresses
 // ---------------------------------------------------------------------------------------
-
-/// A port nobody listens on right now, below the kernel's ephemeral range (32768+): a port
-/// from `bind(":0")` comes from that range, and an outgoing connection of another test can
-/// take it between this check and the login's own bind.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 12_000) as u16;
-    loop {
-        let port = 20_000 + (offset + NEXT.fetch_add(7, Ordering::Relaxed) % 12_000) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// True when `port` can be bound on 127.0.0.1 and (where IPv6 exists) on ::1.
-fn port_free(port: u16) -> bool {
-    let v4 = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
-    let v6 = match std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, port)) {
-        Ok(_) => true,
-        Err(e) => e.kind() != ErrorKind::AddrInUse,
-    };
-    v4 && v6
-}
 
 /// Wait (briefly: the listener stops on a task of its own) until `port` is free.
 async fn port_freed(port: u16, within: Duration) -> bool {
@@ -197,13 +79,6 @@ async fn port_freed(port: u16, within: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Something accepts TCP connections on 127.0.0.1:`port`.
-async fn listening(port: u16) -> bool {
-    tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        .await
-        .is_ok()
 }
 
 /// This machine's addresses that are not loopback (IPv4 and global IPv6).
@@ -243,12 +118,6 @@ fn non_loopback_addrs() -> Vec<IpAddr> {
 // URLs and HTTP (the tests' own browser)
 // ---------------------------------------------------------------------------------------
 
-fn query_param(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// `url` with query parameter `key` set to `value` (others kept, in order).
 fn with_param(url: &Url, key: &str, value: &str) -> Url {
     let pairs: Vec<(String, String)> = url
@@ -268,50 +137,11 @@ fn with_param(url: &Url, key: &str, value: &str) -> Url {
     out
 }
 
-/// An HTTP client that never follows redirects and ignores proxy variables.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(STEP)
-        .build()
-        .unwrap()
-}
-
-/// One HTTP answer.
-#[derive(Debug)]
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn fetch(req: reqwest::RequestBuilder) -> Page {
-    let resp = req.send().await.expect("HTTP request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let location = headers
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = resp.text().await.unwrap_or_default();
-    Page {
-        status,
-        location,
-        headers,
-        body,
-    }
-}
-
-async fn get(url: impl AsRef<str>) -> Page {
-    fetch(http().get(url.as_ref())).await
-}
-
 /// The auto-approving dialog, without following: where it sends the browser.
 async fn approved_redirect(dialog: &Url) -> Url {
     let page = get(dialog).await;
     assert_eq!(page.status, 302, "the dialog did not redirect: {page:?}");
-    Url::parse(page.location.as_deref().expect("a Location header")).unwrap()
+    Url::parse(page.location().expect("a Location header")).unwrap()
 }
 
 /// `name`/`value` of every hidden input of a form, HTML-unescaped.
@@ -338,7 +168,7 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn cache_headers_ok(page: &Page) {
+fn cache_headers_ok(page: &Resp) {
     assert_eq!(
         page.headers
             .get("cache-control")
@@ -359,44 +189,21 @@ fn cache_headers_ok(page: &Page) {
 // The in-process simulator
 // ---------------------------------------------------------------------------------------
 
-/// A simulator on loopback with its own callback port registered as its `redirect_uri`.
-struct Sim {
-    sim: Simulator,
-    server: SimServer,
-    port: u16,
-    redirect: String,
+/// A simulator on loopback with its own callback port registered as its `redirect_uri`, the
+/// distinctive [`SECRET`], tokens living [`TOKEN_LIFETIME`].
+async fn start_sim(auto_approve: bool) -> SimHost {
+    let config = SimConfig {
+        client_id: CLIENT_ID.into(),
+        client_secret: SECRET.into(),
+        auto_approve,
+        token_lifetime: Some(TOKEN_LIFETIME),
+        ..SimConfig::default()
+    };
+    SimHost::start(config, "localhost").await
 }
 
-impl Sim {
-    async fn start(auto_approve: bool) -> Sim {
-        let port = free_port();
-        let redirect = format!("http://localhost:{port}/callback");
-        let config = SimConfig {
-            client_id: CLIENT_ID.into(),
-            client_secret: SECRET.into(),
-            redirect_uri: redirect.clone(),
-            auto_approve,
-            token_lifetime: Some(TOKEN_LIFETIME),
-            ..SimConfig::default()
-        };
-        let sim = Simulator::new(config, Arc::new(SystemClock));
-        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        Sim {
-            sim,
-            server,
-            port,
-            redirect,
-        }
-    }
-
-    fn base(&self) -> String {
-        self.server
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
-    }
-
+/// What the login tests ask of their simulator.
+impl SimHost {
     /// Library settings: a browser command that opens nothing (the test is the browser).
     fn settings(&self, account: &str) -> LoginSettings {
         LoginSettings {
@@ -421,7 +228,7 @@ impl Sim {
     }
 
     /// A config file (JSON is YAML) for the binary against this simulator.
-    fn config(&self) -> Value {
+    fn binary_config(&self) -> Value {
         json!({
             "upstox": {
                 "client_id": CLIENT_ID,
@@ -572,10 +379,6 @@ fn store_in(dir: &Path) -> TokenStore {
     TokenStore::new(dir.join("upstox_token.json"), vec![])
 }
 
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
 /// Check a stored token file (SPEC §3 format 1, from a login); returns the access token.
 fn stored_oauth_token(path: &Path, lifetime_from: Option<(Instant, DateTime<Utc>)>) -> String {
     assert_eq!(mode(path), 0o600, "{} is not 0600", path.display());
@@ -612,105 +415,38 @@ fn stored_oauth_token(path: &Path, lifetime_from: Option<(Instant, DateTime<Utc>
 // The binary
 // ---------------------------------------------------------------------------------------
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokenwatch")
+/// A sandbox with this config file (JSON is YAML).
+fn sandbox(config: &Value) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write_config(config);
+    sb
 }
 
-/// What a finished process said.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// A temporary HOME, XDG folders and working folder with `./config/tokenwatch.yaml`.
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Sandbox {
-    fn new(config: &Value) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for d in ["config", "home", "xdg-config", "xdg-state"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        let sb = Sandbox { _dir: dir, root };
-        sb.write_config(config);
-        sb
-    }
-
-    fn write_config(&self, config: &Value) {
-        std::fs::write(
-            self.root.join("config/tokenwatch.yaml"),
-            serde_json::to_string_pretty(config).unwrap(),
-        )
+/// Start `tokenwatch` in `sb` with stdin, stdout and stderr piped, to read the prompt and
+/// paste addresses.
+fn interactive(sb: &Sandbox, args: &[&str]) -> Interactive {
+    let mut child = tokio::process::Command::from(sb.cmd(args))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
-    }
-
-    fn token_path(&self) -> PathBuf {
-        self.root.join("config/upstox_token.json")
-    }
-
-    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(bin());
-        c.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
-            .env("XDG_STATE_HOME", self.root.join("xdg-state"))
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        let o = tokio::time::timeout(Duration::from_secs(90), self.cmd(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("tokenwatch {args:?} did not finish"))
-            .unwrap();
-        Out {
-            code: o.status.code(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    /// Start with stdin, stdout and stderr piped, to read the prompt and paste addresses.
-    fn interactive(&self, args: &[&str]) -> Interactive {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = tokio::spawn(async move {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s).await;
-            s
-        });
-        Interactive {
-            pid: child.id().unwrap(),
-            child,
-            stdin,
-            lines: BufReader::new(stdout).lines(),
-            stdout: Vec::new(),
-            stderr,
-        }
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    Interactive {
+        pid: child.id().unwrap(),
+        child,
+        stdin,
+        lines: BufReader::new(stdout).lines(),
+        stdout: Vec::new(),
+        stderr,
     }
 }
 
@@ -778,50 +514,15 @@ impl Interactive {
             .await
             .expect("stderr did not close")
             .unwrap();
+        let now = Utc::now();
         Out {
             code: status.code(),
             stdout: self.stdout.join("\n"),
             stderr,
+            before: now,
+            after: now,
         }
     }
-}
-
-/// `tokenwatch simulate` as a process, stopped on drop.
-struct SimProcess {
-    _child: tokio::process::Child,
-    base: String,
-}
-
-async fn start_sim_process(extra: &[&str]) -> SimProcess {
-    for _ in 0..20 {
-        let port = free_port();
-        let mut child = tokio::process::Command::new(bin())
-            .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(STEP, lines.next_line())
-            .await
-            .ok()
-            .and_then(|l| l.ok().flatten())
-            .unwrap_or_default();
-        // Keep reading: a closed pipe would end the simulator with SIGPIPE.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
-            return SimProcess {
-                _child: child,
-                base: base.to_owned(),
-            };
-        }
-        let _ = child.kill().await;
-    }
-    panic!("tokenwatch simulate did not start");
 }
 
 // =======================================================================================
@@ -832,10 +533,10 @@ async fn start_sim_process(extra: &[&str]) -> SimProcess {
 /// and `status --validate --json` healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_with_the_browser_command_stores_a_validated_token() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
+    let sim = start_sim(true).await;
+    let sb = sandbox(&sim.binary_config());
     let started = (Instant::now(), Utc::now());
-    let out = sb.run(&["login"]).await;
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let path = sb.token_path();
     assert!(
@@ -853,10 +554,10 @@ async fn binary_login_with_the_browser_command_stores_a_validated_token() {
     assert!(
         out.stdout.contains(&format!(
             "Waiting for the browser on 127.0.0.1:{p} and [::1]:{p}",
-            p = sim.port
+            p = sim.callback_port
         )) || out.stdout.contains(&format!(
             "Waiting for the browser on 127.0.0.1:{}",
-            sim.port
+            sim.callback_port
         )),
         "{}",
         out.all()
@@ -878,9 +579,12 @@ async fn binary_login_with_the_browser_command_stores_a_validated_token() {
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 1);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     // The listener is gone with the process.
-    assert!(port_free(sim.port), "the callback port is still taken");
+    assert!(
+        port_free(sim.callback_port),
+        "the callback port is still taken"
+    );
 
-    let status = sb.run(&["status", "--validate", "--json"]).await;
+    let status = sb.run_async(&["status", "--validate", "--json"]).await;
     assert_eq!(status.code, Some(0), "{}", status.all());
     let j: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(j["state"], "healthy", "{j}");
@@ -905,7 +609,7 @@ async fn binary_login_against_the_simulate_process() {
         eprintln!("note: skipped: port 5001 stayed in use by another program for 30 s");
         return;
     }
-    let sim = start_sim_process(&["--auto-approve", "--token-lifetime", "20h"]).await;
+    let sim = SimProcess::start_with(&["--auto-approve", "--token-lifetime", "20h"]);
     let config = json!({
         "upstox": {
             "client_id": CLIENT_ID,
@@ -915,8 +619,8 @@ async fn binary_login_against_the_simulate_process() {
         "token": {"path": "upstox_token.json", "backups": []},
         "login": {"timeout": "20s", "browser_command": CURL},
     });
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(
         out.stdout
@@ -930,7 +634,7 @@ async fn binary_login_against_the_simulate_process() {
         out.all()
     );
     let token = stored_oauth_token(&sb.token_path(), None);
-    let status = sb.run(&["status", "--validate", "--json"]).await;
+    let status = sb.run_async(&["status", "--validate", "--json"]).await;
     assert_eq!(status.code, Some(0), "{}", status.all());
     let j: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(j["state"], "healthy", "{j}");
@@ -949,8 +653,8 @@ async fn binary_login_against_the_simulate_process() {
 /// says "Logged in" — without the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_login_answers_the_browser_with_the_success_page() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let started = Utc::now();
     let mut login = begin(sim.settings("lib-happy"), store_in(dir.path()));
@@ -959,11 +663,11 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     assert!(!w.listening.is_empty());
     for a in &w.listening {
         assert!(a.ip().is_loopback(), "{a}");
-        assert_eq!(a.port(), sim.port);
+        assert_eq!(a.port(), sim.callback_port);
     }
     assert!(
         w.listening
-            .contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, sim.port)))
+            .contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, sim.callback_port)))
     );
     // The authorization URL of SPEC §4.1, with a state of at least 128 bits.
     assert!(
@@ -1043,7 +747,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     // One-shot: the listener is gone.
     assert!(
-        port_freed(sim.port, Duration::from_secs(2)).await,
+        port_freed(sim.callback_port, Duration::from_secs(2)).await,
         "the callback port stayed open after the login"
     );
     // The library leaves storing to the caller.
@@ -1053,7 +757,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     leaks.page("success page", &page);
     leaks.text("token Debug", token_debug);
     leaks.text("progress", format!("{:?}", login.seen));
-    leaks.text("logs", log_text());
+    leaks.text("logs", global_logs().text());
     leaks.token("access token", &token);
     leaks.secret("authorization code", &code);
     leaks.secret("client secret", SECRET);
@@ -1065,8 +769,8 @@ async fn library_login_answers_the_browser_with_the_success_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_answers_the_browser_before_exiting() {
     for deny in [false, true] {
-        let sim = Sim::start(!deny).await;
-        let sb = Sandbox::new(&sim.config());
+        let sim = start_sim(!deny).await;
+        let sb = sandbox(&sim.binary_config());
         let page = sb.root.join("page.html");
         let status = sb.root.join("status.txt");
         let done = sb.root.join("done.txt");
@@ -1088,10 +792,10 @@ async fn binary_login_answers_the_browser_before_exiting() {
             status = status.display(),
             done = done.display()
         );
-        let mut config = sim.config();
+        let mut config = sim.binary_config();
         config["login"]["browser_command"] = json!(["sh", "-c", script]);
         sb.write_config(&config);
-        let out = sb.run(&["login"]).await;
+        let out = sb.run_async(&["login"]).await;
         assert_eq!(out.code, Some(if deny { 1 } else { 0 }), "{}", out.all());
         let deadline = Instant::now() + STEP;
         while !done.exists() && Instant::now() < deadline {
@@ -1125,8 +829,8 @@ async fn binary_login_answers_the_browser_before_exiting() {
 /// 404; then the real redirect completes the login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let account = "lib-forged";
     let mut login = begin(sim.settings(account), store_in(dir.path()));
@@ -1171,7 +875,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
             "another path",
             Url::parse(&format!(
                 "http://localhost:{}/other?code={code}&state={}",
-                sim.port, w.state
+                sim.callback_port, w.state
             ))
             .unwrap(),
             404,
@@ -1181,7 +885,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
             "the path with a trailing slash",
             Url::parse(&format!(
                 "http://localhost:{}/callback/?code={code}&state={}",
-                sim.port, w.state
+                sim.callback_port, w.state
             ))
             .unwrap(),
             404,
@@ -1195,7 +899,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
         assert!(page.body.contains(text), "{what}: {}", page.body);
         leaks.page(what, &page);
     }
-    let posted = fetch(http().post(loc.as_str())).await;
+    let posted = fetch(client(Some(STEP)).post(loc.as_str())).await;
     assert_eq!(posted.status, 405, "POST: {posted:?}");
     leaks.page("POST", &posted);
 
@@ -1206,7 +910,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
     );
     assert!(login.progress.try_recv().is_err(), "unexpected progress");
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
-    let logs = log_text();
+    let logs = global_logs().text();
     assert!(
         logs.lines().any(|l| l.contains("Refused a login callback")
             && l.contains("does not match")
@@ -1225,7 +929,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
 
     leaks.page("success page", &page);
-    leaks.text("logs", log_text());
+    leaks.text("logs", global_logs().text());
     leaks.token("access token", &token);
     leaks.secret("authorization code", &code);
     leaks.secret("client secret", SECRET);
@@ -1241,8 +945,8 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
 /// HTML-escaped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
-    capture_logs();
-    let sim = Sim::start(false).await;
+    global_logs();
+    let sim = start_sim(false).await;
     let dir = tempfile::tempdir().unwrap();
     let mut login = begin(sim.settings("lib-denied"), store_in(dir.path()));
     let w = login.waiting().await;
@@ -1264,13 +968,13 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     );
     form.push(("decision".into(), "deny".into()));
     let decided = fetch(
-        http()
+        client(Some(STEP))
             .post(format!("{}/v2/login/authorization/decision", sim.base()))
             .form(&form),
     )
     .await;
     assert_eq!(decided.status, 302, "{decided:?}");
-    let back = Url::parse(decided.location.as_deref().unwrap()).unwrap();
+    let back = Url::parse(decided.location().unwrap()).unwrap();
     assert_eq!(
         query_param(&back, "error").as_deref(),
         Some("access_denied")
@@ -1301,7 +1005,7 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     cache_headers_ok(&page);
     assert_eq!(sim.sim.calls(Endpoint::Token), 0, "a denial was exchanged");
     assert!(!login.seen.contains(&LoginProgress::Exchanging));
-    assert!(port_freed(sim.port, Duration::from_secs(2)).await);
+    assert!(port_freed(sim.callback_port, Duration::from_secs(2)).await);
 
     // Upstox's text is echoed HTML-escaped.
     let mut login = begin(sim.settings("lib-denied"), store_in(dir.path()));
@@ -1335,12 +1039,12 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     let mut leaks = Leaks::default();
     leaks.page("denial page", &page);
     leaks.page("escaped denial page", &escaped);
-    leaks.text("logs", log_text());
+    leaks.text("logs", global_logs().text());
     leaks.secret("client secret", SECRET);
     leaks.assert_clean();
 }
 
-async fn page_of(browser: tokio::task::JoinHandle<Page>) -> Page {
+async fn page_of(browser: tokio::task::JoinHandle<Resp>) -> Resp {
     tokio::time::timeout(STEP, browser).await.unwrap().unwrap()
 }
 
@@ -1348,8 +1052,8 @@ async fn page_of(browser: tokio::task::JoinHandle<Page>) -> Page {
 /// reason, nothing stored, nothing exchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_denied_login_exits_1_and_stores_nothing() {
-    let sim = Sim::start(false).await;
-    let mut config = sim.config();
+    let sim = start_sim(false).await;
+    let mut config = sim.binary_config();
     // GET the consent page, then POST its form with decision=deny and follow to the callback.
     let script = format!(
         "curl -s -o /dev/null \"$0\" && curl -sL -o /dev/null -d \"${{0#*\\?}}&decision=deny\" \
@@ -1357,8 +1061,8 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
         sim.base()
     );
     config["login"]["browser_command"] = json!(["sh", "-c", script]);
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(
         out.stderr.contains(
@@ -1371,7 +1075,7 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
     assert!(!sb.root.join("config/backup/upstox_token.json").exists());
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 1);
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
-    assert!(port_free(sim.port));
+    assert!(port_free(sim.callback_port));
     let mut leaks = Leaks::default();
     leaks.out("login", &out);
     leaks.secret("client secret", SECRET);
@@ -1386,8 +1090,8 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
 /// opened, and the callback port is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_nobody_answers_times_out_and_frees_the_port() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = sim.settings("lib-timeout");
     settings.timeout = Duration::from_secs(2);
@@ -1399,7 +1103,7 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
     let why = w.browser.clone().unwrap_err();
     assert!(why.contains("could not start"), "{why}");
     assert!(
-        listening(sim.port).await,
+        listening(sim.callback_port),
         "nothing listens while the login waits"
     );
     let e = expect_err(login.end().await);
@@ -1414,7 +1118,7 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
         "{waited:?}"
     );
     assert!(
-        port_freed(sim.port, Duration::from_secs(2)).await,
+        port_freed(sim.callback_port, Duration::from_secs(2)).await,
         "the callback port stayed taken after the timeout"
     );
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
@@ -1424,13 +1128,13 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
 /// message, the port free, nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_times_out_with_exit_1() {
-    let sim = Sim::start(true).await;
-    let mut config = sim.config();
+    let sim = start_sim(true).await;
+    let mut config = sim.binary_config();
     // The shortest login.timeout the configuration accepts.
     config["login"]["timeout"] = json!("10s");
-    let sb = Sandbox::new(&config);
+    let sb = sandbox(&config);
     let t0 = Instant::now();
-    let out = sb.run(&["login", "--no-browser"]).await;
+    let out = sb.run_async(&["login", "--no-browser"]).await;
     let took = t0.elapsed();
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(
@@ -1448,7 +1152,10 @@ async fn binary_login_times_out_with_exit_1() {
         took >= Duration::from_secs(10) && took < Duration::from_secs(30),
         "{took:?}"
     );
-    assert!(port_free(sim.port), "the callback port is still taken");
+    assert!(
+        port_free(sim.callback_port),
+        "the callback port is still taken"
+    );
     assert!(!sb.token_path().exists());
     let mut leaks = Leaks::default();
     leaks.out("login", &out);
@@ -1465,8 +1172,8 @@ async fn binary_login_times_out_with_exit_1() {
 /// a failed exchange is not retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
 
     let mut first = begin(sim.settings("lib-replay"), store_in(dir.path()));
@@ -1522,7 +1229,7 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
     leaks.text("replay error", format!("{e} / {e:?}"));
     leaks.text("5xx error", format!("{e3} / {e3:?}"));
     leaks.text("progress", format!("{:?} {:?}", second.seen, third.seen));
-    leaks.text("logs", log_text());
+    leaks.text("logs", global_logs().text());
     leaks.token("access token", &token);
     leaks.secret("authorization code", &code);
     leaks.secret("authorization code 3", &code3);
@@ -1534,10 +1241,10 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
 /// its own state exits 1 with "log in again" and leaves the stored token alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
+    let sim = start_sim(true).await;
+    let sb = sandbox(&sim.binary_config());
 
-    let mut p = sb.interactive(&["login", "--no-browser"]);
+    let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url = p.login_url().await;
     p.line_with("paste the address your browser was sent to")
         .await;
@@ -1550,7 +1257,7 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
     let stored = std::fs::read(sb.token_path()).unwrap();
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
 
-    let mut p = sb.interactive(&["login", "--no-browser"]);
+    let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url2 = p.login_url().await;
     let state2 = query_param(&url2, "state").unwrap();
     assert_ne!(query_param(&url, "state").unwrap(), state2);
@@ -1590,8 +1297,8 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
 /// gets as far as the port. Once the first ends, a new login can start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let mut first = begin(sim.settings("lib-busy"), store_in(dir.path()));
     first.waiting().await;
@@ -1623,13 +1330,13 @@ async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
 
     // The first is untouched and still waiting.
     assert!(!first.task.is_finished());
-    assert!(listening(sim.port).await);
+    assert!(listening(sim.callback_port));
     first.cancel();
     assert!(matches!(
         expect_err(first.end().await),
         LoginError::Cancelled
     ));
-    assert!(port_freed(sim.port, Duration::from_secs(2)).await);
+    assert!(port_freed(sim.callback_port, Duration::from_secs(2)).await);
 
     // The lock went with it.
     let mut third = begin(sim.settings("lib-busy"), store_in(dir.path()));
@@ -1645,13 +1352,13 @@ async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
 /// first's process id, never "address already in use".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_second_login_process_is_refused_at_once() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
-    let mut first = sb.interactive(&["login", "--no-browser"]);
+    let sim = start_sim(true).await;
+    let sb = sandbox(&sim.binary_config());
+    let mut first = interactive(&sb, &["login", "--no-browser"]);
     first.line_with("Waiting for the browser on").await;
 
     let t0 = Instant::now();
-    let second = sb.run(&["login", "--no-browser"]).await;
+    let second = sb.run_async(&["login", "--no-browser"]).await;
     assert!(
         t0.elapsed() < Duration::from_secs(5),
         "the second login waited"
@@ -1674,7 +1381,7 @@ async fn binary_second_login_process_is_refused_at_once() {
         second.all()
     );
     // The first still waits.
-    assert!(listening(sim.port).await);
+    assert!(listening(sim.callback_port));
     first.child.kill().await.unwrap();
     assert!(!sb.token_path().exists());
     let mut leaks = Leaks::default();
@@ -1687,10 +1394,10 @@ async fn binary_second_login_process_is_refused_at_once() {
 /// what to do, before any browser opens; the binary exits 1 with that message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_taken_by_another_program_is_named() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, sim.port)).unwrap();
+    let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, sim.callback_port)).unwrap();
     let marker = dir.path().join("browser-opened");
     let mut settings = sim.settings("lib-port");
     settings.browser_command = vec![
@@ -1701,19 +1408,19 @@ async fn a_port_taken_by_another_program_is_named() {
     let mut login = begin(settings, store_in(dir.path()));
     let e = expect_err(login.end().await);
     assert!(
-        matches!(&e, LoginError::Listen(ListenError::PortInUse { port }) if *port == sim.port),
+        matches!(&e, LoginError::Listen(ListenError::PortInUse { port }) if *port == sim.callback_port),
         "{e:?}"
     );
     let text = e.to_string();
     assert!(
         text.contains(&format!(
             "port {} of upstox.redirect_uri is in use by another program",
-            sim.port
+            sim.callback_port
         )),
         "{text}"
     );
     assert!(
-        text.contains(&format!("ss -ltnp | grep :{}", sim.port)),
+        text.contains(&format!("ss -ltnp | grep :{}", sim.callback_port)),
         "{text}"
     );
     assert!(text.contains("register another redirect URI"), "{text}");
@@ -1725,13 +1432,13 @@ async fn a_port_taken_by_another_program_is_named() {
     );
 
     // The binary says the same and exits 1.
-    let sb = Sandbox::new(&sim.config());
-    let out = sb.run(&["login", "--no-browser"]).await;
+    let sb = sandbox(&sim.binary_config());
+    let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(
         out.stderr.contains(&format!(
             "port {} of upstox.redirect_uri is in use",
-            sim.port
+            sim.callback_port
         )),
         "{}",
         out.all()
@@ -1757,9 +1464,9 @@ async fn a_port_taken_by_another_program_is_named() {
 /// real redirected address logs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
-    let mut p = sb.interactive(&["login", "--no-browser"]);
+    let sim = start_sim(true).await;
+    let sb = sandbox(&sim.binary_config());
+    let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url = p.login_url().await;
     let state = query_param(&url, "state").unwrap();
     let why = p.line_with("Open the address above in a browser").await;
@@ -1800,7 +1507,7 @@ async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let token = stored_oauth_token(&sb.token_path(), None);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
-    assert!(port_free(sim.port));
+    assert!(port_free(sim.callback_port));
 
     let mut leaks = Leaks::default();
     leaks.out("login --no-browser", &out);
@@ -1819,15 +1526,15 @@ async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
 /// non-loopback address of the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_listener_is_on_loopback_only() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let mut login = begin(sim.settings("lib-loopback"), store_in(dir.path()));
     let w = login.waiting().await;
     for a in &w.listening {
         assert!(a.ip().is_loopback(), "listens on {a}");
     }
-    assert!(listening(sim.port).await, "not listening on 127.0.0.1");
+    assert!(listening(sim.callback_port), "not listening on 127.0.0.1");
     let others = non_loopback_addrs();
     if others.is_empty() {
         eprintln!("note: no non-loopback address on this machine; only loopback was checked");
@@ -1835,12 +1542,12 @@ async fn the_callback_listener_is_on_loopback_only() {
     for ip in &others {
         let r = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::net::TcpStream::connect((*ip, sim.port)),
+            tokio::net::TcpStream::connect((*ip, sim.callback_port)),
         )
         .await
-        .unwrap_or_else(|_| panic!("connecting to {ip}:{} hung", sim.port));
+        .unwrap_or_else(|_| panic!("connecting to {ip}:{} hung", sim.callback_port));
         match r {
-            Ok(_) => panic!("the callback port answers on {ip}:{}", sim.port),
+            Ok(_) => panic!("the callback port answers on {ip}:{}", sim.callback_port),
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{ip}: {e}"),
         }
     }
@@ -1855,8 +1562,8 @@ async fn the_callback_listener_is_on_loopback_only() {
 /// `LoginSettings::new` and `login::run` refuse it, and `tokenwatch login` exits 78.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     for remote in ["https://example.com/cb", "http://192.168.1.4:5001/callback"] {
         let mut account = sim.account(dir.path(), "lib-remote");
@@ -1887,12 +1594,12 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         assert!(!marker.exists(), "{remote}: a browser was opened");
     }
 
-    let mut config = sim.config();
+    let mut config = sim.binary_config();
     config["upstox"]["redirect_uri"] = json!("https://example.com/cb");
     let marker = PathBuf::from("browser-opened");
     config["login"]["browser_command"] = json!(["sh", "-c", "touch browser-opened"]);
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(78), "{}", out.all());
     assert!(
         out.stderr.contains("https://example.com/cb")
@@ -1913,11 +1620,11 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
 /// The NotLoopback message advises `--no-browser`; that advice must lead somewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_redirect_advice_does_not_point_at_a_dead_end() {
-    let sim = Sim::start(true).await;
-    let mut config = sim.config();
+    let sim = start_sim(true).await;
+    let mut config = sim.binary_config();
     config["upstox"]["redirect_uri"] = json!("https://example.com/cb");
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login", "--no-browser"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(78), "{}", out.all());
     assert!(
         out.stderr.contains("goes to another machine"),
@@ -1980,8 +1687,8 @@ fn is_waiting(e: &Event) -> bool {
 /// `CancelLogin` with the port free for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_logs_in_rejects_garbage_and_cancels() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let account = sim.account(dir.path(), "worker-login");
     // A healthy token first, so the worker does not start a login of its own.
@@ -2061,13 +1768,13 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
     let stored_exp = DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(stored_exp.timestamp(), exp.timestamp());
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
-    assert!(port_freed(sim.port, Duration::from_secs(2)).await);
+    assert!(port_freed(sim.callback_port, Duration::from_secs(2)).await);
 
     // A login that waits: the consent page needs a click nobody makes.
     sim.sim.set_config(|c| c.auto_approve = false);
     handle.commands.send(Command::StartLogin).await.unwrap();
     ev.until("Waiting", is_waiting).await;
-    assert!(listening(sim.port).await);
+    assert!(listening(sim.callback_port));
     handle
         .commands
         .send(Command::PasteRedirect("garbage".into()))
@@ -2091,7 +1798,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
     })
     .await;
     assert!(
-        port_freed(sim.port, Duration::from_secs(2)).await,
+        port_freed(sim.callback_port, Duration::from_secs(2)).await,
         "the cancelled login kept the callback port"
     );
 
@@ -2136,7 +1843,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
 
     let mut leaks = Leaks::default();
     leaks.text("worker events", format!("{:?}", ev.seen));
-    leaks.text("logs", log_text());
+    leaks.text("logs", global_logs().text());
     leaks.token("access token", &token);
     leaks.token("previous token", old.access_token.expose());
     leaks.secret("client secret", SECRET);
@@ -2152,12 +1859,12 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
 /// the next login runs the hook again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_writes_the_env_file_and_runs_on_change_once() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&json!({}));
+    let sim = start_sim(true).await;
+    let sb = sandbox(&json!({}));
     let env_file = sb.root.join("state/upstox.env");
     let hook_log = sb.root.join("hook.log");
     let hook_env = sb.root.join("hook.env");
-    let mut config = sim.config();
+    let mut config = sim.binary_config();
     config["token"]["env_file"] = json!(env_file);
     config["token"]["on_change"] = json!([
         "sh",
@@ -2170,7 +1877,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     ]);
     sb.write_config(&config);
 
-    let out = sb.run(&["login"]).await;
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let token = stored_oauth_token(&sb.token_path(), None);
     assert_eq!(mode(&env_file), 0o600);
@@ -2186,7 +1893,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     );
     let env_before = std::fs::read(&env_file).unwrap();
 
-    let refresh = sb.run(&["refresh"]).await;
+    let refresh = sb.run_async(&["refresh"]).await;
     assert_eq!(refresh.code, Some(0), "{}", refresh.all());
     assert_eq!(
         std::fs::read_to_string(&hook_log).unwrap(),
@@ -2196,7 +1903,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     assert_eq!(std::fs::read(&env_file).unwrap(), env_before);
     assert_eq!(stored_oauth_token(&sb.token_path(), None), token);
 
-    let again = sb.run(&["login"]).await;
+    let again = sb.run_async(&["login"]).await;
     assert_eq!(again.code, Some(0), "{}", again.all());
     let token2 = stored_oauth_token(&sb.token_path(), None);
     assert_ne!(token2, token);
@@ -2233,8 +1940,8 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
 /// the secret, every code and every token (whole and in 20-character pieces).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_output_pages_errors_or_logs() {
-    capture_logs();
-    let sim = Sim::start(true).await;
+    global_logs();
+    let sim = start_sim(true).await;
     let dir = tempfile::tempdir().unwrap();
     let mut leaks = Leaks::default();
     leaks.secret("client secret", SECRET);
@@ -2259,7 +1966,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         assert!(page.status >= 400, "{what}: {page:?}");
         leaks.page(what, &page);
     }
-    leaks.page("POST", &fetch(http().post(loc.as_str())).await);
+    leaks.page("POST", &fetch(client(Some(STEP)).post(loc.as_str())).await);
     let browser = tokio::spawn(get(loc.to_string()));
     let obtained = expect_ok(login.end().await);
     leaks.token("library token", obtained.token.access_token.expose());
@@ -2293,8 +2000,8 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.page("denial page", &page_of(browser).await);
 
     // The binary, at trace level: browser login, status, refresh, config check.
-    let sb = Sandbox::new(&sim.config());
-    let out = sb.run(&["-vv", "login"]).await;
+    let sb = sandbox(&sim.binary_config());
+    let out = sb.run_async(&["-vv", "login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     leaks.out("login -vv", &out);
     leaks.token(
@@ -2307,13 +2014,13 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         &["-vv", "refresh"][..],
         &["config", "check"][..],
     ] {
-        let out = sb.run(args).await;
+        let out = sb.run_async(args).await;
         assert_eq!(out.code, Some(0), "{args:?}: {}", out.all());
         leaks.out(&format!("{args:?}"), &out);
     }
 
     // The binary: pasted garbage, a changed state, the real address; then a replay.
-    let mut p = sb.interactive(&["-vv", "login", "--no-browser"]);
+    let mut p = interactive(&sb, &["-vv", "login", "--no-browser"]);
     let url = p.login_url().await;
     let loc = approved_redirect(&url).await;
     let code2 = query_param(&loc, "code").unwrap();
@@ -2330,7 +2037,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         "binary token 2",
         &stored_oauth_token(&sb.token_path(), None),
     );
-    let mut p = sb.interactive(&["-vv", "login", "--no-browser"]);
+    let mut p = interactive(&sb, &["-vv", "login", "--no-browser"]);
     let url = p.login_url().await;
     let state = query_param(&url, "state").unwrap();
     p.send(
@@ -2343,14 +2050,14 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.out("replayed login -vv", &out);
 
     // The binary: a login that times out.
-    let mut config = sim.config();
+    let mut config = sim.binary_config();
     config["login"]["timeout"] = json!("10s");
     sb.write_config(&config);
-    let out = sb.run(&["-vv", "login", "--no-browser"]).await;
+    let out = sb.run_async(&["-vv", "login", "--no-browser"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     leaks.out("timed-out login -vv", &out);
 
     // Everything the library logged (all tests in this file so far).
-    leaks.text("library logs", log_text());
+    leaks.text("library logs", global_logs().text());
     leaks.assert_clean();
 }
