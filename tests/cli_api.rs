@@ -32,11 +32,7 @@ fn refresh_renews_through_the_command_and_status_validates_it() {
     // No token yet: refresh runs renew.command, verifies the token, stores it.
     let out = sb.run(&["refresh"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(
-        out.all().contains("Token refresh successful"),
-        "{}",
-        out.all()
-    );
+    out.assert_says("Token refresh successful");
     assert_eq!(mode(&sb.token_path()), 0o600);
     assert_eq!(
         mode(&sb.root.join("config/backup/upstox_token.json")),
@@ -60,11 +56,7 @@ fn refresh_renews_through_the_command_and_status_validates_it() {
     // A second refresh finds the token valid and leaves it alone.
     let out = sb.run(&["refresh"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(
-        out.all().contains("renewal is not due yet"),
-        "{}",
-        out.all()
-    );
+    out.assert_says("renewal is not due yet");
     let again = stored_json(&sb);
     assert_eq!(again["access_token"], stored["access_token"]);
 }
@@ -159,11 +151,7 @@ fn refresh_with_token_request_completes_through_the_notifier_webhook() {
     sb.write_yaml(&yaml);
     let out = sb.run(&["refresh"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(
-        out.all().contains("Approve the token request"),
-        "{}",
-        out.all()
-    );
+    out.assert_says("Approve the token request");
     let stored = stored_json(&sb);
     assert_eq!(stored["obtained_via"], "token-request");
     assert_eq!(stored["user_id"], "AB1234");

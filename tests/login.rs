@@ -202,6 +202,13 @@ async fn start_sim(auto_approve: bool) -> SimHost {
     SimHost::start(config, "localhost").await
 }
 
+/// A library test's start: the global log capture, a simulator ([`start_sim`]) and a
+/// folder for the token store.
+async fn lib_test(auto_approve: bool) -> (SimHost, tempfile::TempDir) {
+    global_logs();
+    (start_sim(auto_approve).await, tempfile::tempdir().unwrap())
+}
+
 /// What the login tests ask of their simulator.
 impl SimHost {
     /// Library settings: a browser command that opens nothing (the test is the browser).
@@ -346,6 +353,13 @@ impl Login {
         let _ = self.cancel.take().unwrap().send(());
     }
 
+    /// Cancel the login; it must end `Cancelled`.
+    async fn cancelled(&mut self) {
+        self.cancel();
+        let e = expect_err(self.end().await);
+        assert!(matches!(e, LoginError::Cancelled), "{e:?}");
+    }
+
     async fn end(&mut self) -> Result<Obtained, LoginError> {
         let r = tokio::time::timeout(STEP, &mut self.task)
             .await
@@ -356,6 +370,46 @@ impl Login {
         }
         r
     }
+}
+
+/// Scan what `leaks` holds for the client `secret`, every token (whole, signature and
+/// pieces) and every authorization code.
+fn assert_no_leak(mut leaks: Leaks, secret: &str, tokens: &[&str], codes: &[&str]) {
+    for (i, t) in tokens.iter().enumerate() {
+        leaks.token(&format!("access token {i}"), t);
+    }
+    for (i, c) in codes.iter().enumerate() {
+        leaks.secret(&format!("authorization code {i}"), c);
+    }
+    leaks.secret("client secret", secret);
+    leaks.assert_clean();
+}
+
+/// A library login for `account` (default settings, a store in `dir`), waiting.
+async fn start_login(sim: &SimHost, dir: &tempfile::TempDir, account: &str) -> (Login, Waiting) {
+    let mut login = begin(sim.settings(account), store_in(dir.path()));
+    let w = login.waiting().await;
+    (login, w)
+}
+
+/// The callback port is free again within 2 s (the listener stops on a task of its own).
+async fn assert_freed(sim: &SimHost, why: &str) {
+    assert!(
+        port_freed(sim.callback_port, Duration::from_secs(2)).await,
+        "{why}"
+    );
+}
+
+/// A login for `account` starts (nothing holds its lock or port) and is cancelled.
+async fn starts_and_cancels(sim: &SimHost, dir: &tempfile::TempDir, account: &str) {
+    start_login(sim, dir, account).await.0.cancelled().await;
+}
+
+/// The auto-approving dialog of a waiting login: where it sends the browser, and the code.
+async fn approve(w: &Waiting) -> (Url, String) {
+    let loc = approved_redirect(&w.url).await;
+    let code = query_param(&loc, "code").expect("a code");
+    (loc, code)
 }
 
 fn expect_ok(r: Result<Obtained, LoginError>) -> Obtained {
@@ -414,6 +468,36 @@ fn stored_oauth_token(path: &Path, lifetime_from: Option<(Instant, DateTime<Utc>
 // ---------------------------------------------------------------------------------------
 // The binary
 // ---------------------------------------------------------------------------------------
+
+/// `status --validate --json` says healthy and API-validated: its output and JSON.
+async fn validated_status(sb: &Sandbox) -> (Out, Value) {
+    let status = sb.run_async(&["status", "--validate", "--json"]).await;
+    assert_eq!(status.code, Some(0), "{}", status.all());
+    let j = status.json();
+    assert_eq!(j["state"], "healthy", "{j}");
+    assert_eq!(j["api_validated"], true, "{j}");
+    (status, j)
+}
+
+/// A binary test's start: an auto-approving simulator and a sandbox configured for it.
+async fn binary_test() -> (SimHost, Sandbox) {
+    binary_test_with(|_| {}).await
+}
+
+/// [`binary_test`] with the config changed by `edit`.
+async fn binary_test_with(edit: impl FnOnce(&mut Value)) -> (SimHost, Sandbox) {
+    let sim = start_sim(true).await;
+    let mut config = sim.binary_config();
+    edit(&mut config);
+    let sb = sandbox(&config);
+    (sim, sb)
+}
+
+/// A browser command that only leaves `marker` behind.
+fn touch(marker: &Path) -> Vec<String> {
+    let script = format!("touch '{}'", marker.display());
+    vec!["sh".into(), "-c".into(), script]
+}
 
 /// A sandbox with this config file (JSON is YAML).
 fn sandbox(config: &Value) -> Sandbox {
@@ -485,6 +569,12 @@ impl Interactive {
         Url::parse(line.trim()).unwrap()
     }
 
+    /// Paste the address `sim` would send the browser to with `code` and `state`.
+    async fn paste_callback(&mut self, sim: &SimHost, code: &str, state: &str) {
+        let address = sim.callback(&[("code", code), ("state", state)]);
+        self.send(address.as_str()).await;
+    }
+
     async fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         stdin
@@ -533,24 +623,13 @@ impl Interactive {
 /// and `status --validate --json` healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_with_the_browser_command_stores_a_validated_token() {
-    let sim = start_sim(true).await;
-    let sb = sandbox(&sim.binary_config());
+    let (sim, sb) = binary_test().await;
     let started = (Instant::now(), Utc::now());
     let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let path = sb.token_path();
-    assert!(
-        out.stdout
-            .contains(&format!("Logged in: token stored at {}", path.display())),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout
-            .contains("Opened the login page with login.browser_command (curl)."),
-        "{}",
-        out.all()
-    );
+    out.assert_stdout(&format!("Logged in: token stored at {}", path.display()));
+    out.assert_stdout("Opened the login page with login.browser_command (curl).");
     assert!(
         out.stdout.contains(&format!(
             "Waiting for the browser on 127.0.0.1:{p} and [::1]:{p}",
@@ -562,11 +641,7 @@ async fn binary_login_with_the_browser_command_stores_a_validated_token() {
         "{}",
         out.all()
     );
-    assert!(
-        out.stdout.contains("API: ✓ the new token works."),
-        "{}",
-        out.all()
-    );
+    out.assert_stdout("API: ✓ the new token works.");
     let token = stored_oauth_token(&path, Some(started));
     // The backup got the same token, also 0600.
     let backup = sb.root.join("config/backup/upstox_token.json");
@@ -584,20 +659,16 @@ async fn binary_login_with_the_browser_command_stores_a_validated_token() {
         "the callback port is still taken"
     );
 
-    let status = sb.run_async(&["status", "--validate", "--json"]).await;
-    assert_eq!(status.code, Some(0), "{}", status.all());
-    let j: Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(j["state"], "healthy", "{j}");
+    let (status, j) = validated_status(&sb).await;
     assert_eq!(j["valid"], true, "{j}");
-    assert_eq!(j["api_validated"], true, "{j}");
     assert_eq!(j["user_id"], "AB1234", "{j}");
 
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.out("status", &status);
-    leaks.token("access token", &token);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("login", &out), ("status", &status)]),
+        SECRET,
+        &[&token],
+        &[],
+    );
 }
 
 /// The same login against `tokenwatch simulate --auto-approve`, a separate process whose
@@ -622,30 +693,17 @@ async fn binary_login_against_the_simulate_process() {
     let sb = sandbox(&config);
     let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(
-        out.stdout
-            .contains("redirect_uri=http%3A%2F%2Flocalhost%3A5001%2Fcallback"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout.contains("Logged in: token stored at"),
-        "{}",
-        out.all()
-    );
+    out.assert_stdout("redirect_uri=http%3A%2F%2Flocalhost%3A5001%2Fcallback");
+    out.assert_stdout("Logged in: token stored at");
     let token = stored_oauth_token(&sb.token_path(), None);
-    let status = sb.run_async(&["status", "--validate", "--json"]).await;
-    assert_eq!(status.code, Some(0), "{}", status.all());
-    let j: Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(j["state"], "healthy", "{j}");
-    assert_eq!(j["api_validated"], true, "{j}");
+    let (status, _) = validated_status(&sb).await;
     // `simulate` prints its own secret by design; tokenwatch's output must not.
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.out("status", &status);
-    leaks.token("access token", &token);
-    leaks.secret("client secret", SIM_DEFAULT_SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("login", &out), ("status", &status)]),
+        SIM_DEFAULT_SECRET,
+        &[&token],
+        &[],
+    );
 }
 
 /// The library login with the test as the browser: the dialog's 302 carries a code and the
@@ -653,12 +711,9 @@ async fn binary_login_against_the_simulate_process() {
 /// says "Logged in" — without the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_login_answers_the_browser_with_the_success_page() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let started = Utc::now();
-    let mut login = begin(sim.settings("lib-happy"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-happy").await;
     assert_eq!(w.browser, Ok("login.browser_command (true)".to_string()));
     assert!(!w.listening.is_empty());
     for a in &w.listening {
@@ -746,10 +801,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     cache_headers_ok(&page);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     // One-shot: the listener is gone.
-    assert!(
-        port_freed(sim.callback_port, Duration::from_secs(2)).await,
-        "the callback port stayed open after the login"
-    );
+    assert_freed(&sim, "the callback port stayed open after the login").await;
     // The library leaves storing to the caller.
     assert!(!dir.path().join("upstox_token.json").exists());
 
@@ -758,10 +810,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     leaks.text("token Debug", token_debug);
     leaks.text("progress", format!("{:?}", login.seen));
     leaks.text("logs", global_logs().text());
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token], &[&code]);
 }
 
 /// The browser `tokenwatch login` opened is told the outcome before the process exits:
@@ -829,15 +878,12 @@ async fn binary_login_answers_the_browser_before_exiting() {
 /// 404; then the real redirect completes the login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let account = "lib-forged";
     let mut login = begin(sim.settings(account), store_in(dir.path()));
     let w = login.waiting().await;
     // A real code, so a forged callback that carried it cannot sneak it in.
-    let loc = approved_redirect(&w.url).await;
-    let code = query_param(&loc, "code").unwrap();
+    let (loc, code) = approve(&w).await;
 
     let mut leaks = Leaks::default();
     let cases: Vec<(&str, Url, u16, &str)> = vec![
@@ -930,10 +976,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
 
     leaks.page("success page", &page);
     leaks.text("logs", global_logs().text());
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token], &[&code]);
 }
 
 // =======================================================================================
@@ -945,11 +988,8 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
 /// HTML-escaped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
-    global_logs();
-    let sim = start_sim(false).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut login = begin(sim.settings("lib-denied"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (sim, dir) = lib_test(false).await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-denied").await;
 
     // The simulator's consent page and its Deny button.
     let dialog = get(&w.url).await;
@@ -1005,11 +1045,10 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     cache_headers_ok(&page);
     assert_eq!(sim.sim.calls(Endpoint::Token), 0, "a denial was exchanged");
     assert!(!login.seen.contains(&LoginProgress::Exchanging));
-    assert!(port_freed(sim.callback_port, Duration::from_secs(2)).await);
+    assert_freed(&sim, "the callback port stayed taken").await;
 
     // Upstox's text is echoed HTML-escaped.
-    let mut login = begin(sim.settings("lib-denied"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-denied").await;
     let evil = r#"<script>alert("x")</script> & 'q'"#;
     let browser = tokio::spawn(get(sim
         .callback(&[
@@ -1040,8 +1079,7 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     leaks.page("denial page", &page);
     leaks.page("escaped denial page", &escaped);
     leaks.text("logs", global_logs().text());
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[], &[]);
 }
 
 async fn page_of(browser: tokio::task::JoinHandle<Resp>) -> Resp {
@@ -1064,22 +1102,15 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
     let sb = sandbox(&config);
     let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr.contains(
-            "login refused: Upstox said: The user denied the authorization request (access_denied)"
-        ),
-        "{}",
-        out.all()
+    out.assert_stderr(
+        "login refused: Upstox said: The user denied the authorization request (access_denied)",
     );
     assert!(!sb.token_path().exists(), "a denied login stored something");
     assert!(!sb.root.join("config/backup/upstox_token.json").exists());
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 1);
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
     assert!(port_free(sim.callback_port));
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(Leaks::of_outs(&[("login", &out)]), SECRET, &[], &[]);
 }
 
 // =======================================================================================
@@ -1090,9 +1121,7 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
 /// opened, and the callback port is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_nobody_answers_times_out_and_frees_the_port() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let mut settings = sim.settings("lib-timeout");
     settings.timeout = Duration::from_secs(2);
     settings.browser_command = vec!["/nonexistent/browser".into()];
@@ -1117,10 +1146,7 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
         waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
         "{waited:?}"
     );
-    assert!(
-        port_freed(sim.callback_port, Duration::from_secs(2)).await,
-        "the callback port stayed taken after the timeout"
-    );
+    assert_freed(&sim, "the callback port stayed taken after the timeout").await;
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
 }
 
@@ -1128,26 +1154,14 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
 /// message, the port free, nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_times_out_with_exit_1() {
-    let sim = start_sim(true).await;
-    let mut config = sim.binary_config();
     // The shortest login.timeout the configuration accepts.
-    config["login"]["timeout"] = json!("10s");
-    let sb = sandbox(&config);
+    let (sim, sb) = binary_test_with(|c| c["login"]["timeout"] = json!("10s")).await;
     let t0 = Instant::now();
     let out = sb.run_async(&["login", "--no-browser"]).await;
     let took = t0.elapsed();
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr
-            .contains("no login within 10s; run the login again"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout.contains("Open the address above in a browser"),
-        "{}",
-        out.all()
-    );
+    out.assert_stderr("no login within 10s; run the login again");
+    out.assert_stdout("Open the address above in a browser");
     assert!(
         took >= Duration::from_secs(10) && took < Duration::from_secs(30),
         "{took:?}"
@@ -1157,10 +1171,7 @@ async fn binary_login_times_out_with_exit_1() {
         "the callback port is still taken"
     );
     assert!(!sb.token_path().exists());
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(Leaks::of_outs(&[("login", &out)]), SECRET, &[], &[]);
 }
 
 // =======================================================================================
@@ -1172,22 +1183,17 @@ async fn binary_login_times_out_with_exit_1() {
 /// a failed exchange is not retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
 
-    let mut first = begin(sim.settings("lib-replay"), store_in(dir.path()));
-    let w1 = first.waiting().await;
-    let loc = approved_redirect(&w1.url).await;
-    let code = query_param(&loc, "code").unwrap();
+    let (mut first, w1) = start_login(&sim, &dir, "lib-replay").await;
+    let (loc, code) = approve(&w1).await;
     first.paste(loc.as_str()).await;
     let obtained = expect_ok(first.end().await);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     let token = obtained.token.access_token.expose().to_owned();
     obtained.finish(Ok(())).await;
 
-    let mut second = begin(sim.settings("lib-replay"), store_in(dir.path()));
-    let w2 = second.waiting().await;
+    let (mut second, w2) = start_login(&sim, &dir, "lib-replay").await;
     assert_ne!(w1.state, w2.state, "two logins shared a state");
     let replay = sim.callback(&[("code", &code), ("state", &w2.state)]);
     second.paste(replay.as_str()).await;
@@ -1211,10 +1217,8 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
 
     // A transient failure of the exchange is not retried either: the code may be used up.
     sim.sim.inject(Endpoint::Token, Fault::ServerError, 1);
-    let mut third = begin(sim.settings("lib-replay"), store_in(dir.path()));
-    let w3 = third.waiting().await;
-    let loc3 = approved_redirect(&w3.url).await;
-    let code3 = query_param(&loc3, "code").unwrap();
+    let (mut third, w3) = start_login(&sim, &dir, "lib-replay").await;
+    let (loc3, code3) = approve(&w3).await;
     third.paste(loc3.as_str()).await;
     let e3 = expect_err(third.end().await);
     assert!(matches!(e3, LoginError::Exchange(_)), "{e3:?}");
@@ -1230,19 +1234,14 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
     leaks.text("5xx error", format!("{e3} / {e3:?}"));
     leaks.text("progress", format!("{:?} {:?}", second.seen, third.seen));
     leaks.text("logs", global_logs().text());
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("authorization code 3", &code3);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token], &[&code, &code3]);
 }
 
 /// The same through the binary: the second `login --no-browser` pasting the used code with
 /// its own state exits 1 with "log in again" and leaves the stored token alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
-    let sim = start_sim(true).await;
-    let sb = sandbox(&sim.binary_config());
+    let (sim, sb) = binary_test().await;
 
     let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url = p.login_url().await;
@@ -1263,15 +1262,11 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
     assert_ne!(query_param(&url, "state").unwrap(), state2);
     p.line_with("paste the address your browser was sent to")
         .await;
-    p.send(
-        sim.callback(&[("code", &code), ("state", &state2)])
-            .as_str(),
-    )
-    .await;
+    p.paste_callback(&sim, &code, &state2).await;
     let second = p.finish().await;
     assert_eq!(second.code, Some(1), "{}", second.all());
-    assert!(second.stderr.contains("UDAPI100016"), "{}", second.all());
-    assert!(second.stderr.contains("log in again"), "{}", second.all());
+    second.assert_stderr("UDAPI100016");
+    second.assert_stderr("log in again");
     assert_eq!(
         std::fs::read(sb.token_path()).unwrap(),
         stored,
@@ -1280,13 +1275,12 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
     assert!(!sb.root.join("config/upstox_token.json.prev").exists());
     assert_eq!(sim.sim.calls(Endpoint::Token), 2);
 
-    let mut leaks = Leaks::default();
-    leaks.out("first login", &first);
-    leaks.out("replayed login", &second);
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("first login", &first), ("replayed login", &second)]),
+        SECRET,
+        &[&token],
+        &[&code],
+    );
 }
 
 // =======================================================================================
@@ -1297,11 +1291,8 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
 /// gets as far as the port. Once the first ends, a new login can start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = begin(sim.settings("lib-busy"), store_in(dir.path()));
-    first.waiting().await;
+    let (sim, dir) = lib_test(true).await;
+    let (mut first, _) = start_login(&sim, &dir, "lib-busy").await;
 
     let t0 = Instant::now();
     let mut second = begin(sim.settings("lib-busy"), store_in(dir.path()));
@@ -1331,29 +1322,18 @@ async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
     // The first is untouched and still waiting.
     assert!(!first.task.is_finished());
     assert!(listening(sim.callback_port));
-    first.cancel();
-    assert!(matches!(
-        expect_err(first.end().await),
-        LoginError::Cancelled
-    ));
-    assert!(port_freed(sim.callback_port, Duration::from_secs(2)).await);
+    first.cancelled().await;
+    assert_freed(&sim, "the callback port stayed taken").await;
 
     // The lock went with it.
-    let mut third = begin(sim.settings("lib-busy"), store_in(dir.path()));
-    third.waiting().await;
-    third.cancel();
-    assert!(matches!(
-        expect_err(third.end().await),
-        LoginError::Cancelled
-    ));
+    starts_and_cancels(&sim, &dir, "lib-busy").await;
 }
 
 /// Two `tokenwatch login` processes for one account: the second exits 1 at once naming the
 /// first's process id, never "address already in use".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_second_login_process_is_refused_at_once() {
-    let sim = start_sim(true).await;
-    let sb = sandbox(&sim.binary_config());
+    let (sim, sb) = binary_test().await;
     let mut first = interactive(&sb, &["login", "--no-browser"]);
     first.line_with("Waiting for the browser on").await;
 
@@ -1364,47 +1344,35 @@ async fn binary_second_login_process_is_refused_at_once() {
         "the second login waited"
     );
     assert_eq!(second.code, Some(1), "{}", second.all());
-    assert!(
-        second.stderr.contains(&format!("process {}", first.pid)),
-        "{}",
-        second.all()
-    );
-    assert!(second.stderr.contains("in progress"), "{}", second.all());
+    second.assert_stderr(&format!("process {}", first.pid));
+    second.assert_stderr("in progress");
     assert!(
         !second.all().to_lowercase().contains("in use"),
         "{}",
         second.all()
     );
-    assert!(
-        !second.stdout.contains("/v2/login/authorization/dialog"),
-        "the second login printed a login address: {}",
-        second.all()
-    );
+    second.assert_not_on_stdout("/v2/login/authorization/dialog");
     // The first still waits.
     assert!(listening(sim.callback_port));
     first.child.kill().await.unwrap();
     assert!(!sb.token_path().exists());
-    let mut leaks = Leaks::default();
-    leaks.out("second login", &second);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("second login", &second)]),
+        SECRET,
+        &[],
+        &[],
+    );
 }
 
 /// The callback port held by another program: `ListenError::PortInUse` naming the port and
 /// what to do, before any browser opens; the binary exits 1 with that message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_taken_by_another_program_is_named() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, sim.callback_port)).unwrap();
     let marker = dir.path().join("browser-opened");
     let mut settings = sim.settings("lib-port");
-    settings.browser_command = vec![
-        "sh".into(),
-        "-c".into(),
-        format!("touch '{}'", marker.display()),
-    ];
+    settings.browser_command = touch(&marker);
     let mut login = begin(settings, store_in(dir.path()));
     let e = expect_err(login.end().await);
     assert!(
@@ -1435,24 +1403,14 @@ async fn a_port_taken_by_another_program_is_named() {
     let sb = sandbox(&sim.binary_config());
     let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr.contains(&format!(
-            "port {} of upstox.redirect_uri is in use",
-            sim.callback_port
-        )),
-        "{}",
-        out.all()
-    );
+    out.assert_stderr(&format!(
+        "port {} of upstox.redirect_uri is in use",
+        sim.callback_port
+    ));
 
     // Once the port is free again, a login for that account can start (no stale lock).
     drop(squatter);
-    let mut login = begin(sim.settings("lib-port"), store_in(dir.path()));
-    login.waiting().await;
-    login.cancel();
-    assert!(matches!(
-        expect_err(login.end().await),
-        LoginError::Cancelled
-    ));
+    starts_and_cancels(&sim, &dir, "lib-port").await;
 }
 
 // =======================================================================================
@@ -1464,8 +1422,7 @@ async fn a_port_taken_by_another_program_is_named() {
 /// real redirected address logs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
-    let sim = start_sim(true).await;
-    let sb = sandbox(&sim.binary_config());
+    let (sim, sb) = binary_test().await;
     let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url = p.login_url().await;
     let state = query_param(&url, "state").unwrap();
@@ -1512,10 +1469,7 @@ async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
     let mut leaks = Leaks::default();
     leaks.out("login --no-browser", &out);
     leaks.page("forged callback", &forged);
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token], &[&code]);
 }
 
 // =======================================================================================
@@ -1526,11 +1480,8 @@ async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
 /// non-loopback address of the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_listener_is_on_loopback_only() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut login = begin(sim.settings("lib-loopback"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (sim, dir) = lib_test(true).await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-loopback").await;
     for a in &w.listening {
         assert!(a.ip().is_loopback(), "listens on {a}");
     }
@@ -1551,20 +1502,14 @@ async fn the_callback_listener_is_on_loopback_only() {
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{ip}: {e}"),
         }
     }
-    login.cancel();
-    assert!(matches!(
-        expect_err(login.end().await),
-        LoginError::Cancelled
-    ));
+    login.cancelled().await;
 }
 
 /// A redirect URI on another host is a clear error before anything listens or opens:
 /// `LoginSettings::new` and `login::run` refuse it, and `tokenwatch login` exits 78.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     for remote in ["https://example.com/cb", "http://192.168.1.4:5001/callback"] {
         let mut account = sim.account(dir.path(), "lib-remote");
         account.upstox.redirect_uri = Url::parse(remote).unwrap();
@@ -1578,11 +1523,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         let marker = dir.path().join("browser-opened");
         let mut settings = sim.settings("lib-remote");
         settings.redirect_uri = Url::parse(remote).unwrap();
-        settings.browser_command = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("touch '{}'", marker.display()),
-        ];
+        settings.browser_command = touch(&marker);
         let mut login = begin(settings, store_in(dir.path()));
         let e = expect_err(login.end().await);
         assert!(
@@ -1607,11 +1548,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         "{}",
         out.all()
     );
-    assert!(
-        !out.stdout.contains("/v2/login/authorization/dialog"),
-        "{}",
-        out.all()
-    );
+    out.assert_not_on_stdout("/v2/login/authorization/dialog");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!sb.root.join(&marker).exists(), "a browser was opened");
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 0);
@@ -1620,17 +1557,11 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
 /// The NotLoopback message advises `--no-browser`; that advice must lead somewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_redirect_advice_does_not_point_at_a_dead_end() {
-    let sim = start_sim(true).await;
-    let mut config = sim.binary_config();
-    config["upstox"]["redirect_uri"] = json!("https://example.com/cb");
-    let sb = sandbox(&config);
+    let remote = json!("https://example.com/cb");
+    let (_sim, sb) = binary_test_with(|c| c["upstox"]["redirect_uri"] = remote).await;
     let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(78), "{}", out.all());
-    assert!(
-        out.stderr.contains("goes to another machine"),
-        "{}",
-        out.all()
-    );
+    out.assert_stderr("goes to another machine");
     assert!(
         !out.stderr.contains("--no-browser"),
         "`login --no-browser` failed while advising --no-browser: {}",
@@ -1687,9 +1618,7 @@ fn is_waiting(e: &Event) -> bool {
 /// `CancelLogin` with the port free for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_logs_in_rejects_garbage_and_cancels() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let account = sim.account(dir.path(), "worker-login");
     // A healthy token first, so the worker does not start a login of its own.
     let issued = sim.sim.issue_token();
@@ -1768,7 +1697,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
     let stored_exp = DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(stored_exp.timestamp(), exp.timestamp());
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
-    assert!(port_freed(sim.callback_port, Duration::from_secs(2)).await);
+    assert_freed(&sim, "the callback port stayed taken").await;
 
     // A login that waits: the consent page needs a click nobody makes.
     sim.sim.set_config(|c| c.auto_approve = false);
@@ -1797,10 +1726,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
         *e == Event::Login(LoginUpdate::Failed("login cancelled".into()))
     })
     .await;
-    assert!(
-        port_freed(sim.callback_port, Duration::from_secs(2)).await,
-        "the cancelled login kept the callback port"
-    );
+    assert_freed(&sim, "the cancelled login kept the callback port").await;
 
     // `l` again right away: a new login, not "port in use".
     handle.commands.send(Command::StartLogin).await.unwrap();
@@ -1844,10 +1770,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
     let mut leaks = Leaks::default();
     leaks.text("worker events", format!("{:?}", ev.seen));
     leaks.text("logs", global_logs().text());
-    leaks.token("access token", &token);
-    leaks.token("previous token", old.access_token.expose());
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token, old.access_token.expose()], &[]);
 }
 
 // =======================================================================================
@@ -1925,10 +1848,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
         "hook environment",
         std::fs::read_to_string(&hook_env).unwrap(),
     );
-    leaks.token("access token", &token);
-    leaks.token("second access token", &token2);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token, &token2], &[]);
 }
 
 // =======================================================================================
@@ -1940,9 +1860,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
 /// the secret, every code and every token (whole and in 20-character pieces).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_output_pages_errors_or_logs() {
-    global_logs();
-    let sim = start_sim(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let mut leaks = Leaks::default();
     leaks.secret("client secret", SECRET);
 
@@ -1951,8 +1869,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.text("LoginSettings Debug", format!("{settings:?}"));
     let mut login = begin(settings, store_in(dir.path()));
     let w = login.waiting().await;
-    let loc = approved_redirect(&w.url).await;
-    let code = query_param(&loc, "code").unwrap();
+    let (loc, code) = approve(&w).await;
     leaks.secret("code 1", &code);
     for (what, url) in [
         ("wrong state", with_param(&loc, "state", "wrong")),
@@ -1976,8 +1893,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.text("progress", format!("{:?}", login.seen));
 
     // Library: a replay of that code, and a denial.
-    let mut replay = begin(sim.settings("scan"), store_in(dir.path()));
-    let w = replay.waiting().await;
+    let (mut replay, w) = start_login(&sim, &dir, "scan").await;
     replay
         .paste(
             sim.callback(&[("code", &code), ("state", &w.state)])
@@ -1986,8 +1902,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         .await;
     let e = expect_err(replay.end().await);
     leaks.text("replay error", format!("{e} / {e:?}"));
-    let mut denied = begin(sim.settings("scan"), store_in(dir.path()));
-    let w = denied.waiting().await;
+    let (mut denied, w) = start_login(&sim, &dir, "scan").await;
     let browser = tokio::spawn(get(sim
         .callback(&[
             ("error", "access_denied"),
@@ -2040,11 +1955,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     let mut p = interactive(&sb, &["-vv", "login", "--no-browser"]);
     let url = p.login_url().await;
     let state = query_param(&url, "state").unwrap();
-    p.send(
-        sim.callback(&[("code", &code2), ("state", &state)])
-            .as_str(),
-    )
-    .await;
+    p.paste_callback(&sim, &code2, &state).await;
     let out = p.finish().await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     leaks.out("replayed login -vv", &out);

@@ -245,7 +245,7 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
         leaks.out(&format!("{args:?}"), &out);
     }
     let check = sb.run(&["config", "check"]);
-    assert!(check.stdout.contains("client_secret"), "{}", check.all());
+    check.assert_stdout("client_secret");
     let out = sb.run(&["-vv", "token"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert_eq!(
@@ -313,7 +313,7 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
     assert_eq!(sim.revoke(&sb.stored().unwrap()), 200);
     let out = sb.run(&["-vv", "refresh"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stderr.contains("Token invalid"), "{}", out.all());
+    out.assert_stderr("Token invalid");
     leaks.out("refresh of a revoked token", &out);
     assert_eq!(snapshot(&sb), 3);
 
@@ -1035,11 +1035,7 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
             "strategy {strategy}: the holder ({holder}) is not named: {}",
             out.all()
         );
-        assert!(
-            !out.stdout.contains("/v2/login/authorization/dialog"),
-            "strategy {strategy}: a second login started: {}",
-            out.all()
-        );
+        out.assert_not_on_stdout("/v2/login/authorization/dialog");
         assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
         assert!(
             !sb.token_path().exists(),
@@ -1081,11 +1077,7 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
         "{holder} not named: {}",
         out.all()
     );
-    assert!(
-        !out.stdout.contains("/v2/login/authorization/dialog"),
-        "{}",
-        out.all()
-    );
+    out.assert_not_on_stdout("/v2/login/authorization/dialog");
     let out = sb.run(&["refresh"]);
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(

@@ -16,6 +16,15 @@ pub struct Leaks {
 }
 
 impl Leaks {
+    /// Leaks holding what these processes printed.
+    pub fn of_outs(outs: &[(&str, &Out)]) -> Leaks {
+        let mut leaks = Leaks::default();
+        for (label, out) in outs {
+            leaks.out(label, out);
+        }
+        leaks
+    }
+
     pub fn text(&mut self, label: impl Into<String>, text: impl Into<String>) {
         self.texts.push((label.into(), text.into()));
     }

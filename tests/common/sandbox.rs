@@ -61,6 +61,42 @@ impl Out {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
+    /// stdout or stderr holds `needle`; the test fails with all the output otherwise.
+    pub fn assert_says(&self, needle: &str) {
+        assert!(
+            self.all().contains(needle),
+            "no {needle:?} in the output:\n{}",
+            self.all()
+        );
+    }
+
+    /// stdout holds `needle`; the test fails with all the output otherwise.
+    pub fn assert_stdout(&self, needle: &str) {
+        assert!(
+            self.stdout.contains(needle),
+            "no {needle:?} on stdout:\n{}",
+            self.all()
+        );
+    }
+
+    /// stderr holds `needle`; the test fails with all the output otherwise.
+    pub fn assert_stderr(&self, needle: &str) {
+        assert!(
+            self.stderr.contains(needle),
+            "no {needle:?} on stderr:\n{}",
+            self.all()
+        );
+    }
+
+    /// stdout does not hold `needle`; the test fails with all the output otherwise.
+    pub fn assert_not_on_stdout(&self, needle: &str) {
+        assert!(
+            !self.stdout.contains(needle),
+            "{needle:?} on stdout:\n{}",
+            self.all()
+        );
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
