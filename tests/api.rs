@@ -6,26 +6,26 @@
 //! the 03:30 IST rule never makes a state depend on the time of day). A few run the
 //! binary: `status --json` for comparison, and `daemon` for the process behaviour.
 
-use assert_cmd::cargo::cargo_bin;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{
+    Command, Event, Leaks, Out, Resp, Sandbox, SimHost, client, fetch, free_port, ist_rfc3339,
+    listening, tokens,
+};
 use reqwest::Method;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions};
 use tokenwatch::fleet::{self, Fleet, StartError};
-use tokenwatch::paths::Env;
 use tokenwatch::secret::Secret;
+use tokenwatch::token::Token;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::{Endpoint, SimConfig, SimServer, Simulator};
-use tokenwatch::worker::{Command, Event};
+use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 use url::Url;
 
 const CLIENT_ID: &str = "615b1297-api-test-client";
@@ -42,16 +42,6 @@ const STEP: Duration = Duration::from_secs(15);
 // Small helpers
 // ---------------------------------------------------------------------------------------
 
-fn ist() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 1800).unwrap()
-}
-
-/// `2026-11-27T03:30:00+05:30`, worked out here rather than with the crate's helper.
-fn ist_string(t: DateTime<Utc>) -> String {
-    t.with_timezone(&ist())
-        .to_rfc3339_opts(SecondsFormat::Secs, false)
-}
-
 /// Parse an RFC 3339 time that must be in IST.
 fn parse_ist(v: &Value) -> DateTime<Utc> {
     let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
@@ -61,52 +51,8 @@ fn parse_ist(v: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// A port nobody listens on now, in 20000–32000 (below the ephemeral range, so no
-/// outgoing connection takes it meanwhile). The caller still retries on "in use".
-fn random_port() -> u16 {
-    loop {
-        let port = fastrand::u16(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )
-    .is_ok()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(STEP)
-        .build()
-        .unwrap()
-}
-
-/// One HTTP answer.
-#[derive(Debug, Clone)]
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
+/// The checks of the API's answers.
 impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
     /// A JSON answer, not cached: the checks every route but /metrics passes.
     fn assert_json(&self) -> Value {
         assert_eq!(
@@ -129,28 +75,6 @@ impl Resp {
             "an error answer is {{\"error\": ...}}: {j}"
         );
         obj["error"].as_str().unwrap().to_owned()
-    }
-
-    /// Status line, every header and the body, for the no-token scan.
-    fn everything(&self) -> String {
-        let mut out = format!("{}\n", self.status);
-        for (k, v) in &self.headers {
-            out.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-        }
-        out.push_str(&self.body);
-        out
-    }
-}
-
-async fn fetch(req: reqwest::RequestBuilder) -> Resp {
-    let r = req.send().await.expect("HTTP request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
     }
 }
 
@@ -326,69 +250,45 @@ impl Default for Opts {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    sim: Simulator,
-    server: SimServer,
-    callback_port: u16,
+    sb: Sandbox,
+    host: SimHost,
     opts: Opts,
 }
 
 impl Fixture {
     async fn new(opts: Opts) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("config")).unwrap();
-        std::fs::create_dir_all(root.join("home")).unwrap();
-        let callback_port = random_port();
-        let sim = Simulator::new(
-            SimConfig {
-                client_id: CLIENT_ID.into(),
-                client_secret: CLIENT_SECRET.into(),
-                redirect_uri: format!("http://127.0.0.1:{callback_port}/callback"),
-                auto_approve: true,
-                token_lifetime: Some(TOKEN_LIFETIME),
-                ..SimConfig::default()
-            },
-            Arc::new(SystemClock),
-        );
-        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let config = SimConfig {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            auto_approve: true,
+            token_lifetime: Some(TOKEN_LIFETIME),
+            ..SimConfig::default()
+        };
         Fixture {
-            _dir: dir,
-            root,
-            sim,
-            server,
-            callback_port,
+            sb: Sandbox::new(),
+            host: SimHost::start(config, "127.0.0.1").await,
             opts,
         }
     }
 
-    fn base(&self) -> String {
-        self.server
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
-    }
-
     fn redirect_uri(&self) -> String {
-        format!("http://127.0.0.1:{}/callback", self.callback_port)
+        self.host.redirect.clone()
     }
 
     fn config_path(&self) -> PathBuf {
-        self.root.join("config/tokenwatch.yaml")
+        self.sb.config_path()
     }
 
     fn token_path(&self, account: &str) -> PathBuf {
         match account {
-            "default" => self.root.join("config/upstox_token.json"),
-            other => self.root.join(format!("config/{other}_token.json")),
+            "default" => self.sb.root.join("config/upstox_token.json"),
+            other => self.sb.root.join(format!("config/{other}_token.json")),
         }
     }
 
     fn yaml(&self, server: &str) -> String {
         let o = &self.opts;
-        let base = self.base();
+        let base = self.host.base();
         let mut y = String::from("upstox:\n");
         if o.credentials {
             y += &format!("  client_id: \"{CLIENT_ID}\"\n  client_secret: \"{CLIENT_SECRET}\"\n");
@@ -406,7 +306,7 @@ impl Fixture {
             // Prints a fresh simulator token once the test creates `allow_renewal`.
             y += &format!(
                 "  command: [\"sh\", \"-c\", \"test -e '{}/allow_renewal' && curl -sf -X POST {base}/sim/token\"]\n",
-                self.root.display()
+                self.sb.root.display()
             );
         }
         y += &format!(
@@ -432,34 +332,22 @@ impl Fixture {
     }
 
     fn load(&self) -> Result<Config, ConfigError> {
-        let env = Env::from([(
-            "HOME".to_string(),
-            self.root.join("home").display().to_string(),
-        )]);
+        let env = self.sb.lib_env();
         let opts = LoadOptions {
             config_file: Some(self.config_path()),
             account: self.opts.selected.map(str::to_owned),
             log_level: None,
-            cwd: self.root.clone(),
+            cwd: self.sb.root.clone(),
         };
         config::load(&opts, &env, None)
     }
 
     /// Mint a token and store it as `account`'s token file.
     fn store_token(&self, account: &str, user_id: &str, extended: Option<String>) -> Token {
-        let issued = self.sim.issue_token();
         let token = Token {
-            access_token: issued.access_token,
-            token_type: "Bearer".into(),
             extended_token: extended.map(Secret::new),
             user_id: Some(user_id.into()),
-            user_name: Some("Jane Doe".into()),
-            email: None,
-            issued_at: Some(issued.issued_at),
-            expires_at: issued.expires_at,
-            expiry_source: ExpirySource::ExpiresAt,
-            obtained_via: Some("oauth".into()),
-            format: TokenFileFormat::Format1,
+            ..tokens::issued(self.host.sim.issue_token())
         };
         TokenStore::new(self.token_path(account), vec![])
             .write(&token)
@@ -470,7 +358,7 @@ impl Fixture {
     /// The workers and the API on a free port.
     async fn start(&self) -> Running {
         for _ in 0..20 {
-            let port = random_port();
+            let port = free_port();
             self.write_config(&self.server_section(&format!("127.0.0.1:{port}")));
             let config = self.load().expect("the test config loads");
             match fleet::start(&config, Arc::new(SystemClock), fleet::Options::default()).await {
@@ -492,7 +380,7 @@ impl Fixture {
                         events,
                         base: format!("http://127.0.0.1:{port}"),
                         port,
-                        http: http(),
+                        http: client(Some(STEP)),
                         key: self.opts.api_key.then(|| API_KEY.to_owned()),
                         seen: Mutex::new(Vec::new()),
                     };
@@ -504,24 +392,18 @@ impl Fixture {
         panic!("no free port for the API");
     }
 
-    /// The binary with this fixture's config, in its folder, with a clean environment.
+    /// The binary with this fixture's config (`-c`), in its sandbox.
     fn cli_cmd(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(cargo_bin("tokenwatch"));
-        c.arg("-c")
-            .arg(self.config_path())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .current_dir(&self.root)
-            .stdin(Stdio::null());
-        c
+        let config = self.config_path();
+        let mut all = vec!["-c", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.sb.cmd(&all)
     }
 
     /// Run the binary to the end (off the runtime's threads: it may call our simulator).
-    async fn cli(&self, args: &[&str]) -> Output {
-        let mut c = self.cli_cmd(args);
-        tokio::task::spawn_blocking(move || c.output().unwrap())
+    async fn cli(&self, args: &[&str]) -> Out {
+        let c = self.cli_cmd(args);
+        tokio::task::spawn_blocking(move || common::output_of(c, common::sandbox::RUN_LIMIT, false))
             .await
             .unwrap()
     }
@@ -531,14 +413,7 @@ impl Fixture {
         let mut all = vec!["status", "--json"];
         all.extend_from_slice(args);
         let out = self.cli(&all).await;
-        let j: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json printed no JSON ({e}): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (j, out.status.code().unwrap())
+        (out.json(), out.code.unwrap())
     }
 }
 
@@ -689,8 +564,8 @@ async fn token_status_has_every_field_and_equals_status_json() {
     let hours = j["time_remaining_hours"].as_f64().unwrap();
     assert_eq!(hours, (secs as f64 / 360.0).round() / 10.0, "one decimal");
     assert!((hours - 20.0).abs() <= 0.1, "{hours}");
-    assert_eq!(j["expiry_time"], ist_string(default.expires_at));
-    assert_eq!(j["issued_at"], ist_string(default.issued_at.unwrap()));
+    assert_eq!(j["expiry_time"], ist_rfc3339(default.expires_at));
+    assert_eq!(j["issued_at"], ist_rfc3339(default.issued_at.unwrap()));
     assert_eq!(j["api_validated"], true);
     let last = parse_ist(&j["last_validated_at"]);
     assert!(
@@ -733,8 +608,8 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_eq!(w["account"], "work");
     assert_eq!(w["state"], "healthy");
     assert_eq!(w["user_id"], "WK0042");
-    assert_eq!(w["expiry_time"], ist_string(work.expires_at));
-    assert_eq!(w["issued_at"], ist_string(work.issued_at.unwrap()));
+    assert_eq!(w["expiry_time"], ist_rfc3339(work.expires_at));
+    assert_eq!(w["issued_at"], ist_rfc3339(work.issued_at.unwrap()));
     assert_eq!(w["token_file"], fx.token_path("work").display().to_string());
     let secs = w["time_remaining_seconds"].as_i64().unwrap();
     assert!(((work.expires_at - now).num_seconds() - secs).abs() <= 2);
@@ -870,7 +745,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     let api = fx.start().await;
     let d0 = api.wait_validated("default").await;
     let w0 = api.wait_validated("work").await;
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
     assert_eq!(calls, 2, "one validation per account at start");
     // last_validated_at has whole seconds: let one pass so a new validation shows.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -889,7 +764,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     assert!(parse_ist(&d1["last_validated_at"]) > parse_ist(&d0["last_validated_at"]));
     assert_eq!(d1["api_validated"], true);
     assert_eq!(d1["state"], "healthy");
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls + 1);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 1);
     // Only that account was asked.
     assert_eq!(
         api.status("work").await["last_validated_at"],
@@ -903,7 +778,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
         s["last_validated_at"] != w0["last_validated_at"]
     })
     .await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls + 2);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 2);
 
     let msg = api
         .post("/api/token/force-refresh?account=nope")
@@ -931,7 +806,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     assert!(msg.contains("POST"), "{msg}");
     api.get("/no/such/route").await.assert_error(404);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls + 2);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 2);
     api.stop().await;
 }
 
@@ -969,7 +844,7 @@ async fn login_over_the_api_stores_a_new_token() {
     assert_eq!(j["account"], "default");
     assert_eq!(
         j["listening"],
-        json!([format!("127.0.0.1:{}", fx.callback_port)])
+        json!([format!("127.0.0.1:{}", fx.host.callback_port)])
     );
     let until = parse_ist(&j["expires_at"]);
     let wait = (until - now).num_seconds();
@@ -980,7 +855,7 @@ async fn login_over_the_api_stores_a_new_token() {
     let auth = Url::parse(j["auth_url"].as_str().unwrap()).unwrap();
     assert_eq!(auth.scheme(), "http");
     assert_eq!(auth.host_str(), Some("127.0.0.1"));
-    assert_eq!(auth.port(), Some(fx.server.addr.port()));
+    assert_eq!(auth.port(), Some(fx.host.server.addr.port()));
     assert_eq!(auth.path(), "/v2/login/authorization/dialog");
     let q: BTreeMap<String, String> = auth.query_pairs().into_owned().collect();
     assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
@@ -1033,7 +908,7 @@ async fn login_over_the_api_stores_a_new_token() {
     );
     assert_eq!(
         after["expiry_time"],
-        ist_string(parse_ist(&stored["expires_at"])),
+        ist_rfc3339(parse_ist(&stored["expires_at"])),
         "{after}\n{stored}"
     );
     // A login is a renewal: counted, and so is the file write.
@@ -1069,8 +944,8 @@ async fn login_without_a_client_id_is_a_conflict() {
         .assert_error(409);
     assert!(msg.contains("upstox.client_id"), "{msg}");
     // Nothing started: no callback listener, no dialog.
-    assert!(!listening(fx.callback_port));
-    assert_eq!(fx.sim.calls(Endpoint::Dialog), 0);
+    assert!(!listening(fx.host.callback_port));
+    assert_eq!(fx.host.sim.calls(Endpoint::Dialog), 0);
     // An unknown account is still a 404, not a 409.
     api.post("/api/upstox/token/refresh?account=nope")
         .await
@@ -1087,7 +962,7 @@ async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
     .await;
     fx.store_token("default", "AB1234", None);
     // Another program holds the callback port.
-    let holder = std::net::TcpListener::bind(("127.0.0.1", fx.callback_port)).unwrap();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", fx.host.callback_port)).unwrap();
     let api = fx.start().await;
     let t0 = Instant::now();
     let r = api.post("/api/upstox/token/refresh").await;
@@ -1095,7 +970,7 @@ async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
     let msg = r.assert_error(503);
     assert!(!msg.is_empty());
     assert!(took < Duration::from_secs(8), "answered after {took:?}");
-    assert_eq!(fx.sim.calls(Endpoint::Dialog), 0);
+    assert_eq!(fx.host.sim.calls(Endpoint::Dialog), 0);
     drop(holder);
     api.stop().await;
 }
@@ -1115,7 +990,7 @@ async fn posts_need_the_api_key_and_no_origin() {
     fx.store_token("default", "AB1234", None);
     let api = fx.start().await;
     api.wait_validated("default").await;
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
 
     let wrong_keys = [
         String::new(),
@@ -1150,9 +1025,9 @@ async fn posts_need_the_api_key_and_no_origin() {
     }
     // None of that reached a worker.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls);
     assert!(
-        !listening(fx.callback_port),
+        !listening(fx.host.callback_port),
         "a refused POST started a login"
     );
 
@@ -1170,7 +1045,7 @@ async fn posts_need_the_api_key_and_no_origin() {
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     let deadline = Instant::now() + STEP;
-    while fx.sim.calls(Endpoint::Profile) == calls {
+    while fx.host.sim.calls(Endpoint::Profile) == calls {
         assert!(
             Instant::now() < deadline,
             "the keyed refresh did not validate"
@@ -1190,15 +1065,15 @@ async fn posts_with_an_origin_are_refused_without_an_api_key_too() {
     fx.store_token("default", "AB1234", None);
     let api = fx.start().await;
     api.wait_validated("default").await;
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
     for path in ["/api/token/force-refresh", "/api/upstox/token/refresh"] {
         api.request(Method::POST, path, &[("Origin", "https://example.com")])
             .await
             .assert_error(403);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls);
-    assert!(!listening(fx.callback_port));
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls);
+    assert!(!listening(fx.host.callback_port));
     // Without an origin and with no key configured, a POST is fine.
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     api.stop().await;
@@ -1245,15 +1120,11 @@ async fn a_loopback_api_answers_only_to_loopback_host_names() {
 // The binary: remote listen, a port in use, the daemon's API
 // ---------------------------------------------------------------------------------------
 
-fn stderr_of(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_listen_is_refused_with_exit_78() {
     let fx = Fixture::new(Opts::default()).await;
     fx.store_token("default", "AB1234", None);
-    let port = random_port();
+    let port = free_port();
     let cases = [
         (
             format!("server:\n  listen: \"0.0.0.0:{port}\"\n"),
@@ -1271,14 +1142,14 @@ async fn a_remote_listen_is_refused_with_exit_78() {
         assert_eq!(e.key.as_deref(), Some(*key), "{e}");
         for cmd in ["daemon", "tui"] {
             let out = fx.cli(&[cmd]).await;
-            let err = stderr_of(&out);
-            assert_eq!(out.status.code(), Some(78), "{cmd}: {err}");
+            let err = out.stderr.clone();
+            assert_eq!(out.code, Some(78), "{cmd}: {err}");
             assert!(err.contains(key), "{cmd} must name {key}: {err}");
             assert!(!listening(port), "{cmd} left something on port {port}");
         }
     }
     // Nothing was asked of the API either.
-    assert_eq!(fx.sim.calls(Endpoint::Profile), 0);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), 0);
     // The same with allow_remote and a key is accepted (not started here).
     fx.write_config(&format!(
         "server:\n  listen: \"0.0.0.0:{port}\"\n  allow_remote: true\n  api_key: \"{API_KEY}\"\n"
@@ -1297,7 +1168,7 @@ async fn a_port_in_use_stops_the_start_with_exit_1() {
     let before = std::fs::read(fx.token_path("default")).unwrap();
     // Somebody else holds the port.
     let (holder, port) = loop {
-        let port = random_port();
+        let port = free_port();
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             break (l, port);
         }
@@ -1316,33 +1187,14 @@ async fn a_port_in_use_stops_the_start_with_exit_1() {
     }
 
     let out = fx.cli(&["daemon"]).await;
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = out.stderr.clone();
+    assert_eq!(out.code, Some(1), "{err}");
     assert!(err.contains(&format!("port {port} is in use")), "{err}");
     assert!(!err.contains(token.access_token.expose()));
     // Bound first: no worker validated or touched the file.
-    assert_eq!(fx.sim.calls(Endpoint::Profile), 0);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), 0);
     assert_eq!(std::fs::read(fx.token_path("default")).unwrap(), before);
     drop(holder);
-}
-
-/// `tokenwatch daemon` with its stderr read on a thread.
-struct Daemon {
-    child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1350,26 +1202,18 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     let fx = Fixture::new(Opts::default()).await;
     let token = fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
-    let client = http();
+    let client = client(Some(STEP));
     let mut started = None;
     'ports: for _ in 0..10 {
-        let port = random_port();
+        let port = free_port();
         fx.write_config(&fx.server_section(&format!("127.0.0.1:{port}")));
-        let mut child = fx
-            .cli_cmd(&["daemon"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut daemon = Daemon { child, lines };
+        let mut daemon = common::Running::new(
+            fx.cli_cmd(&["daemon"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + STEP;
         loop {
             if let Ok(r) = client
@@ -1381,17 +1225,17 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
                 started = Some((daemon, port));
                 break 'ports;
             }
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                if daemon.log().contains("in use") {
+            if !daemon.running() {
+                if daemon.stderr().contains("in use") {
                     continue 'ports;
                 }
-                panic!("the daemon exited with {status}: {}", daemon.log());
+                panic!("the daemon exited: {}", daemon.stderr());
             }
-            assert!(Instant::now() < deadline, "no API: {}", daemon.log());
+            assert!(Instant::now() < deadline, "no API: {}", daemon.stderr());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let (mut daemon, port) = started.expect("the daemon did not start");
+    let (daemon, port) = started.expect("the daemon did not start");
     let base = format!("http://127.0.0.1:{port}");
     let get = |path: &str| fetch(client.get(format!("{base}{path}")));
 
@@ -1405,7 +1249,7 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
         if all.iter().all(|a| a["api_validated"] == true) {
             break j;
         }
-        assert!(Instant::now() < deadline, "{j}\n{}", daemon.log());
+        assert!(Instant::now() < deadline, "{j}\n{}", daemon.stderr());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let names: Vec<&str> = status["accounts"]
@@ -1421,7 +1265,7 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     let s = s.assert_json();
     assert_eq!(s["account"], "default");
     assert_eq!(s["state"], "healthy");
-    assert_eq!(s["expiry_time"], ist_string(token.expires_at));
+    assert_eq!(s["expiry_time"], ist_rfc3339(token.expires_at));
     assert_eq!(
         s["token_file"],
         fx.token_path("default").display().to_string()
@@ -1429,13 +1273,13 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     let (cli, _) = fx.cli_status(&["--validate"]).await;
     assert_same_report(&s, &cli, &["next_check_at", "last_validated_at"]);
 
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
     let r = fetch(client.post(format!("{base}/api/token/force-refresh?account=work"))).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.assert_json()["account"], "work");
     let deadline = Instant::now() + STEP;
-    while fx.sim.calls(Endpoint::Profile) == calls {
-        assert!(Instant::now() < deadline, "{}", daemon.log());
+    while fx.host.sim.calls(Endpoint::Profile) == calls {
+        assert!(Instant::now() < deadline, "{}", daemon.stderr());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -1471,29 +1315,22 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     );
     assert!(
         daemon
-            .log()
+            .stderr()
             .contains(&format!("HTTP API on http://127.0.0.1:{port}")),
         "{}",
-        daemon.log()
+        daemon.stderr()
     );
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + STEP;
-    let code = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit on SIGTERM: {}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(code, Some(0), "{}", daemon.log());
+    daemon.signal(libc::SIGTERM);
+    let out = tokio::task::block_in_place(|| daemon.finish());
+    assert_eq!(
+        out.code,
+        Some(0),
+        "no clean exit on SIGTERM: {}",
+        out.stderr
+    );
     assert!(!listening(port), "the port is still served after exit");
-    assert!(!daemon.log().contains(token.access_token.expose()));
+    assert!(!out.stderr.contains(token.access_token.expose()));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1585,7 +1422,7 @@ async fn metrics_have_every_series_with_the_right_values() {
     );
 
     // Upstox rejects the token: invalid, not valid, and the rejection is a validation.
-    fx.sim.revoke_all();
+    fx.host.sim.revoke_all();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     let s = api
@@ -1642,7 +1479,7 @@ async fn metrics_count_renewals_and_file_writes() {
     }
 
     // Upstox drops the token; `r` finds it rejected and runs renew.command, which fails.
-    fx.sim.revoke_all();
+    fx.host.sim.revoke_all();
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     // The forced round fails, and so does the unattended round a rejected token makes due
     // at once; the next one waits 30 minutes.
@@ -1660,7 +1497,7 @@ async fn metrics_count_renewals_and_file_writes() {
     assert_eq!(s["state"], "invalid", "{s}");
 
     // Now the command works: the next `r` renews.
-    std::fs::write(fx.root.join("allow_renewal"), "").unwrap();
+    std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     api.wait_metric(attempts, &ok_d, 1.0).await;
     let s = api.status("default").await;
@@ -1671,7 +1508,7 @@ async fn metrics_count_renewals_and_file_writes() {
     assert_eq!(stored["obtained_via"], "command");
     assert_ne!(stored["access_token"], old.access_token.expose());
     let expires = parse_ist(&stored["expires_at"]);
-    assert_eq!(s["expiry_time"], ist_string(expires));
+    assert_eq!(s["expiry_time"], ist_rfc3339(expires));
 
     let m = api.metrics().await;
     assert_eq!(metric(&m, attempts, &ok_d), 1.0);
@@ -1702,7 +1539,7 @@ async fn the_api_and_status_json_agree_after_a_renewal() {
         ..Opts::default()
     })
     .await;
-    std::fs::write(fx.root.join("allow_renewal"), "").unwrap();
+    std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
     // No token: the worker renews at start.
     let api = fx.start().await;
     api.wait_metric(
@@ -1830,27 +1667,20 @@ async fn no_answer_ever_holds_a_token_or_secret() {
     for code in [200, 202, 401, 403, 404, 405] {
         assert!(statuses.contains(&code), "no {code} among {statuses:?}");
     }
-    let all: String = seen
-        .iter()
-        .map(Resp::everything)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut secrets = vec![CLIENT_SECRET.to_owned(), API_KEY.to_owned()];
+    let mut leaks = Leaks::default();
+    for (i, r) in seen.iter().enumerate() {
+        leaks.text(format!("answer {i}"), r.everything());
+    }
+    leaks.token("client secret", CLIENT_SECRET);
+    leaks.token("API key", API_KEY);
     for t in [&d, &w] {
-        secrets.push(t.access_token.expose().to_owned());
-        secrets.push(t.extended_token.as_ref().unwrap().expose().to_owned());
+        leaks.token("access token", t.access_token.expose());
+        leaks.token(
+            "extended token",
+            t.extended_token.as_ref().unwrap().expose(),
+        );
     }
-    for s in &secrets {
-        assert!(!all.contains(s.as_str()), "an answer holds a secret");
-        let chars: Vec<char> = s.chars().collect();
-        for window in chars.windows(20) {
-            let slice: String = window.iter().collect();
-            assert!(
-                !all.contains(&slice),
-                "an answer holds a 20-character piece of a secret: {slice}"
-            );
-        }
-    }
+    leaks.assert_clean();
     api.stop().await;
 }
 
@@ -1898,20 +1728,12 @@ async fn two_accounts_run_and_watch_their_own_files() {
     }
 
     // Someone replaces the work token file: only that account changes, with no request.
-    let mut replacement = fx.sim.issue_token();
+    let mut replacement = fx.host.sim.issue_token();
     replacement.expires_at -= chrono::Duration::hours(2);
     let token = Token {
-        access_token: replacement.access_token,
-        token_type: "Bearer".into(),
-        extended_token: None,
         user_id: Some("WK0777".into()),
         user_name: None,
-        email: None,
-        issued_at: Some(replacement.issued_at),
-        expires_at: replacement.expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("oauth".into()),
-        format: TokenFileFormat::Format1,
+        ..tokens::issued(replacement)
     };
     TokenStore::new(fx.token_path("work"), vec![])
         .write(&token)
@@ -1919,7 +1741,7 @@ async fn two_accounts_run_and_watch_their_own_files() {
     let w1 = api
         .wait_status("work", "the replaced file", |s| s["user_id"] == "WK0777")
         .await;
-    assert_eq!(w1["expiry_time"], ist_string(token.expires_at));
+    assert_eq!(w1["expiry_time"], ist_rfc3339(token.expires_at));
     assert_ne!(w1["expiry_time"], w0["expiry_time"]);
     let d1 = api.status("default").await;
     assert_same_report(
@@ -1953,8 +1775,12 @@ async fn two_accounts_on_one_token_file_are_refused() {
         assert!(text.contains(needle), "{needle} missing: {text}");
     }
     let out = fx.cli(&["daemon"]).await;
-    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("\"work\""), "{}", stderr_of(&out));
+    assert_eq!(out.code, Some(78), "{}", out.stderr.clone());
+    assert!(
+        out.stderr.clone().contains("\"work\""),
+        "{}",
+        out.stderr.clone()
+    );
 }
 
 /// Reproduces a race in `Metrics::update`: a counter is brought up to the snapshot's total
