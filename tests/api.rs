@@ -198,6 +198,18 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
     out
 }
 
+/// The metrics per account.
+const VALID: &str = "tokenwatch_token_valid";
+const EXPIRY: &str = "tokenwatch_token_expiry_timestamp_seconds";
+const LAST_VALIDATION: &str = "tokenwatch_token_last_validation_timestamp_seconds";
+const ATTEMPTS: &str = "tokenwatch_refresh_attempts_total";
+const WRITES: &str = "tokenwatch_token_file_writes_total";
+
+/// The one sample of `name` with exactly `labels` has the value `want`.
+fn assert_metric(samples: &[Sample], name: &str, labels: &[(&str, &str)], want: f64) {
+    assert_eq!(metric(samples, name, labels), want, "{name}{labels:?}");
+}
+
 /// The one sample of `name` whose labels are exactly `labels`.
 fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     let want: BTreeMap<String, String> = labels
@@ -249,6 +261,41 @@ impl Default for Opts {
     }
 }
 
+impl Opts {
+    /// No second account.
+    fn one_account(self) -> Opts {
+        Opts {
+            work: false,
+            ..self
+        }
+    }
+
+    fn without_credentials(self) -> Opts {
+        Opts {
+            credentials: false,
+            ..self
+        }
+    }
+
+    fn with_api_key(self) -> Opts {
+        Opts {
+            api_key: true,
+            ..self
+        }
+    }
+
+    fn strategy(self, strategy: &'static str) -> Opts {
+        Opts { strategy, ..self }
+    }
+
+    fn check_interval(self, check_interval: &'static str) -> Opts {
+        Opts {
+            check_interval,
+            ..self
+        }
+    }
+}
+
 struct Fixture {
     sb: Sandbox,
     host: SimHost,
@@ -269,6 +316,14 @@ impl Fixture {
             host: SimHost::start(config, "127.0.0.1").await,
             opts,
         }
+    }
+
+    /// A fixture with a token for `default` (AB1234), and its fleet started.
+    async fn started(opts: Opts) -> (Fixture, Running) {
+        let fx = Fixture::new(opts).await;
+        fx.store_token("default", "AB1234", None);
+        let api = fx.start().await;
+        (fx, api)
     }
 
     fn redirect_uri(&self) -> String {
@@ -680,15 +735,9 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
     let m = api.metrics().await;
     for account in ["default", "work"] {
         let a = [("account", account)];
-        assert_eq!(metric(&m, "tokenwatch_token_valid", &a), 0.0);
-        assert_eq!(
-            metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &a),
-            0.0
-        );
-        assert_eq!(
-            metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &a),
-            0.0
-        );
+        assert_metric(&m, VALID, &a, 0.0);
+        assert_metric(&m, EXPIRY, &a, 0.0);
+        assert_metric(&m, LAST_VALIDATION, &a, 0.0);
     }
     // The broken file was left alone.
     assert!(
@@ -823,14 +872,8 @@ async fn login_over_the_api_stores_a_new_token() {
     let m = api.metrics().await;
     let d = [("account", "default")];
     let success = [("account", "default"), ("result", "success")];
-    assert_eq!(
-        metric(&m, "tokenwatch_refresh_attempts_total", &success),
-        0.0
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_file_writes_total", &success),
-        0.0
-    );
+    assert_metric(&m, ATTEMPTS, &success, 0.0);
+    assert_metric(&m, WRITES, &success, 0.0);
 
     let r = api.post("/api/upstox/token/refresh").await;
     let now = Utc::now();
@@ -888,8 +931,7 @@ async fn login_over_the_api_stores_a_new_token() {
 
     // The renewal counter goes up once the token is stored and validated (the new token may
     // carry the same whole-second times as the old one, so the status alone cannot tell).
-    api.wait_metric("tokenwatch_refresh_attempts_total", &success, 1.0)
-        .await;
+    api.wait_metric(ATTEMPTS, &success, 1.0).await;
     let after = api.status("default").await;
     assert_eq!(after["api_validated"], true, "{after}");
     assert_ne!(after["last_validated_at"], Value::Null);
@@ -913,31 +955,20 @@ async fn login_over_the_api_stores_a_new_token() {
     );
     // A login is a renewal: counted, and so is the file write.
     let m = api.metrics().await;
-    assert_eq!(
-        metric(&m, "tokenwatch_refresh_attempts_total", &success),
-        1.0
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_file_writes_total", &success),
-        1.0
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &d),
-        parse_ist(&stored["expires_at"]).timestamp() as f64
+    assert_metric(&m, ATTEMPTS, &success, 1.0);
+    assert_metric(&m, WRITES, &success, 1.0);
+    assert_metric(
+        &m,
+        EXPIRY,
+        &d,
+        parse_ist(&stored["expires_at"]).timestamp() as f64,
     );
     api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_without_a_client_id_is_a_conflict() {
-    let fx = Fixture::new(Opts {
-        credentials: false,
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
+    let (fx, api) = Fixture::started(Opts::default().without_credentials().one_account()).await;
     let msg = api
         .post("/api/upstox/token/refresh")
         .await
@@ -955,11 +986,7 @@ async fn login_without_a_client_id_is_a_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
-    let fx = Fixture::new(Opts {
-        work: false,
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().one_account()).await;
     fx.store_token("default", "AB1234", None);
     // Another program holds the callback port.
     let holder = std::net::TcpListener::bind(("127.0.0.1", fx.host.callback_port)).unwrap();
@@ -981,14 +1008,7 @@ async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_need_the_api_key_and_no_origin() {
-    let fx = Fixture::new(Opts {
-        api_key: true,
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
+    let (fx, api) = Fixture::started(Opts::default().with_api_key().one_account()).await;
     api.wait_validated("default").await;
     let calls = fx.host.sim.calls(Endpoint::Profile);
 
@@ -1057,13 +1077,7 @@ async fn posts_need_the_api_key_and_no_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_with_an_origin_are_refused_without_an_api_key_too() {
-    let fx = Fixture::new(Opts {
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
+    let (fx, api) = Fixture::started(Opts::default().one_account()).await;
     api.wait_validated("default").await;
     let calls = fx.host.sim.calls(Endpoint::Profile);
     for path in ["/api/token/force-refresh", "/api/upstox/token/refresh"] {
@@ -1081,37 +1095,29 @@ async fn posts_with_an_origin_are_refused_without_an_api_key_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loopback_api_answers_only_to_loopback_host_names() {
-    let fx = Fixture::new(Opts {
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
-    // A page on evil.example whose name was rebound to 127.0.0.1 sends its own host name.
-    for host in [
-        "evil.example",
-        "evil.example:8000",
-        "127.0.0.1.evil.example",
-        "[::2]:80",
+    let (_fx, api) = Fixture::started(Opts::default().one_account()).await;
+    // A page on evil.example whose name was rebound to 127.0.0.1 sends its own host name
+    // (421); loopback names are served (200).
+    for (host, status) in [
+        ("evil.example", 421),
+        ("evil.example:8000", 421),
+        ("127.0.0.1.evil.example", 421),
+        ("[::2]:80", 421),
+        ("localhost", 200),
+        ("LOCALHOST:1", 200),
+        ("127.0.0.1:9", 200),
+        ("127.5.6.7", 200),
+        ("[::1]:8000", 200),
     ] {
         let r = api
             .request(Method::GET, "/api/token/status", &[("Host", host)])
             .await;
-        r.assert_error(421);
-        assert!(!r.body.contains("AB1234"), "Host {host}: {}", r.body);
-    }
-    for host in [
-        "localhost",
-        "LOCALHOST:1",
-        "127.0.0.1:9",
-        "127.5.6.7",
-        "[::1]:8000",
-    ] {
-        let r = api
-            .request(Method::GET, "/api/token/status", &[("Host", host)])
-            .await;
-        assert_eq!(r.status, 200, "Host {host}: {}", r.body);
+        if status == 421 {
+            r.assert_error(421);
+            assert!(!r.body.contains("AB1234"), "Host {host}: {}", r.body);
+        } else {
+            assert_eq!(r.status, 200, "Host {host}: {}", r.body);
+        }
     }
     api.stop().await;
 }
@@ -1291,21 +1297,17 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
             .starts_with("application/openmetrics-text")
     );
     let samples = parse_metrics(&m.body);
-    assert_eq!(
-        metric(
-            &samples,
-            "tokenwatch_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
+    assert_metric(
+        &samples,
+        "tokenwatch_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &samples,
-            "tokenwatch_token_expiry_timestamp_seconds",
-            &[("account", "default")]
-        ),
-        token.expires_at.timestamp() as f64
+    assert_metric(
+        &samples,
+        EXPIRY,
+        &[("account", "default")],
+        token.expires_at.timestamp() as f64,
     );
     let h = get("/healthz").await;
     assert_eq!(h.status, 200);
@@ -1348,20 +1350,13 @@ async fn metrics_have_every_series_with_the_right_values() {
     let m = api.metrics().await;
     let now = Utc::now();
 
-    let names = [
-        "tokenwatch_token_expiry_timestamp_seconds",
-        "tokenwatch_token_valid",
-        "tokenwatch_token_last_validation_timestamp_seconds",
-    ];
+    let names = [EXPIRY, VALID, LAST_VALIDATION];
     for account in ["default", "work"] {
         for name in names {
             metric(&m, name, &[("account", account)]);
         }
         for result in ["success", "failure"] {
-            for name in [
-                "tokenwatch_refresh_attempts_total",
-                "tokenwatch_token_file_writes_total",
-            ] {
+            for name in [ATTEMPTS, WRITES] {
                 assert_eq!(
                     metric(&m, name, &[("account", account), ("result", result)]),
                     0.0,
@@ -1390,36 +1385,25 @@ async fn metrics_have_every_series_with_the_right_values() {
             "no account label: {sample:?}"
         );
     }
-    assert_eq!(
-        metric(
-            &m,
-            "tokenwatch_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
+    assert_metric(
+        &m,
+        "tokenwatch_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
     );
     let d = [("account", "default")];
     let w = [("account", "work")];
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &d),
-        token.expires_at.timestamp() as f64
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &w),
-        0.0
-    );
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 1.0);
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &w), 0.0);
-    let last = metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &d) as i64;
+    assert_metric(&m, EXPIRY, &d, token.expires_at.timestamp() as f64);
+    assert_metric(&m, EXPIRY, &w, 0.0);
+    assert_metric(&m, VALID, &d, 1.0);
+    assert_metric(&m, VALID, &w, 0.0);
+    let last = metric(&m, LAST_VALIDATION, &d) as i64;
     assert!(
         last >= started.timestamp() && last <= now.timestamp(),
         "{last} not in {started}..{now}"
     );
     assert_eq!(last, parse_ist(&s["last_validated_at"]).timestamp());
-    assert_eq!(
-        metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &w),
-        0.0
-    );
+    assert_metric(&m, LAST_VALIDATION, &w, 0.0);
 
     // Upstox rejects the token: invalid, not valid, and the rejection is a validation.
     fx.host.sim.revoke_all();
@@ -1431,34 +1415,28 @@ async fn metrics_have_every_series_with_the_right_values() {
     assert_eq!(s["valid"], false);
     assert_eq!(s["api_validated"], false);
     let m = api.metrics().await;
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 0.0);
+    assert_metric(&m, VALID, &d, 0.0);
     assert_eq!(
-        metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &d) as i64,
+        metric(&m, LAST_VALIDATION, &d) as i64,
         parse_ist(&s["last_validated_at"]).timestamp()
     );
     assert!(
-        metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &d) as i64 > last,
+        metric(&m, LAST_VALIDATION, &d) as i64 > last,
         "the rejection is a newer validation"
     );
     // strategy none: no renewal was attempted.
-    assert_eq!(
-        metric(
-            &m,
-            "tokenwatch_refresh_attempts_total",
-            &[("account", "default"), ("result", "success")]
-        ),
-        0.0
+    assert_metric(
+        &m,
+        ATTEMPTS,
+        &[("account", "default"), ("result", "success")],
+        0.0,
     );
     api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_renewals_and_file_writes() {
-    let fx = Fixture::new(Opts {
-        strategy: "command",
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().strategy("command")).await;
     let old = fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
     let old_bytes = std::fs::read(fx.token_path("default")).unwrap();
@@ -1470,12 +1448,11 @@ async fn metrics_count_renewals_and_file_writes() {
     let bad_d = [("account", "default"), ("result", "failure")];
     let ok_w = [("account", "work"), ("result", "success")];
     let bad_w = [("account", "work"), ("result", "failure")];
-    let attempts = "tokenwatch_refresh_attempts_total";
-    let writes = "tokenwatch_token_file_writes_total";
+    let (attempts, writes) = (ATTEMPTS, WRITES);
     let m = api.metrics().await;
     for labels in [&ok_d, &bad_d] {
-        assert_eq!(metric(&m, attempts, labels), 0.0);
-        assert_eq!(metric(&m, writes, labels), 0.0);
+        assert_metric(&m, attempts, labels, 0.0);
+        assert_metric(&m, writes, labels, 0.0);
     }
 
     // Upstox drops the token; `r` finds it rejected and runs renew.command, which fails.
@@ -1486,13 +1463,13 @@ async fn metrics_count_renewals_and_file_writes() {
     api.wait_metric(attempts, &bad_d, 2.0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let m = api.metrics().await;
-    assert_eq!(metric(&m, attempts, &bad_d), 2.0);
-    assert_eq!(metric(&m, attempts, &ok_d), 0.0);
+    assert_metric(&m, attempts, &bad_d, 2.0);
+    assert_metric(&m, attempts, &ok_d, 0.0);
     // A failed renewal never touches the stored files.
-    assert_eq!(metric(&m, writes, &ok_d), 0.0);
-    assert_eq!(metric(&m, writes, &bad_d), 0.0);
+    assert_metric(&m, writes, &ok_d, 0.0);
+    assert_metric(&m, writes, &bad_d, 0.0);
     assert_eq!(std::fs::read(fx.token_path("default")).unwrap(), old_bytes);
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 0.0);
+    assert_metric(&m, VALID, &d, 0.0);
     let s = api.status("default").await;
     assert_eq!(s["state"], "invalid", "{s}");
 
@@ -1511,19 +1488,16 @@ async fn metrics_count_renewals_and_file_writes() {
     assert_eq!(s["expiry_time"], ist_rfc3339(expires));
 
     let m = api.metrics().await;
-    assert_eq!(metric(&m, attempts, &ok_d), 1.0);
-    assert_eq!(metric(&m, attempts, &bad_d), 2.0);
-    assert_eq!(metric(&m, writes, &ok_d), 1.0);
-    assert_eq!(metric(&m, writes, &bad_d), 0.0);
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &d),
-        expires.timestamp() as f64
-    );
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 1.0);
+    assert_metric(&m, attempts, &ok_d, 1.0);
+    assert_metric(&m, attempts, &bad_d, 2.0);
+    assert_metric(&m, writes, &ok_d, 1.0);
+    assert_metric(&m, writes, &bad_d, 0.0);
+    assert_metric(&m, EXPIRY, &d, expires.timestamp() as f64);
+    assert_metric(&m, VALID, &d, 1.0);
     // The other account renewed nothing.
     for labels in [&ok_w, &bad_w] {
-        assert_eq!(metric(&m, attempts, labels), 0.0);
-        assert_eq!(metric(&m, writes, labels), 0.0);
+        assert_metric(&m, attempts, labels, 0.0);
+        assert_metric(&m, writes, labels, 0.0);
     }
     api.stop().await;
 }
@@ -1533,17 +1507,12 @@ async fn metrics_count_renewals_and_file_writes() {
 /// `status --json` (and the API itself after a restart) says `expires_at` for the same file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_status_json_agree_after_a_renewal() {
-    let fx = Fixture::new(Opts {
-        strategy: "command",
-        work: false,
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().strategy("command").one_account()).await;
     std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
     // No token: the worker renews at start.
     let api = fx.start().await;
     api.wait_metric(
-        "tokenwatch_refresh_attempts_total",
+        ATTEMPTS,
         &[("account", "default"), ("result", "success")],
         1.0,
     )
@@ -1608,11 +1577,7 @@ async fn healthz_is_ok_while_every_worker_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_ever_holds_a_token_or_secret() {
-    let fx = Fixture::new(Opts {
-        api_key: true,
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().with_api_key()).await;
     let ext =
         |tag: &str| format!("ext{tag}{}", fastrand::u64(..)) + "QWxsIHlvdXIgYmFzZSBhcmUgYmVsb25n";
     let d = fx.store_token("default", "AB1234", Some(ext("d")));
@@ -1690,11 +1655,7 @@ async fn no_answer_ever_holds_a_token_or_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_run_and_watch_their_own_files() {
-    let fx = Fixture::new(Opts {
-        check_interval: "10s",
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().check_interval("10s")).await;
     fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
     let api = fx.start().await;
@@ -1840,7 +1801,7 @@ fn concurrent_scrapes_never_over_count() {
         let text = metrics.render(std::slice::from_ref(&snap), now, thresholds);
         let v = metric(
             &parse_metrics(&text),
-            "tokenwatch_refresh_attempts_total",
+            ATTEMPTS,
             &[("account", "default"), ("result", "success")],
         );
         if v != 1.0 {
