@@ -1,7 +1,10 @@
 //! The dashboard's state machine: keys → actions → commands, worker events, notification
 //! lifetimes on a passed-in clock. No terminal involved.
 
+mod common;
+
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use common::{Command, Event, Level, Notification, Snapshot, Topic};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +12,7 @@ use tokenwatch::config::Strategy;
 use tokenwatch::schedule::{Renewal, Verdict};
 use tokenwatch::token::TokenState;
 use tokenwatch::tui::app::{Action, App, KEYMAP, KeyAction, LoginStatus, Popup};
-use tokenwatch::worker::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
+use tokenwatch::worker::LoginUpdate;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 8, 30, 0).unwrap()

@@ -6,7 +6,10 @@
 //! which holds `SCREEN` while its line is in the buffer and clears the buffer before letting go,
 //! so every other screen's log pane is empty.
 
-use chrono::{DateTime, Duration as Span, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Duration as Span, Utc};
+use common::{Level, Snapshot, Topic, at_ist, ist};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -17,11 +20,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokenwatch::config::Strategy;
 use tokenwatch::schedule::{Deferral, Renewal, Verdict};
-use tokenwatch::token::expiry::ist;
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::{App, Banner, LoginStatus, LoginView, Popup};
 use tokenwatch::tui::ui::{self, Options};
-use tokenwatch::worker::{Level, Snapshot, TokenInfo, Topic};
+use tokenwatch::worker::TokenInfo;
 
 /// Serialises drawing against the one test that puts a line into tui-logger's global buffer.
 static SCREEN: Mutex<()> = Mutex::new(());
@@ -32,10 +34,7 @@ fn screen_lock() -> MutexGuard<'static, ()> {
 
 /// An IST wall-clock time as an instant.
 fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(2026, 11, d, h, m, s)
-        .unwrap()
-        .with_timezone(&Utc)
+    at_ist(2026, 11, d, h, m, s)
 }
 
 /// Thu 26 Nov 2026, 14:32:05 IST.

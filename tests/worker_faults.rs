@@ -55,6 +55,41 @@ fn delay_window_ms(fault: Fault, retry: usize) -> (i64, i64) {
     }
 }
 
+/// The wait after the last attempt until its round ends: only what the attempt costs.
+fn assert_last_attempt(fault: Fault, after_last: chrono::Duration) {
+    let cost = attempt_cost_ms(fault);
+    assert_ms_between(
+        &format!("{fault:?}: the last attempt"),
+        after_last,
+        cost,
+        cost + 2,
+    );
+}
+
+/// Rate limited, come back in five minutes.
+const LONG_RETRY_AFTER: Fault = Fault::TooManyRequests {
+    retry_after: Some(300),
+};
+
+/// A validation round of `h`'s token with `fault` injected `n` times: the core, when the
+/// round started, its result, when it ended.
+async fn validate_with(
+    h: &Harness,
+    fault: Fault,
+    n: u32,
+) -> (
+    tokenwatch::worker::Core,
+    DateTime<Utc>,
+    Validation,
+    DateTime<Utc>,
+) {
+    let mut core = h.core();
+    h.sim.inject(Endpoint::Profile, fault, n);
+    let t0 = h.now();
+    let v = core.validate().await;
+    (core, t0, v, h.now())
+}
+
 /// Check that the attempts (profile calls) started at `t0` and were spaced by the backoff.
 fn assert_spacing(fault: Fault, t0: DateTime<Utc>, times: &[DateTime<Utc>]) {
     assert_eq!(times[0], t0, "the first attempt is made at once");
@@ -92,6 +127,15 @@ async fn expired_harness() -> (Harness, CallLog) {
     (h, calls)
 }
 
+/// [`expired_harness`] with the stored token's text, the new token's and the files.
+async fn expired_round() -> (Harness, CallLog, String, String, Files) {
+    let (h, calls) = expired_harness().await;
+    let old = stored_token_text(&h);
+    let new = h.command_token();
+    let before = h.files();
+    (h, calls, old, new, before)
+}
+
 /// Fails when `text` shows `secret`, its signature or any piece of it (see [`Leaks`]).
 fn assert_no_leak(what: &str, text: &str, secret: &str) {
     let mut leaks = Leaks::default();
@@ -119,21 +163,12 @@ async fn validation_round_transient(fault: Fault) {
     let before = h.files();
     assert!(before.0.contains_key(&h.token_path()));
     assert!(before.0.contains_key(&h.account.token.backups[0]));
-    let mut core = h.core();
-    h.sim.inject(Endpoint::Profile, fault, 5);
-    let t0 = h.now();
-    let v = core.validate().await;
-    let t1 = h.now();
+    let (core, t0, v, t1) = validate_with(&h, fault, 5).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 3, "{fault:?}");
     let times = calls.times(PROFILE);
     assert_eq!(times.len(), 3);
     assert_spacing(fault, t0, &times);
-    assert_ms_between(
-        &format!("{fault:?}: the last attempt"),
-        t1 - times[2],
-        attempt_cost_ms(fault),
-        attempt_cost_ms(fault) + 2,
-    );
+    assert_last_attempt(fault, t1 - times[2]);
     match &v {
         Validation::Unreachable(e @ ApiError::Transient { .. }) => {
             assert!(
@@ -163,11 +198,7 @@ async fn validation_round_transient(fault: Fault) {
     // Injected once: the second attempt succeeds.
     let (h, calls) = healthy_harness().await;
     let before = h.files();
-    let mut core = h.core();
-    h.sim.inject(Endpoint::Profile, fault, 1);
-    let t0 = h.now();
-    let v = core.validate().await;
-    let t1 = h.now();
+    let (core, t0, v, t1) = validate_with(&h, fault, 1).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 2, "{fault:?}");
     let times = calls.times(PROFILE);
     assert_eq!(times.len(), 2);
@@ -217,10 +248,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
 
 async fn renewal_round_transient(fault: Fault) {
     // Injected 3 times: every attempt fails, nothing is stored.
-    let (h, calls) = expired_harness().await;
-    let old = stored_token_text(&h);
-    let new = h.command_token();
-    let before = h.files();
+    let (h, calls, old, new, before) = expired_round().await;
     let mut core = h.core();
     let t0 = h.now();
     assert_eq!(core.state(t0), TokenState::Expired);
@@ -238,12 +266,7 @@ async fn renewal_round_transient(fault: Fault) {
     assert_eq!(h.sim.calls(Endpoint::Profile), 3, "{fault:?}");
     let times = calls.times(PROFILE);
     assert_spacing(fault, t0, &times);
-    assert_ms_between(
-        &format!("{fault:?}: the last attempt"),
-        t1 - times[2],
-        attempt_cost_ms(fault),
-        attempt_cost_ms(fault) + 2,
-    );
+    assert_last_attempt(fault, t1 - times[2]);
     assert_eq!(h.files(), before, "{fault:?}: a failed renewal wrote");
     assert!(
         !h.token_path()
@@ -288,10 +311,7 @@ async fn renewal_round_transient(fault: Fault) {
 
 #[tokio::test(start_paused = true)]
 async fn the_command_strategy_rejects_a_token_that_the_profile_api_rejects() {
-    let (h, calls) = expired_harness().await;
-    let old = stored_token_text(&h);
-    let new = h.command_token();
-    let before = h.files();
+    let (h, calls, old, new, before) = expired_round().await;
     let mut core = h.core();
     let t0 = h.now();
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
@@ -481,23 +501,52 @@ async fn every_failed_refresh_attempt_is_logged_with_its_reason() {
 // 4. The weekday deadline alarm.
 // ---------------------------------------------------------------------------------------
 
-fn deadline_notices(
-    log: &std::sync::Arc<std::sync::Mutex<Vec<tokenwatch::worker::Event>>>,
-) -> Vec<Notification> {
+fn deadline_notices(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<Notification> {
     notices(log)
         .into_iter()
         .filter(|n| n.topic == Topic::Deadline)
         .collect()
 }
 
+/// When each deadline alert came.
+fn deadline_times(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<DateTime<Utc>> {
+    deadline_notices(log).iter().map(|n| n.at).collect()
+}
+
+/// A fresh token stored at `stored` that nobody renews (strategy none), and the worker
+/// started at `start`.
+async fn unrenewed(
+    stored: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> (
+    Harness,
+    tokenwatch::worker::WorkerHandle,
+    std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+) {
+    let mut h = Harness::new(stored).await;
+    h.account.renew.strategy = Strategy::None;
+    h.store_fresh_token();
+    h.run_until(start).await;
+    let (handle, log) = h.spawn();
+    (h, handle, log)
+}
+
+/// [`unrenewed`], run until `end` and stopped: the events.
+async fn unrenewed_until(
+    stored: DateTime<Utc>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<Event>>> {
+    let (h, handle, log) = unrenewed(stored, start).await;
+    h.run_until(end).await;
+    stop(handle).await;
+    log
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_valid_token_at_0830_on_a_weekday_raises_one_critical_deadline_alert() {
     // Thursday 09:00: a token that dies Friday 03:30. Strategy none: nobody renews it.
-    let mut h = Harness::new(ist_at(26, 9, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    h.run_until(ist_at(27, 8, 0)).await;
-    let (handle, log) = h.spawn();
+    let (h, handle, log) = unrenewed(ist_at(26, 9, 0), ist_at(27, 8, 0)).await;
     h.run_until(ist_at(27, 8, 29)).await;
     assert!(deadline_notices(&log).is_empty(), "too early");
     h.run_until(ist_at(27, 12, 0)).await;
@@ -514,26 +563,15 @@ async fn no_valid_token_at_0830_on_a_weekday_raises_one_critical_deadline_alert(
 #[tokio::test(start_paused = true)]
 async fn starting_inside_the_half_hour_before_the_deadline_alerts_at_once() {
     // Friday 08:45: the token died at 03:30 and tokenwatch only starts now.
-    let mut h = Harness::new(ist_at(26, 9, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    h.run_until(ist_at(27, 8, 45)).await;
-    let (handle, log) = h.spawn();
-    h.run_until(ist_at(27, 9, 30)).await;
-    stop(handle).await;
-    let at: Vec<_> = deadline_notices(&log).iter().map(|n| n.at).collect();
-    assert_eq!(at, [ist_at(27, 8, 45)]);
+    let log = unrenewed_until(ist_at(26, 9, 0), ist_at(27, 8, 45), ist_at(27, 9, 30)).await;
+    assert_eq!(deadline_times(&log), [ist_at(27, 8, 45)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn no_deadline_alert_on_the_weekend() {
     // Friday 09:00: a token that dies Saturday 03:30, nobody renews it. Saturday and Sunday
     // stay quiet; Monday 08:30 alerts.
-    let mut h = Harness::new(ist_at(27, 9, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    h.run_until(ist_at(28, 8, 0)).await;
-    let (handle, log) = h.spawn();
+    let (h, handle, log) = unrenewed(ist_at(27, 9, 0), ist_at(28, 8, 0)).await;
     h.run_until(ist_at(30, 8, 29)).await;
     assert!(
         deadline_notices(&log).is_empty(),
@@ -542,18 +580,12 @@ async fn no_deadline_alert_on_the_weekend() {
     );
     h.run_until(ist_at(30, 8, 31)).await;
     stop(handle).await;
-    let at: Vec<_> = deadline_notices(&log).iter().map(|n| n.at).collect();
-    assert_eq!(at, [ist_at(30, 8, 30)]);
+    assert_eq!(deadline_times(&log), [ist_at(30, 8, 30)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn no_deadline_alert_with_a_valid_token() {
-    let mut h = Harness::new(ist_at(27, 8, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    let (handle, log) = h.spawn();
-    h.run_until(ist_at(27, 9, 30)).await;
-    stop(handle).await;
+    let log = unrenewed_until(ist_at(27, 8, 0), ist_at(27, 8, 0), ist_at(27, 9, 30)).await;
     assert!(deadline_notices(&log).is_empty());
     assert!(notices(&log).iter().all(|n| n.level != Level::Critical));
     assert_eq!(snapshots(&log).last().unwrap().state, TokenState::Healthy);
@@ -776,13 +808,7 @@ async fn shutdown_during_a_validation_backoff_stops_at_once() {
     let h = Harness::new(ist_at(26, 10, 0)).await;
     h.store_fresh_token();
     let before = h.files();
-    h.sim.inject(
-        Endpoint::Profile,
-        Fault::TooManyRequests {
-            retry_after: Some(300),
-        },
-        10,
-    );
+    h.sim.inject(Endpoint::Profile, LONG_RETRY_AFTER, 10);
     let (handle, _log) = h.spawn();
     h.run_until(ist_at(26, 10, 0) + chrono::Duration::seconds(10))
         .await;
@@ -807,13 +833,7 @@ async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     let before = h.files();
     // The check at start is rejected; the renewal's verification is rate limited.
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 1);
-    h.sim.inject(
-        Endpoint::Profile,
-        Fault::TooManyRequests {
-            retry_after: Some(300),
-        },
-        10,
-    );
+    h.sim.inject(Endpoint::Profile, LONG_RETRY_AFTER, 10);
     let (handle, _log) = h.spawn();
     h.run_until(ist_at(27, 9, 0) + chrono::Duration::seconds(10))
         .await;
