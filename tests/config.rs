@@ -1,42 +1,26 @@
 //! Configuration: discovery, the five layers and their precedence, path resolution, and the
 //! error messages (file, key, expectation) for every kind of bad input.
 
+mod common;
+
+use common::ConfigEnv;
 use std::path::{Path, PathBuf};
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions, LogLevel, Strategy};
-use tokenwatch::paths::Env;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    env: Env,
-}
+/// A sandbox for the library's loader, and the environment it gets (HOME in the sandbox).
+type Fixture = ConfigEnv;
 
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let env = Env::from([("HOME".to_string(), home.display().to_string())]);
-        Fixture { dir, env }
-    }
-
+impl ConfigEnv {
     fn root(&self) -> &Path {
-        self.dir.path()
+        &self.sb.root
     }
 
     fn home(&self) -> PathBuf {
-        self.root().join("home")
+        self.sb.home()
     }
 
     fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn set(&mut self, k: &str, v: &str) -> &mut Self {
-        self.env.insert(k.into(), v.into());
-        self
+        self.sb.write(rel, text)
     }
 
     fn opts(&self) -> LoadOptions {
@@ -194,6 +178,14 @@ fn a_named_config_file_must_exist() {
     assert!(e.message.contains("/does/not/exist.yaml"), "{e}");
 }
 
+/// The account's Upstox client id, secret and redirect URI.
+fn assert_upstox(c: &Config, id: &str, secret: &str, redirect: &str) {
+    let u = &c.account.upstox;
+    assert_eq!(u.client_id.as_deref(), Some(id));
+    assert_eq!(u.client_secret.as_ref().unwrap().expose(), secret);
+    assert_eq!(u.redirect_uri.as_str(), redirect);
+}
+
 #[test]
 fn precedence_across_all_five_layers() {
     let mut f = Fixture::new();
@@ -210,14 +202,11 @@ fn precedence_across_all_five_layers() {
         c.sources.legacy_credentials.as_deref(),
         Some(legacy_path.as_path())
     );
-    assert_eq!(c.account.upstox.client_id.as_deref(), Some("legacy-id"));
-    assert_eq!(
-        c.account.upstox.client_secret.as_ref().unwrap().expose(),
-        "legacy-secret"
-    );
-    assert_eq!(
-        c.account.upstox.redirect_uri.as_str(),
-        "http://localhost:7001/legacy"
+    assert_upstox(
+        &c,
+        "legacy-id",
+        "legacy-secret",
+        "http://localhost:7001/legacy",
     );
     // 3. the config file beats it
     f.write(
@@ -225,15 +214,7 @@ fn precedence_across_all_five_layers() {
         "upstox:\n  client_id: file-id\n  redirect_uri: http://localhost:7002/file\nlog:\n  level: warn\n",
     );
     let c = f.load().unwrap();
-    assert_eq!(c.account.upstox.client_id.as_deref(), Some("file-id"));
-    assert_eq!(
-        c.account.upstox.client_secret.as_ref().unwrap().expose(),
-        "legacy-secret"
-    );
-    assert_eq!(
-        c.account.upstox.redirect_uri.as_str(),
-        "http://localhost:7002/file"
-    );
+    assert_upstox(&c, "file-id", "legacy-secret", "http://localhost:7002/file");
     assert_eq!(c.log.level, LogLevel::Warn);
     // 4. the environment beats the file; TOKENWATCH__ beats UPSTOX_
     f.set("UPSTOX_CLIENT_ID", "env-id")

@@ -325,6 +325,27 @@ impl Sandbox {
     }
 }
 
+/// A sandbox for the library's config loader, and the environment the loader gets: HOME in
+/// the sandbox, and what a test adds.
+pub struct ConfigEnv {
+    pub sb: Sandbox,
+    pub env: tokenwatch::paths::Env,
+}
+
+impl ConfigEnv {
+    pub fn new() -> ConfigEnv {
+        let sb = Sandbox::new();
+        let env = sb.lib_env();
+        ConfigEnv { sb, env }
+    }
+
+    /// Set a variable of the loader's environment.
+    pub fn set(&mut self, key: &str, value: &str) -> &mut ConfigEnv {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+}
+
 /// Kills a child that is still running when the test panics.
 pub struct KillOnDrop(pub Child);
 
