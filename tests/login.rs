@@ -209,6 +209,14 @@ async fn lib_test(auto_approve: bool) -> (SimHost, tempfile::TempDir) {
     (start_sim(auto_approve).await, tempfile::tempdir().unwrap())
 }
 
+/// A config for the binary against `sim`: strategy browser, the curl browser, 20 s to log in.
+fn login_config(sim: &SimHost) -> Value {
+    sim.binary_config(
+        json!({"strategy": "browser"}),
+        json!({"timeout": "20s", "browser_command": CURL}),
+    )
+}
+
 /// What the login tests ask of their simulator.
 impl SimHost {
     /// Library settings: a browser command that opens nothing (the test is the browser).
@@ -232,22 +240,6 @@ impl SimHost {
         let mut u = Url::parse(&self.redirect).unwrap();
         u.query_pairs_mut().extend_pairs(pairs);
         u
-    }
-
-    /// A config file (JSON is YAML) for the binary against this simulator.
-    fn binary_config(&self) -> Value {
-        json!({
-            "upstox": {
-                "client_id": CLIENT_ID,
-                "client_secret": SECRET,
-                "redirect_uri": self.redirect,
-                "api_base": self.base(),
-            },
-            "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
-            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
-            "renew": {"strategy": "browser"},
-            "login": {"timeout": "20s", "browser_command": CURL},
-        })
     }
 
     fn account(&self, dir: &Path, name: &str) -> AccountConfig {
@@ -487,7 +479,7 @@ async fn binary_test() -> (SimHost, Sandbox) {
 /// [`binary_test`] with the config changed by `edit`.
 async fn binary_test_with(edit: impl FnOnce(&mut Value)) -> (SimHost, Sandbox) {
     let sim = start_sim(true).await;
-    let mut config = sim.binary_config();
+    let mut config = login_config(&sim);
     edit(&mut config);
     let sb = sandbox(&config);
     (sim, sb)
@@ -819,7 +811,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
 async fn binary_login_answers_the_browser_before_exiting() {
     for deny in [false, true] {
         let sim = start_sim(!deny).await;
-        let sb = sandbox(&sim.binary_config());
+        let sb = sandbox(&login_config(&sim));
         let page = sb.root.join("page.html");
         let status = sb.root.join("status.txt");
         let done = sb.root.join("done.txt");
@@ -841,7 +833,7 @@ async fn binary_login_answers_the_browser_before_exiting() {
             status = status.display(),
             done = done.display()
         );
-        let mut config = sim.binary_config();
+        let mut config = login_config(&sim);
         config["login"]["browser_command"] = json!(["sh", "-c", script]);
         sb.write_config(&config);
         let out = sb.run_async(&["login"]).await;
@@ -1091,7 +1083,7 @@ async fn page_of(browser: tokio::task::JoinHandle<Resp>) -> Resp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_denied_login_exits_1_and_stores_nothing() {
     let sim = start_sim(false).await;
-    let mut config = sim.binary_config();
+    let mut config = login_config(&sim);
     // GET the consent page, then POST its form with decision=deny and follow to the callback.
     let script = format!(
         "curl -s -o /dev/null \"$0\" && curl -sL -o /dev/null -d \"${{0#*\\?}}&decision=deny\" \
@@ -1400,7 +1392,7 @@ async fn a_port_taken_by_another_program_is_named() {
     );
 
     // The binary says the same and exits 1.
-    let sb = sandbox(&sim.binary_config());
+    let sb = sandbox(&login_config(&sim));
     let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     out.assert_stderr(&format!(
@@ -1535,7 +1527,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         assert!(!marker.exists(), "{remote}: a browser was opened");
     }
 
-    let mut config = sim.binary_config();
+    let mut config = login_config(&sim);
     config["upstox"]["redirect_uri"] = json!("https://example.com/cb");
     let marker = PathBuf::from("browser-opened");
     config["login"]["browser_command"] = json!(["sh", "-c", "touch browser-opened"]);
@@ -1787,7 +1779,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     let env_file = sb.root.join("state/upstox.env");
     let hook_log = sb.root.join("hook.log");
     let hook_env = sb.root.join("hook.env");
-    let mut config = sim.binary_config();
+    let mut config = login_config(&sim);
     config["token"]["env_file"] = json!(env_file);
     config["token"]["on_change"] = json!([
         "sh",
@@ -1915,7 +1907,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.page("denial page", &page_of(browser).await);
 
     // The binary, at trace level: browser login, status, refresh, config check.
-    let sb = sandbox(&sim.binary_config());
+    let sb = sandbox(&login_config(&sim));
     let out = sb.run_async(&["-vv", "login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     leaks.out("login -vv", &out);
@@ -1961,7 +1953,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.out("replayed login -vv", &out);
 
     // The binary: a login that times out.
-    let mut config = sim.binary_config();
+    let mut config = login_config(&sim);
     config["login"]["timeout"] = json!("10s");
     sb.write_config(&config);
     let out = sb.run_async(&["-vv", "login", "--no-browser"]).await;

@@ -70,18 +70,11 @@ fn lib_sim(config: SimConfig) -> SimHost {
 /// A config for the binary against `sim`; `renew.command` logs each token it fetches to
 /// `minted` (and each run to `minted.runs`).
 fn lib_config(sim: &SimHost, minted: &Path) -> Value {
-    json!({
-        "upstox": {
-            "client_id": SIM_CLIENT_ID,
-            "client_secret": LIB_SECRET,
-            "redirect_uri": sim.redirect,
-            "api_base": sim.base(),
-        },
-        "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
-        "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
-        "renew": {"strategy": "command", "not_before": "00:00", "command": mint_command(&sim.base(), minted, "")},
-        "login": {"timeout": "60s", "browser_command": CURL_BROWSER},
-    })
+    let command = mint_command(&sim.base(), minted, "");
+    sim.binary_config(
+        json!({"strategy": "command", "not_before": "00:00", "command": command}),
+        json!({"timeout": "60s", "browser_command": CURL_BROWSER}),
+    )
 }
 
 /// `renew.command`: fetch a simulator token (after `before`, shell code), log it to `log`

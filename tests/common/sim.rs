@@ -159,6 +159,28 @@ impl SimHost {
             .to_owned()
     }
 
+    /// A config for the binary (JSON is YAML) against this simulator: its client id and
+    /// secret, its redirect URI, `upstox_token.json` with one backup, short backoffs, and
+    /// `renew` and `login` as given.
+    pub fn binary_config(
+        &self,
+        renew: serde_json::Value,
+        login: serde_json::Value,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "upstox": {
+                "client_id": self.config.client_id,
+                "client_secret": self.config.client_secret,
+                "redirect_uri": self.redirect,
+                "api_base": self.base(),
+            },
+            "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
+            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
+            "renew": renew,
+            "login": login,
+        })
+    }
+
     /// Run `f` on the simulator's own runtime.
     pub fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.rt
