@@ -18,8 +18,8 @@ mod common;
 
 use common::sandbox::{RUN_LIMIT, STEP};
 use common::{
-    Answer, Leaks, Sandbox, SimHost, SimProcess, Tmux, bin, free_port, http_get, listening, mode,
-    output_of, query_param, raw_http, request, sh_quote, split_url, stored_token, wait_until,
+    Answer, Leaks, Out, Sandbox, SimHost, SimProcess, Tmux, bin, free_port, http_get, listening,
+    mode, output_of, query_param, raw_http, request, sh_quote, split_url, stored_token, wait_until,
 };
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
@@ -65,6 +65,15 @@ fn lib_sim(config: SimConfig) -> SimHost {
         ..config
     };
     SimHost::start_own_runtime(config, "localhost")
+}
+
+/// [`lib_sim`] approving at once, tokens living 20 hours.
+fn auto_sim() -> SimHost {
+    lib_sim(SimConfig {
+        auto_approve: true,
+        token_lifetime: Some(Duration::from_secs(20 * 3600)),
+        ..SimConfig::default()
+    })
 }
 
 /// A config for the binary against `sim`; `renew.command` logs each token it fetches to
@@ -119,15 +128,20 @@ fn sandbox() -> Sandbox {
     Sandbox::named("tw-security-")
 }
 
-/// `script` (run by `sh`, `tokenwatch` in the sandbox) in a 200×50 tmux terminal with the
-/// sandbox's environment; killed on drop.
-fn dashboard(name: &str, sb: &Sandbox, script: &str) -> Tmux {
+/// The dashboard (`tokenwatch <args>`, after the shell code `before`) in the sandbox, in a
+/// 200×50 tmux terminal with the sandbox's environment; killed on drop.
+fn dashboard(name: &str, sb: &Sandbox, before: &str, args: &str) -> Tmux {
+    let script = format!(
+        "cd {} && {before}{} {args}; echo EXITED:$?; sleep 30",
+        sh_quote(&sb.root.display().to_string()),
+        sh_quote(bin())
+    );
     Tmux::start(
         format!("tw-security-{}-{name}", std::process::id()),
         &sb.env,
         &sb.env,
         (200, 50),
-        &format!("{script}; echo EXITED:$?; sleep 30"),
+        &script,
     )
     .capture_with(&["-J"])
 }
@@ -411,15 +425,7 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
     config["server"] = json!({"listen": format!("127.0.0.1:{}", free_port())});
     sb.write_config(&config);
     wait_port_free(5001);
-    let term = dashboard(
-        "dashboard",
-        &sb,
-        &format!(
-            "cd {} && {} -vv",
-            sh_quote(&sb.root.display().to_string()),
-            sh_quote(bin())
-        ),
-    );
+    let term = dashboard("dashboard", &sb, "", "-vv");
     let mut screens = vec![term.wait_until("the dashboard, validated", |s| {
         s.contains("HEALTHY") && s.contains("Token valid")
     })];
@@ -511,11 +517,7 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
 #[test]
 fn forged_callbacks_are_refused_without_echo_and_the_login_still_completes() {
     const MARK: &str = "zqFORGEDq7731";
-    let sim = lib_sim(SimConfig {
-        auto_approve: true,
-        token_lifetime: Some(Duration::from_secs(20 * 3600)),
-        ..SimConfig::default()
-    });
+    let sim = auto_sim();
     let sb = sandbox();
     sb.write_config(&lib_config(&sim, &sb.root.join("minted.log")));
     let mut p = sb.spawn(&["login", "--no-browser"]);
@@ -944,9 +946,7 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
     assert_eq!(started, 1, "no pending request to approve");
     let out = r.finish();
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let stored = tokenwatch::token::read_token_file(&sb.token_path())
-        .unwrap()
-        .unwrap();
+    let stored = stored_file(&sb);
     assert_eq!(stored.obtained_via.as_deref(), Some("token-request"));
     let token = stored.access_token.expose().to_owned();
     for forged in [FORGED, &genuine_a, &genuine_b, &genuine_c, &never_issued] {
@@ -988,13 +988,27 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
 /// nothing; the login then stores its one token. While a `refresh` renews (a slow
 /// `renew.command`), a `login` and a second `refresh` are refused the same way; the first
 /// refresh stores the only new token.
+/// The stored token file, which must read as a token.
+fn stored_file(sb: &Sandbox) -> tokenwatch::token::Token {
+    tokenwatch::token::read_token_file(&sb.token_path())
+        .expect("the token file reads")
+        .expect("a token file")
+}
+
+/// Refused at once (exit 1) naming `holder` (`process <pid>`), with no login started.
+fn assert_refused_by(out: &Out, holder: &str) {
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.all().contains(holder),
+        "the holder ({holder}) is not named: {}",
+        out.all()
+    );
+    out.assert_not_on_stdout("/v2/login/authorization/dialog");
+}
+
 #[test]
 fn a_login_and_a_refresh_never_both_store_a_token() {
-    let sim = lib_sim(SimConfig {
-        auto_approve: true,
-        token_lifetime: Some(Duration::from_secs(20 * 3600)),
-        ..SimConfig::default()
-    });
+    let sim = auto_sim();
     let sb = sandbox();
     let minted_log = sb.root.join("minted.log");
     let config = lib_config(&sim, &minted_log);
@@ -1022,13 +1036,7 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
             "strategy {strategy}: refresh waited {:?}",
             t0.elapsed()
         );
-        assert_eq!(out.code, Some(1), "strategy {strategy}: {}", out.all());
-        assert!(
-            out.all().contains(&holder),
-            "strategy {strategy}: the holder ({holder}) is not named: {}",
-            out.all()
-        );
-        out.assert_not_on_stdout("/v2/login/authorization/dialog");
+        assert_refused_by(&out, &holder);
         assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
         assert!(
             !sb.token_path().exists(),
@@ -1041,9 +1049,7 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     login.send(&loc);
     let out = login.finish();
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let oauth = tokenwatch::token::read_token_file(&sb.token_path())
-        .unwrap()
-        .unwrap();
+    let oauth = stored_file(&sb);
     assert_eq!(oauth.obtained_via.as_deref(), Some("oauth"));
     assert!(
         !prev.exists(),
@@ -1064,20 +1070,9 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     let t0 = Instant::now();
     let out = sb.run(&["login", "--no-browser"]);
     assert!(t0.elapsed() < Duration::from_secs(5), "the login waited");
-    assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.all().contains(&holder),
-        "{holder} not named: {}",
-        out.all()
-    );
-    out.assert_not_on_stdout("/v2/login/authorization/dialog");
+    assert_refused_by(&out, &holder);
     let out = sb.run(&["refresh"]);
-    assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.all().contains(&holder),
-        "{holder} not named: {}",
-        out.all()
-    );
+    assert_refused_by(&out, &holder);
     assert_eq!(
         command_runs(&minted_log),
         1,
@@ -1132,11 +1127,7 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, bool, u32)>) {
 /// the log file, and the folders of all of them.
 #[test]
 fn everything_written_is_private_even_under_umask_000() {
-    let sim = lib_sim(SimConfig {
-        auto_approve: true,
-        token_lifetime: Some(Duration::from_secs(20 * 3600)),
-        ..SimConfig::default()
-    });
+    let sim = auto_sim();
     let mut sb = sandbox();
     let minted_log = sb.root.join("minted.log");
     let probe = sb.root.join("umask-probe");
@@ -1185,15 +1176,7 @@ fn everything_written_is_private_even_under_umask_000() {
 
     // The dashboard writes the log file.
     let log = state.join("tokenwatch/logs/tokenwatch.log");
-    let term = dashboard(
-        "umask",
-        &sb,
-        &format!(
-            "cd {} && umask 000 && {}",
-            sh_quote(&sb.root.display().to_string()),
-            sh_quote(bin())
-        ),
-    );
+    let term = dashboard("umask", &sb, "umask 000 && ", "");
     wait_until("the dashboard's log file", STEP, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Token valid"))
     });
