@@ -101,15 +101,7 @@ fn the_shipped_config_file_parses_and_equals_the_defaults() {
         with_file.sources.config_file.as_deref(),
         Some(path.as_path())
     );
-    let dir = f.root().join("config");
-    assert_eq!(with_file.account.token.path, dir.join("upstox_token.json"));
-    assert_eq!(
-        with_file.account.token.backups,
-        vec![
-            dir.join("backup/upstox_token.json"),
-            f.home().join(".local/state/tokenwatch/upstox_token.json")
-        ]
-    );
+    assert_token_files(&f, &with_file, "upstox_token.json");
     std::fs::remove_file(&path).unwrap();
     let defaults = f.load().unwrap();
     assert_eq!(with_file.monitor, defaults.monitor);
@@ -176,6 +168,35 @@ fn a_named_config_file_must_exist() {
     let e = f.err();
     assert_eq!(e.origin, "environment variable TOKENWATCH_CONFIG");
     assert!(e.message.contains("/does/not/exist.yaml"), "{e}");
+}
+
+/// Each config file (YAML) is refused naming the file, the key (when one is to blame) and
+/// what was expected.
+fn assert_file_errors(f: &Fixture, cases: &[(&str, Option<&str>, &str)]) {
+    for (yaml, key, expectation) in cases {
+        let path = f.write("config/tokenwatch.yaml", yaml);
+        let e = f.err();
+        assert_error(
+            &e,
+            &format!("config file {}", path.display()),
+            *key,
+            expectation,
+        );
+    }
+}
+
+/// The token file `name` beside the config file, and the default backups: `backup/<name>`
+/// beside it and `<name>` in the state folder.
+fn assert_token_files(f: &Fixture, c: &Config, name: &str) {
+    let dir = f.root().join("config");
+    assert_eq!(c.account.token.path, dir.join(name));
+    assert_eq!(
+        c.account.token.backups,
+        vec![
+            dir.join("backup").join(name),
+            f.home().join(".local/state/tokenwatch").join(name)
+        ]
+    );
 }
 
 /// The account's Upstox client id, secret and redirect URI.
@@ -315,15 +336,7 @@ fn accounts_inherit_and_override() {
     assert_eq!(c.account.upstox.client_id.as_deref(), Some("family-id"));
     assert_eq!(c.account.upstox.api_base.as_str(), "http://127.0.0.1:9/");
     assert_eq!(c.account.renew.strategy, Strategy::None);
-    let dir = f.root().join("config");
-    assert_eq!(c.account.token.path, dir.join("family.json"));
-    assert_eq!(
-        c.account.token.backups,
-        vec![
-            dir.join("backup/family.json"),
-            f.home().join(".local/state/tokenwatch/family.json")
-        ]
-    );
+    assert_token_files(&f, &c, "family.json");
     assert_eq!(
         c.accounts["default"].upstox.client_id.as_deref(),
         Some("main-id")
@@ -417,16 +430,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
     ];
-    for (yaml, key, expectation) in cases {
-        let path = f.write("config/tokenwatch.yaml", yaml);
-        let e = f.err();
-        assert_error(
-            &e,
-            &format!("config file {}", path.display()),
-            *key,
-            expectation,
-        );
-    }
+    assert_file_errors(&f, cases);
 }
 
 #[test]
@@ -479,16 +483,8 @@ fn cross_key_errors_name_where_the_value_came_from() {
             "letters, digits",
         ),
     ];
-    for (yaml, key, expectation) in cases {
-        let path = f.write("config/tokenwatch.yaml", yaml);
-        let e = f.err();
-        assert_error(
-            &e,
-            &format!("config file {}", path.display()),
-            Some(key),
-            expectation,
-        );
-    }
+    let cases: Vec<_> = cases.iter().map(|&(y, k, e)| (y, Some(k), e)).collect();
+    assert_file_errors(&f, &cases);
     // The loopback rule holds for a value from the environment too, and names the variable.
     std::fs::remove_file(f.root().join("config/tokenwatch.yaml")).unwrap();
     let mut f = f;
