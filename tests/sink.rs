@@ -41,6 +41,31 @@ fn config(dir: &Path) -> TokenConfig {
     }
 }
 
+/// [`config`] with this env file.
+fn env_file_config(dir: &Path, env_file: &Path) -> TokenConfig {
+    TokenConfig {
+        env_file: Some(env_file.to_path_buf()),
+        ..config(dir)
+    }
+}
+
+/// [`config`] with this `on_change` hook.
+fn hook_config(dir: &Path, on_change: Vec<String>) -> TokenConfig {
+    TokenConfig {
+        on_change,
+        ..config(dir)
+    }
+}
+
+/// The hook ran and exited with `code`, printing these.
+fn exited(code: i32, stdout: &str, stderr: &str) -> Option<HookOutcome> {
+    Some(HookOutcome::Exited {
+        code: Some(code),
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+    })
+}
+
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
@@ -74,10 +99,7 @@ async fn nothing_configured_gives_an_empty_report() {
 async fn env_file_is_exact_private_and_created_with_its_folder() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("new/sub/engine.env");
-    let cfg = TokenConfig {
-        env_file: Some(env_file.clone()),
-        ..config(dir.path())
-    };
+    let cfg = env_file_config(dir.path(), &env_file);
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.env_file_written, Some(env_file.clone()));
     assert_eq!(report.on_change, None);
@@ -110,10 +132,7 @@ async fn existing_env_file_is_replaced_atomically_and_becomes_private() {
     // over it, never truncated and rewritten in place.
     let held = std::fs::File::open(&env_file).unwrap();
 
-    let cfg = TokenConfig {
-        env_file: Some(env_file.clone()),
-        ..config(dir.path())
-    };
+    let cfg = env_file_config(dir.path(), &env_file);
     let report = hand_on("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.env_file_written, Some(env_file.clone()));
     assert_eq!(
@@ -159,10 +178,7 @@ async fn env_file_that_cannot_be_written_is_a_problem_and_the_hook_still_runs() 
 async fn a_token_that_cannot_be_written_unquoted_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join(".env");
-    let cfg = TokenConfig {
-        env_file: Some(env_file.clone()),
-        ..config(dir.path())
-    };
+    let cfg = env_file_config(dir.path(), &env_file);
     let bad = "abc\nLD_PRELOAD=/tmp/evil.so";
     let report = hand_on("default", &token_with(bad), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.env_file_written, None);
@@ -176,14 +192,14 @@ async fn hook_runs_once_per_call_with_the_variables_and_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let env_dump = dir.path().join("env.txt");
     let runs = dir.path().join("runs.log");
-    let cfg = TokenConfig {
-        on_change: sh(&format!(
+    let cfg = hook_config(
+        dir.path(),
+        sh(&format!(
             "env > '{}'; echo run >> '{}'",
             env_dump.display(),
             runs.display()
         )),
-        ..config(dir.path())
-    };
+    );
 
     for n in 1..=2 {
         let report = hand_on("acct-1", &token(), &cfg, ON_CHANGE_LIMIT).await;
@@ -249,15 +265,15 @@ async fn hook_past_its_limit_is_killed_with_everything_it_started() {
     let dir = tempfile::tempdir().unwrap();
     let late = dir.path().join("late");
     let bg = dir.path().join("background");
-    let cfg = TokenConfig {
-        // The background subshell is in the hook's process group: it must die too.
-        on_change: sh(&format!(
+    // The background subshell is in the hook's process group: it must die too.
+    let cfg = hook_config(
+        dir.path(),
+        sh(&format!(
             "(sleep 1; touch '{bg}') & sleep 1; touch '{late}'",
             bg = bg.display(),
             late = late.display()
         )),
-        ..config(dir.path())
-    };
+    );
     let started = Instant::now();
     let (report, logs) =
         hand_on_logged("default", &token(), &cfg, Duration::from_millis(300)).await;
@@ -280,18 +296,14 @@ async fn hook_past_its_limit_is_killed_with_everything_it_started() {
 #[tokio::test]
 async fn failing_hook_reports_its_code_and_output() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TokenConfig {
-        on_change: sh("echo 'restarting engine'; echo 'engine: unit not found' >&2; exit 3"),
-        ..config(dir.path())
-    };
+    let cfg = hook_config(
+        dir.path(),
+        sh("echo 'restarting engine'; echo 'engine: unit not found' >&2; exit 3"),
+    );
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(
         report.on_change,
-        Some(HookOutcome::Exited {
-            code: Some(3),
-            stdout: "restarting engine".into(),
-            stderr: "engine: unit not found".into(),
-        })
+        exited(3, "restarting engine", "engine: unit not found")
     );
     assert_eq!(report.problems.len(), 1);
     let p = &report.problems[0];
@@ -305,22 +317,18 @@ async fn failing_hook_reports_its_code_and_output() {
 #[tokio::test]
 async fn hook_printing_the_token_gets_it_masked_in_report_and_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TokenConfig {
-        // Reads the token the way an engine does, then prints it on both streams.
-        on_change: sh(
+    // Reads the token the way an engine does, then prints it on both streams.
+    let cfg = hook_config(
+        dir.path(),
+        sh(
             "printf 'loaded %s ok\\n' \"$(cat \"$TOKENWATCH_TOKEN_FILE\")\"; \
              printf 'debug: Bearer %s\\n' \"$(cat \"$TOKENWATCH_TOKEN_FILE\")\" >&2",
         ),
-        ..config(dir.path())
-    };
+    );
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(
         report.on_change,
-        Some(HookOutcome::Exited {
-            code: Some(0),
-            stdout: "loaded ******** ok".into(),
-            stderr: "debug: Bearer ********".into(),
-        })
+        exited(0, "loaded ******** ok", "debug: Bearer ********")
     );
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(logs.contains("loaded ******** ok"), "{logs}");
@@ -332,10 +340,7 @@ async fn hook_printing_the_token_gets_it_masked_in_report_and_logs() {
 #[tokio::test]
 async fn failing_hook_printing_the_token_is_masked_in_problems() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TokenConfig {
-        on_change: sh("cat \"$TOKENWATCH_TOKEN_FILE\" >&2; exit 1"),
-        ..config(dir.path())
-    };
+    let cfg = hook_config(dir.path(), sh("cat \"$TOKENWATCH_TOKEN_FILE\" >&2; exit 1"));
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.problems.len(), 1);
     assert!(
