@@ -1,4 +1,5 @@
-//! Shared test support. Every test file has `mod common;` and takes what it needs:
+//! Shared test support. The test files have `mod common;` (all but parsers.rs, which needs none
+//! of it) and take what they need:
 //!
 //! - [`Harness`] (here): a simulator on loopback driven by tokio's paused clock, a token file
 //!   in a temporary folder, and a worker whose events are collected;
@@ -10,7 +11,7 @@
 //! - [`tmux`]: a real terminal; [`time`]: IST instants; [`tokens`]: tokens to store.
 //!
 //! Each test file compiles this module on its own, so what one file does not use is dead code
-//! there.
+//! (and an unused re-export) there.
 
 #![allow(dead_code, unused_imports)]
 
