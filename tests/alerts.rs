@@ -4,6 +4,8 @@
 //! The webhook receiver is a small axum server on 127.0.0.1 that records every request and
 //! answers as told. Real time, short delays.
 
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,8 +19,9 @@ use tokenwatch::alerts::{
     ALERT_COMMAND_LIMIT, Alert, AlertEvent, AlertSender, Alerter, DEDUPE_WINDOW,
 };
 use tokenwatch::config::NotificationsConfig;
-use tokenwatch::messages::Level;
 use tokenwatch::token::TokenState;
+
+use common::{Level, capture_logs};
 
 /// 2026-11-27 03:30 IST, the usual Upstox expiry.
 fn expiry() -> DateTime<Utc> {
@@ -192,6 +195,20 @@ fn webhook_config(url: &url::Url) -> NotificationsConfig {
     }
 }
 
+/// A receiver answering 200 and a sender posting to it.
+async fn webhook() -> (Receiver, AlertSender) {
+    let rx = Receiver::start().await;
+    let sender = webhook_alerter(&rx.url);
+    (rx, sender)
+}
+
+/// [`webhook`] with the receiver answering `reply` to every request.
+async fn webhook_answering(reply: Reply) -> (Receiver, AlertSender) {
+    let (rx, sender) = webhook().await;
+    rx.answer_always(reply);
+    (rx, sender)
+}
+
 fn webhook_alerter(url: &url::Url) -> AlertSender {
     Alerter::new(&webhook_config(url))
         .with_retry_delay(Duration::from_millis(50))
@@ -255,8 +272,7 @@ fn defaults_and_empty_configs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_alert_posts_every_field_and_the_ntfy_headers() {
-    let rx = Receiver::start().await;
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook().await;
     sender.send(Alert {
         account: "default".into(),
         event: AlertEvent::Expired,
@@ -292,8 +308,7 @@ async fn one_alert_posts_every_field_and_the_ntfy_headers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn levels_map_to_priorities_titles_are_ascii_and_no_expiry_is_null() {
-    let rx = Receiver::start().await;
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook().await;
     sender.send(Alert {
         account: "alt".into(),
         event: AlertEvent::Renewed,
@@ -341,8 +356,7 @@ async fn levels_map_to_priorities_titles_are_ascii_and_no_expiry_is_null() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_events_for_one_account_post_twice() {
-    let rx = Receiver::start().await;
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook().await;
     sender.send(alert("default", AlertEvent::Critical));
     sender.send(alert("default", AlertEvent::RenewalFailed));
     let seen = rx.exactly(2, Duration::from_millis(300)).await;
@@ -358,8 +372,7 @@ async fn two_events_for_one_account_post_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeat_within_the_window_is_dropped_and_after_it_posts_again() {
-    let rx = Receiver::start().await;
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook().await;
     let first = alert("default", AlertEvent::Expired);
     sender.send(first.clone());
     sender.send(Alert {
@@ -396,8 +409,7 @@ async fn the_window_is_configurable() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_event_for_two_accounts_posts_twice() {
-    let rx = Receiver::start().await;
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook().await;
     // Through two clones, as two workers would.
     sender.clone().send(alert("default", AlertEvent::Expired));
     sender.clone().send(alert("alt", AlertEvent::Expired));
@@ -411,9 +423,7 @@ async fn the_same_event_for_two_accounts_posts_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_answering_500_is_tried_three_times_then_left() {
-    let rx = Receiver::start().await;
-    rx.answer_always(Reply::status(500));
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook_answering(Reply::status(500)).await;
     sender.send(alert("default", AlertEvent::Expired));
     // Retries after 50 ms and 100 ms; a fourth would come well within 1.5 s.
     let seen = rx.exactly(3, Duration::from_millis(1500)).await;
@@ -427,9 +437,7 @@ async fn a_webhook_answering_500_is_tried_three_times_then_left() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_alert_is_not_retried() {
-    let rx = Receiver::start().await;
-    rx.answer_always(Reply::status(400));
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook_answering(Reply::status(400)).await;
     sender.send(alert("default", AlertEvent::Expired));
     rx.exactly(1, Duration::from_millis(800)).await;
     assert!(sender.close(Duration::from_secs(5)).await);
@@ -486,15 +494,19 @@ async fn a_slow_webhook_does_not_hold_up_the_next_alert() {
     assert!(sender.close(Duration::from_secs(8)).await);
 }
 
+/// `sh -c script sh args...`: the script sees the arguments as `$1`, `$2`, ...
+fn sh_script(script: &str, args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["sh", "-c", script, "sh"].map(String::from).to_vec();
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
 /// A command that appends `<event>` to `log` for each alert it runs for.
 fn logging_command(log: &Path) -> Vec<String> {
-    vec![
-        "sh".into(),
-        "-c".into(),
-        "printf '%s\\n' \"$TOKENWATCH_ALERT_EVENT\" >> \"$1\"".into(),
-        "sh".into(),
-        log.display().to_string(),
-    ]
+    sh_script(
+        "printf '%s\\n' \"$TOKENWATCH_ALERT_EVENT\" >> \"$1\"",
+        &[&log.display().to_string()],
+    )
 }
 
 async fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
@@ -591,13 +603,10 @@ async fn command_variables_in_child() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("env");
     let config = NotificationsConfig {
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            "env -0 > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"".into(),
-            "sh".into(),
-            out.display().to_string(),
-        ],
+        command: sh_script(
+            "env -0 > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"",
+            &[&out.display().to_string()],
+        ),
         ..NotificationsConfig::default()
     };
     let sender = Alerter::new(&config).spawn();
@@ -711,14 +720,10 @@ async fn a_command_past_its_limit_is_killed_with_its_children() {
     let pidfile = dir.path().join("pidfile");
     let shpid = dir.path().join("shpid");
     let config = NotificationsConfig {
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            "echo $$ > \"$2\"; sleep 30 & echo $! > \"$1\"; sleep 30".into(),
-            "sh".into(),
-            pidfile.display().to_string(),
-            shpid.display().to_string(),
-        ],
+        command: sh_script(
+            "echo $$ > \"$2\"; sleep 30 & echo $! > \"$1\"; sleep 30",
+            &[&pidfile.display().to_string(), &shpid.display().to_string()],
+        ),
         ..NotificationsConfig::default()
     };
     let sender = Alerter::new(&config)
@@ -757,14 +762,10 @@ async fn close_waits_for_deliveries_within_its_grace_only() {
     let dir = tempfile::tempdir().unwrap();
     let done = dir.path().join("done");
     let config = NotificationsConfig {
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            "sleep \"$2\"; touch \"$1\"".into(),
-            "sh".into(),
-            done.display().to_string(),
-            "0.5".into(),
-        ],
+        command: sh_script(
+            "sleep \"$2\"; touch \"$1\"",
+            &[&done.display().to_string(), "0.5"],
+        ),
         ..NotificationsConfig::default()
     };
     let sender = Alerter::new(&config).spawn();
@@ -792,8 +793,7 @@ const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQjEyMzQifQ
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_payload_carries_a_token() {
-    let rx = Receiver::start().await;
-    let sender = webhook_alerter(&rx.url);
+    let (rx, sender) = webhook().await;
     let alerts = [
         Alert {
             account: "default".into(),
@@ -848,38 +848,11 @@ async fn no_payload_carries_a_token() {
     assert!(sender.close(Duration::from_secs(5)).await);
 }
 
-/// Logs captured as text from everything polled on this thread.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// The delivery task logs from its own tasks, so the subscriber is this thread's default and
 /// the runtime has only this thread.
 #[test]
 fn failures_are_logged_without_the_webhook_path_or_long_bodies() {
-    let logs = LogBuf::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = capture_logs();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,26 +6,26 @@
 //! the 03:30 IST rule never makes a state depend on the time of day). A few run the
 //! binary: `status --json` for comparison, and `daemon` for the process behaviour.
 
-use assert_cmd::cargo::cargo_bin;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{
+    Command, Event, Leaks, Out, Resp, Sandbox, SimHost, client, fetch, free_port, ist_rfc3339,
+    listening, tokens,
+};
 use reqwest::Method;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions};
 use tokenwatch::fleet::{self, Fleet, StartError};
-use tokenwatch::messages::{Command, Event};
-use tokenwatch::paths::Env;
 use tokenwatch::secret::Secret;
+use tokenwatch::token::Token;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::{Endpoint, SimConfig, SimServer, Simulator};
+use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 use url::Url;
 
 const CLIENT_ID: &str = "615b1297-api-test-client";
@@ -42,16 +42,6 @@ const STEP: Duration = Duration::from_secs(15);
 // Small helpers
 // ---------------------------------------------------------------------------------------
 
-fn ist() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 1800).unwrap()
-}
-
-/// `2026-11-27T03:30:00+05:30`, worked out here rather than with the crate's helper.
-fn ist_string(t: DateTime<Utc>) -> String {
-    t.with_timezone(&ist())
-        .to_rfc3339_opts(SecondsFormat::Secs, false)
-}
-
 /// Parse an RFC 3339 time that must be in IST.
 fn parse_ist(v: &Value) -> DateTime<Utc> {
     let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
@@ -61,52 +51,8 @@ fn parse_ist(v: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// A port nobody listens on now, in 20000–32000 (below the ephemeral range, so no
-/// outgoing connection takes it meanwhile). The caller still retries on "in use".
-fn random_port() -> u16 {
-    loop {
-        let port = fastrand::u16(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )
-    .is_ok()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(STEP)
-        .build()
-        .unwrap()
-}
-
-/// One HTTP answer.
-#[derive(Debug, Clone)]
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
+/// The checks of the API's answers.
 impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
     /// A JSON answer, not cached: the checks every route but /metrics passes.
     fn assert_json(&self) -> Value {
         assert_eq!(
@@ -129,28 +75,6 @@ impl Resp {
             "an error answer is {{\"error\": ...}}: {j}"
         );
         obj["error"].as_str().unwrap().to_owned()
-    }
-
-    /// Status line, every header and the body, for the no-token scan.
-    fn everything(&self) -> String {
-        let mut out = format!("{}\n", self.status);
-        for (k, v) in &self.headers {
-            out.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-        }
-        out.push_str(&self.body);
-        out
-    }
-}
-
-async fn fetch(req: reqwest::RequestBuilder) -> Resp {
-    let r = req.send().await.expect("HTTP request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
     }
 }
 
@@ -274,6 +198,18 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
     out
 }
 
+/// The metrics per account.
+const VALID: &str = "tokenwatch_token_valid";
+const EXPIRY: &str = "tokenwatch_token_expiry_timestamp_seconds";
+const LAST_VALIDATION: &str = "tokenwatch_token_last_validation_timestamp_seconds";
+const ATTEMPTS: &str = "tokenwatch_refresh_attempts_total";
+const WRITES: &str = "tokenwatch_token_file_writes_total";
+
+/// The one sample of `name` with exactly `labels` has the value `want`.
+fn assert_metric(samples: &[Sample], name: &str, labels: &[(&str, &str)], want: f64) {
+    assert_eq!(metric(samples, name, labels), want, "{name}{labels:?}");
+}
+
 /// The one sample of `name` whose labels are exactly `labels`.
 fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     let want: BTreeMap<String, String> = labels
@@ -325,70 +261,89 @@ impl Default for Opts {
     }
 }
 
+impl Opts {
+    /// No second account.
+    fn one_account(self) -> Opts {
+        Opts {
+            work: false,
+            ..self
+        }
+    }
+
+    fn without_credentials(self) -> Opts {
+        Opts {
+            credentials: false,
+            ..self
+        }
+    }
+
+    fn with_api_key(self) -> Opts {
+        Opts {
+            api_key: true,
+            ..self
+        }
+    }
+
+    fn strategy(self, strategy: &'static str) -> Opts {
+        Opts { strategy, ..self }
+    }
+
+    fn check_interval(self, check_interval: &'static str) -> Opts {
+        Opts {
+            check_interval,
+            ..self
+        }
+    }
+}
+
 struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    sim: Simulator,
-    server: SimServer,
-    callback_port: u16,
+    sb: Sandbox,
+    host: SimHost,
     opts: Opts,
 }
 
 impl Fixture {
     async fn new(opts: Opts) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("config")).unwrap();
-        std::fs::create_dir_all(root.join("home")).unwrap();
-        let callback_port = random_port();
-        let sim = Simulator::new(
-            SimConfig {
-                client_id: CLIENT_ID.into(),
-                client_secret: CLIENT_SECRET.into(),
-                redirect_uri: format!("http://127.0.0.1:{callback_port}/callback"),
-                auto_approve: true,
-                token_lifetime: Some(TOKEN_LIFETIME),
-                ..SimConfig::default()
-            },
-            Arc::new(SystemClock),
-        );
-        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let config = SimConfig {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            auto_approve: true,
+            token_lifetime: Some(TOKEN_LIFETIME),
+            ..SimConfig::default()
+        };
         Fixture {
-            _dir: dir,
-            root,
-            sim,
-            server,
-            callback_port,
+            sb: Sandbox::new(),
+            host: SimHost::start(config, "127.0.0.1").await,
             opts,
         }
     }
 
-    fn base(&self) -> String {
-        self.server
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
+    /// A fixture with a token for `default` (AB1234), and its fleet started.
+    async fn started(opts: Opts) -> (Fixture, Running) {
+        let fx = Fixture::new(opts).await;
+        fx.store_token("default", "AB1234", None);
+        let api = fx.start().await;
+        (fx, api)
     }
 
     fn redirect_uri(&self) -> String {
-        format!("http://127.0.0.1:{}/callback", self.callback_port)
+        self.host.redirect.clone()
     }
 
     fn config_path(&self) -> PathBuf {
-        self.root.join("config/tokenwatch.yaml")
+        self.sb.config_path()
     }
 
     fn token_path(&self, account: &str) -> PathBuf {
         match account {
-            "default" => self.root.join("config/upstox_token.json"),
-            other => self.root.join(format!("config/{other}_token.json")),
+            "default" => self.sb.root.join("config/upstox_token.json"),
+            other => self.sb.root.join(format!("config/{other}_token.json")),
         }
     }
 
     fn yaml(&self, server: &str) -> String {
         let o = &self.opts;
-        let base = self.base();
+        let base = self.host.base();
         let mut y = String::from("upstox:\n");
         if o.credentials {
             y += &format!("  client_id: \"{CLIENT_ID}\"\n  client_secret: \"{CLIENT_SECRET}\"\n");
@@ -406,7 +361,7 @@ impl Fixture {
             // Prints a fresh simulator token once the test creates `allow_renewal`.
             y += &format!(
                 "  command: [\"sh\", \"-c\", \"test -e '{}/allow_renewal' && curl -sf -X POST {base}/sim/token\"]\n",
-                self.root.display()
+                self.sb.root.display()
             );
         }
         y += &format!(
@@ -432,34 +387,22 @@ impl Fixture {
     }
 
     fn load(&self) -> Result<Config, ConfigError> {
-        let env = Env::from([(
-            "HOME".to_string(),
-            self.root.join("home").display().to_string(),
-        )]);
+        let env = self.sb.lib_env();
         let opts = LoadOptions {
             config_file: Some(self.config_path()),
             account: self.opts.selected.map(str::to_owned),
             log_level: None,
-            cwd: self.root.clone(),
+            cwd: self.sb.root.clone(),
         };
         config::load(&opts, &env, None)
     }
 
     /// Mint a token and store it as `account`'s token file.
     fn store_token(&self, account: &str, user_id: &str, extended: Option<String>) -> Token {
-        let issued = self.sim.issue_token();
         let token = Token {
-            access_token: issued.access_token,
-            token_type: "Bearer".into(),
             extended_token: extended.map(Secret::new),
             user_id: Some(user_id.into()),
-            user_name: Some("Jane Doe".into()),
-            email: None,
-            issued_at: Some(issued.issued_at),
-            expires_at: issued.expires_at,
-            expiry_source: ExpirySource::ExpiresAt,
-            obtained_via: Some("oauth".into()),
-            format: TokenFileFormat::Format1,
+            ..tokens::issued(self.host.sim.issue_token())
         };
         TokenStore::new(self.token_path(account), vec![])
             .write(&token)
@@ -470,7 +413,7 @@ impl Fixture {
     /// The workers and the API on a free port.
     async fn start(&self) -> Running {
         for _ in 0..20 {
-            let port = random_port();
+            let port = free_port();
             self.write_config(&self.server_section(&format!("127.0.0.1:{port}")));
             let config = self.load().expect("the test config loads");
             match fleet::start(&config, Arc::new(SystemClock), fleet::Options::default()).await {
@@ -492,7 +435,7 @@ impl Fixture {
                         events,
                         base: format!("http://127.0.0.1:{port}"),
                         port,
-                        http: http(),
+                        http: client(Some(STEP)),
                         key: self.opts.api_key.then(|| API_KEY.to_owned()),
                         seen: Mutex::new(Vec::new()),
                     };
@@ -504,24 +447,18 @@ impl Fixture {
         panic!("no free port for the API");
     }
 
-    /// The binary with this fixture's config, in its folder, with a clean environment.
+    /// The binary with this fixture's config (`-c`), in its sandbox.
     fn cli_cmd(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(cargo_bin("tokenwatch"));
-        c.arg("-c")
-            .arg(self.config_path())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .current_dir(&self.root)
-            .stdin(Stdio::null());
-        c
+        let config = self.config_path();
+        let mut all = vec!["-c", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.sb.cmd(&all)
     }
 
     /// Run the binary to the end (off the runtime's threads: it may call our simulator).
-    async fn cli(&self, args: &[&str]) -> Output {
-        let mut c = self.cli_cmd(args);
-        tokio::task::spawn_blocking(move || c.output().unwrap())
+    async fn cli(&self, args: &[&str]) -> Out {
+        let c = self.cli_cmd(args);
+        tokio::task::spawn_blocking(move || common::output_of(c, common::sandbox::RUN_LIMIT, false))
             .await
             .unwrap()
     }
@@ -531,14 +468,7 @@ impl Fixture {
         let mut all = vec!["status", "--json"];
         all.extend_from_slice(args);
         let out = self.cli(&all).await;
-        let j: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json printed no JSON ({e}): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (j, out.status.code().unwrap())
+        (out.json(), out.code.unwrap())
     }
 }
 
@@ -689,8 +619,8 @@ async fn token_status_has_every_field_and_equals_status_json() {
     let hours = j["time_remaining_hours"].as_f64().unwrap();
     assert_eq!(hours, (secs as f64 / 360.0).round() / 10.0, "one decimal");
     assert!((hours - 20.0).abs() <= 0.1, "{hours}");
-    assert_eq!(j["expiry_time"], ist_string(default.expires_at));
-    assert_eq!(j["issued_at"], ist_string(default.issued_at.unwrap()));
+    assert_eq!(j["expiry_time"], ist_rfc3339(default.expires_at));
+    assert_eq!(j["issued_at"], ist_rfc3339(default.issued_at.unwrap()));
     assert_eq!(j["api_validated"], true);
     let last = parse_ist(&j["last_validated_at"]);
     assert!(
@@ -733,8 +663,8 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_eq!(w["account"], "work");
     assert_eq!(w["state"], "healthy");
     assert_eq!(w["user_id"], "WK0042");
-    assert_eq!(w["expiry_time"], ist_string(work.expires_at));
-    assert_eq!(w["issued_at"], ist_string(work.issued_at.unwrap()));
+    assert_eq!(w["expiry_time"], ist_rfc3339(work.expires_at));
+    assert_eq!(w["issued_at"], ist_rfc3339(work.issued_at.unwrap()));
     assert_eq!(w["token_file"], fx.token_path("work").display().to_string());
     let secs = w["time_remaining_seconds"].as_i64().unwrap();
     assert!(((work.expires_at - now).num_seconds() - secs).abs() <= 2);
@@ -805,15 +735,9 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
     let m = api.metrics().await;
     for account in ["default", "work"] {
         let a = [("account", account)];
-        assert_eq!(metric(&m, "tokenwatch_token_valid", &a), 0.0);
-        assert_eq!(
-            metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &a),
-            0.0
-        );
-        assert_eq!(
-            metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &a),
-            0.0
-        );
+        assert_metric(&m, VALID, &a, 0.0);
+        assert_metric(&m, EXPIRY, &a, 0.0);
+        assert_metric(&m, LAST_VALIDATION, &a, 0.0);
     }
     // The broken file was left alone.
     assert!(
@@ -870,7 +794,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     let api = fx.start().await;
     let d0 = api.wait_validated("default").await;
     let w0 = api.wait_validated("work").await;
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
     assert_eq!(calls, 2, "one validation per account at start");
     // last_validated_at has whole seconds: let one pass so a new validation shows.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -889,7 +813,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     assert!(parse_ist(&d1["last_validated_at"]) > parse_ist(&d0["last_validated_at"]));
     assert_eq!(d1["api_validated"], true);
     assert_eq!(d1["state"], "healthy");
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls + 1);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 1);
     // Only that account was asked.
     assert_eq!(
         api.status("work").await["last_validated_at"],
@@ -903,7 +827,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
         s["last_validated_at"] != w0["last_validated_at"]
     })
     .await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls + 2);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 2);
 
     let msg = api
         .post("/api/token/force-refresh?account=nope")
@@ -931,7 +855,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     assert!(msg.contains("POST"), "{msg}");
     api.get("/no/such/route").await.assert_error(404);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls + 2);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 2);
     api.stop().await;
 }
 
@@ -948,14 +872,8 @@ async fn login_over_the_api_stores_a_new_token() {
     let m = api.metrics().await;
     let d = [("account", "default")];
     let success = [("account", "default"), ("result", "success")];
-    assert_eq!(
-        metric(&m, "tokenwatch_refresh_attempts_total", &success),
-        0.0
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_file_writes_total", &success),
-        0.0
-    );
+    assert_metric(&m, ATTEMPTS, &success, 0.0);
+    assert_metric(&m, WRITES, &success, 0.0);
 
     let r = api.post("/api/upstox/token/refresh").await;
     let now = Utc::now();
@@ -969,7 +887,7 @@ async fn login_over_the_api_stores_a_new_token() {
     assert_eq!(j["account"], "default");
     assert_eq!(
         j["listening"],
-        json!([format!("127.0.0.1:{}", fx.callback_port)])
+        json!([format!("127.0.0.1:{}", fx.host.callback_port)])
     );
     let until = parse_ist(&j["expires_at"]);
     let wait = (until - now).num_seconds();
@@ -980,7 +898,7 @@ async fn login_over_the_api_stores_a_new_token() {
     let auth = Url::parse(j["auth_url"].as_str().unwrap()).unwrap();
     assert_eq!(auth.scheme(), "http");
     assert_eq!(auth.host_str(), Some("127.0.0.1"));
-    assert_eq!(auth.port(), Some(fx.server.addr.port()));
+    assert_eq!(auth.port(), Some(fx.host.server.addr.port()));
     assert_eq!(auth.path(), "/v2/login/authorization/dialog");
     let q: BTreeMap<String, String> = auth.query_pairs().into_owned().collect();
     assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
@@ -1013,8 +931,7 @@ async fn login_over_the_api_stores_a_new_token() {
 
     // The renewal counter goes up once the token is stored and validated (the new token may
     // carry the same whole-second times as the old one, so the status alone cannot tell).
-    api.wait_metric("tokenwatch_refresh_attempts_total", &success, 1.0)
-        .await;
+    api.wait_metric(ATTEMPTS, &success, 1.0).await;
     let after = api.status("default").await;
     assert_eq!(after["api_validated"], true, "{after}");
     assert_ne!(after["last_validated_at"], Value::Null);
@@ -1033,44 +950,33 @@ async fn login_over_the_api_stores_a_new_token() {
     );
     assert_eq!(
         after["expiry_time"],
-        ist_string(parse_ist(&stored["expires_at"])),
+        ist_rfc3339(parse_ist(&stored["expires_at"])),
         "{after}\n{stored}"
     );
     // A login is a renewal: counted, and so is the file write.
     let m = api.metrics().await;
-    assert_eq!(
-        metric(&m, "tokenwatch_refresh_attempts_total", &success),
-        1.0
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_file_writes_total", &success),
-        1.0
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &d),
-        parse_ist(&stored["expires_at"]).timestamp() as f64
+    assert_metric(&m, ATTEMPTS, &success, 1.0);
+    assert_metric(&m, WRITES, &success, 1.0);
+    assert_metric(
+        &m,
+        EXPIRY,
+        &d,
+        parse_ist(&stored["expires_at"]).timestamp() as f64,
     );
     api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_without_a_client_id_is_a_conflict() {
-    let fx = Fixture::new(Opts {
-        credentials: false,
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
+    let (fx, api) = Fixture::started(Opts::default().without_credentials().one_account()).await;
     let msg = api
         .post("/api/upstox/token/refresh")
         .await
         .assert_error(409);
     assert!(msg.contains("upstox.client_id"), "{msg}");
     // Nothing started: no callback listener, no dialog.
-    assert!(!listening(fx.callback_port));
-    assert_eq!(fx.sim.calls(Endpoint::Dialog), 0);
+    assert!(!listening(fx.host.callback_port));
+    assert_eq!(fx.host.sim.calls(Endpoint::Dialog), 0);
     // An unknown account is still a 404, not a 409.
     api.post("/api/upstox/token/refresh?account=nope")
         .await
@@ -1080,14 +986,10 @@ async fn login_without_a_client_id_is_a_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
-    let fx = Fixture::new(Opts {
-        work: false,
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().one_account()).await;
     fx.store_token("default", "AB1234", None);
     // Another program holds the callback port.
-    let holder = std::net::TcpListener::bind(("127.0.0.1", fx.callback_port)).unwrap();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", fx.host.callback_port)).unwrap();
     let api = fx.start().await;
     let t0 = Instant::now();
     let r = api.post("/api/upstox/token/refresh").await;
@@ -1095,7 +997,7 @@ async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
     let msg = r.assert_error(503);
     assert!(!msg.is_empty());
     assert!(took < Duration::from_secs(8), "answered after {took:?}");
-    assert_eq!(fx.sim.calls(Endpoint::Dialog), 0);
+    assert_eq!(fx.host.sim.calls(Endpoint::Dialog), 0);
     drop(holder);
     api.stop().await;
 }
@@ -1106,16 +1008,9 @@ async fn a_login_that_cannot_listen_is_a_503_not_a_hang() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_need_the_api_key_and_no_origin() {
-    let fx = Fixture::new(Opts {
-        api_key: true,
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
+    let (fx, api) = Fixture::started(Opts::default().with_api_key().one_account()).await;
     api.wait_validated("default").await;
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
 
     let wrong_keys = [
         String::new(),
@@ -1150,9 +1045,9 @@ async fn posts_need_the_api_key_and_no_origin() {
     }
     // None of that reached a worker.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls);
     assert!(
-        !listening(fx.callback_port),
+        !listening(fx.host.callback_port),
         "a refused POST started a login"
     );
 
@@ -1170,7 +1065,7 @@ async fn posts_need_the_api_key_and_no_origin() {
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     let deadline = Instant::now() + STEP;
-    while fx.sim.calls(Endpoint::Profile) == calls {
+    while fx.host.sim.calls(Endpoint::Profile) == calls {
         assert!(
             Instant::now() < deadline,
             "the keyed refresh did not validate"
@@ -1182,23 +1077,17 @@ async fn posts_need_the_api_key_and_no_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_with_an_origin_are_refused_without_an_api_key_too() {
-    let fx = Fixture::new(Opts {
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
+    let (fx, api) = Fixture::started(Opts::default().one_account()).await;
     api.wait_validated("default").await;
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
     for path in ["/api/token/force-refresh", "/api/upstox/token/refresh"] {
         api.request(Method::POST, path, &[("Origin", "https://example.com")])
             .await
             .assert_error(403);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fx.sim.calls(Endpoint::Profile), calls);
-    assert!(!listening(fx.callback_port));
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls);
+    assert!(!listening(fx.host.callback_port));
     // Without an origin and with no key configured, a POST is fine.
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     api.stop().await;
@@ -1206,37 +1095,29 @@ async fn posts_with_an_origin_are_refused_without_an_api_key_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loopback_api_answers_only_to_loopback_host_names() {
-    let fx = Fixture::new(Opts {
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    fx.store_token("default", "AB1234", None);
-    let api = fx.start().await;
-    // A page on evil.example whose name was rebound to 127.0.0.1 sends its own host name.
-    for host in [
-        "evil.example",
-        "evil.example:8000",
-        "127.0.0.1.evil.example",
-        "[::2]:80",
+    let (_fx, api) = Fixture::started(Opts::default().one_account()).await;
+    // A page on evil.example whose name was rebound to 127.0.0.1 sends its own host name
+    // (421); loopback names are served (200).
+    for (host, status) in [
+        ("evil.example", 421),
+        ("evil.example:8000", 421),
+        ("127.0.0.1.evil.example", 421),
+        ("[::2]:80", 421),
+        ("localhost", 200),
+        ("LOCALHOST:1", 200),
+        ("127.0.0.1:9", 200),
+        ("127.5.6.7", 200),
+        ("[::1]:8000", 200),
     ] {
         let r = api
             .request(Method::GET, "/api/token/status", &[("Host", host)])
             .await;
-        r.assert_error(421);
-        assert!(!r.body.contains("AB1234"), "Host {host}: {}", r.body);
-    }
-    for host in [
-        "localhost",
-        "LOCALHOST:1",
-        "127.0.0.1:9",
-        "127.5.6.7",
-        "[::1]:8000",
-    ] {
-        let r = api
-            .request(Method::GET, "/api/token/status", &[("Host", host)])
-            .await;
-        assert_eq!(r.status, 200, "Host {host}: {}", r.body);
+        if status == 421 {
+            r.assert_error(421);
+            assert!(!r.body.contains("AB1234"), "Host {host}: {}", r.body);
+        } else {
+            assert_eq!(r.status, 200, "Host {host}: {}", r.body);
+        }
     }
     api.stop().await;
 }
@@ -1245,15 +1126,11 @@ async fn a_loopback_api_answers_only_to_loopback_host_names() {
 // The binary: remote listen, a port in use, the daemon's API
 // ---------------------------------------------------------------------------------------
 
-fn stderr_of(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_listen_is_refused_with_exit_78() {
     let fx = Fixture::new(Opts::default()).await;
     fx.store_token("default", "AB1234", None);
-    let port = random_port();
+    let port = free_port();
     let cases = [
         (
             format!("server:\n  listen: \"0.0.0.0:{port}\"\n"),
@@ -1271,14 +1148,14 @@ async fn a_remote_listen_is_refused_with_exit_78() {
         assert_eq!(e.key.as_deref(), Some(*key), "{e}");
         for cmd in ["daemon", "tui"] {
             let out = fx.cli(&[cmd]).await;
-            let err = stderr_of(&out);
-            assert_eq!(out.status.code(), Some(78), "{cmd}: {err}");
+            let err = out.stderr.clone();
+            assert_eq!(out.code, Some(78), "{cmd}: {err}");
             assert!(err.contains(key), "{cmd} must name {key}: {err}");
             assert!(!listening(port), "{cmd} left something on port {port}");
         }
     }
     // Nothing was asked of the API either.
-    assert_eq!(fx.sim.calls(Endpoint::Profile), 0);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), 0);
     // The same with allow_remote and a key is accepted (not started here).
     fx.write_config(&format!(
         "server:\n  listen: \"0.0.0.0:{port}\"\n  allow_remote: true\n  api_key: \"{API_KEY}\"\n"
@@ -1297,7 +1174,7 @@ async fn a_port_in_use_stops_the_start_with_exit_1() {
     let before = std::fs::read(fx.token_path("default")).unwrap();
     // Somebody else holds the port.
     let (holder, port) = loop {
-        let port = random_port();
+        let port = free_port();
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             break (l, port);
         }
@@ -1316,33 +1193,14 @@ async fn a_port_in_use_stops_the_start_with_exit_1() {
     }
 
     let out = fx.cli(&["daemon"]).await;
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = out.stderr.clone();
+    assert_eq!(out.code, Some(1), "{err}");
     assert!(err.contains(&format!("port {port} is in use")), "{err}");
     assert!(!err.contains(token.access_token.expose()));
     // Bound first: no worker validated or touched the file.
-    assert_eq!(fx.sim.calls(Endpoint::Profile), 0);
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), 0);
     assert_eq!(std::fs::read(fx.token_path("default")).unwrap(), before);
     drop(holder);
-}
-
-/// `tokenwatch daemon` with its stderr read on a thread.
-struct Daemon {
-    child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1350,26 +1208,18 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     let fx = Fixture::new(Opts::default()).await;
     let token = fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
-    let client = http();
+    let client = client(Some(STEP));
     let mut started = None;
     'ports: for _ in 0..10 {
-        let port = random_port();
+        let port = free_port();
         fx.write_config(&fx.server_section(&format!("127.0.0.1:{port}")));
-        let mut child = fx
-            .cli_cmd(&["daemon"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut daemon = Daemon { child, lines };
+        let mut daemon = common::Running::new(
+            fx.cli_cmd(&["daemon"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + STEP;
         loop {
             if let Ok(r) = client
@@ -1381,17 +1231,17 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
                 started = Some((daemon, port));
                 break 'ports;
             }
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                if daemon.log().contains("in use") {
+            if !daemon.running() {
+                if daemon.stderr().contains("in use") {
                     continue 'ports;
                 }
-                panic!("the daemon exited with {status}: {}", daemon.log());
+                panic!("the daemon exited: {}", daemon.stderr());
             }
-            assert!(Instant::now() < deadline, "no API: {}", daemon.log());
+            assert!(Instant::now() < deadline, "no API: {}", daemon.stderr());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let (mut daemon, port) = started.expect("the daemon did not start");
+    let (daemon, port) = started.expect("the daemon did not start");
     let base = format!("http://127.0.0.1:{port}");
     let get = |path: &str| fetch(client.get(format!("{base}{path}")));
 
@@ -1405,7 +1255,7 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
         if all.iter().all(|a| a["api_validated"] == true) {
             break j;
         }
-        assert!(Instant::now() < deadline, "{j}\n{}", daemon.log());
+        assert!(Instant::now() < deadline, "{j}\n{}", daemon.stderr());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let names: Vec<&str> = status["accounts"]
@@ -1421,7 +1271,7 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     let s = s.assert_json();
     assert_eq!(s["account"], "default");
     assert_eq!(s["state"], "healthy");
-    assert_eq!(s["expiry_time"], ist_string(token.expires_at));
+    assert_eq!(s["expiry_time"], ist_rfc3339(token.expires_at));
     assert_eq!(
         s["token_file"],
         fx.token_path("default").display().to_string()
@@ -1429,13 +1279,13 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     let (cli, _) = fx.cli_status(&["--validate"]).await;
     assert_same_report(&s, &cli, &["next_check_at", "last_validated_at"]);
 
-    let calls = fx.sim.calls(Endpoint::Profile);
+    let calls = fx.host.sim.calls(Endpoint::Profile);
     let r = fetch(client.post(format!("{base}/api/token/force-refresh?account=work"))).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.assert_json()["account"], "work");
     let deadline = Instant::now() + STEP;
-    while fx.sim.calls(Endpoint::Profile) == calls {
-        assert!(Instant::now() < deadline, "{}", daemon.log());
+    while fx.host.sim.calls(Endpoint::Profile) == calls {
+        assert!(Instant::now() < deadline, "{}", daemon.stderr());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -1447,21 +1297,17 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
             .starts_with("application/openmetrics-text")
     );
     let samples = parse_metrics(&m.body);
-    assert_eq!(
-        metric(
-            &samples,
-            "tokenwatch_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
+    assert_metric(
+        &samples,
+        "tokenwatch_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &samples,
-            "tokenwatch_token_expiry_timestamp_seconds",
-            &[("account", "default")]
-        ),
-        token.expires_at.timestamp() as f64
+    assert_metric(
+        &samples,
+        EXPIRY,
+        &[("account", "default")],
+        token.expires_at.timestamp() as f64,
     );
     let h = get("/healthz").await;
     assert_eq!(h.status, 200);
@@ -1471,29 +1317,22 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
     );
     assert!(
         daemon
-            .log()
+            .stderr()
             .contains(&format!("HTTP API on http://127.0.0.1:{port}")),
         "{}",
-        daemon.log()
+        daemon.stderr()
     );
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + STEP;
-    let code = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit on SIGTERM: {}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(code, Some(0), "{}", daemon.log());
+    daemon.signal(libc::SIGTERM);
+    let out = tokio::task::block_in_place(|| daemon.finish());
+    assert_eq!(
+        out.code,
+        Some(0),
+        "no clean exit on SIGTERM: {}",
+        out.stderr
+    );
     assert!(!listening(port), "the port is still served after exit");
-    assert!(!daemon.log().contains(token.access_token.expose()));
+    assert!(!out.stderr.contains(token.access_token.expose()));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1511,20 +1350,13 @@ async fn metrics_have_every_series_with_the_right_values() {
     let m = api.metrics().await;
     let now = Utc::now();
 
-    let names = [
-        "tokenwatch_token_expiry_timestamp_seconds",
-        "tokenwatch_token_valid",
-        "tokenwatch_token_last_validation_timestamp_seconds",
-    ];
+    let names = [EXPIRY, VALID, LAST_VALIDATION];
     for account in ["default", "work"] {
         for name in names {
             metric(&m, name, &[("account", account)]);
         }
         for result in ["success", "failure"] {
-            for name in [
-                "tokenwatch_refresh_attempts_total",
-                "tokenwatch_token_file_writes_total",
-            ] {
+            for name in [ATTEMPTS, WRITES] {
                 assert_eq!(
                     metric(&m, name, &[("account", account), ("result", result)]),
                     0.0,
@@ -1553,39 +1385,28 @@ async fn metrics_have_every_series_with_the_right_values() {
             "no account label: {sample:?}"
         );
     }
-    assert_eq!(
-        metric(
-            &m,
-            "tokenwatch_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
+    assert_metric(
+        &m,
+        "tokenwatch_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
     );
     let d = [("account", "default")];
     let w = [("account", "work")];
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &d),
-        token.expires_at.timestamp() as f64
-    );
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &w),
-        0.0
-    );
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 1.0);
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &w), 0.0);
-    let last = metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &d) as i64;
+    assert_metric(&m, EXPIRY, &d, token.expires_at.timestamp() as f64);
+    assert_metric(&m, EXPIRY, &w, 0.0);
+    assert_metric(&m, VALID, &d, 1.0);
+    assert_metric(&m, VALID, &w, 0.0);
+    let last = metric(&m, LAST_VALIDATION, &d) as i64;
     assert!(
         last >= started.timestamp() && last <= now.timestamp(),
         "{last} not in {started}..{now}"
     );
     assert_eq!(last, parse_ist(&s["last_validated_at"]).timestamp());
-    assert_eq!(
-        metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &w),
-        0.0
-    );
+    assert_metric(&m, LAST_VALIDATION, &w, 0.0);
 
     // Upstox rejects the token: invalid, not valid, and the rejection is a validation.
-    fx.sim.revoke_all();
+    fx.host.sim.revoke_all();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     let s = api
@@ -1594,34 +1415,28 @@ async fn metrics_have_every_series_with_the_right_values() {
     assert_eq!(s["valid"], false);
     assert_eq!(s["api_validated"], false);
     let m = api.metrics().await;
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 0.0);
+    assert_metric(&m, VALID, &d, 0.0);
     assert_eq!(
-        metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &d) as i64,
+        metric(&m, LAST_VALIDATION, &d) as i64,
         parse_ist(&s["last_validated_at"]).timestamp()
     );
     assert!(
-        metric(&m, "tokenwatch_token_last_validation_timestamp_seconds", &d) as i64 > last,
+        metric(&m, LAST_VALIDATION, &d) as i64 > last,
         "the rejection is a newer validation"
     );
     // strategy none: no renewal was attempted.
-    assert_eq!(
-        metric(
-            &m,
-            "tokenwatch_refresh_attempts_total",
-            &[("account", "default"), ("result", "success")]
-        ),
-        0.0
+    assert_metric(
+        &m,
+        ATTEMPTS,
+        &[("account", "default"), ("result", "success")],
+        0.0,
     );
     api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_renewals_and_file_writes() {
-    let fx = Fixture::new(Opts {
-        strategy: "command",
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().strategy("command")).await;
     let old = fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
     let old_bytes = std::fs::read(fx.token_path("default")).unwrap();
@@ -1633,34 +1448,33 @@ async fn metrics_count_renewals_and_file_writes() {
     let bad_d = [("account", "default"), ("result", "failure")];
     let ok_w = [("account", "work"), ("result", "success")];
     let bad_w = [("account", "work"), ("result", "failure")];
-    let attempts = "tokenwatch_refresh_attempts_total";
-    let writes = "tokenwatch_token_file_writes_total";
+    let (attempts, writes) = (ATTEMPTS, WRITES);
     let m = api.metrics().await;
     for labels in [&ok_d, &bad_d] {
-        assert_eq!(metric(&m, attempts, labels), 0.0);
-        assert_eq!(metric(&m, writes, labels), 0.0);
+        assert_metric(&m, attempts, labels, 0.0);
+        assert_metric(&m, writes, labels, 0.0);
     }
 
     // Upstox drops the token; `r` finds it rejected and runs renew.command, which fails.
-    fx.sim.revoke_all();
+    fx.host.sim.revoke_all();
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     // The forced round fails; a failed round puts the next one off 30 minutes, so the
     // rejected token does not make another round due at once.
     api.wait_metric(attempts, &bad_d, 1.0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let m = api.metrics().await;
-    assert_eq!(metric(&m, attempts, &bad_d), 1.0);
-    assert_eq!(metric(&m, attempts, &ok_d), 0.0);
+    assert_metric(&m, attempts, &bad_d, 1.0);
+    assert_metric(&m, attempts, &ok_d, 0.0);
     // A failed renewal never touches the stored files.
-    assert_eq!(metric(&m, writes, &ok_d), 0.0);
-    assert_eq!(metric(&m, writes, &bad_d), 0.0);
+    assert_metric(&m, writes, &ok_d, 0.0);
+    assert_metric(&m, writes, &bad_d, 0.0);
     assert_eq!(std::fs::read(fx.token_path("default")).unwrap(), old_bytes);
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 0.0);
+    assert_metric(&m, VALID, &d, 0.0);
     let s = api.status("default").await;
     assert_eq!(s["state"], "invalid", "{s}");
 
     // Now the command works: the next `r` renews.
-    std::fs::write(fx.root.join("allow_renewal"), "").unwrap();
+    std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     api.wait_metric(attempts, &ok_d, 1.0).await;
     let s = api.status("default").await;
@@ -1671,22 +1485,19 @@ async fn metrics_count_renewals_and_file_writes() {
     assert_eq!(stored["obtained_via"], "command");
     assert_ne!(stored["access_token"], old.access_token.expose());
     let expires = parse_ist(&stored["expires_at"]);
-    assert_eq!(s["expiry_time"], ist_string(expires));
+    assert_eq!(s["expiry_time"], ist_rfc3339(expires));
 
     let m = api.metrics().await;
-    assert_eq!(metric(&m, attempts, &ok_d), 1.0);
-    assert_eq!(metric(&m, attempts, &bad_d), 1.0);
-    assert_eq!(metric(&m, writes, &ok_d), 1.0);
-    assert_eq!(metric(&m, writes, &bad_d), 0.0);
-    assert_eq!(
-        metric(&m, "tokenwatch_token_expiry_timestamp_seconds", &d),
-        expires.timestamp() as f64
-    );
-    assert_eq!(metric(&m, "tokenwatch_token_valid", &d), 1.0);
+    assert_metric(&m, attempts, &ok_d, 1.0);
+    assert_metric(&m, attempts, &bad_d, 1.0);
+    assert_metric(&m, writes, &ok_d, 1.0);
+    assert_metric(&m, writes, &bad_d, 0.0);
+    assert_metric(&m, EXPIRY, &d, expires.timestamp() as f64);
+    assert_metric(&m, VALID, &d, 1.0);
     // The other account renewed nothing.
     for labels in [&ok_w, &bad_w] {
-        assert_eq!(metric(&m, attempts, labels), 0.0);
-        assert_eq!(metric(&m, writes, labels), 0.0);
+        assert_metric(&m, attempts, labels, 0.0);
+        assert_metric(&m, writes, labels, 0.0);
     }
     api.stop().await;
 }
@@ -1696,17 +1507,12 @@ async fn metrics_count_renewals_and_file_writes() {
 /// `status --json` (and the API itself after a restart) says `expires_at` for the same file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_status_json_agree_after_a_renewal() {
-    let fx = Fixture::new(Opts {
-        strategy: "command",
-        work: false,
-        ..Opts::default()
-    })
-    .await;
-    std::fs::write(fx.root.join("allow_renewal"), "").unwrap();
+    let fx = Fixture::new(Opts::default().strategy("command").one_account()).await;
+    std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
     // No token: the worker renews at start.
     let api = fx.start().await;
     api.wait_metric(
-        "tokenwatch_refresh_attempts_total",
+        ATTEMPTS,
         &[("account", "default"), ("result", "success")],
         1.0,
     )
@@ -1771,11 +1577,7 @@ async fn healthz_is_ok_while_every_worker_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_ever_holds_a_token_or_secret() {
-    let fx = Fixture::new(Opts {
-        api_key: true,
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().with_api_key()).await;
     let ext =
         |tag: &str| format!("ext{tag}{}", fastrand::u64(..)) + "QWxsIHlvdXIgYmFzZSBhcmUgYmVsb25n";
     let d = fx.store_token("default", "AB1234", Some(ext("d")));
@@ -1830,27 +1632,20 @@ async fn no_answer_ever_holds_a_token_or_secret() {
     for code in [200, 202, 401, 403, 404, 405] {
         assert!(statuses.contains(&code), "no {code} among {statuses:?}");
     }
-    let all: String = seen
-        .iter()
-        .map(Resp::everything)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut secrets = vec![CLIENT_SECRET.to_owned(), API_KEY.to_owned()];
+    let mut leaks = Leaks::default();
+    for (i, r) in seen.iter().enumerate() {
+        leaks.text(format!("answer {i}"), r.everything());
+    }
+    leaks.token("client secret", CLIENT_SECRET);
+    leaks.token("API key", API_KEY);
     for t in [&d, &w] {
-        secrets.push(t.access_token.expose().to_owned());
-        secrets.push(t.extended_token.as_ref().unwrap().expose().to_owned());
+        leaks.token("access token", t.access_token.expose());
+        leaks.token(
+            "extended token",
+            t.extended_token.as_ref().unwrap().expose(),
+        );
     }
-    for s in &secrets {
-        assert!(!all.contains(s.as_str()), "an answer holds a secret");
-        let chars: Vec<char> = s.chars().collect();
-        for window in chars.windows(20) {
-            let slice: String = window.iter().collect();
-            assert!(
-                !all.contains(&slice),
-                "an answer holds a 20-character piece of a secret: {slice}"
-            );
-        }
-    }
+    leaks.assert_clean();
     api.stop().await;
 }
 
@@ -1860,11 +1655,7 @@ async fn no_answer_ever_holds_a_token_or_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_run_and_watch_their_own_files() {
-    let fx = Fixture::new(Opts {
-        check_interval: "10s",
-        ..Opts::default()
-    })
-    .await;
+    let fx = Fixture::new(Opts::default().check_interval("10s")).await;
     fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
     let api = fx.start().await;
@@ -1898,20 +1689,12 @@ async fn two_accounts_run_and_watch_their_own_files() {
     }
 
     // Someone replaces the work token file: only that account changes, with no request.
-    let mut replacement = fx.sim.issue_token();
+    let mut replacement = fx.host.sim.issue_token();
     replacement.expires_at -= chrono::Duration::hours(2);
     let token = Token {
-        access_token: replacement.access_token,
-        token_type: "Bearer".into(),
-        extended_token: None,
         user_id: Some("WK0777".into()),
         user_name: None,
-        email: None,
-        issued_at: Some(replacement.issued_at),
-        expires_at: replacement.expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("oauth".into()),
-        format: TokenFileFormat::Format1,
+        ..tokens::issued(replacement)
     };
     TokenStore::new(fx.token_path("work"), vec![])
         .write(&token)
@@ -1919,7 +1702,7 @@ async fn two_accounts_run_and_watch_their_own_files() {
     let w1 = api
         .wait_status("work", "the replaced file", |s| s["user_id"] == "WK0777")
         .await;
-    assert_eq!(w1["expiry_time"], ist_string(token.expires_at));
+    assert_eq!(w1["expiry_time"], ist_rfc3339(token.expires_at));
     assert_ne!(w1["expiry_time"], w0["expiry_time"]);
     let d1 = api.status("default").await;
     assert_same_report(
@@ -1953,8 +1736,12 @@ async fn two_accounts_on_one_token_file_are_refused() {
         assert!(text.contains(needle), "{needle} missing: {text}");
     }
     let out = fx.cli(&["daemon"]).await;
-    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("\"work\""), "{}", stderr_of(&out));
+    assert_eq!(out.code, Some(78), "{}", out.stderr.clone());
+    assert!(
+        out.stderr.clone().contains("\"work\""),
+        "{}",
+        out.stderr.clone()
+    );
 }
 
 /// Reproduces a race in `Metrics::update`: a counter is brought up to the snapshot's total
@@ -2014,7 +1801,7 @@ fn concurrent_scrapes_never_over_count() {
         let text = metrics.render(std::slice::from_ref(&snap), now, thresholds);
         let v = metric(
             &parse_metrics(&text),
-            "tokenwatch_refresh_attempts_total",
+            ATTEMPTS,
             &[("account", "default"), ("result", "success")],
         );
         if v != 1.0 {

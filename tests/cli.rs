@@ -6,41 +6,19 @@
 //! are built relative to the real clock with margins of many minutes, and remaining-time
 //! checks use the window measured around the run, so the tests do not flake.
 
-use assert_cmd::Command;
+mod common;
+
+use assert_cmd::prelude::*;
 use base64::Engine;
-use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use common::{Out, Sandbox, at_ist, ist, ist_rfc3339, now_secs, tokens};
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use tempfile::TempDir;
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// India Standard Time, UTC+05:30.
-fn ist() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap()
-}
-
-/// RFC 3339 in IST with whole seconds, the form the contract uses: `2026-11-27T03:30:00+05:30`.
-fn ist_rfc3339(t: DateTime<Utc>) -> String {
-    t.with_timezone(&ist())
-        .to_rfc3339_opts(SecondsFormat::Secs, false)
-}
-
-/// An IST wall-clock time as an instant.
-fn at_ist(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(y, mo, d, h, mi, s)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-/// Now, truncated to whole seconds (token files carry whole seconds).
-fn now_secs() -> DateTime<Utc> {
-    DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
-}
 
 /// The Upstox rule, computed independently of the product: the first 03:30 at UTC+05:30
 /// strictly after `t`. Walks IST calendar days from the day before `t`'s IST date.
@@ -90,22 +68,11 @@ fn format1(access_token: &str, issued: DateTime<Utc>, expires: DateTime<Utc>) ->
 /// Upstox's flat token-exchange response, as the older Python manager saved it, plus
 /// `created_at` (epoch seconds). No `expires_at`.
 fn upstox_response(access_token: &str, created_at: Value) -> String {
-    json!({
-        "email": "jane@example.com",
-        "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD"],
-        "products": ["D", "CO", "I"],
-        "broker": "UPSTOX",
-        "user_id": "AB1234",
-        "user_name": "Jane Doe",
-        "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
-        "user_type": "individual",
-        "poa": false,
-        "is_active": true,
-        "access_token": access_token,
-        "extended_token": null,
-        "created_at": created_at
-    })
-    .to_string()
+    let mut v = tokens::upstox_user();
+    v.insert("access_token".into(), json!(access_token));
+    v.insert("extended_token".into(), Value::Null);
+    v.insert("created_at".into(), created_at);
+    Value::Object(v).to_string()
 }
 
 /// The state the default thresholds (warning 3h, critical 1h) give for `secs` left.
@@ -131,127 +98,24 @@ fn code_for(state: &str) -> i32 {
     }
 }
 
-/// What one run of the binary gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    /// The clock just before and just after the run.
-    before: DateTime<Utc>,
-    after: DateTime<Utc>,
+/// A sandbox whose config sets only `token.path` (to `<root>/upstox_token.json`, given
+/// relative to the config file's folder).
+fn sandbox() -> Sandbox {
+    sandbox_with("token:\n  path: \"../upstox_token.json\"\n")
 }
 
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    fn yaml(&self) -> serde_yaml::Value {
-        serde_yaml::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not YAML ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    fn all_output(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// A temporary HOME / XDG / working folder with a config file.
-struct Sandbox {
-    _dir: TempDir,
-    root: PathBuf,
-}
-
-impl Sandbox {
-    /// A sandbox whose config sets only `token.path` (to `<root>/upstox_token.json`, given
-    /// relative to the config file's folder).
-    fn new() -> Sandbox {
-        Sandbox::with_config("token:\n  path: \"../upstox_token.json\"\n")
-    }
-
-    /// A sandbox with this `config/tokenwatch.yaml`.
-    fn with_config(yaml: &str) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        // The binary sees its working folder through getcwd(), which resolves symlinks.
-        let root = dir.path().canonicalize().unwrap();
-        for sub in ["home", "state", "xdg-config", "config"] {
-            std::fs::create_dir_all(root.join(sub)).unwrap();
-        }
-        std::fs::write(root.join("config/tokenwatch.yaml"), yaml).unwrap();
-        Sandbox { _dir: dir, root }
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.root.join("config/tokenwatch.yaml")
-    }
-
-    fn token_path(&self) -> PathBuf {
-        self.root.join("upstox_token.json")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.root.join("home")
-    }
-
-    fn write_token(&self, contents: impl AsRef<[u8]>) {
-        std::fs::write(self.token_path(), contents).unwrap();
-    }
-
-    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
-        let p = self.root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-    }
-
-    /// The binary, isolated: empty environment plus HOME and the XDG folders in the sandbox.
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("tokenwatch").unwrap();
-        c.env_clear()
-            .env("HOME", self.home())
-            .env("XDG_STATE_HOME", self.root.join("state"))
-            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
-            .current_dir(&self.root);
-        c
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut c = self.cmd();
-        c.args(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let before = Utc::now();
-        let out = c.output().unwrap();
-        let after = Utc::now();
-        Run {
-            code: out
-                .status
-                .code()
-                .unwrap_or_else(|| panic!("{args:?} was killed by a signal")),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-            before,
-            after,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, &[])
-    }
+/// A sandbox with this `config/tokenwatch.yaml`, whose token file is
+/// `<root>/upstox_token.json`. Its output must be UTF-8.
+fn sandbox_with(yaml: &str) -> Sandbox {
+    let mut sb = Sandbox::new().strict_utf8();
+    sb.token = sb.root.join("upstox_token.json");
+    sb.write_yaml(yaml);
+    sb
 }
 
 /// `time_remaining_seconds` lies in the window the run allows for a token expiring at
 /// `expires` (0 once expired), and `time_remaining_hours` is that in hours, one decimal.
-fn assert_remaining(run: &Run, expires: DateTime<Utc>) -> i64 {
+fn assert_remaining(run: &Out, expires: DateTime<Utc>) -> i64 {
     let j = run.json();
     let secs = j["time_remaining_seconds"]
         .as_i64()
@@ -273,6 +137,26 @@ fn assert_remaining(run: &Run, expires: DateTime<Utc>) -> i64 {
     secs
 }
 
+/// `status --json` for a readable token expiring at `expires`: exit `code`, `state`, `valid`,
+/// the expiry and the remaining time (see [`assert_remaining`]); the run, its JSON and the
+/// seconds left it reported.
+fn status_json(
+    sb: &Sandbox,
+    code: i32,
+    state: &str,
+    valid: bool,
+    expires: DateTime<Utc>,
+) -> (Out, Value, i64) {
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, Some(code), "{}", run.all());
+    let j = run.json();
+    assert_eq!(j["state"], state);
+    assert_eq!(j["valid"], valid);
+    assert_expiry(&j, expires);
+    let secs = assert_remaining(&run, expires);
+    (run, j, secs)
+}
+
 /// `expiry_time` is RFC 3339 with `+05:30`, exactly the expected instant.
 fn assert_expiry(j: &Value, expires: DateTime<Utc>) {
     let s = j["expiry_time"]
@@ -291,23 +175,14 @@ fn assert_expiry(j: &Value, expires: DateTime<Utc>) {
 
 /// A format-1 token issued `issued_ago` ago, expiring `expires_in` from now.
 fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool) {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let now = now_secs();
     let issued = now - Duration::hours(20);
     let expires = now + expires_in;
     sb.write_token(format1(&jwt(json!({"sub": "AB1234"})), issued, expires));
 
-    let run = sb.run(&["status", "--json"]);
-    assert_eq!(
-        run.code, code,
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
-    let j = run.json();
+    let (run, j, secs) = status_json(&sb, code, state, valid, expires);
     assert_eq!(j["account"], "default");
-    assert_eq!(j["state"], state);
-    assert_eq!(j["valid"], valid);
-    let secs = assert_remaining(&run, expires);
     if state == "expired" {
         assert_eq!(secs, 0);
         assert_eq!(j["time_remaining_hours"].as_f64(), Some(0.0));
@@ -318,7 +193,6 @@ fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool
             "{secs} s left, ~{nominal} expected"
         );
     }
-    assert_expiry(&j, expires);
     assert_eq!(j["issued_at"], ist_rfc3339(issued));
     assert_eq!(j["user_id"], "AB1234");
     assert_eq!(j["token_file"], sb.token_path().to_str().unwrap());
@@ -354,12 +228,14 @@ fn status_json_expired_format1() {
 
 #[test]
 fn status_json_missing() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let run = sb.run(&["status", "--json"]);
     assert_eq!(
-        run.code, 2,
+        run.code,
+        Some(2),
         "stdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
+        run.stdout,
+        run.stderr
     );
     let j = run.json();
     assert_eq!(j["account"], "default");
@@ -400,16 +276,16 @@ fn garbage_token_file_is_unknown_for_status_and_no_token_for_token() {
         ("binary", binary),
     ];
     for (what, bytes) in cases {
-        let sb = Sandbox::new();
+        let sb = sandbox();
         sb.write_token(&bytes);
         let path = sb.token_path().display().to_string();
 
         let run = sb.run(&["status"]);
-        assert_eq!(run.code, 3, "{what}: status\n{}", run.all_output());
+        assert_eq!(run.code, Some(3), "{what}: status\n{}", run.all());
         assert!(run.stdout.contains("UNKNOWN"), "{what}: {}", run.stdout);
 
         let run = sb.run(&["status", "--json"]);
-        assert_eq!(run.code, 3, "{what}: status --json\n{}", run.all_output());
+        assert_eq!(run.code, Some(3), "{what}: status --json\n{}", run.all());
         let j = run.json();
         assert_eq!(j["state"], "unknown", "{what}");
         assert_eq!(j["valid"], false, "{what}");
@@ -422,10 +298,10 @@ fn garbage_token_file_is_unknown_for_status_and_no_token_for_token() {
             .unwrap_or_else(|| panic!("{what}: no error: {j}"));
         assert!(error.contains("unreadable token file"), "{what}: {error}");
         assert!(error.contains(&path), "{what}: {error}");
-        assert!(!run.all_output().contains(secret), "{what}: token leaked");
+        assert!(!run.all().contains(secret), "{what}: token leaked");
 
         let run = sb.run(&["token"]);
-        assert_eq!(run.code, 2, "{what}: token\n{}", run.all_output());
+        assert_eq!(run.code, Some(2), "{what}: token\n{}", run.all());
         assert_eq!(run.stdout, "", "{what}: token printed something");
         assert!(!run.stderr.contains(secret), "{what}: token leaked");
     }
@@ -437,12 +313,12 @@ fn garbage_token_file_is_unknown_for_status_and_no_token_for_token() {
 
 #[test]
 fn config_error_stops_every_command_with_a_clear_message() {
-    let sb = Sandbox::with_config(
+    let sb = sandbox_with(
         "token:\n  path: \"../upstox_token.json\"\nmonitor: { check_interval: \"30x\" }\n",
     );
     sb.write_token(format1("tok", now_secs(), now_secs() + Duration::hours(10)));
     let config = sb.config_path().display().to_string();
-    let check_message = |run: &Run, what: &str| {
+    let check_message = |run: &Out, what: &str| {
         for needle in [
             config.as_str(),
             "monitor.check_interval",
@@ -454,15 +330,15 @@ fn config_error_stops_every_command_with_a_clear_message() {
                 run.stderr
             );
         }
-        assert!(!run.all_output().contains("panicked"), "{what} panicked");
+        assert!(!run.all().contains("panicked"), "{what} panicked");
     };
 
     let run = sb.run(&["status"]);
-    assert_eq!(run.code, 3, "status\n{}", run.all_output());
+    assert_eq!(run.code, Some(3), "status\n{}", run.all());
     check_message(&run, "status");
 
     let run = sb.run(&["status", "--json"]);
-    assert_eq!(run.code, 3, "status --json\n{}", run.all_output());
+    assert_eq!(run.code, Some(3), "status --json\n{}", run.all());
     check_message(&run, "status --json");
     let j = run.json();
     assert_eq!(j["state"], "unknown");
@@ -476,11 +352,11 @@ fn config_error_stops_every_command_with_a_clear_message() {
     );
 
     let run = sb.run(&["config", "check"]);
-    assert_eq!(run.code, 78, "config check\n{}", run.all_output());
+    assert_eq!(run.code, Some(78), "config check\n{}", run.all());
     check_message(&run, "config check");
 
     let run = sb.run(&["token"]);
-    assert_eq!(run.code, 78, "token\n{}", run.all_output());
+    assert_eq!(run.code, Some(78), "token\n{}", run.all());
     assert_eq!(run.stdout, "", "token printed something on a config error");
     check_message(&run, "token");
 }
@@ -490,52 +366,50 @@ fn config_error_stops_every_command_with_a_clear_message() {
 // ---------------------------------------------------------------------------------------
 
 fn token_for(expires_in: Duration) -> (Sandbox, String) {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let now = now_secs();
     let tok = jwt(json!({"sub": "AB1234", "iat": now.timestamp()}));
     sb.write_token(format1(&tok, now - Duration::hours(20), now + expires_in));
     (sb, tok)
 }
 
-#[test]
-fn token_prints_a_healthy_token_alone() {
-    let (sb, tok) = token_for(Duration::hours(10));
-    sb.cmd()
-        .arg("token")
+/// `token` prints `tok` and a newline, nothing else, and exits 0.
+fn assert_prints_token(sb: &Sandbox, tok: &str) {
+    sb.cmd(&["token"])
         .assert()
         .code(0)
         .stdout(predicate::eq(format!("{tok}\n")));
+}
+
+/// `token` prints nothing on stdout and exits 2.
+fn assert_prints_no_token(sb: &Sandbox) -> assert_cmd::assert::Assert {
+    sb.cmd(&["token"])
+        .assert()
+        .code(2)
+        .stdout(predicate::eq(""))
+}
+
+#[test]
+fn token_prints_a_healthy_token_alone() {
+    let (sb, tok) = token_for(Duration::hours(10));
+    assert_prints_token(&sb, &tok);
 }
 
 #[test]
 fn token_prints_a_critical_token_alone() {
     let (sb, tok) = token_for(Duration::minutes(30));
-    sb.cmd()
-        .arg("token")
-        .assert()
-        .code(0)
-        .stdout(predicate::eq(format!("{tok}\n")));
+    assert_prints_token(&sb, &tok);
 }
 
 #[test]
 fn token_refuses_an_expired_token() {
     let (sb, tok) = token_for(-Duration::hours(1));
-    sb.cmd()
-        .arg("token")
-        .assert()
-        .code(2)
-        .stdout(predicate::eq(""))
-        .stderr(predicate::str::contains(tok.as_str()).not());
+    assert_prints_no_token(&sb).stderr(predicate::str::contains(tok.as_str()).not());
 }
 
 #[test]
 fn token_with_no_token_file_exits_2() {
-    let sb = Sandbox::new();
-    sb.cmd()
-        .arg("token")
-        .assert()
-        .code(2)
-        .stdout(predicate::eq(""));
+    assert_prints_no_token(&sandbox());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -544,7 +418,7 @@ fn token_with_no_token_file_exits_2() {
 
 #[test]
 fn upstox_response_with_opaque_token_uses_the_0330_rule_from_created_at() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let created = now_secs() - Duration::minutes(90);
     let expires = first_0330_ist_after(created);
     sb.write_token(upstox_response(
@@ -564,7 +438,7 @@ fn upstox_response_with_opaque_token_uses_the_0330_rule_from_created_at() {
         state == hi || state == lo,
         "state {state}, expected {lo}/{hi}"
     );
-    assert_eq!(run.code, code_for(state), "{}", run.all_output());
+    assert_eq!(run.code, Some(code_for(state)), "{}", run.all());
     assert_eq!(j["issued_at"], ist_rfc3339(created));
     assert_eq!(j["user_id"], "AB1234");
     assert_eq!(j["expiry_source"], "rule_from_created_at");
@@ -573,65 +447,39 @@ fn upstox_response_with_opaque_token_uses_the_0330_rule_from_created_at() {
 #[test]
 fn upstox_rule_is_computed_in_ist_on_fixed_dates() {
     // (created_at, expected expiry): hand-computed, and checked against the independent helper.
-    let cases: Vec<(Value, DateTime<Utc>, &str)> = vec![
+    let utc = |d, h, mi| Utc.with_ymd_and_hms(2025, 7, d, h, mi, 0).unwrap();
+    let cases: [(DateTime<Utc>, &str); 6] = [
         // 09:12 IST → 03:30 the next day.
-        (
-            json!(at_ist(2025, 7, 5, 9, 12, 0).timestamp()),
-            at_ist(2025, 7, 5, 9, 12, 0),
-            "2025-07-06T03:30:00+05:30",
-        ),
+        (at_ist(2025, 7, 5, 9, 12, 0), "2025-07-06T03:30:00+05:30"),
         // 02:00 IST → 03:30 the same morning.
-        (
-            json!(at_ist(2025, 7, 5, 2, 0, 0).timestamp()),
-            at_ist(2025, 7, 5, 2, 0, 0),
-            "2025-07-05T03:30:00+05:30",
-        ),
+        (at_ist(2025, 7, 5, 2, 0, 0), "2025-07-05T03:30:00+05:30"),
         // Exactly 03:30 IST → strictly after: the next day.
-        (
-            json!(at_ist(2025, 7, 5, 3, 30, 0).timestamp()),
-            at_ist(2025, 7, 5, 3, 30, 0),
-            "2025-07-06T03:30:00+05:30",
-        ),
+        (at_ist(2025, 7, 5, 3, 30, 0), "2025-07-06T03:30:00+05:30"),
         // 22:30 UTC on the 4th is 04:00 IST on the 5th: a UTC calendar would say the 5th.
-        (
-            json!(
-                Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0)
-                    .unwrap()
-                    .timestamp()
-            ),
-            Utc.with_ymd_and_hms(2025, 7, 4, 22, 30, 0).unwrap(),
-            "2025-07-06T03:30:00+05:30",
-        ),
+        (utc(4, 22, 30), "2025-07-06T03:30:00+05:30"),
         // 21:30 UTC on the 4th is 03:00 IST on the 5th.
-        (
-            json!(
-                Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0)
-                    .unwrap()
-                    .timestamp()
-            ),
-            Utc.with_ymd_and_hms(2025, 7, 4, 21, 30, 0).unwrap(),
-            "2025-07-05T03:30:00+05:30",
-        ),
-        // The Python manager may have saved time.time(): fractional epoch seconds.
-        (
-            json!(at_ist(2025, 7, 5, 9, 12, 0).timestamp() as f64 + 0.25),
-            at_ist(2025, 7, 5, 9, 12, 0),
-            "2025-07-06T03:30:00+05:30",
-        ),
+        (utc(4, 21, 30), "2025-07-05T03:30:00+05:30"),
         // Year rollover.
-        (
-            json!(at_ist(2025, 12, 31, 23, 59, 0).timestamp()),
-            at_ist(2025, 12, 31, 23, 59, 0),
-            "2026-01-01T03:30:00+05:30",
-        ),
+        (at_ist(2025, 12, 31, 23, 59, 0), "2026-01-01T03:30:00+05:30"),
     ];
+    let mut cases: Vec<(Value, DateTime<Utc>, &str)> = cases
+        .iter()
+        .map(|&(created, want)| (json!(created.timestamp()), created, want))
+        .collect();
+    // The Python manager may have saved time.time(): fractional epoch seconds.
+    let created = at_ist(2025, 7, 5, 9, 12, 0);
+    cases.push((
+        json!(created.timestamp() as f64 + 0.25),
+        created,
+        "2025-07-06T03:30:00+05:30",
+    ));
     for (created_json, created, want) in cases {
         let expires = first_0330_ist_after(created);
         assert_eq!(ist_rfc3339(expires), want, "test helper disagrees");
-        let sb = Sandbox::new();
+        let sb = sandbox();
         sb.write_token(upstox_response("opaque-token-0123456789", created_json));
         let run = sb.run(&["status", "--json"]);
-        assert_eq!(run.code, 2, "{want}: {}", run.all_output());
+        assert_eq!(run.code, Some(2), "{want}: {}", run.all());
         let j = run.json();
         assert_eq!(j["expiry_time"], want, "created {created}");
         assert_eq!(j["state"], "expired");
@@ -643,7 +491,7 @@ fn upstox_rule_is_computed_in_ist_on_fixed_dates() {
 
 #[test]
 fn upstox_response_with_jwt_takes_expiry_from_exp() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let now = now_secs();
     let created = now - Duration::hours(1);
     // Further out than the 03:30 rule could ever give (at most 24 h after created_at).
@@ -655,13 +503,7 @@ fn upstox_response_with_jwt_takes_expiry_from_exp() {
     }));
     sb.write_token(upstox_response(&tok, json!(created.timestamp())));
 
-    let run = sb.run(&["status", "--json"]);
-    assert_eq!(run.code, 0, "{}", run.all_output());
-    let j = run.json();
-    assert_eq!(j["state"], "healthy");
-    assert_eq!(j["valid"], true);
-    assert_expiry(&j, expires);
-    assert_remaining(&run, expires);
+    let (_, j, _) = status_json(&sb, 0, "healthy", true, expires);
     assert_eq!(j["issued_at"], ist_rfc3339(created));
     assert_eq!(j["user_id"], "AB1234");
     assert_eq!(j["expiry_source"], "jwt_exp");
@@ -669,18 +511,12 @@ fn upstox_response_with_jwt_takes_expiry_from_exp() {
 
 /// A legacy `{"access_token", "expires_at"}` file.
 fn check_legacy(expires_at: Value, expires: DateTime<Utc>, state: &str) {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     sb.write_token(
         json!({"access_token": "legacy-opaque-token-0123456789", "expires_at": expires_at})
             .to_string(),
     );
-    let run = sb.run(&["status", "--json"]);
-    assert_eq!(run.code, code_for(state), "{}", run.all_output());
-    let j = run.json();
-    assert_eq!(j["state"], state);
-    assert_eq!(j["valid"], true);
-    assert_expiry(&j, expires);
-    assert_remaining(&run, expires);
+    let (_, j, _) = status_json(&sb, code_for(state), state, true, expires);
     assert_eq!(j["issued_at"], Value::Null);
     assert_eq!(j["user_id"], Value::Null);
     assert_eq!(j["expiry_source"], "expires_at");
@@ -710,30 +546,20 @@ fn legacy_expires_at_rfc3339() {
 
 #[test]
 fn raw_jwt_file_takes_expiry_from_exp() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let expires = now_secs() + Duration::hours(2);
     let issued = expires - Duration::hours(12);
     let tok = jwt(json!({"sub": "CD5678", "iat": issued.timestamp(), "exp": expires.timestamp()}));
     sb.write_token(format!("{tok}\n"));
 
-    let run = sb.run(&["status", "--json"]);
-    assert_eq!(run.code, 1, "{}", run.all_output());
-    let j = run.json();
-    assert_eq!(j["state"], "warning");
-    assert_eq!(j["valid"], true);
-    assert_expiry(&j, expires);
-    assert_remaining(&run, expires);
+    let (_, j, _) = status_json(&sb, 1, "warning", true, expires);
     assert_eq!(j["user_id"], "CD5678");
     assert_eq!(j["expiry_source"], "jwt_exp");
     // The JWT's iat is the issue time when the file has none.
     assert_eq!(j["issued_at"], ist_rfc3339(issued));
 
     // And `token` gives it back without the newline of the file doubled.
-    sb.cmd()
-        .arg("token")
-        .assert()
-        .code(0)
-        .stdout(predicate::eq(format!("{tok}\n")));
+    assert_prints_token(&sb, &tok);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -746,7 +572,7 @@ fn config_check_never_prints_the_client_secret() {
     let yaml_secret = "YamlSecret-41d2-in-the-config-file";
     let legacy_secret = "LegacySecret-88e1-old-python-manager";
     let dotenv_secret = "DotenvSecret-5b6c-in-dot-env";
-    let sb = Sandbox::with_config(&format!(
+    let sb = sandbox_with(&format!(
         "upstox:\n  client_id: \"my-client-id\"\n  client_secret: \"{yaml_secret}\"\n\
          token:\n  path: \"../upstox_token.json\"\n"
     ));
@@ -758,9 +584,9 @@ fn config_check_never_prints_the_client_secret() {
     sb.write(".env", format!("UPSTOX_CLIENT_SECRET={dotenv_secret}\n"));
     let secrets = [env_secret, yaml_secret, legacy_secret, dotenv_secret];
 
-    let check = |run: &Run, shown_len: usize| {
-        assert_eq!(run.code, 0, "{}", run.all_output());
-        let all = run.all_output();
+    let check = |run: &Out, shown_len: usize| {
+        assert_eq!(run.code, Some(0), "{}", run.all());
+        let all = run.all();
         for s in secrets {
             assert!(!all.contains(s), "secret {s} printed:\n{all}");
             // Not even a recognisable part of it.
@@ -814,9 +640,9 @@ fn config_check_never_prints_the_client_secret() {
         &["status", "--json"],
         &[("UPSTOX_CLIENT_SECRET", env_secret)],
     );
-    assert_eq!(run.code, 2, "{}", run.all_output());
+    assert_eq!(run.code, Some(2), "{}", run.all());
     for s in secrets {
-        assert!(!run.all_output().contains(s), "status printed secret {s}");
+        assert!(!run.all().contains(s), "status printed secret {s}");
     }
 }
 
@@ -826,11 +652,11 @@ fn config_check_never_prints_the_client_secret() {
 
 #[test]
 fn dotenv_is_loaded_but_never_overrides_the_environment() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     sb.write(".env", "UPSTOX_CLIENT_ID=from-dotenv\n");
 
     let run = sb.run(&["config", "check"]);
-    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(run.code, Some(0), "{}", run.all());
     let y = run.yaml();
     assert_eq!(y["upstox"]["client_id"].as_str(), Some("from-dotenv"));
     assert_eq!(
@@ -839,7 +665,7 @@ fn dotenv_is_loaded_but_never_overrides_the_environment() {
     );
 
     let run = sb.run_with(&["config", "check"], &[("UPSTOX_CLIENT_ID", "from-env")]);
-    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(run.code, Some(0), "{}", run.all());
     let y = run.yaml();
     assert_eq!(y["upstox"]["client_id"].as_str(), Some("from-env"));
     assert!(!run.stdout.contains("from-dotenv"), "{}", run.stdout);
@@ -851,9 +677,9 @@ fn dotenv_is_loaded_but_never_overrides_the_environment() {
 
 #[test]
 fn help_lists_the_subcommands_and_exit_codes() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let run = sb.run(&["--help"]);
-    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(run.code, Some(0), "{}", run.all());
     // clap wraps to the terminal width: compare with whitespace collapsed.
     let help = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     for sub in ["status", "token", "config"] {
@@ -881,9 +707,8 @@ fn help_lists_the_subcommands_and_exit_codes() {
 
 #[test]
 fn version_prints_the_version() {
-    let sb = Sandbox::new();
-    sb.cmd()
-        .arg("--version")
+    let sb = sandbox();
+    sb.cmd(&["--version"])
         .assert()
         .code(0)
         .stdout(predicate::eq(format!(
@@ -907,7 +732,7 @@ fn human_status_shows_the_state_word_in_capitals() {
         (None, "NO TOKEN", 2),
     ];
     for (expires_in, word, code) in cases {
-        let sb = Sandbox::new();
+        let sb = sandbox();
         if let Some(d) = expires_in {
             let now = now_secs();
             sb.write_token(format1(
@@ -917,7 +742,7 @@ fn human_status_shows_the_state_word_in_capitals() {
             ));
         }
         let run = sb.run(&["status"]);
-        assert_eq!(run.code, code, "{word}: {}", run.all_output());
+        assert_eq!(run.code, Some(code), "{word}: {}", run.all());
         assert!(
             run.stdout.starts_with(word),
             "{word}: first line is not the state word:\n{}",
@@ -940,7 +765,7 @@ fn human_status_shows_the_state_word_in_capitals() {
 #[test]
 fn implausible_times_are_unreadable_not_a_crash() {
     // Far-future epoch values used to overflow date arithmetic (a panic, exit 101).
-    let sb = Sandbox::new();
+    let sb = sandbox();
     for body in [
         r#"{"access_token":"abcdefghijklmnop","created_at":8210266876799999}"#,
         r#"{"access_token":"abcdefghijklmnop","expires_at":-8334601228799000}"#,
@@ -948,16 +773,16 @@ fn implausible_times_are_unreadable_not_a_crash() {
     ] {
         sb.write_token(body);
         let run = sb.run(&["status", "--json"]);
-        assert_eq!(run.code, 3, "{body}: {}", run.all_output());
+        assert_eq!(run.code, Some(3), "{body}: {}", run.all());
         assert_eq!(run.json()["state"], "unknown");
         let run = sb.run(&["token"]);
-        assert_eq!(run.code, 2, "{body}: {}", run.all_output());
+        assert_eq!(run.code, Some(2), "{body}: {}", run.all());
     }
 }
 
 #[test]
 fn raw_token_without_exp_dies_at_0330_after_its_jwt_iat() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let issued = at_ist(2026, 11, 26, 9, 12, 0);
     let tok = jwt(json!({"sub": "CD5678", "iat": issued.timestamp()}));
     sb.write_token(format!("{tok}\n"));
@@ -971,12 +796,12 @@ fn raw_token_without_exp_dies_at_0330_after_its_jwt_iat() {
 #[test]
 fn usage_errors_exit_3_never_2() {
     // 2 means "critical" to Nagios; a typo in a check's arguments must read as "unknown".
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let run = sb.run(&["status", "--bogus"]);
-    assert_eq!(run.code, 3, "{}", run.all_output());
+    assert_eq!(run.code, Some(3), "{}", run.all());
     assert!(run.stderr.contains("--bogus"), "{}", run.stderr);
     let run = sb.run(&["frobnicate"]);
-    assert_eq!(run.code, 3, "{}", run.all_output());
+    assert_eq!(run.code, Some(3), "{}", run.all());
     let run = sb.run(&["status", "--help"]);
-    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(run.code, Some(0), "{}", run.all());
 }

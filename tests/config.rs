@@ -1,42 +1,26 @@
 //! Configuration: discovery, the five layers and their precedence, path resolution, and the
 //! error messages (file, key, expectation) for every kind of bad input.
 
+mod common;
+
+use common::ConfigEnv;
 use std::path::{Path, PathBuf};
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions, LogLevel, Strategy};
-use tokenwatch::paths::Env;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    env: Env,
-}
+/// A sandbox for the library's loader, and the environment it gets (HOME in the sandbox).
+type Fixture = ConfigEnv;
 
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let env = Env::from([("HOME".to_string(), home.display().to_string())]);
-        Fixture { dir, env }
-    }
-
+impl ConfigEnv {
     fn root(&self) -> &Path {
-        self.dir.path()
+        &self.sb.root
     }
 
     fn home(&self) -> PathBuf {
-        self.root().join("home")
+        self.sb.home()
     }
 
     fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn set(&mut self, k: &str, v: &str) -> &mut Self {
-        self.env.insert(k.into(), v.into());
-        self
+        self.sb.write(rel, text)
     }
 
     fn opts(&self) -> LoadOptions {
@@ -117,15 +101,7 @@ fn the_shipped_config_file_parses_and_equals_the_defaults() {
         with_file.sources.config_file.as_deref(),
         Some(path.as_path())
     );
-    let dir = f.root().join("config");
-    assert_eq!(with_file.account.token.path, dir.join("upstox_token.json"));
-    assert_eq!(
-        with_file.account.token.backups,
-        vec![
-            dir.join("backup/upstox_token.json"),
-            f.home().join(".local/state/tokenwatch/upstox_token.json")
-        ]
-    );
+    assert_token_files(&f, &with_file, "upstox_token.json");
     std::fs::remove_file(&path).unwrap();
     let defaults = f.load().unwrap();
     assert_eq!(with_file.monitor, defaults.monitor);
@@ -194,6 +170,43 @@ fn a_named_config_file_must_exist() {
     assert!(e.message.contains("/does/not/exist.yaml"), "{e}");
 }
 
+/// Each config file (YAML) is refused naming the file, the key (when one is to blame) and
+/// what was expected.
+fn assert_file_errors(f: &Fixture, cases: &[(&str, Option<&str>, &str)]) {
+    for (yaml, key, expectation) in cases {
+        let path = f.write("config/tokenwatch.yaml", yaml);
+        let e = f.err();
+        assert_error(
+            &e,
+            &format!("config file {}", path.display()),
+            *key,
+            expectation,
+        );
+    }
+}
+
+/// The token file `name` beside the config file, and the default backups: `backup/<name>`
+/// beside it and `<name>` in the state folder.
+fn assert_token_files(f: &Fixture, c: &Config, name: &str) {
+    let dir = f.root().join("config");
+    assert_eq!(c.account.token.path, dir.join(name));
+    assert_eq!(
+        c.account.token.backups,
+        vec![
+            dir.join("backup").join(name),
+            f.home().join(".local/state/tokenwatch").join(name)
+        ]
+    );
+}
+
+/// The account's Upstox client id, secret and redirect URI.
+fn assert_upstox(c: &Config, id: &str, secret: &str, redirect: &str) {
+    let u = &c.account.upstox;
+    assert_eq!(u.client_id.as_deref(), Some(id));
+    assert_eq!(u.client_secret.as_ref().unwrap().expose(), secret);
+    assert_eq!(u.redirect_uri.as_str(), redirect);
+}
+
 #[test]
 fn precedence_across_all_five_layers() {
     let mut f = Fixture::new();
@@ -210,14 +223,11 @@ fn precedence_across_all_five_layers() {
         c.sources.legacy_credentials.as_deref(),
         Some(legacy_path.as_path())
     );
-    assert_eq!(c.account.upstox.client_id.as_deref(), Some("legacy-id"));
-    assert_eq!(
-        c.account.upstox.client_secret.as_ref().unwrap().expose(),
-        "legacy-secret"
-    );
-    assert_eq!(
-        c.account.upstox.redirect_uri.as_str(),
-        "http://localhost:7001/legacy"
+    assert_upstox(
+        &c,
+        "legacy-id",
+        "legacy-secret",
+        "http://localhost:7001/legacy",
     );
     // 3. the config file beats it
     f.write(
@@ -225,15 +235,7 @@ fn precedence_across_all_five_layers() {
         "upstox:\n  client_id: file-id\n  redirect_uri: http://localhost:7002/file\nlog:\n  level: warn\n",
     );
     let c = f.load().unwrap();
-    assert_eq!(c.account.upstox.client_id.as_deref(), Some("file-id"));
-    assert_eq!(
-        c.account.upstox.client_secret.as_ref().unwrap().expose(),
-        "legacy-secret"
-    );
-    assert_eq!(
-        c.account.upstox.redirect_uri.as_str(),
-        "http://localhost:7002/file"
-    );
+    assert_upstox(&c, "file-id", "legacy-secret", "http://localhost:7002/file");
     assert_eq!(c.log.level, LogLevel::Warn);
     // 4. the environment beats the file; TOKENWATCH__ beats UPSTOX_
     f.set("UPSTOX_CLIENT_ID", "env-id")
@@ -334,15 +336,7 @@ fn accounts_inherit_and_override() {
     assert_eq!(c.account.upstox.client_id.as_deref(), Some("family-id"));
     assert_eq!(c.account.upstox.api_base.as_str(), "http://127.0.0.1:9/");
     assert_eq!(c.account.renew.strategy, Strategy::None);
-    let dir = f.root().join("config");
-    assert_eq!(c.account.token.path, dir.join("family.json"));
-    assert_eq!(
-        c.account.token.backups,
-        vec![
-            dir.join("backup/family.json"),
-            f.home().join(".local/state/tokenwatch/family.json")
-        ]
-    );
+    assert_token_files(&f, &c, "family.json");
     assert_eq!(
         c.accounts["default"].upstox.client_id.as_deref(),
         Some("main-id")
@@ -436,16 +430,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
     ];
-    for (yaml, key, expectation) in cases {
-        let path = f.write("config/tokenwatch.yaml", yaml);
-        let e = f.err();
-        assert_error(
-            &e,
-            &format!("config file {}", path.display()),
-            *key,
-            expectation,
-        );
-    }
+    assert_file_errors(&f, cases);
 }
 
 #[test]
@@ -498,16 +483,8 @@ fn cross_key_errors_name_where_the_value_came_from() {
             "letters, digits",
         ),
     ];
-    for (yaml, key, expectation) in cases {
-        let path = f.write("config/tokenwatch.yaml", yaml);
-        let e = f.err();
-        assert_error(
-            &e,
-            &format!("config file {}", path.display()),
-            Some(key),
-            expectation,
-        );
-    }
+    let cases: Vec<_> = cases.iter().map(|&(y, k, e)| (y, Some(k), e)).collect();
+    assert_file_errors(&f, &cases);
     // The loopback rule holds for a value from the environment too, and names the variable.
     std::fs::remove_file(f.root().join("config/tokenwatch.yaml")).unwrap();
     let mut f = f;

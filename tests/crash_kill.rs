@@ -24,12 +24,13 @@
 //! CRASH_ITERATIONS=1000 cargo test --release --test crash_kill -- --nocapture
 //! ```
 
+mod common;
+
+use common::{KillOnDrop, Sandbox, SimProcess, mode, output_of};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokenwatch::token::read_token_file;
 
@@ -38,89 +39,15 @@ const DEFAULT_ITERATIONS: usize = 30;
 /// Longest wait for one normal run of the binary.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokenwatch")
-}
-
-// ---------------------------------------------------------------------------------------
-// The simulator process
-// ---------------------------------------------------------------------------------------
-
-/// `tokenwatch simulate` on a free loopback port, stopped on drop.
-struct SimProcess {
-    child: Child,
-    /// `http://127.0.0.1:PORT`
-    base: String,
-}
-
-impl SimProcess {
-    fn start() -> SimProcess {
-        for _ in 0..20 {
-            let port = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap().port()
-            };
-            // Tokens live 20 h, so a new one is healthy at any time of day.
-            let mut child = Command::new(bin())
-                .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
-                .args(["--token-lifetime", "20h"])
-                .env_clear()
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut first = String::new();
-            let mut reader = BufReader::new(child.stdout.take().unwrap());
-            reader.read_line(&mut first).unwrap();
-            // Keep reading: a closed pipe would end the simulator with SIGPIPE.
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
-                return SimProcess {
-                    child,
-                    base: base.to_owned(),
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("tokenwatch simulate did not start");
-    }
-
-    /// `DELETE /v2/logout` for `token`: the simulator rejects it from now on.
-    fn revoke(&self, token: &str) {
-        let host = self.base.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(host).expect("connect to the simulator");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "DELETE /v2/logout HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
-             Accept: application/json\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        assert!(
-            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 401"),
-            "logout answered: {answer}"
-        );
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The sandbox: a config folder with the token file, two backups and an env file
 // ---------------------------------------------------------------------------------------
 
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+/// A sandbox on the build's disk (so fsync does real work and kills can land inside a write)
+/// renewing through `renew.command`, with its token file, `.prev`, two backups, an env file and
+/// the log of minted tokens.
+struct Fixture {
+    sb: Sandbox,
     token: PathBuf,
     prev: PathBuf,
     backups: Vec<PathBuf>,
@@ -128,21 +55,18 @@ struct Sandbox {
     minted_log: PathBuf,
 }
 
-impl Sandbox {
-    fn new(sim: &SimProcess) -> Sandbox {
-        // On the build's disk rather than a tmpfs, so fsync does real work and kills can land
-        // inside a write.
-        let dir = tempfile::Builder::new()
-            .prefix("crash-kill-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for d in ["config", "home", "xdg-config", "xdg-state"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        let config = root.join("config");
-        let minted_log = root.join("minted.log");
+impl std::ops::Deref for Fixture {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.sb
+    }
+}
+
+impl Fixture {
+    fn new(sim: &SimProcess) -> Fixture {
+        let sb = Sandbox::on_disk("crash-kill-");
+        let config = sb.root.join("config");
+        let minted_log = sb.root.join("minted.log");
         // The token is logged before it is printed, so a token tokenwatch stores is always in
         // the log already.
         let script = format!(
@@ -151,7 +75,7 @@ impl Sandbox {
             base = sim.base,
             log = minted_log.display()
         );
-        let yaml = serde_json::json!({
+        sb.write_config(&serde_json::json!({
             "upstox": {"api_base": sim.base},
             "token": {
                 "path": "upstox_token.json",
@@ -160,10 +84,8 @@ impl Sandbox {
             },
             "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
             "renew": {"strategy": "command", "not_before": "00:00", "command": ["sh", "-c", script]},
-        });
-        // JSON is YAML.
-        std::fs::write(config.join("tokenwatch.yaml"), yaml.to_string()).unwrap();
-        Sandbox {
+        }));
+        Fixture {
             token: config.join("upstox_token.json"),
             prev: config.join("upstox_token.json.prev"),
             backups: vec![
@@ -172,44 +94,30 @@ impl Sandbox {
             ],
             env_file: config.join("upstox.env"),
             minted_log,
-            root,
-            _dir: dir,
+            sb,
         }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
-            .env("XDG_STATE_HOME", self.root.join("xdg-state"))
-            .current_dir(&self.root)
-            .stdin(Stdio::null());
-        c
+    /// A simulator and a fixture whose first `refresh` stored a token.
+    fn renewed_once() -> (SimProcess, Fixture) {
+        let sim = SimProcess::start();
+        let sb = Fixture::new(&sim);
+        sb.refresh_ok();
+        (sim, sb)
     }
 
-    /// Run `refresh` to the end: (exit status, stdout + stderr, duration).
-    fn refresh(&self) -> (ExitStatus, String, Duration) {
+    /// Run `refresh` to the end: (exit code, stdout + stderr, duration).
+    fn refresh(&self) -> (Option<i32>, String, Duration) {
         let t0 = Instant::now();
-        let mut child = self
-            .cmd(&["refresh"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let status = wait_within(&mut child, RUN_LIMIT);
-        let elapsed = t0.elapsed();
-        (status, reader.join().unwrap(), elapsed)
+        let out = output_of(self.cmd(&["refresh"]), RUN_LIMIT, false);
+        (out.code, out.all(), t0.elapsed())
+    }
+
+    /// Run `refresh`, which must succeed; its output.
+    fn refresh_ok(&self) -> String {
+        let (code, out, _) = self.refresh();
+        assert_eq!(code, Some(0), "{out}");
+        out
     }
 
     /// The folders tokenwatch writes into.
@@ -289,10 +197,6 @@ impl Sandbox {
     }
 }
 
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
 /// The access token in a token file: `None` when there is no file; panics unless it parses
 /// and is 0600.
 fn checked_token(
@@ -307,32 +211,6 @@ fn checked_token(
         Ok(Some(t)) => Some((t.access_token.expose().to_owned(), t.issued_at)),
         Ok(None) => None,
         Err(e) => panic!("{} does not parse ({e}): {ctx}", path.display()),
-    }
-}
-
-/// Wait for `child`, killing it after `limit`.
-fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tokenwatch did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Kills a child that is still running when the test panics.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -384,7 +262,7 @@ fn sigkilled_refreshes_never_leave_a_bad_or_older_token_file() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let wall = Instant::now();
     let sim = SimProcess::start();
-    let sb = Sandbox::new(&sim);
+    let sb = Fixture::new(&sim);
     let mut tally = Tally::default();
 
     // Calibrate: a few whole renewals, uninterrupted. The first stores the first token.
@@ -394,8 +272,8 @@ fn sigkilled_refreshes_never_leave_a_bad_or_older_token_file() {
         if let Some((t, _)) = checked_token(&sb.token, "calibration") {
             sim.revoke(&t);
         }
-        let (status, out, took) = sb.refresh();
-        assert_eq!(status.code(), Some(0), "calibration run {i}: {out}");
+        let (code, out, took) = sb.refresh();
+        assert_eq!(code, Some(0), "calibration run {i}: {out}");
         assert!(out.contains("Token refresh successful"), "{out}");
         let (t, _) = checked_token(&sb.token, "calibration").expect("a stored token");
         floor = Some(sb.index_of(&t, "calibration"));
@@ -580,8 +458,8 @@ fn sigkilled_refreshes_never_leave_a_bad_or_older_token_file() {
     if let Some((t, _)) = checked_token(&sb.token, "final") {
         sim.revoke(&t);
     }
-    let (status, out, took) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "the final refresh failed: {out}");
+    let (code, out, took) = sb.refresh();
+    assert_eq!(code, Some(0), "the final refresh failed: {out}");
     tally.max_run = tally.max_run.max(took);
     let left: Vec<PathBuf> = sb
         .temp_files()
@@ -636,7 +514,7 @@ fn sigkilled_refreshes_never_leave_a_bad_or_older_token_file() {
 
 /// Leave temp files as a killed writer would, beside the token file, `.prev`, both backups
 /// and the env file, plus two files that only look alike.
-fn plant_temp_files(sb: &Sandbox) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
+fn plant_temp_files(sb: &Fixture) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
     let config = sb.token.parent().unwrap();
     let store_owned = vec![
         config.join(".upstox_token.json.tmpKILLED1"),
@@ -663,53 +541,27 @@ fn plant_temp_files(sb: &Sandbox) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) 
 }
 
 /// `tokenwatch daemon` until it has validated the token, then SIGTERM; its stderr.
-fn run_daemon_briefly(sb: &Sandbox) -> String {
-    let mut child = KillOnDrop(
-        sb.cmd(&["daemon"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut lines: Vec<String> = Vec::new();
-    while !lines.iter().any(|l| l.contains("Token valid, expires in")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) => lines.push(l),
-            Err(_) => panic!("the daemon did not validate: {lines:#?}"),
-        }
-    }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let status = wait_within(&mut child.0, Duration::from_secs(20));
-    lines.extend(rx.try_iter());
-    assert_eq!(status.code(), Some(0), "{lines:#?}");
-    lines.join("\n")
+fn run_daemon_briefly(sb: &Fixture) -> String {
+    let mut daemon = sb.spawn(&["daemon"]);
+    daemon.stderr_with("Token valid, expires in");
+    daemon.signal(libc::SIGTERM);
+    let out = daemon.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stderr
 }
 
 /// Temp files a killed writer left beside the token file, `.prev` and the backups are removed
 /// when `refresh` starts and when `daemon` starts; files that only look alike are kept.
 #[test]
 fn stale_temp_files_are_removed_when_refresh_or_daemon_starts() {
-    let sim = SimProcess::start();
-    let sb = Sandbox::new(&sim);
-    let (status, out, _) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (_sim, sb) = Fixture::renewed_once();
     let stored = std::fs::read(&sb.token).unwrap();
 
     for start in ["refresh", "daemon"] {
         let (store_owned, _, foreign) = plant_temp_files(&sb);
         let log = if start == "refresh" {
             // The token is valid: this run only starts, validates and ends.
-            let (status, out, _) = sb.refresh();
-            assert_eq!(status.code(), Some(0), "{out}");
+            let out = sb.refresh_ok();
             assert!(out.contains("renewal is not due yet"), "{out}");
             out
         } else {
@@ -741,13 +593,9 @@ fn stale_temp_files_are_removed_when_refresh_or_daemon_starts() {
 /// whole token) stays forever.
 #[test]
 fn stale_env_file_temp_files_are_removed_at_start() {
-    let sim = SimProcess::start();
-    let sb = Sandbox::new(&sim);
-    let (status, out, _) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (_sim, sb) = Fixture::renewed_once();
     let (_, env_owned, _) = plant_temp_files(&sb);
-    let (status, out, _) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let out = sb.refresh_ok();
     let log = run_daemon_briefly(&sb);
     let left: Vec<&PathBuf> = env_owned.iter().filter(|p| p.exists()).collect();
     assert!(
@@ -765,21 +613,16 @@ fn stale_env_file_temp_files_are_removed_at_start() {
 /// replaced token, exactly what such a kill leaves.
 #[test]
 fn an_env_file_left_behind_by_a_kill_is_repaired_at_start() {
-    let sim = SimProcess::start();
-    let sb = Sandbox::new(&sim);
-    let (status, out, _) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (sim, sb) = Fixture::renewed_once();
     let old_env = std::fs::read(&sb.env_file).unwrap();
     sim.revoke(&checked_token(&sb.token, "first").unwrap().0);
-    let (status, out, _) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "{out}");
+    sb.refresh_ok();
     let current = checked_token(&sb.token, "second").unwrap().0;
     assert_eq!(sb.env_token("second").as_deref(), Some(current.as_str()));
     // What a kill after the token file's rename and before the env file's leaves.
     std::fs::write(&sb.env_file, &old_env).unwrap();
 
-    let (status, out, _) = sb.refresh();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let out = sb.refresh_ok();
     let log = run_daemon_briefly(&sb);
     assert_eq!(
         sb.env_token("after refresh and daemon").as_deref(),

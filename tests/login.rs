@@ -16,14 +16,19 @@
 //! the library's `tracing` output, collected by one global subscriber) for that secret, the
 //! access tokens (whole and every 20-character piece) and the authorization codes it saw.
 
+mod common;
+
 use chrono::{DateTime, Utc};
+use common::{
+    Command, Event, Leaks, Out, Resp, Sandbox, SimHost, SimProcess, client, fetch, get,
+    global_logs, listening, mode, port_free, query_param,
+};
 use serde_json::{Value, json};
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenwatch::auth::callback::ListenError;
 use tokenwatch::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
@@ -31,12 +36,12 @@ use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{
     AccountConfig, LoginConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
 };
-use tokenwatch::messages::{Command, Event, LoginUpdate};
+use tokenwatch::messages::LoginUpdate;
 use tokenwatch::secret::Secret;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::client::ApiError;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
+use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::worker::{self, Core};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
@@ -60,131 +65,8 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 3600);
 const CURL: [&str; 4] = ["curl", "-sL", "-o", "/dev/null"];
 
 // ---------------------------------------------------------------------------------------
-// Log capture: one global subscriber for the library's tracing output
-// ---------------------------------------------------------------------------------------
-
-#[derive(Clone)]
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Install (once) a subscriber that keeps every tokenwatch log line, trace level and up, of
-/// every test in this file. Call at the start of each test that runs the library.
-fn capture_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = LogSink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("tokenwatch=trace"))
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        buf
-    })
-}
-
-/// Everything logged so far.
-fn log_text() -> String {
-    String::from_utf8_lossy(&capture_logs().lock().unwrap()).into_owned()
-}
-
-// ---------------------------------------------------------------------------------------
-// Secrets scan
-// ---------------------------------------------------------------------------------------
-
-/// What a test captured, and what must not be in any of it.
-#[derive(Default)]
-struct Leaks {
-    texts: Vec<(String, String)>,
-    needles: Vec<(String, String)>,
-}
-
-impl Leaks {
-    fn text(&mut self, label: impl Into<String>, text: impl Into<String>) {
-        self.texts.push((label.into(), text.into()));
-    }
-
-    fn out(&mut self, label: &str, out: &Out) {
-        self.text(format!("{label}: stdout"), out.stdout.clone());
-        self.text(format!("{label}: stderr"), out.stderr.clone());
-    }
-
-    fn page(&mut self, label: &str, page: &Page) {
-        self.text(format!("{label}: body"), page.body.clone());
-        self.text(format!("{label}: headers"), format!("{:?}", page.headers));
-    }
-
-    fn secret(&mut self, label: &str, value: &str) {
-        assert!(!value.is_empty(), "empty needle {label}");
-        self.needles.push((label.to_owned(), value.to_owned()));
-    }
-
-    /// A token, whole and as every 20-character piece.
-    fn token(&mut self, label: &str, token: &str) {
-        self.secret(label, token);
-        let chars: Vec<char> = token.chars().collect();
-        for (i, w) in chars.windows(20).enumerate() {
-            self.needles
-                .push((format!("{label}[{i}..{}]", i + 20), w.iter().collect()));
-        }
-    }
-
-    fn assert_clean(&self) {
-        let mut found = Vec::new();
-        for (where_, text) in &self.texts {
-            for (what, needle) in &self.needles {
-                if let Some(at) = text.find(needle.as_str()) {
-                    found.push(format!("{what} in {where_} at byte {at}"));
-                }
-            }
-        }
-        assert!(
-            found.is_empty(),
-            "secrets leaked ({} hits): {:#?}",
-            found.len(),
-            found.iter().take(20).collect::<Vec<_>>()
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Ports and addresses
 // ---------------------------------------------------------------------------------------
-
-/// A port nobody listens on right now, below the kernel's ephemeral range (32768+): a port
-/// from `bind(":0")` comes from that range, and an outgoing connection of another test can
-/// take it between this check and the login's own bind.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 12_000) as u16;
-    loop {
-        let port = 20_000 + (offset + NEXT.fetch_add(7, Ordering::Relaxed) % 12_000) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// True when `port` can be bound on 127.0.0.1 and (where IPv6 exists) on ::1.
-fn port_free(port: u16) -> bool {
-    let v4 = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
-    let v6 = match std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, port)) {
-        Ok(_) => true,
-        Err(e) => e.kind() != ErrorKind::AddrInUse,
-    };
-    v4 && v6
-}
 
 /// Wait (briefly: the listener stops on a task of its own) until `port` is free.
 async fn port_freed(port: u16, within: Duration) -> bool {
@@ -198,13 +80,6 @@ async fn port_freed(port: u16, within: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Something accepts TCP connections on 127.0.0.1:`port`.
-async fn listening(port: u16) -> bool {
-    tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        .await
-        .is_ok()
 }
 
 /// This machine's addresses that are not loopback (IPv4 and global IPv6).
@@ -244,12 +119,6 @@ fn non_loopback_addrs() -> Vec<IpAddr> {
 // URLs and HTTP (the tests' own browser)
 // ---------------------------------------------------------------------------------------
 
-fn query_param(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// `url` with query parameter `key` set to `value` (others kept, in order).
 fn with_param(url: &Url, key: &str, value: &str) -> Url {
     let pairs: Vec<(String, String)> = url
@@ -269,50 +138,11 @@ fn with_param(url: &Url, key: &str, value: &str) -> Url {
     out
 }
 
-/// An HTTP client that never follows redirects and ignores proxy variables.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(STEP)
-        .build()
-        .unwrap()
-}
-
-/// One HTTP answer.
-#[derive(Debug)]
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn fetch(req: reqwest::RequestBuilder) -> Page {
-    let resp = req.send().await.expect("HTTP request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let location = headers
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = resp.text().await.unwrap_or_default();
-    Page {
-        status,
-        location,
-        headers,
-        body,
-    }
-}
-
-async fn get(url: impl AsRef<str>) -> Page {
-    fetch(http().get(url.as_ref())).await
-}
-
 /// The auto-approving dialog, without following: where it sends the browser.
 async fn approved_redirect(dialog: &Url) -> Url {
     let page = get(dialog).await;
     assert_eq!(page.status, 302, "the dialog did not redirect: {page:?}");
-    Url::parse(page.location.as_deref().expect("a Location header")).unwrap()
+    Url::parse(page.location().expect("a Location header")).unwrap()
 }
 
 /// `name`/`value` of every hidden input of a form, HTML-unescaped.
@@ -339,7 +169,7 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn cache_headers_ok(page: &Page) {
+fn cache_headers_ok(page: &Resp) {
     assert_eq!(
         page.headers
             .get("cache-control")
@@ -360,44 +190,36 @@ fn cache_headers_ok(page: &Page) {
 // The in-process simulator
 // ---------------------------------------------------------------------------------------
 
-/// A simulator on loopback with its own callback port registered as its `redirect_uri`.
-struct Sim {
-    sim: Simulator,
-    server: SimServer,
-    port: u16,
-    redirect: String,
+/// A simulator on loopback with its own callback port registered as its `redirect_uri`, the
+/// distinctive [`SECRET`], tokens living [`TOKEN_LIFETIME`].
+async fn start_sim(auto_approve: bool) -> SimHost {
+    let config = SimConfig {
+        client_id: CLIENT_ID.into(),
+        client_secret: SECRET.into(),
+        auto_approve,
+        token_lifetime: Some(TOKEN_LIFETIME),
+        ..SimConfig::default()
+    };
+    SimHost::start(config, "localhost").await
 }
 
-impl Sim {
-    async fn start(auto_approve: bool) -> Sim {
-        let port = free_port();
-        let redirect = format!("http://localhost:{port}/callback");
-        let config = SimConfig {
-            client_id: CLIENT_ID.into(),
-            client_secret: SECRET.into(),
-            redirect_uri: redirect.clone(),
-            auto_approve,
-            token_lifetime: Some(TOKEN_LIFETIME),
-            ..SimConfig::default()
-        };
-        let sim = Simulator::new(config, Arc::new(SystemClock));
-        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        Sim {
-            sim,
-            server,
-            port,
-            redirect,
-        }
-    }
+/// A library test's start: the global log capture, a simulator ([`start_sim`]) and a
+/// folder for the token store.
+async fn lib_test(auto_approve: bool) -> (SimHost, tempfile::TempDir) {
+    global_logs();
+    (start_sim(auto_approve).await, tempfile::tempdir().unwrap())
+}
 
-    fn base(&self) -> String {
-        self.server
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
-    }
+/// A config for the binary against `sim`: strategy browser, the curl browser, 20 s to log in.
+fn login_config(sim: &SimHost) -> Value {
+    sim.binary_config(
+        json!({"strategy": "browser"}),
+        json!({"timeout": "20s", "browser_command": CURL}),
+    )
+}
 
+/// What the login tests ask of their simulator.
+impl SimHost {
     /// Library settings: a browser command that opens nothing (the test is the browser).
     fn settings(&self, account: &str) -> LoginSettings {
         LoginSettings {
@@ -419,22 +241,6 @@ impl Sim {
         let mut u = Url::parse(&self.redirect).unwrap();
         u.query_pairs_mut().extend_pairs(pairs);
         u
-    }
-
-    /// A config file (JSON is YAML) for the binary against this simulator.
-    fn config(&self) -> Value {
-        json!({
-            "upstox": {
-                "client_id": CLIENT_ID,
-                "client_secret": SECRET,
-                "redirect_uri": self.redirect,
-                "api_base": self.base(),
-            },
-            "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
-            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
-            "renew": {"strategy": "browser"},
-            "login": {"timeout": "20s", "browser_command": CURL},
-        })
     }
 
     fn account(&self, dir: &Path, name: &str) -> AccountConfig {
@@ -540,6 +346,13 @@ impl Login {
         let _ = self.cancel.take().unwrap().send(());
     }
 
+    /// Cancel the login; it must end `Cancelled`.
+    async fn cancelled(&mut self) {
+        self.cancel();
+        let e = expect_err(self.end().await);
+        assert!(matches!(e, LoginError::Cancelled), "{e:?}");
+    }
+
     async fn end(&mut self) -> Result<Obtained, LoginError> {
         let r = tokio::time::timeout(STEP, &mut self.task)
             .await
@@ -550,6 +363,46 @@ impl Login {
         }
         r
     }
+}
+
+/// Scan what `leaks` holds for the client `secret`, every token (whole, signature and
+/// pieces) and every authorization code.
+fn assert_no_leak(mut leaks: Leaks, secret: &str, tokens: &[&str], codes: &[&str]) {
+    for (i, t) in tokens.iter().enumerate() {
+        leaks.token(&format!("access token {i}"), t);
+    }
+    for (i, c) in codes.iter().enumerate() {
+        leaks.secret(&format!("authorization code {i}"), c);
+    }
+    leaks.secret("client secret", secret);
+    leaks.assert_clean();
+}
+
+/// A library login for `account` (default settings, a store in `dir`), waiting.
+async fn start_login(sim: &SimHost, dir: &tempfile::TempDir, account: &str) -> (Login, Waiting) {
+    let mut login = begin(sim.settings(account), store_in(dir.path()));
+    let w = login.waiting().await;
+    (login, w)
+}
+
+/// The callback port is free again within 2 s (the listener stops on a task of its own).
+async fn assert_freed(sim: &SimHost, why: &str) {
+    assert!(
+        port_freed(sim.callback_port, Duration::from_secs(2)).await,
+        "{why}"
+    );
+}
+
+/// A login for `account` starts (nothing holds its lock or port) and is cancelled.
+async fn starts_and_cancels(sim: &SimHost, dir: &tempfile::TempDir, account: &str) {
+    start_login(sim, dir, account).await.0.cancelled().await;
+}
+
+/// The auto-approving dialog of a waiting login: where it sends the browser, and the code.
+async fn approve(w: &Waiting) -> (Url, String) {
+    let loc = approved_redirect(&w.url).await;
+    let code = query_param(&loc, "code").expect("a code");
+    (loc, code)
 }
 
 fn expect_ok(r: Result<Obtained, LoginError>) -> Obtained {
@@ -571,10 +424,6 @@ fn expect_err(r: Result<Obtained, LoginError>) -> LoginError {
 
 fn store_in(dir: &Path) -> TokenStore {
     TokenStore::new(dir.join("upstox_token.json"), vec![])
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 /// Check a stored token file (SPEC §3 format 1, from a login); returns the access token.
@@ -613,105 +462,68 @@ fn stored_oauth_token(path: &Path, lifetime_from: Option<(Instant, DateTime<Utc>
 // The binary
 // ---------------------------------------------------------------------------------------
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokenwatch")
+/// `status --validate --json` says healthy and API-validated: its output and JSON.
+async fn validated_status(sb: &Sandbox) -> (Out, Value) {
+    let status = sb.run_async(&["status", "--validate", "--json"]).await;
+    assert_eq!(status.code, Some(0), "{}", status.all());
+    let j = status.json();
+    assert_eq!(j["state"], "healthy", "{j}");
+    assert_eq!(j["api_validated"], true, "{j}");
+    (status, j)
 }
 
-/// What a finished process said.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// A binary test's start: an auto-approving simulator and a sandbox configured for it.
+async fn binary_test() -> (SimHost, Sandbox) {
+    binary_test_with(|_| {}).await
 }
 
-impl Out {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
+/// [`binary_test`] with the config changed by `edit`.
+async fn binary_test_with(edit: impl FnOnce(&mut Value)) -> (SimHost, Sandbox) {
+    let sim = start_sim(true).await;
+    let mut config = login_config(&sim);
+    edit(&mut config);
+    let sb = sandbox(&config);
+    (sim, sb)
 }
 
-/// A temporary HOME, XDG folders and working folder with `./config/tokenwatch.yaml`.
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+/// A browser command that only leaves `marker` behind.
+fn touch(marker: &Path) -> Vec<String> {
+    let script = format!("touch '{}'", marker.display());
+    vec!["sh".into(), "-c".into(), script]
 }
 
-impl Sandbox {
-    fn new(config: &Value) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for d in ["config", "home", "xdg-config", "xdg-state"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        let sb = Sandbox { _dir: dir, root };
-        sb.write_config(config);
-        sb
-    }
+/// A sandbox with this config file (JSON is YAML).
+fn sandbox(config: &Value) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write_config(config);
+    sb
+}
 
-    fn write_config(&self, config: &Value) {
-        std::fs::write(
-            self.root.join("config/tokenwatch.yaml"),
-            serde_json::to_string_pretty(config).unwrap(),
-        )
+/// Start `tokenwatch` in `sb` with stdin, stdout and stderr piped, to read the prompt and
+/// paste addresses.
+fn interactive(sb: &Sandbox, args: &[&str]) -> Interactive {
+    let mut child = tokio::process::Command::from(sb.cmd(args))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
-    }
-
-    fn token_path(&self) -> PathBuf {
-        self.root.join("config/upstox_token.json")
-    }
-
-    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(bin());
-        c.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
-            .env("XDG_STATE_HOME", self.root.join("xdg-state"))
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        let o = tokio::time::timeout(Duration::from_secs(90), self.cmd(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("tokenwatch {args:?} did not finish"))
-            .unwrap();
-        Out {
-            code: o.status.code(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    /// Start with stdin, stdout and stderr piped, to read the prompt and paste addresses.
-    fn interactive(&self, args: &[&str]) -> Interactive {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = tokio::spawn(async move {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s).await;
-            s
-        });
-        Interactive {
-            pid: child.id().unwrap(),
-            child,
-            stdin,
-            lines: BufReader::new(stdout).lines(),
-            stdout: Vec::new(),
-            stderr,
-        }
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    Interactive {
+        pid: child.id().unwrap(),
+        child,
+        stdin,
+        lines: BufReader::new(stdout).lines(),
+        stdout: Vec::new(),
+        stderr,
     }
 }
 
@@ -750,6 +562,12 @@ impl Interactive {
         Url::parse(line.trim()).unwrap()
     }
 
+    /// Paste the address `sim` would send the browser to with `code` and `state`.
+    async fn paste_callback(&mut self, sim: &SimHost, code: &str, state: &str) {
+        let address = sim.callback(&[("code", code), ("state", state)]);
+        self.send(address.as_str()).await;
+    }
+
     async fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         stdin
@@ -779,50 +597,15 @@ impl Interactive {
             .await
             .expect("stderr did not close")
             .unwrap();
+        let now = Utc::now();
         Out {
             code: status.code(),
             stdout: self.stdout.join("\n"),
             stderr,
+            before: now,
+            after: now,
         }
     }
-}
-
-/// `tokenwatch simulate` as a process, stopped on drop.
-struct SimProcess {
-    _child: tokio::process::Child,
-    base: String,
-}
-
-async fn start_sim_process(extra: &[&str]) -> SimProcess {
-    for _ in 0..20 {
-        let port = free_port();
-        let mut child = tokio::process::Command::new(bin())
-            .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(STEP, lines.next_line())
-            .await
-            .ok()
-            .and_then(|l| l.ok().flatten())
-            .unwrap_or_default();
-        // Keep reading: a closed pipe would end the simulator with SIGPIPE.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
-            return SimProcess {
-                _child: child,
-                base: base.to_owned(),
-            };
-        }
-        let _ = child.kill().await;
-    }
-    panic!("tokenwatch simulate did not start");
 }
 
 // =======================================================================================
@@ -833,40 +616,25 @@ async fn start_sim_process(extra: &[&str]) -> SimProcess {
 /// and `status --validate --json` healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_with_the_browser_command_stores_a_validated_token() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
+    let (sim, sb) = binary_test().await;
     let started = (Instant::now(), Utc::now());
-    let out = sb.run(&["login"]).await;
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let path = sb.token_path();
-    assert!(
-        out.stdout
-            .contains(&format!("Logged in: token stored at {}", path.display())),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout
-            .contains("Opened the login page with login.browser_command (curl)."),
-        "{}",
-        out.all()
-    );
+    out.assert_stdout(&format!("Logged in: token stored at {}", path.display()));
+    out.assert_stdout("Opened the login page with login.browser_command (curl).");
     assert!(
         out.stdout.contains(&format!(
             "Waiting for the browser on 127.0.0.1:{p} and [::1]:{p}",
-            p = sim.port
+            p = sim.callback_port
         )) || out.stdout.contains(&format!(
             "Waiting for the browser on 127.0.0.1:{}",
-            sim.port
+            sim.callback_port
         )),
         "{}",
         out.all()
     );
-    assert!(
-        out.stdout.contains("API: ✓ the new token works."),
-        "{}",
-        out.all()
-    );
+    out.assert_stdout("API: ✓ the new token works.");
     let token = stored_oauth_token(&path, Some(started));
     // The backup got the same token, also 0600.
     let backup = sb.root.join("config/backup/upstox_token.json");
@@ -879,22 +647,21 @@ async fn binary_login_with_the_browser_command_stores_a_validated_token() {
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 1);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     // The listener is gone with the process.
-    assert!(port_free(sim.port), "the callback port is still taken");
+    assert!(
+        port_free(sim.callback_port),
+        "the callback port is still taken"
+    );
 
-    let status = sb.run(&["status", "--validate", "--json"]).await;
-    assert_eq!(status.code, Some(0), "{}", status.all());
-    let j: Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(j["state"], "healthy", "{j}");
+    let (status, j) = validated_status(&sb).await;
     assert_eq!(j["valid"], true, "{j}");
-    assert_eq!(j["api_validated"], true, "{j}");
     assert_eq!(j["user_id"], "AB1234", "{j}");
 
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.out("status", &status);
-    leaks.token("access token", &token);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("login", &out), ("status", &status)]),
+        SECRET,
+        &[&token],
+        &[],
+    );
 }
 
 /// The same login against `tokenwatch simulate --auto-approve`, a separate process whose
@@ -906,7 +673,7 @@ async fn binary_login_against_the_simulate_process() {
         eprintln!("note: skipped: port 5001 stayed in use by another program for 30 s");
         return;
     }
-    let sim = start_sim_process(&["--auto-approve", "--token-lifetime", "20h"]).await;
+    let sim = SimProcess::start_with(&["--auto-approve", "--token-lifetime", "20h"]);
     let config = json!({
         "upstox": {
             "client_id": CLIENT_ID,
@@ -916,33 +683,20 @@ async fn binary_login_against_the_simulate_process() {
         "token": {"path": "upstox_token.json", "backups": []},
         "login": {"timeout": "20s", "browser_command": CURL},
     });
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(
-        out.stdout
-            .contains("redirect_uri=http%3A%2F%2Flocalhost%3A5001%2Fcallback"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout.contains("Logged in: token stored at"),
-        "{}",
-        out.all()
-    );
+    out.assert_stdout("redirect_uri=http%3A%2F%2Flocalhost%3A5001%2Fcallback");
+    out.assert_stdout("Logged in: token stored at");
     let token = stored_oauth_token(&sb.token_path(), None);
-    let status = sb.run(&["status", "--validate", "--json"]).await;
-    assert_eq!(status.code, Some(0), "{}", status.all());
-    let j: Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(j["state"], "healthy", "{j}");
-    assert_eq!(j["api_validated"], true, "{j}");
+    let (status, _) = validated_status(&sb).await;
     // `simulate` prints its own secret by design; tokenwatch's output must not.
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.out("status", &status);
-    leaks.token("access token", &token);
-    leaks.secret("client secret", SIM_DEFAULT_SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("login", &out), ("status", &status)]),
+        SIM_DEFAULT_SECRET,
+        &[&token],
+        &[],
+    );
 }
 
 /// The library login with the test as the browser: the dialog's 302 carries a code and the
@@ -950,21 +704,18 @@ async fn binary_login_against_the_simulate_process() {
 /// says "Logged in" — without the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_login_answers_the_browser_with_the_success_page() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let started = Utc::now();
-    let mut login = begin(sim.settings("lib-happy"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-happy").await;
     assert_eq!(w.browser, Ok("login.browser_command (true)".to_string()));
     assert!(!w.listening.is_empty());
     for a in &w.listening {
         assert!(a.ip().is_loopback(), "{a}");
-        assert_eq!(a.port(), sim.port);
+        assert_eq!(a.port(), sim.callback_port);
     }
     assert!(
         w.listening
-            .contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, sim.port)))
+            .contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, sim.callback_port)))
     );
     // The authorization URL of SPEC §4.1, with a state of at least 128 bits.
     assert!(
@@ -1043,10 +794,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     cache_headers_ok(&page);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     // One-shot: the listener is gone.
-    assert!(
-        port_freed(sim.port, Duration::from_secs(2)).await,
-        "the callback port stayed open after the login"
-    );
+    assert_freed(&sim, "the callback port stayed open after the login").await;
     // The library leaves storing to the caller.
     assert!(!dir.path().join("upstox_token.json").exists());
 
@@ -1054,11 +802,8 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     leaks.page("success page", &page);
     leaks.text("token Debug", token_debug);
     leaks.text("progress", format!("{:?}", login.seen));
-    leaks.text("logs", log_text());
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    leaks.text("logs", global_logs().text());
+    assert_no_leak(leaks, SECRET, &[&token], &[&code]);
 }
 
 /// The browser `tokenwatch login` opened is told the outcome before the process exits:
@@ -1066,8 +811,8 @@ async fn library_login_answers_the_browser_with_the_success_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_answers_the_browser_before_exiting() {
     for deny in [false, true] {
-        let sim = Sim::start(!deny).await;
-        let sb = Sandbox::new(&sim.config());
+        let sim = start_sim(!deny).await;
+        let sb = sandbox(&login_config(&sim));
         let page = sb.root.join("page.html");
         let status = sb.root.join("status.txt");
         let done = sb.root.join("done.txt");
@@ -1089,10 +834,10 @@ async fn binary_login_answers_the_browser_before_exiting() {
             status = status.display(),
             done = done.display()
         );
-        let mut config = sim.config();
+        let mut config = login_config(&sim);
         config["login"]["browser_command"] = json!(["sh", "-c", script]);
         sb.write_config(&config);
-        let out = sb.run(&["login"]).await;
+        let out = sb.run_async(&["login"]).await;
         assert_eq!(out.code, Some(if deny { 1 } else { 0 }), "{}", out.all());
         let deadline = Instant::now() + STEP;
         while !done.exists() && Instant::now() < deadline {
@@ -1126,15 +871,12 @@ async fn binary_login_answers_the_browser_before_exiting() {
 /// 404; then the real redirect completes the login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let account = "lib-forged";
     let mut login = begin(sim.settings(account), store_in(dir.path()));
     let w = login.waiting().await;
     // A real code, so a forged callback that carried it cannot sneak it in.
-    let loc = approved_redirect(&w.url).await;
-    let code = query_param(&loc, "code").unwrap();
+    let (loc, code) = approve(&w).await;
 
     let mut leaks = Leaks::default();
     let cases: Vec<(&str, Url, u16, &str)> = vec![
@@ -1172,7 +914,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
             "another path",
             Url::parse(&format!(
                 "http://localhost:{}/other?code={code}&state={}",
-                sim.port, w.state
+                sim.callback_port, w.state
             ))
             .unwrap(),
             404,
@@ -1182,7 +924,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
             "the path with a trailing slash",
             Url::parse(&format!(
                 "http://localhost:{}/callback/?code={code}&state={}",
-                sim.port, w.state
+                sim.callback_port, w.state
             ))
             .unwrap(),
             404,
@@ -1196,7 +938,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
         assert!(page.body.contains(text), "{what}: {}", page.body);
         leaks.page(what, &page);
     }
-    let posted = fetch(http().post(loc.as_str())).await;
+    let posted = fetch(client(Some(STEP)).post(loc.as_str())).await;
     assert_eq!(posted.status, 405, "POST: {posted:?}");
     leaks.page("POST", &posted);
 
@@ -1207,7 +949,7 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
     );
     assert!(login.progress.try_recv().is_err(), "unexpected progress");
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
-    let logs = log_text();
+    let logs = global_logs().text();
     assert!(
         logs.lines().any(|l| l.contains("Refused a login callback")
             && l.contains("does not match")
@@ -1226,11 +968,8 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
 
     leaks.page("success page", &page);
-    leaks.text("logs", log_text());
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    leaks.text("logs", global_logs().text());
+    assert_no_leak(leaks, SECRET, &[&token], &[&code]);
 }
 
 // =======================================================================================
@@ -1242,11 +981,8 @@ async fn forged_callbacks_are_refused_and_the_login_keeps_waiting() {
 /// HTML-escaped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
-    capture_logs();
-    let sim = Sim::start(false).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut login = begin(sim.settings("lib-denied"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (sim, dir) = lib_test(false).await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-denied").await;
 
     // The simulator's consent page and its Deny button.
     let dialog = get(&w.url).await;
@@ -1265,13 +1001,13 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     );
     form.push(("decision".into(), "deny".into()));
     let decided = fetch(
-        http()
+        client(Some(STEP))
             .post(format!("{}/v2/login/authorization/decision", sim.base()))
             .form(&form),
     )
     .await;
     assert_eq!(decided.status, 302, "{decided:?}");
-    let back = Url::parse(decided.location.as_deref().unwrap()).unwrap();
+    let back = Url::parse(decided.location().unwrap()).unwrap();
     assert_eq!(
         query_param(&back, "error").as_deref(),
         Some("access_denied")
@@ -1302,11 +1038,10 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     cache_headers_ok(&page);
     assert_eq!(sim.sim.calls(Endpoint::Token), 0, "a denial was exchanged");
     assert!(!login.seen.contains(&LoginProgress::Exchanging));
-    assert!(port_freed(sim.port, Duration::from_secs(2)).await);
+    assert_freed(&sim, "the callback port stayed taken").await;
 
     // Upstox's text is echoed HTML-escaped.
-    let mut login = begin(sim.settings("lib-denied"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-denied").await;
     let evil = r#"<script>alert("x")</script> & 'q'"#;
     let browser = tokio::spawn(get(sim
         .callback(&[
@@ -1336,12 +1071,11 @@ async fn a_denied_login_ends_with_the_reason_escaped_on_the_page() {
     let mut leaks = Leaks::default();
     leaks.page("denial page", &page);
     leaks.page("escaped denial page", &escaped);
-    leaks.text("logs", log_text());
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    leaks.text("logs", global_logs().text());
+    assert_no_leak(leaks, SECRET, &[], &[]);
 }
 
-async fn page_of(browser: tokio::task::JoinHandle<Page>) -> Page {
+async fn page_of(browser: tokio::task::JoinHandle<Resp>) -> Resp {
     tokio::time::timeout(STEP, browser).await.unwrap().unwrap()
 }
 
@@ -1349,8 +1083,8 @@ async fn page_of(browser: tokio::task::JoinHandle<Page>) -> Page {
 /// reason, nothing stored, nothing exchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_denied_login_exits_1_and_stores_nothing() {
-    let sim = Sim::start(false).await;
-    let mut config = sim.config();
+    let sim = start_sim(false).await;
+    let mut config = login_config(&sim);
     // GET the consent page, then POST its form with decision=deny and follow to the callback.
     let script = format!(
         "curl -s -o /dev/null \"$0\" && curl -sL -o /dev/null -d \"${{0#*\\?}}&decision=deny\" \
@@ -1358,25 +1092,18 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
         sim.base()
     );
     config["login"]["browser_command"] = json!(["sh", "-c", script]);
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr.contains(
-            "login refused: Upstox said: The user denied the authorization request (access_denied)"
-        ),
-        "{}",
-        out.all()
+    out.assert_stderr(
+        "login refused: Upstox said: The user denied the authorization request (access_denied)",
     );
     assert!(!sb.token_path().exists(), "a denied login stored something");
     assert!(!sb.root.join("config/backup/upstox_token.json").exists());
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 1);
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
-    assert!(port_free(sim.port));
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert!(port_free(sim.callback_port));
+    assert_no_leak(Leaks::of_outs(&[("login", &out)]), SECRET, &[], &[]);
 }
 
 // =======================================================================================
@@ -1387,9 +1114,7 @@ async fn binary_denied_login_exits_1_and_stores_nothing() {
 /// opened, and the callback port is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_nobody_answers_times_out_and_frees_the_port() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let mut settings = sim.settings("lib-timeout");
     settings.timeout = Duration::from_secs(2);
     settings.browser_command = vec!["/nonexistent/browser".into()];
@@ -1400,7 +1125,7 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
     let why = w.browser.clone().unwrap_err();
     assert!(why.contains("could not start"), "{why}");
     assert!(
-        listening(sim.port).await,
+        listening(sim.callback_port),
         "nothing listens while the login waits"
     );
     let e = expect_err(login.end().await);
@@ -1414,10 +1139,7 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
         waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
         "{waited:?}"
     );
-    assert!(
-        port_freed(sim.port, Duration::from_secs(2)).await,
-        "the callback port stayed taken after the timeout"
-    );
+    assert_freed(&sim, "the callback port stayed taken after the timeout").await;
     assert_eq!(sim.sim.calls(Endpoint::Token), 0);
 }
 
@@ -1425,36 +1147,24 @@ async fn a_login_nobody_answers_times_out_and_frees_the_port() {
 /// message, the port free, nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_times_out_with_exit_1() {
-    let sim = Sim::start(true).await;
-    let mut config = sim.config();
     // The shortest login.timeout the configuration accepts.
-    config["login"]["timeout"] = json!("10s");
-    let sb = Sandbox::new(&config);
+    let (sim, sb) = binary_test_with(|c| c["login"]["timeout"] = json!("10s")).await;
     let t0 = Instant::now();
-    let out = sb.run(&["login", "--no-browser"]).await;
+    let out = sb.run_async(&["login", "--no-browser"]).await;
     let took = t0.elapsed();
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr
-            .contains("no login within 10s; run the login again"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout.contains("Open the address above in a browser"),
-        "{}",
-        out.all()
-    );
+    out.assert_stderr("no login within 10s; run the login again");
+    out.assert_stdout("Open the address above in a browser");
     assert!(
         took >= Duration::from_secs(10) && took < Duration::from_secs(30),
         "{took:?}"
     );
-    assert!(port_free(sim.port), "the callback port is still taken");
+    assert!(
+        port_free(sim.callback_port),
+        "the callback port is still taken"
+    );
     assert!(!sb.token_path().exists());
-    let mut leaks = Leaks::default();
-    leaks.out("login", &out);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(Leaks::of_outs(&[("login", &out)]), SECRET, &[], &[]);
 }
 
 // =======================================================================================
@@ -1466,22 +1176,17 @@ async fn binary_login_times_out_with_exit_1() {
 /// a failed exchange is not retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
 
-    let mut first = begin(sim.settings("lib-replay"), store_in(dir.path()));
-    let w1 = first.waiting().await;
-    let loc = approved_redirect(&w1.url).await;
-    let code = query_param(&loc, "code").unwrap();
+    let (mut first, w1) = start_login(&sim, &dir, "lib-replay").await;
+    let (loc, code) = approve(&w1).await;
     first.paste(loc.as_str()).await;
     let obtained = expect_ok(first.end().await);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     let token = obtained.token.access_token.expose().to_owned();
     obtained.finish(Ok(())).await;
 
-    let mut second = begin(sim.settings("lib-replay"), store_in(dir.path()));
-    let w2 = second.waiting().await;
+    let (mut second, w2) = start_login(&sim, &dir, "lib-replay").await;
     assert_ne!(w1.state, w2.state, "two logins shared a state");
     let replay = sim.callback(&[("code", &code), ("state", &w2.state)]);
     second.paste(replay.as_str()).await;
@@ -1505,10 +1210,8 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
 
     // A transient failure of the exchange is not retried either: the code may be used up.
     sim.sim.inject(Endpoint::Token, Fault::ServerError, 1);
-    let mut third = begin(sim.settings("lib-replay"), store_in(dir.path()));
-    let w3 = third.waiting().await;
-    let loc3 = approved_redirect(&w3.url).await;
-    let code3 = query_param(&loc3, "code").unwrap();
+    let (mut third, w3) = start_login(&sim, &dir, "lib-replay").await;
+    let (loc3, code3) = approve(&w3).await;
     third.paste(loc3.as_str()).await;
     let e3 = expect_err(third.end().await);
     assert!(matches!(e3, LoginError::Exchange(_)), "{e3:?}");
@@ -1523,22 +1226,17 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
     leaks.text("replay error", format!("{e} / {e:?}"));
     leaks.text("5xx error", format!("{e3} / {e3:?}"));
     leaks.text("progress", format!("{:?} {:?}", second.seen, third.seen));
-    leaks.text("logs", log_text());
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("authorization code 3", &code3);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    leaks.text("logs", global_logs().text());
+    assert_no_leak(leaks, SECRET, &[&token], &[&code, &code3]);
 }
 
 /// The same through the binary: the second `login --no-browser` pasting the used code with
 /// its own state exits 1 with "log in again" and leaves the stored token alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
+    let (sim, sb) = binary_test().await;
 
-    let mut p = sb.interactive(&["login", "--no-browser"]);
+    let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url = p.login_url().await;
     p.line_with("paste the address your browser was sent to")
         .await;
@@ -1551,21 +1249,17 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
     let stored = std::fs::read(sb.token_path()).unwrap();
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
 
-    let mut p = sb.interactive(&["login", "--no-browser"]);
+    let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url2 = p.login_url().await;
     let state2 = query_param(&url2, "state").unwrap();
     assert_ne!(query_param(&url, "state").unwrap(), state2);
     p.line_with("paste the address your browser was sent to")
         .await;
-    p.send(
-        sim.callback(&[("code", &code), ("state", &state2)])
-            .as_str(),
-    )
-    .await;
+    p.paste_callback(&sim, &code, &state2).await;
     let second = p.finish().await;
     assert_eq!(second.code, Some(1), "{}", second.all());
-    assert!(second.stderr.contains("UDAPI100016"), "{}", second.all());
-    assert!(second.stderr.contains("log in again"), "{}", second.all());
+    second.assert_stderr("UDAPI100016");
+    second.assert_stderr("log in again");
     assert_eq!(
         std::fs::read(sb.token_path()).unwrap(),
         stored,
@@ -1574,13 +1268,12 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
     assert!(!sb.root.join("config/upstox_token.json.prev").exists());
     assert_eq!(sim.sim.calls(Endpoint::Token), 2);
 
-    let mut leaks = Leaks::default();
-    leaks.out("first login", &first);
-    leaks.out("replayed login", &second);
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("first login", &first), ("replayed login", &second)]),
+        SECRET,
+        &[&token],
+        &[&code],
+    );
 }
 
 // =======================================================================================
@@ -1591,11 +1284,8 @@ async fn binary_replayed_code_fails_and_keeps_the_stored_token() {
 /// gets as far as the port. Once the first ends, a new login can start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = begin(sim.settings("lib-busy"), store_in(dir.path()));
-    first.waiting().await;
+    let (sim, dir) = lib_test(true).await;
+    let (mut first, _) = start_login(&sim, &dir, "lib-busy").await;
 
     let t0 = Instant::now();
     let mut second = begin(sim.settings("lib-busy"), store_in(dir.path()));
@@ -1624,97 +1314,74 @@ async fn a_second_login_for_the_same_account_is_refused_naming_the_holder() {
 
     // The first is untouched and still waiting.
     assert!(!first.task.is_finished());
-    assert!(listening(sim.port).await);
-    first.cancel();
-    assert!(matches!(
-        expect_err(first.end().await),
-        LoginError::Cancelled
-    ));
-    assert!(port_freed(sim.port, Duration::from_secs(2)).await);
+    assert!(listening(sim.callback_port));
+    first.cancelled().await;
+    assert_freed(&sim, "the callback port stayed taken").await;
 
     // The lock went with it.
-    let mut third = begin(sim.settings("lib-busy"), store_in(dir.path()));
-    third.waiting().await;
-    third.cancel();
-    assert!(matches!(
-        expect_err(third.end().await),
-        LoginError::Cancelled
-    ));
+    starts_and_cancels(&sim, &dir, "lib-busy").await;
 }
 
 /// Two `tokenwatch login` processes for one account: the second exits 1 at once naming the
 /// first's process id, never "address already in use".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_second_login_process_is_refused_at_once() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
-    let mut first = sb.interactive(&["login", "--no-browser"]);
+    let (sim, sb) = binary_test().await;
+    let mut first = interactive(&sb, &["login", "--no-browser"]);
     first.line_with("Waiting for the browser on").await;
 
     let t0 = Instant::now();
-    let second = sb.run(&["login", "--no-browser"]).await;
+    let second = sb.run_async(&["login", "--no-browser"]).await;
     assert!(
         t0.elapsed() < Duration::from_secs(5),
         "the second login waited"
     );
     assert_eq!(second.code, Some(1), "{}", second.all());
-    assert!(
-        second.stderr.contains(&format!("process {}", first.pid)),
-        "{}",
-        second.all()
-    );
-    assert!(second.stderr.contains("in progress"), "{}", second.all());
+    second.assert_stderr(&format!("process {}", first.pid));
+    second.assert_stderr("in progress");
     assert!(
         !second.all().to_lowercase().contains("in use"),
         "{}",
         second.all()
     );
-    assert!(
-        !second.stdout.contains("/v2/login/authorization/dialog"),
-        "the second login printed a login address: {}",
-        second.all()
-    );
+    second.assert_not_on_stdout("/v2/login/authorization/dialog");
     // The first still waits.
-    assert!(listening(sim.port).await);
+    assert!(listening(sim.callback_port));
     first.child.kill().await.unwrap();
     assert!(!sb.token_path().exists());
-    let mut leaks = Leaks::default();
-    leaks.out("second login", &second);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(
+        Leaks::of_outs(&[("second login", &second)]),
+        SECRET,
+        &[],
+        &[],
+    );
 }
 
 /// The callback port held by another program: `ListenError::PortInUse` naming the port and
 /// what to do, before any browser opens; the binary exits 1 with that message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_taken_by_another_program_is_named() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, sim.port)).unwrap();
+    let (sim, dir) = lib_test(true).await;
+    let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, sim.callback_port)).unwrap();
     let marker = dir.path().join("browser-opened");
     let mut settings = sim.settings("lib-port");
-    settings.browser_command = vec![
-        "sh".into(),
-        "-c".into(),
-        format!("touch '{}'", marker.display()),
-    ];
+    settings.browser_command = touch(&marker);
     let mut login = begin(settings, store_in(dir.path()));
     let e = expect_err(login.end().await);
     assert!(
-        matches!(&e, LoginError::Listen(ListenError::PortInUse { port }) if *port == sim.port),
+        matches!(&e, LoginError::Listen(ListenError::PortInUse { port }) if *port == sim.callback_port),
         "{e:?}"
     );
     let text = e.to_string();
     assert!(
         text.contains(&format!(
             "port {} of upstox.redirect_uri is in use by another program",
-            sim.port
+            sim.callback_port
         )),
         "{text}"
     );
     assert!(
-        text.contains(&format!("ss -ltnp | grep :{}", sim.port)),
+        text.contains(&format!("ss -ltnp | grep :{}", sim.callback_port)),
         "{text}"
     );
     assert!(text.contains("register another redirect URI"), "{text}");
@@ -1726,27 +1393,17 @@ async fn a_port_taken_by_another_program_is_named() {
     );
 
     // The binary says the same and exits 1.
-    let sb = Sandbox::new(&sim.config());
-    let out = sb.run(&["login", "--no-browser"]).await;
+    let sb = sandbox(&login_config(&sim));
+    let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr.contains(&format!(
-            "port {} of upstox.redirect_uri is in use",
-            sim.port
-        )),
-        "{}",
-        out.all()
-    );
+    out.assert_stderr(&format!(
+        "port {} of upstox.redirect_uri is in use",
+        sim.callback_port
+    ));
 
     // Once the port is free again, a login for that account can start (no stale lock).
     drop(squatter);
-    let mut login = begin(sim.settings("lib-port"), store_in(dir.path()));
-    login.waiting().await;
-    login.cancel();
-    assert!(matches!(
-        expect_err(login.end().await),
-        LoginError::Cancelled
-    ));
+    starts_and_cancels(&sim, &dir, "lib-port").await;
 }
 
 // =======================================================================================
@@ -1758,9 +1415,8 @@ async fn a_port_taken_by_another_program_is_named() {
 /// real redirected address logs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&sim.config());
-    let mut p = sb.interactive(&["login", "--no-browser"]);
+    let (sim, sb) = binary_test().await;
+    let mut p = interactive(&sb, &["login", "--no-browser"]);
     let url = p.login_url().await;
     let state = query_param(&url, "state").unwrap();
     let why = p.line_with("Open the address above in a browser").await;
@@ -1801,15 +1457,12 @@ async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let token = stored_oauth_token(&sb.token_path(), None);
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
-    assert!(port_free(sim.port));
+    assert!(port_free(sim.callback_port));
 
     let mut leaks = Leaks::default();
     leaks.out("login --no-browser", &out);
     leaks.page("forged callback", &forged);
-    leaks.token("access token", &token);
-    leaks.secret("authorization code", &code);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token], &[&code]);
 }
 
 // =======================================================================================
@@ -1820,15 +1473,12 @@ async fn binary_no_browser_login_accepts_only_the_right_pasted_address() {
 /// non-loopback address of the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_listener_is_on_loopback_only() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut login = begin(sim.settings("lib-loopback"), store_in(dir.path()));
-    let w = login.waiting().await;
+    let (sim, dir) = lib_test(true).await;
+    let (mut login, w) = start_login(&sim, &dir, "lib-loopback").await;
     for a in &w.listening {
         assert!(a.ip().is_loopback(), "listens on {a}");
     }
-    assert!(listening(sim.port).await, "not listening on 127.0.0.1");
+    assert!(listening(sim.callback_port), "not listening on 127.0.0.1");
     let others = non_loopback_addrs();
     if others.is_empty() {
         eprintln!("note: no non-loopback address on this machine; only loopback was checked");
@@ -1836,29 +1486,23 @@ async fn the_callback_listener_is_on_loopback_only() {
     for ip in &others {
         let r = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::net::TcpStream::connect((*ip, sim.port)),
+            tokio::net::TcpStream::connect((*ip, sim.callback_port)),
         )
         .await
-        .unwrap_or_else(|_| panic!("connecting to {ip}:{} hung", sim.port));
+        .unwrap_or_else(|_| panic!("connecting to {ip}:{} hung", sim.callback_port));
         match r {
-            Ok(_) => panic!("the callback port answers on {ip}:{}", sim.port),
+            Ok(_) => panic!("the callback port answers on {ip}:{}", sim.callback_port),
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{ip}: {e}"),
         }
     }
-    login.cancel();
-    assert!(matches!(
-        expect_err(login.end().await),
-        LoginError::Cancelled
-    ));
+    login.cancelled().await;
 }
 
 /// A redirect URI on another host is a clear error before anything listens or opens:
 /// `LoginSettings::new` and `login::run` refuse it, and `tokenwatch login` exits 78.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     for remote in ["https://example.com/cb", "http://192.168.1.4:5001/callback"] {
         let mut account = sim.account(dir.path(), "lib-remote");
         account.upstox.redirect_uri = Url::parse(remote).unwrap();
@@ -1872,11 +1516,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         let marker = dir.path().join("browser-opened");
         let mut settings = sim.settings("lib-remote");
         settings.redirect_uri = Url::parse(remote).unwrap();
-        settings.browser_command = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("touch '{}'", marker.display()),
-        ];
+        settings.browser_command = touch(&marker);
         let mut login = begin(settings, store_in(dir.path()));
         let e = expect_err(login.end().await);
         assert!(
@@ -1888,12 +1528,12 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         assert!(!marker.exists(), "{remote}: a browser was opened");
     }
 
-    let mut config = sim.config();
+    let mut config = login_config(&sim);
     config["upstox"]["redirect_uri"] = json!("https://example.com/cb");
     let marker = PathBuf::from("browser-opened");
     config["login"]["browser_command"] = json!(["sh", "-c", "touch browser-opened"]);
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login"]).await;
+    let sb = sandbox(&config);
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(78), "{}", out.all());
     assert!(
         out.stderr.contains("https://example.com/cb")
@@ -1901,11 +1541,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         "{}",
         out.all()
     );
-    assert!(
-        !out.stdout.contains("/v2/login/authorization/dialog"),
-        "{}",
-        out.all()
-    );
+    out.assert_not_on_stdout("/v2/login/authorization/dialog");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!sb.root.join(&marker).exists(), "a browser was opened");
     assert_eq!(sim.sim.calls(Endpoint::Dialog), 0);
@@ -1914,17 +1550,11 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
 /// The NotLoopback message advises `--no-browser`; that advice must lead somewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_redirect_advice_does_not_point_at_a_dead_end() {
-    let sim = Sim::start(true).await;
-    let mut config = sim.config();
-    config["upstox"]["redirect_uri"] = json!("https://example.com/cb");
-    let sb = Sandbox::new(&config);
-    let out = sb.run(&["login", "--no-browser"]).await;
+    let remote = json!("https://example.com/cb");
+    let (_sim, sb) = binary_test_with(|c| c["upstox"]["redirect_uri"] = remote).await;
+    let out = sb.run_async(&["login", "--no-browser"]).await;
     assert_eq!(out.code, Some(78), "{}", out.all());
-    assert!(
-        out.stderr.contains("goes to another machine"),
-        "{}",
-        out.all()
-    );
+    out.assert_stderr("goes to another machine");
     assert!(
         !out.stderr.contains("--no-browser"),
         "`login --no-browser` failed while advising --no-browser: {}",
@@ -1981,9 +1611,7 @@ fn is_waiting(e: &Event) -> bool {
 /// `CancelLogin` with the port free for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_logs_in_rejects_garbage_and_cancels() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let account = sim.account(dir.path(), "worker-login");
     // A healthy token first, so the worker does not start a login of its own.
     let issued = sim.sim.issue_token();
@@ -2062,13 +1690,13 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
     let stored_exp = DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(stored_exp.timestamp(), exp.timestamp());
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
-    assert!(port_freed(sim.port, Duration::from_secs(2)).await);
+    assert_freed(&sim, "the callback port stayed taken").await;
 
     // A login that waits: the consent page needs a click nobody makes.
     sim.sim.set_config(|c| c.auto_approve = false);
     handle.commands.send(Command::StartLogin).await.unwrap();
     ev.until("Waiting", is_waiting).await;
-    assert!(listening(sim.port).await);
+    assert!(listening(sim.callback_port));
     handle
         .commands
         .send(Command::PasteRedirect("garbage".into()))
@@ -2091,10 +1719,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
         *e == Event::Login(LoginUpdate::Failed("login cancelled".into()))
     })
     .await;
-    assert!(
-        port_freed(sim.port, Duration::from_secs(2)).await,
-        "the cancelled login kept the callback port"
-    );
+    assert_freed(&sim, "the cancelled login kept the callback port").await;
 
     // `l` again right away: a new login, not "port in use".
     handle.commands.send(Command::StartLogin).await.unwrap();
@@ -2137,11 +1762,8 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
 
     let mut leaks = Leaks::default();
     leaks.text("worker events", format!("{:?}", ev.seen));
-    leaks.text("logs", log_text());
-    leaks.token("access token", &token);
-    leaks.token("previous token", old.access_token.expose());
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    leaks.text("logs", global_logs().text());
+    assert_no_leak(leaks, SECRET, &[&token, old.access_token.expose()], &[]);
 }
 
 // =======================================================================================
@@ -2153,12 +1775,12 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
 /// the next login runs the hook again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_writes_the_env_file_and_runs_on_change_once() {
-    let sim = Sim::start(true).await;
-    let sb = Sandbox::new(&json!({}));
+    let sim = start_sim(true).await;
+    let sb = sandbox(&json!({}));
     let env_file = sb.root.join("state/upstox.env");
     let hook_log = sb.root.join("hook.log");
     let hook_env = sb.root.join("hook.env");
-    let mut config = sim.config();
+    let mut config = login_config(&sim);
     config["token"]["env_file"] = json!(env_file);
     config["token"]["on_change"] = json!([
         "sh",
@@ -2171,7 +1793,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     ]);
     sb.write_config(&config);
 
-    let out = sb.run(&["login"]).await;
+    let out = sb.run_async(&["login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     let token = stored_oauth_token(&sb.token_path(), None);
     assert_eq!(mode(&env_file), 0o600);
@@ -2187,7 +1809,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     );
     let env_before = std::fs::read(&env_file).unwrap();
 
-    let refresh = sb.run(&["refresh"]).await;
+    let refresh = sb.run_async(&["refresh"]).await;
     assert_eq!(refresh.code, Some(0), "{}", refresh.all());
     assert_eq!(
         std::fs::read_to_string(&hook_log).unwrap(),
@@ -2197,7 +1819,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
     assert_eq!(std::fs::read(&env_file).unwrap(), env_before);
     assert_eq!(stored_oauth_token(&sb.token_path(), None), token);
 
-    let again = sb.run(&["login"]).await;
+    let again = sb.run_async(&["login"]).await;
     assert_eq!(again.code, Some(0), "{}", again.all());
     let token2 = stored_oauth_token(&sb.token_path(), None);
     assert_ne!(token2, token);
@@ -2219,10 +1841,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
         "hook environment",
         std::fs::read_to_string(&hook_env).unwrap(),
     );
-    leaks.token("access token", &token);
-    leaks.token("second access token", &token2);
-    leaks.secret("client secret", SECRET);
-    leaks.assert_clean();
+    assert_no_leak(leaks, SECRET, &[&token, &token2], &[]);
 }
 
 // =======================================================================================
@@ -2234,9 +1853,7 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
 /// the secret, every code and every token (whole and in 20-character pieces).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_output_pages_errors_or_logs() {
-    capture_logs();
-    let sim = Sim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = lib_test(true).await;
     let mut leaks = Leaks::default();
     leaks.secret("client secret", SECRET);
 
@@ -2245,8 +1862,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.text("LoginSettings Debug", format!("{settings:?}"));
     let mut login = begin(settings, store_in(dir.path()));
     let w = login.waiting().await;
-    let loc = approved_redirect(&w.url).await;
-    let code = query_param(&loc, "code").unwrap();
+    let (loc, code) = approve(&w).await;
     leaks.secret("code 1", &code);
     for (what, url) in [
         ("wrong state", with_param(&loc, "state", "wrong")),
@@ -2260,7 +1876,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         assert!(page.status >= 400, "{what}: {page:?}");
         leaks.page(what, &page);
     }
-    leaks.page("POST", &fetch(http().post(loc.as_str())).await);
+    leaks.page("POST", &fetch(client(Some(STEP)).post(loc.as_str())).await);
     let browser = tokio::spawn(get(loc.to_string()));
     let obtained = expect_ok(login.end().await);
     leaks.token("library token", obtained.token.access_token.expose());
@@ -2270,8 +1886,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.text("progress", format!("{:?}", login.seen));
 
     // Library: a replay of that code, and a denial.
-    let mut replay = begin(sim.settings("scan"), store_in(dir.path()));
-    let w = replay.waiting().await;
+    let (mut replay, w) = start_login(&sim, &dir, "scan").await;
     replay
         .paste(
             sim.callback(&[("code", &code), ("state", &w.state)])
@@ -2280,8 +1895,7 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         .await;
     let e = expect_err(replay.end().await);
     leaks.text("replay error", format!("{e} / {e:?}"));
-    let mut denied = begin(sim.settings("scan"), store_in(dir.path()));
-    let w = denied.waiting().await;
+    let (mut denied, w) = start_login(&sim, &dir, "scan").await;
     let browser = tokio::spawn(get(sim
         .callback(&[
             ("error", "access_denied"),
@@ -2294,8 +1908,8 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
     leaks.page("denial page", &page_of(browser).await);
 
     // The binary, at trace level: browser login, status, refresh, config check.
-    let sb = Sandbox::new(&sim.config());
-    let out = sb.run(&["-vv", "login"]).await;
+    let sb = sandbox(&login_config(&sim));
+    let out = sb.run_async(&["-vv", "login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     leaks.out("login -vv", &out);
     leaks.token(
@@ -2308,13 +1922,13 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         &["-vv", "refresh"][..],
         &["config", "check"][..],
     ] {
-        let out = sb.run(args).await;
+        let out = sb.run_async(args).await;
         assert_eq!(out.code, Some(0), "{args:?}: {}", out.all());
         leaks.out(&format!("{args:?}"), &out);
     }
 
     // The binary: pasted garbage, a changed state, the real address; then a replay.
-    let mut p = sb.interactive(&["-vv", "login", "--no-browser"]);
+    let mut p = interactive(&sb, &["-vv", "login", "--no-browser"]);
     let url = p.login_url().await;
     let loc = approved_redirect(&url).await;
     let code2 = query_param(&loc, "code").unwrap();
@@ -2331,27 +1945,23 @@ async fn no_secret_appears_in_output_pages_errors_or_logs() {
         "binary token 2",
         &stored_oauth_token(&sb.token_path(), None),
     );
-    let mut p = sb.interactive(&["-vv", "login", "--no-browser"]);
+    let mut p = interactive(&sb, &["-vv", "login", "--no-browser"]);
     let url = p.login_url().await;
     let state = query_param(&url, "state").unwrap();
-    p.send(
-        sim.callback(&[("code", &code2), ("state", &state)])
-            .as_str(),
-    )
-    .await;
+    p.paste_callback(&sim, &code2, &state).await;
     let out = p.finish().await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     leaks.out("replayed login -vv", &out);
 
     // The binary: a login that times out.
-    let mut config = sim.config();
+    let mut config = login_config(&sim);
     config["login"]["timeout"] = json!("10s");
     sb.write_config(&config);
-    let out = sb.run(&["-vv", "login", "--no-browser"]).await;
+    let out = sb.run_async(&["-vv", "login", "--no-browser"]).await;
     assert_eq!(out.code, Some(1), "{}", out.all());
     leaks.out("timed-out login -vv", &out);
 
     // Everything the library logged (all tests in this file so far).
-    leaks.text("library logs", log_text());
+    leaks.text("library logs", global_logs().text());
     leaks.assert_clean();
 }

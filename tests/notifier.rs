@@ -3,16 +3,19 @@
 //! v3 request and approval, crafted deliveries for every refusal, the HTTP edges), with the
 //! logs captured to prove that no token ever reaches a response or a log line.
 
-use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use common::{LogCapture, at_ist, capture_logs};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokenwatch::auth::notifier::{
     Expectation, MAX_BODY, NotifierServer, Rejection, check_delivery, serve,
 };
 use tokenwatch::clock::{Clock, FixedClock};
-use tokenwatch::token::expiry::{ist, upstox_expiry};
+use tokenwatch::token::expiry::upstox_expiry;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::client::UpstoxClient;
 use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
@@ -21,13 +24,6 @@ use tokio::sync::mpsc;
 use url::Url;
 
 const HOOK_PATH: &str = "/upstox/hook/3f9c2d7e51a04b8c";
-
-fn at_ist(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(y, mo, d, h, mi, s)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 /// The tests' "now": Thursday 26 November 2026, 09:12 IST.
 fn now() -> DateTime<Utc> {
@@ -58,56 +54,6 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-// ---------------------------------------------------------------------------------------
-// Log capture
-// ---------------------------------------------------------------------------------------
-
-/// This thread's log lines (every `#[tokio::test]` runs its tasks on the test's thread).
-struct LogCapture {
-    buf: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-impl LogCapture {
-    fn start() -> LogCapture {
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || sink.clone())
-            .finish();
-        LogCapture {
-            buf,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // End-to-end harness: simulator + receiver on loopback
 // ---------------------------------------------------------------------------------------
@@ -130,7 +76,7 @@ impl Env {
 
     /// `api_base` overrides where the receiver verifies tokens (default: the simulator).
     async fn start_with(expect: Expectation, api_base: Option<Url>) -> Env {
-        let logs = LogCapture::start();
+        let logs = capture_logs();
         let clock = Arc::new(FixedClock::new(now()));
         let sim = Simulator::new(SimConfig::default(), clock.clone() as Arc<dyn Clock>);
         let sim_server = sim.serve(loopback()).await.unwrap();
@@ -157,7 +103,7 @@ impl Env {
             sim_server,
             notifier,
             rx,
-            http: http(),
+            http: common::client(Some(Duration::from_secs(10))),
         };
         let hook = env.hook_url();
         env.sim.set_config(|c| c.notifier_url = Some(hook));
@@ -258,6 +204,19 @@ impl Env {
             refusal.contains(&format!("status={expected_status}")),
             "{refusal}"
         );
+    }
+
+    /// Post a delivery [`Env::crafted`] with `edit`, and check that it is refused (see
+    /// [`Env::assert_refused`]).
+    async fn refuse_crafted(
+        &mut self,
+        edit: impl FnOnce(&mut Map<String, Value>),
+        status: u16,
+        reason: &str,
+    ) {
+        let (body, token) = self.crafted(edit);
+        let answer = self.post(body).await;
+        self.assert_refused(&answer, status, reason, &token);
     }
 
     async fn next_delivery(&mut self) -> Token {
@@ -378,16 +337,6 @@ async fn refuses_a_body_that_is_not_json() {
 }
 
 #[tokio::test]
-async fn refuses_another_message_type() {
-    let mut env = Env::start().await;
-    let (body, token) = env.crafted(|m| {
-        m.insert("message_type".into(), json!("order_update"));
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(&answer, 400, r#"message_type is "order_update""#, &token);
-}
-
-#[tokio::test]
 async fn a_message_type_holding_the_token_is_not_echoed() {
     let mut env = Env::start().await;
     let issued = env.sim.issue_token();
@@ -403,27 +352,6 @@ async fn a_message_type_holding_the_token_is_not_echoed() {
 }
 
 #[tokio::test]
-async fn refuses_another_client_id() {
-    let mut env = Env::start().await;
-    let (body, token) = env.crafted(|m| {
-        m.insert("client_id".into(), json!("another-app"));
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(&answer, 400, "client_id", &token);
-}
-
-#[tokio::test]
-async fn refuses_another_user_when_one_is_expected() {
-    let mut env = Env::start().await;
-    let (body, token) = env.crafted(|m| {
-        m.insert("user_id".into(), json!("ZZ9999"));
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(&answer, 400, "not for the expected Upstox user", &token);
-    assert_eq!(env.sim.calls(Endpoint::Profile), 0);
-}
-
-#[tokio::test]
 async fn refuses_a_token_the_profile_says_is_someone_elses() {
     // No user expected, and the payload claims AB1234, but Upstox says the token is ZZ9999's.
     let mut env = Env::start_with(expect_user(None), None).await;
@@ -434,45 +362,32 @@ async fn refuses_a_token_the_profile_says_is_someone_elses() {
     assert_eq!(env.sim.calls(Endpoint::Profile), 1);
 }
 
-#[tokio::test]
-async fn refuses_a_delivery_without_a_token() {
-    let mut env = Env::start().await;
-    let (body, token) = env.crafted(|m| {
-        m.remove("access_token");
-    });
-    let answer = env.post(body).await;
+/// One test per refusal: a fresh, valid delivery changed by the edit is refused with the
+/// status and the reason (see [`Env::refuse_crafted`]), after `profile calls` calls of the
+/// profile API when given.
+macro_rules! refusals {
+    ($($name:ident: $edit:expr => $status:literal, $reason:expr $(, profile calls $calls:literal)?;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let mut env = Env::start().await;
+            env.refuse_crafted($edit, $status, $reason).await;
+            $(assert_eq!(env.sim.calls(Endpoint::Profile), $calls);)?
+        }
+    )*};
+}
+
+refusals! {
+    refuses_another_message_type: set("message_type", json!("order_update")) =>
+        400, r#"message_type is "order_update""#;
+    refuses_another_client_id: set("client_id", json!("another-app")) => 400, "client_id";
+    refuses_another_user_when_one_is_expected: set("user_id", json!("ZZ9999")) =>
+        400, "not for the expected Upstox user", profile calls 0;
     // The token was never sent, so it cannot leak; check nothing else got through.
-    env.assert_refused(&answer, 400, "no access_token", &token);
-    let (body, token) = env.crafted(|m| {
-        m.insert("access_token".into(), json!("   "));
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(&answer, 400, "no access_token", &token);
-}
-
-#[tokio::test]
-async fn refuses_a_missing_expiry() {
-    let mut env = Env::start().await;
-    let (body, token) = env.crafted(|m| {
-        m.remove("expires_at");
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(&answer, 400, "expires_at is missing", &token);
-}
-
-#[tokio::test]
-async fn refuses_a_garbage_expiry() {
-    let mut env = Env::start().await;
-    let (body, token) = env.crafted(|m| {
-        m.insert("expires_at".into(), json!("tomorrow morning"));
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(
-        &answer,
-        400,
-        r#"expires_at "tomorrow morning" is not epoch milliseconds"#,
-        &token,
-    );
+    refuses_a_delivery_without_a_token: field("access_token", None) => 400, "no access_token";
+    refuses_a_blank_token: set("access_token", json!("   ")) => 400, "no access_token";
+    refuses_a_missing_expiry: field("expires_at", None) => 400, "expires_at is missing";
+    refuses_a_garbage_expiry: set("expires_at", json!("tomorrow morning")) =>
+        400, r#"expires_at "tomorrow morning" is not epoch milliseconds"#;
 }
 
 #[tokio::test]
@@ -509,19 +424,17 @@ async fn refuses_an_expiry_beyond_the_next_0330() {
          (2026-11-27T03:30:00+05:30",
         &token,
     );
-    let (body, token) = env.crafted(|m| {
-        m.insert(
-            "expires_at".into(),
-            json!(ms(boundary() + ChronoDuration::days(1))),
-        );
-    });
-    let answer = env.post(body).await;
-    env.assert_refused(
-        &answer,
+    env.refuse_crafted(
+        |m| {
+            m.insert(
+                "expires_at".into(),
+                json!(ms(boundary() + ChronoDuration::days(1))),
+            );
+        },
         400,
         "later than the next 03:30 IST boundary",
-        &token,
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -579,9 +492,7 @@ async fn a_closed_profile_port_answers_503() {
     };
     let base = Url::parse(&format!("http://{closed}/")).unwrap();
     let mut env = Env::start_with(expect_user(Some("AB1234")), Some(base)).await;
-    let (body, token) = env.crafted(|_| {});
-    let answer = env.post(body).await;
-    env.assert_refused(&answer, 503, "cannot connect", &token);
+    env.refuse_crafted(|_| {}, 503, "cannot connect").await;
     assert_eq!(env.sim.calls(Endpoint::Profile), 0);
 }
 
@@ -788,7 +699,7 @@ async fn an_empty_path_is_an_error_and_a_bare_one_gets_its_slash() {
     )
     .await
     .unwrap();
-    let response = http()
+    let response = common::client(Some(Duration::from_secs(10)))
         .get(format!("http://{}/hook-abc", server.addr))
         .send()
         .await
@@ -841,8 +752,23 @@ fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<Token, Rejection>
 }
 
 fn expiring(at: DateTime<Utc>) -> impl FnOnce(&mut Map<String, Value>) {
-    move |m| {
-        m.insert("expires_at".into(), json!(ms(at)));
+    set("expires_at", json!(ms(at)))
+}
+
+/// An edit that sets `key` to `value`.
+fn set(key: &'static str, value: Value) -> impl FnOnce(&mut Map<String, Value>) {
+    field(key, Some(value))
+}
+
+/// An edit that sets `key` to `value`, or removes it (`None`).
+fn field(key: &'static str, value: Option<Value>) -> impl FnOnce(&mut Map<String, Value>) {
+    move |m| match value {
+        None => {
+            m.remove(key);
+        }
+        Some(v) => {
+            m.insert(key.into(), v);
+        }
     }
 }
 
@@ -877,15 +803,7 @@ fn epoch_fields_may_be_numbers_and_issued_at_may_be_absent() {
         Some(json!("soon")),
         Some(json!(ms(boundary() + ChronoDuration::seconds(1)))),
     ] {
-        let t = check(|m| match issued {
-            None => {
-                m.remove("issued_at");
-            }
-            Some(v) => {
-                m.insert("issued_at".into(), v);
-            }
-        })
-        .unwrap();
+        let t = check(field("issued_at", issued)).unwrap();
         assert_eq!(t.issued_at, Some(now()));
     }
     // Whitespace around the digits is tolerated.
@@ -1010,17 +928,7 @@ fn not_json() {
 
 #[test]
 fn message_type_must_be_access_token() {
-    let with = |v: Option<Value>| {
-        check(move |m| match v {
-            None => {
-                m.remove("message_type");
-            }
-            Some(v) => {
-                m.insert("message_type".into(), v);
-            }
-        })
-        .unwrap_err()
-    };
+    let with = |v: Option<Value>| check(field("message_type", v)).unwrap_err();
     assert_eq!(
         with(Some(json!("order_update"))),
         Rejection::WrongMessageType("\"order_update\"".into())
@@ -1061,14 +969,7 @@ fn client_id_must_match() {
         Some(json!("")),
         None,
     ] {
-        let r = check(|m| match v {
-            None => {
-                m.remove("client_id");
-            }
-            Some(v) => {
-                m.insert("client_id".into(), v);
-            }
-        });
+        let r = check(field("client_id", v));
         assert_eq!(r.unwrap_err(), Rejection::WrongClient);
     }
 }
@@ -1076,18 +977,7 @@ fn client_id_must_match() {
 #[test]
 fn user_id_must_match_when_expected() {
     let with = |expect: Option<&str>, v: Option<Value>| {
-        check_delivery(
-            &payload(|m| match v {
-                None => {
-                    m.remove("user_id");
-                }
-                Some(v) => {
-                    m.insert("user_id".into(), v);
-                }
-            }),
-            &expect_user(expect),
-            now(),
-        )
+        check_delivery(&payload(field("user_id", v)), &expect_user(expect), now())
     };
     assert_eq!(
         with(Some("AB1234"), Some(json!("ZZ9999"))).unwrap_err(),
@@ -1129,14 +1019,7 @@ fn access_token_must_be_present() {
         Some(json!(123)),
         Some(Value::Null),
     ] {
-        let r = check(|m| match v {
-            None => {
-                m.remove("access_token");
-            }
-            Some(v) => {
-                m.insert("access_token".into(), v);
-            }
-        });
+        let r = check(field("access_token", v));
         assert_eq!(r.unwrap_err(), Rejection::NoToken);
     }
     // Surrounding whitespace is trimmed.

@@ -6,11 +6,12 @@
 //! HOME and the XDG folders in a temporary folder that is also the working folder. They must
 //! not read the configuration at all, so they are also run with every kind of broken config.
 
-use assert_cmd::Command;
+mod common;
+
 use clap::CommandFactory;
+use common::{Sandbox, bin};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tempfile::TempDir;
 
 /// The shells `completions` supports, with a line each script is known to carry.
 const SHELLS: [(&str, &str); 5] = [
@@ -24,67 +25,10 @@ const SHELLS: [(&str, &str); 5] = [
     ),
 ];
 
-/// What one run of the binary gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// A temporary HOME / XDG / working folder; no config file unless a test writes one.
-struct Sandbox {
-    _dir: TempDir,
-    root: PathBuf,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for sub in ["home", "state", "xdg-config"] {
-            std::fs::create_dir_all(root.join(sub)).unwrap();
-        }
-        Sandbox { _dir: dir, root }
-    }
-
-    fn write(&self, rel: &str, contents: &str) -> PathBuf {
-        let p = self.root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-
-    /// The binary, isolated: empty environment plus HOME and the XDG folders in the sandbox.
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("tokenwatch").unwrap();
-        c.env_clear()
-            .env("HOME", self.root.join("home"))
-            .env("XDG_STATE_HOME", self.root.join("state"))
-            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
-            .current_dir(&self.root);
-        c
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut c = self.cmd();
-        c.args(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
-        Run {
-            code: out
-                .status
-                .code()
-                .unwrap_or_else(|| panic!("{args:?} was killed by a signal")),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, &[])
-    }
+/// A temporary HOME / XDG / working folder; no config file unless a test writes one. The
+/// output must be UTF-8.
+fn sandbox() -> Sandbox {
+    Sandbox::new().strict_utf8()
 }
 
 /// Every command a user can type, as on the man page: `status`, ..., `config check`.
@@ -113,10 +57,10 @@ fn command_paths() -> Vec<String> {
 
 #[test]
 fn completions_for_every_shell_name_the_subcommands_and_flags() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     for (shell, marker) in SHELLS {
         let run = sb.run(&["completions", shell]);
-        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
         assert!(run.stderr.is_empty(), "{shell}: stderr {}", run.stderr);
         assert!(run.stdout.contains(marker), "{shell}: no {marker:?}");
         for word in [
@@ -145,8 +89,8 @@ fn completions_for_every_shell_name_the_subcommands_and_flags() {
 
 #[test]
 fn completions_complete_the_shell_names_too() {
-    let run = Sandbox::new().run(&["completions", "bash"]);
-    assert_eq!(run.code, 0);
+    let run = sandbox().run(&["completions", "bash"]);
+    assert_eq!(run.code, Some(0));
     assert!(
         run.stdout.contains("bash elvish fish powershell zsh"),
         "the completions subcommand's own values are missing"
@@ -155,19 +99,19 @@ fn completions_complete_the_shell_names_too() {
 
 #[test]
 fn completions_for_an_unknown_or_missing_shell_is_a_usage_error() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let run = sb.run(&["completions", "tcsh"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(run.stdout.is_empty());
     assert!(run.stderr.contains("tcsh"), "{}", run.stderr);
     assert!(run.stderr.contains("possible values"), "{}", run.stderr);
 
     let run = sb.run(&["completions"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 
     let run = sb.run(&["man", "extra"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 }
 
@@ -194,8 +138,8 @@ fn section<'a>(page: &'a str, heading: &str) -> &'a str {
 
 #[test]
 fn man_is_a_roff_page_titled_tokenwatch_1() {
-    let run = Sandbox::new().run(&["man"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = sandbox().run(&["man"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     let lines = page_lines(&run.stdout);
     assert!(
@@ -232,7 +176,7 @@ fn man_is_a_roff_page_titled_tokenwatch_1() {
 
 #[test]
 fn man_lists_every_command_and_the_global_flags() {
-    let page = Sandbox::new().run(&["man"]).stdout;
+    let page = sandbox().run(&["man"]).stdout;
     let commands = section(&page, "COMMANDS");
     let paths = command_paths();
     assert!(paths.len() >= 11, "{paths:?}");
@@ -266,7 +210,7 @@ fn man_lists_every_command_and_the_global_flags() {
 
 #[test]
 fn man_documents_the_exit_codes_files_and_environment() {
-    let page = Sandbox::new().run(&["man"]).stdout;
+    let page = sandbox().run(&["man"]).stdout;
 
     let exit = section(&page, "\"EXIT STATUS\"");
     for code in ["0", "1", "2", "3", "78"] {
@@ -322,7 +266,7 @@ fn man_documents_the_exit_codes_files_and_environment() {
 /// groff, where installed, formats the page without a single warning.
 #[test]
 fn man_page_formats_cleanly_with_groff() {
-    let page = Sandbox::new().run(&["man"]).stdout;
+    let page = sandbox().run(&["man"]).stdout;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokenwatch.1");
     std::fs::write(&file, &page).unwrap();
@@ -353,11 +297,11 @@ type Setup<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
 
 #[test]
 fn completions_and_man_work_with_a_broken_config() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let clean_man = sb.run(&["man"]);
     let clean_bash = sb.run(&["completions", "bash"]);
-    assert_eq!(clean_man.code, 0);
-    assert_eq!(clean_bash.code, 0);
+    assert_eq!(clean_man.code, Some(0));
+    assert_eq!(clean_bash.code, Some(0));
 
     let garbage = sb.write("garbage.yaml", "upstox: [not, a, map\n\t- {{{\n");
     let unknown_key = sb.write("unknown.yaml", "upstox:\n  no_such_key: 1\n");
@@ -401,7 +345,8 @@ fn completions_and_man_work_with_a_broken_config() {
         args.extend(["config", "check"]);
         let check = sb.run_with(&args, env);
         assert_eq!(
-            check.code, 78,
+            check.code,
+            Some(78),
             "{what}: config check should fail: {}",
             check.stderr
         );
@@ -413,7 +358,7 @@ fn completions_and_man_work_with_a_broken_config() {
             let mut args = flags.clone();
             args.extend(sub.iter().copied());
             let run = sb.run_with(&args, env);
-            assert_eq!(run.code, 0, "{what} {sub:?}: {}", run.stderr);
+            assert_eq!(run.code, Some(0), "{what} {sub:?}: {}", run.stderr);
             assert!(run.stderr.is_empty(), "{what} {sub:?}: {}", run.stderr);
             assert_eq!(run.stdout, clean.stdout, "{what} {sub:?}: output differs");
         }
@@ -422,7 +367,7 @@ fn completions_and_man_work_with_a_broken_config() {
 
 #[test]
 fn completions_and_man_ignore_a_broken_project_config_and_dotenv() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     sb.write("config/tokenwatch.yaml", "token: {path: [\n");
     sb.write(
         ".env",
@@ -432,14 +377,14 @@ fn completions_and_man_ignore_a_broken_project_config_and_dotenv() {
         "xdg-config/tokenwatch/config.yaml",
         "monitor:\n  check_interval: never\n",
     );
-    assert_eq!(sb.run(&["config", "check"]).code, 78);
+    assert_eq!(sb.run(&["config", "check"]).code, Some(78));
     for args in [
         &["man"][..],
         &["completions", "zsh"],
         &["completions", "fish"],
     ] {
         let run = sb.run(args);
-        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
         assert!(!run.stdout.is_empty());
         assert!(run.stderr.is_empty(), "{args:?}: {}", run.stderr);
     }
@@ -447,10 +392,9 @@ fn completions_and_man_ignore_a_broken_project_config_and_dotenv() {
 
 #[test]
 fn completions_and_man_need_no_home_at_all() {
-    let sb = Sandbox::new();
+    let sb = sandbox();
     for args in [&["man"][..], &["completions", "bash"]] {
-        let out = Command::cargo_bin("tokenwatch")
-            .unwrap()
+        let out = std::process::Command::new(bin())
             .env_clear()
             .current_dir(&sb.root)
             .args(args)

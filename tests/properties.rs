@@ -10,9 +10,12 @@
 //! `tests/parsers.rs` already covers small random token files, printable-ASCII JWTs, a JWT
 //! `exp`/`sub` round trip and time fields feeding the schedule; nothing here repeats those.
 
+mod common;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Utc};
+use common::ConfigEnv;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -20,7 +23,6 @@ use std::time::Duration;
 use tokenwatch::auth::notifier::{EXPIRY_SKEW, Expectation, Rejection, check_delivery};
 use tokenwatch::auth::oauth::{Callback, CallbackProblem, read_callback, read_pasted};
 use tokenwatch::config::{self, LoadOptions, duration};
-use tokenwatch::paths::Env;
 use tokenwatch::secret::Secret;
 use tokenwatch::token::expiry::{decode_jwt_claims, from_epoch_seconds, upstox_expiry};
 use tokenwatch::token::file::{parse_token, read_token_bytes, read_token_file, to_format1_json};
@@ -160,43 +162,30 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
         .prop_map(|s| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
 }
 
-fn fields() -> impl Strategy<Value = Fields> {
-    (
-        "[!-~]{1,300}",
-        "[!-~]{1,10}",
-        proptest::option::of("[!-~]{1,100}"),
-        opt_text(),
-        opt_text(),
-        opt_text(),
-        proptest::option::of(PLAUSIBLE_SECS),
-        PLAUSIBLE_SECS,
-        opt_text(),
-    )
-        .prop_map(
-            |(
-                access_token,
-                token_type,
-                extended_token,
-                user_id,
-                user_name,
-                email,
-                issued_at,
-                expires_at,
-                obtained_via,
-            )| {
-                Fields {
-                    access_token,
-                    token_type,
-                    extended_token,
-                    user_id,
-                    user_name,
-                    email,
-                    issued_at,
-                    expires_at,
-                    obtained_via,
-                }
-            },
-        )
+prop_compose! {
+    fn fields()(
+        access_token in "[!-~]{1,300}",
+        token_type in "[!-~]{1,10}",
+        extended_token in proptest::option::of("[!-~]{1,100}"),
+        user_id in opt_text(),
+        user_name in opt_text(),
+        email in opt_text(),
+        issued_at in proptest::option::of(PLAUSIBLE_SECS),
+        expires_at in PLAUSIBLE_SECS,
+        obtained_via in opt_text(),
+    ) -> Fields {
+        Fields {
+            access_token,
+            token_type,
+            extended_token,
+            user_id,
+            user_name,
+            email,
+            issued_at,
+            expires_at,
+            obtained_via,
+        }
+    }
 }
 
 fn token_of(f: &Fields) -> Token {
@@ -1233,26 +1222,14 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 /// A scratch folder with a home inside, and the environment that points there.
-struct Scratch {
-    dir: tempfile::TempDir,
-    env: Env,
-}
+type Scratch = ConfigEnv;
 
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let env = Env::from([("HOME".to_string(), home.display().to_string())]);
-        Scratch { dir, env }
-    }
-
+impl ConfigEnv {
     fn load(&self, yaml: &[u8]) -> Result<config::Config, config::ConfigError> {
-        let path = self.dir.path().join("tokenwatch.yaml");
-        std::fs::write(&path, yaml).unwrap();
+        let path = self.sb.write("tokenwatch.yaml", yaml);
         let opts = LoadOptions {
             config_file: Some(path),
-            cwd: self.dir.path().to_path_buf(),
+            cwd: self.sb.root.clone(),
             ..Default::default()
         };
         config::load(&opts, &self.env, None)

@@ -265,7 +265,6 @@ async fn a_renew_command_token_for_another_user_is_refused_and_alerted() {
 #[tokio::test(start_paused = true)]
 async fn a_login_or_approved_token_for_another_user_is_refused_but_a_first_one_sets_the_user() {
     let h = Harness::new(ist_at(26, 10, 0)).await;
-    let mut core = h.core();
     // An empty account takes whichever user logs in first.
     let mut first = h.store_fresh_token();
     std::fs::remove_file(h.token_path()).unwrap();
@@ -284,17 +283,31 @@ async fn a_login_or_approved_token_for_another_user_is_refused_but_a_first_one_s
     std::fs::remove_file(h.token_path()).unwrap();
     core_empty.reload_if_changed();
     assert!(core_empty.accept_token(first, true).await.is_err());
-    let _ = &mut core;
 }
 
 // ---------------------------------------------------------------------------------------
 // 3. `refresh` waits for a renewal running in another process.
 // ---------------------------------------------------------------------------------------
 
+/// A sandbox whose `renew.command` fetches a token from the simulator (and leaves
+/// `command.log` behind when it runs).
+fn command_sandbox(api_base: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write_yaml(&format!(
+        "upstox:\n  api_base: \"{api_base}\"\n\
+         token:\n  path: upstox_token.json\n\
+         monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n\
+         login:\n  timeout: 30s\n\
+         renew:\n  strategy: command\n  not_before: \"00:00\"\n  \
+         command: [\"sh\", \"-c\", \"touch command.log; curl -sf -X POST {api_base}/sim/token\"]\n"
+    ));
+    sb
+}
+
 #[test]
 fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
     let sim = SimProcess::start();
-    let sb = Sandbox::new(&sim.base);
+    let sb = command_sandbox(&sim.base);
     // Another tokenwatch is renewing: it holds the lock and stores its token 1.5 s later.
     let held = TokenStore::new(sb.token_path(), []).login_lock().unwrap();
     let base = sim.base.clone();
@@ -317,17 +330,13 @@ fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
     let out = sb.run(&["refresh"]);
     other.join().unwrap();
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(
         took >= Duration::from_millis(1400),
         "refresh did not wait: {took:?}"
     );
-    assert!(
-        text(&out).contains("Another tokenwatch is renewing"),
-        "{}",
-        text(&out)
-    );
-    assert!(text(&out).contains("Renewed"), "{}", text(&out));
+    out.assert_stdout("Another tokenwatch is renewing");
+    out.assert_stdout("Renewed");
     assert!(!sb.root.join("command.log").exists());
     let stored = read_token_file(&sb.token_path()).unwrap().unwrap();
     assert_eq!(
@@ -369,100 +378,4 @@ async fn a_token_stored_by_another_process_is_picked_up_within_moments() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop(handle).await;
-}
-
-// Local process helpers; to be replaced by the shared test support module.
-use assert_cmd::cargo::cargo_bin;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
-
-struct SimProcess {
-    child: Child,
-    base: String,
-}
-
-impl SimProcess {
-    fn start() -> SimProcess {
-        for _ in 0..20 {
-            let port = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap().port()
-            };
-            let mut child = std::process::Command::new(cargo_bin("tokenwatch"))
-                .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
-                .args(["--token-lifetime", "20h"])
-                .env_clear()
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut first = String::new();
-            let mut reader = BufReader::new(child.stdout.take().unwrap());
-            reader.read_line(&mut first).unwrap();
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
-                return SimProcess {
-                    child,
-                    base: base.to_owned(),
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("the simulator did not start");
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Sandbox {
-    fn new(api_base: &str) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("config")).unwrap();
-        std::fs::create_dir_all(root.join("home")).unwrap();
-        let yaml = format!(
-            "upstox:\n  api_base: \"{api_base}\"\n\
-             token:\n  path: upstox_token.json\n\
-             monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n\
-             login:\n  timeout: 30s\n\
-             renew:\n  strategy: command\n  not_before: \"00:00\"\n  command: [\"sh\", \"-c\", \"touch command.log; curl -sf -X POST {api_base}/sim/token\"]\n"
-        );
-        std::fs::write(root.join("config/tokenwatch.yaml"), yaml).unwrap();
-        Sandbox { _dir: dir, root }
-    }
-
-    fn token_path(&self) -> PathBuf {
-        self.root.join("config/upstox_token.json")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        std::process::Command::new(cargo_bin("tokenwatch"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .current_dir(&self.root)
-            .output()
-            .unwrap()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }

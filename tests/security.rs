@@ -14,21 +14,21 @@
 //!
 //! Needs `curl` and `tmux` (CI's `.ci/run` installs both).
 
+mod common;
+
+use common::sandbox::{RUN_LIMIT, STEP};
+use common::{
+    Answer, Leaks, Out, Sandbox, SimHost, SimProcess, Tmux, bin, free_port, http_get, listening,
+    mode, output_of, query_param, raw_http, request, sh_quote, split_url, stored_token, wait_until,
+};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokenwatch::clock::SystemClock;
-use tokenwatch::upstox::sim::{Endpoint, SimConfig, SimServer, Simulator};
+use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 
-/// Longest wait for one step: a line of output, an exit, a file changing.
-const STEP: Duration = Duration::from_secs(30);
 /// The client id and secret of `tokenwatch simulate` (it prints them, by design).
 const SIM_CLIENT_ID: &str = "615b1297-sim-client";
 const SIM_SECRET: &str = "sim-secret";
@@ -45,165 +45,9 @@ const EXTENDED: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQjEyMzQ
 /// A JWT-shaped token no simulator ever signed.
 const FORGED: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQjEyMzQiLCJleHAiOjQxMDI0NDQ4MDB9.Rm9yZ2VkU2lnbmF0dXJlTm9ib2R5SXNzdWVkVGhpcw";
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokenwatch")
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
-/// `text` quoted for `sh`.
-fn sh_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 // ---------------------------------------------------------------------------------------
-// Ports
+// The simulators
 // ---------------------------------------------------------------------------------------
-
-/// A port nobody listens on now, below the ephemeral range (32768+), so that no outgoing
-/// connection takes it between this check and the binary's own bind.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 9_000) as u16;
-    loop {
-        let port = 21_000 + (offset + NEXT.fetch_add(11, Ordering::Relaxed) % 9_000) % 9_000;
-        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn listening(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        Duration::from_secs(1),
-    )
-    .is_ok()
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what}: not within {STEP:?}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Raw HTTP: what goes over the wire, both ways
-// ---------------------------------------------------------------------------------------
-
-/// One HTTP answer, raw.
-#[derive(Debug, Clone)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.head, self.body))
-    }
-
-    fn all(&self) -> String {
-        format!("{}\r\n\r\n{}", self.head, self.body)
-    }
-}
-
-/// Send `request` as is to 127.0.0.1:`port` and read the answer until the server closes.
-/// Status 0: no answer at all (the connection was closed without one).
-fn raw_http(port: u16, request: &[u8]) -> Answer {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    // A server may answer and close before reading a huge request whole. (No half-close:
-    // hyper drops a connection whose client stopped sending before the answer is ready.)
-    let _ = s.write_all(request);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut body = body.to_owned();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Answer {
-        status,
-        head: head.to_owned(),
-        body,
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// A request with `Connection: close`; `extra` are more header lines.
-fn request(method: &str, port: u16, target: &str, extra: &[&str], body: &[u8]) -> Vec<u8> {
-    let mut r =
-        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for h in extra {
-        r.push_str(h);
-        r.push_str("\r\n");
-    }
-    if !body.is_empty() || method == "POST" || method == "PUT" {
-        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    r.push_str("\r\n");
-    let mut bytes = r.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-fn http_get(port: u16, target: &str) -> Answer {
-    raw_http(port, &request("GET", port, target, &[], b""))
-}
-
-/// `host:port/path?query` of an `http://` URL: (port, target).
-fn split_url(url: &str) -> (u16, String) {
-    let u = url::Url::parse(url).unwrap();
-    let target = match u.query() {
-        Some(q) => format!("{}?{q}", u.path()),
-        None => u.path().to_owned(),
-    };
-    (u.port_or_known_default().unwrap(), target)
-}
 
 /// What the simulator's auto-approving dialog redirects the browser to.
 fn approved_redirect(dialog: &str) -> String {
@@ -213,135 +57,33 @@ fn approved_redirect(dialog: &str) -> String {
     a.header("location").expect("a Location header")
 }
 
-fn query_param(url: &str, key: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
-
-// ---------------------------------------------------------------------------------------
-// The simulators
-// ---------------------------------------------------------------------------------------
-
-/// `tokenwatch simulate` on a free loopback port, stopped on drop.
-struct SimProcess {
-    child: Child,
-    base: String,
-    port: u16,
-}
-
-impl SimProcess {
-    fn start(extra: &[&str]) -> SimProcess {
-        for _ in 0..20 {
-            let port = free_port();
-            let mut child = Command::new(bin())
-                .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
-                .args(extra)
-                .env_clear()
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut first = String::new();
-            let mut reader = BufReader::new(child.stdout.take().unwrap());
-            reader.read_line(&mut first).unwrap();
-            // Keep reading: a closed pipe would end the simulator with SIGPIPE.
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            if let Some(base) = first.trim().strip_prefix("Upstox simulator listening on ") {
-                return SimProcess {
-                    child,
-                    base: base.to_owned(),
-                    port,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("tokenwatch simulate did not start");
-    }
-
-    /// `DELETE /v2/logout`: the simulator rejects `token` from now on.
-    fn revoke(&self, token: &str) {
-        let auth = format!("Authorization: Bearer {token}");
-        let a = raw_http(
-            self.port,
-            &request("DELETE", self.port, "/v2/logout", &[&auth], b""),
-        );
-        assert_eq!(a.status, 200, "logout: {}", a.all());
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The simulator in this process, on a runtime of its own, with its own callback port
-/// registered as its redirect URI.
-struct LibSim {
-    rt: tokio::runtime::Runtime,
-    sim: Simulator,
-    server: SimServer,
-    callback_port: u16,
-    redirect: String,
+/// registered as its redirect URI and [`LIB_SECRET`] as its client secret.
+fn lib_sim(config: SimConfig) -> SimHost {
+    let config = SimConfig {
+        client_secret: LIB_SECRET.into(),
+        ..config
+    };
+    SimHost::start_own_runtime(config, "localhost")
 }
 
-impl LibSim {
-    fn start(config: SimConfig) -> LibSim {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let callback_port = free_port();
-        let redirect = format!("http://localhost:{callback_port}/callback");
-        let config = SimConfig {
-            client_secret: LIB_SECRET.into(),
-            redirect_uri: redirect.clone(),
-            ..config
-        };
-        let sim = Simulator::new(config, Arc::new(SystemClock));
-        let server = rt
-            .block_on(sim.serve("127.0.0.1:0".parse().unwrap()))
-            .unwrap();
-        LibSim {
-            rt,
-            sim,
-            server,
-            callback_port,
-            redirect,
-        }
-    }
+/// [`lib_sim`] approving at once, tokens living 20 hours.
+fn auto_sim() -> SimHost {
+    lib_sim(SimConfig {
+        auto_approve: true,
+        token_lifetime: Some(Duration::from_secs(20 * 3600)),
+        ..SimConfig::default()
+    })
+}
 
-    fn base(&self) -> String {
-        self.server
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
-    }
-
-    /// A config for the binary against this simulator; `renew.command` logs each token it
-    /// fetches to `minted` (and each run to `minted.runs`).
-    fn config(&self, minted: &Path) -> Value {
-        json!({
-            "upstox": {
-                "client_id": SIM_CLIENT_ID,
-                "client_secret": LIB_SECRET,
-                "redirect_uri": self.redirect,
-                "api_base": self.base(),
-            },
-            "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
-            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
-            "renew": {"strategy": "command", "not_before": "00:00", "command": mint_command(&self.base(), minted, "")},
-            "login": {"timeout": "60s", "browser_command": CURL_BROWSER},
-        })
-    }
+/// A config for the binary against `sim`; `renew.command` logs each token it fetches to
+/// `minted` (and each run to `minted.runs`).
+fn lib_config(sim: &SimHost, minted: &Path) -> Value {
+    let command = mint_command(&sim.base(), minted, "");
+    sim.binary_config(
+        json!({"strategy": "command", "not_before": "00:00", "command": command}),
+        json!({"timeout": "60s", "browser_command": CURL_BROWSER}),
+    )
 }
 
 /// `renew.command`: fetch a simulator token (after `before`, shell code), log it to `log`
@@ -381,434 +123,27 @@ fn command_runs(log: &Path) -> usize {
 // The binary
 // ---------------------------------------------------------------------------------------
 
-/// What a finished process said.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// A sandbox (`tw-security-*`) with no config file yet.
+fn sandbox() -> Sandbox {
+    Sandbox::named("tw-security-")
 }
 
-impl Out {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// A temporary HOME, XDG folders and working folder with `./config/tokenwatch.yaml`.
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Sandbox {
-    fn new(config: Option<&Value>) -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("tw-security-")
-            .tempdir()
-            .unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for d in ["config", "home", "xdg-config", "tmp"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        let sb = Sandbox {
-            _dir: dir,
-            env: vec![
-                ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-                ("HOME".into(), root.join("home").display().to_string()),
-                (
-                    "XDG_CONFIG_HOME".into(),
-                    root.join("xdg-config").display().to_string(),
-                ),
-                (
-                    "XDG_STATE_HOME".into(),
-                    root.join("xdg-state").display().to_string(),
-                ),
-                ("TMPDIR".into(), root.join("tmp").display().to_string()),
-            ],
-            root,
-        };
-        if let Some(c) = config {
-            sb.write_config(c);
-        }
-        sb
-    }
-
-    fn write_config(&self, config: &Value) {
-        // JSON is YAML.
-        std::fs::write(
-            self.root.join("config/tokenwatch.yaml"),
-            serde_json::to_string_pretty(config).unwrap(),
-        )
-        .unwrap();
-    }
-
-    fn token_path(&self) -> PathBuf {
-        self.root.join("config/upstox_token.json")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.root)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        let mut child = self
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut o = child.stdout.take().unwrap();
-        let mut e = child.stderr.take().unwrap();
-        let out = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = o.read_to_end(&mut s);
-            s
-        });
-        let err = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = e.read_to_end(&mut s);
-            s
-        });
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("tokenwatch {args:?} did not finish");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Out {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-        }
-    }
-
-    /// Start with stdin, stdout and stderr piped.
-    fn spawn(&self, args: &[&str]) -> Running {
-        Running::new(
-            self.cmd(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    /// The stored access token, if any.
-    fn stored(&self) -> Option<String> {
-        stored_token(&self.token_path())
-    }
-}
-
-fn stored_token(path: &Path) -> Option<String> {
-    tokenwatch::token::read_token_file(path)
-        .ok()
-        .flatten()
-        .map(|t| t.access_token.expose().to_owned())
-}
-
-/// A running `tokenwatch`: stdout lines on a channel, stderr collected, killed on drop.
-struct Running {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stdout: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn new(mut child: Child) -> Running {
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr_pipe = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Running {
-            child,
-            stdin,
-            lines,
-            stdout: Vec::new(),
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Read stdout until a line containing `needle`.
-    fn line_with(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => {
-                    self.stdout.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no {needle:?} on stdout: {:#?}\nstderr: {}",
-                    self.stdout,
-                    self.stderr()
-                ),
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
-
-    /// Wait for the exit; everything it printed.
-    fn finish(mut self) -> Out {
-        let deadline = Instant::now() + STEP;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tokenwatch did not exit: {:#?}\n{}",
-                self.stdout,
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        drop(self.stdin.take());
-        // The reader threads end with the pipes.
-        std::thread::sleep(Duration::from_millis(100));
-        self.stdout.extend(self.lines.try_iter());
-        Out {
-            code: status.code(),
-            stdout: self.stdout.join("\n"),
-            stderr: self.stderr(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The leak scan
-// ---------------------------------------------------------------------------------------
-
-/// What was captured, and what must not be in any of it.
-#[derive(Default)]
-struct Leaks {
-    texts: Vec<(String, String)>,
-    needles: BTreeMap<String, String>,
-}
-
-impl Leaks {
-    fn text(&mut self, label: impl Into<String>, text: impl Into<String>) {
-        self.texts.push((label.into(), text.into()));
-    }
-
-    fn out(&mut self, label: &str, out: &Out) {
-        self.text(format!("{label}: stdout"), out.stdout.clone());
-        self.text(format!("{label}: stderr"), out.stderr.clone());
-    }
-
-    fn answer(&mut self, label: &str, a: &Answer) {
-        self.text(format!("{label}: HTTP answer"), a.all());
-    }
-
-    fn secret(&mut self, label: &str, value: &str) {
-        assert!(!value.is_empty(), "empty needle {label}");
-        self.needles.insert(value.to_owned(), label.to_owned());
-    }
-
-    /// A token: whole, its signature (the third dot-separated part), and every 20-character
-    /// piece.
-    fn token(&mut self, label: &str, token: &str) {
-        self.secret(label, token);
-        if let Some(sig) = token.split('.').nth(2) {
-            self.secret(&format!("{label} signature"), sig);
-        }
-        let chars: Vec<char> = token.chars().collect();
-        for (i, w) in chars.windows(20).enumerate() {
-            let piece: String = w.iter().collect();
-            self.needles
-                .entry(piece)
-                .or_insert_with(|| format!("{label}[{i}..{}]", i + 20));
-        }
-    }
-
-    fn assert_clean(&self) {
-        eprintln!(
-            "leak scan: {} texts, {} bytes, {} needles",
-            self.texts.len(),
-            self.texts.iter().map(|(_, t)| t.len()).sum::<usize>(),
-            self.needles.len()
-        );
-        let mut found = Vec::new();
-        for (where_, text) in &self.texts {
-            for (needle, what) in &self.needles {
-                if let Some(at) = text.find(needle.as_str()) {
-                    let from = text[..at]
-                        .char_indices()
-                        .rev()
-                        .nth(60)
-                        .map_or(0, |(i, _)| i);
-                    found.push(format!(
-                        "{what} in {where_} at byte {at}: …{}",
-                        &text[from..at]
-                    ));
-                }
-            }
-        }
-        assert!(
-            found.is_empty(),
-            "secrets leaked ({} hits): {:#?}",
-            found.len(),
-            found.iter().take(20).collect::<Vec<_>>()
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// tmux: the dashboard in a real terminal
-// ---------------------------------------------------------------------------------------
-
-/// `tokenwatch` (the dashboard) in a detached tmux server of its own, killed on drop.
-struct Term {
-    socket: String,
-    env: Vec<(String, String)>,
-}
-
-impl Term {
-    /// Start `script` (run by `sh`) in a `cols`×`rows` terminal with `env`.
-    fn start(name: &str, env: &[(String, String)], script: &str) -> Term {
-        let term = Term {
-            socket: format!("tw-security-{}-{name}", std::process::id()),
-            env: env.to_vec(),
-        };
-        let exports: Vec<String> = env
-            .iter()
-            .chain(&[
-                ("LANG".to_string(), "C.UTF-8".to_string()),
-                ("TERM".to_string(), "xterm-256color".to_string()),
-            ])
-            .map(|(k, v)| format!("{k}={}", sh_quote(v)))
-            .collect();
-        let script = format!(
-            "unset LC_ALL LC_CTYPE NO_COLOR TMUX; export {}; {script}; echo EXITED:$?; sleep 30",
-            exports.join(" ")
-        );
-        let out = term.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            &script,
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        term
-    }
-
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("SHELL", "/bin/sh")
-            .env("LANG", "C.UTF-8")
-            .env("TERM", "xterm-256color")
-            .args(["-u", "-f", "/dev/null", "-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run tmux ({e}); apt-get install tmux"))
-    }
-
-    fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let s = self.screen();
-            if ready(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{what}: the screen is\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend_from_slice(keys);
-        assert!(self.tmux(&args).status.success());
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
+/// The dashboard (`tokenwatch <args>`, after the shell code `before`) in the sandbox, in a
+/// 200×50 tmux terminal with the sandbox's environment; killed on drop.
+fn dashboard(name: &str, sb: &Sandbox, before: &str, args: &str) -> Tmux {
+    let script = format!(
+        "cd {} && {before}{} {args}; echo EXITED:$?; sleep 30",
+        sh_quote(&sb.root.display().to_string()),
+        sh_quote(bin())
+    );
+    Tmux::start(
+        format!("tw-security-{}-{name}", std::process::id()),
+        &sb.env,
+        &sb.env,
+        (200, 50),
+        &script,
+    )
+    .capture_with(&["-J"])
 }
 
 // =======================================================================================
@@ -835,10 +170,9 @@ fn wait_port_free(port: u16) {
 /// token, by design, and the test checks that it is exactly that.
 #[test]
 fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
-    let sim = SimProcess::start(&["--auto-approve", "--token-lifetime", "20h"]);
-    let mut sb = Sandbox::new(None);
-    sb.env
-        .push(("TOKENWATCH__LOG__LEVEL".into(), "trace".into()));
+    let sim = SimProcess::start_with(&["--auto-approve", "--token-lifetime", "20h"]);
+    let mut sb = sandbox();
+    sb.set_env("TOKENWATCH__LOG__LEVEL", "trace");
     let minted_log = sb.root.join("minted.log");
     let pages = sb.root.join("pages");
     std::fs::create_dir_all(&pages).unwrap();
@@ -918,7 +252,7 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
         leaks.out(&format!("{args:?}"), &out);
     }
     let check = sb.run(&["config", "check"]);
-    assert!(check.stdout.contains("client_secret"), "{}", check.all());
+    check.assert_stdout("client_secret");
     let out = sb.run(&["-vv", "token"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert_eq!(
@@ -983,16 +317,16 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
     assert_eq!(snapshot(&sb), 2, "the login stored no new token");
 
     // refresh of a token Upstox rejects: renewed, the old one kept as .prev.
-    sim.revoke(&sb.stored().unwrap());
+    assert_eq!(sim.revoke(&sb.stored().unwrap()), 200);
     let out = sb.run(&["-vv", "refresh"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stderr.contains("Token invalid"), "{}", out.all());
+    out.assert_stderr("Token invalid");
     leaks.out("refresh of a revoked token", &out);
     assert_eq!(snapshot(&sb), 3);
 
     // daemon with the HTTP API: every route, both POSTs (a renewal and a login), then SIGTERM.
     let mut d = sb.spawn(&["-vv", "daemon"]);
-    wait_until("the daemon's API", || {
+    wait_until("the daemon's API", STEP, || {
         assert!(d.running(), "the daemon ended: {}", d.stderr());
         listening(api_port) && http_get(api_port, "/healthz").status == 200
     });
@@ -1048,13 +382,13 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
     let status = hit("status", get("/api/token/status"), 200).json();
     assert_eq!(status["api_validated"], true, "{status}");
     let before = sb.stored().unwrap();
-    sim.revoke(&before);
+    assert_eq!(sim.revoke(&before), 200);
     hit(
         "POST force-refresh",
         post("/api/token/force-refresh", &[]),
         202,
     );
-    wait_until("the daemon's renewal", || {
+    wait_until("the daemon's renewal", STEP, || {
         sb.stored().as_ref() != Some(&before)
     });
     assert_eq!(snapshot(&sb), 4);
@@ -1068,11 +402,11 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
             .contains("/v2/login/authorization/dialog"),
         "{login}"
     );
-    wait_until("the daemon's login", || {
+    wait_until("the daemon's login", STEP, || {
         sb.stored().as_ref() != Some(&before)
     });
     assert_eq!(snapshot(&sb), 5);
-    wait_until("the daemon validated the login's token", || {
+    wait_until("the daemon validated the login's token", STEP, || {
         let j: Value = http_get(api_port, "/api/token/status").json();
         j["api_validated"] == true
     });
@@ -1091,35 +425,27 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
     config["server"] = json!({"listen": format!("127.0.0.1:{}", free_port())});
     sb.write_config(&config);
     wait_port_free(5001);
-    let term = Term::start(
-        "dashboard",
-        &sb.env,
-        &format!(
-            "cd {} && {} -vv",
-            sh_quote(&sb.root.display().to_string()),
-            sh_quote(bin())
-        ),
-    );
-    let mut screens = vec![term.wait_for("the dashboard, validated", |s| {
+    let term = dashboard("dashboard", &sb, "", "-vv");
+    let mut screens = vec![term.wait_until("the dashboard, validated", |s| {
         s.contains("HEALTHY") && s.contains("Token valid")
     })];
     term.keys(&["r"]);
-    screens.push(term.wait_for("r", |s| s.contains("Refresh requested")));
+    screens.push(term.wait_until("r", |s| s.contains("Refresh requested")));
     term.keys(&["d"]);
-    screens.push(term.wait_for("d", |s| s.contains("Token details")));
+    screens.push(term.wait_until("d", |s| s.contains("Token details")));
     term.keys(&["Escape"]);
     let before = sb.stored().unwrap();
     term.keys(&["l"]);
-    screens.push(term.wait_for("l", |s| s.contains("Logged in")));
-    wait_until("the dashboard's login stored", || {
+    screens.push(term.wait_until("l", |s| s.contains("Logged in")));
+    wait_until("the dashboard's login stored", STEP, || {
         sb.stored().as_ref() != Some(&before)
     });
     assert_eq!(snapshot(&sb), 6);
     term.keys(&["d"]);
-    screens.push(term.wait_for("d after the login", |s| s.contains("Token details")));
+    screens.push(term.wait_until("d after the login", |s| s.contains("Token details")));
     term.keys(&["Escape"]);
     term.keys(&["q"]);
-    screens.push(term.wait_for("the exit", |s| s.contains("EXITED:")));
+    screens.push(term.wait_until("the exit", |s| s.contains("EXITED:")));
     assert!(
         screens.last().unwrap().contains("EXITED:0"),
         "{}",
@@ -1191,13 +517,9 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
 #[test]
 fn forged_callbacks_are_refused_without_echo_and_the_login_still_completes() {
     const MARK: &str = "zqFORGEDq7731";
-    let sim = LibSim::start(SimConfig {
-        auto_approve: true,
-        token_lifetime: Some(Duration::from_secs(20 * 3600)),
-        ..SimConfig::default()
-    });
-    let sb = Sandbox::new(None);
-    sb.write_config(&sim.config(&sb.root.join("minted.log")));
+    let sim = auto_sim();
+    let sb = sandbox();
+    sb.write_config(&lib_config(&sim, &sb.root.join("minted.log")));
     let mut p = sb.spawn(&["login", "--no-browser"]);
     let url = p
         .line_with("/v2/login/authorization/dialog?")
@@ -1205,7 +527,7 @@ fn forged_callbacks_are_refused_without_echo_and_the_login_still_completes() {
         .to_owned();
     let state = query_param(&url, "state").unwrap();
     let port = sim.callback_port;
-    wait_until("the callback listener", || listening(port));
+    wait_until("the callback listener", STEP, || listening(port));
     let genuine = approved_redirect(&url);
     let (_, genuine_target) = split_url(&genuine);
     let genuine_query = genuine_target.split_once('?').unwrap().1.to_owned();
@@ -1438,12 +760,12 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
     let hook_path = "/upstox-hook-Zr81cQ";
     let hook = format!("http://127.0.0.1:{hook_port}{hook_path}");
     // The real 03:30 IST rule for expiries: the receiver refuses anything later.
-    let sim = LibSim::start(SimConfig {
+    let sim = lib_sim(SimConfig {
         notifier_url: Some(url::Url::parse(&hook).unwrap()),
         ..SimConfig::default()
     });
-    let sb = Sandbox::new(None);
-    let mut config = sim.config(&sb.root.join("minted.log"));
+    let sb = sandbox();
+    let mut config = lib_config(&sim, &sb.root.join("minted.log"));
     config["renew"] = json!({
         "strategy": "token-request",
         "not_before": "00:00",
@@ -1468,7 +790,7 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
 
     let mut r = sb.spawn(&["refresh"]);
     r.line_with("Approve the token request");
-    wait_until("the notifier", || listening(hook_port));
+    wait_until("the notifier", STEP, || listening(hook_port));
     assert_eq!(sim.sim.calls(Endpoint::TokenRequest), 1);
 
     let valid_until = tokenwatch::token::expiry::upstox_expiry(now).timestamp_millis();
@@ -1620,13 +942,11 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
     }
 
     // The genuine approval is stored.
-    let started = sim.rt.block_on(async { sim.sim.approve_pending() });
+    let started = sim.block_on(async { sim.sim.approve_pending() });
     assert_eq!(started, 1, "no pending request to approve");
     let out = r.finish();
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let stored = tokenwatch::token::read_token_file(&sb.token_path())
-        .unwrap()
-        .unwrap();
+    let stored = stored_file(&sb);
     assert_eq!(stored.obtained_via.as_deref(), Some("token-request"));
     let token = stored.access_token.expose().to_owned();
     for forged in [FORGED, &genuine_a, &genuine_b, &genuine_c, &never_issued] {
@@ -1662,6 +982,24 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
 // (d) The renewal lock between processes
 // =======================================================================================
 
+/// The stored token file, which must read as a token.
+fn stored_file(sb: &Sandbox) -> tokenwatch::token::Token {
+    tokenwatch::token::read_token_file(&sb.token_path())
+        .expect("the token file reads")
+        .expect("a token file")
+}
+
+/// Refused at once (exit 1) naming `holder` (`process <pid>`), with no login started.
+fn assert_refused_by(out: &Out, holder: &str) {
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.all().contains(holder),
+        "the holder ({holder}) is not named: {}",
+        out.all()
+    );
+    out.assert_not_on_stdout("/v2/login/authorization/dialog");
+}
+
 /// tests/login.rs (`binary_second_login_process_is_refused_at_once`) covers two `login`
 /// processes. Here: while `login` waits for the browser, `refresh` (strategy command, and
 /// strategy browser) waits for it naming the login's process, runs no command and writes
@@ -1670,14 +1008,10 @@ fn forged_webhooks_to_a_waiting_refresh_store_nothing() {
 /// waits; the first refresh stores the only new token.
 #[test]
 fn a_login_and_a_refresh_never_both_store_a_token() {
-    let sim = LibSim::start(SimConfig {
-        auto_approve: true,
-        token_lifetime: Some(Duration::from_secs(20 * 3600)),
-        ..SimConfig::default()
-    });
-    let sb = Sandbox::new(None);
+    let sim = auto_sim();
+    let sb = sandbox();
     let minted_log = sb.root.join("minted.log");
-    let config = sim.config(&minted_log);
+    let config = lib_config(&sim, &minted_log);
     sb.write_config(&config);
     let prev = sb.root.join("config/upstox_token.json.prev");
 
@@ -1688,7 +1022,9 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
         .line_with("/v2/login/authorization/dialog?")
         .trim()
         .to_owned();
-    wait_until("the callback listener", || listening(sim.callback_port));
+    wait_until("the callback listener", STEP, || {
+        listening(sim.callback_port)
+    });
     let holder = format!("process {}", login.pid());
     let mut waiting = Vec::new();
     for strategy in ["command", "browser"] {
@@ -1712,18 +1048,12 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     login.send(&loc);
     let out = login.finish();
     assert_eq!(out.code, Some(0), "{}", out.all());
-    let oauth = tokenwatch::token::read_token_file(&sb.token_path())
-        .unwrap()
-        .unwrap();
+    let oauth = stored_file(&sb);
     assert_eq!(oauth.obtained_via.as_deref(), Some("oauth"));
     for (strategy, refresh) in waiting {
         let out = refresh.finish();
         assert_eq!(out.code, Some(0), "strategy {strategy}: {}", out.all());
-        assert!(
-            !out.stdout.contains("/v2/login/authorization/dialog"),
-            "strategy {strategy}: a second login started: {}",
-            out.all()
-        );
+        out.assert_not_on_stdout("/v2/login/authorization/dialog");
     }
     assert_eq!(command_runs(&minted_log), 0, "renew.command ran");
     assert!(
@@ -1743,24 +1073,14 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     sb.write_config(&slow);
     sim.sim.revoke_all();
     let mut first = sb.spawn(&["refresh"]);
-    wait_until("the first refresh's command", || {
+    wait_until("the first refresh's command", STEP, || {
         command_runs(&minted_log) == 1
     });
     let holder = format!("process {}", first.pid());
     let t0 = Instant::now();
     let out = sb.run(&["login", "--no-browser"]);
     assert!(t0.elapsed() < Duration::from_secs(5), "the login waited");
-    assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.all().contains(&holder),
-        "{holder} not named: {}",
-        out.all()
-    );
-    assert!(
-        !out.stdout.contains("/v2/login/authorization/dialog"),
-        "{}",
-        out.all()
-    );
+    assert_refused_by(&out, &holder);
     let mut second = sb.spawn(&["refresh"]);
     let line = second.line_with("Another tokenwatch is renewing");
     assert!(line.contains(&holder), "{holder} not named: {line}");
@@ -1777,6 +1097,7 @@ fn a_login_and_a_refresh_never_both_store_a_token() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let out = second.finish();
     assert_eq!(out.code, Some(0), "{}", out.all());
+    out.assert_not_on_stdout("/v2/login/authorization/dialog");
     assert_eq!(
         command_runs(&minted_log),
         1,
@@ -1820,12 +1141,8 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, bool, u32)>) {
 /// the log file, and the folders of all of them.
 #[test]
 fn everything_written_is_private_even_under_umask_000() {
-    let sim = LibSim::start(SimConfig {
-        auto_approve: true,
-        token_lifetime: Some(Duration::from_secs(20 * 3600)),
-        ..SimConfig::default()
-    });
-    let mut sb = Sandbox::new(None);
+    let sim = auto_sim();
+    let mut sb = sandbox();
     let minted_log = sb.root.join("minted.log");
     let probe = sb.root.join("umask-probe");
     // The command also leaves a file of its own, to show that the umask really is 000.
@@ -1842,26 +1159,20 @@ fn everything_written_is_private_even_under_umask_000() {
         ("TOKENWATCH__TOKEN__ENV_FILE", "env/upstox.env".into()),
         ("TOKENWATCH__LOG__FILE", "logs/tokenwatch.log".into()),
     ] {
-        sb.env.push((k.into(), v));
+        sb.set_env(k, v);
     }
     let state = sb.root.join("xdg-state");
     let home_state = sb.root.join("home/.local");
     assert!(!state.exists());
     let umask_run = |args: &[&str]| {
-        let o = Command::new("sh")
-            .args(["-c", "umask 000; exec \"$0\" \"$@\"", bin()])
+        let mut c = Command::new("sh");
+        c.args(["-c", "umask 000; exec \"$0\" \"$@\"", bin()])
             .args(args)
             .env_clear()
             .envs(sb.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&sb.root)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Out {
-            code: o.status.code(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+            .stdin(Stdio::null());
+        output_of(c, RUN_LIMIT, false)
     };
     let token = state.join("tokenwatch/upstox_token.json");
 
@@ -1879,20 +1190,12 @@ fn everything_written_is_private_even_under_umask_000() {
 
     // The dashboard writes the log file.
     let log = state.join("tokenwatch/logs/tokenwatch.log");
-    let term = Term::start(
-        "umask",
-        &sb.env,
-        &format!(
-            "cd {} && umask 000 && {}",
-            sh_quote(&sb.root.display().to_string()),
-            sh_quote(bin())
-        ),
-    );
-    wait_until("the dashboard's log file", || {
+    let term = dashboard("umask", &sb, "umask 000 && ", "");
+    wait_until("the dashboard's log file", STEP, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Token valid"))
     });
     term.keys(&["q"]);
-    term.wait_for("the exit", |s| s.contains("EXITED:"));
+    term.wait_until("the exit", |s| s.contains("EXITED:"));
 
     let t = |p: &str| state.join("tokenwatch").join(p);
     let expected_files = [

@@ -2,18 +2,21 @@
 //! `UPSTOX.md`, single-use codes, the 03:30 IST expiry, revocation, the login dialog,
 //! fault injection and v3 webhook delivery.
 
+mod common;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenwatch::clock::{Clock, FixedClock};
-use tokenwatch::token::expiry::ist;
 use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use url::Url;
+
+use common::{client, ist_at, tokens};
 
 /// The exact 401 body Upstox was observed to send for an invalid or expired token.
 const INVALID_TOKEN_BODY: &str = r#"{"status":"error","errors":[{"errorCode":"UDAPI100050","message":"Invalid token used to access API","propertyPath":null,"invalidValue":null,"error_code":"UDAPI100050","property_path":null,"invalid_value":null}]}"#;
@@ -21,24 +24,8 @@ const INVALID_TOKEN_BODY: &str = r#"{"status":"error","errors":[{"errorCode":"UD
 /// base64url of `{"typ":"JWT","key_id":"sk_v1.0","alg":"HS256"}`, as in real tokens.
 const JWT_HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJrZXlfaWQiOiJza192MS4wIiwiYWxnIjoiSFMyNTYifQ";
 
-fn at_ist(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(y, mo, d, h, mi, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 struct Harness {
@@ -58,7 +45,7 @@ impl Harness {
             sim,
             server,
             clock,
-            http: http(),
+            http: client(Some(Duration::from_secs(10))),
             config,
         }
     }
@@ -72,6 +59,13 @@ impl Harness {
             now,
         )
         .await
+    }
+
+    /// [`Harness::auto`] and a token it issued.
+    async fn with_token(now: DateTime<Utc>) -> (Harness, String) {
+        let h = Harness::auto(now).await;
+        let token = h.sim.issue_token().access_token.expose().to_owned();
+        (h, token)
     }
 
     fn url(&self, path: &str) -> Url {
@@ -97,7 +91,7 @@ impl Harness {
         let url = self.dialog_url(&self.config.client_id, &self.config.redirect_uri, None);
         let resp = self.http.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 302);
-        let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+        let location = location_of(&resp);
         query(&location)["code"].clone()
     }
 
@@ -109,6 +103,16 @@ impl Harness {
             ("redirect_uri", self.config.redirect_uri.clone()),
             ("grant_type", "authorization_code".to_string()),
         ]
+    }
+
+    /// Submit the login page's form.
+    async fn decide(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/v2/login/authorization/decision"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn exchange(&self, form: &[(&str, String)]) -> (u16, Value) {
@@ -143,6 +147,22 @@ impl Harness {
     }
 }
 
+/// Where a redirect points.
+fn location_of(resp: &reqwest::Response) -> Url {
+    Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+/// A 302 to the registered callback: its query.
+fn callback_query(resp: &reqwest::Response) -> HashMap<String, String> {
+    assert_eq!(resp.status(), 302);
+    let location = location_of(resp);
+    assert_eq!(
+        &location[..url::Position::AfterPath],
+        "http://localhost:5001/callback"
+    );
+    query(&location)
+}
+
 fn query(url: &Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
@@ -168,6 +188,17 @@ fn error_codes(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A 400 whose error envelope holds exactly `code`.
+fn assert_refused((status, body): (u16, Value), code: &str) {
+    assert_eq!((status, error_codes(&body)), (400, vec![code.to_string()]));
+}
+
+/// `v` is an object with exactly these keys (separated by spaces).
+fn assert_keys(v: &Value, want: &str) {
+    let want: BTreeSet<String> = want.split_whitespace().map(str::to_string).collect();
+    assert_eq!(keys(v), want, "{v}");
+}
+
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
 }
@@ -178,27 +209,13 @@ fn content_type(resp: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn exchange_returns_the_flat_token_object() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let code = h.code().await;
     let (status, body) = h.exchange(&h.full_form(&code)).await;
     assert_eq!(status, 200, "{body}");
-    let expected: BTreeSet<String> = [
-        "email",
-        "exchanges",
-        "products",
-        "broker",
-        "user_id",
-        "user_name",
-        "order_types",
-        "user_type",
-        "poa",
-        "is_active",
-        "access_token",
-        "extended_token",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let user = tokens::upstox_user();
+    let mut expected: BTreeSet<String> = user.keys().cloned().collect();
+    expected.extend(["access_token".to_string(), "extended_token".to_string()]);
     assert_eq!(
         keys(&body),
         expected,
@@ -206,42 +223,15 @@ async fn exchange_returns_the_flat_token_object() {
     );
     assert!(body.get("expires_in").is_none());
     assert!(body.get("status").is_none() && body.get("data").is_none());
-    assert_eq!(body["email"], "jane@example.com");
-    assert_eq!(
-        body["exchanges"],
-        json!(["NSE", "NFO", "BSE", "CDS", "BFO", "BCD"])
-    );
-    assert_eq!(body["products"], json!(["D", "CO", "I"]));
-    assert_eq!(body["broker"], "UPSTOX");
-    assert_eq!(body["user_id"], "AB1234");
-    assert_eq!(body["user_name"], "Jane Doe");
-    assert_eq!(
-        body["order_types"],
-        json!(["MARKET", "LIMIT", "SL", "SL-M"])
-    );
-    assert_eq!(body["user_type"], "individual");
-    assert_eq!(body["poa"], false);
-    assert_eq!(body["is_active"], true);
+    for (k, v) in &user {
+        assert_eq!(&body[k], v, "{k}");
+    }
     assert_eq!(body["extended_token"], Value::Null);
 
     let token = body["access_token"].as_str().unwrap();
     assert_eq!(token.split('.').next().unwrap(), JWT_HEADER_B64);
     let c = claims(token);
-    assert_eq!(
-        keys(&c),
-        [
-            "sub",
-            "jti",
-            "isMultiClient",
-            "isPlusPlan",
-            "iat",
-            "iss",
-            "exp"
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    );
+    assert_keys(&c, "sub jti isMultiClient isPlusPlan iat iss exp");
     assert_eq!(c["sub"], "AB1234");
     assert_eq!(c["iss"], "udapi-gateway-service");
     assert_eq!(c["isMultiClient"], false);
@@ -254,7 +244,7 @@ async fn exchange_returns_the_flat_token_object() {
 
 #[tokio::test]
 async fn a_code_cannot_be_used_twice() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let code = h.code().await;
     let (status, _) = h.exchange(&h.full_form(&code)).await;
     assert_eq!(status, 200);
@@ -266,41 +256,25 @@ async fn a_code_cannot_be_used_twice() {
 
 #[tokio::test]
 async fn a_failed_exchange_uses_the_code_up() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let code = h.code().await;
     let mut wrong = h.full_form(&code);
     wrong[2].1 = "not-the-secret".to_string();
-    let (status, body) = h.exchange(&wrong).await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI100016".into()])
-    );
+    assert_refused(h.exchange(&wrong).await, "UDAPI100016");
     // The right request with the same code now fails too.
-    let (status, body) = h.exchange(&h.full_form(&code)).await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI100016".into()])
-    );
+    assert_refused(h.exchange(&h.full_form(&code)).await, "UDAPI100016");
 
     // Even a request rejected for a missing field consumes the code it presented.
     let code = h.code().await;
     let mut incomplete = h.full_form(&code);
     incomplete.retain(|(k, _)| *k != "grant_type");
-    let (status, body) = h.exchange(&incomplete).await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI1023".into()])
-    );
-    let (status, body) = h.exchange(&h.full_form(&code)).await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI100016".into()])
-    );
+    assert_refused(h.exchange(&incomplete).await, "UDAPI1023");
+    assert_refused(h.exchange(&h.full_form(&code)).await, "UDAPI100016");
 }
 
 #[tokio::test]
 async fn wrong_credentials_and_unknown_codes_are_invalid_credentials() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let cases: [(usize, &str); 4] = [
         (1, "someone-else"),                    // client_id
         (3, "http://localhost:5001/callback/"), // redirect_uri, trailing slash
@@ -319,23 +293,19 @@ async fn wrong_credentials_and_unknown_codes_are_invalid_credentials() {
 
 #[tokio::test]
 async fn codes_expire_after_ten_minutes() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let code = h.code().await;
     h.clock.advance(ChronoDuration::seconds(9 * 60 + 59));
     assert_eq!(h.exchange(&h.full_form(&code)).await.0, 200);
 
     let code = h.code().await;
     h.clock.advance(ChronoDuration::minutes(10));
-    let (status, body) = h.exchange(&h.full_form(&code)).await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI100016".into()])
-    );
+    assert_refused(h.exchange(&h.full_form(&code)).await, "UDAPI100016");
 }
 
 #[tokio::test]
 async fn each_missing_form_field_has_its_code() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     for (field, expected) in [
         ("client_id", "UDAPI1017"),
         ("redirect_uri", "UDAPI1018"),
@@ -372,36 +342,23 @@ async fn each_missing_form_field_has_its_code() {
 
 #[tokio::test]
 async fn profile_success_shape() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let token = h.sim.issue_token();
     let resp = h.profile(Some(token.access_token.expose())).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(content_type(&resp), "application/json");
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"status": "success", "data": {
-            "email": "jane@example.com",
-            "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD"],
-            "products": ["D", "CO", "I"],
-            "broker": "UPSTOX",
-            "user_id": "AB1234",
-            "user_name": "Jane Doe",
-            "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
-            "user_type": "individual",
-            "poa": false,
-            "ddpi": false,
-            "is_active": true
-        }})
-    );
+    let mut data = tokens::upstox_user();
+    data.insert("ddpi".into(), json!(false));
+    assert_eq!(body, json!({"status": "success", "data": data}));
 }
 
 #[tokio::test]
 async fn invalid_tokens_get_the_exact_401_body() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let other = Simulator::new(
         SimConfig::default(),
-        Arc::new(FixedClock::new(at_ist(2026, 11, 26, 9, 0))),
+        Arc::new(FixedClock::new(ist_at(26, 9, 0))),
     );
     let foreign = other.issue_token(); // right shape, wrong signing key
     let good = h.sim.issue_token();
@@ -441,25 +398,25 @@ async fn invalid_tokens_get_the_exact_401_body() {
 #[tokio::test]
 async fn exp_is_the_next_0330_ist() {
     // 09:00 IST → 03:30 IST the next day, through the real exchange.
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let code = h.code().await;
     let (_, body) = h.exchange(&h.full_form(&code)).await;
     let c = claims(body["access_token"].as_str().unwrap());
-    assert_eq!(c["iat"], at_ist(2026, 11, 26, 9, 0).timestamp());
-    assert_eq!(c["exp"], at_ist(2026, 11, 27, 3, 30).timestamp());
+    assert_eq!(c["iat"], ist_at(26, 9, 0).timestamp());
+    assert_eq!(c["exp"], ist_at(27, 3, 30).timestamp());
 
     // 02:00 IST → 03:30 the same morning.
-    h.clock.set(at_ist(2026, 11, 26, 2, 0));
+    h.clock.set(ist_at(26, 2, 0));
     let code = h.code().await;
     let (_, body) = h.exchange(&h.full_form(&code)).await;
     let c = claims(body["access_token"].as_str().unwrap());
-    assert_eq!(c["exp"], at_ist(2026, 11, 26, 3, 30).timestamp());
+    assert_eq!(c["exp"], ist_at(26, 3, 30).timestamp());
 
     // issue_token follows the same rule and reports it.
-    h.clock.set(at_ist(2026, 11, 26, 9, 0));
+    h.clock.set(ist_at(26, 9, 0));
     let t = h.sim.issue_token();
-    assert_eq!(t.issued_at, at_ist(2026, 11, 26, 9, 0));
-    assert_eq!(t.expires_at, at_ist(2026, 11, 27, 3, 30));
+    assert_eq!(t.issued_at, ist_at(26, 9, 0));
+    assert_eq!(t.expires_at, ist_at(27, 3, 30));
     assert_eq!(
         claims(t.access_token.expose())["exp"],
         t.expires_at.timestamp()
@@ -468,7 +425,7 @@ async fn exp_is_the_next_0330_ist() {
 
 #[tokio::test]
 async fn a_configured_lifetime_replaces_the_0330_rule() {
-    let now = at_ist(2026, 11, 26, 9, 0);
+    let now = ist_at(26, 9, 0);
     let h = Harness::start(
         SimConfig {
             auto_approve: true,
@@ -496,7 +453,7 @@ async fn a_configured_lifetime_replaces_the_0330_rule() {
 
 #[tokio::test]
 async fn an_expired_token_is_refused() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let t = h.sim.issue_token();
     let token = t.access_token.expose();
     h.clock.set(t.expires_at - ChronoDuration::seconds(1));
@@ -509,7 +466,7 @@ async fn an_expired_token_is_refused() {
 
 #[tokio::test]
 async fn logout_revokes_the_token() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let a = h.sim.issue_token();
     let b = h.sim.issue_token();
     let logout = |token: String| {
@@ -534,7 +491,7 @@ async fn logout_revokes_the_token() {
 
 #[tokio::test]
 async fn revoke_all_invalidates_every_token_issued_so_far() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let a = h.sim.issue_token();
     let code = h.code().await;
     let (_, body) = h.exchange(&h.full_form(&code)).await;
@@ -550,17 +507,11 @@ async fn revoke_all_invalidates_every_token_issued_so_far() {
 
 #[tokio::test]
 async fn the_auto_approving_dialog_redirects_with_code_and_state() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let state = "st a&te=/é+%";
     let url = h.dialog_url(&h.config.client_id, &h.config.redirect_uri, Some(state));
     let resp = h.http.get(url).send().await.unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    assert_eq!(
-        &location[..url::Position::AfterPath],
-        "http://localhost:5001/callback"
-    );
-    let q = query(&location);
+    let q = callback_query(&resp);
     assert_eq!(
         q.keys().cloned().collect::<BTreeSet<_>>(),
         ["code", "state"].iter().map(|s| s.to_string()).collect()
@@ -574,7 +525,7 @@ async fn the_auto_approving_dialog_redirects_with_code_and_state() {
     // No state given, none echoed.
     let url = h.dialog_url(&h.config.client_id, &h.config.redirect_uri, None);
     let resp = h.http.get(url).send().await.unwrap();
-    let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let location = location_of(&resp);
     assert_eq!(
         query(&location).keys().cloned().collect::<Vec<_>>(),
         ["code"]
@@ -583,7 +534,7 @@ async fn the_auto_approving_dialog_redirects_with_code_and_state() {
 
 #[tokio::test]
 async fn the_dialog_refuses_a_wrong_client_or_redirect() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let cases = [
         h.dialog_url("wrong-client", &h.config.redirect_uri, Some("s")),
         h.dialog_url(&h.config.client_id, "http://localhost:5002/callback", None),
@@ -605,7 +556,7 @@ async fn the_dialog_refuses_a_wrong_client_or_redirect() {
 
 #[tokio::test]
 async fn the_login_page_approves() {
-    let h = Harness::start(SimConfig::default(), at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::start(SimConfig::default(), ist_at(26, 9, 0)).await;
     let state = r#"x"><script>"#;
     let url = h.dialog_url(&h.config.client_id, &h.config.redirect_uri, Some(state));
     let resp = h.http.get(url).send().await.unwrap();
@@ -623,20 +574,16 @@ async fn the_login_page_approves() {
     assert!(!page.contains("<script>"));
 
     let resp = h
-        .http
-        .post(h.url("/v2/login/authorization/decision"))
-        .form(&[
+        .decide(&[
             ("response_type", "code"),
             ("client_id", h.config.client_id.as_str()),
             ("redirect_uri", h.config.redirect_uri.as_str()),
             ("state", state),
             ("decision", "approve"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 302);
-    let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let location = location_of(&resp);
     let q = query(&location);
     assert_eq!(q["state"], state);
     assert_eq!(h.exchange(&h.full_form(&q["code"])).await.0, 200);
@@ -644,27 +591,17 @@ async fn the_login_page_approves() {
 
 #[tokio::test]
 async fn the_login_page_denies() {
-    let h = Harness::start(SimConfig::default(), at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::start(SimConfig::default(), ist_at(26, 9, 0)).await;
     let resp = h
-        .http
-        .post(h.url("/v2/login/authorization/decision"))
-        .form(&[
+        .decide(&[
             ("response_type", "code"),
             ("client_id", h.config.client_id.as_str()),
             ("redirect_uri", h.config.redirect_uri.as_str()),
             ("state", "s-123"),
             ("decision", "deny"),
         ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    assert_eq!(
-        &location[..url::Position::AfterPath],
-        "http://localhost:5001/callback"
-    );
-    let q = query(&location);
+        .await;
+    let q = callback_query(&resp);
     assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
     assert!(!q["error_description"].is_empty());
     assert_eq!(q["state"], "s-123");
@@ -672,24 +609,19 @@ async fn the_login_page_denies() {
 
     // The decision form is checked like the dialog.
     let resp = h
-        .http
-        .post(h.url("/v2/login/authorization/decision"))
-        .form(&[
+        .decide(&[
             ("client_id", "wrong"),
             ("redirect_uri", h.config.redirect_uri.as_str()),
             ("decision", "approve"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 400);
 }
 
 #[tokio::test]
 async fn every_fault_kind_on_profile() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
-    let t = h.sim.issue_token();
-    let token = t.access_token.expose();
+    let (h, token) = Harness::with_token(ist_at(26, 9, 0)).await;
+    let token = token.as_str();
 
     h.sim.inject(Endpoint::Profile, Fault::ServerError, 1);
     let resp = h.profile(Some(token)).await;
@@ -757,9 +689,8 @@ async fn every_fault_kind_on_profile() {
 
 #[tokio::test]
 async fn the_fault_queue_is_consumed_in_order_per_endpoint() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
-    let t = h.sim.issue_token();
-    let token = t.access_token.expose();
+    let (h, token) = Harness::with_token(ist_at(26, 9, 0)).await;
+    let token = token.as_str();
     h.sim.inject(Endpoint::Profile, Fault::ServerError, 2);
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 1);
     h.sim.inject(Endpoint::Profile, Fault::ServiceWindow, 1);
@@ -802,7 +733,7 @@ async fn the_fault_queue_is_consumed_in_order_per_endpoint() {
 
 #[tokio::test(start_paused = true)]
 async fn a_timeout_fault_never_answers_in_time() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let t = h.sim.issue_token();
     h.sim.inject(Endpoint::Profile, Fault::Timeout, 1);
     let started = tokio::time::Instant::now();
@@ -861,7 +792,7 @@ async fn v3_request(h: &Harness, client_id: &str, secret: &str) -> (u16, Value) 
 #[tokio::test]
 async fn v3_request_and_webhook_delivery() {
     let (hook, mut rx) = receiver().await;
-    let now = at_ist(2026, 11, 26, 9, 0);
+    let now = ist_at(26, 9, 0);
     let h = Harness::start(
         SimConfig {
             notifier_url: Some(hook.clone()),
@@ -871,21 +802,19 @@ async fn v3_request_and_webhook_delivery() {
     )
     .await;
 
-    let (status, body) = v3_request(&h, &h.config.client_id, "wrong").await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI100016".into()])
+    assert_refused(
+        v3_request(&h, &h.config.client_id, "wrong").await,
+        "UDAPI100016",
     );
-    let (status, body) = v3_request(&h, "other-client", &h.config.client_secret).await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (400, vec!["UDAPI100016".into()])
+    assert_refused(
+        v3_request(&h, "other-client", &h.config.client_secret).await,
+        "UDAPI100016",
     );
     assert_eq!(h.sim.approve_pending(), 0, "nothing pending yet");
 
     let (status, body) = v3_request(&h, &h.config.client_id, &h.config.client_secret).await;
     assert_eq!(status, 200);
-    let expiry_ms = at_ist(2026, 11, 27, 3, 30).timestamp_millis();
+    let expiry_ms = ist_at(27, 3, 30).timestamp_millis();
     assert_eq!(
         body,
         json!({"status": "success", "data": {
@@ -904,20 +833,9 @@ async fn v3_request_and_webhook_delivery() {
     h.clock.advance(ChronoDuration::minutes(2));
     assert_eq!(h.sim.approve_pending(), 1);
     let payload = next_hook(&mut rx).await;
-    assert_eq!(
-        keys(&payload),
-        [
-            "client_id",
-            "user_id",
-            "access_token",
-            "token_type",
-            "expires_at",
-            "issued_at",
-            "message_type"
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    assert_keys(
+        &payload,
+        "client_id user_id access_token token_type expires_at issued_at message_type",
     );
     assert_eq!(payload["client_id"], "615b1297-sim-client");
     assert_eq!(payload["user_id"], "AB1234");
@@ -943,7 +861,7 @@ async fn v3_auto_approval_delivers_at_once() {
             token_lifetime: Some(Duration::from_secs(300)),
             ..SimConfig::default()
         },
-        at_ist(2026, 11, 26, 9, 0),
+        ist_at(26, 9, 0),
     )
     .await;
     let (status, _) = v3_request(&h, &h.config.client_id, &h.config.client_secret).await;
@@ -963,13 +881,13 @@ async fn v3_auto_approval_delivers_at_once() {
 
 #[tokio::test]
 async fn v3_without_a_notifier_stays_pending() {
-    let h = Harness::start(SimConfig::default(), at_ist(2026, 11, 26, 2, 0)).await;
+    let h = Harness::start(SimConfig::default(), ist_at(26, 2, 0)).await;
     let (status, body) = v3_request(&h, &h.config.client_id, &h.config.client_secret).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["notifier_url"], "");
     assert_eq!(
         body["data"]["authorization_expiry"],
-        at_ist(2026, 11, 26, 3, 30).timestamp_millis().to_string()
+        ist_at(26, 3, 30).timestamp_millis().to_string()
     );
     assert_eq!(h.sim.approve_pending(), 0);
 
@@ -982,13 +900,13 @@ async fn v3_without_a_notifier_stays_pending() {
     // ...but not a request whose authorization window has closed.
     let (status, _) = v3_request(&h, &h.config.client_id, &h.config.client_secret).await;
     assert_eq!(status, 200);
-    h.clock.set(at_ist(2026, 11, 26, 3, 30));
+    h.clock.set(ist_at(26, 3, 30));
     assert_eq!(h.sim.approve_pending(), 0);
 }
 
 #[tokio::test]
 async fn unknown_paths_get_a_404_envelope() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let resp = h.http.get(h.url("/v2/nope")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(content_type(&resp), "application/json");
@@ -999,7 +917,7 @@ async fn unknown_paths_get_a_404_envelope() {
 
 #[tokio::test]
 async fn shutdown_stops_the_server() {
-    let h = Harness::auto(at_ist(2026, 11, 26, 9, 0)).await;
+    let h = Harness::auto(ist_at(26, 9, 0)).await;
     let base = h.server.base_url.clone();
     assert_eq!(base.scheme(), "http");
     assert_eq!(base.host_str(), Some("127.0.0.1"));
@@ -1007,7 +925,7 @@ async fn shutdown_stops_the_server() {
     let t = h.sim.issue_token();
     assert_eq!(h.profile_status(t.access_token.expose()).await, 200);
     h.server.shutdown().await;
-    let err = http()
+    let err = client(Some(Duration::from_secs(10)))
         .get(base.join("/v2/user/profile").unwrap())
         .send()
         .await

@@ -1,39 +1,27 @@
 //! Handing a new token on: the env file and the `on_change` hook (SPEC §2).
 
-use chrono::{DateTime, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{Logs, at_ist, mode, tokens};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenwatch::config::TokenConfig;
-use tokenwatch::secret::Secret;
 use tokenwatch::sink::{HandOnReport, HookOutcome, ON_CHANGE_LIMIT, hand_on};
-use tokenwatch::token::expiry::ist;
-use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
+use tokenwatch::token::Token;
 use tracing::instrument::WithSubscriber;
 
 const TOKEN: &str = "eyJ0eXAiOiJKV1Qi.eyJzdWIiOiJBQjEyMzQi.Zm9vYmFyLXNpZ25hdHVyZQ-_x";
 
 fn expires() -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(2026, 11, 27, 3, 30, 0)
-        .unwrap()
-        .with_timezone(&Utc)
+    at_ist(2026, 11, 27, 3, 30, 0)
 }
 
 fn token_with(value: &str) -> Token {
     Token {
-        access_token: Secret::new(value),
-        token_type: "Bearer".into(),
-        extended_token: None,
-        user_id: Some("AB1234".into()),
         user_name: None,
-        email: None,
-        issued_at: None,
-        expires_at: expires(),
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("oauth".into()),
-        format: TokenFileFormat::Format1,
+        ..tokens::token(value, None, expires())
     }
 }
 
@@ -53,12 +41,33 @@ fn config(dir: &Path) -> TokenConfig {
     }
 }
 
-fn sh(script: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script.into()]
+/// [`config`] with this env file.
+fn env_file_config(dir: &Path, env_file: &Path) -> TokenConfig {
+    TokenConfig {
+        env_file: Some(env_file.to_path_buf()),
+        ..config(dir)
+    }
 }
 
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+/// [`config`] with this `on_change` hook.
+fn hook_config(dir: &Path, on_change: Vec<String>) -> TokenConfig {
+    TokenConfig {
+        on_change,
+        ..config(dir)
+    }
+}
+
+/// The hook ran and exited with `code`, printing these.
+fn exited(code: i32, stdout: &str, stderr: &str) -> Option<HookOutcome> {
+    Some(HookOutcome::Exited {
+        code: Some(code),
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+    })
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
 }
 
 /// Run `hand_on` with its logs captured as text.
@@ -68,28 +77,11 @@ async fn hand_on_logged(
     cfg: &TokenConfig,
     limit: Duration,
 ) -> (HandOnReport, String) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
+    let logs = Logs::default();
     let report = hand_on(account, token, cfg, limit)
-        .with_subscriber(subscriber)
+        .with_subscriber(logs.subscriber("debug"))
         .await;
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     (report, logs)
 }
 
@@ -107,10 +99,7 @@ async fn nothing_configured_gives_an_empty_report() {
 async fn env_file_is_exact_private_and_created_with_its_folder() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("new/sub/engine.env");
-    let cfg = TokenConfig {
-        env_file: Some(env_file.clone()),
-        ..config(dir.path())
-    };
+    let cfg = env_file_config(dir.path(), &env_file);
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.env_file_written, Some(env_file.clone()));
     assert_eq!(report.on_change, None);
@@ -143,10 +132,7 @@ async fn existing_env_file_is_replaced_atomically_and_becomes_private() {
     // over it, never truncated and rewritten in place.
     let held = std::fs::File::open(&env_file).unwrap();
 
-    let cfg = TokenConfig {
-        env_file: Some(env_file.clone()),
-        ..config(dir.path())
-    };
+    let cfg = env_file_config(dir.path(), &env_file);
     let report = hand_on("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.env_file_written, Some(env_file.clone()));
     assert_eq!(
@@ -192,10 +178,7 @@ async fn env_file_that_cannot_be_written_is_a_problem_and_the_hook_still_runs() 
 async fn a_token_that_cannot_be_written_unquoted_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join(".env");
-    let cfg = TokenConfig {
-        env_file: Some(env_file.clone()),
-        ..config(dir.path())
-    };
+    let cfg = env_file_config(dir.path(), &env_file);
     let bad = "abc\nLD_PRELOAD=/tmp/evil.so";
     let report = hand_on("default", &token_with(bad), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.env_file_written, None);
@@ -209,14 +192,14 @@ async fn hook_runs_once_per_call_with_the_variables_and_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let env_dump = dir.path().join("env.txt");
     let runs = dir.path().join("runs.log");
-    let cfg = TokenConfig {
-        on_change: sh(&format!(
+    let cfg = hook_config(
+        dir.path(),
+        sh(&format!(
             "env > '{}'; echo run >> '{}'",
             env_dump.display(),
             runs.display()
         )),
-        ..config(dir.path())
-    };
+    );
 
     for n in 1..=2 {
         let report = hand_on("acct-1", &token(), &cfg, ON_CHANGE_LIMIT).await;
@@ -282,15 +265,15 @@ async fn hook_past_its_limit_is_killed_with_everything_it_started() {
     let dir = tempfile::tempdir().unwrap();
     let late = dir.path().join("late");
     let bg = dir.path().join("background");
-    let cfg = TokenConfig {
-        // The background subshell is in the hook's process group: it must die too.
-        on_change: sh(&format!(
+    // The background subshell is in the hook's process group: it must die too.
+    let cfg = hook_config(
+        dir.path(),
+        sh(&format!(
             "(sleep 1; touch '{bg}') & sleep 1; touch '{late}'",
             bg = bg.display(),
             late = late.display()
         )),
-        ..config(dir.path())
-    };
+    );
     let started = Instant::now();
     let (report, logs) =
         hand_on_logged("default", &token(), &cfg, Duration::from_millis(300)).await;
@@ -313,18 +296,14 @@ async fn hook_past_its_limit_is_killed_with_everything_it_started() {
 #[tokio::test]
 async fn failing_hook_reports_its_code_and_output() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TokenConfig {
-        on_change: sh("echo 'restarting engine'; echo 'engine: unit not found' >&2; exit 3"),
-        ..config(dir.path())
-    };
+    let cfg = hook_config(
+        dir.path(),
+        sh("echo 'restarting engine'; echo 'engine: unit not found' >&2; exit 3"),
+    );
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(
         report.on_change,
-        Some(HookOutcome::Exited {
-            code: Some(3),
-            stdout: "restarting engine".into(),
-            stderr: "engine: unit not found".into(),
-        })
+        exited(3, "restarting engine", "engine: unit not found")
     );
     assert_eq!(report.problems.len(), 1);
     let p = &report.problems[0];
@@ -338,22 +317,18 @@ async fn failing_hook_reports_its_code_and_output() {
 #[tokio::test]
 async fn hook_printing_the_token_gets_it_masked_in_report_and_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TokenConfig {
-        // Reads the token the way an engine does, then prints it on both streams.
-        on_change: sh(
+    // Reads the token the way an engine does, then prints it on both streams.
+    let cfg = hook_config(
+        dir.path(),
+        sh(
             "printf 'loaded %s ok\\n' \"$(cat \"$TOKENWATCH_TOKEN_FILE\")\"; \
              printf 'debug: Bearer %s\\n' \"$(cat \"$TOKENWATCH_TOKEN_FILE\")\" >&2",
         ),
-        ..config(dir.path())
-    };
+    );
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(
         report.on_change,
-        Some(HookOutcome::Exited {
-            code: Some(0),
-            stdout: "loaded ******** ok".into(),
-            stderr: "debug: Bearer ********".into(),
-        })
+        exited(0, "loaded ******** ok", "debug: Bearer ********")
     );
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(logs.contains("loaded ******** ok"), "{logs}");
@@ -365,10 +340,7 @@ async fn hook_printing_the_token_gets_it_masked_in_report_and_logs() {
 #[tokio::test]
 async fn failing_hook_printing_the_token_is_masked_in_problems() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TokenConfig {
-        on_change: sh("cat \"$TOKENWATCH_TOKEN_FILE\" >&2; exit 1"),
-        ..config(dir.path())
-    };
+    let cfg = hook_config(dir.path(), sh("cat \"$TOKENWATCH_TOKEN_FILE\" >&2; exit 1"));
     let (report, logs) = hand_on_logged("default", &token(), &cfg, ON_CHANGE_LIMIT).await;
     assert_eq!(report.problems.len(), 1);
     assert!(

@@ -2,18 +2,20 @@
 //! unreadable primary aside, restoring at start, the writer lock, and crash safety under
 //! SIGKILL.
 
+mod common;
+
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use common::{KillOnDrop, mode, tokens};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokenwatch::secret::Secret;
+use tokenwatch::token::Token;
 use tokenwatch::token::file::{parse_token, to_format1_json};
 use tokenwatch::token::read_token_file;
 use tokenwatch::token::store::{RestoreOutcome, StoreError, TokenStore, WriteReport, atomic_write};
-use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -30,30 +32,14 @@ fn hours(h: i64) -> ChronoDuration {
 
 fn token(access: &str, expires_at: DateTime<Utc>) -> Token {
     Token {
-        access_token: Secret::new(access),
-        token_type: "Bearer".into(),
-        extended_token: None,
-        user_id: Some("AB1234".into()),
         user_name: Some("Jane Trader".into()),
         email: Some("jane@example.in".into()),
-        issued_at: Some(expires_at - hours(18)),
-        expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("oauth".into()),
-        format: TokenFileFormat::Format1,
+        ..tokens::token(access, Some(expires_at - hours(18)), expires_at)
     }
 }
 
 fn json(t: &Token) -> Vec<u8> {
     to_format1_json(t).into_bytes()
-}
-
-fn mode(p: &Path) -> u32 {
-    fs::metadata(p)
-        .unwrap_or_else(|e| panic!("metadata of {}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 fn set_mode(p: &Path, mode: u32) {
@@ -882,14 +868,6 @@ fn crash_child_writer() {
 }
 
 /// Kills the child if the test panics before it does.
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Numbers from complete `done <n>` lines (a line cut by the kill is ignored). libtest may
 /// print "test crash_child_writer ... " on the same line as the first report.
 fn done_numbers(stdout: &str) -> Vec<i64> {

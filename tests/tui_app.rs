@@ -1,12 +1,15 @@
 //! The dashboard's state machine: keys → actions → commands, worker events, notification
 //! lifetimes on a passed-in clock. No terminal involved.
 
+mod common;
+
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use common::{Command, Event, Level, Notification, Snapshot, Topic};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokenwatch::config::Strategy;
-use tokenwatch::messages::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
+use tokenwatch::messages::LoginUpdate;
 use tokenwatch::schedule::{Renewal, Verdict};
 use tokenwatch::token::TokenState;
 use tokenwatch::tui::app::{Action, App, KEYMAP, KeyAction, LoginStatus, Popup};

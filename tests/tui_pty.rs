@@ -11,35 +11,39 @@
 //!
 //! Needs `tmux` (CI's `.ci/run` installs it when missing).
 
+mod common;
+
+use common::{Tmux, assert_no_full_token, full_token_in, sh_quote};
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long one step may take: the dashboard appearing, a key's effect, a state change.
 const STEP: Duration = Duration::from_secs(20);
-/// How often the screen is read while waiting.
+/// How often the pid file is read while waiting.
 const POLL: Duration = Duration::from_millis(100);
 /// The terminal's size.
-const COLS: &str = "100";
-const ROWS: &str = "30";
+const COLS: u16 = 100;
+const ROWS: u16 = 30;
 
 static SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
-/// `text` quoted for `sh`.
-fn sh_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 /// One `tokenwatch` in one terminal (a tmux server of its own). Killed on drop.
 struct Term {
-    socket: String,
+    tmux: Tmux,
     /// The server's socket file, removed on drop (tmux leaves it behind).
     socket_path: Option<PathBuf>,
     pid_file: PathBuf,
     home: PathBuf,
     /// Removed after the server (and with it tokenwatch) is gone: `Drop::drop` runs first.
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Term {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.tmux
+    }
 }
 
 impl Term {
@@ -75,130 +79,48 @@ impl Term {
             std::process::id(),
             SESSIONS.fetch_add(1, Ordering::SeqCst)
         );
-        let mut term = Term {
-            socket,
-            socket_path: None,
-            pid_file: dir.path().join("tokenwatch.pid"),
-            home,
-            _dir: dir,
-        };
-
-        let bin = assert_cmd::cargo::cargo_bin("tokenwatch");
-        let mut exports = vec![
-            ("LANG".to_string(), "C.UTF-8".to_string()),
-            ("TERM".to_string(), "xterm-256color".to_string()),
-            ("COLORTERM".to_string(), "truecolor".to_string()),
-        ];
-        exports.extend(term.home_env());
+        let pid_file = dir.path().join("tokenwatch.pid");
+        let home_env = home_env(&home);
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+        let mut tmux_env = vec![("PATH".to_string(), path)];
+        tmux_env.extend(home_env.iter().cloned());
+        let mut exports = vec![("COLORTERM".to_string(), "truecolor".to_string())];
+        exports.extend(home_env);
         if no_color {
             exports.push(("NO_COLOR".into(), "1".into()));
         }
         exports.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let exports: Vec<String> = exports
-            .iter()
-            .map(|(k, v)| format!("{k}={}", sh_quote(v)))
-            .collect();
+        let bin = assert_cmd::cargo::cargo_bin("tokenwatch");
         let args: Vec<String> = demo_args.iter().map(|a| sh_quote(a)).collect();
         // The inner `sh` writes its pid and then becomes tokenwatch (`exec`), so the pid file
         // holds tokenwatch's own pid; the outer shell prints the exit code once it ends.
         let script = format!(
-            "unset LC_ALL LC_CTYPE NO_COLOR TMUX; export {exports}; \
-             sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {bin} demo {args}; \
+            "sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {bin} demo {args}; \
              echo EXITED:$?; echo TTY:$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ' '):TTY; \
              sleep 30",
-            exports = exports.join(" "),
-            pid = sh_quote(&term.pid_file.to_string_lossy()),
+            pid = sh_quote(&pid_file.to_string_lossy()),
             bin = sh_quote(&bin.to_string_lossy()),
             args = args.join(" "),
         );
-        let out = term.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            COLS,
-            "-y",
-            ROWS,
-            &script,
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        term.socket_path = Some(PathBuf::from(term.display("#{socket_path}")))
-            .filter(|p| p.file_name().is_some_and(|n| *n == *term.socket));
-        term
-    }
-
-    /// HOME and the XDG folders, inside the temporary folder.
-    fn home_env(&self) -> Vec<(String, String)> {
-        let at = |p: &str| self.home.join(p).to_string_lossy().into_owned();
-        vec![
-            ("HOME".into(), at("")),
-            ("XDG_CONFIG_HOME".into(), at(".config")),
-            ("XDG_DATA_HOME".into(), at(".local/share")),
-            ("XDG_STATE_HOME".into(), at(".local/state")),
-            ("XDG_CACHE_HOME".into(), at(".cache")),
-            ("XDG_RUNTIME_DIR".into(), at("run")),
-            ("TMPDIR".into(), at("tmp")),
-        ]
-    }
-
-    /// Run a tmux command against this test's server, with a clean environment: no user
-    /// config (`-f /dev/null`), `/bin/sh` as the shell, UTF-8.
-    fn tmux(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new("tmux");
-        cmd.env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("SHELL", "/bin/sh")
-            .env("LANG", "C.UTF-8")
-            .env("TERM", "xterm-256color")
-            .envs(self.home_env())
-            .args(["-u", "-f", "/dev/null", "-L", &self.socket])
-            .args(args);
-        match cmd.output() {
-            Ok(out) => out,
-            Err(e) => panic!(
-                "cannot run tmux ({e}); these tests need it: apt-get install tmux (.ci/run does)"
-            ),
+        let mut tmux = Tmux::start(socket, &tmux_env, &exports, (COLS, ROWS), &script)
+            .checking(assert_no_full_token);
+        tmux.step = STEP;
+        let socket_path = Some(PathBuf::from(tmux.display("#{socket_path}")))
+            .filter(|p| p.file_name().is_some_and(|n| *n == *tmux.socket));
+        Term {
+            tmux,
+            socket_path,
+            pid_file,
+            home,
+            _dir: dir,
         }
-    }
-
-    /// The screen as text. Fails the test if it shows a token in full.
-    fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p", "-t", "main"]);
-        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_no_full_token(&screen);
-        screen
     }
 
     /// The screen with its colours and attributes as SGR escapes.
     fn screen_with_colours(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p", "-e", "-t", "main"]);
-        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        let screen = self.capture(&["-e"]);
         assert_no_full_token(&strip_escapes(&screen));
         screen
-    }
-
-    /// Wait until `ready` holds for the screen; the screen then. Panics with the last screen
-    /// after `STEP`.
-    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            if Instant::now() > deadline {
-                panic!("{what}: not within {STEP:?}; the screen is:\n{screen}");
-            }
-            std::thread::sleep(POLL);
-        }
     }
 
     /// Wait until `text` is on the screen.
@@ -209,24 +131,6 @@ impl Term {
     /// Wait until `text` is gone from the screen.
     fn wait_gone(&self, text: &str) -> String {
         self.wait_until(&format!("{text:?} gone"), |s| !s.contains(text))
-    }
-
-    /// Press keys (tmux key names: `r`, `Escape`, `?`).
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend_from_slice(keys);
-        let out = self.tmux(&args);
-        assert!(
-            out.status.success(),
-            "send-keys {keys:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A tmux format for the pane (`#{alternate_on}`, `#{cursor_flag}`).
-    fn display(&self, format: &str) -> String {
-        let out = self.tmux(&["display-message", "-p", "-t", "main", format]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// tokenwatch's pid, from the file its shell wrote before becoming it.
@@ -293,42 +197,29 @@ impl Term {
         }
     }
 }
-
 impl Drop for Term {
     fn drop(&mut self) {
-        // Ends the session, and with it (SIGHUP) tokenwatch and the shell's sleep.
-        let _ = self.tmux(&["kill-server"]);
+        // Ends the session, and with it (SIGHUP) tokenwatch and the shell's sleep; then the
+        // socket file can go.
+        let _ = self.tmux.run(&["kill-server"]);
         if let Some(path) = &self.socket_path {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-/// Panics if `screen` shows a JWT in full — three base64url parts joined by dots, longer than
-/// 40 characters — or the start of one beyond what masking keeps (`eyJ0…a1B2`).
-fn assert_no_full_token(screen: &str) {
-    if let Some(leak) = full_token_in(screen) {
-        panic!("a token is on screen in full ({leak:?}):\n{screen}");
-    }
-}
-
-fn full_token_in(screen: &str) -> Option<String> {
-    let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=');
-    for line in screen.lines() {
-        for run in line.split(|c: char| !token_char(c)) {
-            let parts = run.split('.').filter(|p| !p.is_empty()).count();
-            if parts >= 3 && run.len() > 40 {
-                return Some(run.to_string());
-            }
-            // A token cut by a pane's border still starts like one: `eyJ` and a long tail.
-            if let Some(at) = run.find("eyJ")
-                && run[at..].len() > 12
-            {
-                return Some(run.to_string());
-            }
-        }
-    }
-    None
+/// HOME and the XDG folders, inside the temporary folder `home`.
+fn home_env(home: &std::path::Path) -> Vec<(String, String)> {
+    let at = |p: &str| home.join(p).to_string_lossy().into_owned();
+    vec![
+        ("HOME".into(), at("")),
+        ("XDG_CONFIG_HOME".into(), at(".config")),
+        ("XDG_DATA_HOME".into(), at(".local/share")),
+        ("XDG_STATE_HOME".into(), at(".local/state")),
+        ("XDG_CACHE_HOME".into(), at(".cache")),
+        ("XDG_RUNTIME_DIR".into(), at("run")),
+        ("TMPDIR".into(), at("tmp")),
+    ]
 }
 
 /// A cell's colour as the terminal holds it.
@@ -641,7 +532,7 @@ fn a_resize_redraws_the_dashboard_at_the_new_size() {
     let term = Term::demo("resize", &["--expires-in", "5m"], false);
     term.wait_for("HEALTHY");
     for (w, h) in [(70usize, 20usize), (110, 32)] {
-        let out = term.tmux(&[
+        let out = term.run(&[
             "resize-window",
             "-t",
             "main",

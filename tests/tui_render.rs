@@ -6,7 +6,10 @@
 //! which holds `SCREEN` while its line is in the buffer and clears the buffer before letting go,
 //! so every other screen's log pane is empty.
 
-use chrono::{DateTime, Duration as Span, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Duration as Span, Utc};
+use common::{Level, Snapshot, Topic, at_ist, ist};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -16,9 +19,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokenwatch::config::Strategy;
-use tokenwatch::messages::{Level, Snapshot, TokenInfo, Topic};
+use tokenwatch::messages::TokenInfo;
 use tokenwatch::schedule::{Deferral, Renewal, Verdict};
-use tokenwatch::token::expiry::ist;
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::{App, Banner, LoginStatus, LoginView, Popup};
 use tokenwatch::tui::ui::{self, Options};
@@ -32,10 +34,7 @@ fn screen_lock() -> MutexGuard<'static, ()> {
 
 /// An IST wall-clock time as an instant.
 fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(2026, 11, d, h, m, s)
-        .unwrap()
-        .with_timezone(&Utc)
+    at_ist(2026, 11, d, h, m, s)
 }
 
 /// Thu 26 Nov 2026, 14:32:05 IST.
@@ -281,6 +280,21 @@ fn check(name: &str, app: &App) {
     }
 }
 
+/// A state's screen: `snap` with the banner its state raises (level, title, message, when),
+/// checked against its snapshots; drawn at 100×30.
+fn state_screen(
+    name: &str,
+    snap: Snapshot,
+    (level, title, message, created): (Level, &str, &str, DateTime<Utc>),
+) -> Buffer {
+    let app = with_banners(
+        app(snap),
+        vec![banner(level, Topic::TokenState, title, message, created)],
+    );
+    check(name, &app);
+    draw(&app, 100, 30)
+}
+
 /// The foreground of the gauge's first cell (row 3, column 2).
 fn gauge_fg(buf: &Buffer) -> Color {
     assert!(
@@ -289,6 +303,23 @@ fn gauge_fg(buf: &Buffer) -> Color {
         screen_text(buf)
     );
     buf[(1, 2)].fg
+}
+
+/// The screen holds `needle`; the test fails with the screen otherwise.
+fn assert_shows(buf: &Buffer, needle: &str) {
+    let text = screen_text(buf);
+    assert!(
+        text.contains(needle),
+        "no {needle:?} on the screen:\n{text}"
+    );
+}
+
+/// The healthy screen with `popup` open, checked against its snapshots: its text at 100×30.
+fn popup_text(name: &str, popup: Popup) -> String {
+    let mut app = healthy_app();
+    app.popup = Some(popup);
+    check(name, &app);
+    screen_text(&draw(&app, 100, 30))
 }
 
 fn contains(buf: &Buffer, needle: &str) -> bool {
@@ -328,51 +359,44 @@ fn warning_screen() {
     check("warning", &app);
     let buf = draw(&app, 100, 30);
     assert_eq!(gauge_fg(&buf), Color::Rgb(255, 165, 0));
-    assert!(contains(&buf, "WARNING · API ✓ 14:02 IST"));
-    assert!(contains(
+    assert_shows(&buf, "WARNING · API ✓ 14:02 IST");
+    assert_shows(
         &buf,
-        "Token: 2h 10m 00s left · expires Thu 26 Nov 16:42 IST"
-    ));
+        "Token: 2h 10m 00s left · expires Thu 26 Nov 16:42 IST",
+    );
 }
 
 #[test]
 fn critical_screen() {
-    let app = with_banners(
-        app(critical()),
-        vec![banner(
+    let buf = state_screen(
+        "critical",
+        critical(),
+        (
             Level::Warning,
-            Topic::TokenState,
             "Token expiring soon",
             "25 minutes left; press r to renew now or l to log in.",
             at(26, 14, 7, 5),
-        )],
+        ),
     );
-    check("critical", &app);
-    let buf = draw(&app, 100, 30);
     assert_eq!(gauge_fg(&buf), Color::Red);
-    assert!(contains(&buf, "Token: 0h 25m 00s left"));
+    assert_shows(&buf, "Token: 0h 25m 00s left");
     assert!(contains(&buf, "checking…"), "a running check is shown");
 }
 
 #[test]
 fn expired_screen() {
-    let app = with_banners(
-        app(expired()),
-        vec![banner(
+    let buf = state_screen(
+        "expired",
+        expired(),
+        (
             Level::Critical,
-            Topic::TokenState,
             "Token expired!",
             "The token died at 03:30 IST; press l to log in.",
             at(26, 3, 30, 0),
-        )],
+        ),
     );
-    check("expired", &app);
-    let buf = draw(&app, 100, 30);
-    assert!(contains(
-        &buf,
-        "Token: EXPIRED · expired Thu 26 Nov 03:30 IST"
-    ));
-    assert!(contains(&buf, "EXPIRED · API ? 03:30 IST"));
+    assert_shows(&buf, "Token: EXPIRED · expired Thu 26 Nov 03:30 IST");
+    assert_shows(&buf, "EXPIRED · API ? 03:30 IST");
     // An unusable token's gauge is empty, its percentage red.
     assert!(row_text(&buf, 2).trim_end().ends_with("  0%"));
     assert!(!row_text(&buf, 2).contains('█'));
@@ -382,42 +406,35 @@ fn expired_screen() {
 
 #[test]
 fn invalid_screen() {
-    let app = with_banners(
-        app(invalid()),
-        vec![banner(
+    let buf = state_screen(
+        "invalid",
+        invalid(),
+        (
             Level::Critical,
-            Topic::TokenState,
             "Token rejected",
             "Upstox refused the token (UDAPI100050); press l to log in.",
             at(26, 14, 2, 11),
-        )],
+        ),
     );
-    check("invalid", &app);
-    let buf = draw(&app, 100, 30);
-    assert!(contains(&buf, "INVALID · API ✗ 14:02 IST"));
-    assert!(contains(
-        &buf,
-        "Token: INVALID · expires Fri 27 Nov 03:30 IST"
-    ));
+    assert_shows(&buf, "INVALID · API ✗ 14:02 IST");
+    assert_shows(&buf, "Token: INVALID · expires Fri 27 Nov 03:30 IST");
 }
 
 #[test]
 fn missing_screen() {
-    let app = with_banners(
-        app(missing()),
-        vec![banner(
+    let buf = state_screen(
+        "missing",
+        missing(),
+        (
             Level::Critical,
-            Topic::TokenState,
             "No token",
             "There is no readable token file; press l to log in.",
             at(26, 14, 0, 0),
-        )],
+        ),
     );
-    check("missing", &app);
-    let buf = draw(&app, 100, 30);
     assert_eq!(row_text(&buf, 1).trim_end(), " 🔑 Token: NO TOKEN");
     assert!(row_text(&buf, 0).starts_with(" tokenwatch · default "));
-    assert!(contains(&buf, "NO TOKEN · API ?"));
+    assert_shows(&buf, "NO TOKEN · API ?");
 }
 
 // ---- popups ----
@@ -480,11 +497,8 @@ fn login_statuses_and_keys() {
     let mut app = login_app();
     app.input = None;
     let buf = draw(&app, 100, 30);
-    assert!(contains(
-        &buf,
-        "p paste the redirected address · Esc cancel"
-    ));
-    assert!(contains(&buf, "Status       waiting for the browser"));
+    assert_shows(&buf, "p paste the redirected address · Esc cancel");
+    assert_shows(&buf, "Status       waiting for the browser");
     for (status, expect) in [
         (
             LoginStatus::PasteRejected("the state does not match".into()),
@@ -508,10 +522,7 @@ fn login_statuses_and_keys() {
 
 #[test]
 fn details_screen() {
-    let mut app = healthy_app();
-    app.popup = Some(Popup::Details);
-    check("details", &app);
-    let text = screen_text(&draw(&app, 100, 30));
+    let text = popup_text("details", Popup::Details);
     for want in [
         "eyJ0…a1B2",
         "AB1234 Jane D.",
@@ -549,10 +560,7 @@ fn details_say_why_renewal_waits() {
 
 #[test]
 fn help_screen() {
-    let mut app = healthy_app();
-    app.popup = Some(Popup::Help);
-    check("help", &app);
-    let text = screen_text(&draw(&app, 100, 30));
+    let text = popup_text("help", Popup::Help);
     for b in tokenwatch::tui::app::KEYMAP {
         assert!(
             text.lines()
@@ -655,7 +663,7 @@ fn two_accounts_have_tabs() {
     let tabs = row_text(&buf, 3);
     assert!(tabs.contains(" default  HEALTHY"), "{tabs}");
     assert!(tabs.contains(" work  WARNING"), "{tabs}");
-    assert!(contains(&buf, "[work] Renewal failed"));
+    assert_shows(&buf, "[work] Renewal failed");
     let x = tabs.find("default").unwrap() as u16;
     assert!(
         buf[(x, 3)].modifier.contains(Modifier::REVERSED),

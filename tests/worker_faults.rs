@@ -56,6 +56,42 @@ fn delay_window_ms(fault: Fault, retry: usize) -> (i64, i64) {
     }
 }
 
+/// The wait after the last attempt until its round ends: only what the attempt costs.
+fn assert_last_attempt(fault: Fault, after_last: chrono::Duration) {
+    let cost = attempt_cost_ms(fault);
+    assert_ms_between(
+        &format!("{fault:?}: the last attempt"),
+        after_last,
+        cost,
+        cost + 2,
+    );
+}
+
+/// Rate limited, come back in five minutes.
+const LONG_RETRY_AFTER: Fault = Fault::TooManyRequests {
+    // Long, but within the 60 s a round honours (a longer one ends the round at once).
+    retry_after: Some(50),
+};
+
+/// A validation round of `h`'s token with `fault` injected `n` times: the core, when the
+/// round started, its result, when it ended.
+async fn validate_with(
+    h: &Harness,
+    fault: Fault,
+    n: u32,
+) -> (
+    tokenwatch::worker::Core,
+    DateTime<Utc>,
+    CheckOutcome,
+    DateTime<Utc>,
+) {
+    let mut core = h.core();
+    h.sim.inject(Endpoint::Profile, fault, n);
+    let t0 = h.now();
+    let v = core.check().await;
+    (core, t0, v, h.now())
+}
+
 /// Check that the attempts (profile calls) started at `t0` and were spaced by the backoff.
 fn assert_spacing(fault: Fault, t0: DateTime<Utc>, times: &[DateTime<Utc>]) {
     assert_eq!(times[0], t0, "the first attempt is made at once");
@@ -68,19 +104,6 @@ fn assert_spacing(fault: Fault, t0: DateTime<Utc>, times: &[DateTime<Utc>]) {
             cost + lo,
             cost + hi + 1,
         );
-    }
-}
-
-/// The words the final error must carry for each transient fault.
-fn transient_reason(fault: Fault) -> &'static str {
-    match fault {
-        Fault::ServerError => "server error (HTTP 500",
-        Fault::TooManyRequests { .. } => "rate limited",
-        Fault::Timeout => "timed out",
-        Fault::MalformedJson => "HTTP 200 with an answer that is not JSON",
-        Fault::CloudflareHtml => "HTTP 403 with an HTML page",
-        Fault::ServiceWindow => "service window (UDAPI100074",
-        Fault::Unauthorized => unreachable!("not transient"),
     }
 }
 
@@ -106,27 +129,21 @@ async fn expired_harness() -> (Harness, CallLog) {
     (h, calls)
 }
 
-/// Fails when `text` holds any 24 characters in a row of `secret` (a masked form shows 4 + 4).
-fn assert_no_leak(what: &str, text: &str, secret: &str) {
-    let b = secret.as_bytes();
-    for w in b.windows(24) {
-        let piece = std::str::from_utf8(w).unwrap();
-        assert!(
-            !text.contains(piece),
-            "{what} shows part of a token ({piece}): {text}"
-        );
-    }
+/// [`expired_harness`] with the stored token's text, the new token's and the files.
+async fn expired_round() -> (Harness, CallLog, String, String, Files) {
+    let (h, calls) = expired_harness().await;
+    let old = stored_token_text(&h);
+    let new = h.command_token();
+    let before = h.files();
+    (h, calls, old, new, before)
 }
 
-/// The files tokenwatch keeps, with their bytes and their inode/mtime (a rewrite with the
-/// same bytes is still a write).
-type Files = (
-    std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
-    std::collections::BTreeMap<std::path::PathBuf, (u64, std::time::SystemTime)>,
-);
-
-fn files(h: &Harness) -> Files {
-    (h.stored_files(), h.stored_stamps())
+/// Fails when `text` shows `secret`, its signature or any piece of it (see [`Leaks`]).
+fn assert_no_leak(what: &str, text: &str, secret: &str) {
+    let mut leaks = Leaks::default();
+    leaks.text(what, text);
+    leaks.token("a token", secret);
+    leaks.assert_clean();
 }
 
 fn stored_token_text(h: &Harness) -> String {
@@ -145,28 +162,19 @@ fn stored_token_text(h: &Harness) -> String {
 async fn validation_round_transient(fault: Fault) {
     // Injected more often than max_retries: exactly 3 attempts, then Unreachable.
     let (h, calls) = healthy_harness().await;
-    let before = files(&h);
+    let before = h.files();
     assert!(before.0.contains_key(&h.token_path()));
     assert!(before.0.contains_key(&h.account.token.backups[0]));
-    let mut core = h.core();
-    h.sim.inject(Endpoint::Profile, fault, 5);
-    let t0 = h.now();
-    let v = core.check().await;
-    let t1 = h.now();
+    let (core, t0, v, t1) = validate_with(&h, fault, 5).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 3, "{fault:?}");
     let times = calls.times(PROFILE);
     assert_eq!(times.len(), 3);
     assert_spacing(fault, t0, &times);
-    assert_ms_between(
-        &format!("{fault:?}: the last attempt"),
-        t1 - times[2],
-        attempt_cost_ms(fault),
-        attempt_cost_ms(fault) + 2,
-    );
+    assert_last_attempt(fault, t1 - times[2]);
     match &v {
         CheckOutcome::Unreachable(e @ ApiError::Transient { .. }) => {
             assert!(
-                e.to_string().contains(transient_reason(fault)),
+                e.to_string().contains(fault_reason(fault)),
                 "{fault:?}: {e}"
             );
             if let Fault::TooManyRequests { retry_after } = fault {
@@ -187,16 +195,12 @@ async fn validation_round_transient(fault: Fault) {
         "{:?}",
         snap.last_check_result
     );
-    assert_eq!(files(&h), before, "{fault:?}: the files changed");
+    assert_eq!(h.files(), before, "{fault:?}: the files changed");
 
     // Injected once: the second attempt succeeds.
     let (h, calls) = healthy_harness().await;
-    let before = files(&h);
-    let mut core = h.core();
-    h.sim.inject(Endpoint::Profile, fault, 1);
-    let t0 = h.now();
-    let v = core.check().await;
-    let t1 = h.now();
+    let before = h.files();
+    let (core, t0, v, t1) = validate_with(&h, fault, 1).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 2, "{fault:?}");
     let times = calls.times(PROFILE);
     assert_eq!(times.len(), 2);
@@ -208,13 +212,13 @@ async fn validation_round_transient(fault: Fault) {
     }
     assert_eq!(core.verdict(), Verdict::Valid(t1));
     assert_eq!(core.state(t1), TokenState::Healthy);
-    assert_eq!(files(&h), before, "{fault:?}: the files changed");
+    assert_eq!(h.files(), before, "{fault:?}: the files changed");
 }
 
 #[tokio::test(start_paused = true)]
 async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid() {
     let (h, calls) = healthy_harness().await;
-    let before = files(&h);
+    let before = h.files();
     let mut core = h.core();
     // Queued three times, but a rejection is an answer: no retry.
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
@@ -237,7 +241,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
             .last_check_result
             .is_some_and(|r| r.starts_with("rejected: "))
     );
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -246,10 +250,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
 
 async fn renewal_round_transient(fault: Fault) {
     // Injected 3 times: every attempt fails, nothing is stored.
-    let (h, calls) = expired_harness().await;
-    let old = stored_token_text(&h);
-    let new = h.command_token();
-    let before = files(&h);
+    let (h, calls, old, new, before) = expired_round().await;
     let mut core = h.core();
     let t0 = h.now();
     assert_eq!(core.state(t0), TokenState::Expired);
@@ -260,20 +261,15 @@ async fn renewal_round_transient(fault: Fault) {
     let RenewOutcome::Failed(why) = &out else {
         panic!("{fault:?}: expected Failed, got {out:?}");
     };
-    assert!(why.contains(transient_reason(fault)), "{fault:?}: {why}");
+    assert!(why.contains(fault_reason(fault)), "{fault:?}: {why}");
     assert_no_leak("the failure", why, &new);
     assert_no_leak("the failure", why, &old);
     assert_eq!(h.command_runs(), 3, "{fault:?}");
     assert_eq!(h.sim.calls(Endpoint::Profile), 3, "{fault:?}");
     let times = calls.times(PROFILE);
     assert_spacing(fault, t0, &times);
-    assert_ms_between(
-        &format!("{fault:?}: the last attempt"),
-        t1 - times[2],
-        attempt_cost_ms(fault),
-        attempt_cost_ms(fault) + 2,
-    );
-    assert_eq!(files(&h), before, "{fault:?}: a failed renewal wrote");
+    assert_last_attempt(fault, t1 - times[2]);
+    assert_eq!(h.files(), before, "{fault:?}: a failed renewal wrote");
     assert!(
         !h.token_path()
             .with_file_name("upstox_token.json.prev")
@@ -317,10 +313,7 @@ async fn renewal_round_transient(fault: Fault) {
 
 #[tokio::test(start_paused = true)]
 async fn the_command_strategy_rejects_a_token_that_the_profile_api_rejects() {
-    let (h, calls) = expired_harness().await;
-    let old = stored_token_text(&h);
-    let new = h.command_token();
-    let before = files(&h);
+    let (h, calls, old, new, before) = expired_round().await;
     let mut core = h.core();
     let t0 = h.now();
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 3);
@@ -336,7 +329,7 @@ async fn the_command_strategy_rejects_a_token_that_the_profile_api_rejects() {
     assert_eq!(h.command_runs(), 3);
     assert_eq!(h.sim.calls(Endpoint::Profile), 3);
     assert_spacing(Fault::Unauthorized, t0, &calls.times(PROFILE));
-    assert_eq!(files(&h), before, "nothing may be stored");
+    assert_eq!(h.files(), before, "nothing may be stored");
     assert_eq!(core.state(t1), TokenState::Expired);
     assert_eq!(core.token().unwrap().access_token.expose(), old);
 }
@@ -378,13 +371,19 @@ per_transient_fault! {
 // 3. renew.command misbehaves.
 // ---------------------------------------------------------------------------------------
 
-/// Run one renewal round with `script` as the command; check it fails naming `reason`,
-/// never shows `secret`, ran the command max_retries times, made `profile_calls` profile
-/// calls, and left the files alone.
-async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64, calls: &CallLog) {
+/// Run one renewal round with the command as it is; check it fails naming `reason`, never
+/// shows `secret`, ran the command max_retries times, made `profile_calls` profile calls, and
+/// left the files alone.
+async fn check_bad_command(
+    h: &Harness,
+    secret: &str,
+    reason: &str,
+    profile_calls: u64,
+    calls: &CallLog,
+) {
     assert!(secret.len() > 40, "the secret to look for is a real token");
     let logs = capture_logs();
-    let before = files(h);
+    let before = h.files();
     let mut core = h.core();
     let t0 = h.now();
     let out = core.renew_by_command().await;
@@ -399,7 +398,7 @@ async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64
     assert_eq!(calls.times(PROFILE).len() as u64, profile_calls);
     // Two backoff waits, nothing else.
     assert_ms_between("the round", t1 - t0, 4500, 7502);
-    assert_eq!(files(h), before, "a failed renewal wrote");
+    assert_eq!(h.files(), before, "a failed renewal wrote");
     assert!(h.temp_files().is_empty());
     assert_eq!(core.state(t1), TokenState::Expired);
     let text = logs.text();
@@ -412,49 +411,54 @@ async fn bad_command(h: &Harness, secret: &str, reason: &str, profile_calls: u64
     assert_no_leak("the log", &text, secret);
 }
 
+/// The token a bad command prints (and its failure must not show).
+enum Prints {
+    /// The new token left for the command.
+    TheNewToken,
+    /// The stored token, which died at 03:30.
+    TheStoredToken,
+}
+
+/// [`check_bad_command`] for `script` (run with `sh -c` in the test folder) on the expired
+/// harness; the command makes no profile call.
+async fn bad_command(script: &str, prints: Prints, reason: &str) {
+    let (mut h, calls) = expired_harness().await;
+    let secret = match prints {
+        Prints::TheNewToken => h.command_token(),
+        Prints::TheStoredToken => stored_token_text(&h),
+    };
+    h.set_command_script(script);
+    check_bad_command(&h, &secret, reason, 0, &calls).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_command_that_exits_non_zero_fails_without_showing_what_it_printed() {
-    let (mut h, calls) = expired_harness().await;
-    let token = h.command_token();
     // It prints the token on stdout and stderr, then fails.
-    h.set_command_script("cat next_token.txt; echo \"got $(cat next_token.txt)\" >&2; exit 3");
     bad_command(
-        &h,
-        &token,
+        "cat next_token.txt; echo \"got $(cat next_token.txt)\" >&2; exit 3",
+        Prints::TheNewToken,
         "renew.command exited with exit status: 3",
-        0,
-        &calls,
     )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_command_that_prints_garbage_fails_without_echoing_it() {
-    let (mut h, calls) = expired_harness().await;
-    let token = h.command_token();
-    h.set_command_script("echo 'Your new token is:'; cat next_token.txt; echo 'Have a nice day'");
     bad_command(
-        &h,
-        &token,
+        "echo 'Your new token is:'; cat next_token.txt; echo 'Have a nice day'",
+        Prints::TheNewToken,
         "renew.command printed no usable token",
-        0,
-        &calls,
     )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_command_that_prints_an_expired_token_fails() {
-    let (mut h, calls) = expired_harness().await;
     // The old token file itself: its token died at 03:30.
-    let old = stored_token_text(&h);
-    h.set_command_script("cat upstox_token.json");
     bad_command(
-        &h,
-        &old,
+        "cat upstox_token.json",
+        Prints::TheStoredToken,
         "renew.command printed a token that has already expired",
-        0,
-        &calls,
     )
     .await;
 }
@@ -468,7 +472,7 @@ async fn a_command_that_prints_a_token_upstox_never_issued_fails() {
     let forged = stranger.access_token.expose().to_string();
     std::fs::write(h.dir.path().join("forged.txt"), &forged).unwrap();
     h.set_command_script("cat forged.txt");
-    bad_command(&h, &forged, "rejected by Upstox", 3, &calls).await;
+    check_bad_command(&h, &forged, "rejected by Upstox", 3, &calls).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -499,23 +503,52 @@ async fn every_failed_refresh_attempt_is_logged_with_its_reason() {
 // 4. The weekday deadline alarm.
 // ---------------------------------------------------------------------------------------
 
-fn deadline_notices(
-    log: &std::sync::Arc<std::sync::Mutex<Vec<tokenwatch::messages::Event>>>,
-) -> Vec<Notification> {
+fn deadline_notices(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<Notification> {
     notices(log)
         .into_iter()
         .filter(|n| n.topic == Topic::Deadline)
         .collect()
 }
 
+/// When each deadline alert came.
+fn deadline_times(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<DateTime<Utc>> {
+    deadline_notices(log).iter().map(|n| n.at).collect()
+}
+
+/// A fresh token stored at `stored` that nobody renews (strategy none), and the worker
+/// started at `start`.
+async fn unrenewed(
+    stored: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> (
+    Harness,
+    tokenwatch::worker::WorkerHandle,
+    std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+) {
+    let mut h = Harness::new(stored).await;
+    h.account.renew.strategy = Strategy::None;
+    h.store_fresh_token();
+    h.run_until(start).await;
+    let (handle, log) = h.spawn();
+    (h, handle, log)
+}
+
+/// [`unrenewed`], run until `end` and stopped: the events.
+async fn unrenewed_until(
+    stored: DateTime<Utc>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<Event>>> {
+    let (h, handle, log) = unrenewed(stored, start).await;
+    h.run_until(end).await;
+    stop(handle).await;
+    log
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_valid_token_at_0830_on_a_weekday_raises_one_critical_deadline_alert() {
     // Thursday 09:00: a token that dies Friday 03:30. Strategy none: nobody renews it.
-    let mut h = Harness::new(ist_at(26, 9, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    h.run_until(ist_at(27, 8, 0)).await;
-    let (handle, log) = h.spawn();
+    let (h, handle, log) = unrenewed(ist_at(26, 9, 0), ist_at(27, 8, 0)).await;
     h.run_until(ist_at(27, 8, 29)).await;
     assert!(deadline_notices(&log).is_empty(), "too early");
     h.run_until(ist_at(27, 12, 0)).await;
@@ -532,26 +565,15 @@ async fn no_valid_token_at_0830_on_a_weekday_raises_one_critical_deadline_alert(
 #[tokio::test(start_paused = true)]
 async fn starting_inside_the_half_hour_before_the_deadline_alerts_at_once() {
     // Friday 08:45: the token died at 03:30 and tokenwatch only starts now.
-    let mut h = Harness::new(ist_at(26, 9, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    h.run_until(ist_at(27, 8, 45)).await;
-    let (handle, log) = h.spawn();
-    h.run_until(ist_at(27, 9, 30)).await;
-    stop(handle).await;
-    let at: Vec<_> = deadline_notices(&log).iter().map(|n| n.at).collect();
-    assert_eq!(at, [ist_at(27, 8, 45)]);
+    let log = unrenewed_until(ist_at(26, 9, 0), ist_at(27, 8, 45), ist_at(27, 9, 30)).await;
+    assert_eq!(deadline_times(&log), [ist_at(27, 8, 45)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn no_deadline_alert_on_the_weekend() {
     // Friday 09:00: a token that dies Saturday 03:30, nobody renews it. Saturday and Sunday
     // stay quiet; Monday 08:30 alerts.
-    let mut h = Harness::new(ist_at(27, 9, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    h.run_until(ist_at(28, 8, 0)).await;
-    let (handle, log) = h.spawn();
+    let (h, handle, log) = unrenewed(ist_at(27, 9, 0), ist_at(28, 8, 0)).await;
     h.run_until(ist_at(30, 8, 29)).await;
     assert!(
         deadline_notices(&log).is_empty(),
@@ -560,18 +582,12 @@ async fn no_deadline_alert_on_the_weekend() {
     );
     h.run_until(ist_at(30, 8, 31)).await;
     stop(handle).await;
-    let at: Vec<_> = deadline_notices(&log).iter().map(|n| n.at).collect();
-    assert_eq!(at, [ist_at(30, 8, 30)]);
+    assert_eq!(deadline_times(&log), [ist_at(30, 8, 30)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn no_deadline_alert_with_a_valid_token() {
-    let mut h = Harness::new(ist_at(27, 8, 0)).await;
-    h.account.renew.strategy = Strategy::None;
-    h.store_fresh_token();
-    let (handle, log) = h.spawn();
-    h.run_until(ist_at(27, 9, 30)).await;
-    stop(handle).await;
+    let log = unrenewed_until(ist_at(27, 8, 0), ist_at(27, 8, 0), ist_at(27, 9, 30)).await;
     assert!(deadline_notices(&log).is_empty());
     assert!(notices(&log).iter().all(|n| n.level != Level::Critical));
     assert_eq!(snapshots(&log).last().unwrap().state, TokenState::Healthy);
@@ -673,7 +689,7 @@ async fn force_refresh_before_the_0330_boundary_does_not_renew_and_says_why() {
     let first = h.store_fresh_token();
     assert_eq!(first.expires_at, ist_at(27, 3, 30));
     h.prepare_command_token();
-    let before = files(&h);
+    let before = h.files();
     let (handle, log) = h.spawn();
     h.run_until(ist_at(27, 2, 30)).await;
     handle.commands.send(Command::ForceRefresh).await.unwrap();
@@ -704,7 +720,7 @@ async fn force_refresh_before_the_0330_boundary_does_not_renew_and_says_why() {
         "{}",
         renewal[0].message
     );
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -793,14 +809,8 @@ async fn stop_now(h: &Harness, handle: tokenwatch::worker::WorkerHandle) {
 async fn shutdown_during_a_validation_backoff_stops_at_once() {
     let h = Harness::new(ist_at(26, 10, 0)).await;
     h.store_fresh_token();
-    let before = files(&h);
-    h.sim.inject(
-        Endpoint::Profile,
-        Fault::TooManyRequests {
-            retry_after: Some(50),
-        },
-        10,
-    );
+    let before = h.files();
+    h.sim.inject(Endpoint::Profile, LONG_RETRY_AFTER, 10);
     let (handle, _log) = h.spawn();
     h.run_until(ist_at(26, 10, 0) + chrono::Duration::seconds(10))
         .await;
@@ -815,23 +825,17 @@ async fn shutdown_during_a_validation_backoff_stops_at_once() {
         1,
         "no attempt after shutdown"
     );
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
     assert!(h.temp_files().is_empty(), "{:?}", h.temp_files());
 }
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     let (h, _calls) = expired_harness().await;
-    let before = files(&h);
+    let before = h.files();
     // The check at start is rejected; the renewal's verification is rate limited.
     h.sim.inject(Endpoint::Profile, Fault::Unauthorized, 1);
-    h.sim.inject(
-        Endpoint::Profile,
-        Fault::TooManyRequests {
-            retry_after: Some(50),
-        },
-        10,
-    );
+    h.sim.inject(Endpoint::Profile, LONG_RETRY_AFTER, 10);
     let (handle, _log) = h.spawn();
     h.run_until(ist_at(27, 9, 0) + chrono::Duration::seconds(10))
         .await;
@@ -844,7 +848,7 @@ async fn shutdown_during_a_renewal_backoff_stops_at_once_and_writes_nothing() {
     stop_now(&h, handle).await;
     assert_eq!(h.command_runs(), 1, "no attempt after shutdown");
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);
-    assert_eq!(files(&h), before);
+    assert_eq!(h.files(), before);
     assert!(h.temp_files().is_empty(), "{:?}", h.temp_files());
 }
 

@@ -158,24 +158,41 @@ impl Worker {
         self.send(Event::Login(LoginUpdate::Progress(p))).await;
     }
 
+    /// The check of a token a login just stored has answered: announce and count the login.
+    pub(super) async fn login_verified(
+        &mut self,
+        exp: chrono::DateTime<chrono::Utc>,
+        rejected: Option<String>,
+    ) {
+        if let Some(e) = rejected {
+            warn!(account = %self.core.account.name, "The new token was rejected right after the login: {e}");
+        }
+        let n = self.notice(
+            Level::Info,
+            Topic::Login,
+            "Logged in",
+            format!("new token valid until {} IST", notices::day_time(exp)),
+        );
+        self.renewal_ended(true, n).await;
+    }
+
     pub(super) async fn finish_login(&mut self, result: Result<Obtained, LoginError>) {
         let unattended = self.login.take().is_some_and(|l| l.unattended);
         let name = self.core.account.name.clone();
         match result {
             Ok(obtained) => match self.core.accept_token(obtained.token.clone(), false).await {
                 Ok(()) => {
-                    // The new token is checked with the profile API next, by the plan.
                     let exp = obtained.token.expires_at;
                     obtained.finish(Ok(())).await;
                     info!(account = %name, "Logged in; new token valid until {} IST", notices::day_time(exp));
                     self.send(Event::Login(LoginUpdate::Succeeded(exp))).await;
-                    let n = self.notice(
-                        Level::Info,
-                        Topic::Login,
-                        "Logged in",
-                        format!("new token valid until {} IST", notices::day_time(exp)),
-                    );
-                    self.renewal_ended(true, n).await;
+                    // The new token is checked with the profile API at once; the login counts
+                    // (and is announced) once that check has answered.
+                    self.verifying_login = Some(exp);
+                    if !self.start_check(false) && self.round.is_none() {
+                        self.verifying_login = None;
+                        self.login_verified(exp, None).await;
+                    }
                 }
                 Err(e) => {
                     obtained

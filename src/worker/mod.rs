@@ -107,6 +107,7 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
         first_check_at,
         other_renewal_until: None,
         approval_until: None,
+        verifying_login: None,
         last_state: None,
         last_deferral: None,
         published: false,
@@ -154,6 +155,8 @@ struct Worker {
     first_check_at: Option<DateTime<Utc>>,
     other_renewal_until: Option<DateTime<Utc>>,
     approval_until: Option<DateTime<Utc>>,
+    /// A login stored a token expiring then; it is announced once its check answers.
+    verifying_login: Option<DateTime<Utc>>,
     last_state: Option<TokenState>,
     last_deferral: Option<(DateTime<Utc>, Deferral)>,
     published: bool,
@@ -256,7 +259,9 @@ impl Worker {
             self.forced_at = None;
         }
         match decided {
-            Plan::Check => self.start_check(forced),
+            Plan::Check => {
+                self.start_check(forced);
+            }
             Plan::RenewByCommand => self.start_command_renewal(forced, now).await,
             Plan::LogIn => self.start_login(!forced).await,
             Plan::RequestToken => {
@@ -296,12 +301,24 @@ impl Worker {
         });
     }
 
-    fn start_check(&mut self, forced: bool) {
+    /// Start a check of the current token; false when none could start (no token, or
+    /// another round is running: then a check follows it).
+    fn start_check(&mut self, forced: bool) -> bool {
         self.first_check_at = None;
+        if self.round.is_some() {
+            self.forced_at.get_or_insert(self.core.clock.now());
+            return false;
+        }
         match self.core.check_call() {
-            Some(call) => self.start_round(call, None, forced, Done::Checked),
+            Some(call) => {
+                self.start_round(call, None, forced, Done::Checked);
+                true
+            }
             // Nothing to check: only a forced check of no token gets here.
-            None => self.forced_at = None,
+            None => {
+                self.forced_at = None;
+                false
+            }
         }
     }
 
@@ -348,7 +365,14 @@ impl Worker {
         self.core.busy = false;
         match done {
             Done::Checked(checked) => {
-                self.core.apply_check(checked);
+                let outcome = self.core.apply_check(checked);
+                if let Some(exp) = self.verifying_login.take() {
+                    let rejected = match outcome {
+                        Some(CheckOutcome::Rejected(e)) => Some(e.to_string()),
+                        _ => None,
+                    };
+                    self.login_verified(exp, rejected).await;
+                }
             }
             Done::Renewed(result) => match self.core.take_renewal(result).await {
                 RenewOutcome::Renewed => {

@@ -1,9 +1,46 @@
-//! Shared test harness: a simulator on loopback driven by tokio's paused clock, a token file
-//! in a temporary folder, and a worker whose events are collected.
+//! Shared test support. The test files have `mod common;` (all but parsers.rs, which needs none
+//! of it) and take what they need:
+//!
+//! - [`Harness`] (here): a simulator on loopback driven by tokio's paused clock, a token file
+//!   in a temporary folder, and a worker whose events are collected;
+//! - [`sandbox`]: the real binary in a sandbox ([`Sandbox`], [`Out`], [`Running`]);
+//! - [`sim`]: `tokenwatch simulate` as a process ([`SimProcess`]) and the library's simulator
+//!   in real time ([`SimHost`]);
+//! - [`http`]: a `reqwest` client and a raw socket client; [`net`]: free ports, waiting;
+//! - [`logs`]: log capture; [`leaks`]: the scan for tokens and secrets in what was captured;
+//! - [`tmux`]: a real terminal; [`time`]: IST instants; [`tokens`]: tokens to store.
+//!
+//! Each test file compiles this module on its own, so what one file does not use is dead code
+//! (and an unused re-export) there.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use chrono::{DateTime, TimeZone, Utc};
+pub mod http;
+pub mod leaks;
+pub mod logs;
+pub mod net;
+pub mod sandbox;
+pub mod sim;
+pub mod time;
+pub mod tmux;
+pub mod tokens;
+
+pub use http::{
+    Answer, Resp, client, fetch, get, http_get, query_param, raw_http, request, split_url,
+};
+pub use leaks::{Leaks, assert_no_full_token, full_token_in};
+pub use logs::{LogCapture, Logs, capture_logs, global_logs};
+pub use net::{free_port, listening, port_free, wait_until};
+pub use sandbox::{
+    ConfigEnv, KillOnDrop, Out, Running, Sandbox, bin, mode, output_of, sh_quote, stored_token,
+};
+pub use sim::{SimHost, SimProcess};
+pub use time::{at_ist, ist, ist_at, ist_rfc3339, now_secs};
+pub use tmux::Tmux;
+/// The worker's messages, imported from here by every test file.
+pub use tokenwatch::messages::{Command, Event, Level, Notification, Snapshot, Topic};
+
+use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,20 +48,10 @@ use tokenwatch::clock::{Clock, TokioClock};
 use tokenwatch::config::{
     AccountConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
 };
-use tokenwatch::messages::{Command, Event, Notification, Snapshot};
-use tokenwatch::token::expiry::ist;
+use tokenwatch::token::Token;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::{SimConfig, SimServer, Simulator};
+use tokenwatch::upstox::sim::{Fault, SimConfig, SimServer, Simulator};
 use tokenwatch::worker::{self, Core, WorkerHandle};
-
-/// An instant in IST, November 2026 (the 26th is a Thursday).
-pub fn ist_at(day: u32, h: u32, m: u32) -> DateTime<Utc> {
-    ist()
-        .with_ymd_and_hms(2026, 11, day, h, m, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 /// Everything a worker test needs.
 pub struct Harness {
@@ -84,20 +111,7 @@ impl Harness {
 
     /// Mint a token now and store it as the current token file.
     pub fn store_fresh_token(&self) -> Token {
-        let issued = self.sim.issue_token();
-        let token = Token {
-            access_token: issued.access_token,
-            token_type: "Bearer".into(),
-            extended_token: None,
-            user_id: Some("AB1234".into()),
-            user_name: Some("Jane Doe".into()),
-            email: None,
-            issued_at: Some(issued.issued_at),
-            expires_at: issued.expires_at,
-            expiry_source: ExpirySource::ExpiresAt,
-            obtained_via: Some("oauth".into()),
-            format: TokenFileFormat::Format1,
-        };
+        let token = tokens::issued(self.sim.issue_token());
         TokenStore::new(self.token_path(), self.account.token.backups.clone())
             .write(&token)
             .unwrap();
@@ -155,6 +169,19 @@ impl Harness {
     }
 }
 
+/// The words a failure caused by `fault` must carry (for a 401, Upstox's code).
+pub fn fault_reason(fault: Fault) -> &'static str {
+    match fault {
+        Fault::ServerError => "server error (HTTP 500",
+        Fault::TooManyRequests { .. } => "rate limited",
+        Fault::Timeout => "timed out",
+        Fault::MalformedJson => "HTTP 200 with an answer that is not JSON",
+        Fault::CloudflareHtml => "HTTP 403 with an HTML page",
+        Fault::ServiceWindow => "service window (UDAPI100074",
+        Fault::Unauthorized => "UDAPI100050",
+    }
+}
+
 /// Stop a worker and wait for it.
 pub async fn stop(handle: WorkerHandle) {
     handle.commands.send(Command::Shutdown).await.unwrap();
@@ -164,31 +191,34 @@ pub async fn stop(handle: WorkerHandle) {
         .unwrap();
 }
 
+/// The files tokenwatch keeps, with their bytes and their inode/mtime (a rewrite with the
+/// same bytes is still a write).
+pub type Files = (
+    std::collections::BTreeMap<PathBuf, Vec<u8>>,
+    std::collections::BTreeMap<PathBuf, (u64, std::time::SystemTime)>,
+);
+
+/// What `pick` takes from each event of a log, in order.
+pub fn events_of<T>(log: &Arc<Mutex<Vec<Event>>>, pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
+    log.lock().unwrap().iter().filter_map(pick).collect()
+}
+
 pub fn notices(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Notification> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            Event::Notice(n) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
+    events_of(log, |e| match e {
+        Event::Notice(n) => Some(n.clone()),
+        _ => None,
+    })
 }
 
 pub fn snapshots(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Snapshot> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            Event::Status(s) => Some((**s).clone()),
-            _ => None,
-        })
-        .collect()
+    events_of(log, |e| match e {
+        Event::Status(s) => Some((**s).clone()),
+        _ => None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
-// Added for tests/worker_faults.rs: a recording proxy, command scripts, file snapshots and
-// a log capture. Nothing above this line changed.
+// A recording proxy, command scripts and file snapshots.
 // ---------------------------------------------------------------------------------------
 
 /// The requests that reached the simulator through [`Harness::record_calls`]: the virtual
@@ -224,11 +254,7 @@ impl Harness {
         let log = CallLog::default();
         let upstream = self.server.base_url.clone();
         let clock = self.clock.clone();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client = http::client(None);
         let sink = log.clone();
         let app = axum::Router::new().fallback(move |req: Request| {
             let (upstream, clock, client, sink) = (
@@ -339,6 +365,11 @@ impl Harness {
             .collect()
     }
 
+    /// What tokenwatch stored: [`Harness::stored_files`] and [`Harness::stored_stamps`].
+    pub fn files(&self) -> Files {
+        (self.stored_files(), self.stored_stamps())
+    }
+
     /// Temp files an interrupted write would leave (`.<name>.tmp*`), anywhere under the
     /// test folder.
     pub fn temp_files(&self) -> Vec<PathBuf> {
@@ -354,44 +385,5 @@ impl Harness {
         let mut out = Vec::new();
         walk(self.dir.path(), &mut out);
         out
-    }
-}
-
-/// Everything logged through `tracing` on this thread (the paused-clock tests run on one
-/// thread) while the capture lives.
-pub struct LogCapture {
-    buf: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-impl LogCapture {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
-}
-
-/// Capture this thread's log lines, debug level and up.
-pub fn capture_logs() -> LogCapture {
-    #[derive(Clone)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink(buf.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || sink.clone())
-        .finish();
-    LogCapture {
-        buf,
-        _guard: tracing::subscriber::set_default(subscriber),
     }
 }
