@@ -52,7 +52,7 @@ pub async fn run(config: Config, options: Options) -> u8 {
         Ok(started) => started,
         Err(StartError::Config(e)) => {
             eprintln!("tokenwatch: config error: {e}");
-            return crate::commands::EXIT_CONFIG;
+            return crate::exit::EXIT_CONFIG;
         }
         Err(StartError::Other(e)) => {
             eprintln!("tokenwatch: {e}");
