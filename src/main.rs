@@ -1,8 +1,6 @@
 use clap::Parser;
 use clap::error::ErrorKind;
-
-/// Usage errors exit 3 ("unknown" to Nagios), never 2, which `status` uses for a dead token.
-const EXIT_USAGE: u8 = 3;
+use tokenwatch::exit::EXIT_USAGE;
 
 fn main() -> std::process::ExitCode {
     // Die quietly when the reader of our output goes away (`tokenwatch status | head -1`),

@@ -96,13 +96,13 @@ fn r_and_l_send_the_right_commands_to_the_shown_account() {
         true,
         true,
     );
-    let send = a.update(Action::Refresh, now()).unwrap();
+    let send = a.update(Action::Refresh, now()).send.unwrap();
     assert_eq!(
         (send.account.as_str(), send.command),
         ("default", Command::ForceRefresh)
     );
     a.update(Action::NextAccount, now());
-    let send = a.update(Action::Login, now()).unwrap();
+    let send = a.update(Action::Login, now()).send.unwrap();
     assert_eq!(
         (send.account.as_str(), send.command),
         ("family", Command::StartLogin)
@@ -118,7 +118,7 @@ fn r_and_l_send_the_right_commands_to_the_shown_account() {
 #[test]
 fn paste_flow_types_into_the_input_and_submits_once() {
     let mut a = app();
-    assert!(a.update(Action::Paste, now()).is_none());
+    assert!(a.update(Action::Paste, now()).send.is_none());
     assert!(a.input.is_none(), "p does nothing without a waiting login");
     a.update(Action::Login, now());
     a.update(Action::Paste, now());
@@ -126,14 +126,14 @@ fn paste_flow_types_into_the_input_and_submits_once() {
     // While typing, keymap letters are text: q does not quit, r does not refresh.
     for c in "qr?x".chars() {
         let k = a.action_for(press(KeyCode::Char(c))).unwrap();
-        assert!(a.key(k, now()).is_none());
+        assert!(a.key(k, now()).send.is_none());
     }
     assert!(!a.quit);
     let k = a.action_for(press(KeyCode::Backspace)).unwrap();
     a.key(k, now());
     assert_eq!(a.input.as_deref(), Some("qr?"));
     let k = a.action_for(press(KeyCode::Enter)).unwrap();
-    let send = a.key(k, now()).unwrap();
+    let send = a.key(k, now()).send.unwrap();
     assert_eq!(send.command, Command::PasteRedirect("qr?".into()));
     assert!(a.input.is_none());
 }
@@ -143,11 +143,11 @@ fn esc_closes_the_input_then_the_popup_and_never_quits() {
     let mut a = app();
     a.update(Action::Login, now());
     a.update(Action::Paste, now());
-    assert!(a.update(Action::Close, now()).is_none());
+    assert!(a.update(Action::Close, now()).send.is_none());
     assert!(a.input.is_none());
     assert_eq!(a.popup, Some(Popup::Login));
     // Closing the overlay of a waiting login cancels the login.
-    let send = a.update(Action::Close, now()).unwrap();
+    let send = a.update(Action::Close, now()).send.unwrap();
     assert_eq!(send.command, Command::CancelLogin);
     assert_eq!(a.popup, None);
     a.update(Action::Help, now());
@@ -244,6 +244,35 @@ fn login_updates_drive_the_overlay() {
     );
     assert!(!a.login_pending());
     // Closing a finished login's overlay sends nothing.
-    assert!(a.update(Action::Close, now()).is_none());
+    assert!(a.update(Action::Close, now()).send.is_none());
     assert!(a.login.is_none());
+}
+
+/// Each key and event says whether the screen changed, so the loop draws only then.
+#[test]
+fn keys_and_events_say_whether_the_screen_changed() {
+    let mut a = app();
+    // A command whose effect shows only when the worker answers.
+    let u = a.update(Action::Refresh, now());
+    assert!(u.send.is_some() && !u.changed);
+    assert!(
+        !a.update(Action::Dismiss, now()).changed,
+        "nothing to dismiss"
+    );
+    assert!(!a.update(Action::Close, now()).changed, "nothing open");
+    assert!(a.update(Action::Help, now()).changed);
+    assert!(a.update(Action::Close, now()).changed);
+    assert!(a.update(Action::ScrollUp, now()).changed);
+    assert!(!a.update(Action::Quit, now()).changed);
+    // Typing changes the screen only while the paste line is open.
+    assert!(!a.key(KeyAction::Type('x'), now()).changed);
+    assert!(!a.key(KeyAction::Backspace, now()).changed);
+
+    let n = notice(Level::Info, Topic::Login, "Logged in", now());
+    assert!(a.on_event(n, now()));
+    // The same snapshot again changes nothing; a notification expiring does.
+    let same = || Event::Status(Box::new(snap("default", TokenState::Healthy)));
+    assert!(!a.on_event(same(), now()));
+    assert!(a.on_event(same(), now() + ChronoDuration::days(1)));
+    assert!(!a.expire(now() + ChronoDuration::days(1)));
 }

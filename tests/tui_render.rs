@@ -883,7 +883,7 @@ fn log_pane_shows_level_and_message() {
 }
 
 /// The log pane is laid out again when new events were recorded or a scroll key was pressed,
-/// and copied from the last frame otherwise (the once-a-second countdown redraw).
+/// and left as the terminal shows it otherwise (the once-a-second countdown redraw).
 #[test]
 fn the_log_pane_is_redrawn_when_events_arrive_and_reused_otherwise() {
     use tracing_subscriber::layer::SubscriberExt;
@@ -897,8 +897,12 @@ fn the_log_pane_is_redrawn_when_events_arrive_and_reused_otherwise() {
     };
     let mut app = healthy_app();
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    // What the terminal shows, carried from frame to frame as the dashboard's loop does.
+    let mut shown = ui::Shown::default();
     let mut draw = |app: &App| {
-        terminal.draw(|f| ui::render(app, now(), f)).unwrap();
+        terminal
+            .draw(|f| shown = ui::render_frame(app, now(), f, Options::default(), shown))
+            .unwrap();
         screen_text(terminal.backend().buffer())
     };
     emit("first line of the cache test");
@@ -934,4 +938,69 @@ fn the_log_pane_is_redrawn_when_events_arrive_and_reused_otherwise() {
     assert_eq!(app.log_scrolls, scrolls + 1);
     tui_logger::set_buffer_depth(10_000);
     drop(_guard);
+}
+
+/// Frames drawn one after the other on one terminal, as the dashboard's loop draws them:
+/// after each, the terminal shows exactly what one frame drawn afresh would show.
+#[test]
+fn frames_in_a_row_leave_nothing_behind() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _guard = screen_lock();
+    let subscriber = tracing_subscriber::registry().with(tui_logger::TuiTracingSubscriberLayer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(target: "tokenwatch::worker", "Validation attempt 1/3 failed: Upstox server error (HTTP 500); retrying in 2s");
+    });
+    tui_logger::move_events();
+    let fresh = |app: &App, timestamps: bool| {
+        let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        terminal
+            .draw(|f| {
+                ui::render_with(
+                    app,
+                    now(),
+                    f,
+                    Options {
+                        log_timestamps: timestamps,
+                    },
+                )
+            })
+            .unwrap();
+        screen_text(terminal.backend().buffer())
+    };
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    let mut shown = ui::Shown::default();
+    let mut draw = |app: &App, timestamps: bool| {
+        let options = Options {
+            log_timestamps: timestamps,
+        };
+        terminal
+            .draw(|f| shown = ui::render_frame(app, now(), f, options, shown))
+            .unwrap();
+        screen_text(terminal.backend().buffer())
+    };
+
+    // The login overlay shrinks (no time left once logged in) while the log pane is kept:
+    // the rows it no longer covers are drawn again.
+    let mut app = login_app();
+    app.input = None;
+    draw(&app, false);
+    draw(&app, false);
+    app.login.as_mut().unwrap().status = LoginStatus::Succeeded(at(27, 3, 30, 0));
+    let shrunk = draw(&app, false);
+    assert_eq!(shrunk, fresh(&app, false), "the overlay left rows behind");
+
+    // A log pane laid out after frames that kept it: a shorter line (no timestamps) leaves no
+    // tail of the longer one it replaces.
+    let app = healthy_app();
+    draw(&app, true);
+    draw(&app, true);
+    let shorter = draw(&app, false);
+    let expected = fresh(&app, false);
+    tui_logger::set_buffer_depth(10_000);
+    drop(_guard);
+    assert!(
+        shorter.contains("│ WARN  Validation attempt 1/3"),
+        "{shorter}"
+    );
+    assert_eq!(shorter, expected, "the longer lines left a tail");
 }

@@ -16,8 +16,9 @@ use crate::config::{self, Config, ConfigError, LoadOptions};
 use crate::paths::Env;
 use std::path::PathBuf;
 
-/// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
-pub const EXIT_CONFIG: u8 = 78;
+/// Exit code for a configuration error; defined in [`crate::exit`], named here too for the
+/// commands that use it as `super::EXIT_CONFIG`.
+pub use crate::exit::EXIT_CONFIG;
 
 /// Run the parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {

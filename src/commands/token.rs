@@ -1,14 +1,11 @@
 //! `tokenwatch token`: the access token alone on stdout, for `$(...)`.
 
-use super::EXIT_CONFIG;
 use crate::config::{Config, ConfigError};
+use crate::exit::{EXIT_CONFIG, EXIT_NO_TOKEN};
 use crate::token::expiry::to_ist;
 use crate::token::{TokenState, read_token_file};
 use chrono::Utc;
 use std::io::Write;
-
-/// Exit code when there is no valid token.
-const EXIT_NO_TOKEN: u8 = 2;
 
 pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
     let config = match loaded {

@@ -1,5 +1,7 @@
 //! The dashboard's state and its one way of changing: `App::update(action, now)` for keys
-//! and `App::on_event(event, now)` for the worker. Neither does I/O; rendering reads `&App`.
+//! and `App::on_event(event, now)` for the worker. Neither does I/O; each says whether
+//! anything on screen changed, so the loop draws only then (and when the second ticks).
+//! Rendering reads `&App` and writes nothing back.
 
 use crate::auth::login::LoginProgress;
 use crate::messages::{Command, Event, Level, LoginUpdate, Notification, Snapshot, Topic};
@@ -270,27 +272,11 @@ pub struct App {
     pub log: tui_logger::TuiWidgetState,
     /// How many log events had been recorded when the log pane's events were last moved in
     /// (the event loop sets it); with [`App::log_scrolls`] it says when the pane may have
-    /// changed, so an unchanged pane is copied from the last frame instead of laid out again.
+    /// changed, so an unchanged pane is left as the terminal shows it instead of laid out
+    /// again.
     pub log_events: u64,
     /// Bumped by every scroll key.
     pub log_scrolls: u64,
-    /// The log pane as last drawn (kept by the renderer).
-    pub log_cache: std::cell::RefCell<Option<LogCache>>,
-}
-
-/// What the log pane was last laid out from. While nothing of it changes, the renderer marks
-/// the pane's cells to be skipped: ratatui then neither compares nor writes them, and the
-/// terminal keeps showing them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogCache {
-    /// Where it was drawn.
-    pub area: ratatui::layout::Rect,
-    /// [`App::log_events`] and [`App::log_scrolls`] then.
-    pub version: (u64, u64),
-    /// With timestamps or not.
-    pub timestamps: bool,
-    /// The popup drawn over it, if any (closing one must redraw what it covered).
-    pub popup: Option<Popup>,
 }
 
 /// A command for the worker of one account.
@@ -326,7 +312,6 @@ impl App {
             log: tui_logger::TuiWidgetState::new(),
             log_events: 0,
             log_scrolls: 0,
-            log_cache: std::cell::RefCell::new(None),
         }
     }
 
@@ -367,27 +352,30 @@ impl App {
             .map(|b| KeyAction::Do(b.action))
     }
 
-    /// Apply a key. Returns the command to send, if any.
-    pub fn key(&mut self, key: KeyAction, now: DateTime<Utc>) -> Option<ToWorker> {
+    /// Apply a key: the command to send, if any, and whether the screen changed.
+    pub fn key(&mut self, key: KeyAction, now: DateTime<Utc>) -> Update {
         match key {
             KeyAction::Do(action) => self.update(action, now),
-            KeyAction::Type(c) => {
-                if let Some(input) = self.input.as_mut()
-                    && input.len() < 8192
-                {
+            KeyAction::Type(c) => match self.input.as_mut() {
+                Some(input) if input.len() < 8192 => {
                     input.push(c);
+                    Update::shown(true)
                 }
-                None
-            }
+                _ => Update::shown(false),
+            },
             KeyAction::Backspace => {
-                if let Some(input) = self.input.as_mut() {
-                    input.pop();
-                }
-                None
+                Update::shown(self.input.as_mut().and_then(String::pop).is_some())
             }
             KeyAction::Submit => {
-                let text = self.input.take()?;
-                (!text.trim().is_empty()).then(|| self.send(Command::PasteRedirect(text)))
+                let Some(text) = self.input.take() else {
+                    return Update::shown(false);
+                };
+                Update {
+                    send: (!text.trim().is_empty())
+                        .then(|| self.send(Command::PasteRedirect(text))),
+                    // The paste line closed.
+                    changed: true,
+                }
             }
         }
     }
@@ -399,21 +387,20 @@ impl App {
         }
     }
 
-    /// Apply an action at `now`. Returns the command to send, if any.
-    pub fn update(&mut self, action: Action, now: DateTime<Utc>) -> Option<ToWorker> {
-        self.expire(now);
+    /// Apply an action at `now`: the command to send, if any, and whether the screen changed.
+    pub fn update(&mut self, action: Action, now: DateTime<Utc>) -> Update {
+        let expired = self.expire(now);
+        let mut update = self.apply(action);
+        update.changed |= expired;
+        update
+    }
+
+    fn apply(&mut self, action: Action) -> Update {
         match action {
-            Action::Refresh => Some(self.send(Command::ForceRefresh)),
+            // The worker's answer (busy, then the new state) is what shows.
+            Action::Refresh => Update::send(self.send(Command::ForceRefresh), false),
             Action::Login => {
-                if !matches!(
-                    self.login.as_ref().map(|l| &l.status),
-                    Some(
-                        LoginStatus::Waiting
-                            | LoginStatus::Starting
-                            | LoginStatus::Exchanging
-                            | LoginStatus::PasteRejected(_)
-                    )
-                ) {
+                if !self.login_pending() {
                     self.login = Some(LoginView {
                         url: None,
                         listening: Vec::new(),
@@ -423,85 +410,78 @@ impl App {
                     });
                 }
                 self.popup = Some(Popup::Login);
-                Some(self.send(Command::StartLogin))
+                Update::send(self.send(Command::StartLogin), true)
             }
             Action::Paste => {
-                if self.login_pending() {
-                    self.popup = Some(Popup::Login);
-                    self.input = Some(String::new());
+                if !self.login_pending() {
+                    return Update::shown(false);
                 }
-                None
+                self.popup = Some(Popup::Login);
+                self.input = Some(String::new());
+                Update::shown(true)
             }
             Action::Details => {
-                self.popup = if self.popup == Some(Popup::Details) {
-                    None
-                } else {
-                    Some(Popup::Details)
-                };
-                None
+                self.toggle(Popup::Details);
+                Update::shown(true)
             }
             Action::Help => {
-                self.popup = if self.popup == Some(Popup::Help) {
-                    None
-                } else {
-                    Some(Popup::Help)
-                };
-                None
+                self.toggle(Popup::Help);
+                Update::shown(true)
             }
-            Action::Dismiss => {
-                self.banners.pop();
-                None
-            }
+            Action::Dismiss => Update::shown(self.banners.pop().is_some()),
             Action::NextAccount if !self.accounts.is_empty() => {
+                let before = self.selected;
                 self.selected = (self.selected + 1) % self.accounts.len();
-                None
+                Update::shown(self.selected != before)
             }
             Action::PrevAccount if !self.accounts.is_empty() => {
+                let before = self.selected;
                 self.selected = (self.selected + self.accounts.len() - 1) % self.accounts.len();
-                None
+                Update::shown(self.selected != before)
             }
-            Action::NextAccount | Action::PrevAccount => None,
+            Action::NextAccount | Action::PrevAccount => Update::shown(false),
             Action::Close => {
                 if self.input.take().is_some() {
-                    return None;
+                    return Update::shown(true);
                 }
                 let popup = self.popup.take();
                 if popup == Some(Popup::Login) && self.login_pending() {
-                    return Some(self.send(Command::CancelLogin));
+                    return Update::send(self.send(Command::CancelLogin), true);
                 }
                 if popup == Some(Popup::Login) {
                     self.login = None;
                 }
-                None
+                Update::shown(popup.is_some())
             }
+            // The loop ends; nothing more is drawn.
             Action::Quit => {
                 self.quit = true;
-                None
+                Update::shown(false)
             }
-            Action::ScrollUp => {
-                self.log_scrolls += 1;
-                self.log.transition(tui_logger::TuiWidgetEvent::PrevPageKey);
-                None
-            }
-            Action::ScrollDown => {
-                self.log_scrolls += 1;
-                self.log.transition(tui_logger::TuiWidgetEvent::NextPageKey);
-                None
-            }
-            Action::ScrollTop => {
-                self.log_scrolls += 1;
-                // tui-logger pages back until the start; a large number of pages gets there.
-                for _ in 0..1000 {
-                    self.log.transition(tui_logger::TuiWidgetEvent::PrevPageKey);
-                }
-                None
-            }
-            Action::ScrollBottom => {
-                self.log_scrolls += 1;
-                self.log.transition(tui_logger::TuiWidgetEvent::EscapeKey);
-                None
-            }
+            Action::ScrollUp => self.scroll(tui_logger::TuiWidgetEvent::PrevPageKey, 1),
+            Action::ScrollDown => self.scroll(tui_logger::TuiWidgetEvent::NextPageKey, 1),
+            // tui-logger pages back until the start; a large number of pages gets there.
+            Action::ScrollTop => self.scroll(tui_logger::TuiWidgetEvent::PrevPageKey, 1000),
+            Action::ScrollBottom => self.scroll(tui_logger::TuiWidgetEvent::EscapeKey, 1),
         }
+    }
+
+    /// Open `popup`, or close it when it is the one open.
+    fn toggle(&mut self, popup: Popup) {
+        self.popup = if self.popup == Some(popup) {
+            None
+        } else {
+            Some(popup)
+        };
+    }
+
+    /// Move the log pane's view (`times` times the same key).
+    fn scroll(&mut self, key: tui_logger::TuiWidgetEvent, times: usize) -> Update {
+        self.log_scrolls += 1;
+        for _ in 0..times {
+            self.log.transition(key);
+        }
+        Update::shown(true)
     }
 
     /// True while a login waits for the browser or a paste.
@@ -517,17 +497,25 @@ impl App {
         )
     }
 
-    /// Take in what a worker reported.
-    pub fn on_event(&mut self, event: Event, now: DateTime<Utc>) {
-        match event {
+    /// Take in what a worker reported. True when anything on screen changed.
+    pub fn on_event(&mut self, event: Event, now: DateTime<Utc>) -> bool {
+        let changed = match event {
             Event::Status(snap) => {
                 let resolved = snap.state == TokenState::Healthy;
                 let account = snap.account.clone();
-                match self.accounts.iter_mut().find(|s| s.account == snap.account) {
-                    Some(slot) => *slot = *snap,
-                    None => self.accounts.push(*snap),
-                }
+                let changed = match self.accounts.iter_mut().find(|s| s.account == snap.account) {
+                    Some(slot) if *slot == *snap => false,
+                    Some(slot) => {
+                        *slot = *snap;
+                        true
+                    }
+                    None => {
+                        self.accounts.push(*snap);
+                        true
+                    }
+                };
                 // A healthy token resolves the critical notices about its state.
+                let before = self.banners.len();
                 if resolved {
                     self.banners.retain(|b| {
                         !(b.account == account
@@ -535,13 +523,20 @@ impl App {
                             && matches!(b.topic, Topic::TokenState | Topic::Deadline))
                     });
                 }
+                changed || self.banners.len() != before
             }
-            Event::Notice(n) => self.notify(n),
-            Event::Login(update) => self.login_update(update),
+            Event::Notice(n) => {
+                self.notify(n);
+                true
+            }
+            Event::Login(update) => {
+                self.login_update(update);
+                true
+            }
             // Alerts go to the alert channels; the same transition is already a notice here.
-            Event::Alert(_) => {}
-        }
-        self.expire(now);
+            Event::Alert(_) => false,
+        };
+        self.expire(now) || changed
     }
 
     fn notify(&mut self, n: Notification) {
@@ -593,9 +588,11 @@ impl App {
         }
     }
 
-    /// Drop notifications whose time is up.
-    pub fn expire(&mut self, now: DateTime<Utc>) {
+    /// Drop notifications whose time is up. True when any was dropped.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> bool {
+        let before = self.banners.len();
         self.banners.retain(|b| b.alive(now));
+        self.banners.len() != before
     }
 
     /// When the next notification expires, so the loop can redraw then.
@@ -607,6 +604,33 @@ impl App {
                     .map(|t| b.created + chrono::Duration::from_std(t).unwrap_or_default())
             })
             .min()
+    }
+}
+
+/// What applying a key did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Update {
+    /// The command for a worker, if any.
+    pub send: Option<ToWorker>,
+    /// Something on screen changed: the loop draws.
+    pub changed: bool,
+}
+
+impl Update {
+    /// No command; the screen changed or not.
+    fn shown(changed: bool) -> Update {
+        Update {
+            send: None,
+            changed,
+        }
+    }
+
+    /// A command, and whether the screen changed.
+    fn send(send: ToWorker, changed: bool) -> Update {
+        Update {
+            send: Some(send),
+            changed,
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! The dashboard: a ratatui terminal UI over the token worker.
 //!
 //! One loop meets the worker's events, the terminal's keys and a once-a-second tick for the
-//! countdown. Keys become actions, `App::update` changes the state and may hand back a
-//! command for a worker; drawing is a pure function of the state. Nothing is written to
+//! countdown. Keys become actions, `App::update` changes the state, says whether the screen
+//! changed and may hand back a command for a worker. Drawing is a pure function of the state,
+//! done only when something changed or the second shown is over. Nothing is written to
 //! stdout or stderr while the dashboard owns the terminal: logs go to the log pane (and
 //! `log.file`).
 
@@ -52,7 +53,7 @@ pub async fn run(config: Config, options: Options) -> u8 {
         Ok(started) => started,
         Err(StartError::Config(e)) => {
             eprintln!("tokenwatch: config error: {e}");
-            return crate::commands::EXIT_CONFIG;
+            return crate::exit::EXIT_CONFIG;
         }
         Err(StartError::Other(e)) => {
             eprintln!("tokenwatch: {e}");
@@ -127,15 +128,29 @@ async fn event_loop(
     ) else {
         return 1;
     };
+    // What the terminal shows of the log pane, and the second the last frame showed.
+    let mut shown = ui::Shown::default();
+    let mut drawn_second = None;
+    let mut changed = true;
     loop {
         let now = clock.now();
-        app.expire(now);
-        // Read before moving: an event that lands in between makes the next frame lay the
-        // log pane out again.
-        app.log_events = LOG_EVENTS.load(std::sync::atomic::Ordering::Relaxed);
+        changed |= app.expire(now);
+        // Read before moving: an event that lands in between is counted at the next pass and
+        // lays the log pane out again then.
+        let log_events = LOG_EVENTS.load(std::sync::atomic::Ordering::Relaxed);
+        changed |= log_events != app.log_events;
+        app.log_events = log_events;
         tui_logger::move_events();
-        if terminal.draw(|f| ui::render(app, now, f)).is_err() {
-            return 1;
+        // Draw when something changed, or when the second shown (clock, countdown) is over.
+        if changed || drawn_second != Some(now.timestamp()) {
+            let drawn = terminal.draw(|f| {
+                shown = ui::render_frame(app, now, f, ui::Options::default(), shown);
+            });
+            if drawn.is_err() {
+                return 1;
+            }
+            drawn_second = Some(now.timestamp());
+            changed = false;
         }
         if std::mem::take(&mut app.bell) {
             // The terminal bell for a critical notification (the only byte written directly).
@@ -154,11 +169,14 @@ async fn event_loop(
         tokio::select! {
             key = keys.recv() => match key {
                 Some(Ok(TermEvent::Key(k))) => {
-                    if let Some(action) = app.action_for(k)
-                        && let Some(send) = app.key(action, clock.now())
-                        && let Some(w) = workers.get(&send.account)
-                    {
-                        let _ = w.commands.send(send.command).await;
+                    if let Some(action) = app.action_for(k) {
+                        let update = app.key(action, clock.now());
+                        changed |= update.changed;
+                        if let Some(send) = update.send
+                            && let Some(w) = workers.get(&send.account)
+                        {
+                            let _ = w.commands.send(send.command).await;
+                        }
                     }
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
@@ -167,13 +185,14 @@ async fn event_loop(
                         return 1;
                     }
                     // The screen was cleared: every pane is drawn afresh.
-                    *app.log_cache.borrow_mut() = None;
+                    shown = ui::Shown::default();
+                    changed = true;
                 }
-                Some(Ok(_)) => {} // focus, paste, mouse: redraw
+                Some(Ok(_)) => {} // focus, paste, mouse: nothing shown changes
                 Some(Err(_)) | None => return 1,
             },
             event = events.recv() => match event {
-                Some(e) => app.on_event(e, clock.now()),
+                Some(e) => changed |= app.on_event(e, clock.now()),
                 None => return 1,
             },
             _ = tokio::time::sleep(wait) => {}

@@ -1,5 +1,6 @@
 //! The key-hint line, generated from the keymap so it cannot drift from the keys.
 
+use super::pane::Rows;
 use super::text::fit;
 use super::theme::Theme;
 use crate::tui::app::KEYMAP;
@@ -15,9 +16,8 @@ pub fn render(frame: &mut Frame, area: Rect, t: &Theme) {
         spans.push(Span::styled(b.key, t.key()));
         spans.push(Span::raw(format!(" {}", b.label)));
     }
-    super::pane::lines(
-        frame.buffer_mut(),
+    frame.render_widget(
+        Rows::new(&[fit(spans, area.width as usize, t.ellipsis())]),
         area,
-        &[fit(spans, area.width as usize, t.ellipsis())],
     );
 }

@@ -1,7 +1,7 @@
 //! The top of the screen: who and what state (line 1), the countdown (line 2), the gauge
 //! (line 3), and the account tabs when there are several accounts.
 
-use super::pane;
+use super::pane::Rows;
 use super::text::{self, fit, hm, hms};
 use super::theme::Theme;
 use crate::messages::Snapshot;
@@ -74,7 +74,7 @@ pub fn title(
         spans.push(Span::raw(clock));
     }
     let line = fit(spans, w, t.ellipsis());
-    pane::lines(frame.buffer_mut(), area, &[line]);
+    frame.render_widget(Rows::new(&[line]), area);
 }
 
 /// ` 🔑 Token: 15h 12m 09s left · expires Fri 27 Nov 03:30 IST`
@@ -114,10 +114,9 @@ pub fn countdown(
         spans.push(Span::raw(t.dot()));
         spans.push(Span::styled(format!("checking{}", t.ellipsis()), t.dim()));
     }
-    pane::lines(
-        frame.buffer_mut(),
+    frame.render_widget(
+        Rows::new(&[fit(spans, area.width as usize, t.ellipsis())]),
         area,
-        &[fit(spans, area.width as usize, t.ellipsis())],
     );
 }
 
@@ -169,11 +168,7 @@ pub fn gauge(
         Span::raw(" "),
         Span::styled(percent, t.state(state)),
     ]);
-    pane::lines(
-        frame.buffer_mut(),
-        area,
-        &[fit(line.spans, area.width as usize, "")],
-    );
+    frame.render_widget(Rows::new(&[fit(line.spans, area.width as usize, "")]), area);
 }
 
 /// ` default HEALTHY   work WARNING          Tab switch`
@@ -197,5 +192,5 @@ pub fn tabs(frame: &mut Frame, area: Rect, accounts: &[Snapshot], selected: usiz
         spans.push(Span::raw(" ".repeat(w - used - text::width(hint))));
         spans.push(Span::styled(hint, t.dim()));
     }
-    pane::lines(frame.buffer_mut(), area, &[fit(spans, w, t.ellipsis())]);
+    frame.render_widget(Rows::new(&[fit(spans, w, t.ellipsis())]), area);
 }

@@ -2,15 +2,16 @@
 //! `14:02:11 INFO  Token valid, expires in 15.2 hours` — time in IST like the rest of the
 //! screen, level and message, no target. Long messages wrap inside the pane, indented.
 
+use super::pane::Pane;
 use super::text::{self, hms};
 use super::theme::{DIM, ORANGE, RED, Theme};
-use crate::tui::app::{App, LogCache};
 use chrono::DateTime;
-use ratatui::Frame;
+use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget};
+use ratatui::widgets::Widget;
+use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget, TuiWidgetState};
 
 /// How log lines are written.
 struct Format {
@@ -96,37 +97,42 @@ impl LogFormatter for Format {
     }
 }
 
-/// Draw the log pane of `app`. The inside is laid out by tui-logger only when something it
-/// shows may have changed (new events, a scroll, a new size, a popup opened or closed over
-/// it); otherwise its cells are marked to be skipped, so ratatui neither compares nor writes
-/// them and the terminal keeps what it shows. Laying out a full pane was half of a frame's
-/// cost, and the once-a-second redraw for the countdown changes nothing in it.
-pub fn render(frame: &mut Frame, area: Rect, app: &App, timestamps: bool, t: &Theme) {
-    let inner = super::pane::frame(frame.buffer_mut(), area, " Log ");
-    let inner = inner.intersection(frame.buffer_mut().area);
-    let key = LogCache {
-        area: inner,
-        version: (app.log_events, app.log_scrolls),
-        timestamps,
-        popup: app.popup,
-    };
-    let mut cache = app.log_cache.borrow_mut();
-    if cache.as_ref() == Some(&key) {
-        let buf = frame.buffer_mut();
-        for y in inner.top()..inner.bottom() {
-            let start = buf.index_of(inner.x, y);
-            for cell in &mut buf.content[start..start + usize::from(inner.width)] {
-                cell.set_diff_option(ratatui::buffer::CellDiffOption::Skip);
+/// The log pane: a [`Pane`] titled ` Log ` around tui-logger's widget. With `keep` set, the
+/// inside is not laid out: its cells are marked to be skipped, so ratatui neither compares
+/// nor writes them and the terminal keeps showing them. (The frame after that writes every
+/// one of them again: a skipped cell never equals the one drawn next.) Laying out a full pane
+/// was half of a frame's cost, and the once-a-second redraw for the countdown changes nothing
+/// in it; the caller says when nothing did (see [`super::Shown`]).
+pub struct LogPane<'a> {
+    /// The scroll position.
+    pub state: &'a TuiWidgetState,
+    /// Show each line's time.
+    pub timestamps: bool,
+    /// The colours.
+    pub theme: Theme,
+    /// The terminal shows the inside as it would be drawn now: leave it.
+    pub keep: bool,
+}
+
+impl Widget for LogPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        Pane::new(" Log ").render(area, buf);
+        let inner = Pane::inner(area).intersection(buf.area);
+        if self.keep {
+            for y in inner.top()..inner.bottom() {
+                let start = buf.index_of(inner.x, y);
+                for cell in &mut buf.content[start..start + usize::from(inner.width)] {
+                    cell.set_diff_option(CellDiffOption::Skip);
+                }
             }
+            return;
         }
-        return;
+        TuiLoggerWidget::default()
+            .formatter(Box::new(Format {
+                timestamps: self.timestamps,
+                theme: self.theme,
+            }))
+            .state(self.state)
+            .render(inner, buf);
     }
-    let widget = TuiLoggerWidget::default()
-        .formatter(Box::new(Format {
-            timestamps,
-            theme: *t,
-        }))
-        .state(&app.log);
-    frame.render_widget(widget, inner);
-    *cache = Some(key);
 }

@@ -2,6 +2,11 @@
 //! changes the state, reads the clock or does I/O. (The log pane reads tui-logger's
 //! process-wide buffer; the loop calls `tui_logger::move_events()` before each draw.)
 //!
+//! The one thing carried from frame to frame is [`Shown`]: what the terminal already shows of
+//! the log pane. The loop that owns the terminal keeps it and hands it to [`render_frame`],
+//! which returns the next one; an unchanged log pane is then left to the terminal instead of
+//! being laid out again.
+//!
 //! ```text
 //!  tokenwatch · default (AB1234 Jane D.)         HEALTHY · API ✓ 14:02 IST    14:32:05 IST
 //!  🔑 Token: 12h 57m 55s left · expires Fri 27 Nov 03:30 IST
@@ -32,6 +37,7 @@ pub use theme::{GREEN, ORANGE, RED, Theme};
 
 use super::app::{App, Popup};
 use chrono::{DateTime, Utc};
+use log::LogPane;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
@@ -58,18 +64,56 @@ impl Default for Options {
     }
 }
 
+/// What the terminal shows of the last frame, as far as the next frame needs to know. Kept by
+/// whoever owns the terminal (the dashboard's loop) and passed to [`render_frame`]; `App`
+/// holds nothing of it. The default is "nothing known": everything is drawn afresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shown {
+    /// What the log pane's inside was last laid out from; the terminal still shows that.
+    log: Option<LogKey>,
+}
+
+/// Everything the log pane's inside is drawn from, besides tui-logger's buffer, for which
+/// [`App::log_events`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LogKey {
+    /// The pane.
+    area: Rect,
+    /// [`App::log_events`] and [`App::log_scrolls`].
+    version: (u64, u64),
+    /// With timestamps or not.
+    timestamps: bool,
+    /// The colours.
+    theme: Theme,
+    /// What a popup covers (closing, moving or shrinking one must redraw what it covered).
+    popup: Option<Rect>,
+}
+
 /// Draw the whole dashboard.
 pub fn render(app: &App, now: DateTime<Utc>, frame: &mut Frame) {
     render_with(app, now, frame, Options::default());
 }
 
-/// Draw the whole dashboard with these options.
+/// Draw the whole dashboard with these options, everything afresh.
 pub fn render_with(app: &App, now: DateTime<Utc>, frame: &mut Frame, options: Options) {
+    render_frame(app, now, frame, options, Shown::default());
+}
+
+/// Draw the whole dashboard over a terminal that shows `shown`; returns what it will show
+/// after this frame. A log pane whose inputs are those it was last laid out from is left to
+/// the terminal (its cells are marked for ratatui's diff to skip).
+pub fn render_frame(
+    app: &App,
+    now: DateTime<Utc>,
+    frame: &mut Frame,
+    options: Options,
+    shown: Shown,
+) -> Shown {
     let t = Theme::new(app.color, app.unicode).with_truecolor(app.truecolor);
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(frame, area, &t);
-        return;
+        return Shown::default();
     }
     let snap = app.current();
     let tabs = app.accounts.len() > 1;
@@ -91,8 +135,6 @@ pub fn render_with(app: &App, now: DateTime<Utc>, frame: &mut Frame, options: Op
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(panes);
     notifications::render(frame, left, &app.banners, tabs, now, &t);
-    log::render(frame, right, app, options.log_timestamps, &t);
-    footer::render(frame, footer, &t);
 
     // Popups keep the three header lines (state, countdown, gauge) in view.
     let below = Rect {
@@ -100,16 +142,36 @@ pub fn render_with(app: &App, now: DateTime<Utc>, frame: &mut Frame, options: Op
         height: area.height - 3,
         ..area
     };
-    match app.popup {
-        Some(Popup::Details) => popups::details(frame, below, snap, now, &t),
-        Some(Popup::Help) => popups::help(frame, below, &t),
-        Some(Popup::Login) => {
-            if let Some(view) = app.login.as_ref() {
-                popups::login(frame, below, view, app.input.as_deref(), now, &t);
-            }
-        }
-        None => {}
+    let dialog = match app.popup {
+        Some(Popup::Details) => Some(popups::details(below, snap, now, &t)),
+        Some(Popup::Help) => Some(popups::help(below, &t)),
+        Some(Popup::Login) => app
+            .login
+            .as_ref()
+            .map(|view| popups::login(below, view, app.input.as_deref(), now, &t)),
+        None => None,
+    };
+    let key = LogKey {
+        area: right,
+        version: (app.log_events, app.log_scrolls),
+        timestamps: options.log_timestamps,
+        theme: t,
+        popup: dialog.as_ref().map(|d| d.area(below)),
+    };
+    frame.render_widget(
+        LogPane {
+            state: &app.log,
+            timestamps: options.log_timestamps,
+            theme: t,
+            keep: shown.log == Some(key),
+        },
+        right,
+    );
+    footer::render(frame, footer, &t);
+    if let Some(dialog) = dialog {
+        frame.render_widget(dialog, below);
     }
+    Shown { log: Some(key) }
 }
 
 /// `terminal too small: need at least 60×12`, centred, wrapped if even that does not fit.

@@ -1,7 +1,7 @@
 //! The notification pane: a yazi-style stack of banners, newest on top. Each banner is a
 //! title line (`14:02 ✓ Token valid`) and its message, wrapped inside the pane.
 
-use super::pane;
+use super::pane::{Pane, Rows};
 use super::text::{fit, hm, wrap_words};
 use super::theme::Theme;
 use crate::messages::Level;
@@ -31,7 +31,8 @@ pub fn render(
     } else {
         format!(" Notifications ({}) ", alive.len())
     };
-    let inner = pane::frame(frame.buffer_mut(), area, &title);
+    frame.render_widget(Pane::new(&title), area);
+    let inner = Pane::inner(area);
     let (w, h) = (inner.width as usize, inner.height as usize);
     if w == 0 || h == 0 {
         return;
@@ -42,7 +43,7 @@ pub fn render(
             w,
             t.ellipsis(),
         );
-        pane::lines(frame.buffer_mut(), inner, &[line]);
+        frame.render_widget(Rows::new(&[line]), inner);
         return;
     }
 
@@ -75,7 +76,7 @@ pub fn render(
             lines.push(fit(vec![Span::styled(more, t.dim())], w, t.ellipsis()));
         }
     }
-    pane::lines(frame.buffer_mut(), inner, &lines);
+    frame.render_widget(Rows::new(&lines), inner);
 }
 
 /// One banner: `14:02 ✗ Token expired!` and its message under the title.

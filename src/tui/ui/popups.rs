@@ -1,5 +1,6 @@
 //! The popups, centred over a cleared background: token details (`d`), help (`?`, from the
-//! keymap) and the login overlay (`l`).
+//! keymap) and the login overlay (`l`). Each is built as a [`Dialog`] widget, which knows
+//! the area it will cover before it is drawn.
 
 use super::text::{self, day_hm, day_hms, fit, wrap_chars};
 use super::theme::Theme;
@@ -9,11 +10,11 @@ use crate::schedule::{Deferral, Renewal};
 use crate::token::format_countdown;
 use crate::tui::app::{KEYMAP, LoginStatus, LoginView};
 use chrono::{DateTime, Utc};
-use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Padding, Paragraph};
+use ratatui::widgets::{Block, Clear, Padding, Paragraph, Widget};
 
 /// Width of the labels in the details and login popups.
 const LABEL: usize = 13;
@@ -102,26 +103,46 @@ fn popup_width(area: Rect, width: u16) -> u16 {
     width.min(area.width.saturating_sub(4))
 }
 
-/// Draw a popup of `body` with `title`, `width` wide at most.
-fn popup(frame: &mut Frame, area: Rect, title: &str, width: u16, body: Body, t: &Theme) {
-    let height = u16::try_from(body.lines.len())
-        .unwrap_or(u16::MAX)
-        .saturating_add(2);
-    let rect = centered(area, popup_width(area, width), height);
-    let block = Block::bordered()
-        .title(format!(" {title} "))
-        .title_style(t.bold())
-        .padding(Padding::horizontal(1));
-    let inner = block.inner(rect);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(block, rect);
-    let w = inner.width as usize;
-    let lines: Vec<Line> = body
-        .lines
-        .into_iter()
-        .map(|spans| fit(spans, w, t.ellipsis()))
-        .collect();
-    frame.render_widget(Paragraph::new(lines), inner);
+/// A popup: `body` in a bordered box titled `title`, at most `width` wide, centred in the
+/// area it is drawn over, on a cleared background. Built for one area (the body is wrapped to
+/// fit it) and drawn over that same area.
+pub struct Dialog<'a> {
+    title: &'static str,
+    width: u16,
+    body: Body<'a>,
+    theme: Theme,
+}
+
+impl Dialog<'_> {
+    /// Where it lands when drawn over `area`: what it covers.
+    pub fn area(&self, area: Rect) -> Rect {
+        let height = u16::try_from(self.body.lines.len())
+            .unwrap_or(u16::MAX)
+            .saturating_add(2);
+        centered(area, popup_width(area, self.width), height)
+    }
+}
+
+impl Widget for Dialog<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let rect = self.area(area);
+        let t = &self.theme;
+        let block = Block::bordered()
+            .title(format!(" {} ", self.title))
+            .title_style(t.bold())
+            .padding(Padding::horizontal(1));
+        let inner = block.inner(rect);
+        Clear.render(rect, buf);
+        block.render(rect, buf);
+        let w = inner.width as usize;
+        let lines: Vec<Line> = self
+            .body
+            .lines
+            .into_iter()
+            .map(|spans| fit(spans, w, t.ellipsis()))
+            .collect();
+        Paragraph::new(lines).render(inner, buf);
+    }
 }
 
 /// Keys that work in a popup: `r refresh · l login · Esc close`.
@@ -175,13 +196,12 @@ const HELP_W: u16 = 84;
 const LOGIN_W: u16 = 84;
 
 /// `d`: everything known about the shown account's token.
-pub fn details(
-    frame: &mut Frame,
+pub fn details<'a>(
     area: Rect,
-    snap: Option<&Snapshot>,
+    snap: Option<&'a Snapshot>,
     now: DateTime<Utc>,
     t: &Theme,
-) {
+) -> Dialog<'a> {
     let mut b = Body::new(area, DETAILS_W);
     let plain = t.text();
     match snap {
@@ -258,11 +278,16 @@ pub fn details(
         &[("r", "refresh"), ("l", "login"), ("Esc", "close")],
         t,
     ));
-    popup(frame, area, "Token details", DETAILS_W, b, t);
+    Dialog {
+        title: "Token details",
+        width: DETAILS_W,
+        body: b,
+        theme: *t,
+    }
 }
 
 /// `?`: one line per key of the keymap.
-pub fn help(frame: &mut Frame, area: Rect, t: &Theme) {
+pub fn help(area: Rect, t: &Theme) -> Dialog<'static> {
     let key_w = KEYMAP.iter().map(|b| text::width(b.key)).max().unwrap_or(0) + 2;
     let mut b = Body::new(area, HELP_W);
     for binding in KEYMAP {
@@ -276,7 +301,12 @@ pub fn help(frame: &mut Frame, area: Rect, t: &Theme) {
     }
     b.blank();
     b.line(keys(&[("Esc", "close")], t));
-    popup(frame, area, "Keys", HELP_W, b, t);
+    Dialog {
+        title: "Keys",
+        width: HELP_W,
+        body: b,
+        theme: *t,
+    }
 }
 
 /// `mm:ss` until `until`, never negative.
@@ -287,14 +317,13 @@ fn time_left(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// The login overlay: the address, where the callback listens, the time left, how the
 /// browser was opened, where the login stands, and the paste line when it is open.
-pub fn login(
-    frame: &mut Frame,
+pub fn login<'a>(
     area: Rect,
-    view: &LoginView,
+    view: &'a LoginView,
     input: Option<&str>,
     now: DateTime<Utc>,
     t: &Theme,
-) {
+) -> Dialog<'a> {
     let mut b = Body::new(area, LOGIN_W);
     let inner_w = b.width;
     let pending = matches!(
@@ -384,5 +413,10 @@ pub fn login(
         )),
         None => b.line(keys(&[("l", "log in again"), ("Esc", "close")], t)),
     }
-    popup(frame, area, "Log in to Upstox", LOGIN_W, b, t);
+    Dialog {
+        title: "Log in to Upstox",
+        width: LOGIN_W,
+        body: b,
+        theme: *t,
+    }
 }

@@ -18,7 +18,7 @@ pub const DIM: Color = Color::DarkGray;
 pub const KEY: Color = Color::Cyan;
 
 /// The styles and glyphs for one draw.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
     /// Colours allowed (false under `NO_COLOR`).
     pub color: bool,

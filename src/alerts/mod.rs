@@ -1,7 +1,9 @@
 //! Alerts: the state transitions a trader must hear about even when no dashboard is open,
 //! sent to `notifications.webhook_url`, `notifications.command` and (cargo feature
 //! `desktop`) the desktop. The worker raises them; [`Alerter`] delivers them on its own task,
-//! so a slow or failing channel is logged and never holds up a worker.
+//! so a slow or failing channel is logged and never holds up a worker. Here: the alert, the
+//! queue and the dispatch; each channel's delivery is a module of its own (`webhook`,
+//! `command`, `desktop`).
 //!
 //! # Delivery
 //!
@@ -75,14 +77,19 @@
 //! stay until dismissed, others go after `notifications.dismiss_after`. Without the feature,
 //! `desktop: true` is logged once as a warning and ignored.
 
+mod command;
+#[cfg(feature = "desktop")]
+mod desktop;
+mod webhook;
+
 use crate::config::NotificationsConfig;
 use crate::messages::Level;
 pub use crate::messages::{Alert, AlertEvent};
-use crate::process::{self, Run};
-use crate::timefmt::human;
-use crate::timefmt::ist_rfc3339;
-use backon::Retryable;
+use crate::timefmt::{human, ist_rfc3339};
 use chrono::{DateTime, Utc};
+use command::run_command;
+#[cfg(feature = "desktop")]
+use desktop::show_desktop;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,6 +97,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
+use webhook::{Webhook, describe_http_error, post_webhook, shown_url};
 
 /// The time limit of one `notifications.command` run.
 pub const ALERT_COMMAND_LIMIT: Duration = Duration::from_secs(30);
@@ -116,13 +124,6 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The first webhook retry's delay; each further one doubles it.
 const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
-
-/// The most of a webhook answer's body read for the log, and the most shown.
-const BODY_READ_LIMIT: usize = 1024;
-const BODY_SHOWN_CHARS: usize = 200;
-
-/// The longest `Title` header sent.
-const TITLE_HEADER_CHARS: usize = 200;
 
 /// The name used for a level in payloads and `TOKENWATCH_ALERT_LEVEL`.
 fn level_name(level: Level) -> &'static str {
@@ -191,13 +192,6 @@ impl Alert {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
-}
-
-/// The configured webhook: one client (with [`WEBHOOK_TIMEOUT`]) for every alert.
-#[derive(Clone)]
-struct Webhook {
-    client: reqwest::Client,
-    url: url::Url,
 }
 
 /// The alert channels of `notifications:` and how to deliver to them. Build it with
@@ -513,33 +507,6 @@ impl AlertSender {
     }
 }
 
-/// The webhook URL as logs show it: `scheme://host[:port]/…`, never the path, query or
-/// credentials (Slack and Discord put the secret in the path).
-fn shown_url(url: &url::Url) -> String {
-    let host = url.host_str().unwrap_or("?");
-    match url.port() {
-        Some(port) => format!("{}://{host}:{port}/…", url.scheme()),
-        None => format!("{}://{host}/…", url.scheme()),
-    }
-}
-
-/// A reqwest error without its URL, with its causes: "error sending request: client error
-/// (Connect): tcp connect error: Connection refused (os error 111)".
-fn describe_http_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    one_line(&text, 300)
-}
-
 /// Control characters turned into spaces, runs of spaces collapsed, at most `max` chars.
 fn one_line(text: &str, max: usize) -> String {
     let clean: String = text
@@ -556,293 +523,9 @@ fn one_line(text: &str, max: usize) -> String {
     }
 }
 
-/// The title as a header value: printable ASCII only (common typographic characters
-/// replaced, anything else as `?`, control characters as spaces), one line, bounded.
-fn header_title(title: &str) -> String {
-    let mut out = String::with_capacity(title.len());
-    for c in title.chars() {
-        match c {
-            ' '..='~' => out.push(c),
-            '…' => out.push_str("..."),
-            '–' | '—' | '−' => out.push('-'),
-            '‘' | '’' => out.push('\''),
-            '“' | '”' => out.push('"'),
-            c if c.is_control() || c.is_whitespace() => out.push(' '),
-            _ => out.push('?'),
-        }
-    }
-    let line = one_line(&out, TITLE_HEADER_CHARS).replace('…', "...");
-    if line.is_empty() {
-        "tokenwatch".to_string()
-    } else {
-        line
-    }
-}
-
-/// Why one webhook attempt failed.
-#[derive(Debug)]
-struct WebhookFailure {
-    /// Worth another attempt: a connection error, a time-out, 5xx or 429.
-    transient: bool,
-    /// The answer's `Retry-After`, in seconds, cut to [`MAX_RETRY_AFTER`].
-    retry_after: Option<Duration>,
-    /// A readable sentence, without the URL.
-    why: String,
-}
-
-/// The ntfy headers: `Title`, `Priority`, `Tags`.
-fn webhook_headers(alert: &Alert) -> reqwest::header::HeaderMap {
-    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-    let priority = match alert.level {
-        Level::Critical => "urgent",
-        Level::Warning => "high",
-        Level::Info => "default",
-    };
-    let mut headers = HeaderMap::new();
-    let values = [
-        ("title", header_title(&alert.title)),
-        ("priority", priority.to_string()),
-        ("tags", format!("tokenwatch,{}", alert.event.as_str())),
-    ];
-    for (name, value) in values {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
-    headers
-}
-
-/// One POST.
-async fn post_once(
-    webhook: &Webhook,
-    headers: &reqwest::header::HeaderMap,
-    body: &serde_json::Value,
-) -> Result<(), WebhookFailure> {
-    let response = webhook
-        .client
-        .post(webhook.url.clone())
-        .headers(headers.clone())
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| WebhookFailure {
-            transient: !(e.is_builder() || e.is_redirect()),
-            retry_after: None,
-            why: describe_http_error(e),
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-    let transient = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
-    let body = body_excerpt(response).await;
-    let why = if body.is_empty() {
-        format!("it answered {status}")
-    } else {
-        format!("it answered {status}: {body}")
-    };
-    Err(WebhookFailure {
-        transient,
-        retry_after,
-        why,
-    })
-}
-
-/// The start of an answer's body, one line, at most [`BODY_SHOWN_CHARS`] characters.
-async fn body_excerpt(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < BODY_READ_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    bytes.truncate(BODY_READ_LIMIT);
-    one_line(&String::from_utf8_lossy(&bytes), BODY_SHOWN_CHARS)
-}
-
-/// Deliver one alert to the webhook, with bounded retries; failures are logged.
-async fn post_webhook(webhook: Webhook, alert: Arc<Alert>, retry_delay: Duration) {
-    let shown = shown_url(&webhook.url);
-    let headers = webhook_headers(&alert);
-    let body = alert.payload();
-    let attempt = std::sync::atomic::AtomicU32::new(0);
-    let delays = std::iter::successors(Some(retry_delay), |d| Some(d.saturating_mul(2)))
-        .take(WEBHOOK_ATTEMPTS.saturating_sub(1) as usize);
-    let result = (|| {
-        attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        post_once(&webhook, &headers, &body)
-    })
-    .retry(delays)
-    .sleep(tokio::time::sleep)
-    .when(|e: &WebhookFailure| e.transient)
-    .adjust(|e: &WebhookFailure, d| d.map(|d| e.retry_after.unwrap_or(d)))
-    .notify(|e: &WebhookFailure, d: Duration| {
-        warn!(
-            account = %alert.account,
-            "Alert webhook {shown}: attempt {}/{WEBHOOK_ATTEMPTS} failed: {}; retrying in {}",
-            attempt.load(std::sync::atomic::Ordering::Relaxed),
-            e.why,
-            human(d)
-        );
-    })
-    .await;
-    let attempts = attempt.load(std::sync::atomic::Ordering::Relaxed);
-    match result {
-        Ok(()) => debug!(
-            account = %alert.account,
-            "Alert '{}' sent to the webhook {shown}",
-            alert.event.as_str()
-        ),
-        Err(e) if e.transient => warn!(
-            account = %alert.account,
-            "Alert webhook {shown}: attempt {attempts}/{WEBHOOK_ATTEMPTS} failed: {}; \
-             the '{}' alert was not delivered",
-            e.why,
-            alert.event.as_str()
-        ),
-        Err(e) => warn!(
-            account = %alert.account,
-            "Alert webhook {shown} refused the '{}' alert: {}; not retried",
-            alert.event.as_str(),
-            e.why
-        ),
-    }
-}
-
-/// Run `notifications.command` for one alert; failures are logged.
-async fn run_command(argv: Vec<String>, alert: Arc<Alert>, limit: Duration) {
-    let Some((program, args)) = argv
-        .split_first()
-        .filter(|(p, _)| !p.trim().is_empty())
-        .map(|(p, a)| (p.clone(), a.to_vec()))
-    else {
-        warn!(account = %alert.account, "notifications.command has an empty program name; it was not run");
-        return;
-    };
-    let envs = alert.env_vars();
-    let hidden = crate::process::hidden_from_hooks();
-    let prog = program.clone();
-    let run = tokio::task::spawn_blocking(move || {
-        let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();
-        process::run(&prog, &args, &envs, &hidden, limit)
-    })
-    .await
-    .unwrap_or_else(|e| Run::NotStarted(format!("it stopped unexpectedly: {e}")));
-    let event = alert.event.as_str();
-    match run {
-        Run::Exited(out) => {
-            use std::os::unix::process::ExitStatusExt;
-            let stderr = process::stderr_excerpt(&out.stderr);
-            match (out.status.code(), out.status.signal()) {
-                (Some(0), _) => debug!(
-                    account = %alert.account,
-                    "notifications.command ({program}) ran for the '{event}' alert"
-                ),
-                (Some(code), _) => warn!(
-                    account = %alert.account,
-                    "notifications.command ({program}) exited with code {code} for the '{event}' alert{stderr}"
-                ),
-                (None, Some(signal)) => warn!(
-                    account = %alert.account,
-                    "notifications.command ({program}) was ended by signal {signal} for the '{event}' alert{stderr}"
-                ),
-                (None, None) => warn!(
-                    account = %alert.account,
-                    "notifications.command ({program}) ended without an exit code for the '{event}' alert{stderr}"
-                ),
-            }
-        }
-        Run::TimedOut => warn!(
-            account = %alert.account,
-            "notifications.command ({program}) did not finish within {} for the '{event}' alert and was stopped",
-            human(limit)
-        ),
-        Run::NotStarted(why) => warn!(
-            account = %alert.account,
-            "Cannot run notifications.command ({program}) for the '{event}' alert: {why}"
-        ),
-    }
-}
-
-/// Show one alert on the desktop; failures are logged.
-#[cfg(feature = "desktop")]
-async fn show_desktop(alert: Arc<Alert>, dismiss_after: Duration) {
-    /// A notification server that does not answer must not hold a delivery forever.
-    const DESKTOP_LIMIT: Duration = Duration::from_secs(10);
-    let shown = alert.clone();
-    let show = tokio::task::spawn_blocking(move || {
-        use notify_rust::{Notification, Timeout};
-        let mut n = Notification::new();
-        n.appname("tokenwatch")
-            .summary(&shown.title)
-            .body(&shown.message);
-        #[cfg(all(unix, not(target_os = "macos")))]
-        n.urgency(match shown.level {
-            Level::Critical => notify_rust::Urgency::Critical,
-            Level::Warning | Level::Info => notify_rust::Urgency::Normal,
-        });
-        n.timeout(match shown.level {
-            Level::Critical => Timeout::Never,
-            Level::Warning | Level::Info => {
-                Timeout::Milliseconds(u32::try_from(dismiss_after.as_millis()).unwrap_or(u32::MAX))
-            }
-        });
-        n.show().map(|_| ()).map_err(|e| e.to_string())
-    });
-    match tokio::time::timeout(DESKTOP_LIMIT, show).await {
-        Ok(Ok(Ok(()))) => {
-            debug!(account = %alert.account, "Alert '{}' shown on the desktop", alert.event.as_str())
-        }
-        Ok(Ok(Err(why))) => warn!(
-            account = %alert.account,
-            "Cannot show the '{}' alert on the desktop: {}",
-            alert.event.as_str(),
-            one_line(&why, 300)
-        ),
-        Ok(Err(_)) => {
-            warn!(account = %alert.account, "Showing the '{}' alert on the desktop stopped unexpectedly", alert.event.as_str())
-        }
-        Err(_) => warn!(
-            account = %alert.account,
-            "The desktop did not show the '{}' alert within {}",
-            alert.event.as_str(),
-            human(DESKTOP_LIMIT)
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_in_logs_show_no_path() {
-        let url: url::Url = "https://user:pw@hooks.slack.com/services/T000/B000/XXXX?x=1"
-            .parse()
-            .unwrap();
-        assert_eq!(shown_url(&url), "https://hooks.slack.com/…");
-        let url: url::Url = "http://127.0.0.1:8080/secret".parse().unwrap();
-        assert_eq!(shown_url(&url), "http://127.0.0.1:8080/…");
-    }
-
-    #[test]
-    fn titles_become_safe_headers() {
-        assert_eq!(header_title("Token expired!"), "Token expired!");
-        assert_eq!(
-            header_title("Renewal failed — retry…\r\nX-Injected: 1"),
-            "Renewal failed - retry... X-Injected: 1"
-        );
-        assert_eq!(header_title("Токен ✓"), "????? ?");
-        assert_eq!(header_title("\n\t"), "tokenwatch");
-        assert!(header_title(&"x".repeat(500)).len() <= TITLE_HEADER_CHARS + 3);
-    }
 
     #[test]
     fn one_line_collapses_and_cuts() {
