@@ -574,6 +574,16 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             .unwrap_or_else(|| unset_origin.clone())
     };
 
+    // The merged values, looked up once: the top level's sections and each account's.
+    let top_values: BTreeMap<&str, Value> = ["upstox", "token", "renew"]
+        .into_iter()
+        .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
+        .collect();
+    let account_values: Dict = figment
+        .find_value("accounts")
+        .ok()
+        .and_then(|v| v.into_dict())
+        .unwrap_or_default();
     let mut accounts = BTreeMap::new();
     let names = std::iter::once(DEFAULT_ACCOUNT.to_owned()).chain(raw.accounts.keys().cloned());
     for name in names {
@@ -591,21 +601,37 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 "account names may use letters, digits, - and _ only",
             ));
         }
-        let merged = if raw.accounts.contains_key(&name) {
-            let own = figment.focus(&format!("accounts.{name}"));
-            figment
-                .clone()
-                .merge(own)
-                .extract_lossy::<RawConfig>()
-                .map_err(|e| figment_error(e, "configuration"))?
-        } else {
-            raw.clone()
-        };
-        let mut account = AccountConfig {
-            name: name.clone(),
-            upstox: merged.upstox,
-            token: merged.token,
-            renew: merged.renew,
+        // The account's sections over the top level's, merged key by key. Only the three
+        // sections of this one account are extracted, from values looked up once (a
+        // thousand accounts load in milliseconds, not seconds); their types were checked
+        // with the whole file above.
+        let own = account_values.get(&name).and_then(Value::as_dict);
+        let mut account = match own {
+            Some(own) => {
+                let section = |key: &str| {
+                    let mut f = Figment::new();
+                    if let Some(top) = top_values.get(key) {
+                        f = f.merge(figment::providers::Serialized::defaults(top));
+                    }
+                    if let Some(mine) = own.get(key) {
+                        f = f.merge(figment::providers::Serialized::defaults(mine));
+                    }
+                    f
+                };
+                let fail = |e| figment_error(e, &format!("accounts.{name}"));
+                AccountConfig {
+                    name: name.clone(),
+                    upstox: section("upstox").extract_lossy().map_err(fail)?,
+                    token: section("token").extract_lossy().map_err(fail)?,
+                    renew: section("renew").extract_lossy().map_err(fail)?,
+                }
+            }
+            None => AccountConfig {
+                name: name.clone(),
+                upstox: raw.upstox.clone(),
+                token: raw.token.clone(),
+                renew: raw.renew.clone(),
+            },
         };
         let resolve = |p: &Path| paths::resolve(&p.to_string_lossy(), &base, env);
         account.upstox.legacy_credentials = resolve(&account.upstox.legacy_credentials);
@@ -613,9 +639,10 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         let primary = account.token.path.clone();
         // An extra account that names its own token file but not its own backups gets the
         // top level's backup folders with its own file name, so accounts never share a file.
-        let own_backups = figment
-            .find_value(&format!("accounts.{name}.token.backups"))
-            .is_ok();
+        let own_backups = own
+            .and_then(|o| o.get("token"))
+            .and_then(|t| t.find_ref("backups"))
+            .is_some();
         let rename = name != DEFAULT_ACCOUNT && !own_backups;
         let mut backups: Vec<PathBuf> = Vec::new();
         for b in &account.token.backups {
