@@ -1,8 +1,8 @@
 //! The one retry policy for every outbound call that may be repeated (the token check, the
 //! token request, `renew.command`'s verification, alert webhooks): a bounded number of
-//! attempts while the failure is transient, with doubling backoff and ±25% jitter, and the
-//! server's `Retry-After` honoured up to [`MAX_RETRY_AFTER`]. A longer `Retry-After` ends
-//! the round at once: waiting it out would hold a one-shot command for minutes, and the
+//! attempts while the failure is transient, with doubling backoff and ±25% jitter; when the
+//! server sends a `Retry-After` of up to [`MAX_RETRY_AFTER`], that is the wait instead. A
+//! longer `Retry-After` ends the round at once: waiting it out would hold a one-shot command for minutes, and the
 //! caller reports the service as unreachable instead. (The login's code exchange is never
 //! repeated: a code is single-use.)
 
@@ -82,13 +82,14 @@ pub fn backoff_delays(
     })
 }
 
-/// The wait before the next attempt after `e`, given the backoff's `next`: the longer of
-/// the two when the server sent a `Retry-After` within [`MAX_RETRY_AFTER`]; `None` (give up
-/// now) when it asked for longer, or when the backoff has no attempts left.
+/// The wait before the next attempt after `e`, given the backoff's `next`: the server's
+/// `Retry-After` when it sent one within [`MAX_RETRY_AFTER`] (it knows when it can answer),
+/// else the backoff's; `None` (give up now) when it asked for longer, or when the backoff
+/// has no attempts left.
 pub fn next_wait<E: Transient>(e: &E, next: Option<Duration>) -> Option<Duration> {
     match (next, e.retry_after()) {
         (_, Some(ra)) if ra > MAX_RETRY_AFTER => None,
-        (Some(d), Some(ra)) => Some(d.max(ra)),
+        (Some(_), Some(ra)) => Some(ra),
         (d, _) => d,
     }
 }
@@ -171,7 +172,8 @@ mod tests {
         let s = Std::from_secs;
         assert_eq!(next_wait(&E(None, true), Some(s(2))), Some(s(2)));
         assert_eq!(next_wait(&E(Some(s(30)), true), Some(s(2))), Some(s(30)));
-        assert_eq!(next_wait(&E(Some(s(1)), true), Some(s(2))), Some(s(2)));
+        assert_eq!(next_wait(&E(Some(s(1)), true), Some(s(2))), Some(s(1)));
+        assert_eq!(next_wait(&E(Some(s(0)), true), Some(s(20))), Some(s(0)));
         assert_eq!(
             next_wait(&E(Some(MAX_RETRY_AFTER), true), Some(s(2))),
             Some(MAX_RETRY_AFTER)

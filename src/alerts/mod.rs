@@ -46,9 +46,10 @@
 //! ntfy topic URL shows a proper notification.
 //!
 //! Each request has a [`WEBHOOK_TIMEOUT`]. At most [`WEBHOOK_ATTEMPTS`] attempts in all:
-//! connection errors, time-outs, 5xx and 429 are retried after 1 s, then 2 s (a
-//! `Retry-After` in seconds is honoured, up to [`MAX_RETRY_AFTER`]); any other non-2xx
-//! answer gives up at once. Logs show the URL only as `scheme://host/…` (Slack and Discord
+//! connection errors, time-outs, 5xx and 429 are retried after about 1 s, then 2 s (±25%;
+//! a `Retry-After` in seconds up to [`MAX_RETRY_AFTER`] is the wait instead, a longer one
+//! ends the delivery), by the one retry policy of [`crate::retry`]; any other non-2xx answer
+//! (a redirect included) gives up at once. Logs show the URL only as `scheme://host/…` (Slack and Discord
 //! put their secret in the path) and at most ~200 characters of an answer's body.
 //!
 //! # Command (`notifications.command`)
@@ -97,7 +98,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
-use webhook::{Webhook, describe_http_error, post_webhook, shown_url};
+use webhook::{Webhook, post_webhook, shown_url};
 
 /// The time limit of one `notifications.command` run.
 pub const ALERT_COMMAND_LIMIT: Duration = Duration::from_secs(30);
@@ -115,8 +116,9 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Webhook attempts per alert, the first one included.
 pub const WEBHOOK_ATTEMPTS: u32 = 3;
 
-/// The longest `Retry-After` honoured; a longer one is cut to this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The longest `Retry-After` honoured; a longer one ends the delivery (the one policy of
+/// [`crate::retry`]).
+pub use crate::retry::MAX_RETRY_AFTER;
 
 /// The wait for in-flight deliveries when every [`AlertSender`] is dropped without
 /// [`AlertSender::close`].
@@ -227,26 +229,22 @@ impl Alerter {
     /// set up, `desktop: true` without the cargo feature `desktop`) are logged as warnings
     /// and leave that channel off; this never fails.
     pub fn new(config: &NotificationsConfig) -> Alerter {
-        let webhook = config.webhook_url.as_ref().and_then(|url| {
-            match reqwest::Client::builder()
-                .timeout(WEBHOOK_TIMEOUT)
-                .user_agent(concat!("tokenwatch/", env!("CARGO_PKG_VERSION")))
-                .build()
-            {
+        let webhook = config
+            .webhook_url
+            .as_ref()
+            .and_then(|url| match crate::http::shared() {
                 Ok(client) => Some(Webhook {
                     client,
                     url: url.clone(),
                 }),
                 Err(e) => {
                     warn!(
-                        "Cannot set up HTTP for the alert webhook {}: {}; webhook alerts are off",
+                        "Cannot set up HTTP for the alert webhook {}: {e}; webhook alerts are off",
                         shown_url(url),
-                        describe_http_error(e)
                     );
                     None
                 }
-            }
-        });
+            });
         #[cfg(not(feature = "desktop"))]
         if config.desktop {
             warn!(

@@ -2,10 +2,8 @@
 //! headers, bounded retries, and logs that never show the URL's path or more than the start
 //! of an answer (see the module docs of [`crate::alerts`]).
 
-use super::{Alert, MAX_RETRY_AFTER, WEBHOOK_ATTEMPTS, one_line};
+use super::{Alert, WEBHOOK_ATTEMPTS, WEBHOOK_TIMEOUT, one_line};
 use crate::messages::Level;
-use crate::timefmt::human;
-use backon::Retryable;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -20,6 +18,7 @@ const TITLE_HEADER_CHARS: usize = 200;
 /// The configured webhook: one client (with [`WEBHOOK_TIMEOUT`]) for every alert.
 #[derive(Clone)]
 pub(super) struct Webhook {
+    /// The process's shared client ([`crate::http::shared`]).
     pub(super) client: reqwest::Client,
     pub(super) url: url::Url,
 }
@@ -79,10 +78,25 @@ fn header_title(title: &str) -> String {
 struct WebhookFailure {
     /// Worth another attempt: a connection error, a time-out, 5xx or 429.
     transient: bool,
-    /// The answer's `Retry-After`, in seconds, cut to [`MAX_RETRY_AFTER`].
+    /// The answer's `Retry-After`, in seconds.
     retry_after: Option<Duration>,
     /// A readable sentence, without the URL.
     why: String,
+}
+
+impl std::fmt::Display for WebhookFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl crate::retry::Transient for WebhookFailure {
+    fn is_transient(&self) -> bool {
+        self.transient
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
 }
 
 /// The ntfy headers: `Title`, `Priority`, `Tags`.
@@ -116,6 +130,7 @@ async fn post_once(
     let response = webhook
         .client
         .post(webhook.url.clone())
+        .timeout(WEBHOOK_TIMEOUT)
         .headers(headers.clone())
         .json(body)
         .send()
@@ -134,7 +149,7 @@ async fn post_once(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        .map(Duration::from_secs);
     let transient = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
     let body = body_excerpt(response).await;
     let why = if body.is_empty() {
@@ -167,28 +182,17 @@ pub(super) async fn post_webhook(webhook: Webhook, alert: Arc<Alert>, retry_dela
     let shown = shown_url(&webhook.url);
     let headers = webhook_headers(&alert);
     let body = alert.payload();
-    let attempt = std::sync::atomic::AtomicU32::new(0);
-    let delays = std::iter::successors(Some(retry_delay), |d| Some(d.saturating_mul(2)))
-        .take(WEBHOOK_ATTEMPTS.saturating_sub(1) as usize);
-    let result = (|| {
-        attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let policy = crate::retry::RetryPolicy {
+        attempts: WEBHOOK_ATTEMPTS,
+        initial: retry_delay,
+        max: retry_delay.saturating_mul(1 << WEBHOOK_ATTEMPTS),
+        jitter: true,
+    };
+    let what = format!("Alert webhook {shown}:");
+    let (result, attempts) = crate::retry::retry_counted(policy, &alert.account, &what, || {
         post_once(&webhook, &headers, &body)
     })
-    .retry(delays)
-    .sleep(tokio::time::sleep)
-    .when(|e: &WebhookFailure| e.transient)
-    .adjust(|e: &WebhookFailure, d| d.map(|d| e.retry_after.unwrap_or(d)))
-    .notify(|e: &WebhookFailure, d: Duration| {
-        warn!(
-            account = %alert.account,
-            "Alert webhook {shown}: attempt {}/{WEBHOOK_ATTEMPTS} failed: {}; retrying in {}",
-            attempt.load(std::sync::atomic::Ordering::Relaxed),
-            e.why,
-            human(d)
-        );
-    })
     .await;
-    let attempts = attempt.load(std::sync::atomic::Ordering::Relaxed);
     match result {
         Ok(()) => debug!(
             account = %alert.account,
