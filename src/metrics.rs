@@ -81,7 +81,7 @@ impl Metrics {
         );
         registry.register(
             "tokenwatch_token_last_validation_timestamp_seconds",
-            "When the Upstox API last answered about the token, as a Unix timestamp (0 if never)",
+            "When the Upstox API last answered a check of the token, as a Unix timestamp (0 if never)",
             m.last_validation.clone(),
         );
         // prometheus-client adds the `_total` suffix to counters.

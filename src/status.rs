@@ -74,6 +74,22 @@ impl ReportState {
     }
 }
 
+/// When the API last answered about the token (RFC 3339 in IST). Written to the JSON as
+/// `last_check_at`, and as `last_validated_at` too, the name it had before "check" became
+/// the word for asking the API; the old name goes in a later release.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LastCheck(pub Option<String>);
+
+impl Serialize for LastCheck {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("last_check_at", &self.0)?;
+        map.serialize_entry("last_validated_at", &self.0)?;
+        map.end()
+    }
+}
+
 /// The status JSON. `state` is one of the six token states, or `unknown` when the token file
 /// or the configuration could not be read (then `error` says why).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -92,10 +108,12 @@ pub struct StatusReport {
     pub expiry_time: Option<String>,
     /// Issue time, RFC 3339 in IST, when known.
     pub issued_at: Option<String>,
-    /// True when the API confirmed the token at `last_validated_at`.
+    /// True when the API confirmed the token at `last_check_at`.
     pub api_validated: bool,
-    /// The last API validation, RFC 3339 in IST.
-    pub last_validated_at: Option<String>,
+    /// The API's last answer about this token, RFC 3339 in IST; in the JSON as
+    /// `last_check_at` and, for one release, also under its old name `last_validated_at`.
+    #[serde(flatten)]
+    pub last_check_at: LastCheck,
     /// The Upstox user id.
     pub user_id: Option<String>,
     /// The token file, absolute (null when the configuration could not be read).
@@ -165,10 +183,10 @@ impl StatusReport {
                     .to_string(),
             ),
             // The API's last answer about this token (not an attempt that found it unreachable).
-            last_validated_at: match snap.verdict {
+            last_check_at: LastCheck(match snap.verdict {
                 Verdict::Valid(t) | Verdict::Invalid(t) => Some(ist_rfc3339(t)),
                 Verdict::Unknown => None,
-            },
+            }),
             next_check_at: snap.next_check_at.map(ist_rfc3339),
             ..StatusReport::default()
         };

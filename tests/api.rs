@@ -86,12 +86,13 @@ fn keys(v: &Value) -> Vec<String> {
 }
 
 /// The keys of the status JSON when it has no `error`.
-const STATUS_KEYS: [&str; 13] = [
+const STATUS_KEYS: [&str; 14] = [
     "account",
     "api_validated",
     "expiry_source",
     "expiry_time",
     "issued_at",
+    "last_check_at",
     "last_validated_at",
     "next_check_at",
     "state",
@@ -608,6 +609,9 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_eq!(r.status, 200, "{r:?}");
     let j = r.assert_json();
     assert_eq!(keys(&j), STATUS_KEYS, "{j}");
+    // The old name of last_check_at stays for one release, with the same value.
+    assert_ne!(j["last_check_at"], Value::Null, "{j}");
+    assert_eq!(j["last_check_at"], j["last_validated_at"], "{j}");
     assert_eq!(j["account"], "default");
     assert_eq!(j["state"], "healthy");
     assert_eq!(j["valid"], true);
@@ -644,7 +648,11 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_eq!(code, 0, "{cli}");
     assert_eq!(cli["next_check_at"], Value::Null);
     assert!(parse_ist(&cli["last_validated_at"]) >= last);
-    assert_same_report(&j, &cli, &["next_check_at", "last_validated_at"]);
+    assert_same_report(
+        &j,
+        &cli,
+        &["next_check_at", "last_check_at", "last_validated_at"],
+    );
     // Without --validate nothing was asked of the API.
     let (cli, code) = fx.cli_status(&[]).await;
     assert_eq!(code, 0, "{cli}");
@@ -653,7 +661,12 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_same_report(
         &j,
         &cli,
-        &["next_check_at", "last_validated_at", "api_validated"],
+        &[
+            "next_check_at",
+            "last_check_at",
+            "last_validated_at",
+            "api_validated",
+        ],
     );
 
     // The second account.
@@ -670,7 +683,11 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert!(((work.expires_at - now).num_seconds() - secs).abs() <= 2);
     let (cli, code) = fx.cli_status(&["--validate", "--account", "work"]).await;
     assert_eq!(code, 0, "{cli}");
-    assert_same_report(&w, &cli, &["next_check_at", "last_validated_at"]);
+    assert_same_report(
+        &w,
+        &cli,
+        &["next_check_at", "last_check_at", "last_validated_at"],
+    );
 
     // An empty account parameter means the first account.
     let e = api.get("/api/token/status?account=").await.assert_json();
@@ -709,7 +726,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
         "account": "default", "state": "unknown", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
-        "last_validated_at": null, "user_id": null, "token_file": path,
+        "last_check_at": null, "last_validated_at": null, "user_id": null, "token_file": path,
         "next_check_at": null, "expiry_source": null, "error": error,
     });
     assert_eq!(d, expected);
@@ -722,7 +739,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
         "account": "work", "state": "missing", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
-        "last_validated_at": null, "user_id": null,
+        "last_check_at": null, "last_validated_at": null, "user_id": null,
         "token_file": fx.token_path("work").display().to_string(),
         "next_check_at": null, "expiry_source": null,
     });
@@ -1277,7 +1294,11 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
         fx.token_path("default").display().to_string()
     );
     let (cli, _) = fx.cli_status(&["--validate"]).await;
-    assert_same_report(&s, &cli, &["next_check_at", "last_validated_at"]);
+    assert_same_report(
+        &s,
+        &cli,
+        &["next_check_at", "last_check_at", "last_validated_at"],
+    );
 
     let calls = fx.host.sim.calls(Endpoint::Profile);
     let r = fetch(client.post(format!("{base}/api/token/force-refresh?account=work"))).await;
@@ -1520,7 +1541,11 @@ async fn the_api_and_status_json_agree_after_a_renewal() {
     let s = api.status("default").await;
     let (cli, code) = fx.cli_status(&["--validate"]).await;
     assert_eq!(code, 0, "{cli}");
-    assert_same_report(&s, &cli, &["next_check_at", "last_validated_at"]);
+    assert_same_report(
+        &s,
+        &cli,
+        &["next_check_at", "last_check_at", "last_validated_at"],
+    );
     api.stop().await;
 }
 
@@ -1709,6 +1734,7 @@ async fn two_accounts_run_and_watch_their_own_files() {
         &d1,
         &d0,
         &[
+            "last_check_at",
             "last_validated_at",
             "next_check_at",
             "time_remaining_seconds",

@@ -6,7 +6,7 @@ use super::runtime;
 use crate::cli::Cli;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
-use crate::status::{ReportState, StatusReport, ist_rfc3339};
+use crate::status::{LastCheck, ReportState, StatusReport, ist_rfc3339};
 use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
@@ -167,16 +167,16 @@ impl StatusReport {
             CheckOutcome::NoToken => {}
             CheckOutcome::Valid(_) => {
                 self.api_validated = true;
-                self.last_validated_at = Some(ist_rfc3339(at));
+                self.last_check_at = LastCheck(Some(ist_rfc3339(at)));
             }
             // Once its time is up a token is expired, whatever the API adds (as in the worker).
             CheckOutcome::Rejected(_) if self.state == ReportState::Expired => {
-                self.last_validated_at = Some(ist_rfc3339(at));
+                self.last_check_at = LastCheck(Some(ist_rfc3339(at)));
             }
             CheckOutcome::Rejected(e) => {
                 self.state = ReportState::Invalid;
                 self.valid = false;
-                self.last_validated_at = Some(ist_rfc3339(at));
+                self.last_check_at = LastCheck(Some(ist_rfc3339(at)));
                 self.error = Some(e.to_string());
             }
             CheckOutcome::Unreachable(e) => {
