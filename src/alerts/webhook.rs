@@ -15,7 +15,8 @@ const BODY_SHOWN_CHARS: usize = 200;
 /// The longest `Title` header sent.
 const TITLE_HEADER_CHARS: usize = 200;
 
-/// The configured webhook: one client (with [`WEBHOOK_TIMEOUT`]) for every alert.
+/// The configured webhook: one client (with [`WEBHOOK_TIMEOUT`](super::WEBHOOK_TIMEOUT)) for every
+/// alert.
 #[derive(Clone)]
 pub(super) struct Webhook {
     /// The process's shared client ([`crate::http::shared`]).

@@ -40,9 +40,10 @@ fn epoch_ms_string(t: DateTime<Utc>) -> String {
 
 impl Simulator {
     /// Approve the pending v3 access-token request now: mint a token and POST the webhook
-    /// payload to [`SimConfig::notifier_url`]. Delivery runs in a spawned task; the return
-    /// value is how many deliveries were started (0 when nothing is pending, the request
-    /// has expired, or no notifier URL is configured, in which case it stays pending).
+    /// payload to [`SimConfig::notifier_url`](super::SimConfig::notifier_url). Delivery runs
+    /// in a spawned task; the return value is how many deliveries were started (0 when
+    /// nothing is pending, the request has expired, or no notifier URL is configured, in
+    /// which case it stays pending).
     pub fn approve_pending(&self) -> usize {
         let runtime = tokio::runtime::Handle::try_current()
             .ok()
