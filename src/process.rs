@@ -27,7 +27,7 @@ pub enum Run {
 
 /// Run a program with no stdin, these extra environment variables and without the `hidden`
 /// ones, in its own process group so that the time limit kills everything the hook started (`sh -c 'a; b'` leaves
-/// `b` running otherwise), and with output beyond [`CAPTURE_LIMIT`] drained instead of left
+/// `b` running otherwise), and with output beyond `CAPTURE_LIMIT` drained instead of left
 /// in a full pipe. Blocking: call it on `spawn_blocking`. The limit is real time.
 pub fn run(
     program: &str,

@@ -940,6 +940,7 @@ fn run_disk_case(b: &DiskBox, fault: DiskFault, via: Via) -> DiskRun {
         c
     };
     cmd.env_clear()
+        .envs(clock_env())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", b.root.join("home"))
         .env("ROOT", &b.root)

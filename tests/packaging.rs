@@ -396,6 +396,7 @@ fn completions_and_man_need_no_home_at_all() {
     for args in [&["man"][..], &["completions", "bash"]] {
         let out = std::process::Command::new(bin())
             .env_clear()
+            .envs(common::clock_env())
             .current_dir(&sb.root)
             .args(args)
             .output()

@@ -1,7 +1,7 @@
 //! The token model: what tokenwatch knows about the stored access token, how long it has
 //! left, and which state that puts it in.
 //!
-//! - [`file`] reads every accepted token-file format and writes format 1.
+//! - [`file`](mod@self::file) reads every accepted token-file format and writes format 1.
 //! - [`expiry`] holds the Upstox 03:30 IST rule and the JWT `exp` decoding.
 //! - [`store`] writes the file atomically, keeps `.prev` and backups, and restores.
 

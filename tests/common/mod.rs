@@ -32,7 +32,8 @@ pub use leaks::{Leaks, assert_no_full_token, full_token_in};
 pub use logs::{LogCapture, Logs, capture_logs, global_logs};
 pub use net::{free_port, listening, port_free, wait_until};
 pub use sandbox::{
-    ConfigEnv, KillOnDrop, Out, Running, Sandbox, bin, mode, output_of, sh_quote, stored_token,
+    ConfigEnv, KillOnDrop, Out, Running, Sandbox, bin, clock_env, mode, output_of, sh_quote,
+    stored_token,
 };
 pub use sim::{SimHost, SimProcess};
 pub use time::{at_ist, ist, ist_at, ist_rfc3339, now_secs};

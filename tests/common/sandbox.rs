@@ -17,6 +17,15 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(90);
 pub const STEP: Duration = Duration::from_secs(30);
 
 /// The tokenwatch binary.
+/// A faked clock the suite runs under (`faketime … cargo test`: libfaketime's `LD_PRELOAD`
+/// and `FAKETIME*`) reaches every process the tests start, which otherwise clear their
+/// environment: the whole suite then runs at the same faked time.
+pub fn clock_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k == "LD_PRELOAD" || k.starts_with("FAKETIME"))
+        .collect()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tokenwatch")
 }
@@ -208,7 +217,7 @@ impl Sandbox {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         let at = |p: &str| root.join(p).display().to_string();
-        let env = vec![
+        let env: Vec<(String, String)> = vec![
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
             ("HOME".into(), at("home")),
             ("XDG_CONFIG_HOME".into(), at("xdg-config")),
@@ -216,6 +225,7 @@ impl Sandbox {
             ("XDG_STATE_HOME".into(), at("xdg-state")),
             ("TMPDIR".into(), at("tmp")),
         ];
+        let env = env.into_iter().chain(clock_env()).collect();
         Sandbox {
             _dir: dir,
             token: root.join("config/upstox_token.json"),

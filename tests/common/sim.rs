@@ -36,6 +36,7 @@ impl SimProcess {
                 .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
                 .args(extra)
                 .env_clear()
+                .envs(super::sandbox::clock_env())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
