@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # measure-idle.sh: what the tokenwatch dashboard costs while idle, next to htop.
 #
-# SPEC §5 says the dashboard draws only on an event, a key or the countdown's second changing,
+# The dashboard draws only on an event, a key or the countdown's second changing,
 # so while idle it should wake about once a second and cost next to nothing. This script runs
 # `tokenwatch demo` (the dashboard against the in-process simulator: no credentials, no
 # network) and `htop` side by side, each in its own detached 120x36 tmux session, and compares:

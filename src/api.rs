@@ -1,4 +1,4 @@
-//! The HTTP status API (SPEC §6), served on `server.listen` by the dashboard and the daemon.
+//! The HTTP status API, served on `server.listen` by the dashboard and the daemon.
 //!
 //! | route | answer |
 //! |---|---|
@@ -110,7 +110,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
-                "no such route; see SPEC §6 or README",
+                "no such route; the routes are listed in the README, under \"HTTP API and Prometheus\"",
             )
         })
         .method_not_allowed_fallback(|method: Method| async move {

@@ -1,4 +1,4 @@
-//! The command line (SPEC §1).
+//! The command line.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -88,7 +88,7 @@ script never uses a dead token. A token close to expiry is still printed.")]
 
     /// Log in to Upstox in the browser (or paste the address) and store the new token
     #[command(long_about = "\
-Log in to Upstox and store the new token (SPEC §4).
+Log in to Upstox and store the new token.
 
 Opens the Upstox login page in a browser (login.browser_command, $BROWSER, or the system's \
 opener) and waits, on the redirect URI's loopback port, for Upstox to send the browser back. \

@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §6), encoded by `prometheus-client` in the OpenMetrics text
+//! Prometheus metrics, encoded by `prometheus-client` in the OpenMetrics text
 //! format. The values are read from the workers' latest snapshots at each scrape, so
 //! nothing in a worker waits on metrics.
 //!

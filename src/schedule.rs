@@ -124,7 +124,7 @@ pub enum Renewal {
     Due,
 }
 
-/// Whether an unattended renewal should run now (SPEC §3). Renewal is due `refresh_before`
+/// Whether an unattended renewal should run now. Renewal is due `refresh_before`
 /// the expiry, or at once when the token is expired, invalid or missing. A due renewal is
 /// deferred when it would not move the expiry (before the 03:30 IST boundary the current
 /// token dies at), until the first `renew.not_before` after that boundary; and, after the

@@ -1,5 +1,5 @@
 //! Handing a new token on to the trading engine's side: the optional env file
-//! (`token.env_file`) and the optional hook (`token.on_change`), SPEC §2.
+//! (`token.env_file`) and the optional hook (`token.on_change`).
 //!
 //! Both run only after a new token has been stored; neither ever puts the token into a log
 //! line, a problem message or the hook's environment. The hook reads the token file itself
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracing::{info, warn};
 
-/// The `token.on_change` time limit (SPEC §2).
+/// The `token.on_change` time limit.
 pub const ON_CHANGE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The variable the env file sets.

@@ -1,5 +1,5 @@
 //! The status report: one account's token state as the `status` command, the HTTP API and
-//! scripts see it (SPEC §6). Built from data and `now`; no I/O.
+//! scripts see it. Built from data and `now`; no I/O.
 
 use crate::messages::Snapshot;
 use crate::schedule::Verdict;

@@ -1,4 +1,4 @@
-//! Alert delivery (`notifications:`, SPEC §2): the webhook payload and headers, the dedupe
+//! Alert delivery (`notifications:`): the webhook payload and headers, the dedupe
 //! window, bounded retries, the command's variables, hidden secrets and time limit.
 //!
 //! The webhook receiver is a small axum server on 127.0.0.1 that records every request and

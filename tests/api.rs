@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §6): every route, its exact answers, the key/origin guards, the
+//! The HTTP API: every route, its exact answers, the key/origin guards, the
 //! remote-listen refusal, and that no answer ever carries a token.
 //!
 //! Most tests run the real workers and API in-process (`fleet::start`) on a multi-thread

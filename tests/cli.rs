@@ -1,4 +1,4 @@
-//! End-to-end tests of the `tokenwatch` binary (SPEC §1, §3, §6).
+//! End-to-end tests of the `tokenwatch` binary.
 //!
 //! Every test runs the real binary in its own sandbox: an empty environment (`env_clear`),
 //! HOME, XDG_STATE_HOME and XDG_CONFIG_HOME inside a temporary folder, that folder as the

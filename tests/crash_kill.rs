@@ -1,4 +1,4 @@
-//! Crash safety of the real binary (SPEC §3, "Writing"): `tokenwatch refresh` renewing through
+//! Crash safety of the real binary: `tokenwatch refresh` renewing through
 //! `renew.command` against a `tokenwatch simulate` process, SIGKILLed at random moments.
 //!
 //! tests/store.rs kills a process that calls `TokenStore::write` in a loop; this file kills the

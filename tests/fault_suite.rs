@@ -1,5 +1,5 @@
 //! The fault suite: every fault the Upstox simulator injects, against every endpoint tokenwatch
-//! calls, and the disk faults a token store meets. Each case is checked against SPEC §3/§4 and
+//! calls, and the disk faults a token store meets. Each case is checked against the renewal rules and
 //! rendered into the tables of `docs/reliability.md`, between the `<!-- NAME:start -->` /
 //! `<!-- NAME:end -->` markers. The doc is generated from these tests and cannot rot: when it
 //! differs, the tests fail with a diff; `UPDATE_RELIABILITY=1 cargo test --test fault_suite`
@@ -314,7 +314,7 @@ fn render_window((lo, hi): (i64, i64)) -> String {
     }
 }
 
-/// What SPEC §3/§4 ask of a cell; an empty list when the cell meets them.
+/// What the renewal rules ask of a cell; an empty list when the cell meets them.
 fn violations(fc: &FaultCase, target: Target, r: &CellResult, m: &MonitorConfig) -> Vec<String> {
     let mut v = Vec::new();
     let fault = fc.fault;
@@ -325,9 +325,9 @@ fn violations(fc: &FaultCase, target: Target, r: &CellResult, m: &MonitorConfig)
     };
     if r.attempts != want_attempts {
         let why = match target {
-            Target::Exchange => "SPEC §4: the single-use code is exchanged once, never retried",
+            Target::Exchange => "the single-use code is exchanged once, never retried",
             _ if is_transient(fault) => {
-                "SPEC §3: transient errors are retried with backoff (monitor.max_retries attempts)"
+                "transient errors are retried with backoff (monitor.max_retries attempts)"
             }
             _ => "an answer (401) is not retried",
         };
@@ -361,7 +361,7 @@ fn violations(fc: &FaultCase, target: Target, r: &CellResult, m: &MonitorConfig)
     }
     if !r.changed.is_empty() {
         v.push(format!(
-            "SPEC §3: a failed round never touches the stored files, but these changed: {:?}",
+            "a failed round never touches the stored files, but these changed: {:?}",
             r.changed
         ));
     }
@@ -379,9 +379,7 @@ fn violations(fc: &FaultCase, target: Target, r: &CellResult, m: &MonitorConfig)
     if target == Target::Exchange {
         let shown = r.shown.as_deref().unwrap_or_default();
         if !shown.contains("log in again") {
-            v.push(format!(
-                "SPEC §4: a failed exchange says \"log in again\": {shown}"
-            ));
+            v.push(format!("a failed exchange says \"log in again\": {shown}"));
         }
         if shown.contains("will retry") {
             v.push(format!(
@@ -563,7 +561,7 @@ fn api_fault_table() {
         "the table assumes the default monitor"
     );
     let mut rows = vec![
-        "| Fault | Endpoint | Attempts | Time (paused clock) | Final state | Stored files | Last warning logged | Meets SPEC |".to_string(),
+        "| Fault | Endpoint | Attempts | Time (paused clock) | Final state | Stored files | Last warning logged | Meets the rules |".to_string(),
         "|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut notes = Vec::new();
@@ -627,7 +625,7 @@ fn api_fault_table() {
     }
     if !failures.is_empty() {
         problems.push(format!(
-            "{} cell(s) do not behave as SPEC §3/§4 ask:\n  {}",
+            "{} cell(s) do not behave as the renewal rules ask:\n  {}",
             failures.len(),
             failures.join("\n  ")
         ));
@@ -1125,7 +1123,7 @@ fn disk_case(fault: DiskFault, via: Via) -> DiskRow {
             let want = if fault == DiskFault::Backup { 0 } else { 1 };
             if run.exit != Some(want) {
                 v.push(format!(
-                    "refresh exited {:?}, expected {want} (SPEC §1: 0 only with a valid token stored)",
+                    "refresh exited {:?}, expected {want} (0 only with a valid token stored)",
                     run.exit
                 ));
             }
@@ -1178,7 +1176,7 @@ fn disk_case(fault: DiskFault, via: Via) -> DiskRow {
                 format!("intact: {} files, same bytes and mtime", stage.len())
             } else {
                 v.push(format!(
-                    "SPEC §3: a failed write leaves the files as they were; changed: {changed:?}"
+                    "a failed write leaves the files as they were; changed: {changed:?}"
                 ));
                 format!("**changed**: {changed:?}")
             }
@@ -1254,7 +1252,7 @@ fn disk_fault_table() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut lines = vec![
-        "| Disk fault | Run | How it is made | Result | Message (paths shortened to `<dir>`, temp names to `.tmpXXXXXX`) | Previous token | Worker alive | Meets SPEC |".to_string(),
+        "| Disk fault | Run | How it is made | Result | Message (paths shortened to `<dir>`, temp names to `.tmpXXXXXX`) | Previous token | Worker alive | Meets the rules |".to_string(),
         "|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut failures = Vec::new();
@@ -1305,7 +1303,7 @@ fn disk_fault_table() {
     }
     if !failures.is_empty() {
         problems.push(format!(
-            "{} disk case(s) do not behave as SPEC §3 asks:\n  {}",
+            "{} disk case(s) do not behave as the store rules ask:\n  {}",
             failures.len(),
             failures.join("\n  ")
         ));

@@ -1,4 +1,4 @@
-//! End-to-end tests of the OAuth login (SPEC §4 and §8): the library's `login::run` with its
+//! End-to-end tests of the OAuth login: the library's `login::run` with its
 //! real loopback callback listener, the `tokenwatch login` binary, and the worker's
 //! `StartLogin` / `PasteRedirect` / `CancelLogin`, all against the Upstox simulator.
 //!
@@ -426,7 +426,7 @@ fn store_in(dir: &Path) -> TokenStore {
     TokenStore::new(dir.join("upstox_token.json"), vec![])
 }
 
-/// Check a stored token file (SPEC §3 format 1, from a login); returns the access token.
+/// Check a stored token file; returns the access token.
 fn stored_oauth_token(path: &Path, lifetime_from: Option<(Instant, DateTime<Utc>)>) -> String {
     assert_eq!(mode(path), 0o600, "{} is not 0600", path.display());
     let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -717,7 +717,7 @@ async fn library_login_answers_the_browser_with_the_success_page() {
         w.listening
             .contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, sim.callback_port)))
     );
-    // The authorization URL of SPEC §4.1, with a state of at least 128 bits.
+    // The authorization URL, with a state of at least 128 bits.
     assert!(
         w.url
             .as_str()

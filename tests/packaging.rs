@@ -1,6 +1,6 @@
 //! Packaging: `tokenwatch completions <shell>`, `tokenwatch man` and the systemd user unit
-//! `assets/tokenwatch.service` (SPEC §1: completions and a man page generated from the clap
-//! definitions; the exit codes and configuration of §1 and §2).
+//! `assets/tokenwatch.service` (completions and a man page generated from the clap
+//! definitions, with the exit codes and the configuration).
 //!
 //! The commands run as the real binary in a sandbox like `tests/cli.rs`: an empty environment,
 //! HOME and the XDG folders in a temporary folder that is also the working folder. They must

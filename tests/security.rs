@@ -1,4 +1,5 @@
-//! SPEC §8 ("Never") and the hostile edges of §3, §4 and §6, against the real binary:
+//! What must never happen, and the hostile edges of the token lifecycle, the login and the
+//! HTTP API, against the real binary:
 //!
 //! - (a) every command at trace level against a `tokenwatch simulate` process — `status`
 //!   (plain, `--json`, `--validate`), `token`, `refresh`, `login --no-browser`, `config check`,

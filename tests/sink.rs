@@ -1,4 +1,4 @@
-//! Handing a new token on: the env file and the `on_change` hook (SPEC §2).
+//! Handing a new token on: the env file and the `on_change` hook.
 
 mod common;
 

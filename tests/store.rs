@@ -1,4 +1,4 @@
-//! The token store (SPEC §3 "Writing"): atomic 0600 writes, `.prev`, backups, setting an
+//! The token store: atomic 0600 writes, `.prev`, backups, setting an
 //! unreadable primary aside, restoring at start, the writer lock, and crash safety under
 //! SIGKILL.
 
@@ -515,7 +515,7 @@ fn restore_with_a_readable_primary_changes_nothing() {
     assert!(!store.set_aside_path().exists());
 
     // A readable primary that has expired is still "present": restore only replaces a missing
-    // or unreadable one (SPEC §3).
+    // or unreadable one.
     let expired = json(&token("eyJ.expired.sig", now - hours(1)));
     put(&primary, &expired);
     assert_eq!(store.restore(now).unwrap(), RestoreOutcome::Present);

@@ -1,5 +1,5 @@
 //! The real dashboard in a real terminal: `tokenwatch demo` (the dashboard against the
-//! embedded simulator, SPEC §5 and §7) runs in a detached tmux session, keys go in with
+//! embedded simulator) runs in a detached tmux session, keys go in with
 //! `send-keys`, and the screen comes back with `capture-pane` — the text, and with `-e` the
 //! colours.
 //!
@@ -7,7 +7,7 @@
 //! ends, passes or panics (`Drop`). HOME, the XDG folders and TMPDIR point into a temporary
 //! folder, so nothing of the user's is read or touched. Every wait polls the screen against a
 //! deadline; none relies on a fixed sleep. Every screen captured is also checked for a token
-//! shown in full (SPEC §8).
+//! shown in full.
 //!
 //! Needs `tmux` (CI's `.ci/run` installs it when missing).
 
@@ -502,7 +502,7 @@ fn sigterm_sighup_and_sigint_restore_the_terminal() {
         let (code, screen) = term.exit_code();
         // Handled: the terminal is restored (a process killed by the signal could not do that)
         // and the exit code is the shell's convention for "ended by this signal", non-zero as
-        // SPEC §5 asks.
+        // As the dashboard promises.
         assert_eq!(code, 128 + signal, "{name}: exit {code}:\n{screen}");
         term.assert_restored(&screen);
     }

@@ -477,7 +477,7 @@ async fn a_command_that_prints_a_token_upstox_never_issued_fails() {
 
 #[tokio::test(start_paused = true)]
 async fn every_failed_refresh_attempt_is_logged_with_its_reason() {
-    // SPEC §3: every attempt is logged. Each attempt fails differently (exit 11, 12, 13), so
+    // Every attempt is logged. Each attempt fails differently (exit 11, 12, 13), so
     // the log must show all three reasons; today the third only reaches the notification,
     // and with max_retries 1 the log never says why the renewal failed.
     let (mut h, _calls) = expired_harness().await;

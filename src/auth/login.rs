@@ -1,4 +1,4 @@
-//! The OAuth login flow (SPEC §4): one login per account at a time, a fresh `state`, the
+//! The OAuth login flow: one login per account at a time, a fresh `state`, the
 //! loopback callback listener and the pasted address racing each other, and a single
 //! exchange of the code. The caller stores the token and then tells the browser.
 

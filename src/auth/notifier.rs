@@ -1,5 +1,5 @@
 //! The notifier webhook of Upstox's v3 access-token request (renewal strategy
-//! `token-request`, SPEC §3).
+//! `token-request`).
 //!
 //! After tokenwatch posts `POST /v3/login/auth/token/request/{client_id}`, the user approves
 //! the request in the Upstox app or on WhatsApp, and Upstox POSTs the new token to the app's

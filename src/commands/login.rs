@@ -1,4 +1,4 @@
-//! `tokenwatch login [--no-browser]`: the OAuth login of SPEC §4 in the terminal. The browser
+//! `tokenwatch login [--no-browser]`: the OAuth login in the terminal. The browser
 //! callback and a pasted address race; whichever comes first wins.
 
 use super::{EXIT_CONFIG, runtime};

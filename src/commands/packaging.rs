@@ -252,7 +252,7 @@ fn item(roff: &mut Roff, tag: &str, text: &str) {
     roff.text([roman(text)]);
 }
 
-/// EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES and SEE ALSO (SPEC §1 and §2).
+/// EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES and SEE ALSO.
 fn reference_sections() -> Roff {
     let mut r = Roff::new();
 

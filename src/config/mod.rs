@@ -1,4 +1,4 @@
-//! Layered configuration (SPEC §2).
+//! Layered configuration.
 //!
 //! Layers, highest first: command-line flags > environment (a `.env` in the working folder is
 //! loaded first and never overrides variables already set) > config file > legacy credentials

@@ -1,4 +1,4 @@
-//! The configuration's sections, keys and defaults (SPEC §2). Each key's type carries its
+//! The configuration's sections, keys and defaults. Each key's type carries its
 //! own parsing, so a bad value is caught where it is read and the message says what was
 //! expected.
 

@@ -106,7 +106,7 @@ pub struct Thresholds {
     pub critical_before: std::time::Duration,
 }
 
-/// A token's state, per SPEC §3.
+/// A token's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenState {

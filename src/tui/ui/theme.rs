@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 
 /// Healthy: more than `warning_before` left.
 pub const GREEN: Color = Color::Green;
-/// Warning: between `critical_before` and `warning_before` (SPEC §5: RGB 255,165,0).
+/// Warning: between `critical_before` and `warning_before` (orange, RGB 255,165,0).
 pub const ORANGE: Color = Color::Rgb(255, 165, 0);
 /// Critical, expired, invalid, no token.
 pub const RED: Color = Color::Red;

@@ -1,4 +1,4 @@
-//! The embedded Upstox API simulator (SPEC §7), shared by `tokenwatch simulate` and the
+//! The embedded Upstox API simulator, shared by `tokenwatch simulate` and the
 //! tests.
 //!
 //! It serves, over real loopback HTTP, the endpoints tokenwatch uses with the shapes
