@@ -1801,7 +1801,7 @@ fn concurrent_scrapes_never_over_count() {
     };
     let core = Core::new(account, MonitorConfig::default(), Arc::new(SystemClock)).unwrap();
     let now = Utc::now();
-    let mut snap = core.snapshot(now, None);
+    let mut snap = core.snapshot(now, Default::default());
     // One renewal since start.
     snap.renewals.succeeded = 1;
     let thresholds = Thresholds {

@@ -452,7 +452,7 @@ async fn profile_cell(fault: Fault, rec: &Logs) -> CellResult {
         state: core.state(t1),
         outcome: outcome.into(),
         log: rec.last_problem(from),
-        shown: core.snapshot(t1, None).last_check_result,
+        shown: core.snapshot(t1, Default::default()).last_check_result,
         files: before.0.len(),
         changed: changed_files(&h, &before, &after),
         worker_alive: None,

@@ -11,7 +11,7 @@ use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::upstox::sim::{Endpoint, Fault};
-use tokenwatch::worker::{CHECK_LIMIT, CheckOutcome, RenewOutcome};
+use tokenwatch::worker::{CHECK_LIMIT, CheckOutcome, RenewOutcome, WorkerHandle};
 
 fn alerts(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<String> {
     log.lock()
@@ -26,6 +26,26 @@ fn alerts(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<String> {
 
 fn secs(s: i64) -> chrono::Duration {
     chrono::Duration::seconds(s)
+}
+
+/// Let virtual time run to `t`, then wait (in real time, with virtual time held) until
+/// `renew.command` has started `n` times and no round runs: the command runs on a blocking
+/// thread in real time, which the paused clock does not wait for. How many times it ran.
+async fn runs_by(
+    h: &Harness,
+    handle: &WorkerHandle,
+    t: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> usize {
+    h.run_until(t).await;
+    for _ in 0..200 {
+        if h.command_runs() >= n && !handle.status.borrow().busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        tokio::task::yield_now().await;
+    }
+    h.command_runs()
 }
 
 /// Friday 09:00 IST: the token died at 03:30, a fresh one waits for `renew.command`.
@@ -45,15 +65,17 @@ async fn expired() -> Harness {
 async fn a_token_revoked_after_a_renewal_is_renewed_again_at_once() {
     let h = expired().await;
     let (handle, log) = h.spawn();
-    h.run_until(ist_at(27, 9, 0) + secs(5)).await;
-    assert_eq!(h.command_runs(), 1, "the expired token is renewed at start");
+    assert_eq!(
+        runs_by(&h, &handle, ist_at(27, 9, 0) + secs(5), 1).await,
+        1,
+        "the expired token is renewed at start"
+    );
     // Upstox revokes the new token; the next check sees it rejected.
     h.sim.revoke_all();
     h.prepare_command_token();
     handle.commands.send(Command::Check).await.unwrap();
-    h.run_until(ist_at(27, 9, 0) + secs(15)).await;
     assert_eq!(
-        h.command_runs(),
+        runs_by(&h, &handle, ist_at(27, 9, 0) + secs(15), 2).await,
         2,
         "a succeeded round must not put the next one off 30 minutes"
     );
@@ -75,9 +97,8 @@ async fn a_round_skipped_for_another_process_runs_as_soon_as_the_lock_is_free() 
     );
     // The other process (a suspended `tokenwatch login`) ends without a token.
     drop(held);
-    h.run_until(ist_at(27, 9, 1) + secs(5)).await;
     assert_eq!(
-        h.command_runs(),
+        runs_by(&h, &handle, ist_at(27, 9, 1) + secs(5), 1).await,
         1,
         "a skipped round must not put the next one off 30 minutes"
     );
@@ -92,12 +113,14 @@ async fn a_failed_round_puts_the_next_one_off_30_minutes() {
     // The command prints nothing usable.
     std::fs::write(h.dir.path().join("next_token.txt"), "").unwrap();
     let (handle, log) = h.spawn();
-    h.run_until(ist_at(27, 9, 29)).await;
-    assert_eq!(h.command_runs(), 3, "one round of three attempts");
-    h.prepare_command_token();
-    h.run_until(ist_at(27, 9, 31)).await;
     assert_eq!(
-        h.command_runs(),
+        runs_by(&h, &handle, ist_at(27, 9, 29), 3).await,
+        3,
+        "one round of three attempts"
+    );
+    h.prepare_command_token();
+    assert_eq!(
+        runs_by(&h, &handle, ist_at(27, 9, 31), 4).await,
         4,
         "the next round 30 minutes after the failure"
     );

@@ -186,7 +186,7 @@ async fn validation_round_transient(fault: Fault) {
     // Never invalid: the token is as healthy as before, with no verdict.
     assert_eq!(core.state(t1), TokenState::Healthy, "{fault:?}");
     assert_eq!(core.verdict(), Verdict::Unknown, "{fault:?}");
-    let snap = core.snapshot(t1, None);
+    let snap = core.snapshot(t1, Default::default());
     assert_eq!(snap.last_check_at, Some(t1));
     assert!(
         snap.last_check_result
@@ -237,7 +237,7 @@ async fn validation_unauthorized_is_rejected_at_once_and_makes_the_token_invalid
     assert_eq!(core.verdict(), Verdict::Invalid(t1));
     assert_eq!(core.state(t1), TokenState::Invalid);
     assert!(
-        core.snapshot(t1, None)
+        core.snapshot(t1, Default::default())
             .last_check_result
             .is_some_and(|r| r.starts_with("rejected: "))
     );

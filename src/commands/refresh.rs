@@ -60,14 +60,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             (_, Some(RenewOutcome::Renewed)) => {
                 println!("Renewed: a new token was verified and stored.")
             }
-            (
-                _,
-                Some(
-                    RenewOutcome::NeedsUser(why)
-                    | RenewOutcome::NotUseful(why)
-                    | RenewOutcome::Failed(why),
-                ),
-            ) => println!("Not renewed: {why}"),
+            (_, Some(RenewOutcome::NotUseful(why) | RenewOutcome::Failed(why))) => {
+                println!("Not renewed: {why}")
+            }
             (Some(CheckOutcome::Valid(_)), None) => {
                 println!("API: ✓ valid; renewal is not due yet.")
             }
@@ -97,26 +92,6 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
         let mut facts = core.plan_facts(core.clock().now());
         facts.forced_at = Some(asked);
         let step = plan::plan(&facts, core.policy());
-        let renewing = matches!(
-            step,
-            Plan::RenewByCommand | Plan::LogIn | Plan::RequestToken
-        );
-        // Whoever renews holds the lock: wait for them, then look at their token.
-        let lock = if renewing {
-            match core.renewal_lock() {
-                Lock::Held(lock) => Some(lock),
-                Lock::Busy(holder) => match wait_for_other(core, &holder).await {
-                    Ok(()) => {
-                        by_other = core.reload_if_changed();
-                        continue;
-                    }
-                    Err(why) => return (validation, Some(RenewOutcome::Failed(why))),
-                },
-                Lock::Broken(why) => return (validation, Some(RenewOutcome::Failed(why))),
-            }
-        } else {
-            None
-        };
         let outcome = match step {
             Plan::Check => {
                 let v = core.check_within(CHECK_LIMIT).await;
@@ -127,18 +102,29 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                 }
                 continue;
             }
-            Plan::RenewByCommand => {
-                core.log_renewal_start();
-                let result = core.renew_call().await;
-                let outcome = core.take_renewal(result).await;
-                drop(lock);
-                outcome
+            Plan::RenewByCommand | Plan::LogIn | Plan::RequestToken => {
+                // Whoever renews holds the lock: wait for them, then look at their token.
+                let lock = match core.renewal_lock() {
+                    Lock::Held(lock) => lock,
+                    Lock::Busy(holder) => match wait_for_other(core, &holder).await {
+                        Ok(()) => {
+                            by_other = core.reload_if_changed();
+                            continue;
+                        }
+                        Err(why) => return (validation, Some(RenewOutcome::Failed(why))),
+                    },
+                    Lock::Broken(why) => return (validation, Some(RenewOutcome::Failed(why))),
+                };
+                if step == Plan::RenewByCommand {
+                    core.renew_holding(lock).await
+                } else if step == Plan::RequestToken {
+                    by_token_request(core, lock).await
+                } else {
+                    // The login takes the lock itself.
+                    drop(lock);
+                    by_login(core).await
+                }
             }
-            Plan::LogIn => {
-                drop(lock);
-                by_login(core).await
-            }
-            Plan::RequestToken => by_token_request(core, lock).await,
             Plan::Wait {
                 reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
                 ..
@@ -198,7 +184,7 @@ async fn by_login(core: &mut Core) -> RenewOutcome {
 /// Strategy token-request: ask Upstox, then wait for the approved token on the notifier.
 async fn by_token_request(
     core: &mut Core,
-    _renewing: Option<crate::token::store::StoreLock>,
+    _renewing: crate::token::store::StoreLock,
 ) -> RenewOutcome {
     let wait = core.login_timeout();
     let (tx, mut deliveries) = tokio::sync::mpsc::channel(4);

@@ -54,6 +54,15 @@ pub struct Checked {
     attempts: u32,
 }
 
+/// What the worker is doing, as a snapshot shows it (nothing, for a one-shot command).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// A check or renewal round is running.
+    pub busy: bool,
+    /// The login waiting for the browser, if one is.
+    pub login: Option<PendingLogin>,
+}
+
 /// Why a v3 token request failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -69,8 +78,6 @@ pub struct RequestError {
 pub enum RenewOutcome {
     /// A new token was verified and stored.
     Renewed,
-    /// The strategy needs the user (browser login, phone approval) or is `none`.
-    NeedsUser(String),
     /// A renewal now would not move the expiry, or another process renewed meanwhile.
     NotUseful(String),
     /// Every attempt failed.
@@ -111,8 +118,6 @@ pub struct Core {
     last_check_result: Option<String>,
     /// When the last renewal round failed; only a failed round puts the next one off.
     pub(super) last_failed_round_at: Option<DateTime<Utc>>,
-    /// A check or renewal is running (for the snapshot).
-    pub(super) busy: bool,
     pub(super) renewals: RenewalTally,
 }
 
@@ -153,7 +158,6 @@ impl Core {
             last_check_at: None,
             last_check_result: None,
             last_failed_round_at: None,
-            busy: false,
             renewals: RenewalTally::default(),
         };
         core.reload_token();
@@ -337,9 +341,9 @@ impl Core {
         schedule::renewal(&self.schedule_facts(now), &self.policy)
     }
 
-    /// The account as a consumer sees it at `now`, with the login waiting for the browser,
-    /// if one is. The one place a [`Snapshot`] is made.
-    pub fn snapshot(&self, now: DateTime<Utc>, login: Option<PendingLogin>) -> Snapshot {
+    /// The account as a consumer sees it at `now`, with what the worker is doing. The one
+    /// place a [`Snapshot`] is made.
+    pub fn snapshot(&self, now: DateTime<Utc>, activity: Activity) -> Snapshot {
         let facts = self.schedule_facts(now);
         Snapshot {
             account: self.account.name.clone(),
@@ -359,12 +363,12 @@ impl Core {
             last_check_result: self.last_check_result.clone(),
             next_check_at: schedule::next_check(&facts, &self.policy),
             renewal: schedule::renewal(&facts, &self.policy),
-            busy: self.busy,
+            busy: activity.busy,
             strategy: self.account.renew.strategy,
             token_file: self.account.token.path.clone(),
             backups: self.account.token.backups.clone(),
             token_error: self.token_error.clone(),
-            login,
+            login: activity.login,
             renewals: self.renewals,
             file_writes: self.store.write_tally(),
         }
@@ -455,13 +459,7 @@ impl Core {
 
     /// One check, start to end (every attempt `monitor.max_retries` allows).
     pub async fn check(&mut self) -> CheckOutcome {
-        match self.check_call() {
-            Some(call) => {
-                let checked = call.await;
-                self.apply_check(checked).unwrap_or(CheckOutcome::NoToken)
-            }
-            None => CheckOutcome::NoToken,
-        }
+        self.check_within(Duration::MAX).await
     }
 
     /// One check that answers within `limit` whatever the API does (the one-shot commands:
@@ -597,7 +595,7 @@ impl Core {
     /// One `renew.command` round start to end, under the renewal lock (a round another
     /// process is running is not repeated: [`RenewOutcome::NotUseful`]).
     pub async fn renew_by_command(&mut self) -> RenewOutcome {
-        let _lock = match self.renewal_lock() {
+        let lock = match self.renewal_lock() {
             Lock::Held(lock) => lock,
             Lock::Busy(holder) => {
                 let why = format!("another tokenwatch is renewing this token ({holder})");
@@ -609,6 +607,12 @@ impl Core {
                 return RenewOutcome::Failed(why);
             }
         };
+        self.renew_holding(lock).await
+    }
+
+    /// One `renew.command` round by a caller that holds the renewal lock (given up at the
+    /// end): unless another process stored a token just before, which is then used.
+    pub async fn renew_holding(&mut self, _lock: StoreLock) -> RenewOutcome {
         if self.reload_if_changed()
             && matches!(self.renewal(self.clock.now()), Renewal::NotDue { .. })
         {

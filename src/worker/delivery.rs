@@ -20,11 +20,7 @@ pub(super) async fn next_delivery(deliveries: &mut Option<mpsc::Receiver<Token>>
 impl Worker {
     /// The token request was answered: the user now has until its expiry (Upstox's, else
     /// `login.timeout`) to approve it; no second request goes out meanwhile.
-    pub(super) async fn requested(
-        &mut self,
-        result: Result<TokenRequestAck, RequestError>,
-        _forced: bool,
-    ) {
+    pub(super) async fn requested(&mut self, result: Result<TokenRequestAck, RequestError>) {
         let name = self.core.account.name.clone();
         let now = self.core.clock.now();
         match result {
@@ -38,13 +34,13 @@ impl Worker {
                 self.approval_until = Some(until);
                 let before = format!(" before {} IST", to_ist(until).format("%H:%M"));
                 info!(account = %name, "Token requested; approve it in the Upstox app or on WhatsApp{before}");
-                let n = self.notice(
+                self.tell(
                     Level::Warning,
                     Topic::Renewal,
                     "Approve the token request",
                     format!("open the Upstox app or WhatsApp and approve the request{before}"),
-                );
-                self.notify(n).await;
+                )
+                .await;
             }
             Err(e) => {
                 warn!(account = %name, "Token request failed: {e}");
@@ -88,13 +84,13 @@ impl Worker {
             Ok(None) => {}
             Err(e) => {
                 error!(account = %self.core.account.name, "{e}");
-                let n = self.notice(
+                self.tell(
                     Level::Critical,
                     Topic::Renewal,
                     "Token requests cannot arrive",
                     e,
-                );
-                self.notify(n).await;
+                )
+                .await;
             }
         }
     }

@@ -89,13 +89,13 @@ impl Worker {
                 let _ = login.paste.send(text).await;
             }
             None => {
-                let n = self.notice(
+                self.tell(
                     Level::Info,
                     Topic::Login,
                     "No login is waiting",
                     "press l to start one".into(),
-                );
-                self.notify(n).await;
+                )
+                .await;
             }
         }
     }
@@ -133,13 +133,13 @@ impl Worker {
             if let Some(cancel) = login.cancel.take() {
                 let _ = cancel.send(());
             }
-            let n = self.notice(
+            self.tell(
                 Level::Warning,
                 Topic::Renewal,
                 "Renewal needs you",
                 "no browser could be opened here; press l, or run `tokenwatch login` (--no-browser over SSH)".into(),
-            );
-            self.notify(n).await;
+            )
+            .await;
             return;
         }
         if let LoginProgress::Waiting {
@@ -147,13 +147,13 @@ impl Worker {
         } = &p
             && self.login.as_ref().is_some_and(|l| l.unattended)
         {
-            let n = self.notice(
+            self.tell(
                 Level::Warning,
                 Topic::Renewal,
                 "Log in to renew",
                 format!("the Upstox login was opened with {how}; log in there, or press l to see the address"),
-            );
-            self.notify(n).await;
+            )
+            .await;
         }
         self.send(Event::Login(LoginUpdate::Progress(p))).await;
     }
@@ -186,13 +186,11 @@ impl Worker {
                     obtained.finish(Ok(())).await;
                     info!(account = %name, "Logged in; new token valid until {} IST", notices::day_time(exp));
                     self.send(Event::Login(LoginUpdate::Succeeded(exp))).await;
-                    // The new token is checked with the profile API at once; the login counts
-                    // (and is announced) once that check has answered.
+                    // The login counts (and is announced) once the check of the new token
+                    // has answered.
+                    // The plan checks it next (a new token has no verdict), at once.
                     self.verifying_login = Some(exp);
-                    if !self.start_check(false) && self.round.is_none() {
-                        self.verifying_login = None;
-                        self.login_verified(exp, None).await;
-                    }
+                    self.first_check_at = None;
                 }
                 Err(e) => {
                     obtained
@@ -214,8 +212,7 @@ impl Worker {
                 // Another process logs in or renews: not a failure; its token is used.
                 info!(account = %name, "Not renewing now: another tokenwatch is logging in for this account");
                 let now = self.core.clock.now();
-                self.other_renewal_until =
-                    Some(now + chrono::Duration::from_std(super::LOCK_RECHECK).unwrap_or_default());
+                self.other_renewal_until = Some(now + super::lock_recheck());
             }
             Err(LoginError::Cancelled) => {
                 info!(account = %name, "Login cancelled");

@@ -21,7 +21,7 @@ pub mod plan;
 pub use self::core::{CHECK_LIMIT, CheckOutcome, Core, RenewOutcome, RequestError};
 pub use self::plan::Plan;
 
-use self::core::{Checked, Lock};
+use self::core::{Activity, Checked, Lock};
 use self::login::{LoginStep, RunningLogin, login_step};
 use crate::auth::notifier::NotifierServer;
 use crate::messages::{Alert, AlertEvent, Command, Event, Level, Notification, Snapshot, Topic};
@@ -42,7 +42,9 @@ use tracing::{debug, error, info};
 /// clock or a replaced token file is noticed within a minute.
 pub const MAX_NAP: Duration = Duration::from_secs(60);
 /// While another process holds the renewal lock, look again this often.
-const LOCK_RECHECK: Duration = Duration::from_secs(2);
+fn lock_recheck() -> chrono::Duration {
+    chrono::Duration::seconds(2)
+}
 /// `renew.command` must finish within this.
 pub const RENEW_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Capacity of the command channel.
@@ -91,7 +93,7 @@ pub fn spawn(core: Core, events: mpsc::Sender<Event>) -> WorkerHandle {
 pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> WorkerHandle {
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     let now = core.clock.now();
-    let (status_tx, status_rx) = watch::channel(core.snapshot(now, None));
+    let (status_tx, status_rx) = watch::channel(core.snapshot(now, Activity::default()));
     let wake = start.wake.unwrap_or_default();
     let first_check_at = (!start.first_check_delay.is_zero())
         .then(|| now + chrono::Duration::from_std(start.first_check_delay).unwrap_or_default());
@@ -138,8 +140,6 @@ struct Round {
     work: Pin<Box<dyn Future<Output = Done> + Send>>,
     /// The renewal lock, held while `renew.command` runs.
     _lock: Option<StoreLock>,
-    /// Asked for (`r`, the API) rather than due.
-    forced: bool,
 }
 
 struct Worker {
@@ -259,15 +259,13 @@ impl Worker {
             self.forced_at = None;
         }
         match decided {
-            Plan::Check => {
-                self.start_check(forced);
-            }
+            Plan::Check => self.start_check(),
             Plan::RenewByCommand => self.start_command_renewal(forced, now).await,
             Plan::LogIn => self.start_login(!forced).await,
             Plan::RequestToken => {
                 info!(account = %self.core.account.name, "Requesting a token from Upstox");
                 let call = self.core.request_call();
-                self.start_round(call, None, forced, Done::Requested);
+                self.start_round(call, None, Done::Requested);
             }
             Plan::Wait {
                 reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
@@ -276,49 +274,31 @@ impl Worker {
                 let end = to_ist(expires_at).format("%H:%M");
                 let why = format!("token ends {end} IST; renewal after {end} IST");
                 info!(account = %self.core.account.name, "Not renewing now: {why}");
-                let n = self.notice(Level::Info, Topic::Renewal, "Not renewing yet", why);
-                self.notify(n).await;
+                self.tell(Level::Info, Topic::Renewal, "Not renewing yet", why)
+                    .await;
             }
             Plan::Wait { .. } | Plan::Nothing(_) => {}
         }
     }
 
-    fn start_round<F, T>(
-        &mut self,
-        work: F,
-        lock: Option<StoreLock>,
-        forced: bool,
-        done: fn(T) -> Done,
-    ) where
+    fn start_round<F, T>(&mut self, work: F, lock: Option<StoreLock>, done: fn(T) -> Done)
+    where
         F: Future<Output = T> + Send + 'static,
         T: 'static,
     {
-        self.core.busy = true;
         self.round = Some(Round {
             work: Box::pin(async move { done(work.await) }),
             _lock: lock,
-            forced,
         });
     }
 
-    /// Start a check of the current token; false when none could start (no token, or
-    /// another round is running: then a check follows it).
-    fn start_check(&mut self, forced: bool) -> bool {
+    /// Start a check of the current token (no round may be running).
+    fn start_check(&mut self) {
         self.first_check_at = None;
-        if self.round.is_some() {
-            self.forced_at.get_or_insert(self.core.clock.now());
-            return false;
-        }
         match self.core.check_call() {
-            Some(call) => {
-                self.start_round(call, None, forced, Done::Checked);
-                true
-            }
+            Some(call) => self.start_round(call, None, Done::Checked),
             // Nothing to check: only a forced check of no token gets here.
-            None => {
-                self.forced_at = None;
-                false
-            }
+            None => self.forced_at = None,
         }
     }
 
@@ -332,14 +312,13 @@ impl Worker {
                 }
                 self.core.log_renewal_start();
                 let call = self.core.renew_call();
-                self.start_round(call, Some(lock), forced, Done::Renewed);
+                self.start_round(call, Some(lock), Done::Renewed);
             }
             Lock::Busy(holder) => {
                 if self.other_renewal_until.is_none() {
                     info!(account = %self.core.account.name, "Not renewing now: another tokenwatch is renewing this token ({holder}); using its token when it lands");
                 }
-                self.other_renewal_until =
-                    Some(now + chrono::Duration::from_std(LOCK_RECHECK).unwrap_or_default());
+                self.other_renewal_until = Some(now + lock_recheck());
                 if forced {
                     let n = self.notice(
                         Level::Info,
@@ -361,14 +340,16 @@ impl Worker {
     }
 
     async fn finish_round(&mut self, done: Done) {
-        let forced = self.round.take().is_some_and(|r| r.forced);
-        self.core.busy = false;
+        self.round = None;
         match done {
             Done::Checked(checked) => {
-                let outcome = self.core.apply_check(checked);
-                if let Some(exp) = self.verifying_login.take() {
+                // A check of a token that is no longer current (`None`) says nothing about
+                // the one a login just stored.
+                if let Some(outcome) = self.core.apply_check(checked)
+                    && let Some(exp) = self.verifying_login.take()
+                {
                     let rejected = match outcome {
-                        Some(CheckOutcome::Rejected(e)) => Some(e.to_string()),
+                        CheckOutcome::Rejected(e) => Some(e.to_string()),
                         _ => None,
                     };
                     self.login_verified(exp, rejected).await;
@@ -386,9 +367,7 @@ impl Worker {
                     );
                     self.renewal_ended(true, n).await;
                 }
-                RenewOutcome::Failed(why)
-                | RenewOutcome::NeedsUser(why)
-                | RenewOutcome::NotUseful(why) => {
+                RenewOutcome::Failed(why) | RenewOutcome::NotUseful(why) => {
                     let n = notices::renewal_failed(
                         &self.core.account.name,
                         &why,
@@ -397,7 +376,7 @@ impl Worker {
                     self.round_failed(n).await;
                 }
             },
-            Done::Requested(result) => self.requested(result, forced).await,
+            Done::Requested(result) => self.requested(result).await,
         }
     }
 
@@ -412,8 +391,9 @@ impl Worker {
             Command::PasteRedirect(text) => self.paste(text).await,
             Command::CancelLogin => self.cancel_login(),
             Command::Check => {
+                // One running joins it.
                 if self.round.is_none() {
-                    self.start_check(false);
+                    self.start_check();
                 }
             }
             Command::ForceRefresh => {
@@ -472,6 +452,12 @@ impl Worker {
             message,
             at: self.core.clock.now(),
         }
+    }
+
+    /// Show a notification.
+    async fn tell(&mut self, level: Level, topic: Topic, title: &str, message: String) {
+        let n = self.notice(level, topic, title, message);
+        self.notify(n).await;
     }
 
     async fn send(&mut self, event: Event) {
@@ -575,8 +561,11 @@ impl Worker {
     /// counts as entering it).
     async fn publish(&mut self) {
         let now = self.core.clock.now();
-        let pending = self.login.as_ref().and_then(|l| l.pending.clone());
-        let snap = self.core.snapshot(now, pending);
+        let activity = Activity {
+            busy: self.round.is_some(),
+            login: self.login.as_ref().and_then(|l| l.pending.clone()),
+        };
+        let snap = self.core.snapshot(now, activity);
         let state = snap.state;
         if state == TokenState::Healthy {
             // A good token (from anywhere) ends a run of failed renewals.
