@@ -8,6 +8,7 @@
 //!   in real time ([`SimHost`]);
 //! - [`http`]: a `reqwest` client and a raw socket client; [`net`]: free ports, waiting;
 //! - [`logs`]: log capture; [`leaks`]: the scan for tokens and secrets in what was captured;
+//! - [`doc`]: the generated blocks of `docs/reliability.md` ([`doc::sync_doc_block`]);
 //! - [`tmux`]: a real terminal; [`time`]: IST instants; [`tokens`]: tokens to store.
 //!
 //! Each test file compiles this module on its own, so what one file does not use is dead code
@@ -15,6 +16,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod doc;
 pub mod http;
 pub mod leaks;
 pub mod logs;
