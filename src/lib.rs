@@ -18,6 +18,7 @@ pub mod http;
 pub mod messages;
 pub mod metrics;
 pub mod paths;
+pub mod printable;
 pub mod process;
 pub mod retry;
 pub mod schedule;

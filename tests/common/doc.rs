@@ -104,4 +104,3 @@ pub fn code(text: &str) -> String {
         format!("`{text}`")
     }
 }
-
