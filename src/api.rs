@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /api/token/status[?account=NAME]` | 200, the status JSON of `status --json` (404 for an unknown account) |
 //! | `GET /api/tokens` | 200, `{"accounts": [status, ...]}` in tab order |
-//! | `POST /api/token/force-refresh[?account=NAME]` | 202, the worker validates now and renews if due |
+//! | `POST /api/token/force-refresh[?account=NAME]` | 202 `{"account", "merged", "message"}`: the worker validates now and renews if due (`merged: true`: one queued or running took this request in); 429 with `Retry-After` when a forced check of the account started less than 5 s ago |
 //! | `POST /api/upstox/token/refresh[?account=NAME]` | 202, `{"account", "auth_url", "listening", "expires_at"}`: a browser login is waiting |
 //! | `GET /metrics` | 200, Prometheus/OpenMetrics text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while every worker runs, else 503 |
@@ -18,7 +18,7 @@
 //! cached.
 
 use crate::clock::Clock;
-use crate::messages::{Command, Snapshot};
+use crate::messages::{Command, FORCE_SPACING, Forced, Reply, Snapshot};
 use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
 use crate::serving::{self, Running};
@@ -35,6 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
+
+/// How long `POST /api/token/force-refresh` waits for the worker to say how it took it.
+const FORCE_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// How long `POST /api/upstox/token/refresh` waits for the login's listener to come up.
 const LOGIN_START_WAIT: Duration = Duration::from_secs(5);
@@ -295,25 +298,57 @@ async fn force_refresh(
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    match account.commands.try_send(Command::ForceRefresh) {
-        Ok(()) => {
+    // A burst queues for the worker (which answers each at once) rather than failing.
+    let (reply, answer) = Reply::channel();
+    let asked = async {
+        account
+            .commands
+            .send(Command::ForceRefresh(reply))
+            .await
+            .map_err(|_| ())?;
+        answer.await.map_err(|_| ())
+    };
+    match tokio::time::timeout(FORCE_ANSWER_WAIT, asked).await {
+        Ok(Ok(Forced::Started)) => {
             info!(account = %account.name, "Refresh requested over the HTTP API");
             accepted(json!({
                 "account": account.name,
+                "merged": false,
                 "message": "refresh started; GET /api/token/status shows the outcome",
             }))
         }
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Ok(Ok(Forced::Merged)) => accepted(json!({
+            "account": account.name,
+            "merged": true,
+            "message": "a check was already queued or running; this request joined it",
+        })),
+        Ok(Ok(Forced::TooSoon(wait))) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the worker is busy with earlier requests; try again in a few seconds",
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "a forced check of this account started less than {} s ago; try again in {secs} s",
+                    FORCE_SPACING.as_secs()
+                ),
             );
             r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             r
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => worker_gone(account),
+        Ok(Err(())) => worker_gone(account),
+        Err(_) => busy(),
     }
+}
+
+/// 503: the worker did not answer in time.
+fn busy() -> Response {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the worker is busy with earlier requests; try again in a few seconds",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 fn accepted(body: Value) -> Response {

@@ -30,6 +30,9 @@ impl TokenFiles {
 pub fn watch(files: Vec<(PathBuf, Arc<Notify>)>) -> TokenFiles {
     let mut by_path: HashMap<PathBuf, Vec<Arc<Notify>>> = HashMap::new();
     for (path, wake) in files {
+        // The verdict beside the token (another process's check) wakes the worker too.
+        let verdict = crate::token::verdict::state_path(&path);
+        by_path.entry(verdict).or_default().push(wake.clone());
         by_path.entry(path).or_default().push(wake);
     }
     let folders: Vec<PathBuf> = {

@@ -6,19 +6,24 @@ use crate::auth::login::LoginProgress;
 use crate::config::Strategy;
 use crate::schedule::{Renewal, Verdict};
 use crate::token::store::WriteTally;
+use crate::token::verdict::StoredVerdict;
 use crate::token::{ExpirySource, TokenState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 /// What a consumer asks the worker to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Ask the API about the token now.
     Check,
-    /// `r`: validate now, then renew at once if renewal is due or the token is invalid.
-    ForceRefresh,
+    /// `r`, the API: validate now, then renew at once if renewal is due or the token is
+    /// invalid. Requests that come while one is queued or running join it, and forced checks
+    /// start at most once per [`FORCE_SPACING`]; the worker answers how it took this one.
+    ForceRefresh(Reply<Forced>),
     /// `l`: start the browser login now (a running one is left alone).
     StartLogin,
     /// `p`: the address the browser was sent to after logging in, pasted by the user.
@@ -27,6 +32,80 @@ pub enum Command {
     CancelLogin,
     /// Stop after the current step; nothing is left half-written.
     Shutdown,
+}
+
+impl Command {
+    /// A forced refresh whose answer nobody waits for (the dashboard's `r`: the worker
+    /// shows a refused one as a notification).
+    pub fn force_refresh() -> Command {
+        Command::ForceRefresh(Reply::none())
+    }
+}
+
+/// Forced checks of one account start at most this often: a burst of `r` presses or API
+/// calls makes one API call, not hundreds (Upstox allows a user 50 requests a second, and
+/// the trading engine shares that quota).
+pub const FORCE_SPACING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the worker did with a forced refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forced {
+    /// A check starts now (and a renewal, when one is due).
+    Started,
+    /// One was queued or running already: this request joins it.
+    Merged,
+    /// A forced check started less than [`FORCE_SPACING`] ago; ask again after this long.
+    TooSoon(std::time::Duration),
+}
+
+/// Where the worker answers one request. Clones share it and the first answer wins;
+/// equality ignores it, so commands compare by what they ask.
+pub struct Reply<T>(Option<Arc<Mutex<Option<oneshot::Sender<T>>>>>);
+
+impl<T> Reply<T> {
+    /// No one waits for the answer.
+    pub fn none() -> Reply<T> {
+        Reply(None)
+    }
+
+    /// A reply and the receiver its answer arrives on.
+    pub fn channel() -> (Reply<T>, oneshot::Receiver<T>) {
+        let (tx, rx) = oneshot::channel();
+        (Reply(Some(Arc::new(Mutex::new(Some(tx))))), rx)
+    }
+
+    /// Answer; false when no one waits for it (or it was answered already).
+    pub fn send(&self, answer: T) -> bool {
+        let Some(slot) = &self.0 else { return false };
+        let tx = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        tx.is_some_and(|tx| tx.send(answer).is_ok())
+    }
+}
+
+impl<T> Clone for Reply<T> {
+    fn clone(&self) -> Reply<T> {
+        Reply(self.0.clone())
+    }
+}
+
+impl<T> Default for Reply<T> {
+    fn default() -> Reply<T> {
+        Reply::none()
+    }
+}
+
+impl<T> PartialEq for Reply<T> {
+    fn eq(&self, _: &Reply<T>) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Reply<T> {}
+
+impl<T> std::fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Reply" } else { "NoReply" })
+    }
 }
 
 /// How loud a notification is.
@@ -108,6 +187,9 @@ pub struct Snapshot {
     pub last_check_at: Option<DateTime<Utc>>,
     /// The outcome of that: "valid", "rejected: ...", "unreachable: ...".
     pub last_check_result: Option<String>,
+    /// The API's last answer about this token (this process's or another's), with its
+    /// error code: the status JSON's `last_check`.
+    pub answer: Option<StoredVerdict>,
     /// When the API will be asked next.
     pub next_check_at: Option<DateTime<Utc>>,
     /// The renewal decision.
@@ -199,6 +281,10 @@ pub enum AlertEvent {
     Missing,
     /// A renewal (any strategy, or a login) stored a new token.
     Renewed,
+    /// The token is healthy again after being expired, invalid, missing or critical (fixed
+    /// by this process's renewal, or by a new token file from elsewhere). Sent instead of
+    /// `renewed` when this process's renewal did it.
+    Recovered,
     /// A renewal failed after every attempt.
     RenewalFailed,
     /// No valid token 30 minutes before `renew.deadline` on a weekday.
@@ -215,6 +301,7 @@ impl AlertEvent {
             AlertEvent::Invalid => "invalid",
             AlertEvent::Missing => "missing",
             AlertEvent::Renewed => "renewed",
+            AlertEvent::Recovered => "recovered",
             AlertEvent::RenewalFailed => "renewal_failed",
             AlertEvent::DeadlineMissed => "deadline_missed",
         }

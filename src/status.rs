@@ -3,6 +3,8 @@
 
 use crate::messages::Snapshot;
 use crate::schedule::Verdict;
+use crate::token::verdict::{CheckResult, StoredVerdict};
+pub use crate::token::verdict::LastCheckReport;
 use crate::token::{ExpirySource, Thresholds, Token, TokenFileError, TokenState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -114,6 +116,10 @@ pub struct StatusReport {
     /// `last_check_at` and, for one release, also under its old name `last_validated_at`.
     #[serde(flatten)]
     pub last_check_at: LastCheck,
+    /// The API's last answer about this token: `{at, result, code}` (`result` `valid` or
+    /// `invalid`; `code` the API's error code with a rejection), whichever tokenwatch process
+    /// asked; null when none is known.
+    pub last_check: Option<LastCheckReport>,
     /// The Upstox user id.
     pub user_id: Option<String>,
     /// The token file, absolute (null when the configuration could not be read).
@@ -188,6 +194,7 @@ impl StatusReport {
                 Verdict::Unknown => None,
             }),
             next_check_at: snap.next_check_at.map(ist_rfc3339),
+            last_check: snap.answer.as_ref().map(LastCheckReport::from),
             ..StatusReport::default()
         };
         let Some(token) = &snap.token else {
@@ -235,6 +242,23 @@ impl StatusReport {
         self.issued_at = issued_at.map(ist_rfc3339);
         self.user_id = user_id.clone();
         self.expiry_source = Some(source);
+    }
+
+    /// Fold in the API's last answer about this token (the shared `.state` file): a rejection
+    /// makes a token that is not yet expired `invalid`, for every reader alike.
+    pub fn apply_answer(&mut self, answer: &StoredVerdict) {
+        self.last_check = Some(LastCheckReport::from(answer));
+        self.last_check_at = LastCheck(Some(ist_rfc3339(answer.at)));
+        match answer.result {
+            CheckResult::Valid => self.api_validated = self.valid,
+            CheckResult::Invalid => {
+                self.api_validated = false;
+                if self.valid {
+                    self.state = ReportState::Invalid;
+                    self.valid = false;
+                }
+            }
+        }
     }
 
     /// A report for when the configuration itself could not be loaded.

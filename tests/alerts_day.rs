@@ -69,7 +69,7 @@ fn summary(
 }
 
 #[test]
-fn a_good_day_alerts_warning_critical_expired_and_renewed_once_each() {
+fn a_good_day_alerts_warning_critical_expired_and_recovered_once_each() {
     let (alerts, _) = good_day();
     let second = chrono::Duration::seconds(1);
     assert_eq!(
@@ -93,8 +93,9 @@ fn a_good_day_alerts_warning_critical_expired_and_renewed_once_each() {
                 Level::Critical,
                 TokenState::Expired
             ),
+            // The renewal ended an expired token: one `recovered` alert says so.
             (
-                AlertEvent::Renewed,
+                AlertEvent::Recovered,
                 ist_at(27, 8, 0),
                 Level::Info,
                 TokenState::Healthy

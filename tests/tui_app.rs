@@ -99,7 +99,7 @@ fn r_and_l_send_the_right_commands_to_the_shown_account() {
     let send = a.update(Action::Refresh, now()).send.unwrap();
     assert_eq!(
         (send.account.as_str(), send.command),
-        ("default", Command::ForceRefresh)
+        ("default", Command::force_refresh())
     );
     a.update(Action::NextAccount, now());
     let send = a.update(Action::Login, now()).send.unwrap();

@@ -605,7 +605,7 @@ async fn force_refresh_with_a_healthy_token_validates_at_once_and_does_not_renew
     let (handle, log) = h.spawn();
     h.run_until(ist_at(26, 10, 5)).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 1, "the check at start");
-    handle.commands.send(Command::ForceRefresh).await.unwrap();
+    handle.commands.send(Command::force_refresh()).await.unwrap();
     h.run_until(ist_at(26, 10, 6)).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);
     {
@@ -659,7 +659,7 @@ async fn force_refresh_renews_a_critical_token_at_once_inside_the_unattended_wai
     );
     // Checks at 04:00, 04:30, 05:00.
     assert_eq!(h.sim.calls(Endpoint::Profile), 3);
-    handle.commands.send(Command::ForceRefresh).await.unwrap();
+    handle.commands.send(Command::force_refresh()).await.unwrap();
     h.run_until(ist_at(27, 5, 16)).await;
     assert_eq!(h.command_runs(), 1);
     // The forced check and the new token's verification.
@@ -692,7 +692,7 @@ async fn force_refresh_before_the_0330_boundary_does_not_renew_and_says_why() {
     let before = h.files();
     let (handle, log) = h.spawn();
     h.run_until(ist_at(27, 2, 30)).await;
-    handle.commands.send(Command::ForceRefresh).await.unwrap();
+    handle.commands.send(Command::force_refresh()).await.unwrap();
     h.run_until(ist_at(27, 2, 31)).await;
     // The check at start and the forced one; no renewal.
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);

@@ -6,7 +6,9 @@ use super::runtime;
 use crate::cli::Cli;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
-use crate::status::{LastCheck, ReportState, StatusReport, ist_rfc3339};
+use crate::status::{LastCheck, LastCheckReport, ReportState, StatusReport, ist_rfc3339};
+use crate::token::verdict::read_verdict;
+use crate::upstox::client::ApiError;
 use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
@@ -41,6 +43,15 @@ pub(super) fn run(
     // One `now` for the state, the exit code and every line printed.
     let now = Utc::now();
     let mut report = StatusReport::new(&config.account.name, path, &read, now, config.thresholds());
+    // What the API last said about this token, whichever tokenwatch process asked (with
+    // --validate, the answer it gets now says it).
+    if let (Ok(Some(token)), false) = (&read, validate) {
+        match read_verdict(path, &token.access_token) {
+            Ok(Some(answer)) => report.apply_answer(&answer),
+            Ok(None) => {}
+            Err(why) => eprintln!("tokenwatch: warning: {why}"),
+        }
+    }
     let validation = match (&read, validate) {
         (Ok(Some(_)), true) => Some(check_once(&config)),
         _ => None,
@@ -124,7 +135,22 @@ fn print_human(
             println!("{label} · {account}{who}");
             print_token_lines(token, now);
             match validation {
-                None => {}
+                // No check now: what the API said when a tokenwatch last asked.
+                None => match &report.last_check {
+                    Some(c) => {
+                        let at = chrono::DateTime::parse_from_rfc3339(&c.at)
+                            .map(|t| t.format("%a %d %b %H:%M IST").to_string())
+                            .unwrap_or_else(|_| c.at.clone());
+                        match (c.result, &c.code) {
+                            ("valid", _) => println!("API: ✓ valid at {at}"),
+                            (_, Some(code)) => {
+                                println!("API: ✗ rejected at {at} ({code}); log in again")
+                            }
+                            _ => println!("API: ✗ rejected at {at}; log in again"),
+                        }
+                    }
+                    None => {}
+                },
                 Some(CheckOutcome::Valid(_)) => {
                     println!("API: ✓ valid at {} IST", to_ist(now).format("%H:%M"))
                 }
@@ -168,16 +194,31 @@ impl StatusReport {
             CheckOutcome::Valid(_) => {
                 self.api_validated = true;
                 self.last_check_at = LastCheck(Some(ist_rfc3339(at)));
+                self.last_check = Some(LastCheckReport {
+                    at: ist_rfc3339(at),
+                    result: "valid",
+                    code: None,
+                });
             }
             // Once its time is up a token is expired, whatever the API adds (as in the worker).
-            CheckOutcome::Rejected(_) if self.state == ReportState::Expired => {
-                self.last_check_at = LastCheck(Some(ist_rfc3339(at)));
-            }
             CheckOutcome::Rejected(e) => {
-                self.state = ReportState::Invalid;
-                self.valid = false;
+                let code = match e {
+                    ApiError::Invalid { code, .. } => code.clone(),
+                    _ => None,
+                };
                 self.last_check_at = LastCheck(Some(ist_rfc3339(at)));
-                self.error = Some(e.to_string());
+                self.last_check = Some(LastCheckReport {
+                    at: ist_rfc3339(at),
+                    result: "invalid",
+                    code,
+                });
+                // Once its time is up a token is expired, whatever the API adds (as in the
+                // worker).
+                if self.state != ReportState::Expired {
+                    self.state = ReportState::Invalid;
+                    self.valid = false;
+                    self.error = Some(e.to_string());
+                }
             }
             CheckOutcome::Unreachable(e) => {
                 self.state = ReportState::Unknown;

@@ -1,5 +1,6 @@
 //! `tokenwatch token`: the access token alone on stdout, for `$(...)`.
 
+use crate::token::verdict::{CheckResult, read_verdict};
 use crate::config::{Config, ConfigError};
 use crate::exit::{EXIT_CONFIG, EXIT_NO_TOKEN};
 use crate::token::expiry::to_ist;
@@ -38,6 +39,20 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             to_ist(token.expires_at).format("%a %d %b %H:%M IST")
         );
         return EXIT_NO_TOKEN;
+    }
+    // Upstox rejected this very token (this process or another asked): it is not handed out.
+    match read_verdict(path, &token.access_token) {
+        Ok(Some(answer)) if answer.result == CheckResult::Invalid => {
+            let code = answer.code.map(|c| format!(" ({c})")).unwrap_or_default();
+            eprintln!(
+                "tokenwatch: no valid token: Upstox rejected the token in {} at {}{code}; log in again",
+                path.display(),
+                to_ist(answer.at).format("%a %d %b %H:%M IST")
+            );
+            return EXIT_NO_TOKEN;
+        }
+        Ok(_) => {}
+        Err(why) => eprintln!("tokenwatch: warning: {why}"),
     }
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{}", token.access_token.expose()).and_then(|_| out.flush()) {

@@ -4,10 +4,12 @@
 //! - [`file`](mod@self::file) reads every accepted token-file format and writes format 1.
 //! - [`expiry`] holds the Upstox 03:30 IST rule and the JWT `exp` decoding.
 //! - [`store`] writes the file atomically, keeps `.prev` and backups, and restores.
+//! - [`verdict`] keeps the API's last answer about the token beside it (`.state`).
 
 pub mod expiry;
 pub mod file;
 pub mod store;
+pub mod verdict;
 
 use crate::secret::Secret;
 use chrono::{DateTime, Duration, Utc};

@@ -465,6 +465,20 @@ fn without_temp_path(e: std::io::Error) -> std::io::Error {
     }
 }
 
+/// [`atomic_write`] for a file tokenwatch keeps for itself next to the token: a symlink at
+/// `path` is refused, never written through.
+pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(StoreError::Write {
+            path: path.to_owned(),
+            source: std::io::Error::other(
+                "it is a symlink, which tokenwatch does not follow there; remove it",
+            ),
+        });
+    }
+    atomic_write(path, bytes)
+}
+
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // A symlinked token path is written through: the link stays, its target gets the token.
     let resolved = follow_symlinks(path);

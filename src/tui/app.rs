@@ -398,7 +398,7 @@ impl App {
     fn apply(&mut self, action: Action) -> Update {
         match action {
             // The worker's answer (busy, then the new state) is what shows.
-            Action::Refresh => Update::send(self.send(Command::ForceRefresh), false),
+            Action::Refresh => Update::send(self.send(Command::force_refresh()), false),
             Action::Login => {
                 if !self.login_pending() {
                     self.login = Some(LoginView {

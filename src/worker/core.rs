@@ -22,6 +22,7 @@ use crate::secret::Secret;
 use crate::timefmt::{clock_style, hours_or_clock};
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
+use crate::token::verdict::{self, CheckResult, StoredVerdict};
 use crate::token::{ExpirySource, Token, TokenState, format_countdown};
 use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
 use chrono::{DateTime, Utc};
@@ -113,7 +114,13 @@ pub struct Core {
     /// The Upstox user this account's tokens are for, once one was seen: a new token for
     /// another user is refused.
     known_user: Option<String>,
-    verdict: Verdict,
+    /// The API's last answer about the current token (this process's, or another's read
+    /// from the shared `.state` file): the one source of the verdict.
+    answer: Option<StoredVerdict>,
+    /// What the `.state` file looked like when last read or written.
+    state_stamp: Option<FileStamp>,
+    /// Why the `.state` file could not be read or written, said once.
+    state_problem: Option<String>,
     last_check_at: Option<DateTime<Utc>>,
     last_check_result: Option<String>,
     /// When the last renewal round failed; only a failed round puts the next one off.
@@ -154,7 +161,9 @@ impl Core {
             token_stamp: None,
             token_error: None,
             known_user: None,
-            verdict: Verdict::Unknown,
+            answer: None,
+            state_stamp: None,
+            state_problem: None,
             last_check_at: None,
             last_check_result: None,
             last_failed_round_at: None,
@@ -212,7 +221,74 @@ impl Core {
 
     /// What the API last said.
     pub fn verdict(&self) -> Verdict {
-        self.verdict
+        match &self.answer {
+            Some(a) if a.result == CheckResult::Valid => Verdict::Valid(a.at),
+            Some(a) => Verdict::Invalid(a.at),
+            None => Verdict::Unknown,
+        }
+    }
+
+    /// The API's last answer about the current token, with its time and code.
+    pub fn answer(&self) -> Option<&StoredVerdict> {
+        self.answer.as_ref()
+    }
+
+    /// Forget what the API said (the token changed).
+    fn forget_answer(&mut self) {
+        self.answer = None;
+        self.last_check_at = None;
+        self.last_check_result = None;
+    }
+
+    /// Record the API's answer about the current token at `at`, and share it in the
+    /// `.state` file for every other reader of the token.
+    fn record_answer(&mut self, result: CheckResult, code: Option<String>, at: DateTime<Utc>) {
+        let answer = StoredVerdict { at, result, code };
+        if let Some(token) = &self.token {
+            let path = &self.account.token.path;
+            let written = verdict::write_verdict(path, &token.access_token, &answer);
+            self.state_stamp = file_stamp(&verdict::state_path(path));
+            self.note_state_problem(written.err());
+        }
+        self.answer = Some(answer);
+    }
+
+    /// Take a newer answer another process stored for the current token.
+    fn adopt_stored_answer(&mut self) {
+        let path = self.account.token.path.clone();
+        self.state_stamp = file_stamp(&verdict::state_path(&path));
+        let Some(token) = &self.token else { return };
+        let stored = match verdict::read_verdict(&path, &token.access_token) {
+            Ok(v) => v,
+            Err(why) => return self.note_state_problem(Some(why)),
+        };
+        self.note_state_problem(None);
+        let Some(stored) = stored else { return };
+        if self.answer.as_ref().is_some_and(|a| a.at >= stored.at) {
+            return;
+        }
+        if stored.result == CheckResult::Invalid && self.answer.as_ref().is_none_or(|a| a.result == CheckResult::Valid) {
+            let code = stored.code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+            warn!(account = %self.account.name, "Token invalid: Upstox rejected it{code} when another tokenwatch process checked it");
+        }
+        self.last_check_at = Some(self.last_check_at.map_or(stored.at, |l| l.max(stored.at)));
+        self.last_check_result = Some(match (&stored.result, &stored.code) {
+            (CheckResult::Valid, _) => "valid".into(),
+            (CheckResult::Invalid, Some(code)) => format!("rejected ({code})"),
+            (CheckResult::Invalid, None) => "rejected".into(),
+        });
+        self.answer = Some(stored);
+    }
+
+    /// Say a problem with the `.state` file once (and that it is gone, once).
+    fn note_state_problem(&mut self, problem: Option<String>) {
+        if problem == self.state_problem {
+            return;
+        }
+        if let Some(why) = &problem {
+            warn!(account = %self.account.name, "The shared verdict file is not usable: {why}");
+        }
+        self.state_problem = problem;
     }
 
     /// The clock.
@@ -253,6 +329,9 @@ impl Core {
     /// Re-read the token file when it changed on disk (another process stored a token, or
     /// the user replaced it). A new token starts with no verdict. True when the token changed.
     pub fn reload_if_changed(&mut self) -> bool {
+        if file_stamp(&verdict::state_path(&self.account.token.path)) != self.state_stamp {
+            self.adopt_stored_answer();
+        }
         // A file that could not be read (too many open files, a permission being fixed) is
         // read again at every turn, not only once it changes.
         if file_stamp(&self.account.token.path) == self.token_stamp && self.token_error.is_none() {
@@ -295,9 +374,8 @@ impl Core {
             _ => false,
         };
         if !same {
-            self.verdict = Verdict::Unknown;
-            self.last_check_at = None;
-            self.last_check_result = None;
+            self.forget_answer();
+            self.adopt_stored_answer();
         }
     }
 
@@ -315,7 +393,7 @@ impl Core {
         schedule::Facts {
             now,
             expires_at: self.token.as_ref().map(|t| t.expires_at),
-            verdict: self.verdict,
+            verdict: self.verdict(),
             last_check_at: past(self.last_check_at),
             last_failed_round_at: past(self.last_failed_round_at),
         }
@@ -358,7 +436,8 @@ impl Core {
                 expiry_source: t.expiry_source,
                 obtained_via: t.obtained_via.clone(),
             }),
-            verdict: self.verdict,
+            verdict: self.verdict(),
+            answer: self.answer.clone(),
             last_check_at: self.last_check_at,
             last_check_result: self.last_check_result.clone(),
             next_check_at: schedule::next_check(&facts, &self.policy),
@@ -409,7 +488,7 @@ impl Core {
         self.last_check_at = Some(now);
         Some(match checked.result {
             Ok(profile) => {
-                self.verdict = Verdict::Valid(now);
+                self.record_answer(CheckResult::Valid, None, now);
                 let left = token.remaining(now);
                 if left > chrono::Duration::zero() {
                     info!(account = %name, "Token valid, expires in {}", hours_or_clock(left));
@@ -429,7 +508,11 @@ impl Core {
                 CheckOutcome::Valid(profile)
             }
             Err(e @ ApiError::Invalid { .. }) => {
-                self.verdict = Verdict::Invalid(now);
+                let code = match &e {
+                    ApiError::Invalid { code, .. } => code.clone(),
+                    _ => None,
+                };
+                self.record_answer(CheckResult::Invalid, code, now);
                 if token.expires_at <= now {
                     info!(account = %name, "Upstox confirms the token has expired");
                 } else {
@@ -583,11 +666,16 @@ impl Core {
             return Err(why);
         }
         self.store_token(token).await?;
+        let now = self.clock.now();
         if verified {
-            let now = self.clock.now();
-            self.verdict = Verdict::Valid(now);
             self.last_check_at = Some(now);
             self.last_check_result = Some("valid".into());
+            self.record_answer(CheckResult::Valid, None, now);
+        } else if self.answer.is_none() {
+            // A verdict about the token this one replaced counts for nobody.
+            let cleared = verdict::clear_verdict(&self.account.token.path);
+            self.state_stamp = file_stamp(&verdict::state_path(&self.account.token.path));
+            self.note_state_problem(cleared.err());
         }
         Ok(())
     }
@@ -663,9 +751,7 @@ impl Core {
         let mut token = token;
         token.expiry_source = ExpirySource::ExpiresAt;
         if changed {
-            self.verdict = Verdict::Unknown;
-            self.last_check_at = None;
-            self.last_check_result = None;
+            self.forget_answer();
         }
         self.token = Some(token);
         self.token_error = None;

@@ -24,7 +24,9 @@ pub use self::plan::Plan;
 use self::core::{Activity, Checked, Lock};
 use self::login::{LoginStep, RunningLogin, login_step};
 use crate::auth::notifier::NotifierServer;
-use crate::messages::{Alert, AlertEvent, Command, Event, Level, Notification, Snapshot, Topic};
+use crate::messages::{
+    Alert, AlertEvent, Command, Event, FORCE_SPACING, Forced, Level, Notification, Snapshot, Topic,
+};
 use crate::schedule::{self, Deferral, Renewal};
 use crate::token::expiry::to_ist;
 use crate::token::store::StoreLock;
@@ -106,6 +108,7 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
         wake: wake.clone(),
         round: None,
         forced_at: None,
+        last_forced_at: None,
         first_check_at,
         other_renewal_until: None,
         approval_until: None,
@@ -119,6 +122,7 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
         notifier: None,
         shutdown: false,
         failure_alerted: false,
+        recovered_by: None,
     };
     WorkerHandle {
         commands: tx,
@@ -152,6 +156,8 @@ struct Worker {
     round: Option<Round>,
     /// `r` or the API asked at this time for a check and, if due, a renewal.
     forced_at: Option<DateTime<Utc>>,
+    /// When the last forced check was started (they start at most once per [`FORCE_SPACING`]).
+    last_forced_at: Option<DateTime<Utc>>,
     first_check_at: Option<DateTime<Utc>>,
     other_renewal_until: Option<DateTime<Utc>>,
     approval_until: Option<DateTime<Utc>>,
@@ -167,6 +173,8 @@ struct Worker {
     shutdown: bool,
     /// A renewal failure was alerted and no renewal succeeded since.
     failure_alerted: bool,
+    /// This process's renewal ended a bad state: the `recovered` alert says so.
+    recovered_by: Option<&'static str>,
 }
 
 impl Worker {
@@ -396,14 +404,47 @@ impl Worker {
                     self.start_check();
                 }
             }
-            Command::ForceRefresh => {
-                // Requests that come while one waits or runs join it.
-                if self.forced_at.is_none() {
-                    info!(account = %self.core.account.name, "Refresh requested");
-                    self.forced_at = Some(self.core.clock.now());
+            Command::ForceRefresh(reply) => {
+                let now = self.core.clock.now();
+                let answer = self.force(now);
+                // The dashboard's `r` waits for no answer: a refused press is shown.
+                if !reply.send(answer)
+                    && let Forced::TooSoon(wait) = answer
+                {
+                    let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    self.tell(
+                        Level::Info,
+                        Topic::Renewal,
+                        "Checked moments ago",
+                        format!("a forced check can start again in {wait} s"),
+                    )
+                    .await;
                 }
             }
         }
+    }
+
+    /// Take a forced refresh at `now`: one queued or running takes it in; otherwise a forced
+    /// check starts, unless one started less than [`FORCE_SPACING`] ago.
+    fn force(&mut self, now: DateTime<Utc>) -> Forced {
+        if self.forced_at.is_some() || self.round.is_some() {
+            // A running round's answer serves it; a forced renewal still follows if due.
+            self.forced_at.get_or_insert(now);
+            return Forced::Merged;
+        }
+        if let Some(last) = self.last_forced_at
+            && let Some(next) = last.checked_add_signed(
+                chrono::Duration::from_std(FORCE_SPACING).unwrap_or_default(),
+            )
+            && now < next
+            && now >= last
+        {
+            return Forced::TooSoon((next - now).to_std().unwrap_or(FORCE_SPACING));
+        }
+        info!(account = %self.core.account.name, "Refresh requested");
+        self.forced_at = Some(now);
+        self.last_forced_at = Some(now);
+        Forced::Started
     }
 
     /// How long to sleep: until the next thing the plan, the schedule or the clock duties
@@ -499,7 +540,13 @@ impl Worker {
             self.core.renewals.succeeded += 1;
             self.core.last_failed_round_at = None;
             self.failure_alerted = false;
-            self.notify_and_alert(n, AlertEvent::Renewed).await;
+            if self.last_state.is_some_and(notices::needs_recovery) {
+                // The state change that follows sends one `recovered` alert for both.
+                self.recovered_by = Some("renewed by this tokenwatch");
+                self.notify(n).await;
+            } else {
+                self.notify_and_alert(n, AlertEvent::Renewed).await;
+            }
         } else {
             self.core.renewals.failed += 1;
             // The first failure of a run alerts; the retries every half hour after it only
@@ -573,9 +620,16 @@ impl Worker {
         }
         if self.last_state != Some(state) {
             let from = self.last_state.replace(state);
-            if let Some(n) = notices::state_notice(&snap, from, now) {
+            let by = self.recovered_by.take();
+            if let Some(mut n) = notices::state_notice(&snap, from, now) {
+                let recovered = state == TokenState::Healthy && from.is_some_and(notices::needs_recovery);
+                if recovered {
+                    let by = by.unwrap_or("a new token file from elsewhere");
+                    n.message = format!("{}; {by}", n.message);
+                }
                 notices::log(&snap.account, &n);
                 match notices::state_alert(state) {
+                    _ if recovered => self.notify_and_alert(n, AlertEvent::Recovered).await,
                     Some(event) => self.notify_and_alert(n, event).await,
                     None => self.notify(n).await,
                 }

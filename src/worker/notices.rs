@@ -47,6 +47,14 @@ pub fn state_alert(state: TokenState) -> Option<AlertEvent> {
     }
 }
 
+/// A state whose end is worth a `recovered` alert: the token did not work, or nearly did not.
+pub fn needs_recovery(state: TokenState) -> bool {
+    matches!(
+        state,
+        TokenState::Expired | TokenState::Invalid | TokenState::Missing | TokenState::Critical
+    )
+}
+
 /// The notification for entering `snap.state` from `from`.
 pub fn state_notice(
     snap: &Snapshot,

@@ -56,7 +56,7 @@ pub fn sync_doc_block(name: &str, generated: &str, skipped: &[String]) -> Result
     }
     Err(format!(
         "the {name} block of docs/reliability.md is out of date (- doc, + tests); \
-         regenerate it with `UPDATE_RELIABILITY=1 cargo test --test fault_suite`:\n{}",
+         regenerate it with `UPDATE_RELIABILITY=1 cargo test` (or only the test file that owns the block):\n{}",
         diff(&have, &want)
     ))
 }
