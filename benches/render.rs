@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokenwatch::config::Strategy;
 use tokenwatch::messages::{Event, Level, Notification, Snapshot, TokenInfo, Topic};
-use tokenwatch::schedule::{Renewal, Verdict};
+use tokenwatch::schedule::Renewal;
+use tokenwatch::token::verdict::{CheckResult, StoredVerdict};
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::App;
 use tokenwatch::tui::ui;
@@ -33,7 +34,11 @@ fn frame(c: &mut Criterion) {
             expiry_source: ExpirySource::JwtExp,
             obtained_via: Some("oauth".into()),
         }),
-        verdict: Verdict::Valid(now),
+        answer: Some(StoredVerdict {
+            at: now,
+            result: CheckResult::Valid,
+            code: None,
+        }),
         last_check_at: Some(now),
         last_check_result: Some("valid".into()),
         next_check_at: Some(now + Span::minutes(30)),

@@ -181,8 +181,6 @@ pub struct Snapshot {
     pub state: TokenState,
     /// The token, when there is one.
     pub token: Option<TokenInfo>,
-    /// What the API last said.
-    pub verdict: Verdict,
     /// When the API was last asked.
     pub last_check_at: Option<DateTime<Utc>>,
     /// The outcome of that: "valid", "rejected: ...", "unreachable: ...".
@@ -233,6 +231,11 @@ pub struct RenewalTally {
 }
 
 impl Snapshot {
+    /// What the API last said, from its last answer.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(self.answer.as_ref())
+    }
+
     /// True when anything but the time it was taken (`at`) changed.
     pub fn differs_from(&self, other: &Snapshot) -> bool {
         let mut a = self.clone();

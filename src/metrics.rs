@@ -138,7 +138,7 @@ impl Metrics {
         self.valid
             .get_or_create(&account)
             .set(i64::from(report.valid));
-        let validated = match snap.verdict {
+        let validated = match snap.verdict() {
             Verdict::Valid(t) | Verdict::Invalid(t) => t.timestamp(),
             Verdict::Unknown => 0,
         };

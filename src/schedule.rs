@@ -26,6 +26,18 @@ pub enum Verdict {
     Invalid(DateTime<Utc>),
 }
 
+impl Verdict {
+    /// The verdict an API answer gives (none: [`Verdict::Unknown`]).
+    pub fn of(answer: Option<&crate::token::verdict::StoredVerdict>) -> Verdict {
+        use crate::token::verdict::CheckResult;
+        match answer {
+            Some(a) if a.result == CheckResult::Valid => Verdict::Valid(a.at),
+            Some(a) => Verdict::Invalid(a.at),
+            None => Verdict::Unknown,
+        }
+    }
+}
+
 /// The settings the decisions depend on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {

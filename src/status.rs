@@ -3,8 +3,8 @@
 
 use crate::messages::Snapshot;
 use crate::schedule::Verdict;
-use crate::token::verdict::{CheckResult, StoredVerdict};
 pub use crate::token::verdict::LastCheckReport;
+use crate::token::verdict::{CheckResult, StoredVerdict};
 use crate::token::{ExpirySource, Thresholds, Token, TokenFileError, TokenState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -189,7 +189,7 @@ impl StatusReport {
                     .to_string(),
             ),
             // The API's last answer about this token (not an attempt that found it unreachable).
-            last_check_at: LastCheck(match snap.verdict {
+            last_check_at: LastCheck(match snap.verdict() {
                 Verdict::Valid(t) | Verdict::Invalid(t) => Some(ist_rfc3339(t)),
                 Verdict::Unknown => None,
             }),
@@ -219,7 +219,7 @@ impl StatusReport {
             &token.user_id,
             token.expiry_source,
         );
-        r.api_validated = matches!(snap.verdict, Verdict::Valid(_)) && state.is_usable();
+        r.api_validated = matches!(snap.verdict(), Verdict::Valid(_)) && state.is_usable();
         r
     }
 

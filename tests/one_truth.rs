@@ -190,7 +190,10 @@ async fn a_burst_of_forced_refreshes_makes_one_profile_call() {
     assert_eq!((r.status, r.json()["merged"].clone()), (202, json!(false)));
     let deadline = Instant::now() + STEP;
     while d.host.sim.calls(Endpoint::Profile) < calls + 2 {
-        assert!(Instant::now() < deadline, "the next forced check did not run");
+        assert!(
+            Instant::now() < deadline,
+            "the next forced check did not run"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let out = d.stop();
@@ -216,11 +219,19 @@ fn pressing_r_again_and_again_makes_one_check() {
         h.run_until(ist_at(26, 10, 1)).await;
         let calls = h.sim.calls(Endpoint::Profile);
         for _ in 0..20 {
-            handle.commands.send(Command::force_refresh()).await.unwrap();
+            handle
+                .commands
+                .send(Command::force_refresh())
+                .await
+                .unwrap();
         }
         h.run_until(ist_at(26, 10, 1) + chrono::Duration::seconds(2))
             .await;
-        handle.commands.send(Command::force_refresh()).await.unwrap();
+        handle
+            .commands
+            .send(Command::force_refresh())
+            .await
+            .unwrap();
         h.run_until(ist_at(26, 10, 1) + chrono::Duration::seconds(3))
             .await;
         let made = h.sim.calls(Endpoint::Profile) - calls;
@@ -291,7 +302,11 @@ async fn a_rejection_the_daemon_saw_is_the_truth_for_every_reader() {
     assert_ne!(t.code, Some(0));
     assert!(!t.stdout.contains(&token), "{}", t.all());
     t.assert_stderr("rejected");
-    assert_eq!(d.host.sim.calls(Endpoint::Profile), calls, "readers ask no one");
+    assert_eq!(
+        d.host.sim.calls(Endpoint::Profile),
+        calls,
+        "readers ask no one"
+    );
 
     // The shared file: 0600, names the token by a hash only.
     let state = verdict::state_path(&d.sandbox.token_path());
@@ -307,7 +322,12 @@ async fn a_rejection_the_daemon_saw_is_the_truth_for_every_reader() {
         .unwrap();
     let plain = d.sandbox.run_async(&["status", "--json"]).await;
     assert_eq!(plain.json()["valid"], true, "{}", plain.all());
-    assert_ne!(plain.json()["last_check"]["result"], "invalid", "{}", plain.all());
+    assert_ne!(
+        plain.json()["last_check"]["result"],
+        "invalid",
+        "{}",
+        plain.all()
+    );
     let api = d
         .wait_status("the new token's check", |s| {
             s["valid"] == true && s["last_check"]["result"] == "valid"
@@ -316,7 +336,11 @@ async fn a_rejection_the_daemon_saw_is_the_truth_for_every_reader() {
     assert_eq!(api["last_check"]["code"], Value::Null);
     let out = d.stop();
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(!out.all().contains(&token), "the token leaked: {}", out.all());
+    assert!(
+        !out.all().contains(&token),
+        "the token leaked: {}",
+        out.all()
+    );
     row(
         2,
         "Upstox rejects the token; the engine's start script runs plain `status`",
@@ -340,7 +364,10 @@ fn a_second_process_takes_the_verdict_the_first_one_stored() {
         h.sim.revoke_all();
         daemon.check().await;
         assert!(matches!(daemon.verdict(), Verdict::Invalid(_)));
-        assert!(!dashboard.reload_if_changed(), "the token itself is the same");
+        assert!(
+            !dashboard.reload_if_changed(),
+            "the token itself is the same"
+        );
         assert_eq!(dashboard.verdict(), daemon.verdict());
         let answer = dashboard.answer().unwrap();
         assert_eq!(answer.result, CheckResult::Invalid);
@@ -389,7 +416,9 @@ fn a_token_fixed_from_elsewhere_sends_recovered_once() {
         recovered.at
     );
     assert!(
-        recovered.message.contains("a new token file from elsewhere"),
+        recovered
+            .message
+            .contains("a new token file from elsewhere"),
         "{}",
         recovered.message
     );

@@ -185,8 +185,16 @@ async fn the_expiry_and_the_deadline_alarm_fire_on_time_while_a_check_waits_to_r
     assert_eq!(deadline[0].at, ist_at(27, 8, 30));
     assert_eq!(deadline[0].level, Level::Critical);
     let before = h.sim.calls(Endpoint::Profile);
-    handle.commands.send(Command::force_refresh()).await.unwrap();
-    handle.commands.send(Command::force_refresh()).await.unwrap();
+    handle
+        .commands
+        .send(Command::force_refresh())
+        .await
+        .unwrap();
+    handle
+        .commands
+        .send(Command::force_refresh())
+        .await
+        .unwrap();
     h.run_until(ist_at(27, 8, 33)).await;
     assert_eq!(
         h.sim.calls(Endpoint::Profile),
@@ -195,7 +203,11 @@ async fn the_expiry_and_the_deadline_alarm_fire_on_time_while_a_check_waits_to_r
     );
     assert!(!handle.status.borrow().busy);
     // With nothing running, a forced refresh checks at once.
-    handle.commands.send(Command::force_refresh()).await.unwrap();
+    handle
+        .commands
+        .send(Command::force_refresh())
+        .await
+        .unwrap();
     h.run_until(ist_at(27, 8, 33) + secs(1)).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), before + 3);
     stop(handle).await;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokenwatch::config::Strategy;
 use tokenwatch::messages::LoginUpdate;
-use tokenwatch::schedule::{Renewal, Verdict};
+use tokenwatch::schedule::Renewal;
 use tokenwatch::token::TokenState;
 use tokenwatch::tui::app::{Action, App, KEYMAP, KeyAction, LoginStatus, Popup};
 
@@ -24,7 +24,7 @@ fn snap(account: &str, state: TokenState) -> Snapshot {
         at: now(),
         state,
         token: None,
-        verdict: Verdict::Unknown,
+        answer: None,
         last_check_at: None,
         last_check_result: None,
         next_check_at: None,

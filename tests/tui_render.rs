@@ -20,7 +20,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokenwatch::config::Strategy;
 use tokenwatch::messages::TokenInfo;
-use tokenwatch::schedule::{Deferral, Renewal, Verdict};
+use tokenwatch::schedule::{Deferral, Renewal};
+use tokenwatch::token::verdict::{CheckResult, StoredVerdict};
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::{App, Banner, LoginStatus, LoginView, Popup};
 use tokenwatch::tui::ui::{self, Options};
@@ -54,6 +55,12 @@ fn token(issued: DateTime<Utc>, expires: DateTime<Utc>) -> TokenInfo {
     }
 }
 
+/// The API's answer at `at`.
+fn answer(result: CheckResult, at: DateTime<Utc>) -> StoredVerdict {
+    let code = (result == CheckResult::Invalid).then(|| "UDAPI100050".to_string());
+    StoredVerdict { at, result, code }
+}
+
 /// The `default` account, healthy: issued 09:12 today, dies 03:30 tomorrow, checked 14:02.
 fn healthy() -> Snapshot {
     Snapshot {
@@ -61,7 +68,7 @@ fn healthy() -> Snapshot {
         at: now(),
         state: TokenState::Healthy,
         token: Some(token(at(26, 9, 12, 0), at(27, 3, 30, 0))),
-        verdict: Verdict::Valid(at(26, 14, 2, 11)),
+        answer: Some(answer(CheckResult::Valid, at(26, 14, 2, 11))),
         last_check_at: Some(at(26, 14, 2, 11)),
         last_check_result: Some("valid".to_string()),
         next_check_at: Some(at(26, 15, 2, 11)),
@@ -107,7 +114,7 @@ fn expired() -> Snapshot {
     Snapshot {
         state: TokenState::Expired,
         token: Some(token(at(25, 9, 12, 0), at(26, 3, 30, 0))),
-        verdict: Verdict::Unknown,
+        answer: None,
         last_check_at: Some(at(26, 3, 30, 0)),
         last_check_result: Some("unreachable: connection refused".to_string()),
         next_check_at: None,
@@ -123,7 +130,7 @@ fn expired() -> Snapshot {
 fn invalid() -> Snapshot {
     Snapshot {
         state: TokenState::Invalid,
-        verdict: Verdict::Invalid(at(26, 14, 2, 11)),
+        answer: Some(answer(CheckResult::Invalid, at(26, 14, 2, 11))),
         last_check_result: Some(
             "rejected: UDAPI100050 Invalid token used to access API".to_string(),
         ),
@@ -138,7 +145,7 @@ fn missing() -> Snapshot {
     Snapshot {
         state: TokenState::Missing,
         token: None,
-        verdict: Verdict::Unknown,
+        answer: None,
         last_check_at: None,
         last_check_result: None,
         next_check_at: None,

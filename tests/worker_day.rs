@@ -98,7 +98,7 @@ async fn a_whole_day_checks_warns_waits_for_the_boundary_and_renews_at_not_befor
         ]
     );
     let last = snapshots(&log).pop().unwrap();
-    assert!(matches!(last.verdict, Verdict::Valid(_)));
+    assert!(matches!(last.verdict(), Verdict::Valid(_)));
 
     // The new token is stored; the first is kept as .prev.
     let stored = read_token_file(&h.token_path()).unwrap().unwrap();

@@ -605,13 +605,17 @@ async fn force_refresh_with_a_healthy_token_validates_at_once_and_does_not_renew
     let (handle, log) = h.spawn();
     h.run_until(ist_at(26, 10, 5)).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 1, "the check at start");
-    handle.commands.send(Command::force_refresh()).await.unwrap();
+    handle
+        .commands
+        .send(Command::force_refresh())
+        .await
+        .unwrap();
     h.run_until(ist_at(26, 10, 6)).await;
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);
     {
         let s = handle.status.borrow();
         assert_eq!(s.last_check_at, Some(ist_at(26, 10, 5)));
-        assert_eq!(s.verdict, Verdict::Valid(ist_at(26, 10, 5)));
+        assert_eq!(s.verdict(), Verdict::Valid(ist_at(26, 10, 5)));
         assert_eq!(s.state, TokenState::Healthy);
         assert!(matches!(s.renewal, Renewal::NotDue { .. }));
         assert!(!s.busy);
@@ -659,7 +663,11 @@ async fn force_refresh_renews_a_critical_token_at_once_inside_the_unattended_wai
     );
     // Checks at 04:00, 04:30, 05:00.
     assert_eq!(h.sim.calls(Endpoint::Profile), 3);
-    handle.commands.send(Command::force_refresh()).await.unwrap();
+    handle
+        .commands
+        .send(Command::force_refresh())
+        .await
+        .unwrap();
     h.run_until(ist_at(27, 5, 16)).await;
     assert_eq!(h.command_runs(), 1);
     // The forced check and the new token's verification.
@@ -692,7 +700,11 @@ async fn force_refresh_before_the_0330_boundary_does_not_renew_and_says_why() {
     let before = h.files();
     let (handle, log) = h.spawn();
     h.run_until(ist_at(27, 2, 30)).await;
-    handle.commands.send(Command::force_refresh()).await.unwrap();
+    handle
+        .commands
+        .send(Command::force_refresh())
+        .await
+        .unwrap();
     h.run_until(ist_at(27, 2, 31)).await;
     // The check at start and the forced one; no renewal.
     assert_eq!(h.sim.calls(Endpoint::Profile), 2);
@@ -750,7 +762,10 @@ async fn a_revoked_token_is_invalid_at_the_next_check_and_is_renewed_at_once() {
         .find(|s| s.state == TokenState::Invalid)
         .expect("the worker reported the token invalid");
     assert_eq!(first_invalid.at, ist_at(26, 10, 30));
-    assert_eq!(first_invalid.verdict, Verdict::Invalid(ist_at(26, 10, 30)));
+    assert_eq!(
+        first_invalid.verdict(),
+        Verdict::Invalid(ist_at(26, 10, 30))
+    );
     // The check, then the new token's verification.
     assert_eq!(h.sim.calls(Endpoint::Profile), 3);
     assert_eq!(h.command_runs(), 1);
@@ -788,7 +803,7 @@ async fn a_revoked_token_is_invalid_at_the_next_check_and_is_renewed_at_once() {
     assert!(prev.access_token.same_as(&first.access_token));
     let last = snaps.last().unwrap();
     assert_eq!(last.state, TokenState::Healthy);
-    assert_eq!(last.verdict, Verdict::Valid(ist_at(26, 10, 30)));
+    assert_eq!(last.verdict(), Verdict::Valid(ist_at(26, 10, 30)));
 }
 
 // ---------------------------------------------------------------------------------------

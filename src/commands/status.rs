@@ -7,12 +7,12 @@ use crate::cli::Cli;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
 use crate::status::{LastCheck, LastCheckReport, ReportState, StatusReport, ist_rfc3339};
-use crate::token::verdict::read_verdict;
-use crate::upstox::client::ApiError;
 use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
+use crate::token::verdict::read_verdict;
 use crate::token::{Token, TokenState, format_countdown, read_token_file};
+use crate::upstox::client::ApiError;
 use crate::worker::{CHECK_LIMIT, CheckOutcome, Core};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -136,8 +136,8 @@ fn print_human(
             print_token_lines(token, now);
             match validation {
                 // No check now: what the API said when a tokenwatch last asked.
-                None => match &report.last_check {
-                    Some(c) => {
+                None => {
+                    if let Some(c) = &report.last_check {
                         let at = chrono::DateTime::parse_from_rfc3339(&c.at)
                             .map(|t| t.format("%a %d %b %H:%M IST").to_string())
                             .unwrap_or_else(|_| c.at.clone());
@@ -149,8 +149,7 @@ fn print_human(
                             _ => println!("API: ✗ rejected at {at}; log in again"),
                         }
                     }
-                    None => {}
-                },
+                }
                 Some(CheckOutcome::Valid(_)) => {
                     println!("API: ✓ valid at {} IST", to_ist(now).format("%H:%M"))
                 }

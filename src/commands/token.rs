@@ -1,9 +1,9 @@
 //! `tokenwatch token`: the access token alone on stdout, for `$(...)`.
 
-use crate::token::verdict::{CheckResult, read_verdict};
 use crate::config::{Config, ConfigError};
 use crate::exit::{EXIT_CONFIG, EXIT_NO_TOKEN};
 use crate::token::expiry::to_ist;
+use crate::token::verdict::{CheckResult, read_verdict};
 use crate::token::{TokenState, read_token_file};
 use chrono::Utc;
 use std::io::Write;

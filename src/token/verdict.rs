@@ -76,11 +76,7 @@ pub fn state_path(token_file: &Path) -> PathBuf {
 /// that helps to guess one.
 pub fn token_fingerprint(token: &Secret) -> String {
     let digest = Sha256::digest(token.expose().as_bytes());
-    digest
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The verdict stored for `token`, if the file holds one for it. `Err` says why an
@@ -93,8 +89,12 @@ pub fn read_verdict(token_file: &Path, token: &Secret) -> Result<Option<StoredVe
         Ok(None) => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let file: StateFile = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} is not a verdict file ({e}); it is ignored", path.display()))?;
+    let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "{} is not a verdict file ({e}); it is ignored",
+            path.display()
+        )
+    })?;
     if file.token_sha256_prefix != token_fingerprint(token) {
         return Ok(None);
     }
@@ -130,7 +130,9 @@ fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     file.take(MAX_STATE_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_STATE_FILE {
-        return Err(std::io::Error::other("it is too large to be a verdict file"));
+        return Err(std::io::Error::other(
+            "it is too large to be a verdict file",
+        ));
     }
     Ok(Some(bytes))
 }
@@ -214,9 +216,15 @@ mod tests {
         assert_eq!(read_verdict(&file, &b).unwrap(), None);
         let text = std::fs::read_to_string(state_path(&file)).unwrap();
         assert!(!text.contains("token-a"), "{text}");
-        assert!(text.contains("\"at\":\"2026-12-04T10:00:00+05:30\""), "{text}");
+        assert!(
+            text.contains("\"at\":\"2026-12-04T10:00:00+05:30\""),
+            "{text}"
+        );
         assert!(text.contains("\"result\":\"invalid\""), "{text}");
-        let mode = std::fs::metadata(state_path(&file)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(state_path(&file))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         clear_verdict(&file).unwrap();
         assert_eq!(read_verdict(&file, &a).unwrap(), None);

@@ -221,11 +221,7 @@ impl Core {
 
     /// What the API last said.
     pub fn verdict(&self) -> Verdict {
-        match &self.answer {
-            Some(a) if a.result == CheckResult::Valid => Verdict::Valid(a.at),
-            Some(a) => Verdict::Invalid(a.at),
-            None => Verdict::Unknown,
-        }
+        Verdict::of(self.answer.as_ref())
     }
 
     /// The API's last answer about the current token, with its time and code.
@@ -267,8 +263,17 @@ impl Core {
         if self.answer.as_ref().is_some_and(|a| a.at >= stored.at) {
             return;
         }
-        if stored.result == CheckResult::Invalid && self.answer.as_ref().is_none_or(|a| a.result == CheckResult::Valid) {
-            let code = stored.code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+        if stored.result == CheckResult::Invalid
+            && self
+                .answer
+                .as_ref()
+                .is_none_or(|a| a.result == CheckResult::Valid)
+        {
+            let code = stored
+                .code
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
             warn!(account = %self.account.name, "Token invalid: Upstox rejected it{code} when another tokenwatch process checked it");
         }
         self.last_check_at = Some(self.last_check_at.map_or(stored.at, |l| l.max(stored.at)));
@@ -436,7 +441,6 @@ impl Core {
                 expiry_source: t.expiry_source,
                 obtained_via: t.obtained_via.clone(),
             }),
-            verdict: self.verdict(),
             answer: self.answer.clone(),
             last_check_at: self.last_check_at,
             last_check_result: self.last_check_result.clone(),

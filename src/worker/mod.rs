@@ -433,9 +433,8 @@ impl Worker {
             return Forced::Merged;
         }
         if let Some(last) = self.last_forced_at
-            && let Some(next) = last.checked_add_signed(
-                chrono::Duration::from_std(FORCE_SPACING).unwrap_or_default(),
-            )
+            && let Some(next) = last
+                .checked_add_signed(chrono::Duration::from_std(FORCE_SPACING).unwrap_or_default())
             && now < next
             && now >= last
         {
@@ -622,7 +621,8 @@ impl Worker {
             let from = self.last_state.replace(state);
             let by = self.recovered_by.take();
             if let Some(mut n) = notices::state_notice(&snap, from, now) {
-                let recovered = state == TokenState::Healthy && from.is_some_and(notices::needs_recovery);
+                let recovered =
+                    state == TokenState::Healthy && from.is_some_and(notices::needs_recovery);
                 if recovered {
                     let by = by.unwrap_or("a new token file from elsewhere");
                     n.message = format!("{}; {by}", n.message);

@@ -46,7 +46,7 @@ pub fn title(
         let (yes, no, unknown) = t.verdict_marks();
         state.push(Span::styled(s.state.label(), t.state(s.state)));
         state.push(Span::raw(format!("{}API ", t.dot())));
-        let (mark, style, at) = match s.verdict {
+        let (mark, style, at) = match s.verdict() {
             Verdict::Valid(at) => (yes, t.good(), Some(at)),
             Verdict::Invalid(at) => (no, t.bad(), Some(at)),
             Verdict::Unknown => (unknown, t.dim(), s.last_check_at),
