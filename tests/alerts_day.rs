@@ -197,7 +197,7 @@ fn the_webhook_receives_the_good_days_alerts_in_order_without_tokens() {
     // Delivered concurrently, so compare as sets; four transitions, four requests.
     let mut sorted = events.clone();
     sorted.sort();
-    assert_eq!(sorted, ["critical", "expired", "renewed", "warning"]);
+    assert_eq!(sorted, ["critical", "expired", "recovered", "warning"]);
     let expired = got.iter().find(|p| p["event"] == "expired").unwrap();
     assert_eq!(expired["account"], "default");
     assert_eq!(expired["level"], "critical");

@@ -86,12 +86,13 @@ fn keys(v: &Value) -> Vec<String> {
 }
 
 /// The keys of the status JSON when it has no `error`.
-const STATUS_KEYS: [&str; 14] = [
+const STATUS_KEYS: [&str; 15] = [
     "account",
     "api_validated",
     "expiry_source",
     "expiry_time",
     "issued_at",
+    "last_check",
     "last_check_at",
     "last_validated_at",
     "next_check_at",
@@ -648,24 +649,35 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_eq!(code, 0, "{cli}");
     assert_eq!(cli["next_check_at"], Value::Null);
     assert!(parse_ist(&cli["last_validated_at"]) >= last);
-    assert_same_report(
-        &j,
-        &cli,
-        &["next_check_at", "last_check_at", "last_validated_at"],
-    );
-    // Without --validate nothing was asked of the API.
-    let (cli, code) = fx.cli_status(&[]).await;
-    assert_eq!(code, 0, "{cli}");
-    assert_eq!(cli["api_validated"], false);
-    assert_eq!(cli["last_validated_at"], Value::Null);
+    assert_eq!(cli["last_check"]["result"], "valid", "{cli}");
     assert_same_report(
         &j,
         &cli,
         &[
             "next_check_at",
+            "last_check",
             "last_check_at",
             "last_validated_at",
-            "api_validated",
+        ],
+    );
+    // Without --validate nothing is asked of the API, but the last answer a tokenwatch got
+    // about this token is shared (`<token file>.state`): here the one --validate just got.
+    let calls = fx.host.sim.calls(Endpoint::Profile);
+    let validated = cli;
+    let (cli, code) = fx.cli_status(&[]).await;
+    assert_eq!(code, 0, "{cli}");
+    assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls);
+    assert_eq!(cli["api_validated"], true);
+    assert_eq!(cli["last_check"], validated["last_check"]);
+    assert_eq!(cli["last_check_at"], validated["last_check_at"]);
+    assert_same_report(
+        &j,
+        &cli,
+        &[
+            "next_check_at",
+            "last_check",
+            "last_check_at",
+            "last_validated_at",
         ],
     );
 
@@ -726,7 +738,8 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
         "account": "default", "state": "unknown", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
-        "last_check_at": null, "last_validated_at": null, "user_id": null, "token_file": path,
+        "last_check": null, "last_check_at": null, "last_validated_at": null, "user_id": null,
+        "token_file": path,
         "next_check_at": null, "expiry_source": null, "error": error,
     });
     assert_eq!(d, expected);
@@ -739,7 +752,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
         "account": "work", "state": "missing", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
-        "last_check_at": null, "last_validated_at": null, "user_id": null,
+        "last_check": null, "last_check_at": null, "last_validated_at": null, "user_id": null,
         "token_file": fx.token_path("work").display().to_string(),
         "next_check_at": null, "expiry_source": null,
     });
@@ -819,7 +832,8 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
     let r = api.post("/api/token/force-refresh").await;
     assert_eq!(r.status, 202, "{r:?}");
     let j = r.assert_json();
-    assert_eq!(keys(&j), ["account", "message"], "{j}");
+    assert_eq!(keys(&j), ["account", "merged", "message"], "{j}");
+    assert_eq!(j["merged"], false, "{j}");
     assert_eq!(j["account"], "default");
     assert!(!j["message"].as_str().unwrap().is_empty());
     let d1 = api
@@ -1494,8 +1508,9 @@ async fn metrics_count_renewals_and_file_writes() {
     let s = api.status("default").await;
     assert_eq!(s["state"], "invalid", "{s}");
 
-    // Now the command works: the next `r` renews.
+    // Now the command works: the next `r` renews (forced checks start at most every 5 s).
     std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
+    tokio::time::sleep(tokenwatch::messages::FORCE_SPACING).await;
     assert_eq!(api.post("/api/token/force-refresh").await.status, 202);
     api.wait_metric(attempts, &ok_d, 1.0).await;
     let s = api.status("default").await;
@@ -1544,7 +1559,12 @@ async fn the_api_and_status_json_agree_after_a_renewal() {
     assert_same_report(
         &s,
         &cli,
-        &["next_check_at", "last_check_at", "last_validated_at"],
+        &[
+            "next_check_at",
+            "last_check",
+            "last_check_at",
+            "last_validated_at",
+        ],
     );
     api.stop().await;
 }

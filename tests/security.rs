@@ -1205,6 +1205,7 @@ fn everything_written_is_private_even_under_umask_000() {
         t("upstox_token.json.lock"),
         t("upstox_token.json.login.lock"),
         t("upstox_token.json.unreadable"),
+        t("upstox_token.json.state"),
         t("backup/upstox_token.json"),
         t("env/upstox.env"),
         t("logs/tokenwatch.log"),

@@ -249,8 +249,10 @@ impl Core {
         self.answer = Some(answer);
     }
 
-    /// Take a newer answer another process stored for the current token.
-    fn adopt_stored_answer(&mut self) {
+    /// Take a newer answer another process stored for the current token. `as_check`: it
+    /// counts as this process's last check too, for the schedule (not for a token just read,
+    /// which this process checks itself unless the answer was a rejection).
+    fn adopt_stored_answer(&mut self, as_check: bool) {
         let path = self.account.token.path.clone();
         self.state_stamp = file_stamp(&verdict::state_path(&path));
         let Some(token) = &self.token else { return };
@@ -276,7 +278,9 @@ impl Core {
                 .unwrap_or_default();
             warn!(account = %self.account.name, "Token invalid: Upstox rejected it{code} when another tokenwatch process checked it");
         }
-        self.last_check_at = Some(self.last_check_at.map_or(stored.at, |l| l.max(stored.at)));
+        if as_check {
+            self.last_check_at = Some(self.last_check_at.map_or(stored.at, |l| l.max(stored.at)));
+        }
         self.last_check_result = Some(match (&stored.result, &stored.code) {
             (CheckResult::Valid, _) => "valid".into(),
             (CheckResult::Invalid, Some(code)) => format!("rejected ({code})"),
@@ -335,7 +339,7 @@ impl Core {
     /// the user replaced it). A new token starts with no verdict. True when the token changed.
     pub fn reload_if_changed(&mut self) -> bool {
         if file_stamp(&verdict::state_path(&self.account.token.path)) != self.state_stamp {
-            self.adopt_stored_answer();
+            self.adopt_stored_answer(true);
         }
         // A file that could not be read (too many open files, a permission being fixed) is
         // read again at every turn, not only once it changes.
@@ -380,7 +384,7 @@ impl Core {
         };
         if !same {
             self.forget_answer();
-            self.adopt_stored_answer();
+            self.adopt_stored_answer(false);
         }
     }
 
