@@ -158,7 +158,26 @@ async fn a_burst_of_forced_refreshes_makes_one_profile_call() {
         let (client, url) = (d.client.clone(), d.url("/api/token/force-refresh"));
         burst.spawn(async move { fetch(client.post(url)).await });
     }
+    // /healthz answers on time meanwhile.
+    let healthz = {
+        let (client, url) = (d.client.clone(), d.url("/healthz"));
+        tokio::spawn(async move {
+            let asked = Instant::now();
+            let r = fetch(client.get(url)).await;
+            (r.status, asked.elapsed())
+        })
+    };
     let answers: Vec<Resp> = burst.join_all().await;
+    let (health, health_took) = healthz.await.unwrap();
+    assert_eq!(health, 200);
+    assert!(
+        health_took < Duration::from_secs(1),
+        "/healthz took {health_took:?}"
+    );
+    // The test binary is a debug build (about 29 MB at rest here; the release build's
+    // figures are in the README's measurements): the burst must not add to it.
+    let rss = peak_rss_kib(d.running.as_ref().unwrap().pid());
+    assert!(rss < 40 * 1024, "the daemon's peak RSS was {rss} KiB");
     let (mut fresh, mut merged, mut refused) = (0, 0, 0);
     for r in &answers {
         match r.status {
@@ -203,9 +222,21 @@ async fn a_burst_of_forced_refreshes_makes_one_profile_call() {
         &format!("{BURST} `POST /api/token/force-refresh` at once"),
         "295 profile calls in 1.4 s (about 210 a second; Upstox allows 50)",
         "one starts a check (202); the rest join it (202, `merged: true`) or wait (429, `Retry-After` ≤ 5 s); at most one forced check per account per 5 s",
-        &format!("1 profile call for {BURST} requests"),
+        &format!(
+            "1 profile call for {BURST} requests; `/healthz` under 1 s; daemon peak RSS under 40 MB (debug build)"
+        ),
         "a_burst_of_forced_refreshes_makes_one_profile_call",
     );
+}
+
+/// The peak resident memory of a process (VmHWM), KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 /// The dashboard's `r` goes the same way: a burst makes one check, and a press within 5 s of
