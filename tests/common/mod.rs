@@ -182,6 +182,9 @@ pub fn fault_reason(fault: Fault) -> &'static str {
         Fault::CloudflareHtml => "HTTP 403 with an HTML page",
         Fault::ServiceWindow => "service window (UDAPI100074",
         Fault::Unauthorized => "UDAPI100050",
+        Fault::HtmlUnauthorized => "HTTP 401 with an HTML page",
+        Fault::EndlessBody | Fault::HugeBody => "HTTP 200 with an answer larger than 64 KiB",
+        Fault::TrickleBody => "timed out",
     }
 }
 
