@@ -63,7 +63,7 @@ fn rows() -> Vec<Row> {
                 mib(RSS_OVER_NORMAL_KIB)
             ),
             test: "hostile_answers::an_endless_answer_is_cut_at_the_limit, \
-                   hostile_answers::status_validate_stays_small_against_an_endless_answer",
+                   hostile_answers::status_validate_stays_small_against_endless_and_huge_answers",
         },
         Row {
             case: "Profile answer: HTTP 200, `Content-Length: 500000000`, streamed",
@@ -71,10 +71,14 @@ fn rows() -> Vec<Row> {
             now: "refused on its `Content-Length`, before a byte of the body is read; transient"
                 .into(),
             figure: format!(
-                "0 bytes read of {HUGE_BODY_BYTES}, given up in < {} s",
-                GIVE_UP_BOUND.as_secs()
+                "0 bytes read of {HUGE_BODY_BYTES}, given up in < {} s; `status --validate` \
+                 peak RSS < {}, within {} of a normal check",
+                GIVE_UP_BOUND.as_secs(),
+                mib(RSS_BOUND_KIB),
+                mib(RSS_OVER_NORMAL_KIB)
             ),
-            test: "hostile_answers::a_huge_declared_answer_is_refused_unread",
+            test: "hostile_answers::a_huge_declared_answer_is_refused_unread, \
+                   hostile_answers::status_validate_stays_small_against_endless_and_huge_answers",
         },
         Row {
             case: "Profile answer: HTTP 200, chunked, 1 byte a second, never ends",
@@ -278,7 +282,7 @@ async fn a_trickling_answer_ends_at_the_request_timeout() {
 }
 
 #[test]
-fn status_validate_stays_small_against_an_endless_answer() {
+fn status_validate_stays_small_against_endless_and_huge_answers() {
     let host = SimHost::start_own_runtime(
         SimConfig {
             token_lifetime: Some(Duration::from_secs(20 * 3600)),
@@ -306,44 +310,45 @@ fn status_validate_stays_small_against_an_endless_answer() {
         "{}",
         normal.out.all()
     );
-    host.sim.inject(Endpoint::Profile, Fault::EndlessBody, 10);
-
-    let run = run_measured(
-        sb.cmd(&["status", "--validate"]),
-        Duration::from_secs(120),
-        RSS_KILL_KIB,
-    );
-    let all = run.out.all();
-    assert!(
-        !run.killed_for_memory,
-        "killed past {RSS_KILL_KIB} KiB of memory: {all}"
-    );
-    assert!(
-        run.peak_rss_kib < RSS_BOUND_KIB,
-        "peak RSS {} KiB (bound {RSS_BOUND_KIB} KiB): {all}",
-        run.peak_rss_kib
-    );
-    assert!(
-        run.peak_rss_kib <= normal.peak_rss_kib + RSS_OVER_NORMAL_KIB,
-        "peak RSS {} KiB, a normal check {} KiB: {all}",
-        run.peak_rss_kib,
-        normal.peak_rss_kib
-    );
-    eprintln!(
-        "peak RSS: {} KiB against the endless answer, {} KiB for a normal check",
-        run.peak_rss_kib, normal.peak_rss_kib
-    );
-    assert!(
-        all.contains("HTTP 200 with an answer larger than 64 KiB"),
-        "status does not say what came back: {all}"
-    );
-    // Every attempt met the endless answer, and gave up on it at once.
-    assert_eq!(host.sim.calls(Endpoint::Profile), 1 + 3);
-    assert!(
-        run.elapsed < GIVE_UP_BOUND * 3,
-        "status took {:?}: {all}",
-        run.elapsed
-    );
+    for (fault, name) in [
+        (Fault::EndlessBody, "an endless answer"),
+        (Fault::HugeBody, "a 500 MB answer"),
+    ] {
+        let calls = host.sim.calls(Endpoint::Profile);
+        host.sim.inject(Endpoint::Profile, fault, 3);
+        let run = run_measured(
+            sb.cmd(&["status", "--validate"]),
+            Duration::from_secs(120),
+            RSS_KILL_KIB,
+        );
+        let all = run.out.all();
+        assert!(
+            !run.killed_for_memory,
+            "{name}: killed past {RSS_KILL_KIB} KiB of memory: {all}"
+        );
+        eprintln!(
+            "peak RSS: {} KiB against {name}, {} KiB for a normal check",
+            run.peak_rss_kib, normal.peak_rss_kib
+        );
+        assert!(
+            run.peak_rss_kib < RSS_BOUND_KIB
+                && run.peak_rss_kib <= normal.peak_rss_kib + RSS_OVER_NORMAL_KIB,
+            "{name}: peak RSS {} KiB (bound {RSS_BOUND_KIB} KiB, a normal check {} KiB): {all}",
+            run.peak_rss_kib,
+            normal.peak_rss_kib
+        );
+        assert!(
+            all.contains("HTTP 200 with an answer larger than 64 KiB"),
+            "{name}: status does not say what came back: {all}"
+        );
+        // Every attempt met the answer, and gave up on it at once.
+        assert_eq!(host.sim.calls(Endpoint::Profile), calls + 3, "{name}");
+        assert!(
+            run.elapsed < GIVE_UP_BOUND * 3,
+            "{name}: status took {:?}: {all}",
+            run.elapsed
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
