@@ -367,8 +367,8 @@ fn first_error(body: &Value) -> EnvelopeError {
             .map(str::to_owned)
     };
     EnvelopeError {
-        code: text(&["error_code", "errorCode"]).map(|c| shown(&c)),
-        message: text(&["message"]).map(|m| shown(&m)),
+        code: text(&["error_code", "errorCode"]),
+        message: text(&["message"]),
     }
 }
 
@@ -415,11 +415,13 @@ pub fn classify(
             "{what}: HTTP {status} with {shape} (not Upstox's API: a proxy, firewall or outage page)"
         )));
     };
+    // Matched on Upstox's code as sent; shown without control characters.
     let err = first_error(&json);
-    let code = err.code.clone();
+    let code = err.code.as_deref().map(shown);
     let message = err
         .message
-        .clone()
+        .as_deref()
+        .map(shown)
         .unwrap_or_else(|| format!("HTTP {status}"));
     let is_error_status = json.get("status").and_then(Value::as_str) == Some("error");
     // Only UDAPI100050 (the observed answer to an invalid or expired token) makes a token
@@ -427,7 +429,7 @@ pub fn classify(
     // some other reason (e.g. UDAPI100067, an extended token used where it is not allowed):
     // `Rejected`, shown with Upstox's code and message and never retried, but the token is
     // not declared dead on a guess, so the engine is not told to log in again for nothing.
-    match (status, code.as_deref()) {
+    match (status, err.code.as_deref()) {
         (_, Some("UDAPI100050")) => Err(ApiError::Invalid { code, message }),
         (429, _) | (_, Some("UDAPI10005")) => Err(transient(format!(
             "{what}: rate limited by Upstox ({message})"
