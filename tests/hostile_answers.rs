@@ -509,7 +509,9 @@ fn a_lock_holder_with_escape_codes_is_shown_clean() {
         .open(&lock_path)
         .unwrap();
     held.lock().unwrap();
-    let err = store.lock(Duration::ZERO).err().expect("the lock is held");
+    let Err(err) = store.lock(Duration::ZERO) else {
+        panic!("the lock is held, yet it was taken")
+    };
     let StoreError::Locked { ref holder, .. } = err else {
         panic!("{err}")
     };

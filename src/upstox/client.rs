@@ -268,7 +268,7 @@ impl UpstoxClient {
                 .and_then(chrono::DateTime::from_timestamp_millis),
             notifier_url: field("notifier_url")
                 .and_then(Value::as_str)
-                .map(shown)
+                .map(printable)
                 .filter(|s| !s.is_empty()),
         })
     }

@@ -33,6 +33,8 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// Run `cmd` to its end (killed and the test failed after `limit`), stdout and stderr
 /// captured, and measure its peak memory; kill it early when its resident set passes
 /// `kill_above_kib`.
+// The child is reaped by `wait4` below, which also hands back its resource usage.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(mut cmd: Command, limit: Duration, kill_above_kib: u64) -> Measured {
     let what = format!("{cmd:?}");
     let before = Utc::now();
