@@ -64,7 +64,7 @@ struct FaultCase {
     sends: &'static str,
 }
 
-const FAULTS: [FaultCase; 8] = [
+const FAULTS: [FaultCase; 9] = [
     FaultCase {
         fault: Fault::ServerError,
         name: "500",
@@ -103,6 +103,13 @@ const FAULTS: [FaultCase; 8] = [
         name: "HTML 403",
         sends: "HTTP 403 `text/html`: Cloudflare's \"Access denied, error code: 1010\" page. \
                 Not Upstox's API answering: transient, and the body is never parsed as JSON.",
+    },
+    FaultCase {
+        fault: Fault::HtmlUnauthorized,
+        name: "HTML 401",
+        sends: "HTTP 401 `text/html`: a proxy's or captive portal's sign-in page. Not Upstox's \
+                API answering: transient like any outage, and never a reason to call the token \
+                `invalid` (only Upstox's JSON `UDAPI100050` is).",
     },
     FaultCase {
         fault: Fault::ServiceWindow,

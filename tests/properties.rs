@@ -706,7 +706,7 @@ proptest! {
         }
         prop_assume!(text.len() <= 8 * 1024);
         let got = read_callback(Some(&text), &Secret::new(state.clone()));
-        let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).take(300).collect::<String>().trim().to_owned() };
+        let clean = |s: &str| -> String { tokenwatch::printable::printable(s).chars().take(300).collect::<String>().trim().to_owned() };
         if error.trim().is_empty() {
             prop_assert!(matches!(got, Ok(Callback::Code(_))), "{:?}", got);
             return Ok(());
@@ -1554,8 +1554,8 @@ proptest! {
     ) {
         let retry_after = retry.map(Duration::from_secs);
         let got = classify("profile", status, retry_after, &content_type, &body);
-        // Bodies over 256 KiB are "not the API" and transient, whatever the status.
-        let oversized = body.len() > 256 * 1024;
+        // Bodies over MAX_BODY are "not the API" and transient, whatever the status.
+        let oversized = body.len() > tokenwatch::upstox::client::MAX_BODY;
         let json: Option<Value> = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object).filter(|_| !oversized);
         let first = json.as_ref().and_then(|j| j.get("errors")).and_then(Value::as_array).and_then(|a| a.first());
         let code = first.and_then(|e| e.get("error_code").or_else(|| e.get("errorCode"))).and_then(Value::as_str);
@@ -1571,11 +1571,12 @@ proptest! {
                 prop_assert!(!matches!(code, Some("UDAPI100050" | "UDAPI10005" | "UDAPI100072" | "UDAPI100074")));
             }
             Err(ApiError::Invalid { .. }) => {
-                prop_assert!(status == 401 || (json.is_some() && code == Some("UDAPI100050")), "{:?}", got);
+                // Only Upstox's JSON UDAPI100050 says the token is dead.
+                prop_assert!(json.is_some() && code == Some("UDAPI100050"), "{:?}", got);
             }
             Err(e @ ApiError::Transient { .. }) => {
                 prop_assert_eq!(e.retry_after(), retry_after);
-                prop_assert!(oversized || (status != 401 && code != Some("UDAPI100050")));
+                prop_assert!(oversized || code != Some("UDAPI100050"));
                 prop_assert!(
                     oversized || json.is_none() || status == 429 || (500..600).contains(&status)
                         || matches!(code, Some("UDAPI10005" | "UDAPI100072" | "UDAPI100074"))
@@ -1586,13 +1587,16 @@ proptest! {
             Err(ApiError::Rejected { status: s, .. }) => {
                 prop_assert_eq!(*s, status);
                 prop_assert!(json.is_some() && (400..500).contains(&status) || is_error, "{:?}", got);
-                prop_assert!(status != 401 && status != 429);
+                prop_assert!(status != 429 && code != Some("UDAPI100050"));
             }
         }
         if oversized {
             prop_assert!(matches!(got, Err(ApiError::Transient { .. })), "{:?}", got);
-        } else if status == 401 {
+        } else if json.is_some() && code == Some("UDAPI100050") {
             prop_assert!(matches!(got, Err(ApiError::Invalid { .. })), "{:?}", got);
+        } else if json.is_none() {
+            // Not Upstox's JSON (an HTML 401 included): transient, whatever the status.
+            prop_assert!(matches!(got, Err(ApiError::Transient { .. })), "{:?}", got);
         }
     }
 }

@@ -165,17 +165,14 @@ async fn post_once(
     })
 }
 
-/// The start of an answer's body, one line, at most [`BODY_SHOWN_CHARS`] characters.
-async fn body_excerpt(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < BODY_READ_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    bytes.truncate(BODY_READ_LIMIT);
-    one_line(&String::from_utf8_lossy(&bytes), BODY_SHOWN_CHARS)
+/// The start of an answer's body, one line, at most [`BODY_SHOWN_CHARS`] characters; no more
+/// than [`BODY_READ_LIMIT`] bytes are read, however much the answer holds.
+async fn body_excerpt(response: reqwest::Response) -> String {
+    let bytes = crate::http::read_start(response, BODY_READ_LIMIT).await;
+    one_line(
+        &crate::printable::printable(&String::from_utf8_lossy(&bytes)),
+        BODY_SHOWN_CHARS,
+    )
 }
 
 /// Deliver one alert to the webhook, with bounded retries; failures are logged.

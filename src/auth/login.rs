@@ -19,6 +19,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
+/// The most of a page the demo's built-in browser reads.
+const BUILTIN_BROWSER_PAGE_LIMIT: usize = 64 * 1024;
+
 /// What a login needs to know.
 #[derive(Debug, Clone)]
 pub struct LoginSettings {
@@ -210,8 +213,11 @@ pub async fn run(
                 .redirect(reqwest::redirect::Policy::limited(5))
                 .timeout(Duration::from_secs(30))
                 .build();
-            if let Ok(client) = client {
-                let _ = client.get(follow).send().await;
+            if let Ok(client) = client
+                && let Ok(page) = client.get(follow).send().await
+            {
+                // Read the page as a browser would, but never more than a page's worth.
+                let _ = crate::http::read_limited(page, BUILTIN_BROWSER_PAGE_LIMIT).await;
             }
         });
         Ok("the demo's built-in browser (the simulator approves at once)".to_string())

@@ -266,7 +266,8 @@ pub fn check_delivery(
         access_token: Secret::new(token_text),
         token_type: "Bearer".to_string(),
         extended_token: None,
-        user_id,
+        // Compared as sent above; stored and logged without control characters.
+        user_id: user_id.map(|u| crate::printable::printable(&u)),
         user_name: None,
         email: None,
         issued_at: Some(issued_at),
@@ -498,7 +499,12 @@ impl Sender {
 
 fn forwarded_for(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("x-forwarded-for")?.to_str().ok()?.trim();
-    (!value.is_empty()).then(|| value.chars().take(100).collect())
+    (!value.is_empty()).then(|| {
+        crate::printable::printable(value)
+            .chars()
+            .take(100)
+            .collect()
+    })
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

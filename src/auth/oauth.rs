@@ -175,9 +175,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Upstox's text, shortened and stripped of control characters, to show safely.
+/// Upstox's text, stripped of control characters ([`printable`](crate::printable::printable))
+/// and shortened, to show safely.
 fn clip(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(300).collect();
+    let clean: String = crate::printable::printable(s).chars().take(300).collect();
     clean.trim().to_owned()
 }
 

@@ -7,6 +7,7 @@
 
 use super::expiry::{decode_jwt_claims, from_epoch_seconds, plausible, to_ist, upstox_expiry};
 use super::{ExpirySource, Token, TokenFileFormat};
+use crate::printable::printable;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -186,7 +187,7 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
         access_token: Secret::new(text),
         token_type: "Bearer".into(),
         extended_token: None,
-        user_id: claims.and_then(|c| c.sub),
+        user_id: claims.and_then(|c| c.sub).map(|s| printable(&s)),
         user_name: None,
         email: None,
         issued_at: jwt_iat,
@@ -253,7 +254,8 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         match obj.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+            // Shown on screens, in logs and alerts: no control characters.
+            Some(Value::String(s)) => Ok(Some(printable(s.trim()))),
             Some(_) => Err(format!("\"{k}\" must be a string")),
         }
     };
@@ -266,7 +268,7 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         access_token: Secret::new(access_token),
         token_type: string("token_type")?.unwrap_or_else(|| "Bearer".into()),
         extended_token,
-        user_id: string("user_id")?.or_else(|| claims.and_then(|c| c.sub)),
+        user_id: string("user_id")?.or_else(|| claims.and_then(|c| c.sub).map(|s| printable(&s))),
         user_name: string("user_name")?,
         email: string("email")?,
         issued_at: issued_field.or(created_field).or(jwt_iat),

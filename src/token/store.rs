@@ -237,6 +237,7 @@ impl TokenStore {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = file.read_to_string(&mut holder);
+                    let holder = crate::printable::printable(holder.trim());
                     let holder = holder.trim();
                     return Err(StoreError::Locked {
                         token: self.path.clone(),

@@ -1,12 +1,18 @@
 //! The Upstox API client: profile (validation), code → token exchange, the v3 access-token
 //! request, and logout.
 //!
-//! Every answer is classified into one [`ApiError`]: `Invalid` (the token is dead: 401 or
-//! UDAPI100050), `Transient` (try again later: network, timeouts, 5xx, 429/UDAPI10005,
-//! UDAPI100072/100074, bodies that are not JSON such as Cloudflare's HTML 403) or `Rejected`
-//! (any other 4xx, with Upstox's code and message). The client never retries: the worker
-//! holds the one retry layer.
+//! Every answer is classified into one [`ApiError`]: `Invalid` (the token is dead: Upstox's
+//! JSON error `UDAPI100050`, whatever the status), `Transient` (try again later: network,
+//! timeouts, 5xx, 429/UDAPI10005, UDAPI100072/100074, and every answer that is not Upstox's
+//! JSON, such as Cloudflare's HTML 403, a proxy's HTML 401, an empty body, or a body larger
+//! than [`MAX_BODY`]) or `Rejected` (any other 4xx, with Upstox's code and message). The
+//! client never retries: the worker holds the one retry layer.
+//!
+//! Text from an answer (profile fields, error codes and messages) is passed through
+//! [`printable`] here, where it comes in, before any screen, log or alert shows it.
 
+use crate::http::BodyError;
+use crate::printable::printable;
 use crate::secret::Secret;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
@@ -17,13 +23,15 @@ use url::Url;
 pub use crate::http::CONNECT_TIMEOUT;
 /// How long a whole request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Upstox answers bodies far smaller than this; anything larger is not the API.
-const MAX_BODY: usize = 256 * 1024;
+/// Upstox answers bodies far smaller than this (a profile is under 1 KiB); anything larger
+/// is not the API, and no more than this is ever read of it.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
-    /// Upstox rejected the token: 401 or UDAPI100050. Only this makes a token `invalid`.
+    /// Upstox rejected the token: its JSON error `UDAPI100050`. Only this makes a token
+    /// `invalid`.
     #[error("Upstox rejected the token ({}): {message}", code.as_deref().unwrap_or("HTTP 401"))]
     Invalid {
         /// Upstox's error code, when it sent one.
@@ -181,9 +189,15 @@ impl UpstoxClient {
             .header(AUTHORIZATION, bearer(token)?);
         let body = send(req, "profile").await?;
         let data = body.get("data").cloned().unwrap_or(Value::Null);
-        serde_json::from_value::<Profile>(data).map_err(|_| ApiError::Transient {
+        let profile = serde_json::from_value::<Profile>(data).map_err(|_| ApiError::Transient {
             reason: "profile: the answer has no usable `data` object".into(),
             retry_after: None,
+        })?;
+        Ok(Profile {
+            user_id: profile.user_id.as_deref().map(shown),
+            user_name: profile.user_name.as_deref().map(shown),
+            email: profile.email.as_deref().map(shown),
+            is_active: profile.is_active,
         })
     }
 
@@ -210,9 +224,16 @@ impl UpstoxClient {
             )
             .form(&form);
         let body = send(req, "token exchange").await?;
-        serde_json::from_value::<TokenResponse>(body).map_err(|_| ApiError::Transient {
-            reason: "token exchange: the answer has no access_token".into(),
-            retry_after: None,
+        let response =
+            serde_json::from_value::<TokenResponse>(body).map_err(|_| ApiError::Transient {
+                reason: "token exchange: the answer has no access_token".into(),
+                retry_after: None,
+            })?;
+        Ok(TokenResponse {
+            user_id: response.user_id.as_deref().map(shown),
+            user_name: response.user_name.as_deref().map(shown),
+            email: response.email.as_deref().map(shown),
+            ..response
         })
     }
 
@@ -247,8 +268,8 @@ impl UpstoxClient {
                 .and_then(chrono::DateTime::from_timestamp_millis),
             notifier_url: field("notifier_url")
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+                .map(printable)
+                .filter(|s| !s.is_empty()),
         })
     }
 
@@ -287,8 +308,24 @@ async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiErro
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let bytes = resp.bytes().await.map_err(|e| network_error(what, &e))?;
+    let bytes = match crate::http::read_limited(resp, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::Network(e)) => return Err(network_error(what, &e)),
+        Err(BodyError::TooLarge { .. }) => return Err(too_large(what, status, retry_after)),
+    };
     classify(what, status, retry_after, &content_type, &bytes)
+}
+
+/// An answer past [`MAX_BODY`]: not the API (a proxy, a download page, an endless stream).
+fn too_large(what: &str, status: u16, retry_after: Option<Duration>) -> ApiError {
+    ApiError::Transient {
+        reason: format!(
+            "{what}: HTTP {status} with an answer larger than {} (not Upstox's API: a proxy, \
+             firewall or outage page)",
+            crate::http::size_text(MAX_BODY)
+        ),
+        retry_after,
+    }
 }
 
 fn network_error(what: &str, e: &reqwest::Error) -> ApiError {
@@ -335,6 +372,18 @@ fn first_error(body: &Value) -> EnvelopeError {
     }
 }
 
+/// The longest piece of an answer's text shown (a code, a message, a name).
+const SHOWN_CHARS: usize = 300;
+
+/// Text from an answer, safe to show: no control characters, at most [`SHOWN_CHARS`].
+fn shown(text: &str) -> String {
+    let clean = printable(text);
+    match clean.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &clean[..cut]),
+        None => clean,
+    }
+}
+
 /// Classify an answer. Pure, so every shape in UPSTOX.md is tested without a network.
 pub fn classify(
     what: &str,
@@ -348,38 +397,40 @@ pub fn classify(
         retry_after,
     };
     if body.len() > MAX_BODY {
-        return Err(transient(format!(
-            "{what}: HTTP {status} with an oversized answer"
-        )));
+        return Err(too_large(what, status, retry_after));
     }
     let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
     let Some(json) = parsed else {
-        // Not Upstox's JSON: Cloudflare's HTML 403, a proxy's page, a cut-off body.
+        // Not Upstox's JSON: Cloudflare's HTML 403, a proxy's or captive portal's HTML 401, a
+        // cut-off body. Whatever the status, it says nothing about the token: transient.
         let looks_html = content_type.contains("html") || body.trim_ascii_start().starts_with(b"<");
         let shape = if looks_html {
             "an HTML page"
+        } else if body.trim_ascii().is_empty() {
+            "an empty answer"
         } else {
             "an answer that is not JSON"
         };
-        return Err(match status {
-            401 => ApiError::Invalid {
-                code: None,
-                message: format!("{what}: HTTP 401 with {shape}"),
-            },
-            _ => transient(format!(
-                "{what}: HTTP {status} with {shape} (not Upstox's API: a proxy, firewall or outage page)"
-            )),
-        });
+        return Err(transient(format!(
+            "{what}: HTTP {status} with {shape} (not Upstox's API: a proxy, firewall or outage page)"
+        )));
     };
+    // Matched on Upstox's code as sent; shown without control characters.
     let err = first_error(&json);
-    let code = err.code.clone();
+    let code = err.code.as_deref().map(shown);
     let message = err
         .message
-        .clone()
+        .as_deref()
+        .map(shown)
         .unwrap_or_else(|| format!("HTTP {status}"));
     let is_error_status = json.get("status").and_then(Value::as_str) == Some("error");
-    match (status, code.as_deref()) {
-        (401, _) | (_, Some("UDAPI100050")) => Err(ApiError::Invalid { code, message }),
+    // Only UDAPI100050 (the observed answer to an invalid or expired token) makes a token
+    // invalid. A JSON 401 with another code, or with none, is Upstox refusing the call for
+    // some other reason (e.g. UDAPI100067, an extended token used where it is not allowed):
+    // `Rejected`, shown with Upstox's code and message and never retried, but the token is
+    // not declared dead on a guess, so the engine is not told to log in again for nothing.
+    match (status, err.code.as_deref()) {
+        (_, Some("UDAPI100050")) => Err(ApiError::Invalid { code, message }),
         (429, _) | (_, Some("UDAPI10005")) => Err(transient(format!(
             "{what}: rate limited by Upstox ({message})"
         ))),
@@ -449,11 +500,96 @@ mod tests {
             c(403, &envelope("UDAPI100050", "x", false)),
             Err(ApiError::Invalid { .. })
         ));
-        // A bare 401 with no body is invalid too.
+    }
+
+    #[test]
+    fn a_401_that_is_not_upstox_json_is_transient() {
+        // A proxy's or captive portal's login page, an empty 401, a gateway's plain text:
+        // nothing Upstox said about the token.
+        for (content_type, body) in [
+            (
+                "text/html",
+                "<html><body><h1>401 Authorization Required</h1></body></html>",
+            ),
+            ("application/json", "<!DOCTYPE html><title>Sign in</title>"),
+            ("application/json", ""),
+            ("text/plain", "Unauthorized"),
+            (
+                "application/json",
+                r#"{"status":"error","errors":[{"error_code":"#,
+            ),
+        ] {
+            let e = classify("profile", 401, None, content_type, body.as_bytes()).unwrap_err();
+            assert!(e.is_transient(), "{content_type} {body:?}: {e:?}");
+            assert!(e.to_string().contains("HTTP 401 with"), "{e}");
+            assert!(e.to_string().contains("not Upstox's API"), "{e}");
+        }
+        let html = classify("profile", 401, None, "text/html", b"<html>no</html>").unwrap_err();
+        assert!(
+            html.to_string().contains("HTTP 401 with an HTML page"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_json_401_with_another_code_is_a_refusal_not_a_dead_token() {
+        // UDAPI100067: an extended token used where it is not allowed. Upstox refused the
+        // call, but said nothing about the token being dead: shown with its code, not retried.
+        let e = c(
+            401,
+            &envelope("UDAPI100067", "Extended token not allowed", false),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Rejected {
+                status: 401,
+                code: Some("UDAPI100067".into()),
+                message: "Extended token not allowed".into()
+            }
+        );
+        // JSON without Upstox's envelope (a gateway's `{"message":...}`): a refusal too.
         assert!(matches!(
-            c(401, ""),
-            Err(ApiError::Invalid { code: None, .. })
+            c(401, r#"{"message":"Unauthorized"}"#),
+            Err(ApiError::Rejected {
+                status: 401,
+                code: None,
+                ..
+            })
         ));
+    }
+
+    #[test]
+    fn control_characters_in_answers_never_reach_a_message() {
+        let e = c(
+            400,
+            &envelope(
+                r"UDAPI1\u001b[2J00016",
+                r"Bad\u001b]0;pwned\u0007 news\n",
+                true,
+            ),
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.contains("UDAPI1[2J00016") && text.contains("Bad]0;pwned news"),
+            "{text}"
+        );
+        let long = c(400, &envelope("UDAPI100016", &"x".repeat(5000), true)).unwrap_err();
+        assert!(long.to_string().chars().count() < 400, "{long}");
+    }
+
+    #[test]
+    fn oversized_bodies_are_transient() {
+        let body = vec![b' '; MAX_BODY + 1];
+        let e = classify("profile", 200, None, "application/json", &body).unwrap_err();
+        assert!(e.is_transient());
+        assert!(
+            e.to_string()
+                .contains("HTTP 200 with an answer larger than 64 KiB"),
+            "{e}"
+        );
     }
 
     #[test]

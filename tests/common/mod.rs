@@ -9,6 +9,7 @@
 //! - [`http`]: a `reqwest` client and a raw socket client; [`net`]: free ports, waiting;
 //! - [`logs`]: log capture; [`leaks`]: the scan for tokens and secrets in what was captured;
 //! - [`doc`]: the generated blocks of `docs/reliability.md` ([`doc::sync_doc_block`]);
+//! - [`rss`]: a process's exact peak memory ([`rss::run_measured`]);
 //! - [`tmux`]: a real terminal; [`time`]: IST instants; [`tokens`]: tokens to store.
 //!
 //! Each test file compiles this module on its own, so what one file does not use is dead code
@@ -21,6 +22,7 @@ pub mod http;
 pub mod leaks;
 pub mod logs;
 pub mod net;
+pub mod rss;
 pub mod sandbox;
 pub mod sim;
 pub mod time;
@@ -182,6 +184,9 @@ pub fn fault_reason(fault: Fault) -> &'static str {
         Fault::CloudflareHtml => "HTTP 403 with an HTML page",
         Fault::ServiceWindow => "service window (UDAPI100074",
         Fault::Unauthorized => "UDAPI100050",
+        Fault::HtmlUnauthorized => "HTTP 401 with an HTML page",
+        Fault::EndlessBody | Fault::HugeBody => "HTTP 200 with an answer larger than 64 KiB",
+        Fault::TrickleBody => "timed out",
     }
 }
 

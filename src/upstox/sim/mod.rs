@@ -143,7 +143,20 @@ pub enum Fault {
     ServiceWindow,
     /// HTTP 401, error envelope `UDAPI100050` (invalid token).
     Unauthorized,
+    /// HTTP 401 `text/html`: a proxy's or captive portal's sign-in page, not Upstox's JSON.
+    HtmlUnauthorized,
+    /// HTTP 200 `application/json`, chunked, that never ends: the start of a profile, then
+    /// filler as fast as the connection takes it.
+    EndlessBody,
+    /// HTTP 200 `application/json` declaring `Content-Length: 500000000`
+    /// ([`HUGE_BODY_BYTES`]), streamed in full to a reader that takes it.
+    HugeBody,
+    /// HTTP 200 `application/json`, chunked, one byte a second, never ending.
+    TrickleBody,
 }
+
+/// The `Content-Length` a [`Fault::HugeBody`] declares (and streams): 500 MB.
+pub const HUGE_BODY_BYTES: u64 = 500_000_000;
 
 /// A token minted by the simulator.
 #[derive(Debug, Clone)]

@@ -14,8 +14,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
 
-/// Timeout for one webhook delivery.
+/// Timeout for one webhook delivery (its answer included).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a notifier's refusal read and logged.
+const NOTIFIER_ANSWER_SHOWN: usize = 300;
 
 #[derive(Serialize)]
 struct TokenRequestData<'a> {
@@ -94,9 +96,12 @@ impl Simulator {
                     tracing::debug!(status = response.status().as_u16(), "webhook delivered");
                 }
                 Ok(response) => {
+                    let status = response.status().as_u16();
+                    let answer = crate::http::read_start(response, NOTIFIER_ANSWER_SHOWN).await;
                     tracing::warn!(
-                        status = response.status().as_u16(),
+                        status,
                         notifier = %notifier,
+                        answer = %crate::printable::printable(&String::from_utf8_lossy(&answer)),
                         "upstox simulator: the notifier refused the webhook"
                     );
                 }
