@@ -157,8 +157,14 @@ pub fn write_verdict(
     verdict: &StoredVerdict,
 ) -> Result<(), String> {
     let path = state_path(token_file);
-    super::store::atomic_write_private(&path, render(token, verdict).as_bytes())
-        .map_err(|e| e.to_string())
+    super::store::atomic_write_private(&path, render(token, verdict).as_bytes()).map_err(
+        |e| match e {
+            super::store::StoreError::Write { path, source } => {
+                format!("cannot write {}: {source}", path.display())
+            }
+            other => other.to_string(),
+        },
+    )
 }
 
 /// Remove the verdict file (a token was stored whose verdict is not known yet).
