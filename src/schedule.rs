@@ -182,22 +182,26 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
     Renewal::Due
 }
 
-/// Until when unattended renewals wait at `now`: on a trading day, between 03:30 IST and
-/// `not_before` IST, until `not_before`; on a day the market does not open, from 03:30 IST
-/// until `not_before` (at the earliest 03:30) on the next trading day. `None` when they
-/// need not wait.
+/// Until when unattended renewals wait at `now`. A day's renewals belong to it from 03:30
+/// IST to 03:30 IST the next morning. On a trading day they wait between 03:30 and
+/// `not_before` IST; on a day the market does not open (a weekend, an exchange holiday)
+/// nothing is urgent and they wait for `not_before` (at the earliest 03:30) on the next
+/// trading day. `None` when they need not wait.
 fn morning_wait_until(now: DateTime<Utc>, p: &Policy) -> Option<DateTime<Utc>> {
     let local = to_ist(now);
     let t = local.time();
-    if t < boundary_time() {
-        return None;
-    }
     let today = local.date_naive();
-    if p.calendar.is_trading_day(today) {
-        return (t < p.not_before).then(|| ist_instant(today, p.not_before));
+    let day = if t < boundary_time() {
+        today.pred_opt().unwrap_or(today)
+    } else {
+        today
+    };
+    if p.calendar.is_trading_day(day) {
+        return (t >= boundary_time() && t < p.not_before)
+            .then(|| ist_instant(today, p.not_before));
     }
-    let day = p.calendar.next_trading_day(today);
-    Some(ist_instant(day, p.not_before.max(boundary_time())))
+    let next = p.calendar.next_trading_day(day);
+    Some(ist_instant(next, p.not_before.max(boundary_time())))
 }
 
 /// `time` IST on `day`.
@@ -492,6 +496,17 @@ mod tests {
         // Before 03:30 on the holiday it is still the trading day's night: due.
         let f = facts(dec(25, 1, 0), None);
         assert_eq!(renewal(&f, &p), Renewal::Due);
+        // The nights after the holiday and the weekend days wait too.
+        for now in [dec(26, 1, 0), dec(27, 23, 0), dec(28, 1, 0)] {
+            assert_eq!(
+                renewal(&facts(now, None), &p),
+                Renewal::Deferred {
+                    until: dec(28, 8, 0),
+                    reason: Deferral::NotBefore
+                },
+                "{now}"
+            );
+        }
         // The boundary rule on Thursday night points at Monday, not Christmas morning.
         let f = facts(dec(25, 2, 30), Some(dec(25, 3, 30)));
         assert_eq!(
