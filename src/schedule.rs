@@ -204,13 +204,12 @@ fn morning_wait_until(now: DateTime<Utc>, p: &Policy) -> Option<DateTime<Utc>> {
     Some(ist_instant(next, p.not_before.max(boundary_time())))
 }
 
-/// `time` IST on `day`.
+/// `time` IST on `day` (past the end of time: the last instant there is).
 fn ist_instant(day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     ist()
         .from_local_datetime(&day.and_time(time))
         .single()
-        .expect("a fixed offset has no gaps")
-        .with_timezone(&Utc)
+        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.with_timezone(&Utc))
 }
 
 /// The first `not_before` IST at or after `t`.
