@@ -201,7 +201,7 @@ pub enum AlertEvent {
     Renewed,
     /// A renewal failed after every attempt.
     RenewalFailed,
-    /// No valid token 30 minutes before `renew.deadline` on a weekday.
+    /// No valid token 30 minutes before `renew.deadline` on a trading day.
     DeadlineMissed,
 }
 

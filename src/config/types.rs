@@ -181,7 +181,7 @@ pub struct RenewConfig {
     /// IST time of day before which unattended renewals wait.
     #[serde(with = "time_of_day")]
     pub not_before: NaiveTime,
-    /// IST time of day by which a valid token must exist on weekdays.
+    /// IST time of day by which a valid token must exist on trading days.
     #[serde(with = "time_of_day")]
     pub deadline: NaiveTime,
     /// `strategy: command`: argv that prints a token on stdout.
