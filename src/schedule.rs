@@ -185,9 +185,12 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
 /// Until when unattended renewals wait at `now`. A day's renewals belong to it from 03:30
 /// IST to 03:30 IST the next morning. On a trading day they wait between 03:30 and
 /// `not_before` IST; on a day the market does not open (a weekend, an exchange holiday)
-/// nothing is urgent and they wait for `not_before` (at the earliest 03:30) on the next
-/// trading day. `None` when they need not wait.
+/// nothing is urgent and they wait for `not_before` on the next trading day. `None` when they need not wait; always with a `not_before` at or before
+/// 03:30, which asks for renewals whenever one is due, closed days included.
 fn morning_wait_until(now: DateTime<Utc>, p: &Policy) -> Option<DateTime<Utc>> {
+    if p.not_before <= boundary_time() {
+        return None;
+    }
     let local = to_ist(now);
     let t = local.time();
     let today = local.date_naive();
@@ -201,7 +204,7 @@ fn morning_wait_until(now: DateTime<Utc>, p: &Policy) -> Option<DateTime<Utc>> {
             .then(|| ist_instant(today, p.not_before));
     }
     let next = p.calendar.next_trading_day(day);
-    Some(ist_instant(next, p.not_before.max(boundary_time())))
+    Some(ist_instant(next, p.not_before))
 }
 
 /// `time` IST on `day` (past the end of time: the last instant there is).
@@ -520,6 +523,11 @@ mod tests {
         // On Monday it is due at 08:00 as on any trading day.
         let f = facts(dec(28, 8, 0), Some(dec(25, 3, 30)));
         assert_eq!(renewal(&f, &p), Renewal::Due);
+        // not_before 00:00 asks for renewals whenever due: closed days too.
+        let mut eager = policy();
+        eager.not_before = NaiveTime::from_hms_opt(0, 0, 0).unwrap();
+        let f = facts(dec(25, 8, 0), Some(dec(25, 3, 30)));
+        assert_eq!(renewal(&f, &eager), Renewal::Due);
         // A day marked as a trading day is urgent again.
         let mut open = policy();
         open.calendar = Arc::new(Calendar::nse().with_lines("-2026-12-25 Session\n").unwrap());
