@@ -139,6 +139,27 @@ fn a_bad_holidays_line_is_a_config_error_naming_the_file_and_line() {
     out.assert_stderr("cannot read it");
 }
 
+/// `config check` with a FIFO as the holidays file (nobody ever writes to it).
+fn fifo_error() -> Out {
+    let sb = Sandbox::new();
+    let fifo = sb.root.join("config/fifo.txt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    sb.write_yaml("market:\n  holidays_file: fifo.txt\n");
+    sb.run(&["config", "check"])
+}
+
+#[test]
+fn a_fifo_as_the_holidays_file_is_refused_not_waited_on() {
+    let out = fifo_error();
+    assert_eq!(out.code, Some(78), "{}", out.all());
+    out.assert_stderr("config/fifo.txt");
+    out.assert_stderr("is not a regular file");
+}
+
 #[test]
 fn a_holidays_file_is_read_over_the_shipped_list() {
     let (sb, file) = with_holidays("2026-12-31 Office closed\n-2026-12-25 Special session\n");
@@ -245,6 +266,7 @@ fn the_calendar_table_in_the_reliability_doc_is_current() {
     let (holiday_runs, monday_runs, _) = renewals_over_christmas();
     let bad = bad_line_error();
     let warnings = uncovered_year_warnings();
+    let fifo = fifo_error();
     let cal = Calendar::nse();
     let shipped_2026 = cal.holidays_in(2026);
     let shipped_2027 = cal.holidays_in(2027);
@@ -291,6 +313,13 @@ fn the_calendar_table_in_the_reliability_doc_is_current() {
             "a_bad_holidays_line_is_a_config_error_naming_the_file_and_line",
         ),
         (
+            "A FIFO as `market.holidays_file`",
+            "`config check` and the daemon waited forever for a writer",
+            "refused at once: not a regular file",
+            format!("exit {} without waiting", fifo.code.unwrap_or(-1)),
+            "a_fifo_as_the_holidays_file_is_refused_not_waited_on",
+        ),
+        (
             "A year the calendar has no holidays for",
             "nothing said; holidays silently treated as trading days",
             "`config check` warns and says what to add",
@@ -317,6 +346,7 @@ fn the_calendar_table_in_the_reliability_doc_is_current() {
     assert_eq!((holiday_runs, monday_runs), (0, 1));
     assert_eq!(bad_line, "line 3 named");
     assert_eq!(warnings.len(), 1);
+    assert_eq!(fifo.code, Some(78));
     if let Err(e) = sync_doc_block("calendar", &lines.join("\n"), &[]) {
         panic!("{e}");
     }

@@ -474,11 +474,19 @@ fn holidays_file(path: &Path) -> Result<Calendar, ConfigError> {
     let origin = format!("holidays file {}", path.display());
     let key = Some("market.holidays_file");
     let err = |m: String| ConfigError::new(&origin, key, m);
-    let file = std::fs::File::open(path).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         err(format!(
             "cannot read it: {e}; fix the path or remove the key"
         ))
-    })?;
+    };
+    if !std::fs::metadata(path).map_err(unreadable)?.is_file() {
+        // A folder, a FIFO or a device: opening a FIFO would wait for a writer forever.
+        return Err(err(
+            "is not a regular file; name a text file with one \"YYYY-MM-DD name\" line per day"
+                .into(),
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut bytes = Vec::new();
     file.take(calendar::MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
