@@ -290,7 +290,7 @@ pub enum AlertEvent {
     Recovered,
     /// A renewal failed after every attempt.
     RenewalFailed,
-    /// No valid token 30 minutes before `renew.deadline` on a weekday.
+    /// No valid token 30 minutes before `renew.deadline` on a trading day.
     DeadlineMissed,
 }
 

@@ -1,12 +1,14 @@
 //! The worker's decisions, as pure functions of the facts and `now`: the token's state, when
 //! to validate next, whether a renewal is due and whether it would help (the Upstox 03:30 IST
-//! boundary) and the weekday deadline alarm. Which strategy acts on a due renewal is the
+//! boundary) and the deadline alarm on trading days. Which strategy acts on a due renewal is the
 //! worker's plan's decision.
 
+use crate::calendar::Calendar;
 use crate::config::Strategy;
 use crate::token::expiry::{boundary_time, ist, next_ist_time_after, to_ist, upstox_expiry};
 use crate::token::{Thresholds, TokenState};
-use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use std::sync::Arc;
 
 /// After a renewal round fails, the next unattended one waits this long (strategy browser
 /// opens at most one login in this time). `r` and `l` always act at once.
@@ -53,6 +55,8 @@ pub struct Policy {
     pub not_before: NaiveTime,
     /// `renew.deadline` (IST)
     pub deadline: NaiveTime,
+    /// The trading calendar (`market.holidays_file` over the shipped NSE list).
+    pub calendar: Arc<Calendar>,
 }
 
 /// The facts about one account at `now`.
@@ -109,7 +113,8 @@ pub enum Deferral {
         /// The boundary the current token dies at.
         expires_at: DateTime<Utc>,
     },
-    /// Unattended renewals wait for `renew.not_before`.
+    /// Unattended renewals wait for `renew.not_before` on the next trading day (today's
+    /// when the market opens today).
     NotBefore,
     /// A renewal round failed less than 30 minutes ago.
     RecentFailure,
@@ -141,6 +146,9 @@ pub enum Renewal {
 /// deferred when it would not move the expiry (before the 03:30 IST boundary the current
 /// token dies at), until the first `renew.not_before` after that boundary; and, after the
 /// boundary, until `renew.not_before`; and until 30 minutes after the last failed round.
+/// On a day the market does not open (a weekend or an exchange holiday) nothing is urgent:
+/// from 03:30 IST that day, unattended renewals wait for `not_before` on the next trading
+/// day.
 pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
     if p.strategy == Strategy::None {
         return Renewal::Disabled;
@@ -161,15 +169,16 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
             } else {
                 not_before_after(exp, p.not_before)
             };
+            let until = morning_wait_until(until, p).unwrap_or(until);
             return Renewal::Deferred {
                 until,
                 reason: Deferral::Boundary { expires_at: exp },
             };
         }
     }
-    if in_morning_wait(now, p.not_before) {
+    if let Some(until) = morning_wait_until(now, p) {
         return Renewal::Deferred {
-            until: next_ist_time_after(now, p.not_before),
+            until,
             reason: Deferral::NotBefore,
         };
     }
@@ -185,10 +194,37 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
     Renewal::Due
 }
 
-/// True between 03:30 IST and `not_before` IST, when unattended renewals wait.
-fn in_morning_wait(now: DateTime<Utc>, not_before: NaiveTime) -> bool {
-    let t = to_ist(now).time();
-    t >= boundary_time() && t < not_before
+/// Until when unattended renewals wait at `now`. A day's renewals belong to it from 03:30
+/// IST to 03:30 IST the next morning. On a trading day they wait between 03:30 and
+/// `not_before` IST; on a day the market does not open (a weekend, an exchange holiday)
+/// nothing is urgent and they wait for `not_before` on the next trading day. `None` when they need not wait; always with a `not_before` at or before
+/// 03:30, which asks for renewals whenever one is due, closed days included.
+fn morning_wait_until(now: DateTime<Utc>, p: &Policy) -> Option<DateTime<Utc>> {
+    if p.not_before <= boundary_time() {
+        return None;
+    }
+    let local = to_ist(now);
+    let t = local.time();
+    let today = local.date_naive();
+    let day = if t < boundary_time() {
+        today.pred_opt().unwrap_or(today)
+    } else {
+        today
+    };
+    if p.calendar.is_trading_day(day) {
+        return (t >= boundary_time() && t < p.not_before)
+            .then(|| ist_instant(today, p.not_before));
+    }
+    let next = p.calendar.next_trading_day(day);
+    Some(ist_instant(next, p.not_before))
+}
+
+/// `time` IST on `day` (past the end of time: the last instant there is).
+fn ist_instant(day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    ist()
+        .from_local_datetime(&day.and_time(time))
+        .single()
+        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.with_timezone(&Utc))
 }
 
 /// The first `not_before` IST at or after `t`.
@@ -200,23 +236,20 @@ fn not_before_after(t: DateTime<Utc>, not_before: NaiveTime) -> DateTime<Utc> {
     }
 }
 
-/// The next instant, strictly after `after`, that is 30 minutes before `deadline` IST on a
-/// weekday (Mon–Fri): when a missing valid token raises the critical alert.
-pub fn next_deadline_alarm(after: DateTime<Utc>, deadline: NaiveTime) -> DateTime<Utc> {
-    let alarm_time = deadline - dur(DEADLINE_WARNING);
+/// The next instant, strictly after `after`, that is 30 minutes before `renew.deadline` IST
+/// on a trading day (not a weekend, not an exchange holiday): when a missing valid token
+/// raises the critical alert.
+pub fn next_deadline_alarm(after: DateTime<Utc>, p: &Policy) -> DateTime<Utc> {
+    let alarm_time = p.deadline - dur(DEADLINE_WARNING);
     let mut day = to_ist(after).date_naive();
-    loop {
-        let at = ist()
-            .from_local_datetime(&day.and_time(alarm_time))
-            .single()
-            .expect("a fixed offset has no gaps")
-            .with_timezone(&Utc);
-        let weekday = !matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
-        if weekday && at > after {
-            return at;
-        }
-        day = day.succ_opt().expect("dates do not run out");
+    if !p.calendar.is_trading_day(day) {
+        day = p.calendar.next_trading_day(day);
     }
+    let at = ist_instant(day, alarm_time);
+    if at > after {
+        return at;
+    }
+    ist_instant(p.calendar.next_trading_day(day), alarm_time)
 }
 
 /// Times and a policy for the schedule's and the plan's unit tests.
@@ -246,6 +279,7 @@ pub(crate) mod test_support {
             strategy,
             not_before: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
             deadline: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            calendar: Calendar::nse(),
         }
     }
 }
@@ -407,12 +441,109 @@ mod tests {
 
     #[test]
     fn deadline_alarm_is_on_weekdays_only() {
-        let nine = NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+        let p = policy();
         // Thursday 26th 07:00 → 08:30 the same day.
-        assert_eq!(next_deadline_alarm(at(26, 7, 0), nine), at(26, 8, 30));
+        assert_eq!(next_deadline_alarm(at(26, 7, 0), &p), at(26, 8, 30));
         // Exactly at the alarm → the next weekday.
-        assert_eq!(next_deadline_alarm(at(26, 8, 30), nine), at(27, 8, 30));
+        assert_eq!(next_deadline_alarm(at(26, 8, 30), &p), at(27, 8, 30));
         // Friday 27th 10:00 → Monday 30th.
-        assert_eq!(next_deadline_alarm(at(27, 10, 0), nine), at(30, 8, 30));
+        assert_eq!(next_deadline_alarm(at(27, 10, 0), &p), at(30, 8, 30));
+    }
+
+    /// An instant in IST, December 2026 (the 24th is a Thursday, the 25th Christmas).
+    fn dec(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        ist()
+            .with_ymd_and_hms(2026, 12, d, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn deadline_alarm_skips_exchange_holidays_and_the_weekend_after() {
+        let p = policy();
+        // Thursday 24 Dec 10:00: Christmas (Fri), Sat and Sun are closed → Monday 28th.
+        assert_eq!(next_deadline_alarm(dec(24, 10, 0), &p), dec(28, 8, 30));
+        // Started on Christmas morning itself.
+        assert_eq!(next_deadline_alarm(dec(25, 8, 0), &p), dec(28, 8, 30));
+        // Monday 23 Nov → Wednesday 25th (Tuesday 24th is Guru Nanak Jayanti).
+        assert_eq!(next_deadline_alarm(at(23, 10, 0), &p), at(25, 8, 30));
+        // With weekdays only, Christmas would alarm.
+        let mut plain = policy();
+        plain.calendar = Arc::new(Calendar::weekdays());
+        assert_eq!(next_deadline_alarm(dec(24, 10, 0), &plain), dec(25, 8, 30));
+    }
+
+    #[test]
+    fn a_holidays_file_moves_the_alarm_both_ways() {
+        let mut p = policy();
+        p.calendar = Arc::new(
+            Calendar::nse()
+                .with_lines("2026-12-28 Our own day off\n-2026-12-25 Special session\n")
+                .unwrap(),
+        );
+        assert_eq!(next_deadline_alarm(dec(24, 10, 0), &p), dec(25, 8, 30));
+        assert_eq!(next_deadline_alarm(dec(25, 8, 30), &p), dec(29, 8, 30));
+    }
+
+    #[test]
+    fn the_morning_renewal_on_a_holiday_is_not_urgent() {
+        let p = policy();
+        // Christmas 08:00: the token died at 03:30, nobody trades today; the renewal waits
+        // for Monday 08:00.
+        let f = facts(dec(25, 8, 0), Some(dec(25, 3, 30)));
+        assert_eq!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                until: dec(28, 8, 0),
+                reason: Deferral::NotBefore
+            }
+        );
+        // A missing token on Saturday afternoon waits too.
+        let f = facts(dec(26, 15, 0), None);
+        assert_eq!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                until: dec(28, 8, 0),
+                reason: Deferral::NotBefore
+            }
+        );
+        // Before 03:30 on the holiday it is still the trading day's night: due.
+        let f = facts(dec(25, 1, 0), None);
+        assert_eq!(renewal(&f, &p), Renewal::Due);
+        // The nights after the holiday and the weekend days wait too.
+        for now in [dec(26, 1, 0), dec(27, 23, 0), dec(28, 1, 0)] {
+            assert_eq!(
+                renewal(&facts(now, None), &p),
+                Renewal::Deferred {
+                    until: dec(28, 8, 0),
+                    reason: Deferral::NotBefore
+                },
+                "{now}"
+            );
+        }
+        // The boundary rule on Thursday night points at Monday, not Christmas morning.
+        let f = facts(dec(25, 2, 30), Some(dec(25, 3, 30)));
+        assert_eq!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                until: dec(28, 8, 0),
+                reason: Deferral::Boundary {
+                    expires_at: dec(25, 3, 30)
+                }
+            }
+        );
+        // On Monday it is due at 08:00 as on any trading day.
+        let f = facts(dec(28, 8, 0), Some(dec(25, 3, 30)));
+        assert_eq!(renewal(&f, &p), Renewal::Due);
+        // not_before 00:00 asks for renewals whenever due: closed days too.
+        let mut eager = policy();
+        eager.not_before = NaiveTime::from_hms_opt(0, 0, 0).unwrap();
+        let f = facts(dec(25, 8, 0), Some(dec(25, 3, 30)));
+        assert_eq!(renewal(&f, &eager), Renewal::Due);
+        // A day marked as a trading day is urgent again.
+        let mut open = policy();
+        open.calendar = Arc::new(Calendar::nse().with_lines("-2026-12-25 Session\n").unwrap());
+        let f = facts(dec(25, 8, 0), Some(dec(25, 3, 30)));
+        assert_eq!(renewal(&f, &open), Renewal::Due);
     }
 }

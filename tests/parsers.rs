@@ -101,6 +101,7 @@ proptest! {
                 strategy: tokenwatch::config::Strategy::Browser,
                 not_before: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
                 deadline: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                calendar: tokenwatch::calendar::Calendar::nse(),
             };
             let facts = tokenwatch::schedule::Facts {
                 now,

@@ -13,6 +13,10 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                      (set UPSTOX_CLIENT_ID or upstox.client_id)"
                 );
             }
+            let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
+            for warning in config.calendar().coverage_warnings(today) {
+                eprintln!("{warning}");
+            }
             eprintln!("configuration OK");
             0
         }

@@ -130,6 +130,7 @@ async fn demo(expires_in: Duration) -> u8 {
         login: LoginConfig::default(),
         notifications: NotificationsConfig::default(),
         server: ServerConfig::default(),
+        market: Default::default(),
         log: LogConfig {
             file: dir.path().join("tokenwatch.log"),
             level: crate::config::LogLevel::Info,

@@ -10,12 +10,14 @@ mod types;
 
 pub use types::*;
 
+use crate::calendar::{self, Calendar};
 use crate::paths::{self, Env};
 use crate::token::Thresholds;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The account the top level of the config file describes.
 pub const DEFAULT_ACCOUNT: &str = "default";
@@ -103,6 +105,9 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// `server:`
     pub server: ServerConfig,
+    /// `market:` (holidays file path absolute). The calendar it makes is in each account's
+    /// `renew.calendar`.
+    pub market: MarketConfig,
     /// `log:` (file path absolute).
     pub log: LogConfig,
 }
@@ -114,6 +119,11 @@ impl Config {
             warning_before: self.monitor.warning_before,
             critical_before: self.monitor.critical_before,
         }
+    }
+
+    /// The trading calendar (the shipped NSE list with `market.holidays_file` over it).
+    pub fn calendar(&self) -> &Calendar {
+        &self.account.renew.calendar
     }
 
     /// The configuration as YAML with secrets masked, for `config check`.
@@ -129,6 +139,7 @@ impl Config {
             login: &'a LoginConfig,
             notifications: &'a NotificationsConfig,
             server: &'a ServerConfig,
+            market: &'a MarketConfig,
             log: &'a LogConfig,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             accounts: BTreeMap<&'a str, &'a AccountConfig>,
@@ -143,6 +154,7 @@ impl Config {
             login: &self.login,
             notifications: &self.notifications,
             server: &self.server,
+            market: &self.market,
             log: &self.log,
             accounts: self
                 .accounts
@@ -456,6 +468,41 @@ fn legacy_layer(path: &Path) -> Result<Option<Layer>, ConfigError> {
     }))
 }
 
+/// Read `market.holidays_file` over the shipped NSE list. Errors name the file and line.
+fn holidays_file(path: &Path) -> Result<Calendar, ConfigError> {
+    use std::io::Read;
+    let origin = format!("holidays file {}", path.display());
+    let key = Some("market.holidays_file");
+    let err = |m: String| ConfigError::new(&origin, key, m);
+    let unreadable = |e: std::io::Error| {
+        err(format!(
+            "cannot read it: {e}; fix the path or remove the key"
+        ))
+    };
+    if !std::fs::metadata(path).map_err(unreadable)?.is_file() {
+        // A folder, a FIFO or a device: opening a FIFO would wait for a writer forever.
+        return Err(err(
+            "is not a regular file; name a text file with one \"YYYY-MM-DD name\" line per day"
+                .into(),
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(calendar::MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > calendar::MAX_FILE_BYTES {
+        return Err(err(
+            "is larger than 1 MiB; it should hold one \"YYYY-MM-DD name\" line per holiday".into(),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| err("is not UTF-8 text; save it as plain text".into()))?;
+    Calendar::nse()
+        .with_lines(&text)
+        .map_err(|e| err(e.to_string()))
+}
+
 /// Find the config file: `--config` > `$TOKENWATCH_CONFIG` > `./config/tokenwatch.yaml` >
 /// `$XDG_CONFIG_HOME/tokenwatch/config.yaml`. A file named explicitly must exist.
 pub fn discover(opts: &LoadOptions, env: &Env) -> Result<Option<PathBuf>, ConfigError> {
@@ -574,6 +621,17 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             .unwrap_or_else(|| unset_origin.clone())
     };
 
+    // The trading calendar, read once and shared by every account.
+    let mut market = raw.market.clone();
+    market.holidays_file = market
+        .holidays_file
+        .as_deref()
+        .map(|p| paths::resolve(&p.to_string_lossy(), &base, env));
+    let calendar = match &market.holidays_file {
+        Some(path) => Arc::new(holidays_file(path)?),
+        None => Calendar::nse(),
+    };
+
     // The merged values, looked up once: the top level's sections and each account's.
     let top_values: BTreeMap<&str, Value> = ["upstox", "token", "renew"]
         .into_iter()
@@ -657,6 +715,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         }
         account.token.backups = backups;
         account.token.env_file = account.token.env_file.as_deref().map(resolve);
+        account.renew.calendar = calendar.clone();
         accounts.insert(name, account);
     }
 
@@ -670,6 +729,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         login: raw.login,
         notifications: raw.notifications,
         server: raw.server,
+        market,
         log,
     };
     check(&config, &origin_of)?;

@@ -2,6 +2,7 @@
 //! own parsing, so a bad value is caught where it is read and the message says what was
 //! expected.
 
+use crate::calendar::Calendar;
 use crate::secret::{Secret, deserialize_opt_secret};
 use chrono::NaiveTime;
 use serde::ser::SerializeSeq;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One layer's view of the file, and the merged result: every section with its defaults.
@@ -29,6 +31,8 @@ pub struct RawConfig {
     pub notifications: NotificationsConfig,
     /// `server:` the optional HTTP API.
     pub server: ServerConfig,
+    /// `market:` the trading calendar.
+    pub market: MarketConfig,
     /// `log:` the log file.
     pub log: LogConfig,
     /// `accounts:` more accounts, each overriding `upstox`, `token` and `renew`.
@@ -177,7 +181,7 @@ pub struct RenewConfig {
     /// IST time of day before which unattended renewals wait.
     #[serde(with = "time_of_day")]
     pub not_before: NaiveTime,
-    /// IST time of day by which a valid token must exist on weekdays.
+    /// IST time of day by which a valid token must exist on trading days.
     #[serde(with = "time_of_day")]
     pub deadline: NaiveTime,
     /// `strategy: command`: argv that prints a token on stdout.
@@ -189,6 +193,10 @@ pub struct RenewConfig {
     /// `strategy: token-request`: the webhook's unguessable path.
     #[serde(deserialize_with = "opt_string")]
     pub notifier_path: Option<String>,
+    /// The trading calendar `not_before` and `deadline` follow: set from `market:` when the
+    /// configuration is loaded, not a key of its own.
+    #[serde(skip, default = "crate::calendar::Calendar::nse")]
+    pub calendar: Arc<Calendar>,
 }
 
 impl Default for RenewConfig {
@@ -200,6 +208,7 @@ impl Default for RenewConfig {
             command: Vec::new(),
             notifier_listen: None,
             notifier_path: None,
+            calendar: Calendar::nse(),
         }
     }
 }
@@ -268,6 +277,16 @@ pub struct ServerConfig {
         serialize_with = "ser_opt_secret"
     )]
     pub api_key: Option<Secret>,
+}
+
+/// `market:`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketConfig {
+    /// A file of extra NSE holidays (`YYYY-MM-DD name` per line) and trading days
+    /// (`-YYYY-MM-DD name`), applied over the shipped list.
+    #[serde(deserialize_with = "opt_path")]
+    pub holidays_file: Option<PathBuf>,
 }
 
 /// `log.level`

@@ -147,6 +147,7 @@ impl Core {
             strategy: account.renew.strategy,
             not_before: account.renew.not_before,
             deadline: account.renew.deadline,
+            calendar: account.renew.calendar.clone(),
         };
         let mut core = Core {
             account,

@@ -185,10 +185,7 @@ impl Worker {
         // Started inside the half hour before the deadline: check at once.
         let since = self.core.clock.now()
             - chrono::Duration::from_std(schedule::DEADLINE_WARNING).unwrap_or_default();
-        self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
-            since,
-            self.core.policy.deadline,
-        ));
+        self.next_deadline_alarm = Some(schedule::next_deadline_alarm(since, &self.core.policy));
         if self.core.policy.strategy == crate::config::Strategy::TokenRequest {
             self.start_notifier().await;
         }
@@ -249,10 +246,7 @@ impl Worker {
             && alarm <= now
         {
             self.deadline_check(now).await;
-            self.next_deadline_alarm = Some(schedule::next_deadline_alarm(
-                now,
-                self.core.policy.deadline,
-            ));
+            self.next_deadline_alarm = Some(schedule::next_deadline_alarm(now, &self.core.policy));
         }
         if self.approval_until.is_some_and(|t| t <= now) {
             self.approval_lapsed().await;
