@@ -586,3 +586,175 @@ impl Drop for Running {
         self.switch.stop.send_replace(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, post};
+    use std::io::{Read, Write};
+    use std::time::Instant as StdInstant;
+
+    /// Short limits, so a test takes a second or two instead of a minute.
+    const SHORT: Limits = Limits {
+        header_read: Duration::from_millis(400),
+        idle: Duration::from_millis(800),
+        max_connections: 4,
+    };
+
+    /// A server on loopback with `SHORT` limits: `/` answers "ok", `/held` waits until
+    /// released, `/echo` reads its whole body, `/big` answers 8 MiB.
+    async fn server(release: Arc<Notify>) -> (Running, SocketAddr) {
+        let router = axum::Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route(
+                "/held",
+                get(move || {
+                    let release = release.clone();
+                    async move {
+                        release.notified().await;
+                        "released"
+                    }
+                }),
+            )
+            .route(
+                "/echo",
+                post(|body: Bytes| async move { format!("{} bytes", body.len()) }),
+            )
+            .route("/big", get(|| async { vec![b'x'; 8 << 20] }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let running = serve_with(vec![listener], router, Switch::new(), "test server", SHORT);
+        (running, addr)
+    }
+
+    /// A blocking client socket with a generous read timeout.
+    fn connect(addr: SocketAddr) -> std::net::TcpStream {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    /// Seconds until the server closes `s` (reading and dropping what it sends).
+    fn seconds_until_closed(mut s: std::net::TcpStream) -> f64 {
+        let start = StdInstant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return start.elapsed().as_secs_f64(),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn get_ok(addr: SocketAddr) -> String {
+        let mut s = connect(addr);
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_head_that_never_ends_is_closed_by_the_header_timeout() {
+        let (running, addr) = server(Arc::new(Notify::new())).await;
+        let took = tokio::task::spawn_blocking(move || {
+            let mut s = connect(addr);
+            s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").unwrap();
+            seconds_until_closed(s)
+        })
+        .await
+        .unwrap();
+        // Closed by the 0.4 s header timeout: well before the 0.8 s idle limit counts, and
+        // not never.
+        assert!(took < 10.0, "still open after {took} s");
+        assert!(took >= 0.3, "closed after {took} s, before the limit");
+        running.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_that_never_ends_and_an_answer_never_read_are_closed_when_idle() {
+        let (running, addr) = server(Arc::new(Notify::new())).await;
+        let (body, unread) = tokio::task::spawn_blocking(move || {
+            // Headers promise 1000 bytes; 10 come, then nothing.
+            let mut s = connect(addr);
+            s.write_all(
+                b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n0123456789",
+            )
+            .unwrap();
+            let body = seconds_until_closed(s);
+            // 8 MiB asked for, not one byte read: the server's writes stall.
+            let mut s = connect(addr);
+            s.set_nonblocking(false).unwrap();
+            s.write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            let start = StdInstant::now();
+            // Wait without reading until the server gives up, then see the socket closed.
+            std::thread::sleep(Duration::from_secs(3));
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+            let unread = (start.elapsed().as_secs_f64(), sink.len());
+            (body, unread)
+        })
+        .await
+        .unwrap();
+        assert!(
+            (0.7..10.0).contains(&body),
+            "a stalled body: closed after {body} s"
+        );
+        // The stream ended short of the 8 MiB answer: the server cut it.
+        assert!(unread.0 < 15.0, "an unread answer: open for {} s", unread.0);
+        assert!(
+            unread.1 < 8 << 20,
+            "the whole answer was sent: {} bytes",
+            unread.1
+        );
+        assert!(get_ok(addr).contains("200 OK"), "the server still answers");
+        running.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_the_cap_an_idle_connection_makes_room_and_busy_ones_get_a_503() {
+        let release = Arc::new(Notify::new());
+        let (running, addr) = server(release.clone()).await;
+        let answers = tokio::task::spawn_blocking(move || {
+            // Four idle connections fill the cap; a fifth with a request is still answered.
+            let idle: Vec<_> = (0..4).map(|_| connect(addr)).collect();
+            std::thread::sleep(Duration::from_millis(100));
+            let served = get_ok(addr);
+            // Four requests in hand fill it with busy connections: the next is refused.
+            let held: Vec<_> = (0..4)
+                .map(|_| {
+                    let mut s = connect(addr);
+                    s.write_all(b"GET /held HTTP/1.1\r\nhost: x\r\n\r\n")
+                        .unwrap();
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(300));
+            let refused = get_ok(addr);
+            drop((idle, held));
+            (served, refused)
+        })
+        .await
+        .unwrap();
+        assert!(answers.0.contains("200 OK"), "{}", answers.0);
+        assert!(answers.1.starts_with("HTTP/1.1 503"), "{}", answers.1);
+        assert!(
+            answers.1.contains("too many open connections"),
+            "{}",
+            answers.1
+        );
+        release.notify_waiters();
+        running.shutdown().await;
+    }
+
+    #[test]
+    fn the_cap_leaves_descriptors_to_the_worker() {
+        assert_eq!(connection_cap(1024), 256);
+        assert_eq!(connection_cap(524_288), 256);
+        assert_eq!(connection_cap(600), 256);
+        assert_eq!(connection_cap(400), 100);
+        assert_eq!(connection_cap(2), 1);
+    }
+}
