@@ -100,7 +100,7 @@ pub fn open_file_limit() -> u64 {
     };
     // SAFETY: getrlimit only writes the struct passed to it.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur as u64
+        lim.rlim_cur
     } else {
         1024
     }

@@ -144,7 +144,7 @@ fn raise_own_limit(need: u64) {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     assert!(
-        lim.rlim_cur as u64 >= need,
+        lim.rlim_cur >= need,
         "this test opens {need} sockets; the hard open-file limit is {}",
         lim.rlim_cur
     );
