@@ -39,6 +39,41 @@ pub struct Options {
     pub builtin_browser: bool,
     /// Run this account only (`--account` for the daemon); all accounts when `None`.
     pub only: Option<String>,
+    /// When `server.listen` cannot be bound (a daemon beside the dashboard serves the API),
+    /// carry on without the API instead of failing: the dashboard's choice, never the
+    /// daemon's.
+    pub api_elsewhere_ok: bool,
+}
+
+/// Where the HTTP API stands for this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Api {
+    /// `server.listen` is not set (or is `off`).
+    Off,
+    /// Served here.
+    Serving(SocketAddr),
+    /// `server.listen` could not be bound (another program, most likely a tokenwatch daemon,
+    /// listens there): not served by this process.
+    Elsewhere {
+        /// `server.listen`.
+        addr: SocketAddr,
+        /// Why it could not be bound, in plain words.
+        why: String,
+    },
+}
+
+impl Api {
+    /// One line for people: where the API is, or why this process does not serve it.
+    pub fn describe(&self) -> String {
+        match self {
+            Api::Off => "off (server.listen is not set)".to_string(),
+            Api::Serving(addr) => format!("http://{addr}"),
+            Api::Elsewhere { addr, why } => format!(
+                "not served by this dashboard: {why}; another tokenwatch (a daemon) most \
+                 likely serves it on http://{addr}"
+            ),
+        }
+    }
 }
 
 /// Why starting failed.
@@ -57,6 +92,7 @@ pub struct Fleet {
     /// Workers in tab order: the selected account first, then the others by name.
     pub workers: Vec<(String, WorkerHandle)>,
     api: Option<ApiServer>,
+    api_state: Api,
     alerts: AlertSender,
     forwarder: tokio::task::JoinHandle<()>,
     _files: crate::filewatch::TokenFiles,
@@ -101,12 +137,33 @@ pub async fn start(
     options: Options,
 ) -> Result<(Fleet, mpsc::Receiver<Event>), StartError> {
     let order = accounts(config, options.only.as_deref())?;
-    // Bind first: a port in use stops the start before any worker acts.
+    if !crate::serving::raise_open_file_limit() {
+        warn!("cannot raise the open-file limit; many accounts may need `ulimit -n`");
+    }
+    // Bind first: for the daemon, a port in use stops the start before any worker acts; the
+    // dashboard carries on without the API (a daemon beside it serves it, most likely).
+    let mut api_state = match config.server.listen {
+        Some(addr) => Api::Serving(addr),
+        None => Api::Off,
+    };
     let listener = match config.server.listen {
-        Some(addr) => Some(bind(addr).await?),
+        Some(addr) => match bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) if options.api_elsewhere_ok => {
+                let why = e.why.clone();
+                warn!(
+                    "The HTTP API is not served by this dashboard: {why}. Another tokenwatch \
+                     (a daemon) most likely serves it there; the dashboard carries on without it. \
+                     To serve it here, stop the other program or set server.listen to another \
+                     address (or to off)."
+                );
+                api_state = Api::Elsewhere { addr, why };
+                None
+            }
+            Err(e) => return Err(StartError::Other(e.to_string())),
+        },
         None => None,
     };
-    raise_open_file_limit();
     let wakes: Vec<Arc<Notify>> = order.iter().map(|_| Arc::new(Notify::new())).collect();
     let files = crate::filewatch::watch(
         order
@@ -185,11 +242,15 @@ pub async fn start(
                 loopback_only: !config.server.allow_remote,
             };
             match api::serve_on(listener, state).await {
-                Ok(server) => Some(server),
+                Ok(server) => {
+                    api_state = Api::Serving(server.addr);
+                    Some(server)
+                }
                 Err(e) => {
                     let fleet = Fleet {
                         workers,
                         api: None,
+                        api_state,
                         alerts,
                         forwarder,
                         _files: files,
@@ -206,6 +267,7 @@ pub async fn start(
         Fleet {
             workers,
             api,
+            api_state,
             alerts,
             forwarder,
             _files: files,
@@ -215,7 +277,26 @@ pub async fn start(
     ))
 }
 
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+/// `server.listen` could not be bound.
+#[derive(Debug)]
+struct BindError {
+    addr: SocketAddr,
+    /// In plain words: "port 8000 is in use by another program".
+    why: String,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot listen on server.listen {}: {}; choose another address in server.listen \
+             (or off for no HTTP API)",
+            self.addr, self.why
+        )
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
@@ -226,9 +307,7 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
             }
             _ => e.to_string(),
         };
-        StartError::Other(format!(
-            "cannot listen on server.listen {addr}: {why}; choose another address in server.listen"
-        ))
+        BindError { addr, why }
     })
 }
 
@@ -236,6 +315,11 @@ impl Fleet {
     /// Where the HTTP API listens, when it runs.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().map(|a| a.addr)
+    }
+
+    /// Where the HTTP API stands for this process.
+    pub fn api(&self) -> &Api {
+        &self.api_state
     }
 
     /// Stop the API, the workers (after their current step) and the alert channels (after
@@ -285,24 +369,6 @@ async fn watch_clock(clock: Arc<dyn Clock>, wakes: Vec<Arc<Notify>>) {
             }
         }
         (wall, mono) = (w, m);
-    }
-}
-
-/// Raise the soft limit on open files to the hard limit: a thousand accounts, their token
-/// files, locks and connections need more than the usual 1024.
-fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                warn!("cannot raise the open-file limit; many accounts may need `ulimit -n`");
-            }
-        }
     }
 }
 

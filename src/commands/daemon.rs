@@ -14,14 +14,14 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, only: Option<String>) -> 
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
+            crate::commands::stderr_line(format_args!("tokenwatch: config error: {e}"));
             return EXIT_CONFIG;
         }
     };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("tokenwatch: {e}");
+            crate::commands::stderr_line(format_args!("tokenwatch: {e}"));
             return 1;
         }
     };
@@ -37,6 +37,8 @@ async fn serve(config: Config, only: Option<String>) -> u8 {
     let options = fleet::Options {
         builtin_browser: false,
         only,
+        // A service fails fast on a port in use (exit 1): systemd shows it and retries.
+        api_elsewhere_ok: false,
     };
     let (fleet, mut events) = match fleet::start(&config, clock, options).await {
         Ok(started) => started,

@@ -22,6 +22,8 @@ pub use crate::exit::EXIT_CONFIG;
 
 /// Run the parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {
+    // Before any listener: raise the soft open-file limit to the hard one.
+    let _ = crate::serving::raise_open_file_limit();
     // `tokenwatch` alone opens the dashboard.
     let Some(command) = &cli.command else {
         return tui::run(load_config(&cli));
@@ -47,6 +49,24 @@ pub fn run(cli: Cli) -> u8 {
         Command::Completions(args) => packaging::completions(args.shell),
         Command::Man => packaging::man(),
     }
+}
+
+/// Write a line to stderr, saying nothing when stderr is closed: the daemon and the
+/// dashboard ignore SIGPIPE, and a closed log stream must never stop (or panic) them.
+pub(crate) fn stderr_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether `command` runs for long (the daemon, the dashboard, the demo): those ignore
+/// SIGPIPE, so a closed log stream never stops them. The one-shot printers (`status`, `token`,
+/// `completions`, `man`, ...) keep the default and end quietly when their reader goes away
+/// (`tokenwatch status | head -1`).
+pub fn ignores_sigpipe(command: Option<&Command>) -> bool {
+    matches!(
+        command,
+        None | Some(Command::Tui | Command::Demo(_) | Command::Daemon)
+    )
 }
 
 /// Load the configuration and start logging to stderr at the level it (or a flag) asks for.
@@ -100,6 +120,9 @@ fn init_stderr_logging(level: &str, timestamps: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed stderr loses the line, nothing more: by default the failure would be
+        // reported with eprintln!, which panics on that same closed stderr.
+        .log_internal_errors(false)
         .with_ansi(colour)
         .with_target(false);
     let _ = if timestamps {

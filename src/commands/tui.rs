@@ -7,14 +7,14 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
+            crate::commands::stderr_line(format_args!("tokenwatch: config error: {e}"));
             return EXIT_CONFIG;
         }
     };
     match runtime() {
         Ok(rt) => rt.block_on(crate::tui::run(config, crate::tui::Options::default())),
         Err(e) => {
-            eprintln!("tokenwatch: {e}");
+            crate::commands::stderr_line(format_args!("tokenwatch: {e}"));
             1
         }
     }

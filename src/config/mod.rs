@@ -390,6 +390,11 @@ fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
             ));
         }
         if v.trim().is_empty() {
+            // An empty TOKENWATCH__SERVER__LISTEN turns the HTTP API off (over a config
+            // file's address); other empty variables are ignored.
+            if path == ["server", "listen"] {
+                layers.push(Layer::single(origin, &path, Value::from("off")));
+            }
             continue;
         }
         let value = if v.trim_start().starts_with('[') {

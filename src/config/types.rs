@@ -266,8 +266,8 @@ impl Default for NotificationsConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Serve the HTTP API here.
-    #[serde(deserialize_with = "opt_socket_addr")]
+    /// Serve the HTTP API here; `None` (unset, `off`, `none`, empty) for no API.
+    #[serde(deserialize_with = "opt_listen")]
     pub listen: Option<SocketAddr>,
     /// A non-loopback `listen` is refused unless this is true.
     pub allow_remote: bool,
@@ -446,6 +446,51 @@ fn opt_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>
         Some(s) => parse_socket_addr(&s)
             .map(Some)
             .map_err(serde::de::Error::custom),
+    }
+}
+
+/// `server.listen`: an address, or no HTTP API for null, empty, `off`, `none` (any case) and
+/// `false` (a YAML 1.1 reader's `off`).
+fn opt_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an address like \"127.0.0.1:8000\", or off")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            let off =
+                v.is_empty() || v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none");
+            Ok((!off).then(|| v.to_owned()))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            if v {
+                Err(E::custom(
+                    "expected an address like \"127.0.0.1:8000\", or off for no HTTP API; got true",
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    match d.deserialize_any(V)? {
+        None => Ok(None),
+        Some(s) => parse_socket_addr(&s)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or off for no HTTP API"))),
     }
 }
 

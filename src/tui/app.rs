@@ -277,6 +277,8 @@ pub struct App {
     pub log_events: u64,
     /// Bumped by every scroll key.
     pub log_scrolls: u64,
+    /// Where the HTTP API stands, for the details popup (`None`: not shown).
+    pub api: Option<String>,
 }
 
 /// A command for the worker of one account.
@@ -312,6 +314,7 @@ impl App {
             log: tui_logger::TuiWidgetState::new(),
             log_events: 0,
             log_scrolls: 0,
+            api: None,
         }
     }
 

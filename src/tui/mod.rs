@@ -38,9 +38,9 @@ pub struct Options {
 /// Run the dashboard until `q`, Ctrl-C, SIGTERM or SIGHUP. Returns the exit code.
 pub async fn run(config: Config, options: Options) -> u8 {
     if !std::io::stdout().is_terminal() {
-        eprintln!(
+        crate::commands::stderr_line(format_args!(
             "tokenwatch: the dashboard needs a terminal; use `tokenwatch status` or `tokenwatch daemon` in scripts"
-        );
+        ));
         return 1;
     }
     init_logging(&config);
@@ -48,15 +48,17 @@ pub async fn run(config: Config, options: Options) -> u8 {
     let fleet_options = fleet::Options {
         builtin_browser: options.builtin_browser,
         only: None,
+        // Beside a daemon that serves the API on the same port, the dashboard carries on.
+        api_elsewhere_ok: true,
     };
     let (fleet, mut events) = match fleet::start(&config, clock.clone(), fleet_options).await {
         Ok(started) => started,
         Err(StartError::Config(e)) => {
-            eprintln!("tokenwatch: config error: {e}");
+            crate::commands::stderr_line(format_args!("tokenwatch: config error: {e}"));
             return crate::exit::EXIT_CONFIG;
         }
         Err(StartError::Other(e)) => {
-            eprintln!("tokenwatch: {e}");
+            crate::commands::stderr_line(format_args!("tokenwatch: {e}"));
             return 1;
         }
     };
@@ -73,6 +75,7 @@ pub async fn run(config: Config, options: Options) -> u8 {
         color,
         unicode,
     );
+    app.api = Some(fleet.api().describe());
     // Orange needs 24-bit colour; terminals that have it say so in COLORTERM.
     app.truecolor = std::env::var("COLORTERM").is_ok_and(|v| v == "truecolor" || v == "24bit");
 
@@ -83,7 +86,9 @@ pub async fn run(config: Config, options: Options) -> u8 {
         Ok(t) => t,
         Err(e) => {
             leave_terminal();
-            eprintln!("tokenwatch: cannot take over the terminal: {e}");
+            crate::commands::stderr_line(format_args!(
+                "tokenwatch: cannot take over the terminal: {e}"
+            ));
             return 1;
         }
     };
@@ -310,6 +315,8 @@ fn init_logging(config: &Config) {
             .with_ansi(false)
             .with_target(false)
             .with_writer(std::sync::Mutex::new(f))
+            // A full disk loses log lines; the failure is never printed over the dashboard.
+            .log_internal_errors(false)
     });
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -143,7 +143,7 @@ pub fn render_frame(
         ..area
     };
     let dialog = match app.popup {
-        Some(Popup::Details) => Some(popups::details(below, snap, now, &t)),
+        Some(Popup::Details) => Some(popups::details(below, snap, app.api.as_deref(), now, &t)),
         Some(Popup::Help) => Some(popups::help(below, &t)),
         Some(Popup::Login) => app
             .login

@@ -199,6 +199,7 @@ const LOGIN_W: u16 = 84;
 pub fn details<'a>(
     area: Rect,
     snap: Option<&'a Snapshot>,
+    api: Option<&str>,
     now: DateTime<Utc>,
     t: &Theme,
 ) -> Dialog<'a> {
@@ -272,6 +273,9 @@ pub fn details<'a>(
                 );
             }
         }
+    }
+    if let Some(api) = api {
+        b.field("HTTP API", api, plain);
     }
     b.blank();
     b.line(keys(
