@@ -22,7 +22,7 @@ use crate::secret::Secret;
 use crate::timefmt::{clock_style, hours_or_clock};
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
-use crate::token::{ExpirySource, Token, TokenState, format_countdown};
+use crate::token::{Token, TokenState, format_countdown};
 use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -661,7 +661,7 @@ impl Core {
         }
         // As stored: the file now names its expiry, so the token reads as `status` will read it.
         let mut token = token;
-        token.expiry_source = ExpirySource::ExpiresAt;
+        (token.expires_at, token.expiry_source) = crate::token::expiry::stored_expiry(&token);
         if changed {
             self.verdict = Verdict::Unknown;
             self.last_check_at = None;
