@@ -123,9 +123,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn reliability_doc_block() {
-    let mut md = String::from(
-        "| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n",
-    );
+    let mut md = String::from("| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n");
     for c in cases() {
         md.push_str(&format!(
             "| {} | {} | {} | {} | `odd_files::{}` |\n",
@@ -288,7 +286,10 @@ fn planted_links_are_refused_and_their_targets_untouched() {
         &store.prev_path(),
         "dangling .prev",
     );
-    assert!(!nowhere.exists(), "a file was created through a dangling link");
+    assert!(
+        !nowhere.exists(),
+        "a file was created through a dangling link"
+    );
 
     // The binary says so and what to do.
     let sim = SimProcess::start();
@@ -412,15 +413,28 @@ fn racing_lockers_never_both_hold_the_lock() {
     let taken = Arc::new(AtomicUsize::new(0));
     let racers: Vec<_> = (0..RACERS)
         .map(|_| {
-            let (path, inside, overlaps, taken) =
-                (path.clone(), inside.clone(), overlaps.clone(), taken.clone());
+            let (path, inside, overlaps, taken) = (
+                path.clone(),
+                inside.clone(),
+                overlaps.clone(),
+                taken.clone(),
+            );
             std::thread::spawn(move || {
                 // Its own store and its own opens, as another process would have.
+                // Trying again at once, never sleeping, so that one racer's open comes
+                // between another's removal of the file and its letting go as often as can be.
                 let store = TokenStore::new(path, []);
+                let deadline = std::time::Instant::now() + Duration::from_secs(120);
                 for _ in 0..ROUNDS {
-                    let lock = store
-                        .lock(Duration::from_secs(120))
-                        .expect("the lock within two minutes");
+                    let lock = loop {
+                        match store.lock(Duration::ZERO) {
+                            Ok(lock) => break lock,
+                            Err(StoreError::Locked { .. }) => {
+                                assert!(std::time::Instant::now() < deadline, "starved");
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    };
                     if inside.fetch_add(1, Ordering::SeqCst) != 0 {
                         overlaps.fetch_add(1, Ordering::SeqCst);
                     }
@@ -488,7 +502,10 @@ fn a_claim_past_the_0330_rule_is_not_believed() {
             "JWT iat",
             format!(
                 r#"{{"access_token":"{}","expires_at":{}}}"#,
-                jwt(&format!(r#"{{"sub":"AB1234","iat":{}}}"#, issued.timestamp())),
+                jwt(&format!(
+                    r#"{{"sub":"AB1234","iat":{}}}"#,
+                    issued.timestamp()
+                )),
                 claimed.timestamp_millis()
             ),
             ExpirySource::RuleFromJwtIat,
@@ -508,7 +525,10 @@ fn a_claim_past_the_0330_rule_is_not_believed() {
         let t = parse_token(bytes.as_bytes(), Some(claimed)).unwrap();
         assert_eq!(t.expires_at, boundary, "{what}");
         assert_eq!(t.expiry_source, source, "{what}");
-        assert_eq!(TokenState::by_time(t.expires_at, four_am, T), TokenState::Expired);
+        assert_eq!(
+            TokenState::by_time(t.expires_at, four_am, T),
+            TokenState::Expired
+        );
     }
     // An earlier claim, or an earlier exp, still wins and is named.
     let early = issued + ChronoDuration::hours(3);
@@ -522,7 +542,10 @@ fn a_claim_past_the_0330_rule_is_not_believed() {
         None,
     )
     .unwrap();
-    assert_eq!((t.expires_at, t.expiry_source), (early, ExpirySource::ExpiresAt));
+    assert_eq!(
+        (t.expires_at, t.expiry_source),
+        (early, ExpirySource::ExpiresAt)
+    );
     let e = ExpiryEvidence {
         claimed: Some(claimed),
         jwt_exp: Some(early),
