@@ -47,8 +47,10 @@ fn jwt(payload: Value) -> String {
     )
 }
 
-/// A tokenwatch format-1 token file.
-fn format1(access_token: &str, issued: DateTime<Utc>, expires: DateTime<Utc>) -> String {
+/// A tokenwatch format-1 token file. A file with an issue time expires at the 03:30 IST after
+/// it at the latest, so a file meant to live a given time from now, whatever the time of day,
+/// has none.
+fn format1(access_token: &str, issued: Option<DateTime<Utc>>, expires: DateTime<Utc>) -> String {
     json!({
         "format": 1,
         "access_token": access_token,
@@ -57,9 +59,9 @@ fn format1(access_token: &str, issued: DateTime<Utc>, expires: DateTime<Utc>) ->
         "user_id": "AB1234",
         "user_name": "Jane Doe",
         "email": "jane@example.com",
-        "issued_at": ist_rfc3339(issued),
+        "issued_at": issued.map(ist_rfc3339),
         "expires_at": ist_rfc3339(expires),
-        "created_at": issued.timestamp(),
+        "created_at": issued.map(|t| t.timestamp()),
         "obtained_via": "oauth"
     })
     .to_string()
@@ -173,13 +175,12 @@ fn assert_expiry(j: &Value, expires: DateTime<Utc>) {
 // 1. status --json for each state, on format-1 files
 // ---------------------------------------------------------------------------------------
 
-/// A format-1 token issued `issued_ago` ago, expiring `expires_in` from now.
+/// A format-1 token with no issue time, expiring `expires_in` from now.
 fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool) {
     let sb = sandbox();
     let now = now_secs();
-    let issued = now - Duration::hours(20);
     let expires = now + expires_in;
-    sb.write_token(format1(&jwt(json!({"sub": "AB1234"})), issued, expires));
+    sb.write_token(format1(&jwt(json!({"sub": "AB1234"})), None, expires));
 
     let (run, j, secs) = status_json(&sb, code, state, valid, expires);
     assert_eq!(j["account"], "default");
@@ -193,7 +194,7 @@ fn check_format1_state(expires_in: Duration, state: &str, code: i32, valid: bool
             "{secs} s left, ~{nominal} expected"
         );
     }
-    assert_eq!(j["issued_at"], ist_rfc3339(issued));
+    assert_eq!(j["issued_at"], Value::Null);
     assert_eq!(j["user_id"], "AB1234");
     assert_eq!(j["token_file"], sb.token_path().to_str().unwrap());
     assert!(Path::new(j["token_file"].as_str().unwrap()).is_absolute());
@@ -316,7 +317,11 @@ fn config_error_stops_every_command_with_a_clear_message() {
     let sb = sandbox_with(
         "token:\n  path: \"../upstox_token.json\"\nmonitor: { check_interval: \"30x\" }\n",
     );
-    sb.write_token(format1("tok", now_secs(), now_secs() + Duration::hours(10)));
+    sb.write_token(format1(
+        "tok",
+        Some(now_secs()),
+        now_secs() + Duration::hours(10),
+    ));
     let config = sb.config_path().display().to_string();
     let check_message = |run: &Out, what: &str| {
         for needle in [
@@ -368,8 +373,8 @@ fn config_error_stops_every_command_with_a_clear_message() {
 fn token_for(expires_in: Duration) -> (Sandbox, String) {
     let sb = sandbox();
     let now = now_secs();
-    let tok = jwt(json!({"sub": "AB1234", "iat": now.timestamp()}));
-    sb.write_token(format1(&tok, now - Duration::hours(20), now + expires_in));
+    let tok = jwt(json!({"sub": "AB1234"}));
+    sb.write_token(format1(&tok, None, now + expires_in));
     (sb, tok)
 }
 
@@ -493,18 +498,17 @@ fn upstox_rule_is_computed_in_ist_on_fixed_dates() {
 fn upstox_response_with_jwt_takes_expiry_from_exp() {
     let sb = sandbox();
     let now = now_secs();
-    let created = now - Duration::hours(1);
-    // Further out than the 03:30 rule could ever give (at most 24 h after created_at).
-    let expires = now + Duration::hours(30);
-    assert_ne!(expires, first_0330_ist_after(created));
+    // No issue time (no created_at, no iat): the exp alone decides, whatever the time of day.
+    // An exp past the 03:30 IST rule is cut to it (tests/odd_files.rs).
+    let expires = now + Duration::hours(10);
     let tok = jwt(json!({
         "sub": "AB1234", "jti": "abc", "isMultiClient": false, "isPlusPlan": false,
-        "iat": created.timestamp(), "iss": "udapi-gateway-service", "exp": expires.timestamp()
+        "iss": "udapi-gateway-service", "exp": expires.timestamp()
     }));
-    sb.write_token(upstox_response(&tok, json!(created.timestamp())));
+    sb.write_token(upstox_response(&tok, Value::Null));
 
     let (_, j, _) = status_json(&sb, 0, "healthy", true, expires);
-    assert_eq!(j["issued_at"], ist_rfc3339(created));
+    assert_eq!(j["issued_at"], Value::Null);
     assert_eq!(j["user_id"], "AB1234");
     assert_eq!(j["expiry_source"], "jwt_exp");
 }
@@ -548,15 +552,15 @@ fn legacy_expires_at_rfc3339() {
 fn raw_jwt_file_takes_expiry_from_exp() {
     let sb = sandbox();
     let expires = now_secs() + Duration::hours(2);
-    let issued = expires - Duration::hours(12);
-    let tok = jwt(json!({"sub": "CD5678", "iat": issued.timestamp(), "exp": expires.timestamp()}));
+    // No iat: with one, the 03:30 IST after it could come first at some times of day (the
+    // iat as issue time is checked by raw_token_without_exp_dies_at_0330_after_its_jwt_iat).
+    let tok = jwt(json!({"sub": "CD5678", "exp": expires.timestamp()}));
     sb.write_token(format!("{tok}\n"));
 
     let (_, j, _) = status_json(&sb, 1, "warning", true, expires);
     assert_eq!(j["user_id"], "CD5678");
     assert_eq!(j["expiry_source"], "jwt_exp");
-    // The JWT's iat is the issue time when the file has none.
-    assert_eq!(j["issued_at"], ist_rfc3339(issued));
+    assert_eq!(j["issued_at"], Value::Null);
 
     // And `token` gives it back without the newline of the file doubled.
     assert_prints_token(&sb, &tok);
@@ -735,11 +739,7 @@ fn human_status_shows_the_state_word_in_capitals() {
         let sb = sandbox();
         if let Some(d) = expires_in {
             let now = now_secs();
-            sb.write_token(format1(
-                "opaque-token-0123456789",
-                now - Duration::hours(20),
-                now + d,
-            ));
+            sb.write_token(format1("opaque-token-0123456789", None, now + d));
         }
         let run = sb.run(&["status"]);
         assert_eq!(run.code, Some(code), "{word}: {}", run.all());

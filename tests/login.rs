@@ -38,6 +38,7 @@ use tokenwatch::config::{
 };
 use tokenwatch::messages::LoginUpdate;
 use tokenwatch::secret::Secret;
+use tokenwatch::token::expiry::upstox_expiry;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
 use tokenwatch::upstox::client::ApiError;
@@ -405,6 +406,13 @@ async fn approve(w: &Waiting) -> (Url, String) {
     (loc, code)
 }
 
+/// When a token the in-process simulator issues at `t` ends: TOKEN_LIFETIME later, or at the
+/// 03:30 IST after `t` when that comes first.
+fn sim_token_end(t: DateTime<Utc>) -> DateTime<Utc> {
+    let lifetime = chrono::Duration::from_std(TOKEN_LIFETIME).unwrap();
+    (t + lifetime).min(upstox_expiry(t))
+}
+
 fn expect_ok(r: Result<Obtained, LoginError>) -> Obtained {
     match r {
         Ok(o) => o,
@@ -444,15 +452,15 @@ fn stored_oauth_token(path: &Path, lifetime_from: Option<(Instant, DateTime<Utc>
         "not a JWT"
     );
     if let Some((_, started)) = lifetime_from {
-        // The in-process simulator's tokens live TOKEN_LIFETIME: the expiry is the JWT's.
+        // The in-process simulator's tokens live TOKEN_LIFETIME, unless the 03:30 IST rule
+        // ends them first.
         let exp = DateTime::parse_from_rfc3339(exp)
             .unwrap()
             .with_timezone(&Utc);
-        let lifetime = chrono::Duration::from_std(TOKEN_LIFETIME).unwrap();
         assert!(
-            exp >= started + lifetime - chrono::Duration::seconds(2)
-                && exp <= Utc::now() + lifetime + chrono::Duration::seconds(2),
-            "expires_at {exp} is not the token's exp"
+            exp >= sim_token_end(started) - chrono::Duration::seconds(2)
+                && exp <= sim_token_end(Utc::now()) + chrono::Duration::seconds(2),
+            "expires_at {exp} is not the earlier of the token's exp and the 03:30 IST rule"
         );
     }
     token
@@ -772,10 +780,20 @@ async fn library_login_answers_the_browser_with_the_success_page() {
     let token = obtained.token.access_token.expose().to_owned();
     assert_eq!(obtained.token.obtained_via.as_deref(), Some("oauth"));
     assert_eq!(obtained.token.user_id.as_deref(), Some("AB1234"));
-    assert_eq!(obtained.token.expiry_source, ExpirySource::JwtExp);
-    let lifetime = chrono::Duration::from_std(TOKEN_LIFETIME).unwrap();
+    // The token's exp, or the 03:30 IST rule from the issue time when that comes first.
+    let rule = upstox_expiry(obtained.token.issued_at.unwrap());
+    match obtained.token.expires_at.cmp(&rule) {
+        std::cmp::Ordering::Less => {
+            assert_eq!(obtained.token.expiry_source, ExpirySource::JwtExp)
+        }
+        std::cmp::Ordering::Equal => assert!(matches!(
+            obtained.token.expiry_source,
+            ExpirySource::JwtExp | ExpirySource::RuleFromIssuedAt
+        )),
+        std::cmp::Ordering::Greater => panic!("the expiry is past the 03:30 IST rule"),
+    }
     assert!(
-        (obtained.token.expires_at - (started + lifetime))
+        (obtained.token.expires_at - sim_token_end(started))
             .num_seconds()
             .abs()
             < 60
@@ -1185,6 +1203,8 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
     assert_eq!(sim.sim.calls(Endpoint::Token), 1);
     let token = obtained.token.access_token.expose().to_owned();
     obtained.finish(Ok(())).await;
+    // The listener stops on a task of its own: the next login needs its port.
+    assert_freed(&sim, "the first login's port").await;
 
     let (mut second, w2) = start_login(&sim, &dir, "lib-replay").await;
     assert_ne!(w1.state, w2.state, "two logins shared a state");
@@ -1210,6 +1230,7 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
 
     // A transient failure of the exchange is not retried either: the code may be used up.
     sim.sim.inject(Endpoint::Token, Fault::ServerError, 1);
+    assert_freed(&sim, "the second login's port").await;
     let (mut third, w3) = start_login(&sim, &dir, "lib-replay").await;
     let (loc3, code3) = approve(&w3).await;
     third.paste(loc3.as_str()).await;

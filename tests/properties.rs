@@ -188,6 +188,22 @@ prop_compose! {
     }
 }
 
+/// The earliest of the known candidates, the first named winning a tie: what a token's expiry
+/// must be, worked out here rather than with the product's function.
+fn earliest(
+    candidates: &[(Option<DateTime<Utc>>, ExpirySource)],
+) -> Option<(DateTime<Utc>, ExpirySource)> {
+    let mut best: Option<(DateTime<Utc>, ExpirySource)> = None;
+    for (t, source) in candidates {
+        if let Some(t) = *t
+            && best.is_none_or(|(b, _)| t < b)
+        {
+            best = Some((t, *source));
+        }
+    }
+    best
+}
+
 fn token_of(f: &Fields) -> Token {
     Token {
         access_token: Secret::new(f.access_token.clone()),
@@ -260,11 +276,23 @@ proptest! {
         prop_assert_eq!(&back.email, &f.email);
         let jwt_iat = claims.as_ref().and_then(|c| c.iat).and_then(from_epoch_seconds);
         prop_assert_eq!(back.issued_at, f.issued_at.map(at).or(jwt_iat));
-        prop_assert_eq!(back.expires_at, at(f.expires_at));
-        prop_assert_eq!(back.expiry_source, ExpirySource::ExpiresAt);
+        // The expiry is the earliest of the file's, the JWT's exp and the 03:30 IST rule.
+        let jwt_exp = claims.as_ref().and_then(|c| c.exp).and_then(from_epoch_seconds);
+        let rule = match f.issued_at {
+            Some(i) => (Some(upstox_expiry(at(i))), ExpirySource::RuleFromIssuedAt),
+            None => (jwt_iat.map(upstox_expiry), ExpirySource::RuleFromJwtIat),
+        };
+        let (want, source) = earliest(&[
+            (Some(at(f.expires_at)), ExpirySource::ExpiresAt),
+            (jwt_exp, ExpirySource::JwtExp),
+            rule,
+        ])
+        .unwrap();
+        prop_assert_eq!(back.expires_at, want);
+        prop_assert_eq!(back.expiry_source, source);
         prop_assert_eq!(&back.obtained_via, &f.obtained_via);
         prop_assert_eq!(back.format, TokenFileFormat::Format1);
-        if claims.is_none() {
+        if claims.is_none() && source == ExpirySource::ExpiresAt {
             prop_assert_eq!(to_format1_json(&back), json);
         }
     }
@@ -325,12 +353,12 @@ proptest! {
         let got = parse_token(file.as_bytes(), mtime.map(at));
         let exp_t = exp.and_then(from_epoch_seconds);
         let iat_t = iat.and_then(from_epoch_seconds);
-        let want = match (exp_t, iat_t, mtime) {
-            (Some(e), _, _) => Some((e, ExpirySource::JwtExp)),
-            (None, Some(i), _) => Some((upstox_expiry(i), ExpirySource::RuleFromJwtIat)),
-            (None, None, Some(m)) => Some((upstox_expiry(at(m)), ExpirySource::RuleFromFileMtime)),
-            (None, None, None) => None,
-        };
+        // The earlier of exp and the 03:30 IST rule from iat; the mtime only without both.
+        let want = earliest(&[
+            (exp_t, ExpirySource::JwtExp),
+            (iat_t.map(upstox_expiry), ExpirySource::RuleFromJwtIat),
+        ])
+        .or_else(|| mtime.map(|m| (upstox_expiry(at(m)), ExpirySource::RuleFromFileMtime)));
         match (got, want) {
             (Ok(t), Some((e, src))) => {
                 prop_assert_eq!(t.expires_at, e);
@@ -1010,14 +1038,28 @@ proptest! {
     fn notifier_good_delivery_is_read_exactly(d in delivery(), know_user in any::<bool>()) {
         let body = serde_json::to_vec(&d.body()).unwrap();
         let now = at_ms(d.now_ms);
-        let t = check_delivery(&body, &expectation(know_user.then_some("ab1234")), now)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let got = check_delivery(&body, &expectation(know_user.then_some("ab1234")), now);
+        // The earliest of the claim, the token's JWT exp and the 03:30 IST rule from the issue
+        // time; a token that by these has already ended is refused.
+        let issued = d.issued_ms.map_or(now, at_ms);
+        let jwt_exp = decode_jwt_claims(&d.token).and_then(|c| c.exp).and_then(from_epoch_seconds);
+        let (want, source) = earliest(&[
+            (Some(at_ms(d.expires_ms)), ExpirySource::ExpiresAt),
+            (jwt_exp, ExpirySource::JwtExp),
+            (Some(upstox_expiry(issued)), ExpirySource::RuleFromIssuedAt),
+        ])
+        .unwrap();
+        if want <= now {
+            prop_assert!(matches!(got, Err(Rejection::BadExpiry(_))), "{:?}", got.map(|t| t.expires_at));
+            return Ok(());
+        }
+        let t = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(t.access_token.expose(), d.token.as_str());
-        prop_assert_eq!(t.expires_at, at_ms(d.expires_ms));
-        prop_assert_eq!(t.issued_at, Some(d.issued_ms.map_or(now, at_ms)));
+        prop_assert_eq!(t.expires_at, want);
+        prop_assert_eq!(t.issued_at, Some(issued));
         prop_assert_eq!(t.user_id.as_deref(), Some(d.user.as_str()));
         prop_assert_eq!(t.obtained_via.as_deref(), Some("token-request"));
-        prop_assert_eq!(t.expiry_source, ExpirySource::ExpiresAt);
+        prop_assert_eq!(t.expiry_source, source);
     }
 
     /// A delivery with one thing wrong — message type, client, user, token, expiry — gets

@@ -1202,8 +1202,6 @@ fn everything_written_is_private_even_under_umask_000() {
     let expected_files = [
         t("upstox_token.json"),
         t("upstox_token.json.prev"),
-        t("upstox_token.json.lock"),
-        t("upstox_token.json.login.lock"),
         t("upstox_token.json.unreadable"),
         t("upstox_token.json.state"),
         t("backup/upstox_token.json"),

@@ -34,7 +34,8 @@ fn token(access: &str, expires_at: DateTime<Utc>) -> Token {
     Token {
         user_name: Some("Jane Trader".into()),
         email: Some("jane@example.in".into()),
-        ..tokens::token(access, Some(expires_at - hours(18)), expires_at)
+        // No issue time: the expiry as given, not cut short by the 03:30 IST rule.
+        ..tokens::token(access, None, expires_at)
     }
 }
 
@@ -171,22 +172,14 @@ fn write_creates_primary_and_every_backup_0600() {
     assert_eq!(mode(dir.join("not-yet").as_path()), 0o700);
     assert!(!store.prev_path().exists());
     assert!(!store.set_aside_path().exists());
-    // Only the expected files are in the folder (plus the lock file).
+    // Only the expected files are in the folder (the lock file is gone once let go).
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "copy.json",
-            "not-yet",
-            "upstox_token.json",
-            "upstox_token.json.lock"
-        ]
-    );
+    assert_eq!(names, ["copy.json", "not-yet", "upstox_token.json",]);
 }
 
 #[test]
@@ -467,8 +460,11 @@ fn failed_prev_copy_aborts_the_write_and_changes_nothing() {
     let new = token("eyJ.new-token.sig", base() + hours(44));
     let err = store.write(&new).expect_err("`.prev` cannot be written");
     match &err {
-        StoreError::Write { path, .. } => assert_eq!(path, &store.prev_path()),
-        other => panic!("expected StoreError::Write, got {other:?}"),
+        StoreError::NotPlain { path, what } => {
+            assert_eq!(path, &store.prev_path());
+            assert_eq!(*what, "not a regular file");
+        }
+        other => panic!("expected StoreError::NotPlain, got {other:?}"),
     }
     assert_eq!(fs::read(&primary).unwrap(), json(&old));
     assert_eq!(fs::read(&backup).unwrap(), json(&old));
@@ -1213,9 +1209,15 @@ fn an_existing_lock_file_with_a_loose_mode_is_made_private() {
     fs::write(&lock, b"").unwrap();
     fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
     let store = TokenStore::new(&primary, []);
+    let held = store.lock(Duration::from_millis(200)).unwrap();
+    assert_eq!(mode(&lock), 0o600, "the lock file kept its loose mode");
+    drop(held);
+    assert!(
+        !lock.exists(),
+        "the lock file stayed after the lock was let go"
+    );
     store
         .write(&token("eyJ.token.sig", base() + hours(20)))
         .unwrap();
-    assert_eq!(mode(&lock), 0o600, "the lock file kept its loose mode");
     assert_eq!(mode(&primary), 0o600);
 }

@@ -8,7 +8,7 @@ use super::oauth::{self, Callback, CallbackProblem};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig};
 use crate::secret::Secret;
-use crate::token::expiry::{decode_jwt_claims, from_epoch_seconds, to_ist, upstox_expiry};
+use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist, upstox_expiry};
 use crate::token::store::{StoreError, TokenStore};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
 use crate::upstox::client::{ApiError, UpstoxClient};
@@ -291,13 +291,13 @@ pub async fn run(
         }
     };
     let now = clock.now();
-    let exp = decode_jwt_claims(response.access_token.expose())
-        .and_then(|c| c.exp)
-        .and_then(from_epoch_seconds);
-    let (expires_at, expiry_source) = match exp {
-        Some(e) => (e, ExpirySource::JwtExp),
-        None => (upstox_expiry(now), ExpirySource::RuleFromIssuedAt),
+    // Issued now: the 03:30 IST rule from now bounds whatever the JWT says.
+    let evidence = ExpiryEvidence {
+        issued_at: Some(now),
+        ..ExpiryEvidence::of_token_text(response.access_token.expose())
     };
+    let (expires_at, expiry_source) =
+        decide_expiry(&evidence).unwrap_or((upstox_expiry(now), ExpirySource::RuleFromIssuedAt));
     let token = Token {
         access_token: response.access_token,
         token_type: "Bearer".into(),

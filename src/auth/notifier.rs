@@ -84,7 +84,7 @@
 use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::serving::{self, Running};
-use crate::token::expiry::{to_ist, upstox_expiry};
+use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist, upstox_expiry};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
 use crate::upstox::client::{ApiError, UpstoxClient};
 use axum::Router;
@@ -179,8 +179,9 @@ impl Rejection {
 /// On success returns a [`Token`] with `expires_at` from the payload (epoch milliseconds, as
 /// a string or a number), `issued_at` from the payload when present, parsable and not after
 /// `expires_at` (else `now`), `user_id` from the payload, `token_type` "Bearer",
-/// `obtained_via` `Some("token-request")`, format [`TokenFileFormat::Format1`] and expiry
-/// source [`ExpirySource::ExpiresAt`]. The checks run in the order of [`Rejection`]'s
+/// `obtained_via` `Some("token-request")`, format [`TokenFileFormat::Format1`]; the expiry is
+/// the earliest of that claim, the token's JWT `exp` and the 03:30 IST rule from the issue
+/// time (see [`decide_expiry`]), with its source. The checks run in the order of [`Rejection`]'s
 /// variants and the first failing one is returned.
 pub fn check_delivery(
     body: &[u8],
@@ -261,6 +262,22 @@ pub fn check_delivery(
         .and_then(crate::token::expiry::plausible)
         .filter(|t| *t <= expires_at && *t >= expires_at - chrono::Duration::days(2))
         .unwrap_or(now);
+    // The earliest of the claim, the token's JWT exp and the 03:30 IST rule from the issue time.
+    let evidence = ExpiryEvidence {
+        claimed: Some(expires_at),
+        issued_at: Some(issued_at),
+        ..ExpiryEvidence::of_token_text(token_text)
+    };
+    let (expires_at, expiry_source) =
+        decide_expiry(&evidence).unwrap_or((expires_at, ExpirySource::ExpiresAt));
+    if expires_at <= now {
+        return Err(Rejection::BadExpiry(format!(
+            "the token ended at {} ({}), before now ({}); send one issued after the last 03:30 IST",
+            show(expires_at),
+            expiry_source.describe(),
+            show(now)
+        )));
+    }
 
     Ok(Token {
         access_token: Secret::new(token_text),
@@ -272,7 +289,7 @@ pub fn check_delivery(
         email: None,
         issued_at: Some(issued_at),
         expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
+        expiry_source,
         obtained_via: Some("token-request".to_string()),
         format: TokenFileFormat::Format1,
     })

@@ -2,6 +2,7 @@
 //! claim. All arithmetic is done in IST (UTC+05:30, no daylight saving), whatever the
 //! machine's own time zone is.
 
+use super::ExpirySource;
 use base64::Engine;
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 
@@ -93,6 +94,83 @@ pub fn plausible(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     (lo..hi).contains(&t).then_some(t)
 }
 
+/// Everything that can say when a token ends, from wherever the token came (a token file, a
+/// login's exchange, a token request, a `renew.command`). Fields not known are `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiryEvidence {
+    /// The expiry the source claims (a file's `expires_at`, a delivery's `expires_at`).
+    pub claimed: Option<DateTime<Utc>>,
+    /// The token's JWT `exp` claim.
+    pub jwt_exp: Option<DateTime<Utc>>,
+    /// The `issued_at` the source gives.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// The `created_at` the source gives (the older Python manager's issue time).
+    pub created_at: Option<DateTime<Utc>>,
+    /// The token's JWT `iat` claim.
+    pub jwt_iat: Option<DateTime<Utc>>,
+    /// The token file's modification time: the issue time of last resort.
+    pub mtime: Option<DateTime<Utc>>,
+}
+
+impl ExpiryEvidence {
+    /// The evidence the token text itself carries: its JWT `exp` and `iat`, when it is a JWT
+    /// with plausible times.
+    pub fn of_token_text(access_token: &str) -> ExpiryEvidence {
+        let claims = decode_jwt_claims(access_token).unwrap_or_default();
+        ExpiryEvidence {
+            jwt_exp: claims.exp.and_then(from_epoch_seconds),
+            jwt_iat: claims.iat.and_then(from_epoch_seconds),
+            ..ExpiryEvidence::default()
+        }
+    }
+}
+
+/// When a token stops working: the EARLIEST of what the source claims, the JWT's `exp` and
+/// the Upstox 03:30 IST rule applied to the issue time, with the one that decided it. No
+/// source can make a token live longer than the broker lets it.
+///
+/// The issue time for the rule is `issued_at`, else `created_at`, else the JWT `iat`. A
+/// file's modification time is used only when there is nothing else at all: a copy, a
+/// restore or an editor moves it, so it never cuts short an expiry the token names. On a
+/// tie the earlier-named source wins (the claim, then `exp`, then the rule), so a file
+/// tokenwatch wrote reads back as "the file's expires_at". `None` when nothing is known.
+pub fn decide_expiry(e: &ExpiryEvidence) -> Option<(DateTime<Utc>, ExpirySource)> {
+    let rule = [
+        (e.issued_at, ExpirySource::RuleFromIssuedAt),
+        (e.created_at, ExpirySource::RuleFromCreatedAt),
+        (e.jwt_iat, ExpirySource::RuleFromJwtIat),
+    ]
+    .into_iter()
+    .find_map(|(t, source)| t.map(|t| (upstox_expiry(t), source)));
+    let candidates = [
+        e.claimed.map(|t| (t, ExpirySource::ExpiresAt)),
+        e.jwt_exp.map(|t| (t, ExpirySource::JwtExp)),
+        rule,
+    ];
+    let earliest = candidates.into_iter().flatten().fold(
+        None,
+        |best: Option<(DateTime<Utc>, ExpirySource)>, c| match best {
+            Some(b) if b.0 <= c.0 => Some(b),
+            _ => Some(c),
+        },
+    );
+    earliest.or_else(|| {
+        e.mtime
+            .map(|m| (upstox_expiry(m), ExpirySource::RuleFromFileMtime))
+    })
+}
+
+/// [`decide_expiry`] for a token about to be stored: its `expires_at` as the claim, its JWT
+/// and its issue time. This is what reading the stored file back gives.
+pub fn stored_expiry(token: &super::Token) -> (DateTime<Utc>, ExpirySource) {
+    let evidence = ExpiryEvidence {
+        claimed: Some(token.expires_at),
+        issued_at: token.issued_at,
+        ..ExpiryEvidence::of_token_text(token.access_token.expose())
+    };
+    decide_expiry(&evidence).unwrap_or((token.expires_at, ExpirySource::ExpiresAt))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +240,131 @@ mod tests {
         assert_eq!(from_epoch_seconds(-1), None);
         let array = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"[1,2]");
         assert_eq!(decode_jwt_claims(&format!("a.{array}.c")), None);
+    }
+
+    fn evidence(
+        claimed: Option<DateTime<Utc>>,
+        jwt_exp: Option<DateTime<Utc>>,
+        issued_at: Option<DateTime<Utc>>,
+    ) -> ExpiryEvidence {
+        ExpiryEvidence {
+            claimed,
+            jwt_exp,
+            issued_at,
+            ..ExpiryEvidence::default()
+        }
+    }
+
+    #[test]
+    fn a_claim_later_than_the_rule_loses_to_the_rule() {
+        // A legacy file saying issue + 24 h: the token still dies at 03:30 IST.
+        let issued = at_ist(2026, 11, 26, 9, 12);
+        let e = evidence(Some(issued + Duration::hours(24)), None, Some(issued));
+        assert_eq!(
+            decide_expiry(&e),
+            Some((at_ist(2026, 11, 27, 3, 30), ExpirySource::RuleFromIssuedAt))
+        );
+        // A JWT exp later than the rule loses too; an earlier one wins.
+        let e = evidence(None, Some(issued + Duration::hours(20)), Some(issued));
+        assert_eq!(decide_expiry(&e).unwrap().1, ExpirySource::RuleFromIssuedAt);
+        let e = evidence(None, Some(issued + Duration::hours(2)), Some(issued));
+        assert_eq!(
+            decide_expiry(&e),
+            Some((issued + Duration::hours(2), ExpirySource::JwtExp))
+        );
+        // On a tie the file's own claim is named: what tokenwatch wrote reads back as written.
+        let boundary = at_ist(2026, 11, 27, 3, 30);
+        let e = evidence(Some(boundary), Some(boundary), Some(issued));
+        assert_eq!(decide_expiry(&e), Some((boundary, ExpirySource::ExpiresAt)));
+    }
+
+    #[test]
+    fn the_issue_time_is_issued_at_then_created_at_then_iat_and_mtime_only_alone() {
+        let day = |d: u32| at_ist(2026, 11, d, 9, 0);
+        let all = ExpiryEvidence {
+            issued_at: Some(day(26)),
+            created_at: Some(day(25)),
+            jwt_iat: Some(day(24)),
+            mtime: Some(day(23)),
+            ..ExpiryEvidence::default()
+        };
+        assert_eq!(
+            decide_expiry(&all),
+            Some((at_ist(2026, 11, 27, 3, 30), ExpirySource::RuleFromIssuedAt))
+        );
+        let e = ExpiryEvidence {
+            issued_at: None,
+            ..all
+        };
+        assert_eq!(
+            decide_expiry(&e).unwrap().1,
+            ExpirySource::RuleFromCreatedAt
+        );
+        let e = ExpiryEvidence {
+            created_at: None,
+            ..e
+        };
+        assert_eq!(decide_expiry(&e).unwrap().1, ExpirySource::RuleFromJwtIat);
+        let e = ExpiryEvidence { jwt_iat: None, ..e };
+        assert_eq!(
+            decide_expiry(&e),
+            Some((at_ist(2026, 11, 24, 3, 30), ExpirySource::RuleFromFileMtime))
+        );
+        // The mtime never cuts a named expiry short.
+        let e = ExpiryEvidence {
+            claimed: Some(day(28)),
+            ..e
+        };
+        assert_eq!(decide_expiry(&e), Some((day(28), ExpirySource::ExpiresAt)));
+        assert_eq!(decide_expiry(&ExpiryEvidence::default()), None);
+    }
+
+    proptest::proptest! {
+        /// Never later than any of the three, always equal to the one it names.
+        #[test]
+        fn the_expiry_is_the_earliest_and_names_the_winner(
+            claimed in proptest::option::of(0i64..200 * 86_400),
+            exp in proptest::option::of(0i64..200 * 86_400),
+            issued in proptest::option::of(0i64..200 * 86_400),
+            created in proptest::option::of(0i64..200 * 86_400),
+            iat in proptest::option::of(0i64..200 * 86_400),
+            mtime in proptest::option::of(0i64..200 * 86_400),
+        ) {
+            let base = at_ist(2026, 6, 1, 0, 0);
+            let t = |s: Option<i64>| s.map(|s| base + Duration::seconds(s));
+            let e = ExpiryEvidence {
+                claimed: t(claimed),
+                jwt_exp: t(exp),
+                issued_at: t(issued),
+                created_at: t(created),
+                jwt_iat: t(iat),
+                mtime: t(mtime),
+            };
+            let decided = decide_expiry(&e);
+            let issue = e.issued_at.or(e.created_at).or(e.jwt_iat);
+            let rule = issue.map(upstox_expiry);
+            let bounds = [e.claimed, e.jwt_exp, rule];
+            if bounds.iter().all(Option::is_none) {
+                proptest::prop_assert_eq!(
+                    decided,
+                    e.mtime.map(|m| (upstox_expiry(m), ExpirySource::RuleFromFileMtime))
+                );
+            } else {
+                let (at, source) = decided.unwrap();
+                for b in bounds.into_iter().flatten() {
+                    proptest::prop_assert!(at <= b);
+                }
+                let named = match source {
+                    ExpirySource::ExpiresAt => e.claimed,
+                    ExpirySource::JwtExp => e.jwt_exp,
+                    ExpirySource::RuleFromIssuedAt => e.issued_at.map(upstox_expiry),
+                    ExpirySource::RuleFromCreatedAt => e.created_at.map(upstox_expiry),
+                    ExpirySource::RuleFromJwtIat => e.jwt_iat.map(upstox_expiry),
+                    ExpirySource::RuleFromFileMtime => None,
+                };
+                proptest::prop_assert_eq!(named, Some(at));
+                proptest::prop_assert!(source != ExpirySource::RuleFromFileMtime);
+            }
+        }
     }
 }

@@ -5,8 +5,10 @@
 //! with `expires_at` as epoch seconds, epoch milliseconds or RFC 3339; and a file holding
 //! only the raw token. Written: format 1 only.
 
-use super::expiry::{decode_jwt_claims, from_epoch_seconds, plausible, to_ist, upstox_expiry};
-use super::{ExpirySource, Token, TokenFileFormat};
+use super::expiry::{
+    ExpiryEvidence, decide_expiry, decode_jwt_claims, from_epoch_seconds, plausible, to_ist,
+};
+use super::{Token, TokenFileFormat};
 use crate::printable::printable;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
@@ -167,21 +169,13 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
     }
     check_token_text(text)?;
     let claims = decode_jwt_claims(text);
-    let jwt_iat = claims
-        .as_ref()
-        .and_then(|c| c.iat)
-        .and_then(from_epoch_seconds);
-    let jwt_exp = claims
-        .as_ref()
-        .and_then(|c| c.exp)
-        .and_then(from_epoch_seconds);
-    let (expires_at, expiry_source) = match (jwt_exp, jwt_iat, mtime) {
-        (Some(exp), _, _) => (exp, ExpirySource::JwtExp),
-        (None, Some(iat), _) => (upstox_expiry(iat), ExpirySource::RuleFromJwtIat),
-        (None, None, Some(m)) => (upstox_expiry(m), ExpirySource::RuleFromFileMtime),
-        (None, None, None) => {
-            return Err("it has no expiry and its modification time is unknown".into());
-        }
+    let evidence = ExpiryEvidence {
+        mtime,
+        ..ExpiryEvidence::of_token_text(text)
+    };
+    let jwt_iat = evidence.jwt_iat;
+    let Some((expires_at, expiry_source)) = decide_expiry(&evidence) else {
+        return Err("it has no expiry and its modification time is unknown".into());
     };
     Ok(Token {
         access_token: Secret::new(text),
@@ -220,28 +214,15 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
     let issued_field = time_field(obj, "issued_at")?;
     let created_field = time_field(obj, "created_at")?;
     let claims = decode_jwt_claims(access_token);
-    let jwt_iat = claims
-        .as_ref()
-        .and_then(|c| c.iat)
-        .and_then(from_epoch_seconds);
-
-    let (expires_at, expiry_source) = if let Some(t) = expires_field {
-        (t, ExpirySource::ExpiresAt)
-    } else if let Some(t) = claims
-        .as_ref()
-        .and_then(|c| c.exp)
-        .and_then(from_epoch_seconds)
-    {
-        (t, ExpirySource::JwtExp)
-    } else if let Some(t) = issued_field {
-        (upstox_expiry(t), ExpirySource::RuleFromIssuedAt)
-    } else if let Some(t) = created_field {
-        (upstox_expiry(t), ExpirySource::RuleFromCreatedAt)
-    } else if let Some(t) = jwt_iat {
-        (upstox_expiry(t), ExpirySource::RuleFromJwtIat)
-    } else if let Some(m) = mtime {
-        (upstox_expiry(m), ExpirySource::RuleFromFileMtime)
-    } else {
+    let evidence = ExpiryEvidence {
+        claimed: expires_field,
+        issued_at: issued_field,
+        created_at: created_field,
+        mtime,
+        ..ExpiryEvidence::of_token_text(access_token)
+    };
+    let jwt_iat = evidence.jwt_iat;
+    let Some((expires_at, expiry_source)) = decide_expiry(&evidence) else {
         return Err("it has no expiry and its modification time is unknown".into());
     };
 
@@ -352,6 +333,7 @@ pub fn to_format1_json(token: &Token) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::ExpirySource;
     use crate::token::expiry::ist;
     use base64::Engine;
     use chrono::TimeZone;

@@ -2,7 +2,8 @@
 //! left, and which state that puts it in.
 //!
 //! - [`file`](mod@self::file) reads every accepted token-file format and writes format 1.
-//! - [`expiry`] holds the Upstox 03:30 IST rule and the JWT `exp` decoding.
+//! - [`expiry`] holds the Upstox 03:30 IST rule, the JWT `exp` decoding and the one decision
+//!   of a token's expiry ([`expiry::decide_expiry`]).
 //! - [`store`] writes the file atomically, keeps `.prev` and backups, and restores.
 //! - [`verdict`] keeps the API's last answer about the token beside it (`.state`).
 
@@ -17,7 +18,9 @@ use serde::Serialize;
 
 pub use file::{TokenFileError, read_token_file};
 
-/// Where a token's expiry came from, in the order tokenwatch tries them.
+/// Which bound decided a token's expiry: the earliest of the file's claim, the JWT `exp` and
+/// the 03:30 IST rule from the issue time (see [`expiry::decide_expiry`]); on a tie, the one
+/// listed first here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpirySource {

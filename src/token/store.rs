@@ -3,13 +3,19 @@
 //!
 //! Every write goes to a temp file in the same folder (created 0600), is fsynced, renamed over
 //! the target, and the folder is fsynced. The token being replaced is kept as `<path>.prev`;
-//! the new token also goes to every backup path, the same way. Writers hold `<path>.lock`.
+//! the new token also goes to every backup path, the same way. Writers hold `<path>.lock`;
+//! renewals hold `<path>.login.lock`; both are removed when let go.
+//!
+//! The token path itself may be a symbolic link (written through: the link stays). The files
+//! tokenwatch keeps beside it (`.lock`, `.login.lock`, `.prev`, `.state`, `.unreadable*`, the
+//! `.<name>.tmp*` temp files) are never opened or written through a link: a link planted
+//! there is refused, so no one can steer a write at another user's file.
 
 use super::file::{RawTokenFile, read_token_bytes, read_token_file, to_format1_json};
 use super::{Token, TokenFileError};
 use chrono::{DateTime, Utc};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +56,18 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// A file tokenwatch keeps next to the token (`.lock`, `.login.lock`, `.prev`, `.state`)
+    /// is a symbolic link, a hard link or not a regular file: writing it could change a file
+    /// someone else owns, so nothing was written.
+    #[error(
+        "refusing to use {path}: it is {what}, and writing through it could change another file; remove it (rm '{path}') and try again"
+    )]
+    NotPlain {
+        /// The file.
+        path: PathBuf,
+        /// What it is: "a symbolic link", "a hard link to another file", "not a regular file".
+        what: &'static str,
     },
     /// The lock file could not be opened.
     #[error("cannot open lock file {path}: {source}")]
@@ -118,10 +136,95 @@ pub struct WriteTally {
     pub backup_failed: u64,
 }
 
-/// A held `<path>.lock`. Released when dropped.
+/// A held `<path>.lock` or `<path>.login.lock`. Released when dropped, and the lock file
+/// removed, so that no file naming a finished process stays in the folder the engine reads.
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        // Unlinked while the flock is still held: a process waiting on this file gets the
+        // flock only after it is gone from the folder, sees that the path no longer names it
+        // ([`names_same_file`]) and opens the path anew, so two processes never both hold it.
+        if names_same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// True when `path` (not followed) is the file `file` has open.
+fn names_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Open (creating 0600 if missing) a file tokenwatch keeps next to the token, never through a
+/// symbolic link, and refuse anything but a plain file with a single name.
+fn open_plain(path: &Path) -> Result<File, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EMLINK) => StoreError::NotPlain {
+                path: path.to_owned(),
+                what: "a symbolic link",
+            },
+            _ => StoreError::Lock {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    check_plain(&file, path)?;
+    Ok(file)
+}
+
+fn check_plain(file: &File, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(|source| StoreError::Lock {
+        path: path.to_owned(),
+        source,
+    })?;
+    let what = if !meta.is_file() {
+        "not a regular file"
+    } else if meta.nlink() > 1 {
+        "a hard link to another file"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::NotPlain {
+        path: path.to_owned(),
+        what,
+    })
+}
+
+/// The pid a lock file's text names (`process N (...) since ...`), when that process is gone.
+fn dead_holder(text: &str) -> Option<u32> {
+    let pid: u32 = text
+        .trim()
+        .strip_prefix("process ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let raw = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
+    if pid == std::process::id() {
+        return None;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
+    let rc = unsafe { libc::kill(raw, 0) };
+    let gone = rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    gone.then_some(pid)
 }
 
 impl TokenStore {
@@ -208,29 +311,25 @@ impl TokenStore {
     }
 
     fn lock_at(&self, lock_path: PathBuf, wait: Duration) -> Result<StoreLock, StoreError> {
-        let lock_err = |path: &PathBuf| {
-            let path = path.clone();
-            move |source| StoreError::Lock { path, source }
-        };
-        ensure_dir(&lock_path).map_err(lock_err(&lock_path))?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(lock_err(&lock_path))?;
-        // An existing lock file keeps its mode when opened: keep it private like the rest.
-        if let Ok(meta) = file.metadata()
-            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
-        {
-            let _ = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
-        }
+        ensure_dir(&lock_path).map_err(|source| StoreError::Lock {
+            path: lock_path.clone(),
+            source,
+        })?;
         let deadline = Instant::now() + wait;
-        loop {
+        let mut file = loop {
+            // Opened anew on every try: a holder removes the file when it lets go.
+            let mut file = open_plain(&lock_path)?;
+            // An existing lock file keeps its mode when opened: keep it private like the rest.
+            if let Ok(meta) = file.metadata()
+                && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+            {
+                let _ = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+            }
             match file.try_lock() {
-                Ok(()) => break,
+                // The previous holder removed this file before letting go: the lock is
+                // whichever file the path names now.
+                Ok(()) if !names_same_file(&file, &lock_path) => continue,
+                Ok(()) => break file,
                 Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -250,21 +349,37 @@ impl TokenStore {
                     });
                 }
                 Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(lock_err(&lock_path)(source));
+                    return Err(StoreError::Lock {
+                        path: lock_path,
+                        source,
+                    });
                 }
             }
+        };
+        // A lock file left by a process that ended without removing it (killed, crashed).
+        let mut left = String::new();
+        let _ = file.read_to_string(&mut left);
+        if let Some(pid) = dead_holder(&left) {
+            tracing::info!(
+                "Took over {}: process {pid}, which left it, is no longer running",
+                lock_path.display()
+            );
         }
         // Say who holds the lock, for the message a second writer shows.
         let holder = format!(
             "process {} ({}) since {}",
             std::process::id(),
             std::env::args().take(2).collect::<Vec<_>>().join(" "),
-            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            super::expiry::to_ist(Utc::now()).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         );
         let _ = file
             .set_len(0)
+            .and_then(|_| file.rewind())
             .and_then(|_| file.write_all(holder.as_bytes()));
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock {
+            file,
+            path: lock_path,
+        })
     }
 
     /// Store a new token: keep the current one as `.prev`, write the primary, then every
@@ -294,7 +409,7 @@ impl TokenStore {
             Some(RawTokenFile {
                 parsed: Ok(old), ..
             }) if !old.access_token.same_as(&token.access_token) => {
-                atomic_write(&self.prev_path(), to_format1_json(&old).as_bytes())?;
+                atomic_write_private(&self.prev_path(), to_format1_json(&old).as_bytes())?;
                 report.prev_kept = true;
             }
             Some(RawTokenFile { parsed: Ok(_), .. }) => {}
@@ -401,32 +516,62 @@ impl TokenStore {
     }
 
     /// Keep an unreadable primary under the first free `<path>.unreadable[.N]` name, so
-    /// that nothing the user had is destroyed, even by a second bad file.
+    /// that nothing the user had is destroyed, even by a second bad file. A name that exists
+    /// in any form (a file, a symbolic link planted there) is never written through or
+    /// replaced: the copy is linked in only where nothing is.
     fn set_aside(&self, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let base = self.set_aside_path();
-        let free = (0..1000)
-            .map(|n| {
-                if n == 0 {
-                    base.clone()
-                } else {
-                    sibling(&base, &format!(".{n}"))
-                }
-            })
-            .find(|p| std::fs::symlink_metadata(p).is_err())
-            .unwrap_or(base);
+        let names = (0..1000).map(|n| {
+            if n == 0 {
+                base.clone()
+            } else {
+                sibling(&base, &format!(".{n}"))
+            }
+        });
         let too_large =
             std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0) && bytes.is_empty();
-        if too_large {
-            // Too large to be a token file: link it aside instead of copying it.
-            std::fs::hard_link(&self.path, &free).map_err(|source| StoreError::Write {
-                path: free.clone(),
-                source,
-            })?;
-        } else {
-            atomic_write(&free, bytes)?;
+        let mut last_err = None;
+        for free in names {
+            if std::fs::symlink_metadata(&free).is_ok() {
+                continue;
+            }
+            let placed = if too_large {
+                // Too large to be a token file: link it aside instead of copying it.
+                std::fs::hard_link(&self.path, &free)
+            } else {
+                write_new(&free, bytes)
+            };
+            match placed {
+                Ok(()) => return Ok(free),
+                // Taken since it was looked at: try the next name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_err = Some(e),
+                Err(source) => return Err(StoreError::Write { path: free, source }),
+            }
         }
-        Ok(free)
+        Err(StoreError::Write {
+            path: base,
+            source: last_err
+                .unwrap_or_else(|| std::io::Error::other("no free name to keep the old file")),
+        })
     }
+}
+
+/// Write `bytes` to a new file at `path` (0600, fsynced), failing with `AlreadyExists` when
+/// anything (a file, a symbolic link) is already there: the temp file is linked in, never
+/// renamed over a name.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .tempfile_in(dir)
+        .map_err(without_temp_path)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -466,20 +611,6 @@ fn without_temp_path(e: std::io::Error) -> std::io::Error {
     }
 }
 
-/// [`atomic_write`] for a file tokenwatch keeps for itself next to the token: a symlink at
-/// `path` is refused, never written through.
-pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(StoreError::Write {
-            path: path.to_owned(),
-            source: std::io::Error::other(
-                "it is a symlink, which tokenwatch does not follow there; remove it",
-            ),
-        });
-    }
-    atomic_write(path, bytes)
-}
-
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // A symlinked token path is written through: the link stays, its target gets the token.
     let resolved = follow_symlinks(path);
@@ -500,6 +631,49 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    Ok(())
+}
+
+/// Write a file tokenwatch keeps next to the token (`<token file>.prev`, `<token file>.state`)
+/// atomically and private (0600), like [`atomic_write`] but never through a symbolic link:
+/// a link planted at `path` (to someone else's file) is refused with
+/// [`StoreError::NotPlain`] and nothing is written. The temp file is created with O_EXCL
+/// and renamed over `path` itself, so the link's target is never touched either way.
+pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(StoreError::NotPlain {
+                path: path.to_owned(),
+                what: "a symbolic link",
+            });
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(StoreError::NotPlain {
+                path: path.to_owned(),
+                what: "not a regular file",
+            });
+        }
+        _ => {}
+    }
+    let err = |source| StoreError::Write {
+        path: path.to_owned(),
+        source: without_temp_path(source),
+    };
+    ensure_dir(path).map_err(err)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    // rename(2) replaces the name itself: a link planted after the check above is replaced,
+    // its target is not written.
     tmp.persist(path).map_err(|e| err(e.error))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
     Ok(())

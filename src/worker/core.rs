@@ -23,7 +23,7 @@ use crate::timefmt::{clock_style, hours_or_clock};
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
 use crate::token::verdict::{self, CheckResult, StoredVerdict};
-use crate::token::{ExpirySource, Token, TokenState, format_countdown};
+use crate::token::{Token, TokenState, format_countdown};
 use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -758,7 +758,7 @@ impl Core {
         }
         // As stored: the file now names its expiry, so the token reads as `status` will read it.
         let mut token = token;
-        token.expiry_source = ExpirySource::ExpiresAt;
+        (token.expires_at, token.expiry_source) = crate::token::expiry::stored_expiry(&token);
         if changed {
             self.forget_answer();
         }
