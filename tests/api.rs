@@ -542,8 +542,12 @@ impl Running {
     }
 
     async fn wait_validated(&self, account: &str) -> Value {
+        // This worker's own check: an answer another process left in the shared `.state`
+        // file shows at once, but the worker still checks at start (then its next check is
+        // after the answer).
         self.wait_status(account, "the first validation", |j| {
             j["api_validated"] == true
+                && j["next_check_at"].as_str() > j["last_check_at"].as_str()
         })
         .await
     }

@@ -444,7 +444,12 @@ impl TokenStore {
     /// `.prev`) that holds an unexpired token at `now`.
     pub fn restore(&self, now: DateTime<Utc>) -> Result<RestoreOutcome, StoreError> {
         let _lock = self.lock(LOCK_WAIT)?;
-        let own = [self.path.clone(), self.prev_path(), self.set_aside_path()];
+        let own = [
+            self.path.clone(),
+            self.prev_path(),
+            self.set_aside_path(),
+            super::verdict::state_path(&self.path),
+        ];
         for p in own.iter().chain(&self.backups) {
             remove_stale_temp_files(p);
         }
