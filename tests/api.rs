@@ -546,8 +546,7 @@ impl Running {
         // file shows at once, but the worker still checks at start (then its next check is
         // after the answer).
         self.wait_status(account, "the first validation", |j| {
-            j["api_validated"] == true
-                && j["next_check_at"].as_str() > j["last_check_at"].as_str()
+            j["api_validated"] == true && j["next_check_at"].as_str() > j["last_check_at"].as_str()
         })
         .await
     }
