@@ -85,7 +85,7 @@ answer_case() {  # answer_case <endless|huge>
     python3 "$WORK/stub.py" "$mode" "$port" &
     local stub=$!
     PIDS+=("$stub")
-    for _ in $(seq 100); do curl -s -o /dev/null -m 0.2 "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.05; done
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
     mkdir -p "$WORK/$mode"
     cat >"$WORK/$mode/tokenwatch.yaml" <<YAML
 upstox:
@@ -99,7 +99,7 @@ YAML
         "$(date -u -d '+10 hours' +%Y-%m-%dT%H:%M:%SZ)" >"$WORK/$mode/token.json"
     local start out
     start=$(now)
-    out=$("${clean_env[@]}" /usr/bin/time -f '%M' "$BIN" -c "$WORK/$mode/tokenwatch.yaml" status --validate 2>&1 >/dev/null | tail -1)
+    out=$("${clean_env[@]}" /usr/bin/time -f '%M' "$BIN" -c "$WORK/$mode/tokenwatch.yaml" status --validate 2>&1 >/dev/null | tail -1 || true)
     printf '%-28s peak RSS %s, gave up after %s\n' "$mode answer:" "$(mib "$out")" "$(ms_since "$start")"
     kill "$stub" 2>/dev/null || true
 }
@@ -156,12 +156,12 @@ sleep 5.5   # forced checks start at most once per 5 s
 before=$(profile_calls)
 urls=()
 for _ in $(seq 300); do urls+=(-X POST "$API/api/token/force-refresh" -o /dev/null -w '%{http_code}\n'); done
-healthz_during=""
 (sleep 0.05; healthz_ms >"$WORK/healthz-burst") &
+probe=$!
 start=$(now)
-codes=$(curl -s --parallel --parallel-immediate --parallel-max 300 "${urls[@]}" | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')
+codes=$(curl -s --no-progress-meter --parallel --parallel-immediate --parallel-max 300 "${urls[@]}" | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')
 took=$(ms_since "$start")
-wait
+wait "$probe"
 sleep 1
 echo "300 forced refreshes:        answers ${codes}in $took; profile calls $(($(profile_calls) - before)); /healthz meanwhile $(cat "$WORK/healthz-burst"); daemon peak RSS $(mib "$(peak_kib "$DAEMON")")"
 kill -TERM "$DAEMON"
@@ -194,4 +194,4 @@ before=$(profile_calls)
 sleep 5
 code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X POST "$API/api/token/force-refresh")
 sleep 1
-echo "1,100 idle connections:     connected $(cat "$WORK/flood.out"); daemon fds $fds of 1024; /healthz $h; forced check answered $code, profile calls $(($(profile_calls) - before)); daemon peak RSS $(mib "$(peak_kib "$DAEMON")")"
+echo "1,100 idle connections:      connected $(cat "$WORK/flood.out"); daemon fds $fds of 1024; /healthz $h; forced check answered $code, profile calls $(($(profile_calls) - before)); daemon peak RSS $(mib "$(peak_kib "$DAEMON")")"
