@@ -209,6 +209,17 @@ fn check_plain(file: &File, path: &Path) -> Result<(), StoreError> {
 }
 
 /// The pid a lock file's text names (`process N (...) since ...`), when that process is gone.
+/// What a lock file says of its holder: at most [`HOLDER_TEXT_LIMIT`] bytes of it (a lock
+/// file is a line; a huge one is not read whole).
+fn read_holder(file: &File) -> String {
+    let mut bytes = Vec::new();
+    let _ = file.take(HOLDER_TEXT_LIMIT).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The most of a lock file read to name its holder.
+const HOLDER_TEXT_LIMIT: u64 = 4096;
+
 fn dead_holder(text: &str) -> Option<u32> {
     let pid: u32 = text
         .trim()
@@ -318,7 +329,7 @@ impl TokenStore {
         let deadline = Instant::now() + wait;
         let mut file = loop {
             // Opened anew on every try: a holder removes the file when it lets go.
-            let mut file = open_plain(&lock_path)?;
+            let file = open_plain(&lock_path)?;
             // An existing lock file keeps its mode when opened: keep it private like the rest.
             if let Ok(meta) = file.metadata()
                 && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
@@ -334,8 +345,7 @@ impl TokenStore {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
+                    let holder = read_holder(&file);
                     let holder = crate::printable::printable(holder.trim());
                     let holder = holder.trim();
                     return Err(StoreError::Locked {
@@ -357,8 +367,7 @@ impl TokenStore {
             }
         };
         // A lock file left by a process that ended without removing it (killed, crashed).
-        let mut left = String::new();
-        let _ = file.read_to_string(&mut left);
+        let left = read_holder(&file);
         if let Some(pid) = dead_holder(&left) {
             tracing::info!(
                 "Took over {}: process {pid}, which left it, is no longer running",
