@@ -333,7 +333,7 @@ fn the_calendar_table_in_the_reliability_doc_is_current() {
     ];
     for (case, before, now, figure, test) in &rows {
         lines.push(format!(
-            "| {} | {} | {} | {} | `calendar.rs::{test}` |",
+            "| {} | {} | {} | {} | `tests/calendar.rs::{test}` |",
             cell(case),
             cell(before),
             cell(now),

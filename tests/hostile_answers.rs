@@ -62,8 +62,8 @@ fn rows() -> Vec<Row> {
                 mib(RSS_BOUND_KIB),
                 mib(RSS_OVER_NORMAL_KIB)
             ),
-            test: "hostile_answers::an_endless_answer_is_cut_at_the_limit, \
-                   hostile_answers::status_validate_stays_small_against_endless_and_huge_answers",
+            test: "tests/hostile_answers.rs::an_endless_answer_is_cut_at_the_limit, \
+                   tests/hostile_answers.rs::status_validate_stays_small_against_endless_and_huge_answers",
         },
         Row {
             case: "Profile answer: HTTP 200, `Content-Length: 500000000`, streamed",
@@ -77,8 +77,8 @@ fn rows() -> Vec<Row> {
                 mib(RSS_BOUND_KIB),
                 mib(RSS_OVER_NORMAL_KIB)
             ),
-            test: "hostile_answers::a_huge_declared_answer_is_refused_unread, \
-                   hostile_answers::status_validate_stays_small_against_endless_and_huge_answers",
+            test: "tests/hostile_answers.rs::a_huge_declared_answer_is_refused_unread, \
+                   tests/hostile_answers.rs::status_validate_stays_small_against_endless_and_huge_answers",
         },
         Row {
             case: "Profile answer: HTTP 200, chunked, 1 byte a second, never ends",
@@ -90,7 +90,7 @@ fn rows() -> Vec<Row> {
                 "ends after 15–{} s",
                 (REQUEST_TIMEOUT + TIMEOUT_SLACK).as_secs()
             ),
-            test: "hostile_answers::a_trickling_answer_ends_at_the_request_timeout",
+            test: "tests/hostile_answers.rs::a_trickling_answer_ends_at_the_request_timeout",
         },
         Row {
             case: "Profile answer: HTTP 401 `text/html` (a proxy's sign-in page)",
@@ -98,7 +98,7 @@ fn rows() -> Vec<Row> {
             now: "transient (`HTTP 401 with an HTML page`), retried; the token stays healthy"
                 .into(),
             figure: "3 attempts, 0 invalid verdicts".into(),
-            test: "hostile_answers::an_html_401_is_not_upstox_rejecting_the_token",
+            test: "tests/hostile_answers.rs::an_html_401_is_not_upstox_rejecting_the_token",
         },
         Row {
             case: "HTTP 401 JSON with another Upstox code (`UDAPI100067`) or none",
@@ -107,7 +107,7 @@ fn rows() -> Vec<Row> {
                   `UDAPI100050` makes a token invalid"
                 .into(),
             figure: "0 of 3 shapes invalid".into(),
-            test: "hostile_answers::only_udapi100050_makes_a_token_invalid",
+            test: "tests/hostile_answers.rs::only_udapi100050_makes_a_token_invalid",
         },
         Row {
             case: "Token file `user_name` holding `ESC]0;pwned BEL ESC[2J`",
@@ -116,21 +116,21 @@ fn rows() -> Vec<Row> {
                   `]0;pwned[2J`"
                 .into(),
             figure: "0 ESC/BEL bytes in either output".into(),
-            test: "hostile_answers::escape_codes_in_the_token_file_never_reach_the_terminal",
+            test: "tests/hostile_answers.rs::escape_codes_in_the_token_file_never_reach_the_terminal",
         },
         Row {
             case: "Profile `user_name` and an error message holding escape codes",
             before: "passed raw to the snapshot (dashboard, API) and the log",
             now: "control characters dropped where the answer is read".into(),
             figure: "0 control characters in the snapshot, the error and the log".into(),
-            test: "hostile_answers::escape_codes_in_api_answers_never_reach_a_screen_or_log",
+            test: "tests/hostile_answers.rs::escape_codes_in_api_answers_never_reach_a_screen_or_log",
         },
         Row {
             case: "Lock file naming its holder with escape codes",
             before: "the holder text went raw into the \"another tokenwatch is writing\" error",
             now: "control characters dropped where the lock file is read".into(),
             figure: "0 control characters in the error".into(),
-            test: "hostile_answers::a_lock_holder_with_escape_codes_is_shown_clean",
+            test: "tests/hostile_answers.rs::a_lock_holder_with_escape_codes_is_shown_clean",
         },
     ]
 }
@@ -145,7 +145,11 @@ fn the_reliability_doc_shows_these_cases() {
             cell(r.before),
             cell(&r.now),
             cell(&r.figure),
-            cell(&r.test.replace(", ", "<br>"))
+            r.test
+                .split(", ")
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join("<br>")
         ));
     }
     if let Err(e) = sync_doc_block("hostile-answers", &md, &[]) {

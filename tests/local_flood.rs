@@ -48,7 +48,7 @@ fn cases() -> Vec<Case> {
             before: "all 300 still open after 70 s",
             now: "closed by the 10 s header timeout (real daemon)",
             figure: format!("0 of {SLOW} open after {} s", SLOW_COUNTED_AT.as_secs()),
-            test: "local_flood.rs::slowloris_connections_are_closed_by_the_header_timeout",
+            test: "tests/local_flood.rs::slowloris_connections_are_closed_by_the_header_timeout",
         },
         Case {
             case: "1,100 idle loopback connections against a daemon under `ulimit -n 1024`, a renewal due",
@@ -60,7 +60,7 @@ fn cases() -> Vec<Case> {
                 RENEWAL_BOUND.as_secs(),
                 RSS_BOUND_KIB / 1024
             ),
-            test: "local_flood.rs::an_idle_flood_under_1024_open_files_leaves_healthz_and_the_renewal_alone",
+            test: "tests/local_flood.rs::an_idle_flood_under_1024_open_files_leaves_healthz_and_the_renewal_alone",
         },
         Case {
             case: "a request body that stops coming; an answer never read",
@@ -81,14 +81,14 @@ fn cases() -> Vec<Case> {
             before: "exit 1, \"port … is in use\"",
             now: "runs; the log and the details popup say the API is not served by this dashboard",
             figure: "dashboard running after the message".into(),
-            test: "local_flood.rs::the_dashboard_starts_beside_a_daemon_that_serves_the_api",
+            test: "tests/local_flood.rs::the_dashboard_starts_beside_a_daemon_that_serves_the_api",
         },
         Case {
             case: "the daemon's stderr reader closed (SIGPIPE)",
             before: "killed by SIGPIPE (exit 141) before its first check",
             now: "keeps running, renews, exits 0 on SIGTERM; `status` into a closed pipe ends quietly",
             figure: "exit 0, 1 renewal".into(),
-            test: "local_flood.rs::a_closed_stderr_never_stops_the_daemon",
+            test: "tests/local_flood.rs::a_closed_stderr_never_stops_the_daemon",
         },
     ]
 }

@@ -126,7 +126,7 @@ fn reliability_doc_block() {
     let mut md = String::from("| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n");
     for c in cases() {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | `odd_files::{}` |\n",
+            "| {} | {} | {} | {} | `tests/odd_files.rs::{}` |\n",
             cell(c.case),
             cell(c.before),
             cell(c.now),
