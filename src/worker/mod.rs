@@ -588,6 +588,9 @@ impl Worker {
                 let end = to_ist(expires_at).format("%H:%M");
                 info!(account = %name, "Not renewing now: token ends {end} IST; renewal after {end} IST, at {at}")
             }
+            Deferral::NotBefore if to_ist(until).date_naive() != to_ist(snap.at).date_naive() => {
+                info!(account = %name, "Renewal waits for renew.not_before on the next trading day (weekends and NSE holidays are skipped): at {at}")
+            }
             Deferral::NotBefore => {
                 info!(account = %name, "Renewal waits for renew.not_before: at {at}")
             }
