@@ -718,10 +718,22 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert!(((work.expires_at - now).num_seconds() - secs).abs() <= 2);
     let (cli, code) = fx.cli_status(&["--validate", "--account", "work"]).await;
     assert_eq!(code, 0, "{cli}");
+    // --validate makes a check of its own: the same answer, at its own time (which may be a
+    // second after the worker's).
+    assert_eq!(
+        cli["last_check"]["result"], w["last_check"]["result"],
+        "{cli}"
+    );
+    assert_eq!(cli["last_check"]["code"], w["last_check"]["code"], "{cli}");
     assert_same_report(
         &w,
         &cli,
-        &["next_check_at", "last_check_at", "last_validated_at"],
+        &[
+            "next_check_at",
+            "last_check",
+            "last_check_at",
+            "last_validated_at",
+        ],
     );
 
     // An empty account parameter means the first account.
@@ -1333,11 +1345,24 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
         s["token_file"],
         fx.token_path("default").display().to_string()
     );
-    let (cli, _) = fx.cli_status(&["--validate"]).await;
+    let (cli, code) = fx.cli_status(&["--validate"]).await;
+    assert_eq!(code, 0, "{cli}");
+    // --validate makes a check of its own: the same answer, at its own time (which may be a
+    // second after the daemon's).
+    assert_eq!(
+        cli["last_check"]["result"], s["last_check"]["result"],
+        "{cli}"
+    );
+    assert_eq!(cli["last_check"]["code"], s["last_check"]["code"], "{cli}");
     assert_same_report(
         &s,
         &cli,
-        &["next_check_at", "last_check_at", "last_validated_at"],
+        &[
+            "next_check_at",
+            "last_check",
+            "last_check_at",
+            "last_validated_at",
+        ],
     );
 
     let calls = fx.host.sim.calls(Endpoint::Profile);
