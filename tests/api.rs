@@ -9,6 +9,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
+use common::time::{clear_of_the_0330_expiry, small_thresholds_yaml};
 use common::{
     Command, Event, Leaks, Out, Resp, Sandbox, SimHost, client, fetch, free_port, ist_rfc3339,
     listening, tokens,
@@ -37,6 +38,10 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 3600);
 const LOGIN_TIMEOUT_SECS: i64 = 30;
 /// Longest wait for any one thing to happen.
 const STEP: Duration = Duration::from_secs(15);
+/// How long a test that needs a fresh token to read healthy takes at most: such tests start
+/// with `clear_of_the_0330_expiry(A_RUN)`, since in the last minutes before 03:30 IST no
+/// token is healthy (even under the small thresholds).
+const A_RUN: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
@@ -353,10 +358,15 @@ impl Fixture {
         y += &format!(
             "  redirect_uri: \"{}\"\n  api_base: \"{base}\"\n\
              token:\n  path: upstox_token.json\n  backups: []\n\
-             monitor:\n  check_interval: {}\n  backoff_initial: 50ms\n  backoff_max: 200ms\n  max_retries: 2\n\
-             renew:\n  strategy: {}\n  not_before: \"00:00\"\n",
+             monitor:\n  check_interval: {}\n  backoff_initial: 50ms\n  backoff_max: 200ms\n  max_retries: 2\n",
             self.redirect_uri(),
             o.check_interval,
+        );
+        // Thresholds under which a token the simulator issues now reads healthy at any time
+        // of day (the defaults call one issued at 03:10 IST, 20 minutes from its end, critical).
+        y += &small_thresholds_yaml();
+        y += &format!(
+            "renew:\n  strategy: {}\n  not_before: \"00:00\"\n",
             o.strategy
         );
         if o.strategy == "command" {
@@ -603,6 +613,7 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_status_has_every_field_and_equals_status_json() {
+    clear_of_the_0330_expiry(A_RUN);
     let fx = Fixture::new(Opts::default()).await;
     let default = fx.store_token("default", "AB1234", None);
     let work = fx.store_token("work", "WK0042", None);
@@ -643,10 +654,11 @@ async fn token_status_has_every_field_and_equals_status_json() {
     let file = j["token_file"].as_str().unwrap();
     assert!(std::path::Path::new(file).is_absolute(), "{file}");
     assert_eq!(file, fx.token_path("default").display().to_string());
-    // Healthy: the next check is check_interval (30m) after the last one.
+    // Valid: the next check is check_interval (30m) after the last one, or at the expiry
+    // when that comes first (a token issued after 03:00 IST ends at 03:30).
     assert_eq!(
         parse_ist(&j["next_check_at"]),
-        last + chrono::Duration::minutes(30),
+        (last + chrono::Duration::minutes(30)).min(default.expires_at),
         "{j}"
     );
     // As the file reads back: its expires_at, or the 03:30 IST rule when that comes first.
@@ -706,10 +718,22 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert!(((work.expires_at - now).num_seconds() - secs).abs() <= 2);
     let (cli, code) = fx.cli_status(&["--validate", "--account", "work"]).await;
     assert_eq!(code, 0, "{cli}");
+    // --validate makes a check of its own: the same answer, at its own time (which may be a
+    // second after the worker's).
+    assert_eq!(
+        cli["last_check"]["result"], w["last_check"]["result"],
+        "{cli}"
+    );
+    assert_eq!(cli["last_check"]["code"], w["last_check"]["code"], "{cli}");
     assert_same_report(
         &w,
         &cli,
-        &["next_check_at", "last_check_at", "last_validated_at"],
+        &[
+            "next_check_at",
+            "last_check",
+            "last_check_at",
+            "last_validated_at",
+        ],
     );
 
     // An empty account parameter means the first account.
@@ -829,6 +853,7 @@ async fn tokens_lists_every_account_selected_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_refresh_answers_202_and_the_worker_validates() {
+    clear_of_the_0330_expiry(A_RUN);
     let fx = Fixture::new(Opts::default()).await;
     fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
@@ -907,6 +932,7 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_over_the_api_stores_a_new_token() {
+    clear_of_the_0330_expiry(A_RUN);
     let fx = Fixture::new(Opts::default()).await;
     let old = fx.store_token("default", "AB1234", None);
     let api = fx.start().await;
@@ -1247,6 +1273,7 @@ async fn a_port_in_use_stops_the_start_with_exit_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
+    clear_of_the_0330_expiry(A_RUN);
     let fx = Fixture::new(Opts::default()).await;
     let token = fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
@@ -1318,11 +1345,24 @@ async fn the_daemon_serves_the_api_and_stops_on_sigterm() {
         s["token_file"],
         fx.token_path("default").display().to_string()
     );
-    let (cli, _) = fx.cli_status(&["--validate"]).await;
+    let (cli, code) = fx.cli_status(&["--validate"]).await;
+    assert_eq!(code, 0, "{cli}");
+    // --validate makes a check of its own: the same answer, at its own time (which may be a
+    // second after the daemon's).
+    assert_eq!(
+        cli["last_check"]["result"], s["last_check"]["result"],
+        "{cli}"
+    );
+    assert_eq!(cli["last_check"]["code"], s["last_check"]["code"], "{cli}");
     assert_same_report(
         &s,
         &cli,
-        &["next_check_at", "last_check_at", "last_validated_at"],
+        &[
+            "next_check_at",
+            "last_check",
+            "last_check_at",
+            "last_validated_at",
+        ],
     );
 
     let calls = fx.host.sim.calls(Endpoint::Profile);
@@ -1482,6 +1522,7 @@ async fn metrics_have_every_series_with_the_right_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_renewals_and_file_writes() {
+    clear_of_the_0330_expiry(A_RUN);
     let fx = Fixture::new(Opts::default().strategy("command")).await;
     let old = fx.store_token("default", "AB1234", None);
     fx.store_token("work", "WK0042", None);
@@ -1554,6 +1595,7 @@ async fn metrics_count_renewals_and_file_writes() {
 /// `status --json` (and the API itself after a restart) says `expires_at` for the same file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_status_json_agree_after_a_renewal() {
+    clear_of_the_0330_expiry(A_RUN);
     let fx = Fixture::new(Opts::default().strategy("command").one_account()).await;
     std::fs::write(fx.sb.root.join("allow_renewal"), "").unwrap();
     // No token: the worker renews at start.

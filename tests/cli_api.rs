@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::time::{clear_of_the_0330_expiry, small_thresholds_yaml};
 use common::{Sandbox, SimProcess, free_port, mode};
 use serde_json::Value;
 
@@ -13,8 +14,10 @@ fn sandbox(api_base: &str) -> Sandbox {
     sb.write_yaml(&format!(
         "upstox:\n  api_base: \"{api_base}\"\n\
          token:\n  path: upstox_token.json\n  backups: [backup/upstox_token.json]\n\
-         monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n\
-         renew:\n  strategy: command\n  not_before: \"00:00\"\n  command: [\"curl\", \"-sf\", \"-X\", \"POST\", \"{api_base}/sim/token\"]\n"
+         monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n{small}\
+         renew:\n  strategy: command\n  not_before: \"00:00\"\n  command: [\"curl\", \"-sf\", \"-X\", \"POST\", \"{api_base}/sim/token\"]\n",
+        // Small thresholds: a token issued now reads healthy at any time of day.
+        small = small_thresholds_yaml()
     ));
     sb
 }
@@ -26,6 +29,8 @@ fn stored_json(sb: &Sandbox) -> Value {
 
 #[test]
 fn refresh_renews_through_the_command_and_status_validates_it() {
+    // A fresh token must read healthy and not be due for renewal for the whole test.
+    clear_of_the_0330_expiry(std::time::Duration::from_secs(60));
     let sim = SimProcess::start();
     let sb = sandbox(&sim.base);
 

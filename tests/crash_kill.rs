@@ -82,7 +82,10 @@ impl Fixture {
                 "backups": ["backup/upstox_token.json", "backup2/upstox_token.json"],
                 "env_file": "upstox.env",
             },
-            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
+            // Small thresholds: a token issued now is not due for renewal at any time of day.
+            "monitor": common::time::with_small_thresholds(
+                serde_json::json!({"backoff_initial": "50ms", "backoff_max": "200ms"})
+            ),
             "renew": {"strategy": "command", "not_before": "00:00", "command": ["sh", "-c", script]},
         }));
         Fixture {
@@ -554,6 +557,8 @@ fn run_daemon_briefly(sb: &Fixture) -> String {
 /// when `refresh` starts and when `daemon` starts; files that only look alike are kept.
 #[test]
 fn stale_temp_files_are_removed_when_refresh_or_daemon_starts() {
+    // The token the first refresh stores must not be due for renewal when refresh runs again.
+    common::time::clear_of_the_0330_expiry(Duration::from_secs(60));
     let (_sim, sb) = Fixture::renewed_once();
     let stored = std::fs::read(&sb.token).unwrap();
 

@@ -19,6 +19,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
+use common::time::{clear_of_the_0330_expiry, with_small_thresholds};
 use common::{
     Command, Event, Leaks, Out, Resp, Sandbox, SimHost, SimProcess, client, fetch, get,
     global_logs, listening, mode, port_free, query_param,
@@ -60,6 +61,10 @@ const SECRET: &str = "twLoginE2E-Zq7Rk2Vx9Lm4-secret";
 const SIM_DEFAULT_SECRET: &str = "sim-secret";
 /// Longest wait for any one step (a line of output, an event, an HTTP answer).
 const STEP: Duration = Duration::from_secs(30);
+/// How long a binary login test that needs its new token healthy takes at most: such tests
+/// start with `clear_of_the_0330_expiry(A_RUN)`, since in the last minutes before 03:30 IST
+/// no token reads healthy (even under the small thresholds).
+const A_RUN: Duration = Duration::from_secs(120);
 /// Simulator tokens live this long, so a login's token is healthy at any time of day.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 3600);
 /// The browser: fetch the login page and follow the redirect to the callback.
@@ -624,6 +629,8 @@ impl Interactive {
 /// and `status --validate --json` healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_with_the_browser_command_stores_a_validated_token() {
+    // The token the login stores must read healthy (`validated_status`).
+    clear_of_the_0330_expiry(A_RUN);
     let (sim, sb) = binary_test().await;
     let started = (Instant::now(), Utc::now());
     let out = sb.run_async(&["login"]).await;
@@ -677,6 +684,8 @@ async fn binary_login_with_the_browser_command_stores_a_validated_token() {
 /// change it), so this is the one test that uses port 5001.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_login_against_the_simulate_process() {
+    // The token the login stores must read healthy (`validated_status`).
+    clear_of_the_0330_expiry(A_RUN);
     if !port_freed(5001, Duration::from_secs(30)).await {
         eprintln!("note: skipped: port 5001 stayed in use by another program for 30 s");
         return;
@@ -689,6 +698,8 @@ async fn binary_login_against_the_simulate_process() {
             "api_base": sim.base,
         },
         "token": {"path": "upstox_token.json", "backups": []},
+        // Small thresholds: a token issued now reads healthy at any time of day.
+        "monitor": with_small_thresholds(json!({})),
         "login": {"timeout": "20s", "browser_command": CURL},
     });
     let sb = sandbox(&config);
@@ -1874,6 +1885,8 @@ async fn a_login_writes_the_env_file_and_runs_on_change_once() {
 /// the secret, every code and every token (whole and in 20-character pieces).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_output_pages_errors_or_logs() {
+    // Every binary run must find the token healthy (exit 0).
+    clear_of_the_0330_expiry(A_RUN);
     let (sim, dir) = lib_test(true).await;
     let mut leaks = Leaks::default();
     leaks.secret("client secret", SECRET);

@@ -331,16 +331,20 @@ fn command_sandbox(api_base: &str) -> Sandbox {
     sb.write_yaml(&format!(
         "upstox:\n  api_base: \"{api_base}\"\n\
          token:\n  path: upstox_token.json\n\
-         monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n\
+         monitor:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n{small}\
          login:\n  timeout: 30s\n\
          renew:\n  strategy: command\n  not_before: \"00:00\"\n  \
-         command: [\"sh\", \"-c\", \"touch command.log; curl -sf -X POST {api_base}/sim/token\"]\n"
+         command: [\"sh\", \"-c\", \"touch command.log; curl -sf -X POST {api_base}/sim/token\"]\n",
+        // Small thresholds: a token issued now is not due for renewal at any time of day.
+        small = common::time::small_thresholds_yaml()
     ));
     sb
 }
 
 #[test]
 fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
+    // The other process's token must not be due for renewal itself.
+    common::time::clear_of_the_0330_expiry(Duration::from_secs(60));
     let sim = SimProcess::start();
     let sb = command_sandbox(&sim.base);
     // Another tokenwatch is renewing: it holds the lock and stores its token 1.5 s later.

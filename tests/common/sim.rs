@@ -176,7 +176,10 @@ impl SimHost {
                 "api_base": self.base(),
             },
             "token": {"path": "upstox_token.json", "backups": ["backup/upstox_token.json"]},
-            "monitor": {"backoff_initial": "50ms", "backoff_max": "200ms"},
+            // Small thresholds: a token issued now reads healthy at any time of day.
+            "monitor": super::time::with_small_thresholds(
+                serde_json::json!({"backoff_initial": "50ms", "backoff_max": "200ms"})
+            ),
             "renew": renew,
             "login": login,
         })

@@ -71,3 +71,19 @@ pub fn clear_of_the_0330_expiry(need: std::time::Duration) {
         std::thread::sleep(wait);
     }
 }
+
+/// A config's `monitor` section (a JSON object) with [`SMALL_THRESHOLDS`] added.
+pub fn with_small_thresholds(mut monitor: serde_json::Value) -> serde_json::Value {
+    for (key, value) in SMALL_THRESHOLDS {
+        monitor[key] = serde_json::Value::from(value);
+    }
+    monitor
+}
+
+/// [`SMALL_THRESHOLDS`] as lines of a YAML `monitor:` section (indented two spaces).
+pub fn small_thresholds_yaml() -> String {
+    SMALL_THRESHOLDS
+        .iter()
+        .map(|(key, value)| format!("  {key}: {value}\n"))
+        .collect()
+}
