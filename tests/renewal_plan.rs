@@ -341,12 +341,9 @@ fn command_sandbox(api_base: &str) -> Sandbox {
     sb
 }
 
-#[test]
-fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
-    // The other process's token must not be due for renewal itself.
-    common::time::clear_of_the_0330_expiry(Duration::from_secs(60));
-    let sim = SimProcess::start();
-    let sb = command_sandbox(&sim.base);
+/// `tokenwatch refresh` while another process holds the renewal lock and stores its token
+/// 1.5 s later: refresh waits, uses that token and says "Renewed".
+fn refresh_beside_another_renewal(sim: &SimProcess, sb: &Sandbox) {
     // Another tokenwatch is renewing: it holds the lock and stores its token 1.5 s later.
     let held = TokenStore::new(sb.token_path(), []).login_lock().unwrap();
     let base = sim.base.clone();
@@ -376,12 +373,51 @@ fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
     );
     out.assert_stdout("Another tokenwatch is renewing");
     out.assert_stdout("Renewed");
+    assert!(!out.stdout.contains("Not renewed"), "{}", out.all());
     assert!(!sb.root.join("command.log").exists());
     let stored = read_token_file(&sb.token_path()).unwrap().unwrap();
     assert_eq!(
         stored.obtained_via, None,
         "the other process's token, not a second renewal"
     );
+}
+
+#[test]
+fn refresh_waits_for_another_process_renewing_and_uses_its_token() {
+    // The other process's token must not be due for renewal itself.
+    common::time::clear_of_the_0330_expiry(Duration::from_secs(60));
+    let sim = SimProcess::start();
+    let sb = command_sandbox(&sim.base);
+    refresh_beside_another_renewal(&sim, &sb);
+}
+
+/// The other process's token is itself due (here: thresholds of a day, as the defaults make
+/// any token issued shortly before 03:30 IST), and renewing it again now would not move its
+/// 03:30 IST expiry: refresh reports the other process's renewal, not "Not renewed: token
+/// ends 03:30 IST", and does not renew again.
+#[test]
+fn refresh_reports_another_process_renewal_even_when_its_token_is_due() {
+    common::time::clear_of_the_0330_expiry(Duration::from_secs(60));
+    // Tokens by Upstox's rule: each dies at the next 03:30 IST, so one issued again now
+    // would not live longer.
+    let sim = SimProcess::start_with(&[]);
+    let sb = command_sandbox(&sim.base);
+    let config = std::fs::read_to_string(sb.config_path()).unwrap();
+    let mut due = String::new();
+    for line in config.lines() {
+        match line.trim_start().split(':').next() {
+            Some("warning_before" | "critical_before" | "refresh_before") => {}
+            _ => {
+                due.push_str(line);
+                due.push('\n');
+            }
+        }
+        if line == "monitor:" {
+            due.push_str("  warning_before: 24h\n  critical_before: 23h\n  refresh_before: 24h\n");
+        }
+    }
+    sb.write_yaml(&due);
+    refresh_beside_another_renewal(&sim, &sb);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

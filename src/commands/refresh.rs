@@ -125,6 +125,9 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                     by_login(core).await
                 }
             }
+            // Another process renewed meanwhile: its token is the outcome, even one that the
+            // 03:30 IST rule would not renew again now.
+            Plan::Wait { .. } if by_other => break,
             Plan::Wait {
                 reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
                 ..
