@@ -12,23 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwatch::alerts::{Alert, AlertEvent, Alerter};
 use tokenwatch::config::NotificationsConfig;
-use tokenwatch::messages::{Event, Level};
+use tokenwatch::messages::Level;
 use tokenwatch::token::TokenState;
-
-fn alerts(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Alert> {
-    events_of(log, |e| match e {
-        Event::Alert(a) => Some(a.clone()),
-        _ => None,
-    })
-}
-
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
 
 /// Thursday 09:00 to Friday 09:01 with `renew.command` succeeding at 08:00. Returns the
 /// alerts and every token text the day minted.

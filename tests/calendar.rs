@@ -7,7 +7,7 @@
 mod common;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use common::doc::{cell, sync_doc_block};
+use common::doc::{hardening_table, sync_doc_block};
 use common::*;
 use std::path::Path;
 use tokenwatch::alerts::AlertEvent;
@@ -19,14 +19,6 @@ use tokenwatch::messages::Event;
 /// the 28th a Monday.
 fn dec(day: u32, h: u32, m: u32) -> DateTime<Utc> {
     at_ist(2026, 12, day, h, m, 0)
-}
-
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
 }
 
 /// When `deadline_missed` fired, for a token stored at `stored` that nobody renews
@@ -327,19 +319,15 @@ fn the_calendar_table_in_the_reliability_doc_is_current() {
             "config_check_warns_about_a_year_the_calendar_does_not_know",
         ),
     ];
-    let mut lines = vec![
-        "| Case | Before | Now | Figure | Test |".to_string(),
-        "|---|---|---|---|---|".to_string(),
-    ];
-    for (case, before, now, figure, test) in &rows {
-        lines.push(format!(
-            "| {} | {} | {} | {} | `tests/calendar.rs::{test}` |",
-            cell(case),
-            cell(before),
-            cell(now),
-            cell(figure),
-        ));
-    }
+    let md = hardening_table(rows.into_iter().map(|(case, before, now, figure, test)| {
+        [
+            case.into(),
+            before.into(),
+            now.into(),
+            figure,
+            format!("tests/calendar.rs::{test}"),
+        ]
+    }));
     // The figures are the bounds the tests hold: the table is the same on every run.
     assert_eq!(on_day(&christmas, 25), 0);
     assert_eq!(thursday.len(), 1);
@@ -347,7 +335,7 @@ fn the_calendar_table_in_the_reliability_doc_is_current() {
     assert_eq!(bad_line, "line 3 named");
     assert_eq!(warnings.len(), 1);
     assert_eq!(fifo.code, Some(78));
-    if let Err(e) = sync_doc_block("calendar", &lines.join("\n"), &[]) {
+    if let Err(e) = sync_doc_block("calendar", &md, &[]) {
         panic!("{e}");
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::doc::{cell, code, sync_doc_block};
+use common::doc::{code, hardening_table, sync_doc_block};
 use common::rss::run_measured;
 use common::*;
 use std::time::{Duration, Instant};
@@ -137,21 +137,15 @@ fn rows() -> Vec<Row> {
 
 #[test]
 fn the_reliability_doc_shows_these_cases() {
-    let mut md = String::from("| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n");
-    for r in rows() {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            cell(r.case),
-            cell(r.before),
-            cell(&r.now),
-            cell(&r.figure),
-            r.test
-                .split(", ")
-                .map(|t| format!("`{t}`"))
-                .collect::<Vec<_>>()
-                .join("<br>")
-        ));
-    }
+    let md = hardening_table(rows().into_iter().map(|r| {
+        [
+            r.case.into(),
+            r.before.into(),
+            r.now,
+            r.figure,
+            r.test.into(),
+        ]
+    }));
     if let Err(e) = sync_doc_block("hostile-answers", &md, &[]) {
         panic!(
             "{}",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::doc::{cell, sync_doc_block};
+use common::doc::{hardening_table, sync_doc_block};
 use common::{ConfigEnv, Running, Sandbox, SimProcess, Tmux, bin, free_port, http_get, sh_quote};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -95,17 +95,15 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn reliability_doc_block_is_current() {
-    let mut md = String::from("| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n");
-    for c in cases() {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | `{}` |\n",
-            cell(c.case),
-            cell(c.before),
-            cell(c.now),
-            cell(&c.figure),
-            c.test
-        ));
-    }
+    let md = hardening_table(cases().into_iter().map(|c| {
+        [
+            c.case.into(),
+            c.before.into(),
+            c.now.into(),
+            c.figure,
+            c.test.into(),
+        ]
+    }));
     if let Err(e) = sync_doc_block("local-flood", &md, &[]) {
         panic!("{e}");
     }

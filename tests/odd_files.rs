@@ -9,7 +9,7 @@
 mod common;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use common::doc::{cell, sync_doc_block};
+use common::doc::{hardening_table, sync_doc_block};
 use common::{Sandbox, SimProcess, at_ist, capture_logs, ist_rfc3339, now_secs, tokens};
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -123,17 +123,15 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn reliability_doc_block() {
-    let mut md = String::from("| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n");
-    for c in cases() {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | `tests/odd_files.rs::{}` |\n",
-            cell(c.case),
-            cell(c.before),
-            cell(c.now),
-            cell(&c.figure),
-            c.test
-        ));
-    }
+    let md = hardening_table(cases().into_iter().map(|c| {
+        [
+            c.case.into(),
+            c.before.into(),
+            c.now.into(),
+            c.figure,
+            format!("tests/odd_files.rs::{}", c.test),
+        ]
+    }));
     if let Err(e) = sync_doc_block("odd-files", &md, &[]) {
         panic!("{e}");
     }

@@ -12,40 +12,38 @@
 
 mod common;
 
-use common::doc::{cell, sync_doc_block};
+use common::doc::{hardening_table, sync_doc_block};
 use common::*;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokenwatch::alerts::{Alert, AlertEvent};
+use tokenwatch::alerts::AlertEvent;
 use tokenwatch::messages::FORCE_SPACING;
 use tokenwatch::schedule::Verdict;
 use tokenwatch::token::verdict::{self, CheckResult};
 use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 
 /// Rows of the doc block, by test, in the order the doc shows them.
-static ROWS: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+static ROWS: Mutex<Vec<(usize, [String; 5])>> = Mutex::new(Vec::new());
 const CASES: usize = 5;
 
 fn row(order: usize, case: &str, before: &str, now: &str, figure: &str, test: &str) {
-    let line = format!(
-        "| {} | {} | {} | {} | `tests/one_truth.rs::{test}` |",
-        cell(case),
-        cell(before),
-        cell(now),
-        cell(figure)
-    );
     let mut rows = ROWS.lock().unwrap_or_else(|e| e.into_inner());
-    rows.push((order, line));
+    rows.push((
+        order,
+        [
+            case.into(),
+            before.into(),
+            now.into(),
+            figure.into(),
+            format!("tests/one_truth.rs::{test}"),
+        ],
+    ));
     // The last test to finish writes (or compares) the block.
     if rows.len() == CASES {
         rows.sort();
-        let mut block = vec![
-            "| Case | Before | Now | Figure | Test |".to_string(),
-            "|---|---|---|---|---|".to_string(),
-        ];
-        block.extend(rows.iter().map(|(_, l)| l.clone()));
-        if let Err(e) = sync_doc_block("one-truth", &block.join("\n"), &[]) {
+        let md = hardening_table(rows.iter().map(|(_, r)| r.clone()));
+        if let Err(e) = sync_doc_block("one-truth", &md, &[]) {
             panic!("{e}");
         }
     }
@@ -290,14 +288,6 @@ fn pressing_r_again_and_again_makes_one_check() {
     );
 }
 
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_the_daemon_saw_is_the_truth_for_every_reader() {
     let mut d = Daemon::start(json!({"strategy": "none"})).await;
@@ -406,13 +396,6 @@ fn a_second_process_takes_the_verdict_the_first_one_stored() {
         // A process that starts now sees it at once.
         assert_eq!(h.core().verdict(), daemon.verdict());
     });
-}
-
-fn alerts(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Alert> {
-    events_of(log, |e| match e {
-        Event::Alert(a) => Some(a.clone()),
-        _ => None,
-    })
 }
 
 #[test]

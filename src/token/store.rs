@@ -612,8 +612,6 @@ fn ensure_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Write `bytes` to `path` atomically: temp file (0600) in the same folder → write → fsync →
-/// rename → fsync the folder. On any error the target is untouched and the temp file removed.
 /// tempfile adds its random temp file's path to an error ("No space left on device at path
 /// \"/x/.upstox_token.json.tmpA1b2\""); the message names the real file instead, so keep only
 /// the system's error.
@@ -625,29 +623,11 @@ fn without_temp_path(e: std::io::Error) -> std::io::Error {
     }
 }
 
+/// Write `bytes` to `path` atomically: temp file (0600) in the same folder → write → fsync →
+/// rename → fsync the folder. On any error the target is untouched and the temp file removed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // A symlinked token path is written through: the link stays, its target gets the token.
-    let resolved = follow_symlinks(path);
-    let path = resolved.as_path();
-    let err = |source| StoreError::Write {
-        path: path.to_owned(),
-        source: without_temp_path(source),
-    };
-    ensure_dir(path).map_err(err)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&temp_prefix(path))
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
-    Ok(())
+    write_via_temp(&follow_symlinks(path), bytes)
 }
 
 /// Write a file tokenwatch keeps next to the token (`<token file>.prev`, `<token file>.state`)
@@ -671,6 +651,14 @@ pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
         }
         _ => {}
     }
+    // rename(2) replaces the name itself: a link planted after the check above is replaced,
+    // its target is not written.
+    write_via_temp(path, bytes)
+}
+
+/// The one atomic write: a temp file (0600, created new) in `path`'s folder → write → fsync
+/// → rename over `path` → fsync the folder.
+fn write_via_temp(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let err = |source| StoreError::Write {
         path: path.to_owned(),
         source: without_temp_path(source),
@@ -680,14 +668,13 @@ pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // tempfile creates the file with mode 0600 (and O_EXCL) on Unix.
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
         .tempfile_in(dir)
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
-    // rename(2) replaces the name itself: a link planted after the check above is replaced,
-    // its target is not written.
     tmp.persist(path).map_err(|e| err(e.error))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
     Ok(())

@@ -104,3 +104,23 @@ pub fn code(text: &str) -> String {
         format!("`{text}`")
     }
 }
+
+/// The table of a hardening block: `| Case | Before | Now | Figure | Test |`, one row per
+/// case — the case, what it did when it was found, what the test checks now, the figure (as
+/// the bound the test holds, so the table is the same on every run), and the tests that hold
+/// it (`tests/FILE.rs::name`; several joined by ", " are shown one per line).
+pub fn hardening_table(rows: impl IntoIterator<Item = [String; 5]>) -> String {
+    let mut md = String::from("| Case | Before | Now | Figure | Test |\n|---|---|---|---|---|\n");
+    for [case, before, now, figure, tests] in rows {
+        let tests: Vec<String> = tests.split(", ").map(|t| format!("`{t}`")).collect();
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(&case),
+            cell(&before),
+            cell(&now),
+            cell(&figure),
+            tests.join("<br>")
+        ));
+    }
+    md
+}

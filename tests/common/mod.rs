@@ -211,6 +211,23 @@ pub fn events_of<T>(log: &Arc<Mutex<Vec<Event>>>, pick: impl Fn(&Event) -> Optio
     log.lock().unwrap().iter().filter_map(pick).collect()
 }
 
+/// The alerts in a worker's event log.
+pub fn alerts(log: &Arc<Mutex<Vec<Event>>>) -> Vec<tokenwatch::messages::Alert> {
+    events_of(log, |e| match e {
+        Event::Alert(a) => Some(a.clone()),
+        _ => None,
+    })
+}
+
+/// A current-thread runtime on tokio's paused clock, for a worker's simulated days.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 pub fn notices(log: &Arc<Mutex<Vec<Event>>>) -> Vec<Notification> {
     events_of(log, |e| match e {
         Event::Notice(n) => Some(n.clone()),
