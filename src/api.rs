@@ -386,7 +386,7 @@ async fn start_login(
     if let Some(body) = login_body(&account.name, &status.borrow_and_update()) {
         return accepted(body);
     }
-    match account.commands.try_send(Command::StartLogin) {
+    match account.commands.try_send(Command::StartLoginElsewhere) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             return error(

@@ -26,6 +26,9 @@ pub enum Command {
     ForceRefresh(Reply<Forced>),
     /// `l`: start the browser login now (a running one is left alone).
     StartLogin,
+    /// The HTTP API: start a login whose address goes back to whoever asked, on another
+    /// machine perhaps; no browser opens on this one.
+    StartLoginElsewhere,
     /// `p`: the address the browser was sent to after logging in, pasted by the user.
     PasteRedirect(String),
     /// `Esc`: give up the running login.

@@ -69,7 +69,7 @@ fn a_good_day_alerts_warning_critical_expired_and_recovered_once_each() {
             (
                 AlertEvent::Critical,
                 ist_at(27, 2, 30) + second,
-                Level::Warning,
+                Level::Critical,
                 TokenState::Critical
             ),
             (

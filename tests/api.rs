@@ -376,8 +376,11 @@ impl Fixture {
                 self.sb.root.display()
             );
         }
+        // The browser only notes that it was opened (`browser.log`).
         y += &format!(
-            "login:\n  timeout: {LOGIN_TIMEOUT_SECS}s\n  browser_command: [\"true\"]\n{server}"
+            "login:\n  timeout: {LOGIN_TIMEOUT_SECS}s\n  \
+             browser_command: [\"sh\", \"-c\", \"echo opened >> '{}/browser.log'\"]\n{server}",
+            self.sb.root.display()
         );
         if o.work {
             y += "accounts:\n  work:\n    token:\n      path: work_token.json\n";
@@ -964,6 +967,12 @@ async fn login_over_the_api_stores_a_new_token() {
         "the login waits login.timeout: {wait}s"
     );
     let auth = Url::parse(j["auth_url"].as_str().unwrap()).unwrap();
+    // Asked for over the API: the address goes to the caller; no browser opens on the
+    // daemon's machine.
+    assert!(
+        !fx.sb.root.join("browser.log").exists(),
+        "a login started over the API opened a browser here"
+    );
     assert_eq!(auth.scheme(), "http");
     assert_eq!(auth.host_str(), Some("127.0.0.1"));
     assert_eq!(auth.port(), Some(fx.host.server.addr.port()));

@@ -201,7 +201,7 @@ fn a_newer_notice_replaces_the_same_topic_and_health_resolves_criticals() {
         notice(
             Level::Warning,
             Topic::TokenState,
-            "Token expiring soon",
+            "Token expires soon",
             now(),
         ),
         now(),

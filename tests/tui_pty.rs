@@ -591,8 +591,8 @@ fn the_gauge_is_coloured_by_state() {
     );
 
     // Under a minute left: critical, red, and a banner saying so.
-    term.wait_until("CRITICAL with `Token expiring soon`", |s| {
-        s.contains("CRITICAL") && s.contains("Token expiring soon")
+    term.wait_until("CRITICAL with `Token about to expire`", |s| {
+        s.contains("CRITICAL") && s.contains("Token about to expire")
     });
     let capture = term.screen_with_colours();
     // ratatui (through crossterm) writes Color::Red as the palette's colour 1: `38;5;1`.
@@ -621,7 +621,7 @@ fn no_color_has_no_colour_escapes() {
     // Warning (a notification and a WARN log line), then critical: every coloured thing shows.
     for (state, banner) in [
         ("WARNING", "Token expires soon"),
-        ("CRITICAL", "Token expiring soon"),
+        ("CRITICAL", "Token about to expire"),
     ] {
         term.wait_until(&format!("{state} with {banner:?}"), |s| {
             s.contains(state) && s.contains(banner) && s.contains("Token: 0h 0")

@@ -379,9 +379,9 @@ fn critical_screen() {
         "critical",
         critical(),
         (
-            Level::Warning,
-            "Token expiring soon",
-            "25 minutes left; press r to renew now or l to log in.",
+            Level::Critical,
+            "Token about to expire",
+            "0h 25m 00s left; press l to log in now",
             at(26, 14, 7, 5),
         ),
     );

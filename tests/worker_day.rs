@@ -59,9 +59,9 @@ async fn a_whole_day_checks_warns_waits_for_the_boundary_and_renews_at_not_befor
         // Exactly 1 h left is still warning; critical is less than critical_before.
         (
             ist_at(27, 2, 30) + chrono::Duration::seconds(1),
-            Level::Warning,
+            Level::Critical,
             Topic::TokenState,
-            "Token expiring soon".to_string(),
+            "Token about to expire".to_string(),
         ),
         (
             ist_at(27, 3, 30),

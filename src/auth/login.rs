@@ -231,7 +231,7 @@ pub async fn run(
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
     } else {
-        Err("not opening a browser (--no-browser)".to_string())
+        Err("no browser is opened on this machine for this login".to_string())
     };
     let until = clock.now() + chrono::Duration::from_std(settings.timeout).unwrap_or_default();
     let _ = progress

@@ -38,12 +38,14 @@ pub(super) async fn login_step(login: &mut Option<RunningLogin>) -> LoginStep {
 
 impl Worker {
     /// Start the browser login (`l`, `r`, or an unattended renewal with strategy browser).
-    pub(super) async fn start_login(&mut self, unattended: bool) {
+    /// Start a login; `open_browser`: open it in a browser here (not for a login asked for
+    /// over the HTTP API, whose caller gets the address).
+    pub(super) async fn start_login(&mut self, unattended: bool, open_browser: bool) {
         if self.login.is_some() {
             info!(account = %self.core.account.name, "A login is already waiting");
             return;
         }
-        let settings = match self.core.login_settings(true) {
+        let settings = match self.core.login_settings(open_browser) {
             Ok(s) => s,
             Err(e) => {
                 error!(account = %self.core.account.name, "Cannot log in: {e}");
@@ -121,6 +123,21 @@ impl Worker {
                 listening: listening.clone(),
                 until: *until,
             });
+        }
+        // A login asked for from elsewhere (the HTTP API): its address, for the log.
+        if let LoginProgress::Waiting {
+            url,
+            until,
+            browser: Err(_),
+            ..
+        } = &p
+            && self.login.as_ref().is_some_and(|l| !l.unattended)
+        {
+            info!(
+                account = %self.core.account.name,
+                "Login waiting until {} IST: open {url}",
+                crate::token::expiry::to_ist(*until).format("%H:%M")
+            );
         }
         // Nobody is at this machine to use a login that opened no browser (a daemon on a
         // server): end it at once rather than hold the port and the lock for nothing.

@@ -263,7 +263,7 @@ impl Worker {
         match decided {
             Plan::Check => self.start_check(),
             Plan::RenewByCommand => self.start_command_renewal(forced, now).await,
-            Plan::LogIn => self.start_login(!forced).await,
+            Plan::LogIn => self.start_login(!forced, true).await,
             Plan::RequestToken => {
                 info!(account = %self.core.account.name, "Requesting a token from Upstox");
                 let call = self.core.request_call();
@@ -389,7 +389,8 @@ impl Worker {
         }
         match cmd {
             Command::Shutdown => self.shutdown = true,
-            Command::StartLogin => self.start_login(false).await,
+            Command::StartLogin => self.start_login(false, true).await,
+            Command::StartLoginElsewhere => self.start_login(false, false).await,
             Command::PasteRedirect(text) => self.paste(text).await,
             Command::CancelLogin => self.cancel_login(),
             Command::Check => {

@@ -87,10 +87,20 @@ pub fn state_notice(
                 Strategy::Command => format!("{left} left; renew.command runs when renewal is due"),
             },
         ),
+        // Critical, as an alert is urgent and a notice stays until resolved: the engine stops
+        // when this runs out. The hint names what works under the strategy.
         TokenState::Critical => (
-            Level::Warning,
-            "Token expiring soon".into(),
-            format!("{left} left; press r to refresh or l to log in"),
+            Level::Critical,
+            "Token about to expire".into(),
+            match snap.strategy {
+                Strategy::None | Strategy::Browser => {
+                    format!("{left} left; press l to log in now")
+                }
+                Strategy::TokenRequest => {
+                    format!("{left} left; approve the token request on your phone, or press l")
+                }
+                Strategy::Command => format!("{left} left; press r to renew now"),
+            },
         ),
         TokenState::Expired => (
             Level::Critical,
