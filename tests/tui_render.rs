@@ -721,6 +721,16 @@ fn no_unicode_uses_plain_text() {
     for glyph in ["🔑", "✓", "✗", "…", "█", "░"] {
         assert!(!text.contains(glyph), "{glyph} drawn:\n{text}");
     }
+    // ASCII means ASCII: the borders too, and the help and details popups over it.
+    assert!(text.is_ascii(), "not ASCII:\n{text}");
+    assert!(text.contains("+ Notifications (3) ---"), "{text}");
+    for popup in [Popup::Help, Popup::Details] {
+        app.popup = Some(popup);
+        let over = &app;
+        let text = screen_text(&draw(over, 100, 30));
+        assert!(text.is_ascii(), "{popup:?} is not ASCII:\n{text}");
+    }
+    app.popup = None;
     assert!(text.contains("14:30 x No valid token"), "{text}");
     assert!(text.contains("14:25 ! Renewal failed"), "{text}");
     assert!(text.contains("14:20 i Logged in"), "{text}");

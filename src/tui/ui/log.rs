@@ -116,7 +116,7 @@ pub struct LogPane<'a> {
 
 impl Widget for LogPane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        Pane::new(" Log ").render(area, buf);
+        Pane::new(" Log ", self.theme.border()).render(area, buf);
         let inner = Pane::inner(area).intersection(buf.area);
         if self.keep {
             for y in inner.top()..inner.bottom() {

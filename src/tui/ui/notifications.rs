@@ -31,7 +31,7 @@ pub fn render(
     } else {
         format!(" Notifications ({}) ", alive.len())
     };
-    frame.render_widget(Pane::new(&title), area);
+    frame.render_widget(Pane::new(&title, t.border()), area);
     let inner = Pane::inner(area);
     let (w, h) = (inner.width as usize, inner.height as usize);
     if w == 0 || h == 0 {

@@ -17,12 +17,13 @@ use ratatui::widgets::{Block, Padding, Widget};
 #[derive(Debug, Clone, Copy)]
 pub struct Pane<'a> {
     title: &'a str,
+    border: border::Set<'static>,
 }
 
 impl<'a> Pane<'a> {
-    /// A pane titled `title` (spaces around it included).
-    pub fn new(title: &'a str) -> Pane<'a> {
-        Pane { title }
+    /// A pane titled `title` (spaces around it included), its border drawn with `border`.
+    pub fn new(title: &'a str, border: border::Set<'static>) -> Pane<'a> {
+        Pane { title, border }
     }
 
     /// The inside of the pane drawn over `area`, padding excluded.
@@ -39,12 +40,13 @@ impl Widget for Pane<'_> {
         if area.width < 3 || area.height < 2 {
             // Too small to be worth a fast path: let the widget handle the corner cases.
             Block::bordered()
+                .border_set(self.border)
                 .title(self.title)
                 .padding(Padding::horizontal(1))
                 .render(area, buf);
             return;
         }
-        let b = border::PLAIN;
+        let b = self.border;
         let (left, right) = (area.left(), area.right() - 1);
         let (top, bottom) = (area.top(), area.bottom() - 1);
         for x in left + 1..right {

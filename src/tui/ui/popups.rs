@@ -128,6 +128,7 @@ impl Widget for Dialog<'_> {
         let rect = self.area(area);
         let t = &self.theme;
         let block = Block::bordered()
+            .border_set(t.border())
             .title(format!(" {} ", self.title))
             .title_style(t.bold())
             .padding(Padding::horizontal(1));
@@ -210,7 +211,9 @@ pub fn details<'a>(
         Some(s) => {
             let tok = s.token.as_ref();
             b.field("Account", &s.account, plain);
-            b.field("Token", tok.map_or("none", |k| k.masked.as_str()), plain);
+            // The mask's `…` as this terminal can show it.
+            let masked = tok.map_or("none".to_string(), |k| k.masked.replace('…', t.ellipsis()));
+            b.field("Token", masked, plain);
             let who: Vec<&str> = tok
                 .iter()
                 .flat_map(|k| [k.user_id.as_deref(), k.user_name.as_deref()])

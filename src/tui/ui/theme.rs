@@ -6,6 +6,18 @@ use crate::messages::Level;
 use crate::token::TokenState;
 use ratatui::style::{Color, Modifier, Style};
 
+/// Borders in plain ASCII, for a terminal whose locale is not UTF-8.
+const ASCII_BORDER: ratatui::symbols::border::Set<'static> = ratatui::symbols::border::Set {
+    top_left: "+",
+    top_right: "+",
+    bottom_left: "+",
+    bottom_right: "+",
+    vertical_left: "|",
+    vertical_right: "|",
+    horizontal_top: "-",
+    horizontal_bottom: "-",
+};
+
 /// Healthy: more than `warning_before` left.
 pub const GREEN: Color = Color::Green;
 /// Warning: between `critical_before` and `warning_before` (orange, RGB 255,165,0).
@@ -160,6 +172,16 @@ impl Theme {
             ("✓", "✗", "?")
         } else {
             ("ok", "x", "?")
+        }
+    }
+
+    /// The lines of pane and popup borders: box drawing, or `+`, `-` and `|` where the
+    /// terminal's locale is not UTF-8.
+    pub fn border(&self) -> ratatui::symbols::border::Set<'static> {
+        if self.unicode {
+            ratatui::symbols::border::PLAIN
+        } else {
+            ASCII_BORDER
         }
     }
 
