@@ -1638,6 +1638,37 @@ fn is_waiting(e: &Event) -> bool {
     )
 }
 
+/// `l` on an account without a client secret: the login popup it opened ends with the
+/// reason (a `Failed` update), instead of staying at "starting".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_cannot_start_ends_with_the_reason() {
+    let (sim, dir) = lib_test(true).await;
+    let mut account = sim.account(dir.path(), "no-secret");
+    account.upstox.client_secret = None;
+    let core = Core::new(account, MonitorConfig::default(), Arc::new(SystemClock)).unwrap();
+    let (tx, rx) = mpsc::channel(1024);
+    let handle = worker::spawn(core, tx);
+    let mut ev = Events {
+        rx,
+        seen: Vec::new(),
+    };
+    handle.commands.send(Command::StartLogin).await.unwrap();
+    let Event::Login(LoginUpdate::Failed(why)) = ev
+        .until("Failed", |e| {
+            matches!(e, Event::Login(LoginUpdate::Failed(_)))
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(
+        why.contains("client secret") || why.contains("client_secret"),
+        "{why}"
+    );
+    handle.commands.send(Command::Shutdown).await.unwrap();
+    let _ = handle.task.await;
+}
+
 /// `StartLogin` runs a login with the browser command → Waiting, Succeeded, a "Logged in"
 /// notice and the new token stored; a waiting login rejects pasted garbage and ends on
 /// `CancelLogin` with the port free for the next one.

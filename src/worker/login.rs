@@ -59,6 +59,9 @@ impl Worker {
                     self.round_failed(n).await;
                 } else {
                     self.notify(n).await;
+                    // The login popup `l` opened ends with the reason, not at "starting".
+                    self.send(Event::Login(LoginUpdate::Failed(e.to_string())))
+                        .await;
                 }
                 return;
             }
