@@ -276,3 +276,33 @@ fn keys_and_events_say_whether_the_screen_changed() {
     assert!(a.on_event(same(), now() + ChronoDuration::days(1)));
     assert!(!a.expire(now() + ChronoDuration::days(1)));
 }
+
+/// `c` while a login waits puts its address on the clipboard (the loop sends it with OSC 52)
+/// and says so; without a waiting login it does nothing.
+#[test]
+fn c_copies_the_waiting_logins_address() {
+    let mut a = app();
+    let nothing = a.update(Action::Copy, now());
+    assert!(!nothing.changed && nothing.send.is_none());
+    assert_eq!(a.clipboard, None);
+
+    a.update(Action::Login, now());
+    let url = "https://api.upstox.com/v2/login/authorization/dialog?response_type=code&client_id=abc&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcallback&state=xyz";
+    a.on_event(
+        Event::Login(LoginUpdate::Progress(
+            tokenwatch::auth::login::LoginProgress::Waiting {
+                url: url::Url::parse(url).unwrap(),
+                listening: vec![],
+                until: now() + ChronoDuration::minutes(5),
+                browser: Err("no browser".into()),
+            },
+        )),
+        now(),
+    );
+    let copied = a.update(Action::Copy, now());
+    assert!(copied.changed && copied.send.is_none());
+    assert_eq!(a.clipboard.as_deref(), Some(url));
+    let banner = a.banners.last().unwrap();
+    assert_eq!(banner.title, "Login address copied");
+    assert!(banner.message.contains("OSC 52"), "{}", banner.message);
+}

@@ -21,6 +21,8 @@ pub enum Action {
     Login,
     /// `p`: paste the redirected address (login overlay).
     Paste,
+    /// `c`: copy the waiting login's address to the clipboard (OSC 52).
+    Copy,
     /// `d`: the details modal.
     Details,
     /// `x`: dismiss the newest notification.
@@ -94,6 +96,13 @@ pub const KEYMAP: &[Binding] = &[
         "l",
         "login",
         "log in to Upstox in the browser",
+    ),
+    bind(
+        KeyCode::Char('c'),
+        Action::Copy,
+        "c",
+        "",
+        "copy the login address to the clipboard (while a login waits)",
     ),
     bind(
         KeyCode::Char('p'),
@@ -266,6 +275,8 @@ pub struct App {
     pub truecolor: bool,
     /// A critical notification arrived since the last draw: ring the bell once.
     pub bell: bool,
+    /// Text for the terminal's clipboard (`c`), sent once with OSC 52.
+    pub clipboard: Option<String>,
     /// Set by `q`.
     pub quit: bool,
     /// The log pane's scroll position (tui-logger's own state).
@@ -310,6 +321,7 @@ impl App {
             unicode,
             truecolor: true,
             bell: false,
+            clipboard: None,
             quit: false,
             log: tui_logger::TuiWidgetState::new(),
             log_events: 0,
@@ -393,12 +405,12 @@ impl App {
     /// Apply an action at `now`: the command to send, if any, and whether the screen changed.
     pub fn update(&mut self, action: Action, now: DateTime<Utc>) -> Update {
         let expired = self.expire(now);
-        let mut update = self.apply(action);
+        let mut update = self.apply(action, now);
         update.changed |= expired;
         update
     }
 
-    fn apply(&mut self, action: Action) -> Update {
+    fn apply(&mut self, action: Action, now: DateTime<Utc>) -> Update {
         match action {
             // The worker's answer (busy, then the new state) is what shows.
             Action::Refresh => Update::send(self.send(Command::force_refresh()), false),
@@ -414,6 +426,27 @@ impl App {
                 }
                 self.popup = Some(Popup::Login);
                 Update::send(self.send(Command::StartLogin), true)
+            }
+            Action::Copy => {
+                let Some(url) = self
+                    .login
+                    .as_ref()
+                    .filter(|_| self.login_pending())
+                    .and_then(|l| l.url.clone())
+                else {
+                    return Update::shown(false);
+                };
+                self.clipboard = Some(url);
+                let account = self.current_name();
+                self.notify(Notification {
+                    account,
+                    level: Level::Info,
+                    topic: Topic::Login,
+                    title: "Login address copied".into(),
+                    message: "sent to the terminal's clipboard (OSC 52; in tmux: set -g set-clipboard on)".into(),
+                    at: now,
+                });
+                Update::shown(true)
             }
             Action::Paste => {
                 if !self.login_pending() {

@@ -163,6 +163,15 @@ async fn event_loop(
             let mut out = std::io::stdout();
             let _ = out.write_all(b"\x07").and_then(|_| out.flush());
         }
+        if let Some(text) = app.clipboard.take() {
+            // `c`: the login address to the terminal's clipboard (OSC 52; tmux passes it on
+            // with `set-clipboard on`).
+            use base64::Engine;
+            use std::io::Write;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            let mut out = std::io::stdout();
+            let _ = write!(out, "\x1b]52;c;{encoded}\x07").and_then(|_| out.flush());
+        }
         if app.quit {
             return 0;
         }

@@ -415,7 +415,11 @@ pub fn login<'a>(
             b.line(keys(&[("Enter", "submit"), ("Esc", "cancel the paste")], t));
         }
         None if pending => b.line(keys(
-            &[("p", "paste the redirected address"), ("Esc", "cancel")],
+            &[
+                ("c", "copy the address"),
+                ("p", "paste the redirected address"),
+                ("Esc", "cancel"),
+            ],
             t,
         )),
         None => b.line(keys(&[("l", "log in again"), ("Esc", "close")], t)),
