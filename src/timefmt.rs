@@ -52,3 +52,18 @@ mod tests {
         assert_eq!(clock_style(chrono::Duration::seconds(-5)), "0:00:00");
     }
 }
+
+/// Log lines' time: IST with its offset and milliseconds (`2026-12-04T23:16:19.046+05:30`),
+/// like every other time tokenwatch shows a person, whatever the machine's time zone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IstLogTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for IstLogTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(
+            w,
+            "{}",
+            crate::token::expiry::to_ist(chrono::Utc::now()).format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        )
+    }
+}

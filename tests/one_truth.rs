@@ -362,6 +362,14 @@ async fn a_rejection_the_daemon_saw_is_the_truth_for_every_reader() {
         "the token leaked: {}",
         out.all()
     );
+    // Times for people are IST with their offset, in the log too.
+    for line in out.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let time = line.split(' ').next().unwrap_or_default();
+        assert!(
+            time.ends_with("+05:30") && chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+            "a log line without its IST time: {line}"
+        );
+    }
     row(
         2,
         "Upstox rejects the token; the engine's start script runs plain `status`",

@@ -124,6 +124,7 @@ fn init_stderr_logging(level: &str, timestamps: bool) {
         // reported with eprintln!, which panics on that same closed stderr.
         .log_internal_errors(false)
         .with_ansi(colour)
+        .with_timer(crate::timefmt::IstLogTime)
         .with_target(false);
     let _ = if timestamps {
         builder.try_init()

@@ -322,6 +322,7 @@ fn init_logging(config: &Config) {
     let file = open_log_file(&config.log.file).map(|f| {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
+            .with_timer(crate::timefmt::IstLogTime)
             .with_target(false)
             .with_writer(std::sync::Mutex::new(f))
             // A full disk loses log lines; the failure is never printed over the dashboard.
