@@ -238,6 +238,7 @@ impl SimHost {
             browser_command: vec!["true".into()],
             env_browser: None,
             open_browser: true,
+            no_browser_reason: "--no-browser",
             builtin_browser: false,
         }
     }

@@ -43,6 +43,8 @@ pub struct LoginSettings {
     pub env_browser: Option<String>,
     /// False for `--no-browser`: only print the address.
     pub open_browser: bool,
+    /// Why no browser opens when `open_browser` is false, for the messages.
+    pub no_browser_reason: &'static str,
     /// Follow the login address in-process instead of opening a browser: for the demo,
     /// whose simulator approves at once and redirects straight to the callback.
     pub builtin_browser: bool,
@@ -72,6 +74,7 @@ impl LoginSettings {
             browser_command: login.browser_command.clone(),
             env_browser: std::env::var("BROWSER").ok(),
             open_browser,
+            no_browser_reason: "--no-browser",
             builtin_browser: false,
         })
     }
@@ -231,7 +234,10 @@ pub async fn run(
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
     } else {
-        Err("no browser is opened on this machine for this login".to_string())
+        Err(format!(
+            "not opening a browser ({})",
+            settings.no_browser_reason
+        ))
     };
     let until = clock.now() + chrono::Duration::from_std(settings.timeout).unwrap_or_default();
     let _ = progress

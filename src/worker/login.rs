@@ -2,7 +2,7 @@
 //! here, followed step by step, and its token taken through [`super::Core::accept_token`].
 
 use super::{Worker, notices};
-use crate::auth::login::{self, LoginError, LoginProgress, Obtained};
+use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
 use crate::messages::{Event, Level, LoginUpdate, PendingLogin, Topic};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
@@ -46,6 +46,10 @@ impl Worker {
             return;
         }
         let settings = match self.core.login_settings(open_browser) {
+            Ok(s) if !open_browser => LoginSettings {
+                no_browser_reason: "the login was asked for over the HTTP API, which has its address",
+                ..s
+            },
             Ok(s) => s,
             Err(e) => {
                 error!(account = %self.core.account.name, "Cannot log in: {e}");
