@@ -408,6 +408,24 @@ fn no_token_or_secret_reaches_output_logs_http_answers_or_the_screen() {
             .contains("/v2/login/authorization/dialog"),
         "{login}"
     );
+    // A login asked for over the API opens no browser on the daemon's machine: the caller
+    // opens the address it got, here with the same recording browser (the simulator
+    // approves at once).
+    let argv: Vec<String> = browser
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace("{url}", login["auth_url"].as_str().unwrap())
+        })
+        .collect();
+    let opened = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .unwrap();
+    assert!(opened.success());
     wait_until("the daemon's login", STEP, || {
         sb.stored().as_ref() != Some(&before)
     });
