@@ -262,3 +262,44 @@ fn a_revoked_token_alerts_invalid_and_a_missing_one_alerts_missing_once() {
     );
     assert_eq!(missing[0].expires_at, None);
 }
+
+/// Alerts are read on a phone, not at the dashboard: short (title ≤ 40 characters, body
+/// ≤ 140) and with the action for where the reader is — a command, never a dashboard key.
+#[test]
+fn alerts_name_commands_not_keys_and_fit_a_phone() {
+    let (good, _) = good_day();
+    let (bad, _) = bad_day();
+    assert!(good.len() + bad.len() >= 9, "{good:#?} {bad:#?}");
+    for a in good.iter().chain(&bad) {
+        assert!(!a.message.contains("press"), "{:?}: {}", a.event, a.message);
+        assert!(a.title.chars().count() <= 40, "{:?}: {}", a.event, a.title);
+        assert!(
+            a.message.chars().count() <= 140,
+            "{:?}: {}",
+            a.event,
+            a.message
+        );
+    }
+    let text = |e: AlertEvent| {
+        bad.iter()
+            .chain(&good)
+            .find(|a| a.event == e)
+            .map(|a| a.message.clone())
+            .unwrap()
+    };
+    assert!(
+        text(AlertEvent::Expired).contains("tokenwatch"),
+        "{}",
+        text(AlertEvent::Expired)
+    );
+    assert!(
+        text(AlertEvent::RenewalFailed).contains("tokenwatch refresh"),
+        "{}",
+        text(AlertEvent::RenewalFailed)
+    );
+    assert!(
+        text(AlertEvent::DeadlineMissed).contains("tokenwatch login"),
+        "{}",
+        text(AlertEvent::DeadlineMissed)
+    );
+}

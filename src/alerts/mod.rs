@@ -29,10 +29,10 @@
 //!
 //! ```json
 //! {"account":"default","level":"critical","title":"Token expired!",
-//!  "message":"The token expired; press l to log in","state":"expired",
+//!  "message":"log in: tokenwatch login","state":"expired",
 //!  "expires_at":"2026-11-27T03:30:00+05:30","event":"expired",
 //!  "at":"2026-11-27T03:30:00+05:30",
-//!  "text":"tokenwatch [default] Token expired!: The token expired; press l to log in"}
+//!  "text":"tokenwatch [default] Token expired!: log in: tokenwatch login"}
 //! ```
 //!
 //! - `level`: `info`, `warning` or `critical`; `state`: the token's state (`healthy`,

@@ -506,18 +506,35 @@ impl Worker {
     /// Show `n`, and send it to the alert channels as `event`.
     async fn notify_and_alert(&mut self, n: Notification, event: AlertEvent) {
         let now = self.core.clock.now();
+        let (title, message) = self.alert_text(event, &n, now);
         let alert = Alert {
             account: n.account.clone(),
             event,
             level: n.level,
-            title: n.title.clone(),
-            message: n.message.clone(),
+            title,
+            message,
             state: self.core.state(now),
             expires_at: self.core.token.as_ref().map(|t| t.expires_at),
             at: n.at,
         };
         self.notify(n).await;
         self.send(Event::Alert(alert)).await;
+    }
+
+    /// The alert's own words for notice `n` (no dashboard keys: it is read elsewhere).
+    fn alert_text(
+        &self,
+        event: AlertEvent,
+        n: &Notification,
+        now: DateTime<Utc>,
+    ) -> (String, String) {
+        let left = self
+            .core
+            .token
+            .as_ref()
+            .map(|t| crate::token::format_countdown(t.expires_at - now))
+            .unwrap_or_default();
+        notices::alert_text(event, self.core.policy.strategy, n, &left)
     }
 
     /// A renewal round failed: the next unattended one waits (the only thing that puts it
@@ -625,7 +642,27 @@ impl Worker {
                     let by = by.unwrap_or("a new token file from elsewhere");
                     n.message = format!("{}; {by}", n.message);
                 }
-                notices::log(&snap.account, &n);
+                // The log is read where there is no keyboard too: it says what the alert
+                // says.
+                let event = if recovered {
+                    Some(AlertEvent::Recovered)
+                } else {
+                    notices::state_alert(state)
+                };
+                match event {
+                    Some(event) => {
+                        let (title, message) = self.alert_text(event, &n, now);
+                        notices::log(
+                            &snap.account,
+                            &Notification {
+                                title,
+                                message,
+                                ..n.clone()
+                            },
+                        );
+                    }
+                    None => notices::log(&snap.account, &n),
+                }
                 match notices::state_alert(state) {
                     _ if recovered => self.notify_and_alert(n, AlertEvent::Recovered).await,
                     Some(event) => self.notify_and_alert(n, event).await,

@@ -14,6 +14,71 @@ pub fn day_time(t: DateTime<Utc>) -> String {
     to_ist(t).format("%a %d %b %H:%M").to_string()
 }
 
+/// The dashboard's hint after a failed renewal's reason.
+const RETRY_HINT: &str = "; press r to retry or l to log in";
+
+/// The longest alert title and body: alerts are read on a phone's lock screen.
+pub const ALERT_TITLE_MAX: usize = 40;
+/// See [`ALERT_TITLE_MAX`].
+pub const ALERT_BODY_MAX: usize = 140;
+
+/// An alert's own title and body for the dashboard notice `n` about `event`: short, for a
+/// phone screen, and with the action for where the reader is — a command or the Upstox app,
+/// never a dashboard key. `left` is the time left, as the notice says it.
+pub fn alert_text(
+    event: AlertEvent,
+    strategy: Strategy,
+    n: &Notification,
+    left: &str,
+) -> (String, String) {
+    const LOG_IN: &str = "log in: tokenwatch login";
+    let approve = "approve the token request in the Upstox app, or run tokenwatch login";
+    let body = match event {
+        AlertEvent::Warning => format!(
+            "{left} left; {}",
+            match strategy {
+                Strategy::None => "log in before it expires: tokenwatch login",
+                Strategy::Browser => "a login opens when renewal is due",
+                Strategy::TokenRequest =>
+                    "approve the token request in the Upstox app when it comes",
+                Strategy::Command => "renew.command runs when renewal is due",
+            }
+        ),
+        AlertEvent::Critical => format!(
+            "{left} left; {}",
+            match strategy {
+                Strategy::None | Strategy::Browser => "log in now: tokenwatch login",
+                Strategy::TokenRequest => approve,
+                Strategy::Command => "renew now: tokenwatch refresh",
+            }
+        ),
+        AlertEvent::Expired | AlertEvent::DeadlineMissed if strategy == Strategy::TokenRequest => {
+            approve.to_string()
+        }
+        AlertEvent::Expired => LOG_IN.to_string(),
+        AlertEvent::Invalid => format!("Upstox no longer accepts it; {LOG_IN}"),
+        AlertEvent::Missing => format!("there is no token file; {LOG_IN}"),
+        AlertEvent::DeadlineMissed => format!("trading starts soon; {LOG_IN}"),
+        AlertEvent::RenewalFailed => {
+            let why = n.message.strip_suffix(RETRY_HINT).unwrap_or(&n.message);
+            let hint = "; retry: tokenwatch refresh";
+            format!("{}{hint}", cut(why, ALERT_BODY_MAX - hint.chars().count()))
+        }
+        AlertEvent::Renewed | AlertEvent::Recovered => n.message.clone(),
+    };
+    (cut(&n.title, ALERT_TITLE_MAX), cut(&body, ALERT_BODY_MAX))
+}
+
+/// `text` cut to at most `max` characters, with `…` where it was cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// A renewal round that ended without a token.
 pub fn renewal_failed(account: &str, why: &str, at: DateTime<Utc>) -> Notification {
     Notification {
@@ -21,7 +86,7 @@ pub fn renewal_failed(account: &str, why: &str, at: DateTime<Utc>) -> Notificati
         level: Level::Critical,
         topic: Topic::Renewal,
         title: "Renewal failed".into(),
-        message: format!("{why}; press r to retry or l to log in"),
+        message: format!("{why}{RETRY_HINT}"),
         at,
     }
 }
