@@ -9,6 +9,8 @@
 //! commands); their results are applied afterwards ([`Core::apply_check`],
 //! [`Core::accept_token`]).
 
+mod answer;
+
 use super::{RENEW_COMMAND_TIMEOUT, plan};
 use crate::auth::login::{LoginError, LoginSettings};
 use crate::auth::notifier::{self, Expectation, NotifierServer};
@@ -17,12 +19,12 @@ use crate::config::{AccountConfig, LoginConfig, MonitorConfig};
 use crate::messages::{PendingLogin, RenewalTally, Snapshot, TokenInfo};
 use crate::process::{Run, stderr_excerpt};
 use crate::retry::{RetryPolicy, retry, retry_counted};
-use crate::schedule::{self, Policy, Renewal, Verdict};
+use crate::schedule::{self, Policy, Renewal};
 use crate::secret::Secret;
 use crate::timefmt::{clock_style, hours_or_clock};
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
-use crate::token::verdict::{self, CheckResult, StoredVerdict};
+use crate::token::verdict::{CheckResult, StoredVerdict};
 use crate::token::{Token, TokenState, format_countdown};
 use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
 use chrono::{DateTime, Utc};
@@ -220,87 +222,6 @@ impl Core {
         self.token_error.as_deref()
     }
 
-    /// What the API last said.
-    pub fn verdict(&self) -> Verdict {
-        Verdict::of(self.answer.as_ref())
-    }
-
-    /// The API's last answer about the current token, with its time and code.
-    pub fn answer(&self) -> Option<&StoredVerdict> {
-        self.answer.as_ref()
-    }
-
-    /// Forget what the API said (the token changed).
-    fn forget_answer(&mut self) {
-        self.answer = None;
-        self.last_check_at = None;
-        self.last_check_result = None;
-    }
-
-    /// Record the API's answer about the current token at `at`, and share it in the
-    /// `.state` file for every other reader of the token.
-    fn record_answer(&mut self, result: CheckResult, code: Option<String>, at: DateTime<Utc>) {
-        let answer = StoredVerdict { at, result, code };
-        if let Some(token) = &self.token {
-            let path = &self.account.token.path;
-            let written = verdict::write_verdict(path, &token.access_token, &answer);
-            self.state_stamp = file_stamp(&verdict::state_path(path));
-            self.note_state_problem(written.err());
-        }
-        self.answer = Some(answer);
-    }
-
-    /// Take a newer answer another process stored for the current token. `as_check`: it
-    /// counts as this process's last check too, for the schedule (not for a token just read,
-    /// which this process checks itself unless the answer was a rejection).
-    fn adopt_stored_answer(&mut self, as_check: bool) {
-        let path = self.account.token.path.clone();
-        self.state_stamp = file_stamp(&verdict::state_path(&path));
-        let Some(token) = &self.token else { return };
-        let stored = match verdict::read_verdict(&path, &token.access_token) {
-            Ok(v) => v,
-            Err(why) => return self.note_state_problem(Some(why)),
-        };
-        self.note_state_problem(None);
-        let Some(stored) = stored else { return };
-        if self.answer.as_ref().is_some_and(|a| a.at >= stored.at) {
-            return;
-        }
-        if stored.result == CheckResult::Invalid
-            && self
-                .answer
-                .as_ref()
-                .is_none_or(|a| a.result == CheckResult::Valid)
-        {
-            let code = stored
-                .code
-                .as_deref()
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default();
-            warn!(account = %self.account.name, "Token invalid: Upstox rejected it{code} when another tokenwatch process checked it");
-        }
-        if as_check {
-            self.last_check_at = Some(self.last_check_at.map_or(stored.at, |l| l.max(stored.at)));
-        }
-        self.last_check_result = Some(match (&stored.result, &stored.code) {
-            (CheckResult::Valid, _) => "valid".into(),
-            (CheckResult::Invalid, Some(code)) => format!("rejected ({code})"),
-            (CheckResult::Invalid, None) => "rejected".into(),
-        });
-        self.answer = Some(stored);
-    }
-
-    /// Say a problem with the `.state` file once (and that it is gone, once).
-    fn note_state_problem(&mut self, problem: Option<String>) {
-        if problem == self.state_problem {
-            return;
-        }
-        if let Some(why) = &problem {
-            warn!(account = %self.account.name, "The shared verdict file is not usable: {why}");
-        }
-        self.state_problem = problem;
-    }
-
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -339,7 +260,7 @@ impl Core {
     /// Re-read the token file when it changed on disk (another process stored a token, or
     /// the user replaced it). A new token starts with no verdict. True when the token changed.
     pub fn reload_if_changed(&mut self) -> bool {
-        if file_stamp(&verdict::state_path(&self.account.token.path)) != self.state_stamp {
+        if self.state_file_changed() {
             self.adopt_stored_answer(true);
         }
         // A file that could not be read (too many open files, a permission being fixed) is
@@ -681,10 +602,7 @@ impl Core {
             self.last_check_result = Some("valid".into());
             self.record_answer(CheckResult::Valid, None, now);
         } else if self.answer.is_none() {
-            // A verdict about the token this one replaced counts for nobody.
-            let cleared = verdict::clear_verdict(&self.account.token.path);
-            self.state_stamp = file_stamp(&verdict::state_path(&self.account.token.path));
-            self.note_state_problem(cleared.err());
+            self.clear_answer_file();
         }
         Ok(())
     }
