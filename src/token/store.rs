@@ -574,18 +574,27 @@ impl TokenStore {
 /// anything (a file, a symbolic link) is already there: the temp file is linked in, never
 /// renamed over a name.
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (tmp, dir) = filled_temp(path, bytes).map_err(without_temp_path)?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// A temp file beside `path` (0600, created new with O_EXCL), holding `bytes` and fsynced,
+/// and `path`'s folder: the first half of every atomic write.
+fn filled_temp<'p>(
+    path: &'p Path,
+    bytes: &[u8],
+) -> std::io::Result<(tempfile::NamedTempFile, &'p Path)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
-        .tempfile_in(dir)
-        .map_err(without_temp_path)?;
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path).map_err(|e| e.error)?;
-    File::open(dir).and_then(|d| d.sync_all())
+    Ok((tmp, dir))
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -664,17 +673,7 @@ fn write_via_temp(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         source: without_temp_path(source),
     };
     ensure_dir(path).map_err(err)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // tempfile creates the file with mode 0600 (and O_EXCL) on Unix.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&temp_prefix(path))
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
+    let (tmp, dir) = filled_temp(path, bytes).map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
     Ok(())
