@@ -110,8 +110,9 @@ pub fn wrap_words(s: &str, max: usize, lines: usize, ellipsis: &'static str) -> 
     out
 }
 
-/// `s` wrapped at spaces into lines of at most `max` cells, as many as it takes; a word
-/// longer than a line is broken across lines. Nothing is lost.
+/// `s` wrapped at spaces into lines of at most `max` cells, as many as it takes. A word
+/// longer than a line (a path, an address) is broken after one of [`BREAK_AFTER`] when it
+/// can be, and hard only when a run without one is longer than the line. Nothing is lost.
 pub fn wrap_all(s: &str, max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if max == 0 {
@@ -127,16 +128,83 @@ pub fn wrap_all(s: &str, max: usize) -> Vec<String> {
             line.push_str(word);
             continue;
         }
+        let mut rest = word;
+        if width(word) > max && !line.is_empty() {
+            // A long word starts beside the text before it when a sensible piece fits there.
+            let room = max.saturating_sub(width(&line) + 1);
+            if let Some(head) = soft_prefix(rest, room).filter(|h| width(h) >= MIN_PIECE) {
+                line.push(' ');
+                line.push_str(head);
+                rest = &rest[head.len()..];
+            }
+        }
         if !line.is_empty() {
             out.push(std::mem::take(&mut line));
         }
-        let mut pieces = wrap_chars(word, max, usize::MAX, "");
-        line = pieces.pop().unwrap_or_default();
-        out.extend(pieces);
+        while width(rest) > max {
+            let head = soft_prefix(rest, max).unwrap_or_else(|| prefix(rest, max).0);
+            if head.is_empty() {
+                // Not even one character fits (a wide one in a one-cell line): give up on it.
+                rest = "";
+                break;
+            }
+            out.push(head.to_string());
+            rest = &rest[head.len()..];
+        }
+        line = rest.to_string();
     }
     if !line.is_empty() || out.is_empty() {
         out.push(line);
     }
+    out
+}
+
+/// Where a path or an address may be broken: after these.
+pub const BREAK_AFTER: [char; 7] = ['/', '?', '&', '=', '-', '_', '.'];
+
+/// The least a piece of a long word is worth starting beside other text.
+const MIN_PIECE: usize = 4;
+
+/// The longest prefix of `s` no wider than `max` cells that ends just after one of
+/// [`BREAK_AFTER`] and leaves something after it; `None` if there is none.
+fn soft_prefix(s: &str, max: usize) -> Option<&str> {
+    let (head, _) = prefix(s, max);
+    let end = head
+        .char_indices()
+        .filter(|&(_, c)| BREAK_AFTER.contains(&c))
+        .map(|(i, c)| i + c.len_utf8())
+        .rfind(|&end| end < s.len())?;
+    Some(&s[..end])
+}
+
+/// `s` with the home directory `home` written `~` where it starts a path (`/home/jane/x`
+/// becomes `~/x`; `/home/janet` stays). Paths on the screen are shorter that way; the
+/// caller passes the home the process sees.
+pub fn tilde(s: &str, home: Option<&str>) -> String {
+    let Some(home) = home.map(|h| h.trim_end_matches('/')).filter(|h| !h.is_empty()) else {
+        return s.to_string();
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(home) {
+        let after = &rest[i + home.len()..];
+        let starts = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "(\"'=:".contains(c));
+        let ends = after
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/' || c.is_whitespace() || ")\"',;:".contains(c));
+        out.push_str(&rest[..i]);
+        if starts && ends {
+            out.push('~');
+        } else {
+            out.push_str(home);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
     out
 }
 
@@ -224,6 +292,57 @@ mod tests {
             vec!["ab", "abcd", "efgh", "c"]
         );
         assert_eq!(wrap_all("", 4), vec![""]);
+    }
+
+    #[test]
+    fn long_words_break_after_separators() {
+        // A path breaks after a `/`, not mid-name; what comes before it stays on its line.
+        assert_eq!(
+            wrap_all("Watching /tmp/tokenwatch-demo-bZv3LS/upstox_token.json", 30),
+            vec![
+                "Watching /tmp/tokenwatch-demo-",
+                "bZv3LS/upstox_token.json"
+            ]
+        );
+        assert_eq!(
+            wrap_all("Wrote /home/jane/algo/config/upstox_token.json now", 20),
+            vec!["Wrote /home/jane/", "algo/config/upstox_", "token.json now"]
+        );
+        // An address breaks after `?`, `&` and `=`.
+        assert_eq!(
+            wrap_all("https://x.example/a?response_type=code&client_id=3f9c", 20),
+            vec!["https://x.example/a?", "response_type=code&", "client_id=3f9c"]
+        );
+        // A run with no separator longer than the line still breaks hard.
+        assert_eq!(
+            wrap_all("key abcdefghijklmnop", 8),
+            vec!["key", "abcdefgh", "ijklmnop"]
+        );
+        // Every piece fits, and nothing is lost.
+        let s = "open https://api.upstox.com/v2/login/authorization/dialog?response_type=code&client_id=3f9c2a71-5b8e-4d0a";
+        for max in 1..60 {
+            let lines = wrap_all(s, max);
+            assert!(lines.iter().all(|l| width(l) <= max), "{max}: {lines:?}");
+            assert_eq!(lines.concat().replace(' ', ""), s.replace(' ', ""), "{max}");
+        }
+    }
+
+    #[test]
+    fn home_becomes_tilde() {
+        let home = Some("/home/jane");
+        assert_eq!(
+            tilde("/home/jane/algo/upstox_token.json", home),
+            "~/algo/upstox_token.json"
+        );
+        assert_eq!(
+            tilde("Watching /home/jane/a.json and /home/jane/b.json", home),
+            "Watching ~/a.json and ~/b.json"
+        );
+        assert_eq!(tilde("/home/janet/a.json", home), "/home/janet/a.json");
+        assert_eq!(tilde("/srv/home/jane/a.json", home), "/srv/home/jane/a.json");
+        assert_eq!(tilde("/home/jane/a.json", Some("/home/jane/")), "~/a.json");
+        assert_eq!(tilde("/home/jane/a.json", None), "/home/jane/a.json");
+        assert_eq!(tilde("/a.json", Some("/")), "/a.json");
     }
 
     #[test]
