@@ -172,8 +172,13 @@ fn banner(
     }
 }
 
+/// The home folder every screen here is drawn with: Jane's, so her paths show as `~/…`.
+const HOME: &str = "/home/jane";
+
 fn app(snap: Snapshot) -> App {
-    App::new(vec![snap], Duration::from_secs(10), true, true)
+    let mut app = App::new(vec![snap], Duration::from_secs(10), true, true);
+    app.home = Some(HOME.to_string());
+    app
 }
 
 fn with_banners(mut app: App, banners: Vec<Banner>) -> App {
@@ -279,11 +284,35 @@ fn dump(buf: &Buffer) -> String {
     out
 }
 
-/// Snapshots at 100×30 and 80×24.
+/// The sizes every screen is snapshotted at: a tmux pane beside the engine
+/// (`split-window -h -l 64`), the classic terminal, a wide one.
+const SIZES: [(u16, u16); 3] = [(64, 30), (80, 24), (120, 36)];
+
+/// Snapshots at 100×30 and at [`SIZES`]; for a screen drawn in colour with Unicode, at
+/// [`SIZES`] in ASCII too (`unicode: false`, as under `LANG=C`), named `…_ascii`.
 fn check(name: &str, app: &App) {
-    for (w, h) in [(100, 30), (80, 24)] {
+    for (w, h) in [(100, 30)].into_iter().chain(SIZES) {
         let buf = draw(app, w, h);
         insta::assert_snapshot!(format!("{name}_{w}x{h}"), dump(&buf));
+    }
+    if app.unicode && app.color {
+        let ascii = App {
+            unicode: false,
+            accounts: app.accounts.clone(),
+            banners: app.banners.clone(),
+            popup: app.popup,
+            login: app.login.clone(),
+            input: app.input.clone(),
+            home: app.home.clone(),
+            selected: app.selected,
+            ..App::new(Vec::new(), app.dismiss_after, app.color, false)
+        };
+        for (w, h) in SIZES {
+            let buf = draw(&ascii, w, h);
+            let text = screen_text(&buf);
+            assert!(text.is_ascii(), "{name} at {w}x{h} is not ASCII:\n{text}");
+            insta::assert_snapshot!(format!("{name}_{w}x{h}_ascii"), dump(&buf));
+        }
     }
 }
 
@@ -541,8 +570,8 @@ fn details_screen() {
         "Next check   Thu 26 Nov 15:02 IST",
         "Renewal      not due until Fri 27 Nov 02:30 IST",
         "Strategy     browser",
-        "/home/jane/algo/config/upstox_token.json",
-        "/home/jane/.local/state/tokenwatch/upstox_token.json",
+        "~/algo/config/upstox_token.json",
+        "~/.local/state/tokenwatch/upstox_token.json",
         "r refresh · l login · Esc close",
     ] {
         assert!(text.contains(want), "{want}:\n{text}");
@@ -793,15 +822,164 @@ fn too_small_says_so_and_nothing_panics() {
 #[test]
 fn narrow_terminal_cuts_instead_of_wrapping() {
     let mut snap = healthy();
-    snap.account = "a-very-long-account-name-that-goes-on".to_string();
+    snap.account = "a-very-long-account-name-that-goes-on-and-on-and-on".to_string();
     let buf = draw(&app(snap), 60, 12);
     let top = row_text(&buf, 0);
     assert!(top.contains('…'), "{top}");
     assert!(
-        top.contains("HEALTHY · API ✓ 14:02 IST"),
-        "the state stays: {top}"
+        top.starts_with(" a-very-long-account"),
+        "the account stays: {top}"
     );
+    assert!(top.contains("HEALTHY · API ✓"), "the state stays: {top}");
     assert_eq!(width(&top), 60);
+}
+
+/// `s` with every run of spaces one space, and none around it.
+fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The rows of the pane whose top border starts with `title` (`┌ Log`): from its top border
+/// to its bottom one.
+fn pane_rows(buf: &Buffer, title: &str) -> std::ops::Range<u16> {
+    let top = (0..buf.area.height)
+        .find(|&y| row_text(buf, y).starts_with(title))
+        .unwrap_or_else(|| panic!("no {title}:\n{}", screen_text(buf)));
+    let bottom = (top + 1..buf.area.height)
+        .find(|&y| row_text(buf, y).starts_with('└'))
+        .unwrap_or_else(|| panic!("{title} has no bottom:\n{}", screen_text(buf)));
+    top..bottom + 1
+}
+
+/// Below 90 columns the notifications sit above the log, only as tall as what they hold
+/// (within 40 % of the panes), and the log keeps the rest; from 90 on they sit side by side.
+#[test]
+fn a_narrow_terminal_stacks_the_panes() {
+    let quiet = app(healthy());
+    let buf = draw(&quiet, 64, 30);
+    let notices = pane_rows(&buf, "┌ Notifications");
+    let log = pane_rows(&buf, "┌ Log");
+    // "No notifications": one line inside, then the log, to the footer.
+    assert_eq!(notices.len(), 3, "{}", screen_text(&buf));
+    assert_eq!(
+        row_text(&buf, notices.start + 1).trim_end(),
+        "│ No notifications                                             │"
+    );
+    assert_eq!(log.start, notices.end, "{}", screen_text(&buf));
+    assert_eq!(
+        log.end,
+        29,
+        "the log reaches the footer:\n{}",
+        screen_text(&buf)
+    );
+
+    // Three notices: the pane grows to hold them all.
+    let buf = draw(&app_with_stack(), 64, 30);
+    let text = screen_text(&buf);
+    let notices = pane_rows(&buf, "┌ Notifications (3)");
+    assert!(notices.len() > 3 && notices.len() <= 10, "{text}");
+    for title in ["No valid token before 09:00", "Renewal failed", "Logged in"] {
+        assert!(text.contains(title), "{title}:\n{text}");
+    }
+    assert!(!text.contains(" older"), "{text}");
+
+    // Twelve: at most 40 % of the 26 rows of panes, the rest said in a line.
+    let many: Vec<Banner> = (0..12).map(|_| stack()[1].clone()).collect();
+    let buf = draw(&with_banners(app(healthy()), many.clone()), 64, 30);
+    assert_eq!(pane_rows(&buf, "┌ Notifications").len(), 10);
+    assert_shows(&buf, " older");
+    // At the smallest size the log still has rows of its own.
+    let buf = draw(&with_banners(app(healthy()), many), 60, 12);
+    assert!(pane_rows(&buf, "┌ Log").len() >= 5, "{}", screen_text(&buf));
+
+    // 90 columns: side by side, as before.
+    let buf = draw(&app_with_stack(), 90, 30);
+    let row = row_text(&buf, 3);
+    assert!(
+        row.starts_with("┌ Notifications (3)") && row.contains("┐┌ Log"),
+        "{row}"
+    );
+}
+
+/// At 64 columns the header keeps the state word, the countdown, the account and one clock,
+/// labelled: the time of the API's last answer. The wall clock gives way.
+#[test]
+fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
+    let buf = draw(&healthy_app(), 64, 30);
+    let top = row_text(&buf, 0);
+    assert_eq!(
+        words(&top),
+        "tokenwatch · default (AB1234) HEALTHY · API ✓ checked 14:02"
+    );
+    assert_eq!(width(&top), 64);
+    assert!(!screen_text(&buf).contains("14:32:05"), "{top}");
+    assert_eq!(
+        row_text(&buf, 1).trim_end(),
+        " 🔑 Token: 12h 57m 55s left · expires Fri 27 Nov 03:30 IST"
+    );
+    assert_eq!(
+        row_text(&buf, 29).trim_end(),
+        " r refresh  l login  d details  x dismiss  ? help  q quit"
+    );
+    // With room, the user's name too; at 60 the user id gives way before the check time.
+    let top = row_text(&draw(&healthy_app(), 89, 30), 0);
+    assert!(
+        words(&top) == "tokenwatch · default (AB1234 Jane D.) HEALTHY · API ✓ checked 14:02",
+        "{top}"
+    );
+    let top = row_text(&draw(&healthy_app(), 60, 12), 0);
+    assert_eq!(
+        words(&top),
+        "tokenwatch · default HEALTHY · API ✓ checked 14:02"
+    );
+    // A long account: the check time goes before the account is cut; the state never goes.
+    let mut snap = healthy();
+    snap.account = "trading-desk-primary-01".to_string();
+    let top = row_text(&draw(&app(snap.clone()), 60, 12), 0);
+    assert_eq!(
+        words(&top),
+        "trading-desk-primary-01 HEALTHY · API ✓ checked 14:02"
+    );
+    snap.account = "trading-desk-primary-account-of-jane".to_string();
+    let top = row_text(&draw(&app(snap), 60, 12), 0);
+    assert_eq!(
+        words(&top),
+        "trading-desk-primary-account-of-jane HEALTHY · API ✓"
+    );
+    // ASCII says the same in ASCII.
+    let mut plain = healthy_app();
+    plain.unicode = false;
+    let top = row_text(&draw(&plain, 64, 30), 0);
+    assert!(top.contains("HEALTHY - API ok checked 14:02"), "{top}");
+    // The wide header is as it was: the API's time and the wall clock.
+    let top = row_text(&draw(&healthy_app(), 100, 30), 0);
+    assert!(
+        top.contains("HEALTHY · API ✓ 14:02 IST    14:32:05 IST"),
+        "{top}"
+    );
+}
+
+/// Paths on the screen show the home folder as `~`; without a home, in full.
+#[test]
+fn paths_show_the_home_folder_as_tilde() {
+    let mut app = healthy_app();
+    app.popup = Some(Popup::Details);
+    let text = screen_text(&draw(&app, 100, 30));
+    assert!(
+        text.contains("Token file   ~/algo/config/upstox_token.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~/.local/state/tokenwatch/upstox_token.json"),
+        "{text}"
+    );
+    assert!(!text.contains("/home/jane"), "{text}");
+    app.home = None;
+    let text = screen_text(&draw(&app, 100, 30));
+    assert!(
+        text.contains("/home/jane/algo/config/upstox_token.json"),
+        "{text}"
+    );
 }
 
 #[test]

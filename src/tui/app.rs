@@ -290,6 +290,8 @@ pub struct App {
     pub log_scrolls: u64,
     /// Where the HTTP API stands, for the details popup (`None`: not shown).
     pub api: Option<String>,
+    /// The home folder (`HOME`), shown as `~` in paths on the screen (`None`: paths in full).
+    pub home: Option<String>,
 }
 
 /// A command for the worker of one account.
@@ -327,6 +329,7 @@ impl App {
             log_events: 0,
             log_scrolls: 0,
             api: None,
+            home: None,
         }
     }
 

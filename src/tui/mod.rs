@@ -76,6 +76,7 @@ pub async fn run(config: Config, options: Options) -> u8 {
         unicode,
     );
     app.api = Some(fleet.api().describe());
+    app.home = std::env::var("HOME").ok().filter(|h| h.starts_with('/'));
     // Orange needs 24-bit colour; terminals that have it say so in COLORTERM.
     app.truecolor = std::env::var("COLORTERM").is_ok_and(|v| v == "truecolor" || v == "24bit");
 

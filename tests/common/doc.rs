@@ -1,14 +1,19 @@
-//! The generated parts of `docs/reliability.md`: a test renders its cases as a Markdown block
-//! and [`sync_doc_block`] compares it with the block between `<!-- NAME:start -->` and
-//! `<!-- NAME:end -->` in the doc (or rewrites it with `UPDATE_RELIABILITY=1`). Every test
-//! file that owns a block uses this one mechanism.
+//! The generated parts of the docs: a test renders its cases (or a screen) as a Markdown
+//! block and [`sync_block`] compares it with the block between `<!-- NAME:start -->` and
+//! `<!-- NAME:end -->` in a doc (or rewrites it with `UPDATE_RELIABILITY=1`).
+//! [`sync_doc_block`] is that for `docs/reliability.md`; the README's screens use
+//! [`sync_block`] directly. Every test file that owns a block uses this one mechanism.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 /// The reliability doc.
 pub const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reliability.md");
 
-/// Both table tests edit the one doc: one at a time.
+/// The README.
+pub const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+
+/// Tests in one binary that edit the same doc: one at a time.
 static DOC_LOCK: Mutex<()> = Mutex::new(());
 
 pub fn updating() -> bool {
@@ -21,20 +26,36 @@ pub fn row_key(line: &str) -> Option<String> {
     (line.starts_with("| ") && cells.len() > 2).then(|| format!("{} | {}", cells[0], cells[1]))
 }
 
-/// Compare the `name` block of the doc with `generated` (or write it, with
+/// Compare the `name` block of `docs/reliability.md` with `generated`: [`sync_block`] on
+/// that doc.
+pub fn sync_doc_block(name: &str, generated: &str, skipped: &[String]) -> Result<(), String> {
+    sync_block(Path::new(DOC), name, generated, skipped)
+}
+
+/// Compare the `name` block of `doc` with `generated` (or write it, with
 /// `UPDATE_RELIABILITY=1`). Rows whose key is in `skipped` were not produced on this machine
 /// and are left out of the comparison.
-pub fn sync_doc_block(name: &str, generated: &str, skipped: &[String]) -> Result<(), String> {
+pub fn sync_block(
+    doc: &Path,
+    name: &str,
+    generated: &str,
+    skipped: &[String],
+) -> Result<(), String> {
     let _one = DOC_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let start = format!("<!-- {name}:start -->");
     let end = format!("<!-- {name}:end -->");
-    let doc = std::fs::read_to_string(DOC).map_err(|e| format!("cannot read {DOC}: {e}"))?;
-    let (head, rest) = doc
+    let shown = doc
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .map_or(doc, |p| p.strip_prefix("/").unwrap_or(p))
+        .display()
+        .to_string();
+    let text = std::fs::read_to_string(doc).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let (head, rest) = text
         .split_once(&start)
-        .ok_or_else(|| format!("{DOC} has no {start} marker"))?;
+        .ok_or_else(|| format!("{shown} has no {start} marker"))?;
     let (current, tail) = rest
         .split_once(&end)
-        .ok_or_else(|| format!("{DOC} has no {end} marker"))?;
+        .ok_or_else(|| format!("{shown} has no {end} marker"))?;
     if updating() {
         if !skipped.is_empty() {
             return Err(format!(
@@ -42,9 +63,9 @@ pub fn sync_doc_block(name: &str, generated: &str, skipped: &[String]) -> Result
             ));
         }
         let new = format!("{head}{start}\n{}\n{end}{tail}", generated.trim_end());
-        if new != doc {
-            std::fs::write(DOC, new).map_err(|e| format!("cannot write {DOC}: {e}"))?;
-            eprintln!("fault_suite: rewrote the {name} block of {DOC}");
+        if new != text {
+            std::fs::write(doc, new).map_err(|e| format!("cannot write {shown}: {e}"))?;
+            eprintln!("rewrote the {name} block of {shown}");
         }
         return Ok(());
     }
@@ -55,8 +76,9 @@ pub fn sync_doc_block(name: &str, generated: &str, skipped: &[String]) -> Result
         return Ok(());
     }
     Err(format!(
-        "the {name} block of docs/reliability.md is out of date (- doc, + tests); \
-         regenerate it with `UPDATE_RELIABILITY=1 cargo test` (or only the test file that owns the block):\n{}",
+        "the {name} block of {shown} is out of date (- doc, + tests); regenerate it with \
+         `UPDATE_RELIABILITY=1 cargo test` (or only the test file that owns the block; the \
+         same variable regenerates the README's screens):\n{}",
         diff(&have, &want)
     ))
 }

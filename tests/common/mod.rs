@@ -8,7 +8,8 @@
 //!   in real time ([`SimHost`]);
 //! - [`http`]: a `reqwest` client and a raw socket client; [`net`]: free ports, waiting;
 //! - [`logs`]: log capture; [`leaks`]: the scan for tokens and secrets in what was captured;
-//! - [`doc`]: the generated blocks of `docs/reliability.md` ([`doc::sync_doc_block`]);
+//! - [`doc`]: the generated blocks of the docs ([`doc::sync_block`]; [`doc::sync_doc_block`]
+//!   for `docs/reliability.md`);
 //! - [`rss`]: a process's exact peak memory ([`rss::run_measured`]);
 //! - [`tmux`]: a real terminal; [`time`]: IST instants; [`tokens`]: tokens to store.
 //!

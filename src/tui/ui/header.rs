@@ -15,48 +15,77 @@ use ratatui::text::{Line, Span};
 /// Gap between the state and the clock, and the least kept between the name and the state.
 const GAP: usize = 4;
 
-/// ` tokenwatch · default (AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`
+/// ` tokenwatch · default (AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`, or in
+/// a narrow terminal ` tokenwatch · default (AB1234)   HEALTHY · API ✓ checked 14:02`.
 pub fn title(
     frame: &mut Frame,
     area: Rect,
     snap: Option<&Snapshot>,
     now: DateTime<Utc>,
     t: &Theme,
+    narrow: bool,
 ) {
-    let w = area.width as usize;
-    let mut name = format!(" tokenwatch{}", t.dot());
-    match snap {
-        Some(s) => {
-            name.push_str(&s.account);
-            let who: Vec<&str> = s
-                .token
-                .iter()
-                .flat_map(|tok| [tok.user_id.as_deref(), tok.user_name.as_deref()])
-                .flatten()
-                .collect();
-            if !who.is_empty() {
-                name.push_str(&format!(" ({})", who.join(" ")));
-            }
-        }
-        None => name.push_str("no account"),
-    }
+    let line = if narrow {
+        narrow_title(area.width as usize, snap, t)
+    } else {
+        wide_title(area.width as usize, snap, now, t)
+    };
+    frame.render_widget(Rows::new(&[line]), area);
+}
 
-    let mut state: Vec<Span> = Vec::new();
-    if let Some(s) = snap {
-        let (yes, no, unknown) = t.verdict_marks();
-        state.push(Span::styled(s.state.label(), t.state(s.state)));
-        state.push(Span::raw(format!("{}API ", t.dot())));
-        let (mark, style, at) = match s.verdict() {
-            Verdict::Valid(at) => (yes, t.good(), Some(at)),
-            Verdict::Invalid(at) => (no, t.bad(), Some(at)),
-            Verdict::Unknown => (unknown, t.dim(), s.last_check_at),
-        };
-        state.push(Span::styled(mark, style));
-        if let Some(at) = at {
-            state.push(Span::raw(format!(" {} IST", hm(at))));
-        }
+/// The account and who it belongs to: `default (AB1234 Jane D.)`; `id` and `name` say which
+/// of the two to show.
+fn account(snap: Option<&Snapshot>, id: bool, name: bool) -> String {
+    let Some(s) = snap else {
+        return "no account".to_string();
+    };
+    let mut out = s.account.clone();
+    let who: Vec<&str> = s
+        .token
+        .iter()
+        .flat_map(|tok| {
+            [
+                tok.user_id.as_deref().filter(|_| id),
+                tok.user_name.as_deref().filter(|_| name),
+            ]
+        })
+        .flatten()
+        .collect();
+    if !who.is_empty() {
+        out.push_str(&format!(" ({})", who.join(" ")));
     }
-    let state_w: usize = state.iter().map(Span::width).sum();
+    out
+}
+
+/// `HEALTHY · API ✓` and, when `time` is given, the time of the API's last answer written
+/// that way (`HH:MM` stands for the time): ` 14:02 IST`, ` checked 14:02`.
+fn state(snap: Option<&Snapshot>, t: &Theme, time: Option<&str>) -> Vec<Span<'static>> {
+    let mut spans: Vec<Span> = Vec::new();
+    let Some(s) = snap else { return spans };
+    let (yes, no, unknown) = t.verdict_marks();
+    spans.push(Span::styled(s.state.label(), t.state(s.state)));
+    spans.push(Span::raw(format!("{}API ", t.dot())));
+    let (mark, style, at) = match s.verdict() {
+        Verdict::Valid(at) => (yes, t.good(), Some(at)),
+        Verdict::Invalid(at) => (no, t.bad(), Some(at)),
+        Verdict::Unknown => (unknown, t.dim(), s.last_check_at),
+    };
+    spans.push(Span::styled(mark, style));
+    if let (Some(at), Some(time)) = (at, time) {
+        spans.push(Span::raw(time.replace("HH:MM", &hm(at))));
+    }
+    spans
+}
+
+fn spans_width(spans: &[Span]) -> usize {
+    spans.iter().map(Span::width).sum()
+}
+
+/// The wide header: the name, the state with the API's last answer, and the wall clock.
+fn wide_title(w: usize, snap: Option<&Snapshot>, now: DateTime<Utc>, t: &Theme) -> Line<'static> {
+    let name = format!(" tokenwatch{}{}", t.dot(), account(snap, true, true));
+    let state = state(snap, t, Some(" HH:MM IST"));
+    let state_w = spans_width(&state);
     let clock = format!("{} IST ", hms(now));
     let clock_w = text::width(&clock);
 
@@ -66,15 +95,50 @@ pub fn title(
     let name_w = w.saturating_sub(right_w + 3);
 
     let mut spans = fit(vec![Span::styled(name, t.bold())], name_w, t.ellipsis()).spans;
-    let used: usize = spans.iter().map(Span::width).sum();
+    let used = spans_width(&spans);
     spans.push(Span::raw(" ".repeat(w.saturating_sub(used + right_w))));
     spans.extend(state);
     if show_clock {
         spans.push(Span::raw(" ".repeat(GAP)));
         spans.push(Span::raw(clock));
     }
-    let line = fit(spans, w, t.ellipsis());
-    frame.render_widget(Rows::new(&[line]), area);
+    fit(spans, w, t.ellipsis())
+}
+
+/// The narrow header (a tmux pane beside the engine) has room for one clock, and it is the
+/// time of the API's last answer, labelled `checked`: the wall clock is in tmux's status line
+/// and the engine's own output, while when Upstox last said the token works is shown nowhere
+/// else, and it is what tells a stale "HEALTHY" from a fresh one. When space runs out the
+/// user's name goes first, then the user id, the program's name and the check time; the
+/// account is cut last, and the state word never.
+fn narrow_title(w: usize, snap: Option<&Snapshot>, t: &Theme) -> Line<'static> {
+    let brand = format!("tokenwatch{}", t.dot());
+    let timed = state(snap, t, Some(" checked HH:MM"));
+    let bare = state(snap, t, None);
+    let choices = [
+        (format!("{brand}{}", account(snap, true, true)), &timed),
+        (format!("{brand}{}", account(snap, true, false)), &timed),
+        (format!("{brand}{}", account(snap, false, false)), &timed),
+        (account(snap, false, false), &timed),
+        (account(snap, false, false), &bare),
+    ];
+    // A space on each side and at least two between the name and the state.
+    let (name, state) = choices
+        .iter()
+        .find(|(name, state)| 1 + text::width(name) + 2 + spans_width(state) + 1 <= w)
+        .unwrap_or(&choices[4]);
+    let right_w = spans_width(state) + 1;
+    let name_w = w.saturating_sub(right_w + 2);
+    let mut spans = fit(
+        vec![Span::styled(format!(" {name}"), t.bold())],
+        name_w,
+        t.ellipsis(),
+    )
+    .spans;
+    let used = spans_width(&spans);
+    spans.push(Span::raw(" ".repeat(w.saturating_sub(used + right_w))));
+    spans.extend(state.iter().cloned());
+    fit(spans, w, t.ellipsis())
 }
 
 /// ` 🔑 Token: 15h 12m 09s left · expires Fri 27 Nov 03:30 IST`

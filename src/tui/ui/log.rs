@@ -17,6 +17,8 @@ use tui_logger::{ExtLogRecord, LogFormatter, TuiLoggerWidget, TuiWidgetState};
 struct Format {
     timestamps: bool,
     theme: Theme,
+    /// The home folder, written `~` in paths.
+    home: Option<String>,
 }
 
 impl Format {
@@ -73,28 +75,77 @@ impl LogFormatter for Format {
             }
             None => raw,
         };
-        let mut parts = msg.lines().flat_map(|l| text::wrap_all(l, msg_w));
-        let first = parts.next().unwrap_or_default();
+        let msg = text::tilde(msg, self.home.as_deref());
+        let mut parts = body(&msg, msg_w, width).into_iter();
         let mut out = Vec::new();
-        if pad == 0 {
-            out.push(Line::from(Span::styled(prefix, style)));
-            if !first.is_empty() {
-                out.push(Line::from(Span::styled(first, style)));
-            }
-        } else {
-            out.push(Line::from(vec![
+        match parts.next() {
+            Some(Part::Text(first)) if pad > 0 => out.push(Line::from(vec![
                 Span::styled(prefix, style),
                 Span::styled(first, style),
-            ]));
+            ])),
+            first => {
+                out.push(Line::from(Span::styled(prefix, style)));
+                match first {
+                    Some(Part::Text(t) | Part::Address(t)) if !t.is_empty() => {
+                        out.push(Line::from(Span::styled(t, style)));
+                    }
+                    _ => {}
+                }
+            }
         }
         for part in parts {
-            out.push(Line::from(vec![
-                Span::raw(" ".repeat(pad)),
-                Span::styled(part, style),
-            ]));
+            out.push(match part {
+                Part::Text(t) => {
+                    Line::from(vec![Span::raw(" ".repeat(pad)), Span::styled(t, style)])
+                }
+                Part::Address(a) => Line::from(Span::styled(a, style)),
+            });
         }
         out
     }
+}
+
+/// One line of a message under its prefix.
+enum Part {
+    /// Words, wrapped to the message's column and indented under it.
+    Text(String),
+    /// A piece of a web address: on lines of its own from the pane's left edge, full to its
+    /// right edge, so the address reads (and selects) as one run; in a zoomed pane
+    /// (`prefix z`) it fits on one line.
+    Address(String),
+}
+
+/// A message's lines: its words wrapped to `msg_w`, each address on lines of its own `width`
+/// wide.
+fn body(msg: &str, msg_w: usize, width: usize) -> Vec<Part> {
+    let mut out = Vec::new();
+    for line in msg.lines() {
+        let mut words = String::new();
+        let mut address = false;
+        for word in line.split_whitespace() {
+            if !(word.starts_with("https://") || word.starts_with("http://")) {
+                if !words.is_empty() {
+                    words.push(' ');
+                }
+                words.push_str(word);
+                continue;
+            }
+            if !words.is_empty() {
+                out.extend(text::wrap_all(&words, msg_w).into_iter().map(Part::Text));
+                words.clear();
+            }
+            out.extend(
+                text::wrap_chars(word, width, usize::MAX, "")
+                    .into_iter()
+                    .map(Part::Address),
+            );
+            address = true;
+        }
+        if !words.is_empty() || !address {
+            out.extend(text::wrap_all(&words, msg_w).into_iter().map(Part::Text));
+        }
+    }
+    out
 }
 
 /// The log pane: a [`Pane`] titled ` Log ` around tui-logger's widget. With `keep` set, the
@@ -112,6 +163,8 @@ pub struct LogPane<'a> {
     pub theme: Theme,
     /// The terminal shows the inside as it would be drawn now: leave it.
     pub keep: bool,
+    /// The home folder, written `~` in paths.
+    pub home: Option<&'a str>,
 }
 
 impl Widget for LogPane<'_> {
@@ -131,6 +184,7 @@ impl Widget for LogPane<'_> {
             .formatter(Box::new(Format {
                 timestamps: self.timestamps,
                 theme: self.theme,
+                home: self.home.map(str::to_string),
             }))
             .state(self.state)
             .render(inner, buf);

@@ -47,6 +47,14 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub const MIN_WIDTH: u16 = 60;
 /// See [`MIN_WIDTH`].
 pub const MIN_HEIGHT: u16 = 12;
+/// Below this width (a tmux pane beside the engine: `split-window -h -l 64`) the panes are
+/// stacked and the header keeps one clock.
+pub const NARROW_BELOW: u16 = 90;
+/// In the stacked layout the notifications take at most this share (percent) of the panes'
+/// height…
+const NOTICES_MAX_PERCENT: u16 = 40;
+/// …and the log keeps at least this many rows (its border included).
+const LOG_MIN_ROWS: u16 = 5;
 
 /// How to draw, beyond the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,14 +134,24 @@ pub fn render_frame(
         Constraint::Length(1),
     ])
     .areas(area);
-    header::title(frame, title, snap, now, &t);
+    let narrow = area.width < NARROW_BELOW;
+    header::title(frame, title, snap, now, &t, narrow);
     header::countdown(frame, countdown, snap, now, &t);
     header::gauge(frame, gauge, snap, now, &t);
     if tabs {
         header::tabs(frame, tab_bar, &app.accounts, app.selected, &t);
     }
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(panes);
+    let [left, right] = if narrow {
+        // Stacked: the notifications only as tall as what they hold, within their share.
+        let lines = notifications::content_lines(&app.banners, tabs, panes.width, now, &t);
+        let want = u16::try_from(lines).unwrap_or(u16::MAX).saturating_add(2);
+        let cap = (panes.height * NOTICES_MAX_PERCENT / 100)
+            .min(panes.height.saturating_sub(LOG_MIN_ROWS))
+            .max(3);
+        Layout::vertical([Constraint::Length(want.min(cap)), Constraint::Fill(1)]).areas(panes)
+    } else {
+        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(panes)
+    };
     notifications::render(frame, left, &app.banners, tabs, now, &t);
 
     // Popups keep the three header lines (state, countdown, gauge) in view.
@@ -143,7 +161,14 @@ pub fn render_frame(
         ..area
     };
     let dialog = match app.popup {
-        Some(Popup::Details) => Some(popups::details(below, snap, app.api.as_deref(), now, &t)),
+        Some(Popup::Details) => Some(popups::details(
+            below,
+            snap,
+            app.api.as_deref(),
+            app.home.as_deref(),
+            now,
+            &t,
+        )),
         Some(Popup::Help) => Some(popups::help(below, &t)),
         Some(Popup::Login) => app
             .login
@@ -164,6 +189,7 @@ pub fn render_frame(
             timestamps: options.log_timestamps,
             theme: t,
             keep: shown.log == Some(key),
+            home: app.home.as_deref(),
         },
         right,
     );

@@ -16,6 +16,24 @@ const MESSAGE_LINES: usize = 5;
 /// The message's indent under its title.
 const MESSAGE_INDENT: usize = 2;
 
+/// The lines the banners alive at `now` take inside a pane `width` wide, all of them shown:
+/// one for "No notifications".
+pub fn content_lines(
+    banners: &[Banner],
+    show_account: bool,
+    width: u16,
+    now: DateTime<Utc>,
+    t: &Theme,
+) -> usize {
+    let w = Pane::inner(Rect::new(0, 0, width, 3)).width as usize;
+    let lines: usize = banners
+        .iter()
+        .filter(|b| b.alive(now))
+        .map(|b| banner(b, show_account, w, t).len())
+        .sum();
+    lines.max(1)
+}
+
 /// Draw the banners alive at `now`.
 pub fn render(
     frame: &mut Frame,

@@ -201,10 +201,12 @@ pub fn details<'a>(
     area: Rect,
     snap: Option<&'a Snapshot>,
     api: Option<&str>,
+    home: Option<&str>,
     now: DateTime<Utc>,
     t: &Theme,
 ) -> Dialog<'a> {
     let mut b = Body::new(area, DETAILS_W);
+    let path = |p: &std::path::Path| text::tilde(&p.display().to_string(), home);
     let plain = t.text();
     match snap {
         None => b.line(vec![Span::raw("No account is configured.")]),
@@ -264,16 +266,12 @@ pub fn details<'a>(
             b.field("Next check", next, plain);
             b.field("Renewal", renewal_text(s.renewal), plain);
             b.field("Strategy", strategy_name(s.strategy), plain);
-            b.field("Token file", s.token_file.display().to_string(), plain);
+            b.field("Token file", path(&s.token_file), plain);
             if s.backups.is_empty() {
                 b.field("Backups", "none configured", plain);
             }
-            for (i, path) in s.backups.iter().enumerate() {
-                b.field(
-                    if i == 0 { "Backups" } else { "" },
-                    path.display().to_string(),
-                    plain,
-                );
+            for (i, p) in s.backups.iter().enumerate() {
+                b.field(if i == 0 { "Backups" } else { "" }, path(p), plain);
             }
         }
     }

@@ -181,7 +181,10 @@ fn soft_prefix(s: &str, max: usize) -> Option<&str> {
 /// becomes `~/x`; `/home/janet` stays). Paths on the screen are shorter that way; the
 /// caller passes the home the process sees.
 pub fn tilde(s: &str, home: Option<&str>) -> String {
-    let Some(home) = home.map(|h| h.trim_end_matches('/')).filter(|h| !h.is_empty()) else {
+    let Some(home) = home
+        .map(|h| h.trim_end_matches('/'))
+        .filter(|h| !h.is_empty())
+    else {
         return s.to_string();
     };
     let mut out = String::with_capacity(s.len());
@@ -299,10 +302,7 @@ mod tests {
         // A path breaks after a `/`, not mid-name; what comes before it stays on its line.
         assert_eq!(
             wrap_all("Watching /tmp/tokenwatch-demo-bZv3LS/upstox_token.json", 30),
-            vec![
-                "Watching /tmp/tokenwatch-demo-",
-                "bZv3LS/upstox_token.json"
-            ]
+            vec!["Watching /tmp/tokenwatch-demo-", "bZv3LS/upstox_token.json"]
         );
         assert_eq!(
             wrap_all("Wrote /home/jane/algo/config/upstox_token.json now", 20),
@@ -311,7 +311,11 @@ mod tests {
         // An address breaks after `?`, `&` and `=`.
         assert_eq!(
             wrap_all("https://x.example/a?response_type=code&client_id=3f9c", 20),
-            vec!["https://x.example/a?", "response_type=code&", "client_id=3f9c"]
+            vec![
+                "https://x.example/a?",
+                "response_type=code&",
+                "client_id=3f9c"
+            ]
         );
         // A run with no separator longer than the line still breaks hard.
         assert_eq!(
@@ -339,7 +343,10 @@ mod tests {
             "Watching ~/a.json and ~/b.json"
         );
         assert_eq!(tilde("/home/janet/a.json", home), "/home/janet/a.json");
-        assert_eq!(tilde("/srv/home/jane/a.json", home), "/srv/home/jane/a.json");
+        assert_eq!(
+            tilde("/srv/home/jane/a.json", home),
+            "/srv/home/jane/a.json"
+        );
         assert_eq!(tilde("/home/jane/a.json", Some("/home/jane/")), "~/a.json");
         assert_eq!(tilde("/home/jane/a.json", None), "/home/jane/a.json");
         assert_eq!(tilde("/a.json", Some("/")), "/a.json");
