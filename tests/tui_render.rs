@@ -202,20 +202,7 @@ fn healthy_app() -> App {
 
 fn draw(app: &App, w: u16, h: u16) -> Buffer {
     let _guard = screen_lock();
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal
-        .draw(|f| {
-            ui::render_with(
-                app,
-                now(),
-                f,
-                Options {
-                    log_timestamps: false,
-                },
-            )
-        })
-        .unwrap();
-    terminal.backend().buffer().clone()
+    draw_unlocked(app, w, h)
 }
 
 fn width(s: &str) -> usize {
@@ -1198,4 +1185,121 @@ fn frames_in_a_row_leave_nothing_behind() {
         "{shorter}"
     );
     assert_eq!(shorter, expected, "the longer lines left a tail");
+}
+
+/// The login address in the log (`Login waiting until … open <address>`): a long one.
+const LOGIN_URL: &str = "https://api.upstox.com/v2/login/authorization/dialog?response_type=code\
+    &client_id=3f9c2a71-5b8e-4d0a-9e61-0c7d2b4a8f13\
+    &redirect_uri=http%3A%2F%2Flocalhost%3A5001%2Fcallback&state=Qm9uZCwgSmFtZXMgQm9uZC4";
+
+/// The inside of the log pane's rows (the pane at the bottom of a stacked screen): the text
+/// between its borders, trailing spaces trimmed.
+fn stacked_log_rows(buf: &Buffer) -> Vec<String> {
+    let rows = pane_rows(buf, "┌ Log");
+    (rows.start + 1..rows.end - 1)
+        .map(|y| {
+            let row = row_text(buf, y);
+            let inside = row.trim_end().strip_suffix('│').unwrap_or(&row);
+            inside
+                .strip_prefix("│ ")
+                .unwrap_or(inside)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// In the log pane a path breaks after a separator, not mid-word, with the home folder as
+/// `~`; a login address starts on a line of its own, from the pane's left edge (no indent),
+/// so it reads and selects as one run, and on one line in a zoomed pane.
+#[test]
+fn log_lines_break_paths_at_separators_and_give_addresses_their_own_lines() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _guard = screen_lock();
+    let subscriber = tracing_subscriber::registry().with(tui_logger::TuiTracingSubscriberLayer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "tokenwatch::worker", account = "default",
+            "Watching /home/jane/trading/engines/nifty-weekly-options/config/upstox_token.json");
+        tracing::info!(target: "tokenwatch::worker", account = "default",
+            "Login waiting until 14:35 IST: open {LOGIN_URL}");
+    });
+    tui_logger::move_events();
+    let app = app(healthy());
+    let narrow = draw_unlocked(&app, 64, 30);
+    let zoomed = draw_unlocked(&app, 400, 40);
+    let mut bare = self::app(healthy());
+    bare.home = None;
+    let homeless = draw_unlocked(&bare, 64, 30);
+    tui_logger::set_buffer_depth(10_000);
+    drop(_guard);
+
+    let rows = stacked_log_rows(&narrow);
+    let at = rows
+        .iter()
+        .position(|r| r.contains("Watching"))
+        .unwrap_or_else(|| panic!("{}", screen_text(&narrow)));
+    assert_eq!(
+        rows[at..at + 2],
+        [
+            "INFO  [default] Watching ~/trading/engines/nifty-weekly-",
+            "      options/config/upstox_token.json",
+        ],
+        "{}",
+        screen_text(&narrow)
+    );
+    let at = rows
+        .iter()
+        .position(|r| r.contains("Login waiting"))
+        .unwrap();
+    assert_eq!(
+        rows[at],
+        "INFO  [default] Login waiting until 14:35 IST: open"
+    );
+    let address: Vec<&String> = rows[at + 1..]
+        .iter()
+        .take_while(|r| !r.is_empty())
+        .collect();
+    assert!(
+        address[0].starts_with("https://api.upstox.com/"),
+        "{rows:#?}"
+    );
+    assert!(address.len() > 1, "{rows:#?}");
+    for row in &address[..address.len() - 1] {
+        // Full rows from the left edge: the pane's inside is 60 cells.
+        assert_eq!(width(row), 60, "{rows:#?}");
+    }
+    let joined: String = address.iter().map(|r| r.as_str()).collect();
+    assert_eq!(joined, LOGIN_URL);
+    // Zoomed (prefix z), the address is one line.
+    assert!(
+        screen_text(&zoomed)
+            .lines()
+            .any(|l| l.contains(&format!("│ {LOGIN_URL} "))),
+        "{}",
+        screen_text(&zoomed)
+    );
+    // Without a home folder the path is shown in full.
+    assert!(
+        screen_text(&homeless).contains("Watching /home/jane/"),
+        "{}",
+        screen_text(&homeless)
+    );
+}
+
+/// `draw` for a caller that already holds `SCREEN`.
+fn draw_unlocked(app: &App, w: u16, h: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| {
+            ui::render_with(
+                app,
+                now(),
+                f,
+                Options {
+                    log_timestamps: false,
+                },
+            )
+        })
+        .unwrap();
+    terminal.backend().buffer().clone()
 }
