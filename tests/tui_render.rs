@@ -1303,3 +1303,42 @@ fn draw_unlocked(app: &App, w: u16, h: u16) -> Buffer {
         .unwrap();
     terminal.backend().buffer().clone()
 }
+
+/// The screens in the README are the dashboard's own, drawn here: the healthy screen at
+/// 100×30 (`screen-wide`) and in a tmux pane beside the engine at 64×30 (`screen-narrow`),
+/// with a few log lines. `UPDATE_RELIABILITY=1` rewrites them.
+#[test]
+fn the_readme_screens_are_the_dashboards() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _guard = screen_lock();
+    // Start from an empty buffer, whatever a failed test may have left in it.
+    tui_logger::move_events();
+    tui_logger::set_buffer_depth(10_000);
+    let subscriber = tracing_subscriber::registry().with(tui_logger::TuiTracingSubscriberLayer);
+    tracing::subscriber::with_default(subscriber, || {
+        let info = |text: &str| {
+            tracing::info!(target: "tokenwatch::worker", account = "default", "{text}");
+        };
+        info("Watching /home/jane/algo/config/upstox_token.json");
+        info("Token valid, expires in 13.5 hours");
+        info("Refresh requested");
+        info("Token valid, expires in 12.9 hours");
+    });
+    tui_logger::move_events();
+    let app = healthy_app();
+    let screens = [
+        ("screen-wide", draw_unlocked(&app, 100, 30)),
+        ("screen-narrow", draw_unlocked(&app, 64, 30)),
+    ];
+    tui_logger::set_buffer_depth(10_000);
+    drop(_guard);
+    for (name, buf) in screens {
+        let text = screen_text(&buf);
+        assert!(text.contains("Refresh requested"), "no log lines:\n{text}");
+        let block = format!("```text\n{text}\n```");
+        let readme = std::path::Path::new(common::doc::README);
+        if let Err(e) = common::doc::sync_block(readme, name, &block, &[]) {
+            panic!("{e}");
+        }
+    }
+}
