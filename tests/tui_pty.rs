@@ -550,7 +550,13 @@ fn a_resize_redraws_the_dashboard_at_the_new_size() {
                 .iter()
                 .find(|l| l.starts_with("┌ Notifications"))
                 .map(|l| l.trim_end().chars().count());
+            // Below 90 columns the log sits under the notifications, full width too.
+            let log = lines
+                .iter()
+                .find(|l| l.starts_with("┌ Log"))
+                .map(|l| l.trim_end().chars().count());
             top == Some(w)
+                && (w >= 90 || log == Some(w))
                 && lines.len() >= h
                 && lines[h - 1].contains("q quit")
                 && lines

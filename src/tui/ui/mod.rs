@@ -19,6 +19,22 @@
 //!  r refresh  l login  d details  x dismiss  ? help  q quit
 //! ```
 //!
+//! Below [`NARROW_BELOW`] columns (a tmux pane beside the engine) the panes are stacked, the
+//! notifications only as tall as what they hold, and the header keeps one clock, labelled:
+//!
+//! ```text
+//!  tokenwatch · default (AB1234)    HEALTHY · API ✓ checked 14:02
+//!  🔑 Token: 12h 57m 55s left · expires Fri 27 Nov 03:30 IST
+//!  ████████████████████████████████████████░░░░░░░░░░░░░░░░░  71%
+//! ┌ Notifications ───────────────────────────────────────────────┐
+//! │ No notifications                                             │
+//! └──────────────────────────────────────────────────────────────┘
+//! ┌ Log ─────────────────────────────────────────────────────────┐
+//! │ 14:02:11 INFO  [default] Token valid, expires in 12.9 hours  │
+//! └──────────────────────────────────────────────────────────────┘
+//!  r refresh  l login  d details  x dismiss  ? help  q quit
+//! ```
+//!
 //! The tab line shows only with several accounts. Popups are centred below the three header
 //! lines, so the state and the countdown stay in view.
 
