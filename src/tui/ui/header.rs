@@ -123,9 +123,10 @@ fn narrow_title(w: usize, snap: Option<&Snapshot>, t: &Theme) -> Line<'static> {
         (account(snap, false, false), &bare),
     ];
     // A space on each side and at least two between the name and the state.
+    let margins = 1 + 2 + 1;
     let (name, state) = choices
         .iter()
-        .find(|(name, state)| 1 + text::width(name) + 2 + spans_width(state) + 1 <= w)
+        .find(|(name, state)| text::width(name) + margins + spans_width(state) <= w)
         .unwrap_or(&choices[4]);
     let right_w = spans_width(state) + 1;
     let name_w = w.saturating_sub(right_w + 2);
