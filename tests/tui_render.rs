@@ -404,6 +404,16 @@ fn critical_screen() {
     assert_eq!(gauge_fg(&buf), Color::Red);
     assert_shows(&buf, "Token: 0h 25m 00s left");
     assert!(contains(&buf, "checking…"), "a running check is shown");
+    // Where it would only fit cut, it is left off; the countdown and expiry stay whole.
+    for unicode in [true, false] {
+        let mut narrow = app(critical());
+        narrow.unicode = unicode;
+        let row = row_text(&draw(&narrow, 64, 30), 1);
+        assert!(
+            row.trim_end().ends_with("expires Thu 26 Nov 14:57 IST"),
+            "{row}"
+        );
+    }
 }
 
 #[test]

@@ -175,9 +175,14 @@ pub fn countdown(
             text::day_hm(tok.expires_at)
         )));
     }
-    if snap.is_some_and(|s| s.busy) {
+    // "checking…" lasts a moment: left off where it would only fit cut.
+    let checking = format!("checking{}", t.ellipsis());
+    if snap.is_some_and(|s| s.busy)
+        && spans_width(&spans) + text::width(t.dot()) + text::width(&checking)
+            <= area.width as usize
+    {
         spans.push(Span::raw(t.dot()));
-        spans.push(Span::styled(format!("checking{}", t.ellipsis()), t.dim()));
+        spans.push(Span::styled(checking, t.dim()));
     }
     frame.render_widget(
         Rows::new(&[fit(spans, area.width as usize, t.ellipsis())]),
