@@ -45,6 +45,29 @@ const LOGIN_START_WAIT: Duration = Duration::from_secs(5);
 /// The header that carries `server.api_key`.
 pub const KEY_HEADER: &str = "x-tokenwatch-key";
 
+/// 404 for a path that is no route: where the routes are described.
+pub const NO_SUCH_ROUTE: &str =
+    "no such route; the routes are listed in docs/http-api.md, under \"Routes\"";
+/// 421: a request whose Host is not a loopback name.
+pub const NOT_LOOPBACK_HOST: &str =
+    "this API answers only to a loopback host name (127.0.0.1, [::1] or localhost)";
+/// 403: a POST from a web page (it carries `Origin`).
+pub const FROM_WEB_PAGE: &str =
+    "requests from web pages are refused; call the API from a script or curl";
+/// 401: the API key is missing or wrong.
+pub const KEY_NEEDED: &str = "this API needs the server.api_key in the X-Tokenwatch-Key header";
+/// 503: the worker did not take the request in time.
+pub const WORKER_BUSY: &str =
+    "the worker is busy with earlier requests; try again in a few seconds";
+/// Every error text the API answers word for word (the others name an account or a time).
+pub const FIXED_ERRORS: [&str; 5] = [
+    NO_SUCH_ROUTE,
+    NOT_LOOPBACK_HOST,
+    FROM_WEB_PAGE,
+    KEY_NEEDED,
+    WORKER_BUSY,
+];
+
 /// One account's worker, as the API sees it.
 #[derive(Clone)]
 pub struct Account {
@@ -113,7 +136,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
-                "no such route; the routes are listed in the README, under \"HTTP API and Prometheus\"",
+                NO_SUCH_ROUTE,
             )
         })
         .method_not_allowed_fallback(|method: Method| async move {
@@ -144,7 +167,7 @@ async fn loopback_host(
     {
         return error(
             StatusCode::MISDIRECTED_REQUEST,
-            "this API answers only to a loopback host name (127.0.0.1, [::1] or localhost)",
+            NOT_LOOPBACK_HOST,
         );
     }
     next.run(request).await
@@ -229,7 +252,7 @@ impl ApiState {
         if headers.contains_key(header::ORIGIN) {
             return Err(Refusal(
                 StatusCode::FORBIDDEN,
-                "requests from web pages are refused; call the API from a script or curl".into(),
+                FROM_WEB_PAGE.into(),
             ));
         }
         let Some(key) = &self.api_key else {
@@ -244,7 +267,7 @@ impl ApiState {
         } else {
             Err(Refusal(
                 StatusCode::UNAUTHORIZED,
-                "this API needs the server.api_key in the X-Tokenwatch-Key header".into(),
+                KEY_NEEDED.into(),
             ))
         }
     }
@@ -344,7 +367,7 @@ async fn force_refresh(
 fn busy() -> Response {
     let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "the worker is busy with earlier requests; try again in a few seconds",
+        WORKER_BUSY,
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -391,7 +414,7 @@ async fn start_login(
         Err(mpsc::error::TrySendError::Full(_)) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the worker is busy with earlier requests; try again in a few seconds",
+                WORKER_BUSY,
             );
         }
         Err(mpsc::error::TrySendError::Closed(_)) => return worker_gone(account),
