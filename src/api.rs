@@ -133,12 +133,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/upstox/token/refresh", post(start_login))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                NO_SUCH_ROUTE,
-            )
-        })
+        .fallback(|| async { error(StatusCode::NOT_FOUND, NO_SUCH_ROUTE) })
         .method_not_allowed_fallback(|method: Method| async move {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -165,10 +160,7 @@ async fn loopback_host(
         && let Some(host) = request.headers().get(header::HOST)
         && !is_loopback_host(host.as_bytes())
     {
-        return error(
-            StatusCode::MISDIRECTED_REQUEST,
-            NOT_LOOPBACK_HOST,
-        );
+        return error(StatusCode::MISDIRECTED_REQUEST, NOT_LOOPBACK_HOST);
     }
     next.run(request).await
 }
@@ -250,10 +242,7 @@ impl ApiState {
     /// The checks every POST passes: no browser origin, and the API key when one is set.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         if headers.contains_key(header::ORIGIN) {
-            return Err(Refusal(
-                StatusCode::FORBIDDEN,
-                FROM_WEB_PAGE.into(),
-            ));
+            return Err(Refusal(StatusCode::FORBIDDEN, FROM_WEB_PAGE.into()));
         }
         let Some(key) = &self.api_key else {
             return Ok(());
@@ -265,10 +254,7 @@ impl ApiState {
         if constant_time_eq(given, key.expose().as_bytes()) {
             Ok(())
         } else {
-            Err(Refusal(
-                StatusCode::UNAUTHORIZED,
-                KEY_NEEDED.into(),
-            ))
+            Err(Refusal(StatusCode::UNAUTHORIZED, KEY_NEEDED.into()))
         }
     }
 }
@@ -365,10 +351,7 @@ async fn force_refresh(
 
 /// 503: the worker did not answer in time.
 fn busy() -> Response {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        WORKER_BUSY,
-    );
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, WORKER_BUSY);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     r
@@ -412,10 +395,7 @@ async fn start_login(
     match account.commands.try_send(Command::StartLoginElsewhere) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                WORKER_BUSY,
-            );
+            return error(StatusCode::SERVICE_UNAVAILABLE, WORKER_BUSY);
         }
         Err(mpsc::error::TrySendError::Closed(_)) => return worker_gone(account),
     }
