@@ -45,6 +45,29 @@ const LOGIN_START_WAIT: Duration = Duration::from_secs(5);
 /// The header that carries `server.api_key`.
 pub const KEY_HEADER: &str = "x-tokenwatch-key";
 
+/// 404 for a path that is no route: where the routes are described.
+pub const NO_SUCH_ROUTE: &str =
+    "no such route; the routes are listed in docs/http-api.md, under \"Routes\"";
+/// 421: a request whose Host is not a loopback name.
+pub const NOT_LOOPBACK_HOST: &str =
+    "this API answers only to a loopback host name (127.0.0.1, [::1] or localhost)";
+/// 403: a POST from a web page (it carries `Origin`).
+pub const FROM_WEB_PAGE: &str =
+    "requests from web pages are refused; call the API from a script or curl";
+/// 401: the API key is missing or wrong.
+pub const KEY_NEEDED: &str = "this API needs the server.api_key in the X-Tokenwatch-Key header";
+/// 503: the worker did not take the request in time.
+pub const WORKER_BUSY: &str =
+    "the worker is busy with earlier requests; try again in a few seconds";
+/// Every error text the API answers word for word (the others name an account or a time).
+pub const FIXED_ERRORS: [&str; 5] = [
+    NO_SUCH_ROUTE,
+    NOT_LOOPBACK_HOST,
+    FROM_WEB_PAGE,
+    KEY_NEEDED,
+    WORKER_BUSY,
+];
+
 /// One account's worker, as the API sees it.
 #[derive(Clone)]
 pub struct Account {
@@ -110,12 +133,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/upstox/token/refresh", post(start_login))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "no such route; the routes are listed in the README, under \"HTTP API and Prometheus\"",
-            )
-        })
+        .fallback(|| async { error(StatusCode::NOT_FOUND, NO_SUCH_ROUTE) })
         .method_not_allowed_fallback(|method: Method| async move {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -142,10 +160,7 @@ async fn loopback_host(
         && let Some(host) = request.headers().get(header::HOST)
         && !is_loopback_host(host.as_bytes())
     {
-        return error(
-            StatusCode::MISDIRECTED_REQUEST,
-            "this API answers only to a loopback host name (127.0.0.1, [::1] or localhost)",
-        );
+        return error(StatusCode::MISDIRECTED_REQUEST, NOT_LOOPBACK_HOST);
     }
     next.run(request).await
 }
@@ -227,10 +242,7 @@ impl ApiState {
     /// The checks every POST passes: no browser origin, and the API key when one is set.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         if headers.contains_key(header::ORIGIN) {
-            return Err(Refusal(
-                StatusCode::FORBIDDEN,
-                "requests from web pages are refused; call the API from a script or curl".into(),
-            ));
+            return Err(Refusal(StatusCode::FORBIDDEN, FROM_WEB_PAGE.into()));
         }
         let Some(key) = &self.api_key else {
             return Ok(());
@@ -242,10 +254,7 @@ impl ApiState {
         if constant_time_eq(given, key.expose().as_bytes()) {
             Ok(())
         } else {
-            Err(Refusal(
-                StatusCode::UNAUTHORIZED,
-                "this API needs the server.api_key in the X-Tokenwatch-Key header".into(),
-            ))
+            Err(Refusal(StatusCode::UNAUTHORIZED, KEY_NEEDED.into()))
         }
     }
 }
@@ -342,10 +351,7 @@ async fn force_refresh(
 
 /// 503: the worker did not answer in time.
 fn busy() -> Response {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the worker is busy with earlier requests; try again in a few seconds",
-    );
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, WORKER_BUSY);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     r
@@ -389,10 +395,7 @@ async fn start_login(
     match account.commands.try_send(Command::StartLoginElsewhere) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the worker is busy with earlier requests; try again in a few seconds",
-            );
+            return error(StatusCode::SERVICE_UNAVAILABLE, WORKER_BUSY);
         }
         Err(mpsc::error::TrySendError::Closed(_)) => return worker_gone(account),
     }

@@ -1,4 +1,4 @@
-//! The process exit codes shared across the program (see README, Exit codes). A low module:
+//! The process exit codes shared across the program (see docs/commands.md, Exit codes). A low module:
 //! it depends on nothing, so the commands, the dashboard and `main` can all name the same
 //! codes. `status` computes its own Nagios-style codes (0–3) from the report.
 

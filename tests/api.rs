@@ -923,7 +923,9 @@ async fn force_refresh_answers_202_and_the_worker_validates() {
         .await
         .assert_error(405);
     assert!(msg.contains("POST"), "{msg}");
-    api.get("/no/such/route").await.assert_error(404);
+    // An unknown path: 404 saying where the routes are documented.
+    let msg = api.get("/no/such/route").await.assert_error(404);
+    assert_eq!(msg, tokenwatch::api::NO_SUCH_ROUTE);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fx.host.sim.calls(Endpoint::Profile), calls + 2);
     api.stop().await;

@@ -175,7 +175,7 @@ async fn a_burst_of_forced_refreshes_makes_one_profile_call() {
         "/healthz took {health_took:?}"
     );
     // The test binary is a debug build (about 29 MB at rest here; the release build's
-    // figures are in the README's measurements): the burst must not add to it.
+    // figures are in docs/development.md, Measurements): the burst must not add to it.
     let rss = peak_rss_kib(d.running.as_ref().unwrap().pid());
     assert!(rss < 40 * 1024, "the daemon's peak RSS was {rss} KiB");
     let (mut fresh, mut merged, mut refused) = (0, 0, 0);

@@ -413,7 +413,7 @@ fn reference_sections() -> Roff {
         ),
         (
             "systemctl --user enable --now tokenwatch",
-            "Run the worker under systemd (see the README).",
+            "Run the worker under systemd (see docs/running.md).",
         ),
         (
             "tokenwatch completions bash > ~/.local/share/bash-completion/completions/tokenwatch",
