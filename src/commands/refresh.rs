@@ -213,7 +213,7 @@ async fn by_token_request(
         .unwrap_or_default();
     println!(
         "Approve the token request in the Upstox app or on WhatsApp{until}; waiting up to {} on {}...",
-        humantime::format_duration(wait),
+        human(wait),
         server.addr
     );
     let outcome = tokio::select! {
@@ -226,7 +226,7 @@ async fn by_token_request(
         },
         _ = tokio::time::sleep(wait) => RenewOutcome::Failed(format!(
             "no approved token arrived within {}; approve the request on the phone, or log in",
-            humantime::format_duration(wait)
+            human(wait)
         )),
         _ = tokio::signal::ctrl_c() => RenewOutcome::Failed("cancelled".into()),
     };

@@ -406,12 +406,12 @@ impl Worker {
                 if !reply.send(answer)
                     && let Forced::TooSoon(wait) = answer
                 {
-                    let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
                     self.tell(
                         Level::Info,
                         Topic::Renewal,
                         "Checked moments ago",
-                        format!("a forced check can start again in {wait} s"),
+                        format!("a forced check can start again in {}", crate::timefmt::human(wait)),
                     )
                     .await;
                 }
@@ -532,7 +532,7 @@ impl Worker {
             .core
             .token
             .as_ref()
-            .map(|t| crate::token::format_countdown(t.expires_at - now))
+            .map(|t| crate::timefmt::human(t.expires_at - now))
             .unwrap_or_default();
         notices::alert_text(event, self.core.policy.strategy, n, &left)
     }

@@ -5,7 +5,7 @@
 use crate::config::Strategy;
 use crate::messages::{AlertEvent, Level, Notification, Snapshot, Topic};
 use crate::token::expiry::to_ist;
-use crate::token::{TokenState, format_countdown};
+use crate::token::TokenState;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
@@ -129,7 +129,7 @@ pub fn state_notice(
     let left = snap
         .token
         .as_ref()
-        .map(|t| format_countdown(t.expires_at - now))
+        .map(|t| crate::timefmt::human(t.expires_at - now))
         .unwrap_or_default();
     let (level, title, message) = match snap.state {
         TokenState::Healthy if from.is_some_and(|f| f != TokenState::Healthy) => (

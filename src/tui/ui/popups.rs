@@ -7,7 +7,6 @@ use super::theme::Theme;
 use crate::config::Strategy;
 use crate::messages::Snapshot;
 use crate::schedule::{Deferral, Renewal};
-use crate::token::format_countdown;
 use crate::tui::app::{KEYMAP, LoginStatus, LoginView};
 use chrono::{DateTime, Utc};
 use ratatui::buffer::Buffer;
@@ -235,7 +234,7 @@ pub fn details<'a>(
             if let Some(k) = tok.filter(|_| s.state.is_usable()) {
                 state.push(Span::raw(format!(
                     " ({} left)",
-                    format_countdown(k.expires_at - now)
+                    crate::timefmt::human(k.expires_at - now)
                 )));
             }
             b.line(state);
@@ -316,10 +315,9 @@ pub fn help(area: Rect, t: &Theme) -> Dialog<'static> {
     }
 }
 
-/// `mm:ss` until `until`, never negative.
+/// The time left until `until`, never negative: `2m 58s`.
 fn time_left(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let s = (until - now).num_seconds().max(0);
-    format!("{:02}:{:02}", s / 60, s % 60)
+    crate::timefmt::human(until - now)
 }
 
 /// The login overlay: the address, where the callback listens, the time left, how the
