@@ -482,7 +482,7 @@ fn login_pending_screen() {
         text.contains("listening on 127.0.0.1:5001, [::1]:5001"),
         "{text}"
     );
-    assert!(text.contains("Time left    02:45"), "{text}");
+    assert!(text.contains("Time left    2m 45s"), "{text}");
     assert!(
         text.contains("> http://localhost:5001/callback?code=Xy12&state=Qm9u"),
         "{text}"
