@@ -406,12 +406,16 @@ impl Worker {
                 if !reply.send(answer)
                     && let Forced::TooSoon(wait) = answer
                 {
-                    let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+                    let wait =
+                        Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
                     self.tell(
                         Level::Info,
                         Topic::Renewal,
                         "Checked moments ago",
-                        format!("a forced check can start again in {}", crate::timefmt::human(wait)),
+                        format!(
+                            "a forced check can start again in {}",
+                            crate::timefmt::human(wait)
+                        ),
                     )
                     .await;
                 }

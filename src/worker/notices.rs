@@ -4,8 +4,8 @@
 
 use crate::config::Strategy;
 use crate::messages::{AlertEvent, Level, Notification, Snapshot, Topic};
-use crate::token::expiry::to_ist;
 use crate::token::TokenState;
+use crate::token::expiry::to_ist;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
