@@ -1,8 +1,8 @@
 //! The worker's browser login (`l`, `r`, or a due renewal with strategy browser): started
 //! here, followed step by step, and its token taken through [`super::Core::accept_token`].
 
-use super::notices::{self, Hint};
 use super::Worker;
+use super::notices::{self, Hint};
 use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
 use crate::messages::{AlertEvent, Event, Level, LoginUpdate, PendingLogin, Topic};
 use tokio::sync::{mpsc, oneshot};
