@@ -327,3 +327,61 @@ pub fn state_notice(
     }
     Some(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HINTS: [Hint; 10] = [
+        Hint::LogIn,
+        Hint::LogInNow,
+        Hint::LogInHeadless,
+        Hint::LogInInstead,
+        Hint::StartLogin,
+        Hint::LogInAgain,
+        Hint::RenewNow,
+        Hint::Retry,
+        Hint::RetryNow,
+        Hint::AskNow,
+    ];
+
+    #[test]
+    fn every_hint_names_a_key_on_the_dashboard_and_a_command_elsewhere() {
+        for h in HINTS {
+            assert!(h.keys().starts_with("press "), "{h:?}: {}", h.keys());
+            assert!(!h.command().contains("press"), "{h:?}: {}", h.command());
+            assert!(
+                h.command().contains("tokenwatch "),
+                "{h:?}: {}",
+                h.command()
+            );
+        }
+    }
+
+    /// A failed renewal's alert keeps its action however long the reason: the reason is
+    /// cut, not the command.
+    #[test]
+    fn a_long_reason_is_cut_before_the_action() {
+        let at = DateTime::<Utc>::MIN_UTC;
+        for hint in [
+            Hint::Retry,
+            Hint::RetryNow,
+            Hint::AskNow,
+            Hint::LogInInstead,
+        ] {
+            let why = "the token request failed: ".to_string() + &"x".repeat(300);
+            let n = notice(
+                "default",
+                (Level::Warning, Topic::Renewal),
+                "Failed",
+                &why,
+                Some(hint),
+                at,
+            );
+            let (_, body) = alert_text(AlertEvent::RenewalFailed, Strategy::TokenRequest, &n, "");
+            assert!(body.chars().count() <= ALERT_BODY_MAX, "{body}");
+            assert!(body.ends_with(&format!("…; {}", hint.command())), "{body}");
+            assert!(!body.contains("press"), "{body}");
+        }
+    }
+}
