@@ -539,7 +539,9 @@ fn details_screen() {
         "Obtained via oauth",
         "Checked      Thu 26 Nov 14:02:11 IST: valid",
         "Next check   Thu 26 Nov 15:02 IST",
-        "Renewal      not due until Fri 27 Nov 02:30 IST",
+        // Due at 02:30 by refresh_before, but a token renewed then would also end at 03:30:
+        // the popup says what happens, not the time nothing does.
+        "Renewal      after 03:30 IST: a token renewed sooner ends then too",
         "Strategy     browser",
         "/home/jane/algo/config/upstox_token.json",
         "/home/jane/.local/state/tokenwatch/upstox_token.json",
@@ -547,6 +549,23 @@ fn details_screen() {
     ] {
         assert!(text.contains(want), "{want}:\n{text}");
     }
+}
+
+/// A token that does not end at the 03:30 IST boundary is renewed when it comes due.
+#[test]
+fn details_name_the_time_a_renewal_comes_due() {
+    let mut s = healthy();
+    s.token = Some(token(at(26, 9, 12, 0), at(26, 20, 0, 0)));
+    s.renewal = Renewal::NotDue {
+        due_at: at(26, 19, 0, 0),
+    };
+    let mut app = app(s);
+    app.popup = Some(Popup::Details);
+    let text = screen_text(&draw(&app, 100, 30));
+    assert!(
+        text.contains("Renewal      not due until Thu 26 Nov 19:00 IST"),
+        "{text}"
+    );
 }
 
 #[test]

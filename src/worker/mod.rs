@@ -273,8 +273,7 @@ impl Worker {
                 reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
                 ..
             } if forced => {
-                let end = to_ist(expires_at).format("%H:%M");
-                let why = format!("token ends {end} IST; renewal after {end} IST");
+                let why = schedule::boundary_words(expires_at);
                 info!(account = %self.core.account.name, "Not renewing now: {why}");
                 self.tell(Level::Info, Topic::Renewal, "Not renewing yet", why, None)
                     .await;

@@ -169,9 +169,17 @@ pub fn strategy_name(s: Strategy) -> &'static str {
 }
 
 /// The renewal decision in words.
-pub fn renewal_text(r: Renewal) -> String {
+pub fn renewal_text(r: Renewal, expires_at: Option<DateTime<Utc>>) -> String {
     match r {
         Renewal::Disabled => "disabled (renew.strategy none: alerts only)".to_string(),
+        // Due before the 03:30 IST boundary the token ends at: nothing happens when it comes
+        // due, so the popup does not name that time.
+        Renewal::NotDue { due_at }
+            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(due_at, exp)) =>
+        {
+            let end = text::hm(expires_at.unwrap_or(due_at));
+            format!("after {end} IST: a token renewed sooner ends then too")
+        }
         Renewal::NotDue { due_at } => format!("not due until {} IST", day_hm(due_at)),
         Renewal::Due => "due now".to_string(),
         Renewal::Deferred { until, reason } => {
@@ -261,7 +269,11 @@ pub fn details<'a>(
                 format!("{} IST", day_hm(n))
             });
             b.field("Next check", next, plain);
-            b.field("Renewal", renewal_text(s.renewal), plain);
+            b.field(
+                "Renewal",
+                renewal_text(s.renewal, tok.map(|k| k.expires_at)),
+                plain,
+            );
             b.field("Strategy", strategy_name(s.strategy), plain);
             b.field("Token file", s.token_file.display().to_string(), plain);
             if s.backups.is_empty() {
