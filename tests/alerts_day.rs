@@ -343,3 +343,20 @@ fn notices_name_keys_on_the_dashboard_and_commands_elsewhere() {
         );
     }
 }
+
+/// The warning comes at 00:30 for a token that ends at 03:30 IST: renewal is due at 02:30 by
+/// `refresh_before`, but a token renewed then would end at 03:30 too, so the alert says what
+/// happens (after 03:30), not the time when nothing does.
+#[test]
+fn the_warning_says_when_renewal_really_runs() {
+    let (alerts, _) = good_day();
+    let warning = alerts
+        .iter()
+        .find(|a| a.event == AlertEvent::Warning)
+        .unwrap();
+    assert_eq!(warning.at, ist_at(27, 0, 30));
+    assert_eq!(
+        warning.message,
+        "3h 0m left; renew.command runs after 03:30 IST"
+    );
+}

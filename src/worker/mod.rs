@@ -527,7 +527,7 @@ impl Worker {
     /// Show `n`, and send it to the alert channels as `event`.
     async fn notify_and_alert(&mut self, n: Notification, event: AlertEvent) {
         let now = self.core.clock.now();
-        let (title, message) = self.alert_text(event, &n, now);
+        let (title, message) = self.alert_text(event, &n);
         let alert = Alert {
             account: n.account.clone(),
             event,
@@ -543,19 +543,8 @@ impl Worker {
     }
 
     /// The alert's own words for notice `n` (no dashboard keys: it is read elsewhere).
-    fn alert_text(
-        &self,
-        event: AlertEvent,
-        n: &Notification,
-        now: DateTime<Utc>,
-    ) -> (String, String) {
-        let left = self
-            .core
-            .token
-            .as_ref()
-            .map(|t| crate::timefmt::human(t.expires_at - now))
-            .unwrap_or_default();
-        notices::alert_text(event, self.core.policy.strategy, n, &left)
+    fn alert_text(&self, event: AlertEvent, n: &Notification) -> (String, String) {
+        notices::alert_text(event, self.core.policy.strategy, n)
     }
 
     /// A renewal round failed: the next unattended one waits (the only thing that puts it

@@ -4,6 +4,7 @@
 
 use crate::config::Strategy;
 use crate::messages::{AlertEvent, Level, Notification, Snapshot, Topic};
+use crate::schedule::Renewal;
 use crate::token::TokenState;
 use crate::token::expiry::to_ist;
 use chrono::{DateTime, Utc};
@@ -112,47 +113,63 @@ pub const ALERT_BODY_MAX: usize = 140;
 
 /// An alert's own title and body for the dashboard notice `n` about `event`: short, for a
 /// phone screen, and with the action for where the reader is — a command or the Upstox app,
-/// never a dashboard key. `left` is the time left, as the notice says it.
-pub fn alert_text(
-    event: AlertEvent,
-    strategy: Strategy,
-    n: &Notification,
-    left: &str,
-) -> (String, String) {
-    const LOG_IN: &str = "log in: tokenwatch login";
-    let approve = "approve the token request in the Upstox app, or run tokenwatch login";
+/// never a dashboard key.
+pub fn alert_text(event: AlertEvent, strategy: Strategy, n: &Notification) -> (String, String) {
     let body = match event {
-        AlertEvent::Warning => format!(
+        AlertEvent::DeadlineMissed if strategy == Strategy::TokenRequest => APPROVE.to_string(),
+        AlertEvent::DeadlineMissed => format!("trading starts soon; {LOG_IN}"),
+        // A state notice's words away from the dashboard are its alert's (see `away`).
+        _ => fit(&n.elsewhere),
+    };
+    (cut(&n.title, ALERT_TITLE_MAX), cut(&body, ALERT_BODY_MAX))
+}
+
+const LOG_IN: &str = "log in: tokenwatch login";
+const APPROVE: &str = "approve the token request in the Upstox app, or run tokenwatch login";
+
+/// A state's words for the log and alerts, with `left` the time left and `when` when the
+/// next renewal starts (see [`renewal_when`]).
+fn away(state: TokenState, strategy: Strategy, left: &str, when: &str) -> String {
+    match state {
+        TokenState::Healthy => format!("{left} left"),
+        TokenState::Warning => format!(
             "{left} left; {}",
             match strategy {
-                Strategy::None => "log in before it expires: tokenwatch login",
-                Strategy::Browser => "a login opens when renewal is due",
+                Strategy::None => "log in before it expires: tokenwatch login".to_string(),
+                Strategy::Browser => format!("a login opens {when}, or run tokenwatch login"),
                 Strategy::TokenRequest =>
-                    "approve the token request in the Upstox app when it comes",
-                Strategy::Command => "renew.command runs when renewal is due",
+                    format!("approve the token request in the Upstox app when it comes ({when})"),
+                Strategy::Command => format!("renew.command runs {when}"),
             }
         ),
-        AlertEvent::Critical => format!(
+        TokenState::Critical => format!(
             "{left} left; {}",
             match strategy {
                 Strategy::None | Strategy::Browser => "log in now: tokenwatch login",
-                Strategy::TokenRequest => approve,
+                Strategy::TokenRequest => APPROVE,
                 Strategy::Command => "renew now: tokenwatch refresh",
             }
         ),
-        AlertEvent::Expired | AlertEvent::DeadlineMissed if strategy == Strategy::TokenRequest => {
-            approve.to_string()
+        TokenState::Expired if strategy == Strategy::TokenRequest => APPROVE.to_string(),
+        TokenState::Expired => LOG_IN.to_string(),
+        TokenState::Invalid => format!("Upstox no longer accepts it; {LOG_IN}"),
+        TokenState::Missing => format!("there is no token file; {LOG_IN}"),
+    }
+}
+
+/// When the next unattended renewal starts, as a notice says it: `after 03:30 IST` for a
+/// token that ends at the 03:30 IST boundary (renewing before it gains nothing, so nothing
+/// happens when it comes due), else its time.
+fn renewal_when(snap: &Snapshot) -> String {
+    let exp = snap.token.as_ref().map(|t| t.expires_at);
+    match (snap.renewal, exp) {
+        (Renewal::NotDue { due_at }, Some(exp)) if Renewal::waits_for_boundary(due_at, exp) => {
+            format!("after {} IST", to_ist(exp).format("%H:%M"))
         }
-        AlertEvent::Expired => LOG_IN.to_string(),
-        AlertEvent::Invalid => format!("Upstox no longer accepts it; {LOG_IN}"),
-        AlertEvent::Missing => format!("there is no token file; {LOG_IN}"),
-        AlertEvent::DeadlineMissed => format!("trading starts soon; {LOG_IN}"),
-        AlertEvent::RenewalFailed
-        | AlertEvent::Renewed
-        | AlertEvent::Recovered
-        | AlertEvent::LoginWaiting => fit(&n.elsewhere),
-    };
-    (cut(&n.title, ALERT_TITLE_MAX), cut(&body, ALERT_BODY_MAX))
+        (Renewal::NotDue { due_at }, _) => format!("at {} IST", day_time(due_at)),
+        (Renewal::Deferred { until, .. }, _) => format!("at {} IST", day_time(until)),
+        (Renewal::Due | Renewal::Disabled, _) => "now".to_string(),
+    }
 }
 
 /// `text` within [`ALERT_BODY_MAX`], cut before its last clause (after the last `; `: what
@@ -260,6 +277,7 @@ pub fn state_notice(
         .as_ref()
         .map(|t| crate::timefmt::human(t.expires_at - now))
         .unwrap_or_default();
+    let when = renewal_when(snap);
     let (level, title, message): (Level, String, String) = match snap.state {
         TokenState::Healthy if from.is_some_and(|f| f != TokenState::Healthy) => (
             Level::Info,
@@ -273,12 +291,12 @@ pub fn state_notice(
             match snap.strategy {
                 Strategy::None => format!("{left} left; press l to log in before it expires"),
                 Strategy::Browser => {
-                    format!("{left} left; a login opens when renewal is due (or press l)")
+                    format!("{left} left; a login opens {when}, or press l to log in now")
                 }
-                Strategy::TokenRequest => {
-                    format!("{left} left; approve the token request on your phone when it comes")
-                }
-                Strategy::Command => format!("{left} left; renew.command runs when renewal is due"),
+                Strategy::TokenRequest => format!(
+                    "{left} left; approve the token request on your phone when it comes ({when})"
+                ),
+                Strategy::Command => format!("{left} left; renew.command runs {when}"),
             },
         ),
         // Critical, as an alert is urgent and a notice stays until resolved: the engine stops
@@ -312,20 +330,15 @@ pub fn state_notice(
             Hint::LogIn.keys().into(),
         ),
     };
-    let mut n = Notification {
+    Some(Notification {
         account: snap.account.clone(),
         level,
         topic: Topic::TokenState,
         title,
-        elsewhere: message.clone(),
         message,
+        elsewhere: away(snap.state, snap.strategy, &left, &when),
         at: now,
-    };
-    // Away from the dashboard a state reads as its alert says it.
-    if let Some(event) = state_alert(snap.state) {
-        n.elsewhere = alert_text(event, snap.strategy, &n, &left).1;
-    }
-    Some(n)
+    })
 }
 
 #[cfg(test)]
@@ -378,7 +391,7 @@ mod tests {
                 Some(hint),
                 at,
             );
-            let (_, body) = alert_text(AlertEvent::RenewalFailed, Strategy::TokenRequest, &n, "");
+            let (_, body) = alert_text(AlertEvent::RenewalFailed, Strategy::TokenRequest, &n);
             assert!(body.chars().count() <= ALERT_BODY_MAX, "{body}");
             assert!(body.ends_with(&format!("…; {}", hint.command())), "{body}");
             assert!(!body.contains("press"), "{body}");
