@@ -71,6 +71,7 @@ fn frame(c: &mut Criterion) {
                 topic,
                 title: title.into(),
                 message: "press l to log in".into(),
+                elsewhere: "log in: tokenwatch login".into(),
                 at: now,
             }),
             now,

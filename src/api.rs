@@ -336,8 +336,9 @@ async fn force_refresh(
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
-                    "a forced check of this account started less than {} s ago; try again in {secs} s",
-                    FORCE_SPACING.as_secs()
+                    "a forced check of this account started less than {} ago; try again in {}",
+                    crate::timefmt::human(FORCE_SPACING),
+                    crate::timefmt::human(std::time::Duration::from_secs(secs))
                 ),
             );
             r.headers_mut()
@@ -411,9 +412,9 @@ async fn start_login(
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
-                "the login did not start within {}s; the log says why (the callback port in \
+                "the login did not start within {}; the log says why (the callback port in \
                  use, or another login running)",
-                LOGIN_START_WAIT.as_secs()
+                crate::timefmt::human(LOGIN_START_WAIT)
             ),
         ),
     }

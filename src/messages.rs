@@ -148,8 +148,11 @@ pub struct Notification {
     pub topic: Topic,
     /// Short title: "Token expired!".
     pub title: String,
-    /// What happened and what to do ("press l to log in").
+    /// What happened and what to do, for the dashboard: it names keys ("press l to log in").
     pub message: String,
+    /// The same for where there is no keyboard, the log and alerts: it names commands
+    /// ("log in: tokenwatch login") or the Upstox app, never a key.
+    pub elsewhere: String,
     /// When it was raised.
     pub at: DateTime<Utc>,
 }
@@ -295,6 +298,8 @@ pub enum AlertEvent {
     RenewalFailed,
     /// No valid token 30 minutes before `renew.deadline` on a trading day.
     DeadlineMissed,
+    /// A due renewal opened the Upstox login and waits for the user to log in.
+    LoginWaiting,
 }
 
 impl AlertEvent {
@@ -310,6 +315,7 @@ impl AlertEvent {
             AlertEvent::Recovered => "recovered",
             AlertEvent::RenewalFailed => "renewal_failed",
             AlertEvent::DeadlineMissed => "deadline_missed",
+            AlertEvent::LoginWaiting => "login_waiting",
         }
     }
 }

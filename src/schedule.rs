@@ -141,6 +141,25 @@ pub enum Renewal {
     Due,
 }
 
+impl Renewal {
+    /// A renewal that comes due at `due_at` for a token ending `expires_at` but would be put
+    /// off then by the 03:30 IST rule (a token obtained before that boundary ends at it too):
+    /// nothing happens at `due_at`, the renewal comes after `expires_at`.
+    pub fn waits_for_boundary(due_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> bool {
+        expires_at > due_at && upstox_expiry(due_at) <= expires_at
+    }
+}
+
+/// Why renewing now gains nothing, in one sentence, the same in the log, the notices,
+/// `tokenwatch refresh` and the details popup: `token ends 03:30 IST; renewal after 03:30
+/// IST (a token issued before then ends at 03:30 too)`.
+pub fn boundary_words(expires_at: DateTime<Utc>) -> String {
+    let end = to_ist(expires_at).format("%H:%M");
+    format!(
+        "token ends {end} IST; renewal after {end} IST (a token issued before then ends at {end} too)"
+    )
+}
+
 /// Whether an unattended renewal should run now. Renewal is due `refresh_before`
 /// the expiry, or at once when the token is expired, invalid or missing. A due renewal is
 /// deferred when it would not move the expiry (before the 03:30 IST boundary the current

@@ -278,7 +278,7 @@ async fn run_on_change(
         Run::TimedOut => {
             let problem = format!(
                 "token.on_change ({program}) did not finish within {} and was stopped",
-                humantime::format_duration(limit)
+                crate::timefmt::human(limit)
             );
             warn!(account = %account, "{problem}");
             (HookOutcome::TimedOut, Some(problem))

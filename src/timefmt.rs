@@ -1,5 +1,5 @@
-//! How durations and times read in logs, notices and reports: `4s`, `1m 30s`,
-//! `18.3 hours`, `0:45:00`, `2026-11-27T03:30:00+05:30`.
+//! How durations and times read in logs, notices and reports: `45s`, `2m 29s`, `4h 13m`,
+//! `2026-11-27T03:30:00+05:30`.
 
 use crate::token::expiry::to_ist;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -10,29 +10,61 @@ pub fn ist_rfc3339(t: DateTime<Utc>) -> String {
     to_ist(t).to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
-/// `4s`, `1m 30s`.
-pub fn human(d: Duration) -> String {
-    let rounded = if d >= Duration::from_secs(1) {
-        Duration::from_secs(d.as_secs_f64().round() as u64)
+/// A length of time as tokenwatch writes it for people, the one form in prose, notices, logs,
+/// alerts and `status`: `4h 13m` from an hour up (no seconds), `2m 29s` under an hour, `45s`
+/// under a minute, `0s` for nothing or less (the words around it say "expired"). Under a
+/// second, a latency keeps its milliseconds (`250ms`). Time left is never rounded up: `4h 13m`
+/// means at least that long. Only the dashboard's ticking countdown line uses another form
+/// ([`crate::token::format_countdown`], `4h 13m 05s`).
+pub fn human(d: impl Into<Length>) -> String {
+    let Length { secs, millis } = d.into();
+    if secs <= 0 {
+        return match millis {
+            Some(ms) if ms > 0 => format!("{ms}ms"),
+            _ => "0s".to_string(),
+        };
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
     } else {
-        Duration::from_millis(d.as_millis() as u64)
-    };
-    humantime::format_duration(rounded).to_string()
-}
-
-/// `18.3 hours`, or `0:04:57` under an hour (where tenths of an hour say little).
-pub fn hours_or_clock(d: chrono::Duration) -> String {
-    if d >= chrono::Duration::hours(1) {
-        format!("{:.1} hours", d.num_seconds() as f64 / 3600.0)
-    } else {
-        clock_style(d)
+        format!("{s}s")
     }
 }
 
-/// `0:45:00`, the form the log uses for time left.
-pub fn clock_style(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+/// A length [`human`] can write: whole seconds, and the milliseconds of one under a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Length {
+    secs: i64,
+    millis: Option<u64>,
+}
+
+impl From<Duration> for Length {
+    /// A configured length or a wait: rounded to the nearest second (`4.4s` is `4s`).
+    fn from(d: Duration) -> Length {
+        if d < Duration::from_secs(1) {
+            return Length {
+                secs: 0,
+                millis: Some(d.as_millis() as u64),
+            };
+        }
+        Length {
+            secs: i64::try_from(d.as_secs_f64().round() as u64).unwrap_or(i64::MAX),
+            millis: None,
+        }
+    }
+}
+
+impl From<chrono::Duration> for Length {
+    /// Time left: whole seconds, never rounded up.
+    fn from(d: chrono::Duration) -> Length {
+        Length {
+            secs: d.num_seconds(),
+            millis: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -40,16 +72,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_as_the_log_writes_them() {
+    fn one_form_for_every_length_of_time() {
+        let c = chrono::Duration::seconds;
+        assert_eq!(human(c(59)), "59s");
+        assert_eq!(human(c(60)), "1m 0s");
+        assert_eq!(human(c(149)), "2m 29s");
+        assert_eq!(human(c(3599)), "59m 59s");
+        assert_eq!(human(c(3600)), "1h 0m");
+        assert_eq!(human(c(3630)), "1h 0m");
+        assert_eq!(human(c(4 * 3600 + 13 * 60 + 59)), "4h 13m");
+        assert_eq!(human(c(25 * 3600)), "25h 0m");
+        assert_eq!(human(c(0)), "0s");
+        assert_eq!(human(c(-5)), "0s");
+        // Time left is never rounded up; configured lengths and waits round to the second.
+        assert_eq!(human(chrono::Duration::milliseconds(59_999)), "59s");
         assert_eq!(human(Duration::from_millis(4400)), "4s");
         assert_eq!(human(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(human(Duration::from_secs(3 * 3600)), "3h 0m");
         assert_eq!(human(Duration::from_millis(250)), "250ms");
-        assert_eq!(
-            hours_or_clock(chrono::Duration::minutes(1098)),
-            "18.3 hours"
-        );
-        assert_eq!(hours_or_clock(chrono::Duration::seconds(297)), "0:04:57");
-        assert_eq!(clock_style(chrono::Duration::seconds(-5)), "0:00:00");
+        assert_eq!(human(Duration::ZERO), "0s");
     }
 }
 

@@ -303,3 +303,60 @@ fn alerts_name_commands_not_keys_and_fit_a_phone() {
         text(AlertEvent::DeadlineMissed)
     );
 }
+
+/// A day with strategy none, nothing renewing: the dashboard's notices name its keys (and
+/// `l`, the one that helps: `r` would only check), while the same notices' words for the log
+/// and alerts name the command instead.
+#[test]
+fn notices_name_keys_on_the_dashboard_and_commands_elsewhere() {
+    let notices = paused_runtime().block_on(async {
+        let mut h = Harness::new(ist_at(26, 9, 0)).await;
+        h.account.renew.strategy = tokenwatch::config::Strategy::None;
+        h.store_fresh_token();
+        let (handle, log) = h.spawn();
+        h.run_until(ist_at(27, 4, 0)).await;
+        stop(handle).await;
+        common::notices(&log)
+    });
+    let titles: Vec<&str> = notices.iter().map(|n| n.title.as_str()).collect();
+    for title in [
+        "Token expires soon",
+        "Token about to expire",
+        "Token expired!",
+    ] {
+        assert!(titles.contains(&title), "{title}: {notices:#?}");
+    }
+    for n in &notices {
+        assert!(n.message.contains("press l"), "{}: {}", n.title, n.message);
+        assert!(!n.message.contains("press r"), "{}: {}", n.title, n.message);
+        assert!(
+            !n.elsewhere.contains("press"),
+            "{}: {}",
+            n.title,
+            n.elsewhere
+        );
+        assert!(
+            n.elsewhere.contains("tokenwatch login"),
+            "{}: {}",
+            n.title,
+            n.elsewhere
+        );
+    }
+}
+
+/// The warning comes at 00:30 for a token that ends at 03:30 IST: renewal is due at 02:30 by
+/// `refresh_before`, but a token renewed then would end at 03:30 too, so the alert says what
+/// happens (after 03:30), not the time when nothing does.
+#[test]
+fn the_warning_says_when_renewal_really_runs() {
+    let (alerts, _) = good_day();
+    let warning = alerts
+        .iter()
+        .find(|a| a.event == AlertEvent::Warning)
+        .unwrap();
+    assert_eq!(warning.at, ist_at(27, 0, 30));
+    assert_eq!(
+        warning.message,
+        "3h 0m left; renew.command runs after 03:30 IST"
+    );
+}

@@ -805,3 +805,42 @@ fn usage_errors_exit_3_never_2() {
     let run = sb.run(&["status", "--help"]);
     assert_eq!(run.code, Some(0), "{}", run.all());
 }
+
+// ---------------------------------------------------------------------------------------
+// Times on stderr
+// ---------------------------------------------------------------------------------------
+
+/// A log line's time: IST with milliseconds and its offset, as the daemon writes it.
+fn starts_with_ist_time(line: &str) -> bool {
+    line.split_once(' ').is_some_and(|(time, _)| {
+        time.ends_with("+05:30")
+            && DateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%.3f%:z").is_ok()
+    })
+}
+
+/// `status --validate` with the API unreachable logs its retries on stderr: each line says
+/// when, in IST, like the daemon's, so a warning read the next morning still places itself.
+#[test]
+fn one_shot_commands_log_with_ist_times() {
+    let port = common::free_port();
+    let sb = sandbox_with(&format!(
+        "token:\n  path: \"../upstox_token.json\"\n\
+         upstox:\n  api_base: \"http://127.0.0.1:{port}\"\n\
+         monitor:\n  backoff_initial: 10ms\n  backoff_max: 20ms\n"
+    ));
+    sb.write_token(format1(
+        &jwt(json!({"sub": "AB1234"})),
+        None,
+        now_secs() + Duration::hours(30),
+    ));
+    let out = sb.run(&["status", "--validate"]);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(!lines.is_empty(), "{}", out.all());
+    for line in lines {
+        assert!(starts_with_ist_time(line), "no IST time: {line}");
+    }
+}

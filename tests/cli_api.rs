@@ -166,3 +166,22 @@ fn refresh_with_token_request_completes_through_the_notifier_webhook() {
     let out = sb.run(&["status", "--validate", "--json"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
 }
+
+/// With strategy none and a token in its last two minutes, `refresh` does not say renewal
+/// "is not due yet": it says tokenwatch does not renew, and which command does.
+#[test]
+fn refresh_under_strategy_none_says_to_log_in_not_that_renewal_is_not_due() {
+    clear_of_the_0330_expiry(std::time::Duration::from_secs(150));
+    let sim = SimProcess::start_with(&["--token-lifetime", "100s"]);
+    let sb = sandbox(&sim.base);
+    // renew.command stores a token that lives 100 s (under refresh_before, 2m).
+    let out = sb.run(&["refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let config = std::fs::read_to_string(sb.config_path()).unwrap();
+    sb.write_yaml(&config.replace("strategy: command", "strategy: none"));
+    let out = sb.run(&["refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(!out.stdout.contains("not due"), "{}", out.all());
+    out.assert_stdout("renew.strategy is none, so tokenwatch does not renew");
+    out.assert_stdout("with tokenwatch login");
+}

@@ -276,7 +276,7 @@ fn pressing_r_again_and_again_makes_one_check() {
         .collect();
     assert_eq!(soon.len(), 1, "{notices:#?}");
     assert!(
-        soon[0].message.contains("can start again in 3 s"),
+        soon[0].message.contains("can start again in 3s"),
         "{}",
         soon[0].message
     );

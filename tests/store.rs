@@ -747,6 +747,12 @@ fn held_lock_makes_another_handle_report_the_holder() {
             assert_eq!(token, &primary);
             assert_eq!(lock, &lock_path);
             assert!(holder.contains(&format!("process {pid} ")), "{holder}");
+            // Its time reads as every time for people does: IST, labelled.
+            let since = holder.rsplit(" since ").next().unwrap();
+            assert!(
+                chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%d %H:%M:%S IST").is_ok(),
+                "{holder}"
+            );
         }
         other => panic!("expected StoreError::Locked, got {other:?}"),
     }

@@ -60,6 +60,7 @@ fn notice(level: Level, topic: Topic, title: &str, at: DateTime<Utc>) -> Event {
         topic,
         title: title.into(),
         message: "press l to log in".into(),
+        elsewhere: "log in: tokenwatch login".into(),
         at,
     })
 }

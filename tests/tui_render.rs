@@ -508,7 +508,7 @@ fn login_pending_screen() {
         text.contains("listening on 127.0.0.1:5001, [::1]:5001"),
         "{text}"
     );
-    assert!(text.contains("Time left    02:45"), "{text}");
+    assert!(text.contains("Time left    2m 45s"), "{text}");
     assert!(
         text.contains("> http://localhost:5001/callback?code=Xy12&state=Qm9u"),
         "{text}"
@@ -565,7 +565,9 @@ fn details_screen() {
         "Obtained via oauth",
         "Checked      Thu 26 Nov 14:02:11 IST: valid",
         "Next check   Thu 26 Nov 15:02 IST",
-        "Renewal      not due until Fri 27 Nov 02:30 IST",
+        // Due at 02:30 by refresh_before, but a token renewed then would also end at 03:30:
+        // the popup says what happens, not the time nothing does.
+        "Renewal      after 03:30 IST (a token issued before then ends at 03:30 too)",
         "Strategy     browser",
         "~/algo/config/upstox_token.json",
         "~/.local/state/tokenwatch/upstox_token.json",
@@ -573,6 +575,23 @@ fn details_screen() {
     ] {
         assert!(text.contains(want), "{want}:\n{text}");
     }
+}
+
+/// A token that does not end at the 03:30 IST boundary is renewed when it comes due.
+#[test]
+fn details_name_the_time_a_renewal_comes_due() {
+    let mut s = healthy();
+    s.token = Some(token(at(26, 9, 12, 0), at(26, 20, 0, 0)));
+    s.renewal = Renewal::NotDue {
+        due_at: at(26, 19, 0, 0),
+    };
+    let mut app = app(s);
+    app.popup = Some(Popup::Details);
+    let text = screen_text(&draw(&app, 100, 30));
+    assert!(
+        text.contains("Renewal      not due until Thu 26 Nov 19:00 IST"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -1329,16 +1348,20 @@ fn the_readme_screens_are_the_dashboards() {
         let info = |text: &str| {
             tracing::info!(target: "tokenwatch::worker", account = "default", "{text}");
         };
+        // A morning as the worker logs it: the login at 09:12, the half-hourly checks, an `r`.
         info("Watching /home/jane/algo/config/upstox_token.json");
-        info("Token valid, expires in 13.5 hours");
+        info("Logged in; new token valid until Fri 27 Nov 03:30 IST");
+        info("Token valid, expires in 18h 17m");
+        info("Token valid, expires in 13h 57m");
+        info("Token valid, expires in 13h 27m");
         info("Refresh requested");
-        info("Token valid, expires in 12.9 hours");
+        info("Token valid, expires in 12h 57m");
     });
     tui_logger::move_events();
     let app = healthy_app();
     let screens = [
-        ("screen-wide", draw_unlocked(&app, 100, 30)),
-        ("screen-narrow", draw_unlocked(&app, 64, 30)),
+        ("screen-wide", draw_unlocked(&app, 100, 16)),
+        ("screen-narrow", draw_unlocked(&app, 64, 24)),
     ];
     tui_logger::set_buffer_depth(10_000);
     drop(_guard);

@@ -123,7 +123,7 @@ pub enum LoginError {
     #[error("login refused: {0}")]
     Denied(String),
     /// Nobody came back in time.
-    #[error("no login within {}; run the login again", humantime::format_duration(*.0))]
+    #[error("no login within {}; run the login again", crate::timefmt::human(*.0))]
     TimedOut(Duration),
     /// Cancelled by the user.
     #[error("login cancelled")]

@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Refresh => refresh::run(with_logging(&cli, false)),
         Command::Daemon => daemon::run(with_logging(&cli, false), cli.account.clone()),
         Command::Simulate(args) => {
-            init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"), true);
+            init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"));
             simulate::run(args)
         }
         // Packaging helpers: no config, no .env, no logging, so they work with a broken setup.
@@ -78,7 +78,7 @@ fn with_logging(cli: &Cli, quiet_default: bool) -> Result<Config, ConfigError> {
         (None, Ok(config)) => config.log.level.as_str(),
         (None, Err(_)) => "info",
     };
-    init_stderr_logging(level, !quiet_default);
+    init_stderr_logging(level);
     loaded
 }
 
@@ -111,9 +111,9 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     config::load(&opts, &env, dotenv)
 }
 
-/// Logs go to stderr: problems only for one-shot commands (unless `-v`), with timestamps for
-/// the long-running ones.
-fn init_stderr_logging(level: &str, timestamps: bool) {
+/// Logs go to stderr (problems only for one-shot commands, unless `-v`), every line with its
+/// IST time like the daemon's: a warning from `status --validate` at 03:10 says when it was.
+fn init_stderr_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::new(format!("tokenwatch={level}"));
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -126,9 +126,5 @@ fn init_stderr_logging(level: &str, timestamps: bool) {
         .with_ansi(colour)
         .with_timer(crate::timefmt::IstLogTime)
         .with_target(false);
-    let _ = if timestamps {
-        builder.try_init()
-    } else {
-        builder.without_time().try_init()
-    };
+    let _ = builder.try_init();
 }

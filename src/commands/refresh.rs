@@ -6,12 +6,13 @@
 use super::{EXIT_CONFIG, runtime, status::print_token_lines};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::schedule::{Deferral, Verdict};
+use crate::schedule::{Deferral, Renewal, Verdict, boundary_words};
 use crate::timefmt::human;
 use crate::token::expiry::to_ist;
 use crate::worker::core::Lock;
 use crate::worker::plan::{self, Plan};
 use crate::worker::{CHECK_LIMIT, CheckOutcome, Core, RenewOutcome};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,12 +65,15 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                 println!("Not renewed: {why}")
             }
             (Some(CheckOutcome::Valid(_)), None) => {
-                println!("API: ✓ valid; renewal is not due yet.")
+                println!(
+                    "API: ✓ valid; {}.",
+                    not_renewed(core.renewal(now), core.token().map(|t| t.expires_at))
+                )
             }
             (Some(CheckOutcome::Unreachable(e)), None) => println!("API: ? could not check: {e}"),
             (Some(CheckOutcome::Rejected(e)), None) => println!("API: ✗ rejected: {e}"),
             (Some(CheckOutcome::NoToken) | None, None) => {
-                println!("No token, and renew.strategy is none.")
+                println!("No token, and renew.strategy is none: log in with tokenwatch login.")
             }
         }
         let api_rejected = matches!(core.verdict(), Verdict::Invalid(_));
@@ -133,7 +137,10 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                 ..
             } => {
                 let end = to_ist(expires_at).format("%H:%M");
-                RenewOutcome::NotUseful(format!("token ends {end} IST; renewal after {end} IST"))
+                RenewOutcome::NotUseful(format!(
+                    "{}; run tokenwatch refresh after {end} IST",
+                    boundary_words(expires_at)
+                ))
             }
             Plan::Wait { .. } | Plan::Nothing(_) => break,
         };
@@ -142,6 +149,41 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
     let renewed =
         (by_other && core.state(core.clock().now()).is_usable()).then_some(RenewOutcome::Renewed);
     (validation, renewed)
+}
+
+/// Why a valid token was left as it is, in words that hold however little time it has left.
+fn not_renewed(renewal: Renewal, expires_at: Option<DateTime<Utc>>) -> String {
+    let end = expires_at.map_or(String::new(), |t| {
+        format!(" before it ends {}", to_ist(t).format("%a %H:%M IST"))
+    });
+    match renewal {
+        Renewal::Disabled => format!(
+            "renew.strategy is none, so tokenwatch does not renew: log in{end} with tokenwatch login"
+        ),
+        Renewal::NotDue { due_at }
+            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(due_at, exp)) =>
+        {
+            format!(
+                "renewal is not due yet: {}",
+                boundary_words(expires_at.unwrap_or(due_at))
+            )
+        }
+        Renewal::NotDue { due_at } => format!(
+            "renewal is not due yet (due {} IST)",
+            to_ist(due_at).format("%a %H:%M")
+        ),
+        Renewal::Deferred {
+            reason: Deferral::Boundary { expires_at },
+            ..
+        } => boundary_words(expires_at),
+        Renewal::Deferred { until, .. } => {
+            format!(
+                "renewal waits until {} IST",
+                to_ist(until).format("%a %H:%M")
+            )
+        }
+        Renewal::Due => "renewal is due; tokenwatch renews it next".to_string(),
+    }
 }
 
 /// Wait (up to `login.timeout`) until the other process's renewal ends.
@@ -213,7 +255,7 @@ async fn by_token_request(
         .unwrap_or_default();
     println!(
         "Approve the token request in the Upstox app or on WhatsApp{until}; waiting up to {} on {}...",
-        humantime::format_duration(wait),
+        human(wait),
         server.addr
     );
     let outcome = tokio::select! {
@@ -226,10 +268,56 @@ async fn by_token_request(
         },
         _ = tokio::time::sleep(wait) => RenewOutcome::Failed(format!(
             "no approved token arrived within {}; approve the request on the phone, or log in",
-            humantime::format_duration(wait)
+            human(wait)
         )),
         _ = tokio::signal::ctrl_c() => RenewOutcome::Failed("cancelled".into()),
     };
     server.shutdown().await;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Strategy;
+    use crate::schedule::test_support::{at, policy_with};
+    use crate::schedule::{Facts, renewal};
+
+    fn words(strategy: Strategy, now: DateTime<Utc>, exp: DateTime<Utc>) -> String {
+        let facts = Facts {
+            now,
+            expires_at: Some(exp),
+            verdict: Verdict::Valid(now),
+            last_check_at: Some(now),
+            last_failed_round_at: None,
+        };
+        not_renewed(renewal(&facts, &policy_with(strategy)), Some(exp))
+    }
+
+    /// However little time is left, a valid token left alone is explained by what is true:
+    /// never "not due" for a token in its last minutes.
+    #[test]
+    fn a_token_left_alone_is_explained_by_what_is_true() {
+        let exp = at(27, 3, 30);
+        // 03:28, 2 minutes left: Upstox's token would end at 03:30 too.
+        let late = words(Strategy::Command, at(27, 3, 28), exp);
+        assert_eq!(
+            late,
+            "token ends 03:30 IST; renewal after 03:30 IST (a token issued before then ends at 03:30 too)"
+        );
+        // 14:00 the day before: due at 02:30 by refresh_before, when nothing happens.
+        let early = words(Strategy::TokenRequest, at(26, 14, 0), exp);
+        assert!(
+            early.starts_with("renewal is not due yet: token ends 03:30 IST"),
+            "{early}"
+        );
+        assert!(!early.contains("02:30"), "{early}");
+        // Strategy none never renews: the command that does.
+        let none = words(Strategy::None, at(27, 3, 28), exp);
+        assert!(none.contains("with tokenwatch login"), "{none}");
+        assert!(!none.contains("not due"), "{none}");
+        // A token that does not end at the boundary is renewed when due.
+        let other = words(Strategy::Command, at(26, 14, 0), at(26, 20, 0));
+        assert_eq!(other, "renewal is not due yet (due Thu 19:00 IST)");
+    }
 }

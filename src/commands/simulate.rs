@@ -41,7 +41,7 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
         };
         let base = server.base_url.as_str().trim_end_matches('/').to_owned();
         let lifetime = match args.token_lifetime {
-            Some(d) => format!("{} after issue", humantime::format_duration(d)),
+            Some(d) => format!("{} after issue", crate::timefmt::human(d)),
             None => "03:30 IST after issue (the real rule)".into(),
         };
         println!("Upstox simulator listening on {base}");

@@ -11,7 +11,7 @@ use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
 use crate::token::verdict::read_verdict;
-use crate::token::{Token, TokenState, format_countdown, read_token_file};
+use crate::token::{Token, TokenState, read_token_file};
 use crate::upstox::client::ApiError;
 use crate::worker::{CHECK_LIMIT, CheckOutcome, Core};
 use chrono::{DateTime, Utc};
@@ -176,7 +176,7 @@ pub(super) fn print_token_lines(token: &Token, now: DateTime<Utc>) {
     } else {
         println!(
             "Token: {} left · expires {expiry}",
-            format_countdown(token.remaining(now))
+            crate::timefmt::human(token.remaining(now))
         );
     }
     if let Some(issued) = token.issued_at {

@@ -379,7 +379,7 @@ impl TokenStore {
             "process {} ({}) since {}",
             std::process::id(),
             std::env::args().take(2).collect::<Vec<_>>().join(" "),
-            super::expiry::to_ist(Utc::now()).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            super::expiry::to_ist(Utc::now()).format("%Y-%m-%d %H:%M:%S IST")
         );
         let _ = file
             .set_len(0)

@@ -447,6 +447,7 @@ impl App {
                     topic: Topic::Login,
                     title: "Login address copied".into(),
                     message: "sent to the terminal's clipboard (OSC 52; in tmux: set -g set-clipboard on)".into(),
+                    elsewhere: String::new(),
                     at: now,
                 });
                 Update::shown(true)

@@ -21,11 +21,11 @@ use crate::process::{Run, stderr_excerpt};
 use crate::retry::{RetryPolicy, retry, retry_counted};
 use crate::schedule::{self, Policy, Renewal};
 use crate::secret::Secret;
-use crate::timefmt::{clock_style, hours_or_clock};
+use crate::timefmt::human;
 use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
 use crate::token::verdict::{CheckResult, StoredVerdict};
-use crate::token::{Token, TokenState, format_countdown};
+use crate::token::{Token, TokenState};
 use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -421,12 +421,12 @@ impl Core {
                 self.record_answer(CheckResult::Valid, None, now);
                 let left = token.remaining(now);
                 if left > chrono::Duration::zero() {
-                    info!(account = %name, "Token valid, expires in {}", hours_or_clock(left));
+                    info!(account = %name, "Token valid, expires in {}", human(left));
                 } else {
                     warn!(
                         account = %name,
                         "The API still accepts the token {} after its expiry; it will stop working any moment",
-                        format_countdown(-left)
+                        human(-left)
                     );
                 }
                 self.last_check_result = Some("valid".into());
@@ -489,7 +489,7 @@ impl Core {
                 result: Err(ApiError::Transient {
                     reason: format!(
                         "profile: no answer within {} (the API is slow or asks to wait)",
-                        crate::timefmt::human(limit)
+                        human(limit)
                     ),
                     retry_after: None,
                 }),
@@ -518,7 +518,7 @@ impl Core {
             Some(t) if t.expires_at > now => info!(
                 account = %name,
                 "Token expires in {}, attempting refresh...",
-                clock_style(t.expires_at - now)
+                human(t.expires_at - now)
             ),
             Some(_) => info!(account = %name, "Token expired, attempting refresh..."),
             None => info!(account = %name, "No token, attempting refresh..."),
@@ -793,8 +793,8 @@ async fn fetch_and_verify(
         Run::Exited(out) => out,
         Run::TimedOut => {
             return Err(RenewError::Other(format!(
-                "renew.command did not finish within {}s and was stopped",
-                RENEW_COMMAND_TIMEOUT.as_secs()
+                "renew.command did not finish within {} and was stopped",
+                human(RENEW_COMMAND_TIMEOUT)
             )));
         }
         Run::NotStarted(why) => {

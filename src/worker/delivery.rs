@@ -1,7 +1,8 @@
 //! Strategy token-request in the worker: the request to Upstox, the window in which the
 //! user approves it on the phone, and the notifier webhook that receives the approved token.
 
-use super::{RequestError, Worker, notices};
+use super::notices::{self, Hint};
+use super::{RequestError, Worker};
 use crate::messages::{Level, Topic};
 use crate::token::Token;
 use crate::token::expiry::to_ist;
@@ -39,21 +40,26 @@ impl Worker {
                     Topic::Renewal,
                     "Approve the token request",
                     format!("open the Upstox app or WhatsApp and approve the request{before}"),
+                    None,
                 )
                 .await;
             }
             Err(e) => {
                 warn!(account = %name, "Token request failed: {e}");
-                let advice = if e.transient {
-                    "tokenwatch asks again in 30 minutes; press r to retry now"
+                let (what, hint) = if e.transient {
+                    (
+                        format!("{e}; tokenwatch asks again in 30 minutes"),
+                        Hint::RetryNow,
+                    )
                 } else {
-                    "press l to log in instead"
+                    (e.to_string(), Hint::LogInInstead)
                 };
                 let n = self.notice(
                     Level::Warning,
                     Topic::Renewal,
                     "Token request failed",
-                    format!("{e}; {advice}"),
+                    what,
+                    Some(hint),
                 );
                 self.round_failed(n).await;
             }
@@ -68,7 +74,8 @@ impl Worker {
             Level::Warning,
             Topic::Renewal,
             "Token request not approved",
-            "no approved token arrived in time; tokenwatch asks again in 30 minutes (press r to ask now, or l to log in)".into(),
+            "no approved token arrived in time; tokenwatch asks again in 30 minutes".into(),
+            Some(Hint::AskNow),
         );
         self.round_failed(n).await;
     }
@@ -89,6 +96,7 @@ impl Worker {
                     Topic::Renewal,
                     "Token requests cannot arrive",
                     e,
+                    None,
                 )
                 .await;
             }
@@ -122,6 +130,7 @@ impl Worker {
                         "approved on the phone; valid until {} IST",
                         notices::day_time(exp)
                     ),
+                    None,
                 );
                 self.renewal_ended(true, n).await;
             }

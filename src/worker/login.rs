@@ -1,9 +1,10 @@
 //! The worker's browser login (`l`, `r`, or a due renewal with strategy browser): started
 //! here, followed step by step, and its token taken through [`super::Core::accept_token`].
 
-use super::{Worker, notices};
+use super::Worker;
+use super::notices::{self, Hint};
 use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
-use crate::messages::{Event, Level, LoginUpdate, PendingLogin, Topic};
+use crate::messages::{AlertEvent, Event, Level, LoginUpdate, PendingLogin, Topic};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
@@ -58,6 +59,7 @@ impl Worker {
                     Topic::Login,
                     "Cannot log in",
                     e.to_string(),
+                    None,
                 );
                 if unattended {
                     self.round_failed(n).await;
@@ -102,7 +104,8 @@ impl Worker {
                     Level::Info,
                     Topic::Login,
                     "No login is waiting",
-                    "press l to start one".into(),
+                    String::new(),
+                    Some(Hint::StartLogin),
                 )
                 .await;
             }
@@ -131,14 +134,18 @@ impl Worker {
                 until: *until,
             });
         }
-        // A login asked for from elsewhere (the HTTP API): its address, for the log.
+        // A login that waits for someone (one asked for over the HTTP API, one a renewal
+        // opened in a browser here): its address, which holds no secret, for the log.
         if let LoginProgress::Waiting {
             url,
             until,
-            browser: Err(_),
+            browser,
             ..
         } = &p
-            && self.login.as_ref().is_some_and(|l| !l.unattended)
+            && self
+                .login
+                .as_ref()
+                .is_some_and(|l| !l.unattended || browser.is_ok())
         {
             info!(
                 account = %self.core.account.name,
@@ -161,23 +168,28 @@ impl Worker {
                 Level::Warning,
                 Topic::Renewal,
                 "Renewal needs you",
-                "no browser could be opened here; press l, or run `tokenwatch login` (--no-browser over SSH)".into(),
+                "no browser could be opened here".into(),
+                Some(Hint::LogInHeadless),
             )
             .await;
             return;
         }
         if let LoginProgress::Waiting {
-            browser: Ok(how), ..
+            url,
+            until,
+            browser: Ok(how),
+            ..
         } = &p
             && self.login.as_ref().is_some_and(|l| l.unattended)
         {
-            self.tell(
-                Level::Warning,
-                Topic::Renewal,
-                "Log in to renew",
-                format!("the Upstox login was opened with {how}; log in there, or press l to see the address"),
-            )
-            .await;
+            let n = notices::login_waiting(
+                &self.core.account.name,
+                how,
+                url.as_str(),
+                *until,
+                self.core.clock.now(),
+            );
+            self.notify_and_alert(n, AlertEvent::LoginWaiting).await;
         }
         self.send(Event::Login(LoginUpdate::Progress(p))).await;
     }
@@ -196,6 +208,7 @@ impl Worker {
             Topic::Login,
             "Logged in",
             format!("new token valid until {} IST", notices::day_time(exp)),
+            None,
         );
         self.renewal_ended(true, n).await;
     }
@@ -228,6 +241,7 @@ impl Worker {
                         Topic::Login,
                         "Login failed",
                         format!("the token was not stored: {e}"),
+                        None,
                     );
                     self.round_failed(n).await;
                 }
@@ -255,7 +269,8 @@ impl Worker {
                     Level::Warning,
                     Topic::Login,
                     "Login failed",
-                    format!("{e}; press l to try again"),
+                    e.to_string(),
+                    Some(Hint::LogInAgain),
                 );
                 if unattended {
                     // The login a due renewal opened ran out: that renewal failed.

@@ -273,10 +273,9 @@ impl Worker {
                 reason: plan::Wait::Schedule(Deferral::Boundary { expires_at }),
                 ..
             } if forced => {
-                let end = to_ist(expires_at).format("%H:%M");
-                let why = format!("token ends {end} IST; renewal after {end} IST");
+                let why = schedule::boundary_words(expires_at);
                 info!(account = %self.core.account.name, "Not renewing now: {why}");
-                self.tell(Level::Info, Topic::Renewal, "Not renewing yet", why)
+                self.tell(Level::Info, Topic::Renewal, "Not renewing yet", why, None)
                     .await;
             }
             Plan::Wait { .. } | Plan::Nothing(_) => {}
@@ -327,6 +326,7 @@ impl Worker {
                         Topic::Renewal,
                         "Not renewing yet",
                         format!("another tokenwatch is renewing this token ({holder}); its token is used when it lands"),
+                        None,
                     );
                     self.notify(n).await;
                 }
@@ -366,6 +366,7 @@ impl Worker {
                         Topic::Renewal,
                         "Token renewed",
                         format!("new token valid until {} IST", notices::day_time(exp)),
+                        None,
                     );
                     self.renewal_ended(true, n).await;
                 }
@@ -406,12 +407,17 @@ impl Worker {
                 if !reply.send(answer)
                     && let Forced::TooSoon(wait) = answer
                 {
-                    let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    let wait =
+                        Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
                     self.tell(
                         Level::Info,
                         Topic::Renewal,
                         "Checked moments ago",
-                        format!("a forced check can start again in {wait} s"),
+                        format!(
+                            "a forced check can start again in {}",
+                            crate::timefmt::human(wait)
+                        ),
+                        None,
                     )
                     .await;
                 }
@@ -478,20 +484,35 @@ impl Worker {
             })
     }
 
-    fn notice(&self, level: Level, topic: Topic, title: &str, message: String) -> Notification {
-        Notification {
-            account: self.core.account.name.clone(),
-            level,
-            topic,
-            title: title.to_string(),
-            message,
-            at: self.core.clock.now(),
-        }
+    /// A notice that `what` happened and, with a hint, what to do (see [`notices::notice`]).
+    fn notice(
+        &self,
+        level: Level,
+        topic: Topic,
+        title: &str,
+        what: String,
+        hint: Option<notices::Hint>,
+    ) -> Notification {
+        notices::notice(
+            &self.core.account.name,
+            (level, topic),
+            title,
+            &what,
+            hint,
+            self.core.clock.now(),
+        )
     }
 
     /// Show a notification.
-    async fn tell(&mut self, level: Level, topic: Topic, title: &str, message: String) {
-        let n = self.notice(level, topic, title, message);
+    async fn tell(
+        &mut self,
+        level: Level,
+        topic: Topic,
+        title: &str,
+        what: String,
+        hint: Option<notices::Hint>,
+    ) {
+        let n = self.notice(level, topic, title, what, hint);
         self.notify(n).await;
     }
 
@@ -506,7 +527,7 @@ impl Worker {
     /// Show `n`, and send it to the alert channels as `event`.
     async fn notify_and_alert(&mut self, n: Notification, event: AlertEvent) {
         let now = self.core.clock.now();
-        let (title, message) = self.alert_text(event, &n, now);
+        let (title, message) = self.alert_text(event, &n);
         let alert = Alert {
             account: n.account.clone(),
             event,
@@ -522,19 +543,8 @@ impl Worker {
     }
 
     /// The alert's own words for notice `n` (no dashboard keys: it is read elsewhere).
-    fn alert_text(
-        &self,
-        event: AlertEvent,
-        n: &Notification,
-        now: DateTime<Utc>,
-    ) -> (String, String) {
-        let left = self
-            .core
-            .token
-            .as_ref()
-            .map(|t| crate::token::format_countdown(t.expires_at - now))
-            .unwrap_or_default();
-        notices::alert_text(event, self.core.policy.strategy, n, &left)
+    fn alert_text(&self, event: AlertEvent, n: &Notification) -> (String, String) {
+        notices::alert_text(event, self.core.policy.strategy, n)
     }
 
     /// A renewal round failed: the next unattended one waits (the only thing that puts it
@@ -577,14 +587,14 @@ impl Worker {
         }
         let deadline = self.core.policy.deadline.format("%H:%M");
         error!(account = %self.core.account.name, "No valid token 30 minutes before the {deadline} IST deadline");
-        let n = Notification {
-            account: self.core.account.name.clone(),
-            level: Level::Critical,
-            topic: Topic::Deadline,
-            title: format!("No valid token before {deadline} IST"),
-            message: format!("the token is {}; press l to log in now", state.as_str()),
-            at: now,
-        };
+        let n = notices::notice(
+            &self.core.account.name,
+            (Level::Critical, Topic::Deadline),
+            &format!("No valid token before {deadline} IST"),
+            &format!("the token is {}", state.as_str()),
+            Some(notices::Hint::LogInNow),
+            now,
+        );
         self.notify_and_alert(n, AlertEvent::DeadlineMissed).await;
     }
 
@@ -641,28 +651,11 @@ impl Worker {
                 if recovered {
                     let by = by.unwrap_or("a new token file from elsewhere");
                     n.message = format!("{}; {by}", n.message);
+                    n.elsewhere = format!("{}; {by}", n.elsewhere);
                 }
                 // The log is read where there is no keyboard too: it says what the alert
                 // says.
-                let event = if recovered {
-                    Some(AlertEvent::Recovered)
-                } else {
-                    notices::state_alert(state)
-                };
-                match event {
-                    Some(event) => {
-                        let (title, message) = self.alert_text(event, &n, now);
-                        notices::log(
-                            &snap.account,
-                            &Notification {
-                                title,
-                                message,
-                                ..n.clone()
-                            },
-                        );
-                    }
-                    None => notices::log(&snap.account, &n),
-                }
+                notices::log(&snap.account, &n);
                 match notices::state_alert(state) {
                     _ if recovered => self.notify_and_alert(n, AlertEvent::Recovered).await,
                     Some(event) => self.notify_and_alert(n, event).await,

@@ -1,5 +1,5 @@
 //! The log pane: tui-logger's widget (fed by `tracing`) with our own line format —
-//! `14:02:11 INFO  Token valid, expires in 15.2 hours` — time in IST like the rest of the
+//! `14:02:11 INFO  Token valid, expires in 15h 12m` — time in IST like the rest of the
 //! screen, level and message, no target. Long messages wrap inside the pane, indented.
 
 use super::pane::Pane;

@@ -30,7 +30,7 @@
 //! │ No notifications                                             │
 //! └──────────────────────────────────────────────────────────────┘
 //! ┌ Log ─────────────────────────────────────────────────────────┐
-//! │ 14:02:11 INFO  [default] Token valid, expires in 12.9 hours  │
+//! │ 14:02:11 INFO  [default] Token valid, expires in 12h 57m     │
 //! └──────────────────────────────────────────────────────────────┘
 //!  r refresh  l login  d details  x dismiss  ? help  q quit
 //! ```

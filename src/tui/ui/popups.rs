@@ -7,7 +7,6 @@ use super::theme::Theme;
 use crate::config::Strategy;
 use crate::messages::Snapshot;
 use crate::schedule::{Deferral, Renewal};
-use crate::token::format_countdown;
 use crate::tui::app::{KEYMAP, LoginStatus, LoginView};
 use chrono::{DateTime, Utc};
 use ratatui::buffer::Buffer;
@@ -170,9 +169,17 @@ pub fn strategy_name(s: Strategy) -> &'static str {
 }
 
 /// The renewal decision in words.
-pub fn renewal_text(r: Renewal) -> String {
+pub fn renewal_text(r: Renewal, expires_at: Option<DateTime<Utc>>) -> String {
     match r {
         Renewal::Disabled => "disabled (renew.strategy none: alerts only)".to_string(),
+        // Due before the 03:30 IST boundary the token ends at: nothing happens when it comes
+        // due, so the popup does not name that time.
+        Renewal::NotDue { due_at }
+            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(due_at, exp)) =>
+        {
+            let end = text::hm(expires_at.unwrap_or(due_at));
+            format!("after {end} IST (a token issued before then ends at {end} too)")
+        }
         Renewal::NotDue { due_at } => format!("not due until {} IST", day_hm(due_at)),
         Renewal::Due => "due now".to_string(),
         Renewal::Deferred { until, reason } => {
@@ -237,7 +244,7 @@ pub fn details<'a>(
             if let Some(k) = tok.filter(|_| s.state.is_usable()) {
                 state.push(Span::raw(format!(
                     " ({} left)",
-                    format_countdown(k.expires_at - now)
+                    crate::timefmt::human(k.expires_at - now)
                 )));
             }
             b.line(state);
@@ -264,7 +271,11 @@ pub fn details<'a>(
                 format!("{} IST", day_hm(n))
             });
             b.field("Next check", next, plain);
-            b.field("Renewal", renewal_text(s.renewal), plain);
+            b.field(
+                "Renewal",
+                renewal_text(s.renewal, tok.map(|k| k.expires_at)),
+                plain,
+            );
             b.field("Strategy", strategy_name(s.strategy), plain);
             b.field("Token file", path(&s.token_file), plain);
             if s.backups.is_empty() {
@@ -314,10 +325,9 @@ pub fn help(area: Rect, t: &Theme) -> Dialog<'static> {
     }
 }
 
-/// `mm:ss` until `until`, never negative.
+/// The time left until `until`, never negative: `2m 58s`.
 fn time_left(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let s = (until - now).num_seconds().max(0);
-    format!("{:02}:{:02}", s / 60, s % 60)
+    crate::timefmt::human(until - now)
 }
 
 /// The login overlay: the address, where the callback listens, the time left, how the
