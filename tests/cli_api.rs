@@ -38,6 +38,8 @@ fn refresh_renews_through_the_command_and_status_validates_it() {
     let out = sb.run(&["refresh"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     out.assert_says("Token refresh successful");
+    // The heading names the user, like `status`'s.
+    out.assert_says("HEALTHY · default (AB1234");
     assert_eq!(mode(&sb.token_path()), 0o600);
     assert_eq!(
         mode(&sb.root.join("config/backup/upstox_token.json")),

@@ -3,7 +3,10 @@
 //! end. When another tokenwatch is renewing this token, wait for it (up to `login.timeout`)
 //! and use its token: `tokenwatch refresh && ./start-engine` holds whoever renews.
 
-use super::{EXIT_CONFIG, runtime, status::print_token_lines};
+use super::{
+    EXIT_CONFIG, runtime,
+    status::{heading, print_token_lines},
+};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::schedule::{Deferral, Renewal, Verdict, boundary_words};
@@ -51,7 +54,10 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
         let (validation, renewed) = drive(&mut core).await;
         let now = clock.now();
         let state = core.state(now);
-        println!("{} · {}", state.label(), core.account_name());
+        println!(
+            "{}",
+            heading(state.label(), core.account_name(), core.token())
+        );
         if let Some(token) = core.token() {
             print_token_lines(token, now);
         } else if let Some(e) = core.token_error() {

@@ -127,12 +127,7 @@ fn print_human(
                 ReportState::Unknown => "UNKNOWN",
                 _ => TokenState::by_time(token.expires_at, now, config.thresholds()).label(),
             };
-            let who = match (&token.user_id, &token.user_name) {
-                (Some(id), Some(name)) => format!(" ({id} {name})"),
-                (Some(id), None) => format!(" ({id})"),
-                _ => String::new(),
-            };
-            println!("{label} · {account}{who}");
+            println!("{}", heading(label, account, Some(token)));
             print_token_lines(token, now);
             match validation {
                 // No check now: what the API said when a tokenwatch last asked.
@@ -169,6 +164,16 @@ fn print_human(
 }
 
 /// The countdown, expiry, issue time and expiry source of a token.
+/// The first line of `status` and `refresh`: `HEALTHY · default (AB1234 Jane Doe)`.
+pub(super) fn heading(label: &str, account: &str, token: Option<&Token>) -> String {
+    let who = match token.map(|t| (&t.user_id, &t.user_name)) {
+        Some((Some(id), Some(name))) => format!(" ({id} {name})"),
+        Some((Some(id), None)) => format!(" ({id})"),
+        _ => String::new(),
+    };
+    format!("{label} · {account}{who}")
+}
+
 pub(super) fn print_token_lines(token: &Token, now: DateTime<Utc>) {
     let expiry = to_ist(token.expires_at).format("%a %d %b %H:%M IST");
     if token.expires_at <= now {

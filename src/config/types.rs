@@ -323,7 +323,7 @@ impl LogLevel {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// The log file of the dashboard and daemon.
+    /// The dashboard's log file (the daemon and one-shot commands log to stderr).
     pub file: PathBuf,
     /// The log level.
     pub level: LogLevel,
