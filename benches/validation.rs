@@ -5,11 +5,11 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
+use tokenwatch::brokers::upstox::sim::{SimConfig, Simulator};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{AccountConfig, MonitorConfig, RenewConfig, TokenConfig, UpstoxConfig};
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::{SimConfig, Simulator};
 use tokenwatch::worker::{CheckOutcome, Core};
 
 fn validation_round(c: &mut Criterion) {

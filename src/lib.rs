@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod brokers;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
@@ -30,5 +31,4 @@ pub mod status;
 pub mod timefmt;
 pub mod token;
 pub mod tui;
-pub mod upstox;
 pub mod worker;

@@ -20,13 +20,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokenwatch::brokers::upstox::sim::{Endpoint, SimConfig};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions};
 use tokenwatch::fleet::{self, Fleet, StartError};
 use tokenwatch::secret::Secret;
 use tokenwatch::token::Token;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 use url::Url;
 
 const CLIENT_ID: &str = "615b1297-api-test-client";

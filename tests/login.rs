@@ -33,6 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenwatch::auth::callback::ListenError;
 use tokenwatch::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
+use tokenwatch::brokers::upstox::client::ApiError;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{
     AccountConfig, LoginConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
@@ -42,8 +44,6 @@ use tokenwatch::secret::Secret;
 use tokenwatch::token::expiry::upstox_expiry;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::client::ApiError;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::worker::{self, Core};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};

@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokenwatch::auth::notifier::{
     Expectation, MAX_BODY, NotifierServer, Rejection, check_delivery, serve,
 };
+use tokenwatch::brokers::upstox::client::UpstoxClient;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use tokenwatch::clock::{Clock, FixedClock};
 use tokenwatch::token::expiry::upstox_expiry;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::client::UpstoxClient;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use url::Url;
@@ -137,7 +137,7 @@ impl Env {
     }
 
     /// Upstox's webhook payload for `token`, as the simulator would send it.
-    fn payload(&self, token: &tokenwatch::upstox::sim::IssuedToken) -> Map<String, Value> {
+    fn payload(&self, token: &tokenwatch::brokers::upstox::sim::IssuedToken) -> Map<String, Value> {
         let Value::Object(map) = json!({
             "client_id": sim_client_id(),
             "user_id": "AB1234",

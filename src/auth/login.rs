@@ -5,13 +5,13 @@
 use super::browser;
 use super::callback::{self, Hit, ListenError, Listener};
 use super::oauth::{self, Callback, CallbackProblem};
+use crate::brokers::upstox::client::{ApiError, UpstoxClient};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig};
 use crate::secret::Secret;
 use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist, upstox_expiry};
 use crate::token::store::{StoreError, TokenStore};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
-use crate::upstox::client::{ApiError, UpstoxClient};
 use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::sync::Arc;

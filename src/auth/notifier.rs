@@ -81,12 +81,12 @@
 //! Only when the proxy runs on another machine does the receiver need a non-loopback
 //! address; then pass `allow_remote` and firewall the port so that only the proxy reaches it.
 
+use crate::brokers::upstox::client::{ApiError, UpstoxClient};
 use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::serving::{self, Running};
 use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist, upstox_expiry};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
-use crate::upstox::client::{ApiError, UpstoxClient};
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};

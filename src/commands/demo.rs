@@ -2,6 +2,7 @@
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 
 use super::runtime;
+use crate::brokers::upstox::sim::{SimConfig, Simulator};
 use crate::cli::DemoArgs;
 use crate::clock::SystemClock;
 use crate::config::{
@@ -10,7 +11,6 @@ use crate::config::{
 };
 use crate::token::store::TokenStore;
 use crate::token::{ExpirySource, Token, TokenFileFormat};
-use crate::upstox::sim::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

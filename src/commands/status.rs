@@ -3,6 +3,7 @@
 //! retries).
 
 use super::runtime;
+use crate::brokers::upstox::client::ApiError;
 use crate::cli::Cli;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
@@ -12,7 +13,6 @@ use crate::token::file::loose_mode;
 use crate::token::store::TokenStore;
 use crate::token::verdict::read_verdict;
 use crate::token::{Token, TokenState, read_token_file};
-use crate::upstox::client::ApiError;
 use crate::worker::{CHECK_LIMIT, CheckOutcome, Core};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -87,7 +87,7 @@ fn check_once(config: &Config) -> (CheckOutcome, DateTime<Utc>) {
         })
     });
     let validation = outcome.unwrap_or_else(|why| {
-        CheckOutcome::Unreachable(crate::upstox::client::ApiError::Transient {
+        CheckOutcome::Unreachable(crate::brokers::upstox::client::ApiError::Transient {
             reason: why,
             retry_after: None,
         })

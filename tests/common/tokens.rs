@@ -2,9 +2,9 @@
 //! [`IssuedToken`] or from parts.
 
 use chrono::{DateTime, Utc};
+use tokenwatch::brokers::upstox::sim::IssuedToken;
 use tokenwatch::secret::Secret;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::IssuedToken;
 
 /// A format-1 token of AB1234 (Jane Doe), from a login: change fields with `..`.
 pub fn token(
