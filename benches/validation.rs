@@ -23,6 +23,7 @@ fn validation_round(c: &mut Criterion) {
         let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let issued = sim.issue_token();
         let token = Token {
+            broker: Default::default(),
             access_token: issued.access_token,
             token_type: "Bearer".into(),
             extended_token: None,
@@ -38,6 +39,8 @@ fn validation_round(c: &mut Criterion) {
         let path = dir.path().join("upstox_token.json");
         TokenStore::new(path.clone(), []).write(&token).unwrap();
         let account = AccountConfig {
+            broker: Default::default(),
+            kite: Default::default(),
             name: "default".into(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),

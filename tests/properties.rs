@@ -206,6 +206,7 @@ fn earliest(
 
 fn token_of(f: &Fields) -> Token {
     Token {
+        broker: Default::default(),
         access_token: Secret::new(f.access_token.clone()),
         token_type: f.token_type.clone(),
         extended_token: f.extended_token.clone().map(Secret::new),

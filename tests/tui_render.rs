@@ -64,6 +64,7 @@ fn answer(result: CheckResult, at: DateTime<Utc>) -> StoredVerdict {
 /// The `default` account, healthy: issued 09:12 today, dies 03:30 tomorrow, checked 14:02.
 fn healthy() -> Snapshot {
     Snapshot {
+        broker: Default::default(),
         account: "default".to_string(),
         at: now(),
         state: TokenState::Healthy,

@@ -14,7 +14,8 @@ mod answer;
 use super::{RENEW_COMMAND_TIMEOUT, plan};
 use crate::auth::login::{LoginError, LoginSettings};
 use crate::auth::notifier::{self, Expectation, NotifierServer};
-use crate::brokers::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
+use crate::brokers::upstox::client::TokenRequestAck;
+use crate::brokers::{ApiError, BrokerClient, Profile};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig, MonitorConfig};
 use crate::messages::{PendingLogin, RenewalTally, Snapshot, TokenInfo};
@@ -106,7 +107,7 @@ pub struct Core {
     builtin_browser: bool,
     pub(super) policy: Policy,
     pub(super) clock: Arc<dyn Clock>,
-    client: UpstoxClient,
+    client: BrokerClient,
     store: TokenStore,
     pub(super) token: Option<Token>,
     /// What the token file looked like when last read (inode, size, mtime): any change means
@@ -137,8 +138,9 @@ impl Core {
         monitor: MonitorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Core, ApiError> {
-        let client = UpstoxClient::new(&account.upstox.api_base)?;
-        let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone());
+        let client = BrokerClient::for_account(&account)?;
+        let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone())
+            .with_broker(account.broker);
         let policy = Policy {
             check_interval: monitor.check_interval,
             refresh_before: monitor.refresh_before,
@@ -356,6 +358,7 @@ impl Core {
         let facts = self.schedule_facts(now);
         Snapshot {
             account: self.account.name.clone(),
+            broker: self.account.broker,
             at: now,
             state: schedule::state(&facts, &self.policy),
             token: self.token.as_ref().map(|t| TokenInfo {
@@ -557,10 +560,20 @@ impl Core {
             self.account.upstox.client_id.clone(),
             self.account.upstox.client_secret.clone(),
         );
-        let client = self.client.clone();
+        let client = self.client.upstox().cloned();
+        let broker = self.account.broker;
         let policy = self.retry_policy();
         let name = self.account.name.clone();
         async move {
+            let Some(client) = client else {
+                return Err(RequestError {
+                    message: format!(
+                        "{} has no token request (it is Upstox's phone approval); set renew.strategy to browser",
+                        broker.display_name()
+                    ),
+                    transient: false,
+                });
+            };
             let (Some(id), Some(secret)) = ids else {
                 return Err(RequestError {
                     message:
@@ -774,7 +787,7 @@ impl crate::retry::Transient for RenewError {
 /// Run `renew.command`, read the token it prints, and check it with the profile API.
 async fn fetch_and_verify(
     argv: &[String],
-    client: &UpstoxClient,
+    client: &BrokerClient,
     clock: &dyn Clock,
 ) -> Result<Token, RenewError> {
     let (program, args) = argv
@@ -823,9 +836,9 @@ async fn fetch_and_verify(
         .profile(&token.access_token)
         .await
         .map_err(|e| match e {
-            ApiError::Invalid { .. } => RenewError::Other(format!(
-                "the token from renew.command was rejected by Upstox: {e}"
-            )),
+            ApiError::Invalid { .. } => {
+                RenewError::Other(format!("the token from renew.command was rejected: {e}"))
+            }
             other => RenewError::Api(other),
         })?;
     token.issued_at = token.issued_at.or(Some(now));

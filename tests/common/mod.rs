@@ -78,6 +78,8 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let account = AccountConfig {
             name: "default".into(),
+            broker: Default::default(),
+            kite: Default::default(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),
                 ..UpstoxConfig::default()

@@ -13,6 +13,7 @@ pub fn token(
     expires_at: DateTime<Utc>,
 ) -> Token {
     Token {
+        broker: Default::default(),
         access_token: Secret::new(access_token),
         token_type: "Bearer".into(),
         extended_token: None,

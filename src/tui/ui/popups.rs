@@ -220,6 +220,7 @@ pub fn details<'a>(
         Some(s) => {
             let tok = s.token.as_ref();
             b.field("Account", &s.account, plain);
+            b.field("Broker", s.broker.display_name(), plain);
             // The mask's `…` as this terminal can show it.
             let masked = tok.map_or("none".to_string(), |k| k.masked.replace('…', t.ellipsis()));
             b.field("Token", masked, plain);
@@ -254,7 +255,7 @@ pub fn details<'a>(
                     .map_or("unknown".to_string(), |i| format!("{} IST", day_hm(i)));
                 b.field("Issued", issued, plain);
                 b.field("Expires", format!("{} IST", day_hm(k.expires_at)), plain);
-                b.field("Expiry from", k.expiry_source.describe(), plain);
+                b.field("Expiry from", k.expiry_source.describe(s.broker), plain);
                 b.field(
                     "Obtained via",
                     k.obtained_via.as_deref().unwrap_or("unknown"),
