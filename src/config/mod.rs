@@ -721,8 +721,8 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 renew: raw.renew.clone(),
             },
         };
-        // A Kite account that names no token file of its own gets `kite_token.json` (and
-        // backups of that name), never Upstox's default file.
+        // A Kite account that names no token file of its own gets `kite_token.json`, never
+        // Upstox's default file; and its default backups take its token file's name.
         let token_key_set = |key: &str| {
             own.and_then(|o| o.get("token"))
                 .and_then(|t| t.find_ref(key))
@@ -747,7 +747,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             .and_then(|t| t.find_ref("backups"))
             .is_some();
         let rename = (name != DEFAULT_ACCOUNT && !own_backups)
-            || (kite_default_file && !token_key_set("backups"));
+            || (broker == Broker::Kite && !token_key_set("backups"));
         let mut backups: Vec<PathBuf> = Vec::new();
         for b in &account.token.backups {
             let b = match (rename, primary.file_name()) {
