@@ -779,7 +779,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
         "{error}"
     );
     let expected = json!({
-        "account": "default", "state": "unknown", "valid": false,
+        "account": "default", "broker": "upstox", "state": "unknown", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
         "last_check": null, "last_check_at": null, "last_validated_at": null, "user_id": null,
@@ -793,7 +793,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
 
     let w = api.status("work").await;
     let expected = json!({
-        "account": "work", "state": "missing", "valid": false,
+        "account": "work", "broker": "upstox", "state": "missing", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
         "last_check": null, "last_check_at": null, "last_validated_at": null, "user_id": null,
