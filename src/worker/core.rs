@@ -836,9 +836,10 @@ async fn fetch_and_verify(
         .profile(&token.access_token)
         .await
         .map_err(|e| match e {
-            ApiError::Invalid { .. } => {
-                RenewError::Other(format!("the token from renew.command was rejected: {e}"))
-            }
+            ApiError::Invalid { .. } => RenewError::Other(format!(
+                "the token from renew.command was rejected by {}: {e}",
+                client.broker().display_name()
+            )),
             other => RenewError::Api(other),
         })?;
     token.issued_at = token.issued_at.or(Some(now));
