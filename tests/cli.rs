@@ -869,7 +869,9 @@ fn status_names_the_broker_and_refuses_another_brokers_file() {
     assert_eq!(j["state"], "unknown");
     let why = j["error"].as_str().unwrap();
     assert!(
-        why.contains("Upstox token") && why.contains("Zerodha Kite") && why.contains("token.path"),
+        why.contains("token for Upstox")
+            && why.contains("Zerodha Kite")
+            && why.contains("token.path"),
         "{why}"
     );
     assert!(!run.all().contains("tok-upstox-AAAA"), "{}", run.all());

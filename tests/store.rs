@@ -1277,7 +1277,7 @@ fn another_brokers_file_is_refused_and_never_written_over() {
     let kite = TokenStore::new(&path, [backup.clone()]).with_broker(Broker::Kite);
     let e = kite.read().unwrap_err().to_string();
     assert!(
-        e.contains("Upstox token") && e.contains("Zerodha Kite") && e.contains("token.path"),
+        e.contains("token for Upstox") && e.contains("Zerodha Kite") && e.contains("token.path"),
         "{e}"
     );
     assert!(!e.contains("upstox-tok"), "{e}");

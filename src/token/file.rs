@@ -32,7 +32,7 @@ pub enum TokenFileError {
     },
     /// The file holds a token of another broker than the account's.
     #[error(
-        "token file {} holds a {} token, but this account is set to {} (broker: {}); it was \
+        "token file {} holds a token for {}, but this account is set to {} (broker: {}); it was \
          left as it is: give this account its own token.path, or set its broker to {}",
         path.display(), file.display_name(), account.display_name(), account.as_str(), file.as_str()
     )]

@@ -53,7 +53,7 @@ pub enum StoreError {
     /// The token file holds another broker's token: a token for this account's broker is
     /// never written over it.
     #[error(
-        "{} holds a {} token, but this account is set to {}; nothing was written (give this \
+        "{} holds a token for {}, but this account is set to {}; nothing was written (give this \
          account its own token.path, or set its broker to {})",
         path.display(), file.display_name(), account.display_name(), file.as_str()
     )]
