@@ -115,7 +115,7 @@ impl LoginSettings {
 pub enum LoginProgress {
     /// Waiting for the browser (or a pasted address) until `until`.
     Waiting {
-        /// The Upstox login address.
+        /// The broker's login address.
         url: Url,
         /// Where the callback listener listens.
         listening: Vec<SocketAddr>,
@@ -233,9 +233,14 @@ pub async fn run(
     let app = settings.app();
     let state = oauth::new_state().map_err(LoginError::Other)?;
     let url = client.authorization_url(&app, &state);
-    let mut listener = callback::listen(&settings.redirect_uri, state.clone(), &settings.account)
-        .await
-        .map_err(LoginError::Listen)?;
+    let mut listener = callback::listen(
+        &settings.redirect_uri,
+        state.clone(),
+        &settings.account,
+        client.clone(),
+    )
+    .await
+    .map_err(LoginError::Listen)?;
     let browser = if settings.builtin_browser {
         let follow = url.clone();
         tokio::spawn(async move {
@@ -275,7 +280,7 @@ pub async fn run(
             browser,
         })
         .await;
-    tracing::info!(account = %settings.account, "Login started; waiting for Upstox to send the browser back");
+    tracing::info!(account = %settings.account, "Login started; waiting for {} to send the browser back", settings.broker.display_name());
 
     let deadline = tokio::time::sleep(settings.timeout);
     tokio::pin!(deadline);
@@ -287,7 +292,7 @@ pub async fn run(
                 None => return Err(LoginError::Other("the callback listener stopped".into())),
             },
             text = paste.recv(), if paste_open => match text {
-                Some(text) => match oauth::read_pasted(&text, &state) {
+                Some(text) => match client.read_pasted(&text, &state) {
                     Ok(callback) => break (callback, None),
                     Err(problem) => {
                         tracing::warn!(account = %settings.account, "Pasted address refused: {problem}");

@@ -269,6 +269,17 @@ impl BrokerClient {
         }
     }
 
+    /// Read an address the user pasted from the browser, with the same `state` check.
+    pub fn read_pasted(
+        &self,
+        text: &str,
+        state: &Secret,
+    ) -> Result<crate::auth::oauth::Callback, crate::auth::oauth::CallbackProblem> {
+        match self {
+            BrokerClient::Upstox(_) => crate::auth::oauth::read_pasted(text, state),
+        }
+    }
+
     /// Exchange a login's code for a token. The code is single-use: never call this twice
     /// with the same code.
     pub async fn exchange(&self, login: &LoginApp, code: &Secret) -> Result<Session, ApiError> {

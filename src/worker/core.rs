@@ -417,6 +417,7 @@ impl Core {
             .clone()
             .filter(|t| t.access_token.same_as(&checked.token))?;
         let name = self.account.name.clone();
+        let broker = self.account.broker;
         let now = self.clock.now();
         self.last_check_at = Some(now);
         Some(match checked.result {
@@ -447,7 +448,7 @@ impl Core {
                 };
                 self.record_answer(CheckResult::Invalid, code, now);
                 if token.expires_at <= now {
-                    info!(account = %name, "Upstox confirms the token has expired");
+                    info!(account = %name, "{} confirms the token has expired", broker.display_name());
                 } else {
                     warn!(account = %name, "Token invalid: {e}");
                 }
@@ -457,12 +458,14 @@ impl Core {
             Err(e) => {
                 match &e {
                     ApiError::Transient { .. } => match checked.attempts {
-                        0 => warn!(account = %name, "Cannot reach the Upstox API: {e}"),
+                        0 => {
+                            warn!(account = %name, "Cannot reach the {} API: {e}", broker.display_name())
+                        }
                         1 => {
-                            warn!(account = %name, "Cannot reach the Upstox API after 1 attempt: {e}")
+                            warn!(account = %name, "Cannot reach the {} API after 1 attempt: {e}", broker.display_name())
                         }
                         n => {
-                            warn!(account = %name, "Cannot reach the Upstox API after {n} attempts: {e}")
+                            warn!(account = %name, "Cannot reach the {} API after {n} attempts: {e}", broker.display_name())
                         }
                     },
                     _ => error!(account = %name, "The API refused the check: {e}"),
@@ -602,8 +605,9 @@ impl Core {
             && !known.eq_ignore_ascii_case(new)
         {
             let why = format!(
-                "the new token is for Upstox user {new}, but this account's token is for {known}; \
-                 it was not stored (if the account really changed, move the token file away and log in)"
+                "the new token is for {} user {new}, but this account's token is for {known}; \
+                 it was not stored (if the account really changed, move the token file away and log in)",
+                self.account.broker.display_name()
             );
             error!(account = %self.account.name, "Refusing the new token: {why}");
             return Err(why);
