@@ -2,8 +2,8 @@
 //! left, and which state that puts it in.
 //!
 //! - [`file`](mod@self::file) reads every accepted token-file format and writes format 1.
-//! - [`expiry`] holds the Upstox 03:30 IST rule, the JWT `exp` decoding and the one decision
-//!   of a token's expiry ([`expiry::decide_expiry`]).
+//! - [`expiry`] holds IST, the Upstox 03:30 IST rule, the JWT `exp` decoding and the one
+//!   decision of a token's expiry ([`expiry::decide_expiry`]), which applies the broker's rule.
 //! - [`store`] writes the file atomically, keeps `.prev` and backups, and restores.
 //! - [`verdict`] keeps the API's last answer about the token beside it (`.state`).
 
@@ -29,13 +29,13 @@ pub enum ExpirySource {
     ExpiresAt,
     /// The JWT `exp` claim (decoded, not verified).
     JwtExp,
-    /// The first 03:30 IST after the file's `issued_at`.
+    /// The broker's rule (Upstox: the first 03:30 IST) after the file's `issued_at`.
     RuleFromIssuedAt,
-    /// The first 03:30 IST after the file's `created_at`.
+    /// The broker's rule after the file's `created_at`.
     RuleFromCreatedAt,
-    /// The first 03:30 IST after the token's JWT `iat` claim.
+    /// The broker's rule after the token's JWT `iat` claim.
     RuleFromJwtIat,
-    /// The first 03:30 IST after the file's modification time.
+    /// The broker's rule after the file's modification time.
     RuleFromFileMtime,
 }
 

@@ -15,8 +15,8 @@ use ratatui::text::{Line, Span};
 /// Gap between the state and the clock, and the least kept between the name and the state.
 const GAP: usize = 4;
 
-/// ` tokenwatch · default (AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`, or in
-/// a narrow terminal ` tokenwatch · default (AB1234)   HEALTHY · API ✓ checked 14:02`.
+/// ` tokenwatch · default (Upstox AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`,
+/// or in a narrow terminal ` tokenwatch · default (Upstox)   HEALTHY · API ✓ checked 14:02`.
 pub fn title(
     frame: &mut Frame,
     area: Rect,
