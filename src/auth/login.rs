@@ -63,10 +63,7 @@ impl LoginSettings {
     ) -> Result<LoginSettings, LoginError> {
         let app = LoginApp::for_account(account).map_err(LoginError::Config)?;
         callback::loopback_addrs(&app.redirect_uri).map_err(LoginError::Listen)?;
-        let api_base = match account.broker {
-            Broker::Kite => account.kite.api_base.clone(),
-            _ => account.upstox.api_base.clone(),
-        };
+        let api_base = crate::brokers::api_base(account).clone();
         Ok(LoginSettings {
             account: account.name.clone(),
             broker: account.broker,
@@ -88,15 +85,7 @@ impl LoginSettings {
 impl LoginSettings {
     /// The broker's API client for this login.
     pub fn client(&self) -> Result<BrokerClient, ApiError> {
-        match self.broker {
-            Broker::Upstox => Ok(BrokerClient::Upstox(
-                crate::brokers::upstox::client::UpstoxClient::new(&self.api_base)?,
-            )),
-            other => Err(ApiError::Transient {
-                reason: crate::brokers::unsupported_text(other),
-                retry_after: None,
-            }),
-        }
+        BrokerClient::new(self.broker, &self.api_base)
     }
 
     /// The app this login signs in to.

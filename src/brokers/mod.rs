@@ -217,9 +217,14 @@ impl BrokerClient {
     /// The client for `account`'s broker, or why there is none (a broker this tokenwatch
     /// does not support yet).
     pub fn for_account(account: &crate::config::AccountConfig) -> Result<BrokerClient, ApiError> {
-        match account.broker {
+        BrokerClient::new(account.broker, api_base(account))
+    }
+
+    /// The client for `broker`'s API at `api_base` (the real one, or a simulator).
+    pub fn new(broker: Broker, api_base: &Url) -> Result<BrokerClient, ApiError> {
+        match broker {
             Broker::Upstox => Ok(BrokerClient::Upstox(upstox::client::UpstoxClient::new(
-                &account.upstox.api_base,
+                api_base,
             )?)),
             other => Err(unsupported(other)),
         }
@@ -297,6 +302,14 @@ impl BrokerClient {
     }
 }
 
+/// The API base of `account`'s broker (`upstox.api_base`, `kite.api_base`).
+pub fn api_base(account: &crate::config::AccountConfig) -> &Url {
+    match account.broker {
+        Broker::Kite => &account.kite.api_base,
+        _ => &account.upstox.api_base,
+    }
+}
+
 /// The app a login signs in to: the broker's API key and secret and where the browser goes.
 #[derive(Debug, Clone)]
 pub struct LoginApp {
@@ -347,8 +360,19 @@ impl LoginApp {
 
 /// The refusal for a broker this tokenwatch cannot talk to yet.
 fn unsupported(broker: Broker) -> ApiError {
+    let reason = if broker.is_supported() {
+        // Known to the configuration and the token file, but its API client is not in this
+        // build: `status` and `token` work, checks and logins do not.
+        format!(
+            "this build of tokenwatch cannot reach {}'s API yet; `tokenwatch status` and \
+             `tokenwatch token` read its token file meanwhile",
+            broker.display_name()
+        )
+    } else {
+        unsupported_text(broker)
+    };
     ApiError::Transient {
-        reason: unsupported_text(broker),
+        reason,
         retry_after: None,
     }
 }
