@@ -152,6 +152,7 @@ impl Core {
             not_before: account.renew.not_before,
             deadline: account.renew.deadline,
             calendar: account.renew.calendar.clone(),
+            broker: account.broker,
         };
         let mut core = Core {
             account,
