@@ -22,6 +22,7 @@ use tokenwatch::tui::ui;
 fn frame(c: &mut Criterion) {
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 9, 2, 5).unwrap();
     let snap = Snapshot {
+        broker: Default::default(),
         account: "default".into(),
         at: now,
         state: TokenState::Healthy,

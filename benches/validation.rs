@@ -5,11 +5,11 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
+use tokenwatch::brokers::upstox::sim::{SimConfig, Simulator};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{AccountConfig, MonitorConfig, RenewConfig, TokenConfig, UpstoxConfig};
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::{SimConfig, Simulator};
 use tokenwatch::worker::{CheckOutcome, Core};
 
 fn validation_round(c: &mut Criterion) {
@@ -23,6 +23,7 @@ fn validation_round(c: &mut Criterion) {
         let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let issued = sim.issue_token();
         let token = Token {
+            broker: Default::default(),
             access_token: issued.access_token,
             token_type: "Bearer".into(),
             extended_token: None,
@@ -38,6 +39,8 @@ fn validation_round(c: &mut Criterion) {
         let path = dir.path().join("upstox_token.json");
         TokenStore::new(path.clone(), []).write(&token).unwrap();
         let account = AccountConfig {
+            broker: Default::default(),
+            kite: Default::default(),
             name: "default".into(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),

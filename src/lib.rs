@@ -1,4 +1,5 @@
-//! tokenwatch keeps an Upstox trading account's daily access token alive and visible.
+//! tokenwatch keeps a trading account's daily access token (Upstox, Zerodha Kite) alive and
+//! visible; each broker's client, login and expiry rule are behind [`brokers`].
 //!
 //! The library holds everything the `tokenwatch` binary does, so tests can drive it
 //! headless: layered [`config`], the [`token`] model with Upstox's expiry rules and the
@@ -7,6 +8,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod brokers;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
@@ -30,5 +32,4 @@ pub mod status;
 pub mod timefmt;
 pub mod token;
 pub mod tui;
-pub mod upstox;
 pub mod worker;

@@ -3,6 +3,7 @@
 //! imports no worker, alert or dashboard code, so every one of them can import it.
 
 use crate::auth::login::LoginProgress;
+use crate::brokers::Broker;
 use crate::config::Strategy;
 use crate::schedule::{Renewal, Verdict};
 use crate::token::store::WriteTally;
@@ -181,6 +182,8 @@ pub struct TokenInfo {
 pub struct Snapshot {
     /// The account name.
     pub account: String,
+    /// The account's broker.
+    pub broker: Broker,
     /// When this snapshot was taken.
     pub at: DateTime<Utc>,
     /// The token's state.

@@ -4,11 +4,11 @@
 //!
 //! | metric | labels | value |
 //! |---|---|---|
-//! | `tokenwatch_token_expiry_timestamp_seconds` | account | Unix time the token dies; 0 with no token |
-//! | `tokenwatch_token_valid` | account | 1 while the token can be used (healthy, warning, critical) |
-//! | `tokenwatch_token_last_validation_timestamp_seconds` | account | Unix time of the API's last answer about this token; 0 when never asked |
-//! | `tokenwatch_refresh_attempts_total` | account, result=`success`/`failure` | renewal rounds (any strategy, logins included) since start |
-//! | `tokenwatch_token_file_writes_total` | account, result=`success`/`failure`/`backup_failure` | token file writes since start |
+//! | `tokenwatch_token_expiry_timestamp_seconds` | account, broker | Unix time the token dies; 0 with no token |
+//! | `tokenwatch_token_valid` | account, broker | 1 while the token can be used (healthy, warning, critical) |
+//! | `tokenwatch_token_last_validation_timestamp_seconds` | account, broker | Unix time of the API's last answer about this token; 0 when never asked |
+//! | `tokenwatch_refresh_attempts_total` | account, broker, result=`success`/`failure` | renewal rounds (any strategy, logins included) since start |
+//! | `tokenwatch_token_file_writes_total` | account, broker, result=`success`/`failure`/`backup_failure` | token file writes since start |
 //! | `tokenwatch_build_info` | version | 1 |
 
 use crate::messages::Snapshot;
@@ -29,11 +29,13 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AccountLabel {
     account: String,
+    broker: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     account: String,
+    broker: &'static str,
     result: &'static str,
 }
 
@@ -131,6 +133,7 @@ impl Metrics {
     fn update(&self, snap: &Snapshot, now: DateTime<Utc>, thresholds: Thresholds) {
         let account = AccountLabel {
             account: snap.account.clone(),
+            broker: snap.broker.as_str(),
         };
         let report = StatusReport::from_snapshot(snap, now, thresholds);
         let expiry = snap.token.as_ref().map_or(0, |t| t.expires_at.timestamp());
@@ -157,6 +160,7 @@ impl Metrics {
         for (family, result, total) in counters {
             let labels = ResultLabels {
                 account: snap.account.clone(),
+                broker: snap.broker.as_str(),
                 result,
             };
             let counter = family.get_or_create(&labels);

@@ -23,12 +23,12 @@ pub trait Transient: std::fmt::Display {
     fn retry_after(&self) -> Option<Duration>;
 }
 
-impl Transient for crate::upstox::client::ApiError {
+impl Transient for crate::brokers::upstox::client::ApiError {
     fn is_transient(&self) -> bool {
-        crate::upstox::client::ApiError::is_transient(self)
+        crate::brokers::upstox::client::ApiError::is_transient(self)
     }
     fn retry_after(&self) -> Option<Duration> {
-        crate::upstox::client::ApiError::retry_after(self)
+        crate::brokers::upstox::client::ApiError::retry_after(self)
     }
 }
 

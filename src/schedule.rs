@@ -1,11 +1,12 @@
 //! The worker's decisions, as pure functions of the facts and `now`: the token's state, when
-//! to validate next, whether a renewal is due and whether it would help (the Upstox 03:30 IST
-//! boundary) and the deadline alarm on trading days. Which strategy acts on a due renewal is the
+//! to validate next, whether a renewal is due and whether it would help (the broker's daily
+//! boundary: Upstox 03:30 IST, Kite 06:00 IST) and the deadline alarm on trading days. Which strategy acts on a due renewal is the
 //! worker's plan's decision.
 
+use crate::brokers::Broker;
 use crate::calendar::Calendar;
 use crate::config::Strategy;
-use crate::token::expiry::{boundary_time, ist, next_ist_time_after, to_ist, upstox_expiry};
+use crate::token::expiry::{boundary_time, ist, next_ist_time_after, to_ist};
 use crate::token::{Thresholds, TokenState};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::sync::Arc;
@@ -57,6 +58,18 @@ pub struct Policy {
     pub deadline: NaiveTime,
     /// The trading calendar (`market.holidays_file` over the shipped NSE list).
     pub calendar: Arc<Calendar>,
+    /// The account's broker, whose rule says when a token obtained now ends.
+    pub broker: Broker,
+}
+
+impl Policy {
+    /// The time of day (IST) the broker's tokens die, which starts a day's renewals:
+    /// 03:30 for Upstox, 06:00 for Kite (03:30 for a broker without such a rule).
+    fn boundary(&self) -> NaiveTime {
+        self.broker
+            .daily_expiry_time()
+            .unwrap_or_else(boundary_time)
+    }
 }
 
 /// The facts about one account at `now`.
@@ -143,10 +156,17 @@ pub enum Renewal {
 
 impl Renewal {
     /// A renewal that comes due at `due_at` for a token ending `expires_at` but would be put
-    /// off then by the 03:30 IST rule (a token obtained before that boundary ends at it too):
-    /// nothing happens at `due_at`, the renewal comes after `expires_at`.
-    pub fn waits_for_boundary(due_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> bool {
-        expires_at > due_at && upstox_expiry(due_at) <= expires_at
+    /// off then by `broker`'s rule (Upstox: a token obtained before the 03:30 IST boundary
+    /// ends at it too): nothing happens at `due_at`, the renewal comes after `expires_at`.
+    pub fn waits_for_boundary(
+        broker: Broker,
+        due_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> bool {
+        expires_at > due_at
+            && broker
+                .expiry_rule(due_at)
+                .is_some_and(|rule| rule <= expires_at)
     }
 }
 
@@ -181,9 +201,9 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
         if now < due_at {
             return Renewal::NotDue { due_at };
         }
-        if exp > now && upstox_expiry(now) <= exp {
+        if exp > now && p.broker.expiry_rule(now).is_some_and(|rule| rule <= exp) {
             // A not_before earlier than 03:30 cannot pull the renewal before the boundary.
-            let until = if p.not_before <= boundary_time() {
+            let until = if p.not_before <= p.boundary() {
                 exp
             } else {
                 not_before_after(exp, p.not_before)
@@ -219,20 +239,20 @@ pub fn renewal(f: &Facts, p: &Policy) -> Renewal {
 /// nothing is urgent and they wait for `not_before` on the next trading day. `None` when they need not wait; always with a `not_before` at or before
 /// 03:30, which asks for renewals whenever one is due, closed days included.
 fn morning_wait_until(now: DateTime<Utc>, p: &Policy) -> Option<DateTime<Utc>> {
-    if p.not_before <= boundary_time() {
+    let boundary = p.boundary();
+    if p.not_before <= boundary {
         return None;
     }
     let local = to_ist(now);
     let t = local.time();
     let today = local.date_naive();
-    let day = if t < boundary_time() {
+    let day = if t < boundary {
         today.pred_opt().unwrap_or(today)
     } else {
         today
     };
     if p.calendar.is_trading_day(day) {
-        return (t >= boundary_time() && t < p.not_before)
-            .then(|| ist_instant(today, p.not_before));
+        return (t >= boundary && t < p.not_before).then(|| ist_instant(today, p.not_before));
     }
     let next = p.calendar.next_trading_day(day);
     Some(ist_instant(next, p.not_before))
@@ -299,6 +319,7 @@ pub(crate) mod test_support {
             not_before: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
             deadline: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
             calendar: Calendar::nse(),
+            broker: Broker::Upstox,
         }
     }
 }
@@ -359,6 +380,48 @@ mod tests {
         // ...and at not_before it is due.
         let f = facts(at(27, 8, 0), Some(at(27, 3, 30)));
         assert_eq!(renewal(&f, &policy()), Renewal::Due);
+    }
+
+    #[test]
+    fn a_kite_token_is_renewed_by_kites_0600_rule() {
+        let mut p = policy();
+        p.broker = Broker::Kite;
+        // 05:00 IST, a Kite token dying at 06:00: a new one would die at 06:00 too, so the
+        // renewal waits (for not_before after the boundary).
+        let f = facts(at(27, 5, 0), Some(at(27, 6, 0)));
+        assert_eq!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                until: at(27, 8, 0),
+                reason: Deferral::Boundary {
+                    expires_at: at(27, 6, 0)
+                }
+            }
+        );
+        assert!(Renewal::waits_for_boundary(
+            Broker::Kite,
+            at(27, 5, 0),
+            at(27, 6, 0)
+        ));
+        // By Upstox's rule the same renewal would be worth it (its tokens live to 03:30).
+        assert!(!Renewal::waits_for_boundary(
+            Broker::Upstox,
+            at(27, 5, 0),
+            at(27, 6, 0)
+        ));
+        // A Kite day starts at 06:00: between 06:00 and not_before an expired token waits.
+        let f = facts(at(27, 6, 30), Some(at(27, 6, 0)));
+        assert_eq!(
+            renewal(&f, &p),
+            Renewal::Deferred {
+                until: at(27, 8, 0),
+                reason: Deferral::NotBefore
+            }
+        );
+        // A broker whose token says when it ends has no boundary: a due renewal is due.
+        p.broker = Broker::Fyers;
+        let f = facts(at(27, 9, 0), Some(at(27, 9, 30)));
+        assert_eq!(renewal(&f, &p), Renewal::Due);
     }
 
     #[test]

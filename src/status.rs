@@ -1,6 +1,7 @@
 //! The status report: one account's token state as the `status` command, the HTTP API and
 //! scripts see it. Built from data and `now`; no I/O.
 
+use crate::brokers::Broker;
 use crate::messages::Snapshot;
 use crate::schedule::Verdict;
 pub use crate::token::verdict::LastCheckReport;
@@ -98,6 +99,8 @@ impl Serialize for LastCheck {
 pub struct StatusReport {
     /// The account name.
     pub account: String,
+    /// The account's broker (`upstox`, `kite`); null when the configuration could not be read.
+    pub broker: Option<Broker>,
     /// `healthy`, `warning`, `critical`, `expired`, `invalid`, `missing` or `unknown`.
     pub state: ReportState,
     /// True while the token can be used (healthy, warning or critical).
@@ -139,6 +142,7 @@ impl StatusReport {
     /// The report for what reading the token file gave.
     pub fn new(
         account: &str,
+        broker: Broker,
         token_file: &Path,
         read: &Result<Option<Token>, TokenFileError>,
         now: DateTime<Utc>,
@@ -146,6 +150,7 @@ impl StatusReport {
     ) -> StatusReport {
         let mut r = StatusReport {
             account: account.to_owned(),
+            broker: Some(broker),
             state: ReportState::Missing,
             token_file: Some(token_file.display().to_string()),
             ..StatusReport::default()
@@ -181,6 +186,7 @@ impl StatusReport {
     ) -> StatusReport {
         let mut r = StatusReport {
             account: snap.account.clone(),
+            broker: Some(snap.broker),
             state: ReportState::Missing,
             token_file: Some(
                 std::path::absolute(&snap.token_file)

@@ -20,13 +20,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokenwatch::brokers::upstox::sim::{Endpoint, SimConfig};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions};
 use tokenwatch::fleet::{self, Fleet, StartError};
 use tokenwatch::secret::Secret;
 use tokenwatch::token::Token;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 use url::Url;
 
 const CLIENT_ID: &str = "615b1297-api-test-client";
@@ -91,9 +91,10 @@ fn keys(v: &Value) -> Vec<String> {
 }
 
 /// The keys of the status JSON when it has no `error`.
-const STATUS_KEYS: [&str; 15] = [
+const STATUS_KEYS: [&str; 16] = [
     "account",
     "api_validated",
+    "broker",
     "expiry_source",
     "expiry_time",
     "issued_at",
@@ -217,12 +218,16 @@ fn assert_metric(samples: &[Sample], name: &str, labels: &[(&str, &str)], want: 
     assert_eq!(metric(samples, name, labels), want, "{name}{labels:?}");
 }
 
-/// The one sample of `name` whose labels are exactly `labels`.
+/// The one sample of `name` whose labels are exactly `labels`; a per-account series not
+/// naming its broker is the fixture's, `upstox`.
 fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let want: BTreeMap<String, String> = labels
+    let mut want: BTreeMap<String, String> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if want.contains_key("account") && !want.contains_key("broker") {
+        want.insert("broker".into(), "upstox".into());
+    }
     let found: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.name == name && s.labels == want)
@@ -634,6 +639,7 @@ async fn token_status_has_every_field_and_equals_status_json() {
     assert_ne!(j["last_check_at"], Value::Null, "{j}");
     assert_eq!(j["last_check_at"], j["last_validated_at"], "{j}");
     assert_eq!(j["account"], "default");
+    assert_eq!(j["broker"], "upstox");
     assert_eq!(j["state"], "healthy");
     assert_eq!(j["valid"], true);
     let secs = j["time_remaining_seconds"]
@@ -773,7 +779,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
         "{error}"
     );
     let expected = json!({
-        "account": "default", "state": "unknown", "valid": false,
+        "account": "default", "broker": "upstox", "state": "unknown", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
         "last_check": null, "last_check_at": null, "last_validated_at": null, "user_id": null,
@@ -787,7 +793,7 @@ async fn token_status_of_an_unreadable_and_a_missing_file() {
 
     let w = api.status("work").await;
     let expected = json!({
-        "account": "work", "state": "missing", "valid": false,
+        "account": "work", "broker": "upstox", "state": "missing", "valid": false,
         "time_remaining_hours": null, "time_remaining_seconds": null,
         "expiry_time": null, "issued_at": null, "api_validated": false,
         "last_check": null, "last_check_at": null, "last_validated_at": null, "user_id": null,
@@ -840,6 +846,7 @@ async fn tokens_lists_every_account_selected_first() {
             .collect();
         assert_eq!(names, order, "{j}");
         for item in list {
+            assert_eq!(item["broker"], "upstox", "{item}");
             let one = api.status(item["account"].as_str().unwrap()).await;
             assert_same_report(item, &one, &[]);
         }
@@ -1481,6 +1488,11 @@ async fn metrics_have_every_series_with_the_right_values() {
             ),
             "no account label: {sample:?}"
         );
+        assert_eq!(
+            sample.labels.get("broker").map(String::as_str),
+            Some("upstox"),
+            "no broker label: {sample:?}"
+        );
     }
     assert_metric(
         &m,
@@ -1876,6 +1888,8 @@ fn concurrent_scrapes_never_over_count() {
     const SCRAPES: usize = 8;
     let dir = tempfile::tempdir().unwrap();
     let account = AccountConfig {
+        broker: Default::default(),
+        kite: Default::default(),
         name: "default".into(),
         upstox: UpstoxConfig::default(),
         token: TokenConfig {

@@ -844,3 +844,39 @@ fn one_shot_commands_log_with_ist_times() {
         assert!(starts_with_ist_time(line), "no IST time: {line}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The broker: named by status, and a token file of another broker is refused, untouched
+
+#[test]
+fn status_names_the_broker_and_refuses_another_brokers_file() {
+    let sb = sandbox();
+    let expires = Utc::now() + Duration::hours(5);
+    let file = format1("tok-upstox-AAAA", None, expires);
+    sb.write_token(&file);
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.json()["broker"], "upstox", "{}", run.all());
+    let run = sb.run(&["status"]);
+    run.assert_stdout("Broker: Upstox");
+
+    // The same (Upstox) file, for an account now set to Kite: refused, left as it was.
+    let sb = sandbox_with("broker: kite\ntoken:\n  path: \"../upstox_token.json\"\n");
+    sb.write_token(&file);
+    let run = sb.run(&["status", "--json"]);
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    let j = run.json();
+    assert_eq!(j["broker"], "kite");
+    assert_eq!(j["state"], "unknown");
+    let why = j["error"].as_str().unwrap();
+    assert!(
+        why.contains("token for Upstox")
+            && why.contains("Zerodha Kite")
+            && why.contains("token.path"),
+        "{why}"
+    );
+    assert!(!run.all().contains("tok-upstox-AAAA"), "{}", run.all());
+    let run = sb.run(&["token"]);
+    assert_ne!(run.code, Some(0));
+    assert!(!run.stdout.contains("tok-upstox-AAAA"), "{}", run.all());
+    assert_eq!(std::fs::read_to_string(sb.token_path()).unwrap(), file);
+}

@@ -5,6 +5,7 @@ mod common;
 
 use common::ConfigEnv;
 use std::path::{Path, PathBuf};
+use tokenwatch::brokers::Broker;
 use tokenwatch::config::{self, Config, ConfigError, LoadOptions, LogLevel, Strategy};
 
 /// A sandbox for the library's loader, and the environment it gets (HOME in the sandbox).
@@ -385,7 +386,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "bogus_section: {}\n",
             Some("bogus_section"),
-            "unknown key; expected one of: upstox",
+            "unknown key; expected one of: broker, upstox, kite, token",
         ),
         (
             "monitor:\n  max_retries: lots\n",
@@ -425,7 +426,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "accounts:\n  alt:\n    monitor: {}\n",
             Some("accounts.alt.monitor"),
-            "expected one of: upstox, token, renew",
+            "expected one of: broker, upstox, kite, token, renew",
         ),
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
@@ -636,4 +637,161 @@ fn empty_files_and_empty_keys_mean_not_set() {
     let c = f.load().unwrap();
     assert_eq!(c.monitor.max_retries, 3);
     assert_eq!(c.account.upstox.client_id, None);
+}
+
+#[test]
+fn the_broker_is_upstox_unless_said_and_each_account_has_its_own() {
+    let f = Fixture::new();
+    // No file: every existing setup keeps watching Upstox, with Upstox's token file.
+    let c = f.load().unwrap();
+    assert_eq!(c.account.broker, Broker::Upstox);
+    f.write("config/tokenwatch.yaml", "renew:\n  strategy: none\n");
+    let c = f.load().unwrap();
+    assert_eq!(c.account.broker, Broker::Upstox);
+    assert_token_files(&f, &c, "upstox_token.json");
+
+    // broker: kite at the top level: Kite's defaults and its own token file name.
+    f.write("config/tokenwatch.yaml", "broker: kite\n");
+    let c = f.load().unwrap();
+    assert_eq!(c.account.broker, Broker::Kite);
+    assert_token_files(&f, &c, "kite_token.json");
+    let k = &c.account.kite;
+    assert_eq!(k.api_base.as_str(), "https://api.kite.trade/");
+    assert_eq!(k.login_base.as_str(), "https://kite.zerodha.com/");
+    assert_eq!(k.redirect_uri.as_str(), "http://localhost:5001/callback");
+    assert_eq!(k.api_key, None);
+    assert!(k.api_secret.is_none());
+    // A Kite account that names its file keeps it.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: KITE\ntoken:\n  path: zerodha.json\n",
+    );
+    let e = f.err();
+    assert!(e.to_string().contains("broker"), "{e}");
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: kite\ntoken:\n  path: zerodha.json\n",
+    );
+    assert_token_files(&f, &f.load().unwrap(), "zerodha.json");
+
+    // Side by side: the top level on Upstox, one account on Kite with its own app.
+    f.write(
+        "config/tokenwatch.yaml",
+        "upstox:\n  client_id: up-id\n\
+         accounts:\n  zerodha:\n    broker: kite\n    kite:\n      api_key: kite-key\n      api_secret: kite-secret\n      api_base: http://127.0.0.1:9/\n",
+    );
+    let c = f.load().unwrap();
+    assert_eq!(c.accounts["default"].broker, Broker::Upstox);
+    let z = &c.accounts["zerodha"];
+    assert_eq!(z.broker, Broker::Kite);
+    assert_eq!(z.kite.api_key.as_deref(), Some("kite-key"));
+    assert_eq!(z.kite.api_secret.as_ref().unwrap().expose(), "kite-secret");
+    assert_eq!(z.kite.api_base.as_str(), "http://127.0.0.1:9/");
+    assert_eq!(
+        z.token.path.file_name().unwrap(),
+        "kite_token.json",
+        "{:?}",
+        z.token.path
+    );
+    assert_ne!(z.token.path, c.accounts["default"].token.path);
+}
+
+#[test]
+fn an_unknown_or_unsupported_broker_is_a_plain_error() {
+    let f = Fixture::new();
+    let path = f.write("config/tokenwatch.yaml", "broker: robinhood\n");
+    let e = f.err();
+    assert_error(
+        &e,
+        &format!("config file {}", path.display()),
+        Some("broker"),
+        "upstox",
+    );
+    for b in ["kite", "fyers", "angel", "dhan"] {
+        assert!(e.message.contains(b), "the valid ones are listed: {e}");
+    }
+    for b in ["fyers", "angel", "dhan"] {
+        f.write("config/tokenwatch.yaml", &format!("broker: {b}\n"));
+        let e = f.err();
+        assert_eq!(e.key.as_deref(), Some("broker"), "{e}");
+        assert_eq!(
+            e.message,
+            format!("tokenwatch does not support {b} yet (supported: upstox, kite)")
+        );
+        f.write(
+            "config/tokenwatch.yaml",
+            &format!("accounts:\n  other:\n    broker: {b}\n    token:\n      path: other.json\n"),
+        );
+        let e = f.err();
+        assert_eq!(e.key.as_deref(), Some("accounts.other.broker"), "{e}");
+    }
+    // Upstox's phone approval is Upstox's alone.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: kite\nrenew:\n  strategy: token-request\n  notifier_listen: 127.0.0.1:5002\n  notifier_path: /hook/x\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("renew.strategy"), "{e}");
+    assert!(e.message.contains("Zerodha Kite"), "{e}");
+}
+
+#[test]
+fn kite_keys_come_from_the_environment_like_upstox_ones() {
+    let secret = "KITE-S3CRET-THAT-MUST-NOT-LEAK";
+    let mut f = Fixture::new();
+    f.write("config/tokenwatch.yaml", "broker: kite\n");
+    f.set("KITE_API_KEY", "env-key");
+    f.set("KITE_API_SECRET", secret);
+    let c = f.load().unwrap();
+    assert_eq!(c.account.kite.api_key.as_deref(), Some("env-key"));
+    assert_eq!(c.account.kite.api_secret.as_ref().unwrap().expose(), secret);
+    assert!(
+        c.sources
+            .environment
+            .contains(&"KITE_API_SECRET".to_string()),
+        "{:?}",
+        c.sources.environment
+    );
+    // Masked like upstox.client_secret, never shown.
+    let shown = c.to_masked_yaml();
+    assert!(
+        !shown.contains(secret) && !shown.contains("KITE-S3"),
+        "{shown}"
+    );
+    assert!(shown.contains("broker: kite"), "{shown}");
+    assert!(
+        shown.contains("api_secret: '******** (set, 30 characters)'"),
+        "{shown}"
+    );
+    assert!(!format!("{c:?}").contains(secret));
+}
+
+#[test]
+fn a_kite_login_names_the_kite_keys_it_lacks() {
+    let f = Fixture::new();
+    f.write("config/tokenwatch.yaml", "broker: kite\n");
+    let c = f.load().unwrap();
+    let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+    assert!(
+        e.contains("kite.api_key") && e.contains("KITE_API_KEY"),
+        "{e}"
+    );
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: kite\nkite:\n  api_key: k\n",
+    );
+    let c = f.load().unwrap();
+    let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+    assert!(
+        e.contains("kite.api_secret") && e.contains("KITE_API_SECRET"),
+        "{e}"
+    );
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: kite\nkite:\n  api_key: k\n  api_secret: s\n  login_base: http://127.0.0.1:9/\n",
+    );
+    let c = f.load().unwrap();
+    let app = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap();
+    assert_eq!(app.client_id, "k");
+    assert_eq!(app.login_base.as_str(), "http://127.0.0.1:9/");
 }

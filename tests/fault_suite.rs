@@ -35,14 +35,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
+use tokenwatch::brokers::upstox::client::REQUEST_TIMEOUT;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::clock::{Clock, SystemClock};
 use tokenwatch::config::{MonitorConfig, Strategy};
 use tokenwatch::messages::{Command, Event, Notification, Topic};
 use tokenwatch::secret::Secret;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{Token, TokenState, read_token_file};
-use tokenwatch::upstox::client::REQUEST_TIMEOUT;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::worker::{self, CheckOutcome};
 
 /// How often each fault is queued: more than `max_retries`, so every attempt meets it.

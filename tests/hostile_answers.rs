@@ -9,11 +9,13 @@ use common::doc::{code, hardening_table, sync_doc_block};
 use common::rss::run_measured;
 use common::*;
 use std::time::{Duration, Instant};
+use tokenwatch::brokers::upstox::client::{
+    ApiError, MAX_BODY, REQUEST_TIMEOUT, UpstoxClient, classify,
+};
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, HUGE_BODY_BYTES, SimConfig};
 use tokenwatch::http::{BodyError, read_limited};
 use tokenwatch::token::TokenState;
 use tokenwatch::token::store::{StoreError, TokenStore};
-use tokenwatch::upstox::client::{ApiError, MAX_BODY, REQUEST_TIMEOUT, UpstoxClient, classify};
-use tokenwatch::upstox::sim::{Endpoint, Fault, HUGE_BODY_BYTES, SimConfig};
 use tokenwatch::worker::CheckOutcome;
 
 /// The most of an endless answer read before giving up: the limit and the one chunk (16 KiB

@@ -33,6 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenwatch::auth::callback::ListenError;
 use tokenwatch::auth::login::{self, LoginError, LoginProgress, LoginSettings, Obtained};
+use tokenwatch::brokers::upstox::client::ApiError;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::clock::SystemClock;
 use tokenwatch::config::{
     AccountConfig, LoginConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
@@ -42,8 +44,6 @@ use tokenwatch::secret::Secret;
 use tokenwatch::token::expiry::upstox_expiry;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::client::ApiError;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig};
 use tokenwatch::worker::{self, Core};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
@@ -229,11 +229,13 @@ impl SimHost {
     /// Library settings: a browser command that opens nothing (the test is the browser).
     fn settings(&self, account: &str) -> LoginSettings {
         LoginSettings {
+            broker: Default::default(),
             account: account.into(),
             client_id: CLIENT_ID.into(),
             client_secret: Secret::new(SECRET),
             redirect_uri: Url::parse(&self.redirect).unwrap(),
             api_base: self.server.base_url.clone(),
+            login_base: self.server.base_url.clone(),
             timeout: Duration::from_secs(20),
             browser_command: vec!["true".into()],
             env_browser: None,
@@ -252,6 +254,8 @@ impl SimHost {
 
     fn account(&self, dir: &Path, name: &str) -> AccountConfig {
         AccountConfig {
+            broker: Default::default(),
+            kite: Default::default(),
             name: name.into(),
             upstox: UpstoxConfig {
                 client_id: Some(CLIENT_ID.into()),
@@ -1224,7 +1228,7 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
     second.paste(replay.as_str()).await;
     let e = expect_err(second.end().await);
     match &e {
-        LoginError::Exchange(ApiError::Rejected { status, code, .. }) => {
+        LoginError::Exchange(_, ApiError::Rejected { status, code, .. }) => {
             assert_eq!(*status, 400);
             assert_eq!(code.as_deref(), Some("UDAPI100016"));
         }
@@ -1247,7 +1251,7 @@ async fn a_replayed_code_is_refused_and_each_login_exchanges_once() {
     let (loc3, code3) = approve(&w3).await;
     third.paste(loc3.as_str()).await;
     let e3 = expect_err(third.end().await);
-    assert!(matches!(e3, LoginError::Exchange(_)), "{e3:?}");
+    assert!(matches!(e3, LoginError::Exchange(..)), "{e3:?}");
     assert!(e3.to_string().ends_with("log in again"), "{e3}");
     assert_eq!(
         sim.sim.calls(Endpoint::Token),
@@ -1680,6 +1684,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
     // A healthy token first, so the worker does not start a login of its own.
     let issued = sim.sim.issue_token();
     let old = Token {
+        broker: Default::default(),
         access_token: issued.access_token.clone(),
         token_type: "Bearer".into(),
         extended_token: None,

@@ -14,11 +14,12 @@ use std::time::Duration;
 use tokenwatch::auth::notifier::{
     Expectation, MAX_BODY, NotifierServer, Rejection, check_delivery, serve,
 };
+use tokenwatch::brokers::BrokerClient;
+use tokenwatch::brokers::upstox::client::UpstoxClient;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use tokenwatch::clock::{Clock, FixedClock};
 use tokenwatch::token::expiry::upstox_expiry;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::client::UpstoxClient;
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use url::Url;
@@ -81,9 +82,10 @@ impl Env {
         let sim = Simulator::new(SimConfig::default(), clock.clone() as Arc<dyn Clock>);
         let sim_server = sim.serve(loopback()).await.unwrap();
         let api_base = api_base.unwrap_or_else(|| sim_server.base_url.clone());
-        let client =
+        let client = BrokerClient::Upstox(
             UpstoxClient::with_timeouts(&api_base, Duration::from_secs(2), Duration::from_secs(5))
-                .unwrap();
+                .unwrap(),
+        );
         let (tx, rx) = mpsc::channel(8);
         let notifier = serve(
             loopback(),
@@ -137,7 +139,7 @@ impl Env {
     }
 
     /// Upstox's webhook payload for `token`, as the simulator would send it.
-    fn payload(&self, token: &tokenwatch::upstox::sim::IssuedToken) -> Map<String, Value> {
+    fn payload(&self, token: &tokenwatch::brokers::upstox::sim::IssuedToken) -> Map<String, Value> {
         let Value::Object(map) = json!({
             "client_id": sim_client_id(),
             "user_id": "AB1234",
@@ -631,7 +633,9 @@ async fn chunked_bodies_over_64_kib_are_refused() {
 #[tokio::test]
 async fn non_loopback_listen_needs_allow_remote() {
     let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(now()));
-    let client = UpstoxClient::new(&Url::parse("http://127.0.0.1:9/").unwrap()).unwrap();
+    let client = BrokerClient::Upstox(
+        UpstoxClient::new(&Url::parse("http://127.0.0.1:9/").unwrap()).unwrap(),
+    );
     for listen in [
         "0.0.0.0:0",
         "192.0.2.10:8765",
@@ -674,7 +678,9 @@ async fn non_loopback_listen_needs_allow_remote() {
 #[tokio::test]
 async fn an_empty_path_is_an_error_and_a_bare_one_gets_its_slash() {
     let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(now()));
-    let client = UpstoxClient::new(&Url::parse("http://127.0.0.1:9/").unwrap()).unwrap();
+    let client = BrokerClient::Upstox(
+        UpstoxClient::new(&Url::parse("http://127.0.0.1:9/").unwrap()).unwrap(),
+    );
     let (tx, _rx) = mpsc::channel(1);
     let err = serve(
         loopback(),

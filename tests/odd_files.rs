@@ -550,7 +550,10 @@ fn a_claim_past_the_0330_rule_is_not_believed() {
         issued_at: Some(issued),
         ..ExpiryEvidence::default()
     };
-    assert_eq!(decide_expiry(&e), Some((early, ExpirySource::JwtExp)));
+    assert_eq!(
+        decide_expiry(tokenwatch::brokers::Broker::Upstox, &e),
+        Some((early, ExpirySource::JwtExp))
+    );
 }
 
 #[test]

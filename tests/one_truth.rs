@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokenwatch::alerts::AlertEvent;
+use tokenwatch::brokers::upstox::sim::{Endpoint, SimConfig};
 use tokenwatch::messages::FORCE_SPACING;
 use tokenwatch::schedule::Verdict;
 use tokenwatch::token::verdict::{self, CheckResult};
-use tokenwatch::upstox::sim::{Endpoint, SimConfig};
 
 /// Rows of the doc block, by test, in the order the doc shows them.
 static ROWS: Mutex<Vec<(usize, [String; 5])>> = Mutex::new(Vec::new());

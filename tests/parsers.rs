@@ -102,6 +102,7 @@ proptest! {
                 not_before: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
                 deadline: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
                 calendar: tokenwatch::calendar::Calendar::nse(),
+                broker: Default::default(),
             };
             let facts = tokenwatch::schedule::Facts {
                 now,

@@ -9,7 +9,7 @@ use common::{Sandbox, SimHost};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tokenwatch::upstox::sim::SimConfig;
+use tokenwatch::brokers::upstox::sim::SimConfig;
 
 /// A sandbox for the daemon against `sim`: `renew` and `login` as given, thresholds of
 /// seconds, the log in `tokenwatch.log` and every alert appended to `alerts.log` as

@@ -22,12 +22,12 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tokenwatch::auth::notifier::{EXPIRY_SKEW, Expectation, Rejection, check_delivery};
 use tokenwatch::auth::oauth::{Callback, CallbackProblem, read_callback, read_pasted};
+use tokenwatch::brokers::upstox::client::{ApiError, classify};
 use tokenwatch::config::{self, LoadOptions, duration};
 use tokenwatch::secret::Secret;
 use tokenwatch::token::expiry::{decode_jwt_claims, from_epoch_seconds, upstox_expiry};
 use tokenwatch::token::file::{parse_token, read_token_bytes, read_token_file, to_format1_json};
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::client::{ApiError, classify};
 
 // ---------------------------------------------------------------------------------------------
 // Shared strategies
@@ -206,6 +206,7 @@ fn earliest(
 
 fn token_of(f: &Fields) -> Token {
     Token {
+        broker: Default::default(),
         access_token: Secret::new(f.access_token.clone()),
         token_type: f.token_type.clone(),
         extended_token: f.extended_token.clone().map(Secret::new),
@@ -1597,7 +1598,7 @@ proptest! {
         let retry_after = retry.map(Duration::from_secs);
         let got = classify("profile", status, retry_after, &content_type, &body);
         // Bodies over MAX_BODY are "not the API" and transient, whatever the status.
-        let oversized = body.len() > tokenwatch::upstox::client::MAX_BODY;
+        let oversized = body.len() > tokenwatch::brokers::upstox::client::MAX_BODY;
         let json: Option<Value> = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object).filter(|_| !oversized);
         let first = json.as_ref().and_then(|j| j.get("errors")).and_then(Value::as_array).and_then(|a| a.first());
         let code = first.and_then(|e| e.get("error_code").or_else(|| e.get("errorCode"))).and_then(Value::as_str);

@@ -6,11 +6,11 @@ mod common;
 
 use common::*;
 use std::time::Duration;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault};
 use tokenwatch::messages::{Command, Event, Level, Topic};
 use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::upstox::sim::{Endpoint, Fault};
 use tokenwatch::worker::{CHECK_LIMIT, CheckOutcome, RenewOutcome, WorkerHandle};
 
 fn alerts(log: &std::sync::Arc<std::sync::Mutex<Vec<Event>>>) -> Vec<String> {

@@ -28,7 +28,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokenwatch::upstox::sim::{Endpoint, SimConfig};
+use tokenwatch::brokers::upstox::sim::{Endpoint, SimConfig};
 
 /// The client id and secret of `tokenwatch simulate` (it prints them, by design).
 const SIM_CLIENT_ID: &str = "615b1297-sim-client";

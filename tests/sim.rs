@@ -12,8 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use tokenwatch::clock::{Clock, FixedClock};
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, SimServer, Simulator};
 use url::Url;
 
 use common::{client, ist_at, tokens};

@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tokenwatch::brokers::Broker;
 use tokenwatch::token::Token;
 use tokenwatch::token::file::{parse_token, to_format1_json};
 use tokenwatch::token::read_token_file;
@@ -1226,4 +1227,103 @@ fn an_existing_lock_file_with_a_loose_mode_is_made_private() {
         .write(&token("eyJ.token.sig", base() + hours(20)))
         .unwrap();
     assert_eq!(mode(&primary), 0o600);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broker a token file is for
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_write_names_the_broker_and_a_file_without_it_is_upstox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upstox_token.json");
+    let store = TokenStore::new(&path, []);
+    store.write(&token("tok-one", base() + hours(10))).unwrap();
+    let written: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(written["broker"], "upstox");
+    assert_eq!(written["format"], 1);
+    // A file from before brokers (no "broker") is an Upstox file, for Upstox accounts.
+    fs::write(
+        &path,
+        r#"{"format":1,"access_token":"tok-old","expires_at":"2026-11-27T03:30:00+05:30"}"#,
+    )
+    .unwrap();
+    let t = store.read().unwrap().unwrap();
+    assert_eq!(t.broker, Broker::Upstox);
+    // A Kite store writes "kite".
+    let kite_path = dir.path().join("kite_token.json");
+    let kite = TokenStore::new(&kite_path, []).with_broker(Broker::Kite);
+    let kt = Token {
+        broker: Broker::Kite,
+        ..token("kite-tok", base() + hours(10))
+    };
+    kite.write(&kt).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&fs::read(&kite_path).unwrap()).unwrap();
+    assert_eq!(written["broker"], "kite");
+    assert_eq!(kite.read().unwrap().unwrap().broker, Broker::Kite);
+}
+
+#[test]
+fn another_brokers_file_is_refused_and_never_written_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token.json");
+    let backup = dir.path().join("backup/token.json");
+    // An Upstox token sits in the file; the account is now set to Kite.
+    TokenStore::new(&path, [])
+        .write(&token("upstox-tok", base() + hours(10)))
+        .unwrap();
+    let before = fs::read(&path).unwrap();
+    let kite = TokenStore::new(&path, [backup.clone()]).with_broker(Broker::Kite);
+    let e = kite.read().unwrap_err().to_string();
+    assert!(
+        e.contains("token for Upstox") && e.contains("Zerodha Kite") && e.contains("token.path"),
+        "{e}"
+    );
+    assert!(!e.contains("upstox-tok"), "{e}");
+    // A Kite token is not stored over it: nothing written, no backup, no .prev.
+    let kt = Token {
+        broker: Broker::Kite,
+        ..token("kite-tok", base() + hours(10))
+    };
+    let e = kite.write(&kt).unwrap_err();
+    assert!(matches!(e, StoreError::OtherBroker { .. }), "{e:?}");
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert!(!backup.exists());
+    assert!(!kite.prev_path().exists());
+    // Nor is restoring at start: the file is readable, so it stays.
+    assert!(matches!(
+        kite.restore(base()).unwrap(),
+        RestoreOutcome::Present
+    ));
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // And a token of another broker than the store's is never written by it.
+    let upstox = TokenStore::new(dir.path().join("u.json"), []);
+    assert!(matches!(
+        upstox.write(&kt).unwrap_err(),
+        StoreError::OtherBroker { .. }
+    ));
+    assert!(!dir.path().join("u.json").exists());
+}
+
+#[test]
+fn backups_of_another_broker_are_never_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kite_token.json");
+    let backup = dir.path().join("backup/kite_token.json");
+    // The backup holds a live Upstox token (a shared folder); the Kite account has no file.
+    TokenStore::new(&backup, [])
+        .write(&token("upstox-tok", base() + hours(10)))
+        .unwrap();
+    let kite = TokenStore::new(&path, [backup.clone()]).with_broker(Broker::Kite);
+    assert!(kite.best_backup(base()).is_none());
+    assert!(matches!(
+        kite.restore(base()).unwrap(),
+        RestoreOutcome::NothingToRestore
+    ));
+    assert!(!path.exists());
+    // The Upstox account would use it.
+    let upstox = TokenStore::new(dir.path().join("upstox_token.json"), [backup]);
+    assert!(upstox.best_backup(base()).is_some());
 }

@@ -20,6 +20,7 @@ fn now() -> DateTime<Utc> {
 
 fn snap(account: &str, state: TokenState) -> Snapshot {
     Snapshot {
+        broker: Default::default(),
         account: account.into(),
         at: now(),
         state,

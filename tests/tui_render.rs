@@ -64,6 +64,7 @@ fn answer(result: CheckResult, at: DateTime<Utc>) -> StoredVerdict {
 /// The `default` account, healthy: issued 09:12 today, dies 03:30 tomorrow, checked 14:02.
 fn healthy() -> Snapshot {
     Snapshot {
+        broker: Default::default(),
         account: "default".to_string(),
         at: now(),
         state: TokenState::Healthy,
@@ -359,7 +360,7 @@ fn healthy_screen() {
     assert_eq!(gauge_fg(&buf), Color::Green);
     let top = row_text(&buf, 0);
     assert!(
-        top.starts_with(" tokenwatch · default (AB1234 Jane D.)"),
+        top.starts_with(" tokenwatch · default (Upstox AB1234 Jane D.)"),
         "{top}"
     );
     assert!(top.contains("HEALTHY · API ✓ 14:02 IST"), "{top}");
@@ -917,15 +918,15 @@ fn a_narrow_terminal_stacks_the_panes() {
     );
 }
 
-/// At 64 columns the header keeps the state word, the countdown, the account and one clock,
-/// labelled: the time of the API's last answer. The wall clock gives way.
+/// At 64 columns the header keeps the state word, the countdown, the account with its broker
+/// and one clock, labelled: the time of the API's last answer. The wall clock gives way.
 #[test]
 fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
     let buf = draw(&healthy_app(), 64, 30);
     let top = row_text(&buf, 0);
     assert_eq!(
         words(&top),
-        "tokenwatch · default (AB1234) HEALTHY · API ✓ checked 14:02"
+        "tokenwatch · default (Upstox) HEALTHY · API ✓ checked 14:02"
     );
     assert_eq!(width(&top), 64);
     assert!(!screen_text(&buf).contains("14:32:05"), "{top}");
@@ -937,16 +938,30 @@ fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
         row_text(&buf, 29).trim_end(),
         " r refresh  l login  d details  x dismiss  ? help  q quit"
     );
-    // With room, the user's name too; at 60 the user id gives way before the check time.
+    // With room, the user id and name too; at 60 the broker gives way before the check time.
     let top = row_text(&draw(&healthy_app(), 89, 30), 0);
     assert!(
-        words(&top) == "tokenwatch · default (AB1234 Jane D.) HEALTHY · API ✓ checked 14:02",
+        words(&top) == "tokenwatch · default (Upstox AB1234 Jane D.) HEALTHY · API ✓ checked 14:02",
         "{top}"
+    );
+    let top = row_text(&draw(&healthy_app(), 72, 30), 0);
+    assert_eq!(
+        words(&top),
+        "tokenwatch · default (Upstox AB1234) HEALTHY · API ✓ checked 14:02"
     );
     let top = row_text(&draw(&healthy_app(), 60, 12), 0);
     assert_eq!(
         words(&top),
         "tokenwatch · default HEALTHY · API ✓ checked 14:02"
+    );
+    // A Kite account says so.
+    let mut kite = healthy();
+    kite.broker = tokenwatch::brokers::Broker::Kite;
+    kite.account = "zerodha".to_string();
+    let top = row_text(&draw(&app(kite), 64, 30), 0);
+    assert_eq!(
+        words(&top),
+        "tokenwatch · zerodha (Kite) HEALTHY · API ✓ checked 14:02"
     );
     // A long account: the check time goes before the account is cut; the state never goes.
     let mut snap = healthy();

@@ -4,11 +4,11 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
+use tokenwatch::brokers::upstox::sim::Endpoint;
 use tokenwatch::messages::{Level, Topic};
 use tokenwatch::schedule::Verdict;
 use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
-use tokenwatch::upstox::sim::Endpoint;
 
 #[tokio::test(start_paused = true)]
 async fn a_whole_day_checks_warns_waits_for_the_boundary_and_renews_at_not_before() {

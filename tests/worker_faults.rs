@@ -9,13 +9,13 @@ mod common;
 use chrono::{DateTime, Utc};
 use common::*;
 use std::time::Duration;
+use tokenwatch::brokers::upstox::client::{ApiError, REQUEST_TIMEOUT};
+use tokenwatch::brokers::upstox::sim::{Endpoint, Fault, SimConfig, Simulator};
 use tokenwatch::config::Strategy;
 use tokenwatch::messages::{Command, Level, Notification, Topic};
 use tokenwatch::schedule::{Deferral, Renewal, Verdict};
 use tokenwatch::token::TokenState;
 use tokenwatch::token::read_token_file;
-use tokenwatch::upstox::client::{ApiError, REQUEST_TIMEOUT};
-use tokenwatch::upstox::sim::{Endpoint, Fault, SimConfig, Simulator};
 use tokenwatch::worker::{CheckOutcome, RenewOutcome};
 
 const PROFILE: &str = "/v2/user/profile";

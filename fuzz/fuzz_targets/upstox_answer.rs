@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use tokenwatch::upstox::client::{ApiError, MAX_BODY, classify};
+use tokenwatch::brokers::upstox::client::{ApiError, MAX_BODY, classify};
 
 fuzz_target!(|input: (u16, bool, &str, &[u8])| {
     let (status, retry, content_type, body) = input;

@@ -6,7 +6,8 @@
 //! paths get 404. The first request with the right state is handed to the login, which
 //! answers it with the success or failure page once the code has been exchanged.
 
-use super::oauth::{Callback, CallbackProblem, read_callback};
+use super::oauth::{Callback, CallbackProblem};
+use crate::brokers::BrokerClient;
 use crate::secret::Secret;
 use crate::serving::{self, Running};
 use axum::extract::{Request, State};
@@ -100,6 +101,8 @@ struct App {
     path: String,
     state: Secret,
     account: String,
+    /// The broker, which reads what its login sends back.
+    broker: BrokerClient,
     hits: mpsc::Sender<Hit>,
     /// Once a callback was accepted, later ones are turned away.
     taken: Arc<Mutex<bool>>,
@@ -110,6 +113,7 @@ pub async fn listen(
     redirect_uri: &Url,
     state: Secret,
     account: &str,
+    broker: BrokerClient,
 ) -> Result<Listener, ListenError> {
     let (ips, port) = loopback_addrs(redirect_uri)?;
     let mut listeners = Vec::new();
@@ -141,6 +145,7 @@ pub async fn listen(
         path: redirect_uri.path().to_owned(),
         state,
         account: account.to_owned(),
+        broker,
         hits: hits_tx,
         taken: Arc::new(Mutex::new(false)),
     };
@@ -181,7 +186,7 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
             "The login callback only accepts GET.",
         );
     }
-    let callback = match read_callback(req.uri().query(), &app.state) {
+    let callback = match app.broker.read_callback(req.uri().query(), &app.state) {
         Ok(c) => c,
         Err(problem) => {
             let status = match problem {

@@ -5,13 +5,13 @@
 use super::browser;
 use super::callback::{self, Hit, ListenError, Listener};
 use super::oauth::{self, Callback, CallbackProblem};
+use crate::brokers::{ApiError, Broker, BrokerClient, LoginApp};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig};
 use crate::secret::Secret;
-use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist, upstox_expiry};
+use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist};
 use crate::token::store::{StoreError, TokenStore};
-use crate::token::{ExpirySource, Token, TokenFileFormat};
-use crate::upstox::client::{ApiError, UpstoxClient};
+use crate::token::{Token, TokenFileFormat};
 use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,14 +27,18 @@ const BUILTIN_BROWSER_PAGE_LIMIT: usize = 64 * 1024;
 pub struct LoginSettings {
     /// The account name.
     pub account: String,
+    /// The account's broker.
+    pub broker: Broker,
     /// The app's API key.
     pub client_id: String,
     /// The app's secret.
     pub client_secret: Secret,
     /// The registered redirect URI (loopback).
     pub redirect_uri: Url,
-    /// Upstox's API base.
+    /// The broker's API base.
     pub api_base: Url,
+    /// Where the broker's login page is (Upstox: the API base).
+    pub login_base: Url,
     /// How long to wait for the browser.
     pub timeout: Duration,
     /// `login.browser_command`.
@@ -57,19 +61,17 @@ impl LoginSettings {
         login: &LoginConfig,
         open_browser: bool,
     ) -> Result<LoginSettings, LoginError> {
-        let client_id = account.upstox.client_id.clone().ok_or_else(|| {
-            LoginError::Config("upstox.client_id is not set; set UPSTOX_CLIENT_ID or upstox.client_id to your app's API key".into())
-        })?;
-        let client_secret = account.upstox.client_secret.clone().ok_or_else(|| {
-            LoginError::Config("upstox.client_secret is not set; set UPSTOX_CLIENT_SECRET (or .env) to your app's secret".into())
-        })?;
-        callback::loopback_addrs(&account.upstox.redirect_uri).map_err(LoginError::Listen)?;
+        let app = LoginApp::for_account(account).map_err(LoginError::Config)?;
+        callback::loopback_addrs(&app.redirect_uri).map_err(LoginError::Listen)?;
+        let api_base = crate::brokers::api_base(account).clone();
         Ok(LoginSettings {
             account: account.name.clone(),
-            client_id,
-            client_secret,
-            redirect_uri: account.upstox.redirect_uri.clone(),
-            api_base: account.upstox.api_base.clone(),
+            broker: account.broker,
+            client_id: app.client_id,
+            client_secret: app.client_secret,
+            redirect_uri: app.redirect_uri,
+            api_base,
+            login_base: app.login_base,
             timeout: login.timeout,
             browser_command: login.browser_command.clone(),
             env_browser: std::env::var("BROWSER").ok(),
@@ -80,12 +82,29 @@ impl LoginSettings {
     }
 }
 
+impl LoginSettings {
+    /// The broker's API client for this login.
+    pub fn client(&self) -> Result<BrokerClient, ApiError> {
+        BrokerClient::new(self.broker, &self.api_base)
+    }
+
+    /// The app this login signs in to.
+    pub fn app(&self) -> LoginApp {
+        LoginApp {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            login_base: self.login_base.clone(),
+        }
+    }
+}
+
 /// How a login is going.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoginProgress {
     /// Waiting for the browser (or a pasted address) until `until`.
     Waiting {
-        /// The Upstox login address.
+        /// The broker's login address.
         url: Url,
         /// Where the callback listener listens.
         listening: Vec<SocketAddr>,
@@ -119,7 +138,7 @@ pub enum LoginError {
     /// The callback listener could not start.
     #[error("{0}")]
     Listen(ListenError),
-    /// The user or Upstox refused.
+    /// The user or the broker refused.
     #[error("login refused: {0}")]
     Denied(String),
     /// Nobody came back in time.
@@ -129,8 +148,8 @@ pub enum LoginError {
     #[error("login cancelled")]
     Cancelled,
     /// The code could not be exchanged (it is single-use: never retried).
-    #[error("Upstox did not exchange the login code ({0}); log in again")]
-    Exchange(ApiError),
+    #[error("{} did not exchange the login code ({}); log in again", .0.display_name(), .1)]
+    Exchange(Broker, ApiError),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -197,18 +216,20 @@ pub async fn run(
         },
         other => LoginError::Other(other.to_string()),
     })?;
-    let client =
-        UpstoxClient::new(&settings.api_base).map_err(|e| LoginError::Other(e.to_string()))?;
+    let client = settings
+        .client()
+        .map_err(|e| LoginError::Other(e.to_string()))?;
+    let app = settings.app();
     let state = oauth::new_state().map_err(LoginError::Other)?;
-    let url = oauth::authorization_url(
-        &settings.api_base,
-        &settings.client_id,
+    let url = client.authorization_url(&app, &state);
+    let mut listener = callback::listen(
         &settings.redirect_uri,
-        &state,
-    );
-    let mut listener = callback::listen(&settings.redirect_uri, state.clone(), &settings.account)
-        .await
-        .map_err(LoginError::Listen)?;
+        state.clone(),
+        &settings.account,
+        client.clone(),
+    )
+    .await
+    .map_err(LoginError::Listen)?;
     let browser = if settings.builtin_browser {
         let follow = url.clone();
         tokio::spawn(async move {
@@ -248,7 +269,7 @@ pub async fn run(
             browser,
         })
         .await;
-    tracing::info!(account = %settings.account, "Login started; waiting for Upstox to send the browser back");
+    tracing::info!(account = %settings.account, "Login started; waiting for {} to send the browser back", settings.broker.display_name());
 
     let deadline = tokio::time::sleep(settings.timeout);
     tokio::pin!(deadline);
@@ -260,7 +281,7 @@ pub async fn run(
                 None => return Err(LoginError::Other("the callback listener stopped".into())),
             },
             text = paste.recv(), if paste_open => match text {
-                Some(text) => match oauth::read_pasted(&text, &state) {
+                Some(text) => match client.read_pasted(&text, &state) {
                     Ok(callback) => break (callback, None),
                     Err(problem) => {
                         tracing::warn!(account = %settings.account, "Pasted address refused: {problem}");
@@ -281,30 +302,38 @@ pub async fn run(
         }
     };
     let _ = progress.send(LoginProgress::Exchanging).await;
-    let exchanged = client
-        .exchange_code(
-            &code,
-            &settings.client_id,
-            &settings.client_secret,
-            settings.redirect_uri.as_str(),
-        )
-        .await;
+    let exchanged = client.exchange(&app, &code).await;
     let response = match exchanged {
         Ok(r) => r,
         Err(e) => {
-            let text = format!("Upstox did not accept the login ({e}). Log in again.");
-            return fail(page, listener, text, LoginError::Exchange(e)).await;
+            let text = format!(
+                "{} did not accept the login ({e}). Log in again.",
+                settings.broker.display_name()
+            );
+            return fail(
+                page,
+                listener,
+                text,
+                LoginError::Exchange(settings.broker, e),
+            )
+            .await;
         }
     };
     let now = clock.now();
-    // Issued now: the 03:30 IST rule from now bounds whatever the JWT says.
+    // Issued now: the broker's rule from now bounds whatever the JWT says.
     let evidence = ExpiryEvidence {
         issued_at: Some(now),
         ..ExpiryEvidence::of_token_text(response.access_token.expose())
     };
-    let (expires_at, expiry_source) =
-        decide_expiry(&evidence).unwrap_or((upstox_expiry(now), ExpirySource::RuleFromIssuedAt));
+    let Some((expires_at, expiry_source)) = decide_expiry(settings.broker, &evidence) else {
+        let text = format!(
+            "{} gave a token without saying when it ends",
+            settings.broker.display_name()
+        );
+        return fail(page, listener, text.clone(), LoginError::Other(text)).await;
+    };
     let token = Token {
+        broker: settings.broker,
         access_token: response.access_token,
         token_type: "Bearer".into(),
         extended_token: response.extended_token,

@@ -17,7 +17,7 @@
 //!    `client_id`, the expected `user_id` when one is known, a non-empty `access_token`, and a
 //!    sane `expires_at` — after now and no later than the next 03:30 IST boundary (see
 //!    [`EXPIRY_SKEW`] for the clock-skew allowance);
-//! 2. the token is verified with the profile API ([`UpstoxClient::profile`]): a token Upstox
+//! 2. the token is verified with the profile API ([`BrokerClient::profile`]): a token Upstox
 //!    does not accept is refused, and when Upstox cannot be reached the delivery is answered
 //!    503 so that the sender may try again;
 //! 3. only then is the [`Token`] handed to the consumer on a channel, and the sender gets
@@ -81,12 +81,12 @@
 //! Only when the proxy runs on another machine does the receiver need a non-loopback
 //! address; then pass `allow_remote` and firewall the port so that only the proxy reaches it.
 
+use crate::brokers::{ApiError, Broker, BrokerClient};
 use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::serving::{self, Running};
 use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist, upstox_expiry};
 use crate::token::{ExpirySource, Token, TokenFileFormat};
-use crate::upstox::client::{ApiError, UpstoxClient};
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
@@ -269,17 +269,18 @@ pub fn check_delivery(
         ..ExpiryEvidence::of_token_text(token_text)
     };
     let (expires_at, expiry_source) =
-        decide_expiry(&evidence).unwrap_or((expires_at, ExpirySource::ExpiresAt));
+        decide_expiry(Broker::Upstox, &evidence).unwrap_or((expires_at, ExpirySource::ExpiresAt));
     if expires_at <= now {
         return Err(Rejection::BadExpiry(format!(
             "the token ended at {} ({}), before now ({}); send one issued after the last 03:30 IST",
             show(expires_at),
-            expiry_source.describe(),
+            expiry_source.describe(Broker::Upstox),
             show(now)
         )));
     }
 
     Ok(Token {
+        broker: Broker::Upstox,
         access_token: Secret::new(token_text),
         token_type: "Bearer".to_string(),
         extended_token: None,
@@ -387,7 +388,7 @@ impl NotifierServer {
 struct App {
     path: Arc<str>,
     expect: Arc<Expectation>,
-    client: UpstoxClient,
+    client: BrokerClient,
     clock: Arc<dyn Clock>,
     deliveries: mpsc::Sender<Token>,
 }
@@ -436,7 +437,7 @@ fn normalize_path(path: &str) -> std::io::Result<String> {
 /// current tokio runtime, until the returned [`NotifierServer`] is shut down or dropped.
 ///
 /// Each delivery is checked with [`check_delivery`] (taking `now` from `clock`), then the
-/// token is verified with [`UpstoxClient::profile`]: a refusal (invalid token, or another
+/// token is verified with [`BrokerClient::profile`]: a refusal (invalid token, or another
 /// 4xx) is [`Rejection::RejectedByUpstox`]; a transient failure is
 /// [`Rejection::Unverifiable`], answered 503 so that the sender may retry; a profile naming
 /// another user than the payload or the expectation is [`Rejection::WrongUser`]. A verified
@@ -458,7 +459,7 @@ pub async fn serve(
     path: String,
     allow_remote: bool,
     expect: Expectation,
-    client: UpstoxClient,
+    client: BrokerClient,
     clock: Arc<dyn Clock>,
     deliveries: mpsc::Sender<Token>,
 ) -> std::io::Result<NotifierServer> {

@@ -2,6 +2,7 @@
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 
 use super::runtime;
+use crate::brokers::upstox::sim::{SimConfig, Simulator};
 use crate::cli::DemoArgs;
 use crate::clock::SystemClock;
 use crate::config::{
@@ -10,7 +11,6 @@ use crate::config::{
 };
 use crate::token::store::TokenStore;
 use crate::token::{ExpirySource, Token, TokenFileFormat};
-use crate::upstox::sim::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +73,8 @@ async fn demo(expires_in: Duration) -> u8 {
     let path = dir.path().join("upstox_token.json");
     let account = AccountConfig {
         name: "demo".into(),
+        broker: crate::brokers::Broker::Upstox,
+        kite: Default::default(),
         upstox: UpstoxConfig {
             client_id: Some(sim_config.client_id.clone()),
             client_secret: Some(crate::secret::Secret::new(sim_config.client_secret.clone())),
@@ -103,6 +105,7 @@ async fn demo(expires_in: Duration) -> u8 {
     };
     let issued = sim.issue_token();
     let first = Token {
+        broker: crate::brokers::Broker::Upstox,
         access_token: issued.access_token,
         token_type: "Bearer".into(),
         extended_token: None,

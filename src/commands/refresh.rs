@@ -7,6 +7,7 @@ use super::{
     EXIT_CONFIG, runtime,
     status::{heading, print_token_lines},
 };
+use crate::brokers::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::schedule::{Deferral, Renewal, Verdict, boundary_words};
@@ -73,7 +74,11 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             (Some(CheckOutcome::Valid(_)), None) => {
                 println!(
                     "API: ✓ valid; {}.",
-                    not_renewed(core.renewal(now), core.token().map(|t| t.expires_at))
+                    not_renewed(
+                        core.renewal(now),
+                        core.token().map(|t| t.expires_at),
+                        core.policy().broker,
+                    )
                 )
             }
             (Some(CheckOutcome::Unreachable(e)), None) => println!("API: ? could not check: {e}"),
@@ -158,7 +163,7 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
 }
 
 /// Why a valid token was left as it is, in words that hold however little time it has left.
-fn not_renewed(renewal: Renewal, expires_at: Option<DateTime<Utc>>) -> String {
+fn not_renewed(renewal: Renewal, expires_at: Option<DateTime<Utc>>, broker: Broker) -> String {
     let end = expires_at.map_or(String::new(), |t| {
         format!(" before it ends {}", to_ist(t).format("%a %H:%M IST"))
     });
@@ -167,7 +172,7 @@ fn not_renewed(renewal: Renewal, expires_at: Option<DateTime<Utc>>) -> String {
             "renew.strategy is none, so tokenwatch does not renew: log in{end} with tokenwatch login"
         ),
         Renewal::NotDue { due_at }
-            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(due_at, exp)) =>
+            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(broker, due_at, exp)) =>
         {
             format!(
                 "renewal is not due yet: {}",
@@ -297,7 +302,11 @@ mod tests {
             last_check_at: Some(now),
             last_failed_round_at: None,
         };
-        not_renewed(renewal(&facts, &policy_with(strategy)), Some(exp))
+        not_renewed(
+            renewal(&facts, &policy_with(strategy)),
+            Some(exp),
+            Broker::Upstox,
+        )
     }
 
     /// However little time is left, a valid token left alone is explained by what is true:

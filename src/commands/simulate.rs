@@ -1,9 +1,9 @@
 //! `tokenwatch simulate`: the embedded Upstox simulator on loopback, until Ctrl-C.
 
 use super::runtime;
+use crate::brokers::upstox::sim::{SimConfig, Simulator};
 use crate::cli::SimulateArgs;
 use crate::clock::SystemClock;
-use crate::upstox::sim::{SimConfig, Simulator};
 use std::sync::Arc;
 
 pub(super) fn run(args: &SimulateArgs) -> u8 {

@@ -3,16 +3,17 @@
 //! retries).
 
 use super::runtime;
+use crate::brokers::ApiError;
 use crate::cli::Cli;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
 use crate::status::{LastCheck, LastCheckReport, ReportState, StatusReport, ist_rfc3339};
 use crate::token::expiry::to_ist;
 use crate::token::file::loose_mode;
+use crate::token::file::read_account_token;
 use crate::token::store::TokenStore;
 use crate::token::verdict::read_verdict;
-use crate::token::{Token, TokenState, read_token_file};
-use crate::upstox::client::ApiError;
+use crate::token::{Token, TokenState};
 use crate::worker::{CHECK_LIMIT, CheckOutcome, Core};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -39,10 +40,17 @@ pub(super) fn run(
         }
     };
     let path = &config.account.token.path;
-    let read = read_token_file(path);
+    let read = read_account_token(path, config.account.broker);
     // One `now` for the state, the exit code and every line printed.
     let now = Utc::now();
-    let mut report = StatusReport::new(&config.account.name, path, &read, now, config.thresholds());
+    let mut report = StatusReport::new(
+        &config.account.name,
+        config.account.broker,
+        path,
+        &read,
+        now,
+        config.thresholds(),
+    );
     // What the API last said about this token, whichever tokenwatch process asked (with
     // --validate, the answer it gets now says it).
     if let (Ok(Some(token)), false) = (&read, validate) {
@@ -87,7 +95,7 @@ fn check_once(config: &Config) -> (CheckOutcome, DateTime<Utc>) {
         })
     });
     let validation = outcome.unwrap_or_else(|why| {
-        CheckOutcome::Unreachable(crate::upstox::client::ApiError::Transient {
+        CheckOutcome::Unreachable(crate::brokers::ApiError::Transient {
             reason: why,
             retry_after: None,
         })
@@ -112,8 +120,10 @@ fn print_human(
         }
         Ok(None) => {
             println!("{} · {account}", TokenState::Missing.label());
+            println!("Broker: {}", config.account.broker.display_name());
             println!("No token file at {}", path.display());
-            let store = TokenStore::new(path.clone(), config.account.token.backups.clone());
+            let store = TokenStore::new(path.clone(), config.account.token.backups.clone())
+                .with_broker(config.account.broker);
             if let Some((backup, _)) = store.best_backup(now) {
                 println!(
                     "A valid backup exists at {} (copy it to the token path to use it).",
@@ -128,6 +138,7 @@ fn print_human(
                 _ => TokenState::by_time(token.expires_at, now, config.thresholds()).label(),
             };
             println!("{}", heading(label, account, Some(token)));
+            println!("Broker: {}", token.broker.display_name());
             print_token_lines(token, now);
             match validation {
                 // No check now: what the API said when a tokenwatch last asked.
@@ -187,7 +198,10 @@ pub(super) fn print_token_lines(token: &Token, now: DateTime<Utc>) {
     if let Some(issued) = token.issued_at {
         println!("Issued: {}", to_ist(issued).format("%a %d %b %H:%M IST"));
     }
-    println!("Expiry from: {}", token.expiry_source.describe());
+    println!(
+        "Expiry from: {}",
+        token.expiry_source.describe(token.broker)
+    );
 }
 
 impl StatusReport {

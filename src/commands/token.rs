@@ -2,9 +2,10 @@
 
 use crate::config::{Config, ConfigError};
 use crate::exit::{EXIT_CONFIG, EXIT_NO_TOKEN};
+use crate::token::TokenState;
 use crate::token::expiry::to_ist;
+use crate::token::file::read_account_token;
 use crate::token::verdict::{CheckResult, read_verdict};
-use crate::token::{TokenState, read_token_file};
 use chrono::Utc;
 use std::io::Write;
 
@@ -17,7 +18,7 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
         }
     };
     let path = &config.account.token.path;
-    let token = match read_token_file(path) {
+    let token = match read_account_token(path, config.account.broker) {
         Ok(Some(t)) => t,
         Ok(None) => {
             eprintln!(
@@ -40,12 +41,13 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
         );
         return EXIT_NO_TOKEN;
     }
-    // Upstox rejected this very token (this process or another asked): it is not handed out.
+    // The broker rejected this very token (this process or another asked): it is not handed out.
     match read_verdict(path, &token.access_token) {
         Ok(Some(answer)) if answer.result == CheckResult::Invalid => {
             let code = answer.code.map(|c| format!(" ({c})")).unwrap_or_default();
             eprintln!(
-                "tokenwatch: no valid token: Upstox rejected the token in {} at {}{code}; log in again",
+                "tokenwatch: no valid token: {} rejected the token in {} at {}{code}; log in again",
+                token.broker.display_name(),
                 path.display(),
                 to_ist(answer.at).format("%a %d %b %H:%M IST")
             );

@@ -103,6 +103,22 @@ pub(super) fn check(
         } else {
             format!("accounts.{name}.")
         };
+        if !a.broker.is_supported() {
+            return err(
+                &format!("{prefix}broker"),
+                crate::brokers::unsupported_text(a.broker),
+            );
+        }
+        if a.broker != crate::brokers::Broker::Upstox && a.renew.strategy == Strategy::TokenRequest
+        {
+            return err(
+                &format!("{prefix}renew.strategy"),
+                format!(
+                    "token-request is Upstox's phone approval; {} has none, so use browser, command or none",
+                    a.broker.display_name()
+                ),
+            );
+        }
         match a.renew.strategy {
             Strategy::Command if a.renew.command.is_empty() => {
                 return err(

@@ -11,6 +11,7 @@ mod types;
 
 pub use types::*;
 
+use crate::brokers::Broker;
 use crate::calendar::{self, Calendar};
 use crate::paths::{self, Env};
 use crate::token::Thresholds;
@@ -22,6 +23,9 @@ use std::sync::Arc;
 
 /// The account the top level of the config file describes.
 pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The token file of a Kite account that names none (Upstox accounts keep `upstox_token.json`).
+pub const KITE_TOKEN_FILE: &str = "kite_token.json";
 
 /// A configuration problem: where it came from, which key, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,8 +68,12 @@ pub struct AccountConfig {
     /// The account's name (`default` for the top level).
     #[serde(skip)]
     pub name: String,
+    /// The broker whose token this account watches.
+    pub broker: Broker,
     /// The Upstox app.
     pub upstox: UpstoxConfig,
+    /// The Zerodha Kite Connect app.
+    pub kite: KiteConfig,
     /// Where its token is written (paths absolute).
     pub token: TokenConfig,
     /// How it is renewed.
@@ -133,7 +141,9 @@ impl Config {
         struct Shown<'a> {
             sources: &'a Sources,
             account: &'a str,
+            broker: Broker,
             upstox: &'a UpstoxConfig,
+            kite: &'a KiteConfig,
             token: &'a TokenConfig,
             monitor: &'a MonitorConfig,
             renew: &'a RenewConfig,
@@ -148,7 +158,9 @@ impl Config {
         let shown = Shown {
             sources: &self.sources,
             account: &self.account.name,
+            broker: self.account.broker,
             upstox: &self.account.upstox,
+            kite: &self.account.kite,
             token: &self.account.token,
             monitor: &self.monitor,
             renew: &self.account.renew,
@@ -363,13 +375,16 @@ fn strip_nulls(v: serde_yaml::Value) -> Option<serde_yaml::Value> {
 fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
     let mut layers = Vec::new();
     let named = [
-        ("UPSTOX_CLIENT_ID", "client_id"),
-        ("UPSTOX_CLIENT_SECRET", "client_secret"),
-        ("UPSTOX_REDIRECT_URI", "redirect_uri"),
+        ("UPSTOX_CLIENT_ID", "upstox", "client_id"),
+        ("UPSTOX_CLIENT_SECRET", "upstox", "client_secret"),
+        ("UPSTOX_REDIRECT_URI", "upstox", "redirect_uri"),
+        ("KITE_API_KEY", "kite", "api_key"),
+        ("KITE_API_SECRET", "kite", "api_secret"),
+        ("KITE_REDIRECT_URI", "kite", "redirect_uri"),
     ];
-    for (var, key) in named {
+    for (var, section, key) in named {
         if let Some(v) = env.get(var).filter(|v| !v.trim().is_empty()) {
-            let path = ["upstox".to_string(), key.to_string()];
+            let path = [section.to_string(), key.to_string()];
             layers.push(Layer::single(
                 format!("environment variable {var}"),
                 &path,
@@ -639,7 +654,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
     };
 
     // The merged values, looked up once: the top level's sections and each account's.
-    let top_values: BTreeMap<&str, Value> = ["upstox", "token", "renew"]
+    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "token", "renew"]
         .into_iter()
         .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
         .collect();
@@ -665,7 +680,12 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 "account names may use letters, digits, - and _ only",
             ));
         }
-        // The account's sections over the top level's, merged key by key. Only the three
+        let broker = raw
+            .accounts
+            .get(&name)
+            .and_then(|o| o.broker)
+            .unwrap_or(raw.broker);
+        // The account's sections over the top level's, merged key by key. Only the
         // sections of this one account are extracted, from values looked up once (a
         // thousand accounts load in milliseconds, not seconds); their types were checked
         // with the whole file above.
@@ -685,18 +705,37 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 let fail = |e| figment_error(e, &format!("accounts.{name}"));
                 AccountConfig {
                     name: name.clone(),
+                    broker,
                     upstox: section("upstox").extract_lossy().map_err(fail)?,
+                    kite: section("kite").extract_lossy().map_err(fail)?,
                     token: section("token").extract_lossy().map_err(fail)?,
                     renew: section("renew").extract_lossy().map_err(fail)?,
                 }
             }
             None => AccountConfig {
                 name: name.clone(),
+                broker,
                 upstox: raw.upstox.clone(),
+                kite: raw.kite.clone(),
                 token: raw.token.clone(),
                 renew: raw.renew.clone(),
             },
         };
+        // A Kite account that names no token file of its own gets `kite_token.json`, never
+        // Upstox's default file; and its default backups take its token file's name.
+        let token_key_set = |key: &str| {
+            own.and_then(|o| o.get("token"))
+                .and_then(|t| t.find_ref(key))
+                .is_some()
+                || top_values
+                    .get("token")
+                    .and_then(|t| t.find_ref(key))
+                    .is_some()
+        };
+        let kite_default_file = broker == Broker::Kite && !token_key_set("path");
+        if kite_default_file {
+            account.token.path = PathBuf::from(KITE_TOKEN_FILE);
+        }
         let resolve = |p: &Path| paths::resolve(&p.to_string_lossy(), &base, env);
         account.upstox.legacy_credentials = resolve(&account.upstox.legacy_credentials);
         account.token.path = resolve(&account.token.path);
@@ -707,7 +746,8 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             .and_then(|o| o.get("token"))
             .and_then(|t| t.find_ref("backups"))
             .is_some();
-        let rename = name != DEFAULT_ACCOUNT && !own_backups;
+        let rename = (name != DEFAULT_ACCOUNT && !own_backups)
+            || (broker == Broker::Kite && !token_key_set("backups"));
         let mut backups: Vec<PathBuf> = Vec::new();
         for b in &account.token.backups {
             let b = match (rename, primary.file_name()) {

@@ -2,6 +2,7 @@
 //! own parsing, so a bad value is caught where it is read and the message says what was
 //! expected.
 
+use crate::brokers::Broker;
 use crate::calendar::Calendar;
 use crate::secret::{Secret, deserialize_opt_secret};
 use chrono::NaiveTime;
@@ -17,8 +18,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
+    /// `broker:` the broker whose token is watched (default `upstox`).
+    pub broker: Broker,
     /// `upstox:` the Upstox app.
     pub upstox: UpstoxConfig,
+    /// `kite:` the Zerodha Kite Connect app.
+    pub kite: KiteConfig,
     /// `token:` where the token is written.
     pub token: TokenConfig,
     /// `monitor:` checking and thresholds.
@@ -35,7 +40,8 @@ pub struct RawConfig {
     pub market: MarketConfig,
     /// `log:` the log file.
     pub log: LogConfig,
-    /// `accounts:` more accounts, each overriding `upstox`, `token` and `renew`.
+    /// `accounts:` more accounts, each overriding `broker`, `upstox`, `kite`, `token` and
+    /// `renew`.
     #[serde(skip_serializing)]
     pub accounts: BTreeMap<String, AccountOverride>,
 }
@@ -44,8 +50,12 @@ pub struct RawConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountOverride {
+    /// The account's broker, when not the top level's.
+    pub broker: Option<Broker>,
     /// Overrides of `upstox:`.
     pub upstox: Option<UpstoxConfig>,
+    /// Overrides of `kite:`.
+    pub kite: Option<KiteConfig>,
     /// Overrides of `token:`.
     pub token: Option<TokenConfig>,
     /// Overrides of `renew:`.
@@ -83,6 +93,42 @@ impl Default for UpstoxConfig {
             redirect_uri: url::Url::parse("http://localhost:5001/callback").expect("valid URL"),
             api_base: url::Url::parse("https://api.upstox.com").expect("valid URL"),
             legacy_credentials: PathBuf::from("~/Algo/upstox_credentials.json"),
+        }
+    }
+}
+
+/// `kite:` a Zerodha Kite Connect app.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KiteConfig {
+    /// The app's API key.
+    #[serde(deserialize_with = "opt_string")]
+    pub api_key: Option<String>,
+    /// The app's secret. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub api_secret: Option<Secret>,
+    /// Must equal the redirect URL registered with the Kite Connect app.
+    #[serde(deserialize_with = "http_url")]
+    pub redirect_uri: url::Url,
+    /// Kite's API base URL; tests point it at a local stand-in.
+    #[serde(deserialize_with = "http_url")]
+    pub api_base: url::Url,
+    /// Where Kite's login page is.
+    #[serde(deserialize_with = "http_url")]
+    pub login_base: url::Url,
+}
+
+impl Default for KiteConfig {
+    fn default() -> Self {
+        KiteConfig {
+            api_key: None,
+            api_secret: None,
+            redirect_uri: url::Url::parse("http://localhost:5001/callback").expect("valid URL"),
+            api_base: url::Url::parse("https://api.kite.trade").expect("valid URL"),
+            login_base: url::Url::parse("https://kite.zerodha.com").expect("valid URL"),
         }
     }
 }

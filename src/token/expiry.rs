@@ -3,6 +3,7 @@
 //! machine's own time zone is.
 
 use super::ExpirySource;
+use crate::brokers::Broker;
 use base64::Engine;
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 
@@ -126,22 +127,24 @@ impl ExpiryEvidence {
 }
 
 /// When a token stops working: the EARLIEST of what the source claims, the JWT's `exp` and
-/// the Upstox 03:30 IST rule applied to the issue time, with the one that decided it. No
-/// source can make a token live longer than the broker lets it.
+/// the broker's rule applied to the issue time (Upstox: 03:30 IST, Kite: 06:00 IST; see
+/// [`Broker::expiry_rule`]), with the one that decided it. No source can make a token live
+/// longer than the broker lets it.
 ///
 /// The issue time for the rule is `issued_at`, else `created_at`, else the JWT `iat`. A
 /// file's modification time is used only when there is nothing else at all: a copy, a
 /// restore or an editor moves it, so it never cuts short an expiry the token names. On a
 /// tie the earlier-named source wins (the claim, then `exp`, then the rule), so a file
 /// tokenwatch wrote reads back as "the file's expires_at". `None` when nothing is known.
-pub fn decide_expiry(e: &ExpiryEvidence) -> Option<(DateTime<Utc>, ExpirySource)> {
+pub fn decide_expiry(broker: Broker, e: &ExpiryEvidence) -> Option<(DateTime<Utc>, ExpirySource)> {
     let rule = [
         (e.issued_at, ExpirySource::RuleFromIssuedAt),
         (e.created_at, ExpirySource::RuleFromCreatedAt),
         (e.jwt_iat, ExpirySource::RuleFromJwtIat),
     ]
     .into_iter()
-    .find_map(|(t, source)| t.map(|t| (upstox_expiry(t), source)));
+    .find_map(|(t, source)| t.map(|t| (broker.expiry_rule(t), source)))
+    .and_then(|(t, source)| t.map(|t| (t, source)));
     let candidates = [
         e.claimed.map(|t| (t, ExpirySource::ExpiresAt)),
         e.jwt_exp.map(|t| (t, ExpirySource::JwtExp)),
@@ -156,7 +159,8 @@ pub fn decide_expiry(e: &ExpiryEvidence) -> Option<(DateTime<Utc>, ExpirySource)
     );
     earliest.or_else(|| {
         e.mtime
-            .map(|m| (upstox_expiry(m), ExpirySource::RuleFromFileMtime))
+            .and_then(|m| broker.expiry_rule(m))
+            .map(|t| (t, ExpirySource::RuleFromFileMtime))
     })
 }
 
@@ -168,7 +172,7 @@ pub fn stored_expiry(token: &super::Token) -> (DateTime<Utc>, ExpirySource) {
         issued_at: token.issued_at,
         ..ExpiryEvidence::of_token_text(token.access_token.expose())
     };
-    decide_expiry(&evidence).unwrap_or((token.expires_at, ExpirySource::ExpiresAt))
+    decide_expiry(token.broker, &evidence).unwrap_or((token.expires_at, ExpirySource::ExpiresAt))
 }
 
 #[cfg(test)]
@@ -261,21 +265,27 @@ mod tests {
         let issued = at_ist(2026, 11, 26, 9, 12);
         let e = evidence(Some(issued + Duration::hours(24)), None, Some(issued));
         assert_eq!(
-            decide_expiry(&e),
+            decide_expiry(Broker::Upstox, &e),
             Some((at_ist(2026, 11, 27, 3, 30), ExpirySource::RuleFromIssuedAt))
         );
         // A JWT exp later than the rule loses too; an earlier one wins.
         let e = evidence(None, Some(issued + Duration::hours(20)), Some(issued));
-        assert_eq!(decide_expiry(&e).unwrap().1, ExpirySource::RuleFromIssuedAt);
+        assert_eq!(
+            decide_expiry(Broker::Upstox, &e).unwrap().1,
+            ExpirySource::RuleFromIssuedAt
+        );
         let e = evidence(None, Some(issued + Duration::hours(2)), Some(issued));
         assert_eq!(
-            decide_expiry(&e),
+            decide_expiry(Broker::Upstox, &e),
             Some((issued + Duration::hours(2), ExpirySource::JwtExp))
         );
         // On a tie the file's own claim is named: what tokenwatch wrote reads back as written.
         let boundary = at_ist(2026, 11, 27, 3, 30);
         let e = evidence(Some(boundary), Some(boundary), Some(issued));
-        assert_eq!(decide_expiry(&e), Some((boundary, ExpirySource::ExpiresAt)));
+        assert_eq!(
+            decide_expiry(Broker::Upstox, &e),
+            Some((boundary, ExpirySource::ExpiresAt))
+        );
     }
 
     #[test]
@@ -289,7 +299,7 @@ mod tests {
             ..ExpiryEvidence::default()
         };
         assert_eq!(
-            decide_expiry(&all),
+            decide_expiry(Broker::Upstox, &all),
             Some((at_ist(2026, 11, 27, 3, 30), ExpirySource::RuleFromIssuedAt))
         );
         let e = ExpiryEvidence {
@@ -297,17 +307,20 @@ mod tests {
             ..all
         };
         assert_eq!(
-            decide_expiry(&e).unwrap().1,
+            decide_expiry(Broker::Upstox, &e).unwrap().1,
             ExpirySource::RuleFromCreatedAt
         );
         let e = ExpiryEvidence {
             created_at: None,
             ..e
         };
-        assert_eq!(decide_expiry(&e).unwrap().1, ExpirySource::RuleFromJwtIat);
+        assert_eq!(
+            decide_expiry(Broker::Upstox, &e).unwrap().1,
+            ExpirySource::RuleFromJwtIat
+        );
         let e = ExpiryEvidence { jwt_iat: None, ..e };
         assert_eq!(
-            decide_expiry(&e),
+            decide_expiry(Broker::Upstox, &e),
             Some((at_ist(2026, 11, 24, 3, 30), ExpirySource::RuleFromFileMtime))
         );
         // The mtime never cuts a named expiry short.
@@ -315,8 +328,56 @@ mod tests {
             claimed: Some(day(28)),
             ..e
         };
-        assert_eq!(decide_expiry(&e), Some((day(28), ExpirySource::ExpiresAt)));
-        assert_eq!(decide_expiry(&ExpiryEvidence::default()), None);
+        assert_eq!(
+            decide_expiry(Broker::Upstox, &e),
+            Some((day(28), ExpirySource::ExpiresAt))
+        );
+        assert_eq!(
+            decide_expiry(Broker::Upstox, &ExpiryEvidence::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn each_broker_applies_its_own_rule() {
+        let issued = at_ist(2026, 11, 26, 9, 0);
+        let e = evidence(None, None, Some(issued));
+        assert_eq!(
+            decide_expiry(Broker::Upstox, &e),
+            Some((at_ist(2026, 11, 27, 3, 30), ExpirySource::RuleFromIssuedAt))
+        );
+        assert_eq!(
+            decide_expiry(Broker::Kite, &e),
+            Some((at_ist(2026, 11, 27, 6, 0), ExpirySource::RuleFromIssuedAt))
+        );
+        // A Kite token claimed to live until 06:00 reads back as its claim; one claimed past
+        // it is cut to 06:00 by the rule.
+        let six = at_ist(2026, 11, 27, 6, 0);
+        let e = evidence(Some(six), None, Some(issued));
+        assert_eq!(
+            decide_expiry(Broker::Kite, &e),
+            Some((six, ExpirySource::ExpiresAt))
+        );
+        let e = evidence(Some(six + Duration::hours(3)), None, Some(issued));
+        assert_eq!(
+            decide_expiry(Broker::Kite, &e),
+            Some((six, ExpirySource::RuleFromIssuedAt))
+        );
+        // A broker with no rule: only the claim and the JWT decide; the mtime decides nothing.
+        let e = evidence(None, Some(issued + Duration::hours(20)), Some(issued));
+        assert_eq!(
+            decide_expiry(Broker::Fyers, &e),
+            Some((issued + Duration::hours(20), ExpirySource::JwtExp))
+        );
+        let e = ExpiryEvidence {
+            mtime: Some(issued),
+            ..ExpiryEvidence::default()
+        };
+        assert_eq!(decide_expiry(Broker::Dhan, &e), None);
+        assert_eq!(
+            decide_expiry(Broker::Kite, &e),
+            Some((six, ExpirySource::RuleFromFileMtime))
+        );
     }
 
     proptest::proptest! {
@@ -340,7 +401,7 @@ mod tests {
                 jwt_iat: t(iat),
                 mtime: t(mtime),
             };
-            let decided = decide_expiry(&e);
+            let decided = decide_expiry(Broker::Upstox, &e);
             let issue = e.issued_at.or(e.created_at).or(e.jwt_iat);
             let rule = issue.map(upstox_expiry);
             let bounds = [e.claimed, e.jwt_exp, rule];

@@ -9,6 +9,7 @@ use super::expiry::{
     ExpiryEvidence, decide_expiry, decode_jwt_claims, from_epoch_seconds, plausible, to_ist,
 };
 use super::{Token, TokenFileFormat};
+use crate::brokers::Broker;
 use crate::printable::printable;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
@@ -28,6 +29,20 @@ pub enum TokenFileError {
         path: PathBuf,
         /// What is wrong with it (never quotes the token).
         reason: String,
+    },
+    /// The file holds a token of another broker than the account's.
+    #[error(
+        "token file {} holds a token for {}, but this account is set to {} (broker: {}); it was \
+         left as it is: give this account its own token.path, or set its broker to {}",
+        path.display(), file.display_name(), account.display_name(), account.as_str(), file.as_str()
+    )]
+    OtherBroker {
+        /// The file.
+        path: PathBuf,
+        /// The broker of the token in the file.
+        file: Broker,
+        /// The account's broker.
+        account: Broker,
     },
     /// The file could not be read at all (permissions, I/O).
     #[error("cannot read token file {path}: {source}")]
@@ -54,6 +69,19 @@ pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
             path: path.to_owned(),
             reason,
         }),
+    }
+}
+
+/// Read the token file of an account of `broker`: a file holding another broker's token is
+/// refused ([`TokenFileError::OtherBroker`]) and left as it is. `Ok(None)` when missing.
+pub fn read_account_token(path: &Path, broker: Broker) -> Result<Option<Token>, TokenFileError> {
+    match read_token_file(path)? {
+        Some(t) if t.broker != broker => Err(TokenFileError::OtherBroker {
+            path: path.to_owned(),
+            file: t.broker,
+            account: broker,
+        }),
+        other => Ok(other),
     }
 }
 
@@ -174,10 +202,11 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
         ..ExpiryEvidence::of_token_text(text)
     };
     let jwt_iat = evidence.jwt_iat;
-    let Some((expires_at, expiry_source)) = decide_expiry(&evidence) else {
+    let Some((expires_at, expiry_source)) = decide_expiry(Broker::Upstox, &evidence) else {
         return Err("it has no expiry and its modification time is unknown".into());
     };
     Ok(Token {
+        broker: Broker::Upstox,
         access_token: Secret::new(text),
         token_type: "Bearer".into(),
         extended_token: None,
@@ -209,6 +238,18 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         Some(_) => return Err("\"access_token\" must be a string".into()),
     };
     check_token_text(access_token)?;
+    // A file without "broker" is Upstox's: every file written before there were others.
+    let broker = match obj.get("broker") {
+        None | Some(Value::Null) => Broker::Upstox,
+        Some(Value::String(s)) => Broker::parse(s).ok_or_else(|| {
+            format!(
+                "\"broker\" is \"{}\", which this tokenwatch does not know (known: {})",
+                printable(s.chars().take(40).collect::<String>().as_str()),
+                Broker::ALL.map(Broker::as_str).join(", ")
+            )
+        })?,
+        Some(_) => return Err("\"broker\" must be a string such as \"upstox\"".into()),
+    };
 
     let expires_field = time_field(obj, "expires_at")?;
     let issued_field = time_field(obj, "issued_at")?;
@@ -222,7 +263,7 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         ..ExpiryEvidence::of_token_text(access_token)
     };
     let jwt_iat = evidence.jwt_iat;
-    let Some((expires_at, expiry_source)) = decide_expiry(&evidence) else {
+    let Some((expires_at, expiry_source)) = decide_expiry(broker, &evidence) else {
         return Err("it has no expiry and its modification time is unknown".into());
     };
 
@@ -246,6 +287,7 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         Some(_) => return Err("\"extended_token\" must be a string or null".into()),
     };
     Ok(Token {
+        broker,
         access_token: Secret::new(access_token),
         token_type: string("token_type")?.unwrap_or_else(|| "Bearer".into()),
         extended_token,
@@ -314,6 +356,7 @@ pub fn to_format1_json(token: &Token) -> String {
     let ist = |t: DateTime<Utc>| to_ist(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
     let value = serde_json::json!({
         "format": 1,
+        "broker": token.broker.as_str(),
         "access_token": token.access_token.expose(),
         "token_type": token.token_type,
         "extended_token": token.extended_token.as_ref().map(Secret::expose),
@@ -385,5 +428,55 @@ mod tests {
             let err = parse_token(input.as_bytes(), None).unwrap_err();
             assert!(!err.contains(secret), "{err}");
         }
+    }
+
+    #[test]
+    fn the_broker_is_written_and_a_file_without_it_is_upstox() {
+        let json = format!(
+            r#"{{"format":1,"access_token":"{}","expires_at":"2026-11-27T03:30:00+05:30"}}"#,
+            jwt(0)
+        );
+        let t = parse_token(json.as_bytes(), None).unwrap();
+        assert_eq!(t.broker, Broker::Upstox);
+        let written = to_format1_json(&t);
+        assert!(written.contains(r#""broker": "upstox""#), "{written}");
+        let kite = Token {
+            broker: Broker::Kite,
+            ..t
+        };
+        let written = to_format1_json(&kite);
+        assert!(written.contains(r#""broker": "kite""#), "{written}");
+        assert!(written.contains(r#""format": 1"#), "{written}");
+        assert_eq!(
+            parse_token(written.as_bytes(), None).unwrap().broker,
+            Broker::Kite
+        );
+    }
+
+    #[test]
+    fn a_kite_file_is_read_by_the_0600_rule() {
+        // Issued 09:12 IST with a claim past the next morning: Kite's 06:00 IST rule wins.
+        let json = r#"{"format":1,"broker":"kite","access_token":"opaqueKiteToken123",
+            "issued_at":"2026-11-26T09:12:00+05:30","expires_at":"2026-11-27T09:12:00+05:30"}"#;
+        let t = parse_token(json.as_bytes(), None).unwrap();
+        assert_eq!(t.broker, Broker::Kite);
+        assert_eq!(t.expires_at, at_ist(27, 6, 0));
+        assert_eq!(t.expiry_source, ExpirySource::RuleFromIssuedAt);
+        assert_eq!(
+            t.expiry_source.describe(t.broker),
+            "the 06:00 IST rule from issued_at"
+        );
+    }
+
+    #[test]
+    fn an_unknown_broker_is_refused_plainly() {
+        let json = r#"{"format":1,"broker":"robinhood","access_token":"abc","expires_at":"2026-11-27T03:30:00+05:30"}"#;
+        let err = parse_token(json.as_bytes(), None).unwrap_err();
+        assert!(
+            err.contains("robinhood") && err.contains("upstox, kite"),
+            "{err}"
+        );
+        let json = r#"{"format":1,"broker":7,"access_token":"abc","expires_at":"2026-11-27T03:30:00+05:30"}"#;
+        assert!(parse_token(json.as_bytes(), None).is_err());
     }
 }

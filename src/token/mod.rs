@@ -2,8 +2,8 @@
 //! left, and which state that puts it in.
 //!
 //! - [`file`](mod@self::file) reads every accepted token-file format and writes format 1.
-//! - [`expiry`] holds the Upstox 03:30 IST rule, the JWT `exp` decoding and the one decision
-//!   of a token's expiry ([`expiry::decide_expiry`]).
+//! - [`expiry`] holds IST, the Upstox 03:30 IST rule, the JWT `exp` decoding and the one
+//!   decision of a token's expiry ([`expiry::decide_expiry`]), which applies the broker's rule.
 //! - [`store`] writes the file atomically, keeps `.prev` and backups, and restores.
 //! - [`verdict`] keeps the API's last answer about the token beside it (`.state`).
 
@@ -12,6 +12,7 @@ pub mod file;
 pub mod store;
 pub mod verdict;
 
+use crate::brokers::Broker;
 use crate::secret::Secret;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use serde::Serialize;
 pub use file::{TokenFileError, read_token_file};
 
 /// Which bound decided a token's expiry: the earliest of the file's claim, the JWT `exp` and
-/// the 03:30 IST rule from the issue time (see [`expiry::decide_expiry`]); on a tie, the one
+/// the broker's rule (Upstox: 03:30 IST, Kite: 06:00 IST) from the issue time (see [`expiry::decide_expiry`]); on a tie, the one
 /// listed first here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,27 +29,29 @@ pub enum ExpirySource {
     ExpiresAt,
     /// The JWT `exp` claim (decoded, not verified).
     JwtExp,
-    /// The first 03:30 IST after the file's `issued_at`.
+    /// The broker's rule (Upstox: the first 03:30 IST) after the file's `issued_at`.
     RuleFromIssuedAt,
-    /// The first 03:30 IST after the file's `created_at`.
+    /// The broker's rule after the file's `created_at`.
     RuleFromCreatedAt,
-    /// The first 03:30 IST after the token's JWT `iat` claim.
+    /// The broker's rule after the token's JWT `iat` claim.
     RuleFromJwtIat,
-    /// The first 03:30 IST after the file's modification time.
+    /// The broker's rule after the file's modification time.
     RuleFromFileMtime,
 }
 
 impl ExpirySource {
-    /// A short phrase for humans: "from expires_at", "03:30 IST rule from the file's mtime".
-    pub fn describe(self) -> &'static str {
+    /// A short phrase for humans, naming `broker`'s rule: "the file's expires_at", "the 03:30
+    /// IST rule from issued_at", "the 06:00 IST rule from the file's modification time".
+    pub fn describe(self, broker: Broker) -> String {
+        let rule = broker.rule_name();
         match self {
-            ExpirySource::ExpiresAt => "the file's expires_at",
-            ExpirySource::JwtExp => "the token's JWT exp claim",
-            ExpirySource::RuleFromIssuedAt => "the 03:30 IST rule from issued_at",
-            ExpirySource::RuleFromCreatedAt => "the 03:30 IST rule from created_at",
-            ExpirySource::RuleFromJwtIat => "the 03:30 IST rule from the token's JWT iat claim",
+            ExpirySource::ExpiresAt => "the file's expires_at".into(),
+            ExpirySource::JwtExp => "the token's JWT exp claim".into(),
+            ExpirySource::RuleFromIssuedAt => format!("{rule} from issued_at"),
+            ExpirySource::RuleFromCreatedAt => format!("{rule} from created_at"),
+            ExpirySource::RuleFromJwtIat => format!("{rule} from the token's JWT iat claim"),
             ExpirySource::RuleFromFileMtime => {
-                "the 03:30 IST rule from the file's modification time"
+                format!("{rule} from the file's modification time")
             }
         }
     }
@@ -71,6 +74,8 @@ pub enum TokenFileFormat {
 /// A stored access token and what is known about it.
 #[derive(Debug, Clone)]
 pub struct Token {
+    /// The broker the token is for (a file without `"broker"` is Upstox's).
+    pub broker: Broker,
     /// The bearer token itself.
     pub access_token: Secret,
     /// Always "Bearer" for Upstox.

@@ -13,6 +13,7 @@
 
 use super::file::{RawTokenFile, read_token_bytes, read_token_file, to_format1_json};
 use super::{Token, TokenFileError};
+use crate::brokers::Broker;
 use chrono::{DateTime, Utc};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -48,6 +49,21 @@ pub enum StoreError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The token file holds another broker's token: a token for this account's broker is
+    /// never written over it.
+    #[error(
+        "{} holds a token for {}, but this account is set to {}; nothing was written (give this \
+         account its own token.path, or set its broker to {})",
+        path.display(), file.display_name(), account.display_name(), file.as_str()
+    )]
+    OtherBroker {
+        /// The token file.
+        path: PathBuf,
+        /// The broker of the token in the file.
+        file: Broker,
+        /// The account's broker.
+        account: Broker,
     },
     /// The token file exists but cannot be read or is not a regular file; nothing was written.
     #[error("cannot use {path}: {reason}; nothing was written")]
@@ -113,6 +129,7 @@ pub enum RestoreOutcome {
 pub struct TokenStore {
     path: PathBuf,
     backups: Vec<PathBuf>,
+    broker: Broker,
     writes: Arc<WriteCounts>,
 }
 
@@ -251,8 +268,22 @@ impl TokenStore {
         TokenStore {
             path,
             backups: list,
+            broker: Broker::Upstox,
             writes: Arc::default(),
         }
+    }
+
+    /// This store for an account of `broker` (the default is Upstox): a file holding another
+    /// broker's token is refused on read and never written over, and backups of another
+    /// broker are never restored.
+    pub fn with_broker(mut self, broker: Broker) -> Self {
+        self.broker = broker;
+        self
+    }
+
+    /// The broker of the account this store keeps the token of.
+    pub fn broker(&self) -> Broker {
+        self.broker
     }
 
     /// How many writes this store and its clones made so far.
@@ -300,7 +331,7 @@ impl TokenStore {
 
     /// Read the primary token file (`Ok(None)` when missing). Read-only.
     pub fn read(&self) -> Result<Option<Token>, TokenFileError> {
-        read_token_file(&self.path)
+        super::file::read_account_token(&self.path, self.broker)
     }
 
     /// Take the writer lock, waiting up to `wait` for another holder to finish.
@@ -413,7 +444,23 @@ impl TokenStore {
     fn write_files(&self, token: &Token) -> Result<WriteReport, StoreError> {
         let bytes = to_format1_json(token);
         let mut report = WriteReport::default();
+        if token.broker != self.broker {
+            return Err(StoreError::OtherBroker {
+                path: self.path.clone(),
+                file: token.broker,
+                account: self.broker,
+            });
+        }
         match self.read_primary()? {
+            Some(RawTokenFile {
+                parsed: Ok(old), ..
+            }) if old.broker != self.broker => {
+                return Err(StoreError::OtherBroker {
+                    path: self.path.clone(),
+                    file: old.broker,
+                    account: self.broker,
+                });
+            }
             // Format 1 keeps the expiry as read, even one that came from the mtime.
             Some(RawTokenFile {
                 parsed: Ok(old), ..
@@ -497,7 +544,7 @@ impl TokenStore {
             .chain(self.backups.iter().cloned())
             .filter_map(|p| {
                 let token = read_token_file(&p).ok()??;
-                (token.expires_at > now).then_some((p, token))
+                (token.expires_at > now && token.broker == self.broker).then_some((p, token))
             })
             .collect();
         let users: std::collections::BTreeSet<&str> = candidates
@@ -525,6 +572,7 @@ impl TokenStore {
             reason: match e {
                 TokenFileError::Unreadable { reason, .. } => reason,
                 TokenFileError::Io { source, .. } => source.to_string(),
+                other @ TokenFileError::OtherBroker { .. } => other.to_string(),
             },
         })
     }

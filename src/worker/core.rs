@@ -14,6 +14,8 @@ mod answer;
 use super::{RENEW_COMMAND_TIMEOUT, plan};
 use crate::auth::login::{LoginError, LoginSettings};
 use crate::auth::notifier::{self, Expectation, NotifierServer};
+use crate::brokers::upstox::client::TokenRequestAck;
+use crate::brokers::{ApiError, BrokerClient, Profile};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig, MonitorConfig};
 use crate::messages::{PendingLogin, RenewalTally, Snapshot, TokenInfo};
@@ -26,7 +28,6 @@ use crate::token::file::parse_token;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
 use crate::token::verdict::{CheckResult, StoredVerdict};
 use crate::token::{Token, TokenState};
-use crate::upstox::client::{ApiError, Profile, TokenRequestAck, UpstoxClient};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -106,7 +107,7 @@ pub struct Core {
     builtin_browser: bool,
     pub(super) policy: Policy,
     pub(super) clock: Arc<dyn Clock>,
-    client: UpstoxClient,
+    client: BrokerClient,
     store: TokenStore,
     pub(super) token: Option<Token>,
     /// What the token file looked like when last read (inode, size, mtime): any change means
@@ -137,8 +138,9 @@ impl Core {
         monitor: MonitorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Core, ApiError> {
-        let client = UpstoxClient::new(&account.upstox.api_base)?;
-        let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone());
+        let client = BrokerClient::for_account(&account)?;
+        let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone())
+            .with_broker(account.broker);
         let policy = Policy {
             check_interval: monitor.check_interval,
             refresh_before: monitor.refresh_before,
@@ -150,6 +152,7 @@ impl Core {
             not_before: account.renew.not_before,
             deadline: account.renew.deadline,
             calendar: account.renew.calendar.clone(),
+            broker: account.broker,
         };
         let mut core = Core {
             account,
@@ -356,6 +359,7 @@ impl Core {
         let facts = self.schedule_facts(now);
         Snapshot {
             account: self.account.name.clone(),
+            broker: self.account.broker,
             at: now,
             state: schedule::state(&facts, &self.policy),
             token: self.token.as_ref().map(|t| TokenInfo {
@@ -414,6 +418,7 @@ impl Core {
             .clone()
             .filter(|t| t.access_token.same_as(&checked.token))?;
         let name = self.account.name.clone();
+        let broker = self.account.broker;
         let now = self.clock.now();
         self.last_check_at = Some(now);
         Some(match checked.result {
@@ -444,7 +449,7 @@ impl Core {
                 };
                 self.record_answer(CheckResult::Invalid, code, now);
                 if token.expires_at <= now {
-                    info!(account = %name, "Upstox confirms the token has expired");
+                    info!(account = %name, "{} confirms the token has expired", broker.display_name());
                 } else {
                     warn!(account = %name, "Token invalid: {e}");
                 }
@@ -454,12 +459,14 @@ impl Core {
             Err(e) => {
                 match &e {
                     ApiError::Transient { .. } => match checked.attempts {
-                        0 => warn!(account = %name, "Cannot reach the Upstox API: {e}"),
+                        0 => {
+                            warn!(account = %name, "Cannot reach the {} API: {e}", broker.display_name())
+                        }
                         1 => {
-                            warn!(account = %name, "Cannot reach the Upstox API after 1 attempt: {e}")
+                            warn!(account = %name, "Cannot reach the {} API after 1 attempt: {e}", broker.display_name())
                         }
                         n => {
-                            warn!(account = %name, "Cannot reach the Upstox API after {n} attempts: {e}")
+                            warn!(account = %name, "Cannot reach the {} API after {n} attempts: {e}", broker.display_name())
                         }
                     },
                     _ => error!(account = %name, "The API refused the check: {e}"),
@@ -557,10 +564,20 @@ impl Core {
             self.account.upstox.client_id.clone(),
             self.account.upstox.client_secret.clone(),
         );
-        let client = self.client.clone();
+        let client = self.client.upstox().cloned();
+        let broker = self.account.broker;
         let policy = self.retry_policy();
         let name = self.account.name.clone();
         async move {
+            let Some(client) = client else {
+                return Err(RequestError {
+                    message: format!(
+                        "{} has no token request (it is Upstox's phone approval); set renew.strategy to browser",
+                        broker.display_name()
+                    ),
+                    transient: false,
+                });
+            };
             let (Some(id), Some(secret)) = ids else {
                 return Err(RequestError {
                     message:
@@ -589,8 +606,9 @@ impl Core {
             && !known.eq_ignore_ascii_case(new)
         {
             let why = format!(
-                "the new token is for Upstox user {new}, but this account's token is for {known}; \
-                 it was not stored (if the account really changed, move the token file away and log in)"
+                "the new token is for {} user {new}, but this account's token is for {known}; \
+                 it was not stored (if the account really changed, move the token file away and log in)",
+                self.account.broker.display_name()
             );
             error!(account = %self.account.name, "Refusing the new token: {why}");
             return Err(why);
@@ -774,7 +792,7 @@ impl crate::retry::Transient for RenewError {
 /// Run `renew.command`, read the token it prints, and check it with the profile API.
 async fn fetch_and_verify(
     argv: &[String],
-    client: &UpstoxClient,
+    client: &BrokerClient,
     clock: &dyn Clock,
 ) -> Result<Token, RenewError> {
     let (program, args) = argv
@@ -824,7 +842,8 @@ async fn fetch_and_verify(
         .await
         .map_err(|e| match e {
             ApiError::Invalid { .. } => RenewError::Other(format!(
-                "the token from renew.command was rejected by Upstox: {e}"
+                "the token from renew.command was rejected by {}: {e}",
+                client.broker().display_name()
             )),
             other => RenewError::Api(other),
         })?;

@@ -3,10 +3,10 @@
 
 use super::notices::{self, Hint};
 use super::{RequestError, Worker};
+use crate::brokers::upstox::client::TokenRequestAck;
 use crate::messages::{Level, Topic};
 use crate::token::Token;
 use crate::token::expiry::to_ist;
-use crate::upstox::client::TokenRequestAck;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 

@@ -24,6 +24,7 @@ pub use self::plan::Plan;
 use self::core::{Activity, Checked, Lock};
 use self::login::{LoginStep, RunningLogin, login_step};
 use crate::auth::notifier::NotifierServer;
+use crate::brokers::upstox::client::TokenRequestAck;
 use crate::messages::{
     Alert, AlertEvent, Command, Event, FORCE_SPACING, Forced, Level, Notification, Snapshot, Topic,
 };
@@ -31,7 +32,6 @@ use crate::schedule::{self, Deferral, Renewal};
 use crate::token::expiry::to_ist;
 use crate::token::store::StoreLock;
 use crate::token::{Token, TokenState};
-use crate::upstox::client::TokenRequestAck;
 use chrono::{DateTime, Utc};
 use std::pin::Pin;
 use std::sync::Arc;

@@ -163,7 +163,9 @@ fn away(state: TokenState, strategy: Strategy, left: &str, when: &str) -> String
 fn renewal_when(snap: &Snapshot) -> String {
     let exp = snap.token.as_ref().map(|t| t.expires_at);
     match (snap.renewal, exp) {
-        (Renewal::NotDue { due_at }, Some(exp)) if Renewal::waits_for_boundary(due_at, exp) => {
+        (Renewal::NotDue { due_at }, Some(exp))
+            if Renewal::waits_for_boundary(snap.broker, due_at, exp) =>
+        {
             format!("after {} IST", to_ist(exp).format("%H:%M"))
         }
         (Renewal::NotDue { due_at }, _) => format!("at {} IST", day_time(due_at)),

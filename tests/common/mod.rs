@@ -50,13 +50,13 @@ use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokenwatch::brokers::upstox::sim::{Fault, SimConfig, SimServer, Simulator};
 use tokenwatch::clock::{Clock, TokioClock};
 use tokenwatch::config::{
     AccountConfig, MonitorConfig, RenewConfig, Strategy, TokenConfig, UpstoxConfig,
 };
 use tokenwatch::token::Token;
 use tokenwatch::token::store::TokenStore;
-use tokenwatch::upstox::sim::{Fault, SimConfig, SimServer, Simulator};
 use tokenwatch::worker::{self, Core, WorkerHandle};
 
 /// Everything a worker test needs.
@@ -78,6 +78,8 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let account = AccountConfig {
             name: "default".into(),
+            broker: Default::default(),
+            kite: Default::default(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),
                 ..UpstoxConfig::default()

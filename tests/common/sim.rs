@@ -7,8 +7,8 @@ use super::sandbox::bin;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use tokenwatch::brokers::upstox::sim::{SimConfig, SimServer, Simulator};
 use tokenwatch::clock::SystemClock;
-use tokenwatch::upstox::sim::{SimConfig, SimServer, Simulator};
 
 /// The line `tokenwatch simulate` starts with.
 const LISTENING: &str = "Upstox simulator listening on ";

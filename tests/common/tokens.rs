@@ -2,9 +2,9 @@
 //! [`IssuedToken`] or from parts.
 
 use chrono::{DateTime, Utc};
+use tokenwatch::brokers::upstox::sim::IssuedToken;
 use tokenwatch::secret::Secret;
 use tokenwatch::token::{ExpirySource, Token, TokenFileFormat};
-use tokenwatch::upstox::sim::IssuedToken;
 
 /// A format-1 token of AB1234 (Jane Doe), from a login: change fields with `..`.
 pub fn token(
@@ -13,6 +13,7 @@ pub fn token(
     expires_at: DateTime<Utc>,
 ) -> Token {
     Token {
+        broker: Default::default(),
         access_token: Secret::new(access_token),
         token_type: "Bearer".into(),
         extended_token: None,

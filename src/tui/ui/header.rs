@@ -15,8 +15,8 @@ use ratatui::text::{Line, Span};
 /// Gap between the state and the clock, and the least kept between the name and the state.
 const GAP: usize = 4;
 
-/// ` tokenwatch · default (AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`, or in
-/// a narrow terminal ` tokenwatch · default (AB1234)   HEALTHY · API ✓ checked 14:02`.
+/// ` tokenwatch · default (Upstox AB1234 Jane D.)   HEALTHY · API ✓ 14:02 IST   14:32:05 IST`,
+/// or in a narrow terminal ` tokenwatch · default (Upstox)   HEALTHY · API ✓ checked 14:02`.
 pub fn title(
     frame: &mut Frame,
     area: Rect,
@@ -33,22 +33,20 @@ pub fn title(
     frame.render_widget(Rows::new(&[line]), area);
 }
 
-/// The account and who it belongs to: `default (AB1234 Jane D.)`; `id` and `name` say which
-/// of the two to show.
-fn account(snap: Option<&Snapshot>, id: bool, name: bool) -> String {
+/// The account, its broker and who it belongs to: `default (Upstox AB1234 Jane D.)`;
+/// `broker`, `id` and `name` say which of the three to show.
+fn account(snap: Option<&Snapshot>, broker: bool, id: bool, name: bool) -> String {
     let Some(s) = snap else {
         return "no account".to_string();
     };
     let mut out = s.account.clone();
-    let who: Vec<&str> = s
-        .token
-        .iter()
-        .flat_map(|tok| {
+    let who: Vec<&str> = std::iter::once(Some(s.broker.short_name()).filter(|_| broker))
+        .chain(s.token.iter().flat_map(|tok| {
             [
                 tok.user_id.as_deref().filter(|_| id),
                 tok.user_name.as_deref().filter(|_| name),
             ]
-        })
+        }))
         .flatten()
         .collect();
     if !who.is_empty() {
@@ -83,7 +81,7 @@ fn spans_width(spans: &[Span]) -> usize {
 
 /// The wide header: the name, the state with the API's last answer, and the wall clock.
 fn wide_title(w: usize, snap: Option<&Snapshot>, now: DateTime<Utc>, t: &Theme) -> Line<'static> {
-    let name = format!(" tokenwatch{}{}", t.dot(), account(snap, true, true));
+    let name = format!(" tokenwatch{}{}", t.dot(), account(snap, true, true, true));
     let state = state(snap, t, Some(" HH:MM IST"));
     let state_w = spans_width(&state);
     let clock = format!("{} IST ", hms(now));
@@ -109,25 +107,38 @@ fn wide_title(w: usize, snap: Option<&Snapshot>, now: DateTime<Utc>, t: &Theme) 
 /// time of the API's last answer, labelled `checked`: the wall clock is in tmux's status line
 /// and the engine's own output, while when Upstox last said the token works is shown nowhere
 /// else, and it is what tells a stale "HEALTHY" from a fresh one. When space runs out the
-/// user's name goes first, then the user id, the program's name and the check time; the
-/// account is cut last, and the state word never.
+/// user's name goes first, then the user id, the broker, the program's name and the check
+/// time; the account is cut last, and the state word never.
 fn narrow_title(w: usize, snap: Option<&Snapshot>, t: &Theme) -> Line<'static> {
     let brand = format!("tokenwatch{}", t.dot());
     let timed = state(snap, t, Some(" checked HH:MM"));
     let bare = state(snap, t, None);
     let choices = [
-        (format!("{brand}{}", account(snap, true, true)), &timed),
-        (format!("{brand}{}", account(snap, true, false)), &timed),
-        (format!("{brand}{}", account(snap, false, false)), &timed),
-        (account(snap, false, false), &timed),
-        (account(snap, false, false), &bare),
+        (
+            format!("{brand}{}", account(snap, true, true, true)),
+            &timed,
+        ),
+        (
+            format!("{brand}{}", account(snap, true, true, false)),
+            &timed,
+        ),
+        (
+            format!("{brand}{}", account(snap, true, false, false)),
+            &timed,
+        ),
+        (
+            format!("{brand}{}", account(snap, false, false, false)),
+            &timed,
+        ),
+        (account(snap, false, false, false), &timed),
+        (account(snap, false, false, false), &bare),
     ];
     // A space on each side and at least two between the name and the state.
     let margins = 1 + 2 + 1;
     let (name, state) = choices
         .iter()
         .find(|(name, state)| text::width(name) + margins + spans_width(state) <= w)
-        .unwrap_or(&choices[4]);
+        .unwrap_or(&choices[5]);
     let right_w = spans_width(state) + 1;
     let name_w = w.saturating_sub(right_w + 2);
     let mut spans = fit(

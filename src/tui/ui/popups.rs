@@ -4,6 +4,7 @@
 
 use super::text::{self, day_hm, day_hms, fit, wrap_chars};
 use super::theme::Theme;
+use crate::brokers::Broker;
 use crate::config::Strategy;
 use crate::messages::Snapshot;
 use crate::schedule::{Deferral, Renewal};
@@ -169,13 +170,13 @@ pub fn strategy_name(s: Strategy) -> &'static str {
 }
 
 /// The renewal decision in words.
-pub fn renewal_text(r: Renewal, expires_at: Option<DateTime<Utc>>) -> String {
+pub fn renewal_text(r: Renewal, expires_at: Option<DateTime<Utc>>, broker: Broker) -> String {
     match r {
         Renewal::Disabled => "disabled (renew.strategy none: alerts only)".to_string(),
         // Due before the 03:30 IST boundary the token ends at: nothing happens when it comes
         // due, so the popup does not name that time.
         Renewal::NotDue { due_at }
-            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(due_at, exp)) =>
+            if expires_at.is_some_and(|exp| Renewal::waits_for_boundary(broker, due_at, exp)) =>
         {
             let end = text::hm(expires_at.unwrap_or(due_at));
             format!("after {end} IST (a token issued before then ends at {end} too)")
@@ -220,6 +221,7 @@ pub fn details<'a>(
         Some(s) => {
             let tok = s.token.as_ref();
             b.field("Account", &s.account, plain);
+            b.field("Broker", s.broker.display_name(), plain);
             // The mask's `…` as this terminal can show it.
             let masked = tok.map_or("none".to_string(), |k| k.masked.replace('…', t.ellipsis()));
             b.field("Token", masked, plain);
@@ -254,7 +256,7 @@ pub fn details<'a>(
                     .map_or("unknown".to_string(), |i| format!("{} IST", day_hm(i)));
                 b.field("Issued", issued, plain);
                 b.field("Expires", format!("{} IST", day_hm(k.expires_at)), plain);
-                b.field("Expiry from", k.expiry_source.describe(), plain);
+                b.field("Expiry from", k.expiry_source.describe(s.broker), plain);
                 b.field(
                     "Obtained via",
                     k.obtained_via.as_deref().unwrap_or("unknown"),
@@ -273,7 +275,7 @@ pub fn details<'a>(
             b.field("Next check", next, plain);
             b.field(
                 "Renewal",
-                renewal_text(s.renewal, tok.map(|k| k.expires_at)),
+                renewal_text(s.renewal, tok.map(|k| k.expires_at), s.broker),
                 plain,
             );
             b.field("Strategy", strategy_name(s.strategy), plain);

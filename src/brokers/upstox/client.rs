@@ -20,74 +20,14 @@ use serde_json::Value;
 use std::time::Duration;
 use url::Url;
 
+use crate::brokers::Broker;
+pub use crate::brokers::{ApiError, Profile};
 pub use crate::http::CONNECT_TIMEOUT;
 /// How long a whole request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Upstox answers bodies far smaller than this (a profile is under 1 KiB); anything larger
 /// is not the API, and no more than this is ever read of it.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Why a call did not succeed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApiError {
-    /// Upstox rejected the token: its JSON error `UDAPI100050`. Only this makes a token
-    /// `invalid`.
-    #[error("Upstox rejected the token ({}): {message}", code.as_deref().unwrap_or("HTTP 401"))]
-    Invalid {
-        /// Upstox's error code, when it sent one.
-        code: Option<String>,
-        /// Upstox's message.
-        message: String,
-    },
-    /// Worth trying again later: network errors, timeouts, 5xx, rate limits, the nightly
-    /// service window, and answers that are not Upstox's JSON.
-    #[error("{reason}")]
-    Transient {
-        /// What happened.
-        reason: String,
-        /// Upstox's `Retry-After`, when it sent one.
-        retry_after: Option<Duration>,
-    },
-    /// Upstox refused the request for another reason (bad credentials, used code, ...).
-    #[error("Upstox refused the request (HTTP {status}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
-    Rejected {
-        /// The HTTP status.
-        status: u16,
-        /// Upstox's error code, when it sent one.
-        code: Option<String>,
-        /// Upstox's message.
-        message: String,
-    },
-}
-
-impl ApiError {
-    /// True for errors worth retrying.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ApiError::Transient { .. })
-    }
-
-    /// Upstox's `Retry-After`, when the error carries one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ApiError::Transient { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-/// The user's profile, from `GET /v2/user/profile`. Every field is optional: tokenwatch
-/// needs only to know the call succeeded.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct Profile {
-    /// `AB1234`.
-    pub user_id: Option<String>,
-    /// The account holder's name.
-    pub user_name: Option<String>,
-    /// The account holder's email.
-    pub email: Option<String>,
-    /// Whether the account is active.
-    pub is_active: Option<bool>,
-}
 
 /// Upstox's flat answer to the code → token exchange.
 #[derive(Clone, Deserialize)]
@@ -285,6 +225,7 @@ impl UpstoxClient {
 fn bearer(token: &Secret) -> Result<reqwest::header::HeaderValue, ApiError> {
     let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
         .map_err(|_| ApiError::Invalid {
+            broker: Broker::Upstox,
             code: None,
             message: "the stored token contains characters no HTTP header can carry".into(),
         })?;
@@ -430,7 +371,11 @@ pub fn classify(
     // `Rejected`, shown with Upstox's code and message and never retried, but the token is
     // not declared dead on a guess, so the engine is not told to log in again for nothing.
     match (status, err.code.as_deref()) {
-        (_, Some("UDAPI100050")) => Err(ApiError::Invalid { code, message }),
+        (_, Some("UDAPI100050")) => Err(ApiError::Invalid {
+            broker: Broker::Upstox,
+            code,
+            message,
+        }),
         (429, _) | (_, Some("UDAPI10005")) => Err(transient(format!(
             "{what}: rate limited by Upstox ({message})"
         ))),
@@ -445,11 +390,13 @@ pub fn classify(
                 .unwrap_or_default()
         ))),
         (400..=499, _) => Err(ApiError::Rejected {
+            broker: Broker::Upstox,
             status,
             code,
             message,
         }),
         (200..=299, _) if is_error_status => Err(ApiError::Rejected {
+            broker: Broker::Upstox,
             status,
             code,
             message,
@@ -487,6 +434,7 @@ mod tests {
         assert_eq!(
             e,
             ApiError::Invalid {
+                broker: Broker::Upstox,
                 code: Some("UDAPI100050".into()),
                 message: "Invalid token used to access API".into()
             }
@@ -543,6 +491,7 @@ mod tests {
         assert_eq!(
             e,
             ApiError::Rejected {
+                broker: Broker::Upstox,
                 status: 401,
                 code: Some("UDAPI100067".into()),
                 message: "Extended token not allowed".into()
@@ -636,6 +585,7 @@ mod tests {
         assert_eq!(
             e,
             ApiError::Rejected {
+                broker: Broker::Upstox,
                 status: 400,
                 code: Some("UDAPI100016".into()),
                 message: "Invalid Credentials".into()

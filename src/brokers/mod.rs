@@ -1,0 +1,487 @@
+//! The brokers tokenwatch knows. Each broker has its own API client and login, and its own
+//! rule for when a day's token dies; the worker, the login and the notifier reach them
+//! through this module ([`Broker`], [`BrokerClient`]), never a broker's endpoints directly.
+
+pub mod upstox;
+
+use crate::secret::Secret;
+use crate::token::expiry::{next_ist_time_after, upstox_expiry};
+use chrono::{DateTime, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use url::Url;
+
+/// A broker whose daily token tokenwatch can watch. `broker:` in the configuration, the token
+/// file and the status JSON, spelled in lower case.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Broker {
+    /// Upstox: tokens die at 03:30 IST.
+    #[default]
+    Upstox,
+    /// Zerodha Kite Connect: tokens die at 06:00 IST.
+    Kite,
+    /// Fyers: the token's JWT `exp` decides.
+    Fyers,
+    /// Angel One SmartAPI: the token's JWT `exp` decides.
+    Angel,
+    /// Dhan: the `expiryTime` it gives decides.
+    Dhan,
+}
+
+impl Broker {
+    /// Every broker, in the order people see them listed.
+    pub const ALL: [Broker; 5] = [
+        Broker::Upstox,
+        Broker::Kite,
+        Broker::Fyers,
+        Broker::Angel,
+        Broker::Dhan,
+    ];
+
+    /// The brokers this tokenwatch can log in to and check.
+    pub const SUPPORTED: [Broker; 2] = [Broker::Upstox, Broker::Kite];
+
+    /// The name in configuration files, token files and JSON: `upstox`, `kite`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Broker::Upstox => "upstox",
+            Broker::Kite => "kite",
+            Broker::Fyers => "fyers",
+            Broker::Angel => "angel",
+            Broker::Dhan => "dhan",
+        }
+    }
+
+    /// The name for people: "Upstox", "Zerodha Kite", ...
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Broker::Upstox => "Upstox",
+            Broker::Kite => "Zerodha Kite",
+            Broker::Fyers => "Fyers",
+            Broker::Angel => "Angel One",
+            Broker::Dhan => "Dhan",
+        }
+    }
+
+    /// The short name where room is scarce (the dashboard's header): "Upstox", "Kite", ...
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Broker::Upstox => "Upstox",
+            Broker::Kite => "Kite",
+            Broker::Fyers => "Fyers",
+            Broker::Angel => "Angel",
+            Broker::Dhan => "Dhan",
+        }
+    }
+
+    /// The broker named `name` (`upstox`, `kite`, ...; any case).
+    pub fn parse(name: &str) -> Option<Broker> {
+        Broker::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether this tokenwatch can log in to and check this broker.
+    pub fn is_supported(self) -> bool {
+        Broker::SUPPORTED.contains(&self)
+    }
+
+    /// `upstox, kite`: the supported brokers, for messages.
+    pub fn supported_list() -> String {
+        Broker::SUPPORTED.map(Broker::as_str).join(", ")
+    }
+
+    /// The time of day (IST) this broker's tokens die, when it has such a rule.
+    pub fn daily_expiry_time(self) -> Option<NaiveTime> {
+        match self {
+            Broker::Upstox => NaiveTime::from_hms_opt(3, 30, 0),
+            Broker::Kite => NaiveTime::from_hms_opt(6, 0, 0),
+            Broker::Fyers | Broker::Angel | Broker::Dhan => None,
+        }
+    }
+
+    /// The broker's own rule for a token issued at `issued_at`: Upstox's die at the first
+    /// 03:30 IST after issue, Kite's at the first 06:00 IST after issue. `None` for brokers
+    /// whose token says when it ends (Fyers, Angel One: the JWT `exp`; Dhan: `expiryTime`).
+    pub fn expiry_rule(self, issued_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Broker::Upstox => Some(upstox_expiry(issued_at)),
+            Broker::Kite => Some(kite_expiry(issued_at)),
+            Broker::Fyers | Broker::Angel | Broker::Dhan => None,
+        }
+    }
+
+    /// "the 03:30 IST rule", "the 06:00 IST rule": how people read the rule's name.
+    pub fn rule_name(self) -> String {
+        match self.daily_expiry_time() {
+            Some(t) => format!("the {} IST rule", t.format("%H:%M")),
+            None => format!("{}'s rule", self.display_name()),
+        }
+    }
+}
+
+impl std::fmt::Display for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Kite rule: a token issued at `issued` dies at the first 06:00 IST strictly after it.
+/// Issued 09:00 IST → 06:00 the next day; issued 05:00 → 06:00 the same day.
+pub fn kite_expiry(issued: DateTime<Utc>) -> DateTime<Utc> {
+    let six = NaiveTime::from_hms_opt(6, 0, 0).expect("06:00 is a valid time");
+    next_ist_time_after(issued, six)
+}
+
+/// Why a call to a broker's API did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The broker rejected the token (Upstox: its JSON error `UDAPI100050`). Only this makes
+    /// a token `invalid`.
+    #[error("{} rejected the token ({}): {message}", broker.display_name(), code.as_deref().unwrap_or("HTTP 401"))]
+    Invalid {
+        /// The broker that answered.
+        broker: Broker,
+        /// The broker's error code, when it sent one.
+        code: Option<String>,
+        /// The broker's message.
+        message: String,
+    },
+    /// Worth trying again later: network errors, timeouts, 5xx, rate limits, the nightly
+    /// service window, and answers that are not the broker's JSON.
+    #[error("{reason}")]
+    Transient {
+        /// What happened.
+        reason: String,
+        /// The broker's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The broker refused the request for another reason (bad credentials, used code, ...).
+    #[error("{} refused the request (HTTP {status}{}): {message}", broker.display_name(), code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
+    Rejected {
+        /// The broker that answered.
+        broker: Broker,
+        /// The HTTP status.
+        status: u16,
+        /// The broker's error code, when it sent one.
+        code: Option<String>,
+        /// The broker's message.
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// True for errors worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApiError::Transient { .. })
+    }
+
+    /// The broker's `Retry-After`, when the error carries one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The user's profile, the answer to a token check. Every field is optional: tokenwatch
+/// needs only to know the call succeeded.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Profile {
+    /// `AB1234`.
+    pub user_id: Option<String>,
+    /// The account holder's name.
+    pub user_name: Option<String>,
+    /// The account holder's email.
+    pub email: Option<String>,
+    /// Whether the account is active.
+    pub is_active: Option<bool>,
+}
+
+/// What a login's exchange of the code gives: the token and who it is for.
+pub type Session = upstox::client::TokenResponse;
+
+/// The API client of one account's broker. Every call the worker, the login and the
+/// notifier make goes through here.
+#[derive(Debug, Clone)]
+pub enum BrokerClient {
+    /// Upstox's API.
+    Upstox(upstox::client::UpstoxClient),
+}
+
+impl BrokerClient {
+    /// The client for `account`'s broker, or why there is none (a broker this tokenwatch
+    /// does not support yet).
+    pub fn for_account(account: &crate::config::AccountConfig) -> Result<BrokerClient, ApiError> {
+        BrokerClient::new(account.broker, api_base(account))
+    }
+
+    /// The client for `broker`'s API at `api_base` (the real one, or a simulator).
+    pub fn new(broker: Broker, api_base: &Url) -> Result<BrokerClient, ApiError> {
+        match broker {
+            Broker::Upstox => Ok(BrokerClient::Upstox(upstox::client::UpstoxClient::new(
+                api_base,
+            )?)),
+            other => Err(unsupported(other)),
+        }
+    }
+
+    /// The broker this client talks to.
+    pub fn broker(&self) -> Broker {
+        match self {
+            BrokerClient::Upstox(_) => Broker::Upstox,
+        }
+    }
+
+    /// The Upstox client, for what only Upstox has (the v3 token request, the notifier).
+    pub fn upstox(&self) -> Option<&upstox::client::UpstoxClient> {
+        match self {
+            BrokerClient::Upstox(c) => Some(c),
+        }
+    }
+
+    /// Check a token: the broker's profile call.
+    pub async fn profile(&self, token: &Secret) -> Result<Profile, ApiError> {
+        match self {
+            BrokerClient::Upstox(c) => c.profile(token).await,
+        }
+    }
+
+    /// The address the browser opens to log in, carrying `state`.
+    pub fn authorization_url(&self, login: &LoginApp, state: &Secret) -> Url {
+        match self {
+            BrokerClient::Upstox(_) => crate::auth::oauth::authorization_url(
+                &login.login_base,
+                &login.client_id,
+                &login.redirect_uri,
+                state,
+            ),
+        }
+    }
+
+    /// Read what the browser brought back to the redirect address, checking `state`.
+    pub fn read_callback(
+        &self,
+        query: Option<&str>,
+        state: &Secret,
+    ) -> Result<crate::auth::oauth::Callback, crate::auth::oauth::CallbackProblem> {
+        match self {
+            BrokerClient::Upstox(_) => crate::auth::oauth::read_callback(query, state),
+        }
+    }
+
+    /// Read an address the user pasted from the browser, with the same `state` check.
+    pub fn read_pasted(
+        &self,
+        text: &str,
+        state: &Secret,
+    ) -> Result<crate::auth::oauth::Callback, crate::auth::oauth::CallbackProblem> {
+        match self {
+            BrokerClient::Upstox(_) => crate::auth::oauth::read_pasted(text, state),
+        }
+    }
+
+    /// Exchange a login's code for a token. The code is single-use: never call this twice
+    /// with the same code.
+    pub async fn exchange(&self, login: &LoginApp, code: &Secret) -> Result<Session, ApiError> {
+        match self {
+            BrokerClient::Upstox(c) => {
+                c.exchange_code(
+                    code,
+                    &login.client_id,
+                    &login.client_secret,
+                    login.redirect_uri.as_str(),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// The API base of `account`'s broker (`upstox.api_base`, `kite.api_base`).
+pub fn api_base(account: &crate::config::AccountConfig) -> &Url {
+    match account.broker {
+        Broker::Kite => &account.kite.api_base,
+        _ => &account.upstox.api_base,
+    }
+}
+
+/// The app a login signs in to: the broker's API key and secret and where the browser goes.
+#[derive(Debug, Clone)]
+pub struct LoginApp {
+    /// The app's API key (Upstox `client_id`, Kite `api_key`).
+    pub client_id: String,
+    /// The app's secret (Upstox `client_secret`, Kite `api_secret`).
+    pub client_secret: Secret,
+    /// The registered redirect URI (loopback).
+    pub redirect_uri: Url,
+    /// Where the login page is (Upstox: the API base; Kite: `kite.login_base`).
+    pub login_base: Url,
+}
+
+impl LoginApp {
+    /// The login app of `account`, or what to set when a key is missing.
+    pub fn for_account(account: &crate::config::AccountConfig) -> Result<LoginApp, String> {
+        match account.broker {
+            Broker::Upstox => {
+                let u = &account.upstox;
+                Ok(LoginApp {
+                    client_id: u.client_id.clone().ok_or(
+                        "upstox.client_id is not set; set UPSTOX_CLIENT_ID or upstox.client_id to your app's API key",
+                    )?,
+                    client_secret: u.client_secret.clone().ok_or(
+                        "upstox.client_secret is not set; set UPSTOX_CLIENT_SECRET (or .env) to your app's secret",
+                    )?,
+                    redirect_uri: u.redirect_uri.clone(),
+                    login_base: u.api_base.clone(),
+                })
+            }
+            Broker::Kite => {
+                let k = &account.kite;
+                Ok(LoginApp {
+                    client_id: k.api_key.clone().ok_or(
+                        "kite.api_key is not set; set KITE_API_KEY or kite.api_key to your Kite Connect app's API key",
+                    )?,
+                    client_secret: k.api_secret.clone().ok_or(
+                        "kite.api_secret is not set; set KITE_API_SECRET (or .env) to your Kite Connect app's secret",
+                    )?,
+                    redirect_uri: k.redirect_uri.clone(),
+                    login_base: k.login_base.clone(),
+                })
+            }
+            other => Err(unsupported(other).to_string()),
+        }
+    }
+}
+
+/// The refusal for a broker this tokenwatch cannot talk to yet.
+fn unsupported(broker: Broker) -> ApiError {
+    let reason = if broker.is_supported() {
+        // Known to the configuration and the token file, but its API client is not in this
+        // build: `status` and `token` work, checks and logins do not.
+        format!(
+            "this build of tokenwatch cannot reach {}'s API yet; `tokenwatch status` and \
+             `tokenwatch token` read its token file meanwhile",
+            broker.display_name()
+        )
+    } else {
+        unsupported_text(broker)
+    };
+    ApiError::Transient {
+        reason,
+        retry_after: None,
+    }
+}
+
+/// "tokenwatch does not support fyers yet (supported: upstox, kite)".
+pub fn unsupported_text(broker: Broker) -> String {
+    format!(
+        "tokenwatch does not support {} yet (supported: {})",
+        broker.as_str(),
+        Broker::supported_list()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::expiry::ist;
+    use chrono::TimeZone;
+
+    fn at_ist(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        ist()
+            .with_ymd_and_hms(y, mo, d, h, mi, s)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn upstox_tokens_die_at_the_next_0330_ist() {
+        let rule = |t| Broker::Upstox.expiry_rule(t);
+        assert_eq!(
+            rule(at_ist(2026, 11, 26, 3, 29, 59)),
+            Some(at_ist(2026, 11, 26, 3, 30, 0))
+        );
+        assert_eq!(
+            rule(at_ist(2026, 11, 26, 3, 30, 0)),
+            Some(at_ist(2026, 11, 27, 3, 30, 0))
+        );
+    }
+
+    #[test]
+    fn kite_tokens_die_at_the_next_0600_ist() {
+        let rule = |t| Broker::Kite.expiry_rule(t);
+        // Issued just before 06:00: dies at 06:00 the same morning.
+        assert_eq!(
+            rule(at_ist(2026, 11, 26, 5, 59, 59)),
+            Some(at_ist(2026, 11, 26, 6, 0, 0))
+        );
+        // Issued at 06:00 exactly or just after: dies at 06:00 the next morning.
+        assert_eq!(
+            rule(at_ist(2026, 11, 26, 6, 0, 0)),
+            Some(at_ist(2026, 11, 27, 6, 0, 0))
+        );
+        assert_eq!(
+            rule(at_ist(2026, 11, 26, 6, 0, 1)),
+            Some(at_ist(2026, 11, 27, 6, 0, 0))
+        );
+        // A morning login lives almost a day.
+        assert_eq!(
+            rule(at_ist(2026, 11, 26, 9, 15, 0)),
+            Some(at_ist(2026, 11, 27, 6, 0, 0))
+        );
+        // Across midnight, the month and the year.
+        assert_eq!(
+            rule(at_ist(2026, 12, 31, 23, 59, 59)),
+            Some(at_ist(2027, 1, 1, 6, 0, 0))
+        );
+        assert_eq!(
+            rule(at_ist(2027, 1, 1, 0, 0, 1)),
+            Some(at_ist(2027, 1, 1, 6, 0, 0))
+        );
+        // 00:45 UTC is 06:15 IST: the rule is IST's day, not UTC's.
+        let t = Utc.with_ymd_and_hms(2026, 11, 26, 0, 45, 0).unwrap();
+        assert_eq!(rule(t), Some(at_ist(2026, 11, 27, 6, 0, 0)));
+        let t = Utc.with_ymd_and_hms(2026, 11, 26, 0, 15, 0).unwrap();
+        assert_eq!(rule(t), Some(at_ist(2026, 11, 26, 6, 0, 0)));
+    }
+
+    #[test]
+    fn brokers_whose_token_says_when_it_ends_have_no_rule() {
+        let t = at_ist(2026, 11, 26, 9, 0, 0);
+        for b in [Broker::Fyers, Broker::Angel, Broker::Dhan] {
+            assert_eq!(b.expiry_rule(t), None, "{b}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        for b in Broker::ALL {
+            assert_eq!(Broker::parse(b.as_str()), Some(b));
+            let json = serde_json::to_string(&b).unwrap();
+            assert_eq!(json, format!("\"{}\"", b.as_str()));
+        }
+        assert_eq!(Broker::default(), Broker::Upstox);
+        assert_eq!(Broker::Kite.display_name(), "Zerodha Kite");
+        assert_eq!(Broker::Angel.display_name(), "Angel One");
+        assert_eq!(Broker::Kite.rule_name(), "the 06:00 IST rule");
+        assert_eq!(Broker::Upstox.rule_name(), "the 03:30 IST rule");
+        assert_eq!(
+            unsupported_text(Broker::Fyers),
+            "tokenwatch does not support fyers yet (supported: upstox, kite)"
+        );
+        let e = ApiError::Invalid {
+            broker: Broker::Kite,
+            code: Some("TokenException".into()),
+            message: "Invalid session".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Zerodha Kite rejected the token (TokenException): Invalid session"
+        );
+    }
+}
