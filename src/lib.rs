@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod brokers;
 pub mod calendar;
 pub mod cli;
 pub mod clock;

@@ -1,0 +1,3 @@
+//! Brokers beside Upstox, each by its own rules.
+
+pub mod kite;
