@@ -291,14 +291,20 @@ fn network_error(what: &str, e: reqwest::Error) -> ApiError {
     // The logout's URL holds the token: drop it before anything reads the error.
     let e = e.without_url();
     let kind = if e.is_timeout() {
-        "timed out"
+        "Kite did not answer in time"
     } else if e.is_connect() {
         "cannot connect to Kite"
     } else {
-        "network error"
+        "the connection to Kite broke off"
     };
-    let detail = std::error::Error::source(&e)
-        .map(|s| format!(": {}", shown(&s.to_string())))
+    // The innermost cause says what really happened ("Connection refused", "connection
+    // closed before message completed"); the layers above it only wrap it.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(next) = cause.and_then(std::error::Error::source) {
+        cause = Some(next);
+    }
+    let detail = cause
+        .map(|c| format!(" ({})", shown(&c.to_string())))
         .unwrap_or_default();
     ApiError::Transient {
         reason: format!("{what}: {kind}{detail}"),

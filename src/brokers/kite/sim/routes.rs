@@ -279,7 +279,7 @@ async fn exchange(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         return error_response(StatusCode::FORBIDDEN, "InputException", "Invalid checksum");
     }
     let lifetime = chrono::Duration::from_std(REQUEST_TOKEN_LIFETIME).unwrap_or_default();
-    if !issued.is_some_and(|at| now < at + lifetime) {
+    if issued.is_none_or(|at| now >= at + lifetime) {
         return error_response(
             StatusCode::FORBIDDEN,
             "TokenException",
