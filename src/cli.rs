@@ -192,9 +192,26 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "URL")]
     pub notifier_url: Option<url::Url>,
 
-    /// Token lifetime instead of the 03:30 IST rule, e.g. 10m (for trying renewals quickly)
+    /// Token lifetime instead of the broker's daily rule (Upstox 03:30 IST, Kite 06:00 IST),
+    /// e.g. 10m (for trying renewals quickly)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub token_lifetime: Option<std::time::Duration>,
+
+    /// Which broker to stand in for: upstox (the default) or kite
+    #[arg(long, value_name = "NAME", default_value = "upstox", value_parser = parse_sim_broker)]
+    pub broker: crate::brokers::Broker,
+}
+
+fn parse_sim_broker(s: &str) -> Result<crate::brokers::Broker, String> {
+    use crate::brokers::Broker;
+    match Broker::parse(s) {
+        Some(b @ (Broker::Upstox | Broker::Kite)) => Ok(b),
+        Some(b) => Err(format!(
+            "there is no simulator for {} yet (upstox, kite)",
+            b.as_str()
+        )),
+        None => Err(format!("unknown broker {s:?} (upstox, kite)")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

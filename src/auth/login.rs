@@ -85,7 +85,7 @@ impl LoginSettings {
 impl LoginSettings {
     /// The broker's API client for this login.
     pub fn client(&self) -> Result<BrokerClient, ApiError> {
-        BrokerClient::new(self.broker, &self.api_base)
+        BrokerClient::new(self.broker, &self.api_base, &self.client_id)
     }
 
     /// The app this login signs in to.

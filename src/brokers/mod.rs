@@ -2,10 +2,11 @@
 //! rule for when a day's token dies; the worker, the login and the notifier reach them
 //! through this module ([`Broker`], [`BrokerClient`]), never a broker's endpoints directly.
 
+pub mod kite;
 pub mod upstox;
 
 use crate::secret::Secret;
-use crate::token::expiry::{next_ist_time_after, upstox_expiry};
+use crate::token::expiry::upstox_expiry;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -98,7 +99,7 @@ impl Broker {
     pub fn daily_expiry_time(self) -> Option<NaiveTime> {
         match self {
             Broker::Upstox => NaiveTime::from_hms_opt(3, 30, 0),
-            Broker::Kite => NaiveTime::from_hms_opt(6, 0, 0),
+            Broker::Kite => Some(kite::expiry_time()),
             Broker::Fyers | Broker::Angel | Broker::Dhan => None,
         }
     }
@@ -129,12 +130,7 @@ impl std::fmt::Display for Broker {
     }
 }
 
-/// The Kite rule: a token issued at `issued` dies at the first 06:00 IST strictly after it.
-/// Issued 09:00 IST → 06:00 the next day; issued 05:00 → 06:00 the same day.
-pub fn kite_expiry(issued: DateTime<Utc>) -> DateTime<Utc> {
-    let six = NaiveTime::from_hms_opt(6, 0, 0).expect("06:00 is a valid time");
-    next_ist_time_after(issued, six)
-}
+pub use kite::kite_expiry;
 
 /// Why a call to a broker's API did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -202,7 +198,8 @@ pub struct Profile {
     pub is_active: Option<bool>,
 }
 
-/// What a login's exchange of the code gives: the token and who it is for.
+/// What a login's exchange of the code gives: the token and who it is for (Kite's session
+/// is read into the same shape; its issue time is the exchange's).
 pub type Session = upstox::client::TokenResponse;
 
 /// The API client of one account's broker. Every call the worker, the login and the
@@ -211,21 +208,37 @@ pub type Session = upstox::client::TokenResponse;
 pub enum BrokerClient {
     /// Upstox's API.
     Upstox(upstox::client::UpstoxClient),
+    /// Kite Connect's API, with the app's API key every call names.
+    Kite {
+        /// The client.
+        client: kite::client::KiteClient,
+        /// `kite.api_key`.
+        api_key: String,
+    },
 }
 
 impl BrokerClient {
     /// The client for `account`'s broker, or why there is none (a broker this tokenwatch
     /// does not support yet).
     pub fn for_account(account: &crate::config::AccountConfig) -> Result<BrokerClient, ApiError> {
-        BrokerClient::new(account.broker, api_base(account))
+        let api_key = match account.broker {
+            Broker::Kite => account.kite.api_key.as_deref().unwrap_or_default(),
+            _ => "",
+        };
+        BrokerClient::new(account.broker, api_base(account), api_key)
     }
 
-    /// The client for `broker`'s API at `api_base` (the real one, or a simulator).
-    pub fn new(broker: Broker, api_base: &Url) -> Result<BrokerClient, ApiError> {
+    /// The client for `broker`'s API at `api_base` (the real one, or a simulator), for the
+    /// app whose API key is `api_key` (Kite names it in every call; Upstox does not).
+    pub fn new(broker: Broker, api_base: &Url, api_key: &str) -> Result<BrokerClient, ApiError> {
         match broker {
             Broker::Upstox => Ok(BrokerClient::Upstox(upstox::client::UpstoxClient::new(
                 api_base,
             )?)),
+            Broker::Kite => Ok(BrokerClient::Kite {
+                client: kite::client::KiteClient::new(api_base)?,
+                api_key: api_key.to_string(),
+            }),
             other => Err(unsupported(other)),
         }
     }
@@ -234,6 +247,7 @@ impl BrokerClient {
     pub fn broker(&self) -> Broker {
         match self {
             BrokerClient::Upstox(_) => Broker::Upstox,
+            BrokerClient::Kite { .. } => Broker::Kite,
         }
     }
 
@@ -241,6 +255,7 @@ impl BrokerClient {
     pub fn upstox(&self) -> Option<&upstox::client::UpstoxClient> {
         match self {
             BrokerClient::Upstox(c) => Some(c),
+            BrokerClient::Kite { .. } => None,
         }
     }
 
@@ -248,6 +263,17 @@ impl BrokerClient {
     pub async fn profile(&self, token: &Secret) -> Result<Profile, ApiError> {
         match self {
             BrokerClient::Upstox(c) => c.profile(token).await,
+            BrokerClient::Kite { client, api_key } => {
+                if api_key.is_empty() {
+                    return Err(ApiError::Transient {
+                        reason: "kite.api_key is not set; set KITE_API_KEY or kite.api_key to \
+                                 your Kite Connect app's API key"
+                            .into(),
+                        retry_after: None,
+                    });
+                }
+                client.profile(api_key, token).await
+            }
         }
     }
 
@@ -260,6 +286,10 @@ impl BrokerClient {
                 &login.redirect_uri,
                 state,
             ),
+            // Kite has no `state` parameter: it travels in `redirect_params`.
+            BrokerClient::Kite { .. } => {
+                kite::login::login_url(&login.login_base, &login.client_id, state)
+            }
         }
     }
 
@@ -271,6 +301,7 @@ impl BrokerClient {
     ) -> Result<crate::auth::oauth::Callback, crate::auth::oauth::CallbackProblem> {
         match self {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_callback(query, state),
+            BrokerClient::Kite { .. } => kite::login::read_callback(query, state),
         }
     }
 
@@ -282,6 +313,7 @@ impl BrokerClient {
     ) -> Result<crate::auth::oauth::Callback, crate::auth::oauth::CallbackProblem> {
         match self {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_pasted(text, state),
+            BrokerClient::Kite { .. } => kite::login::read_pasted(text, state),
         }
     }
 
@@ -297,6 +329,18 @@ impl BrokerClient {
                     login.redirect_uri.as_str(),
                 )
                 .await
+            }
+            BrokerClient::Kite { client, .. } => {
+                let session = client
+                    .exchange(&login.client_id, code, &login.client_secret)
+                    .await?;
+                Ok(Session {
+                    access_token: session.access_token,
+                    extended_token: None,
+                    user_id: session.user_id,
+                    user_name: session.user_name,
+                    email: session.email,
+                })
             }
         }
     }

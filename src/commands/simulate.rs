@@ -1,4 +1,5 @@
-//! `tokenwatch simulate`: the embedded Upstox simulator on loopback, until Ctrl-C.
+//! `tokenwatch simulate`: an embedded broker simulator (Upstox, or Kite with `--broker kite`)
+//! on loopback, until Ctrl-C.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -21,6 +22,9 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
             return 1;
         }
     };
+    if args.broker == crate::brokers::Broker::Kite {
+        return rt.block_on(kite(args));
+    }
     rt.block_on(async {
         let config = SimConfig {
             auto_approve: args.auto_approve,
@@ -75,4 +79,59 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
         server.shutdown().await;
         0
     })
+}
+
+/// `simulate --broker kite`: the Kite Connect stand-in.
+async fn kite(args: &SimulateArgs) -> u8 {
+    use crate::brokers::kite::sim::{SimConfig, Simulator};
+    if args.notifier_url.is_some() {
+        eprintln!("tokenwatch: --notifier-url is for Upstox's token requests; Kite has none");
+        return 3;
+    }
+    let config = SimConfig {
+        auto_approve: args.auto_approve,
+        token_lifetime: args.token_lifetime,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
+    let server = match sim.serve(args.listen).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "tokenwatch: cannot listen on {}: {e}; pick another port with --listen 127.0.0.1:PORT",
+                args.listen
+            );
+            return 1;
+        }
+    };
+    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+    let lifetime = match args.token_lifetime {
+        Some(d) => format!("{} after issue", crate::timefmt::human(d)),
+        None => "06:00 IST after issue (the real rule)".into(),
+    };
+    println!("Zerodha Kite simulator listening on {base}");
+    println!("  api_key:       {}", config.api_key);
+    println!("  api_secret:    {} (a simulator value)", config.api_secret);
+    println!("  redirect_url:  {}", config.redirect_url);
+    println!("  user:          {} ({})", config.user_id, config.user_name);
+    println!("  tokens expire: {lifetime}");
+    println!(
+        "  logins:        {}",
+        if args.auto_approve {
+            "approved at once"
+        } else {
+            "approve on the login page"
+        }
+    );
+    println!();
+    println!("Point a Kite account at it (broker: kite):");
+    println!(
+        "  export TOKENWATCH__KITE__API_BASE={base} TOKENWATCH__KITE__LOGIN_BASE={base} KITE_API_KEY={} KITE_API_SECRET={}",
+        config.api_key, config.api_secret
+    );
+    println!();
+    println!("Stop with Ctrl-C.");
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    0
 }
