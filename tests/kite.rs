@@ -214,7 +214,7 @@ async fn a_wrong_checksum_is_rejected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ApiError::Rejected { status: 403, code: Some(c), message } if c == "InputException" && message == "Invalid checksum"),
+        matches!(&e, ApiError::Rejected { status: 403, code: Some(c), message, .. } if c == "InputException" && message == "Invalid checksum"),
         "{e:?}"
     );
 }

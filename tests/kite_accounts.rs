@@ -164,7 +164,7 @@ async fn one_daemon_watches_an_upstox_and_a_kite_account_each_by_its_own_rule() 
     assert_eq!(kite.code, Some(0), "{}", kite.all());
     let checks_before = sim.calls(Endpoint::Profile);
 
-    let mut daemon = sb.spawn(&["daemon"]);
+    let daemon = sb.spawn(&["daemon"]);
     let err = {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {

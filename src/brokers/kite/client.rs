@@ -528,7 +528,7 @@ mod tests {
         // No message: the status stands in.
         assert!(matches!(
             c(404, r#"{"status":"error"}"#),
-            Err(ApiError::Rejected { status: 404, code: None, ref message }) if message == "HTTP 404"
+            Err(ApiError::Rejected { status: 404, code: None, ref message, .. }) if message == "HTTP 404"
         ));
     }
 
