@@ -70,6 +70,9 @@ async fn a_kite_login_through_the_loopback_callback_stores_a_verified_kite_token
     // The login address carries the state inside redirect_params (Kite has no `state`).
     out.assert_stdout("/connect/login?v=3&api_key=kitee2ekey&redirect_params=state%3D");
     out.assert_stdout("Logged in: token stored at");
+    // A Kite login speaks of Kite, never of Upstox.
+    out.assert_stdout("Log in to Zerodha Kite for account \"zerodha\":");
+    assert!(!out.all().contains("Upstox"), "{}", out.all());
     // One login page, one exchange (checked against the simulator's checksum), and the
     // profile call that verified the new token.
     assert_eq!(sim.calls(Endpoint::Login), 1);

@@ -67,6 +67,7 @@ pub(super) async fn interactive_login(
     clock: Arc<dyn Clock>,
 ) -> Result<(), String> {
     let account = settings.account.clone();
+    let broker = settings.broker;
     let (paste_tx, paste_rx) = mpsc::channel(4);
     // Pasted addresses come from stdin, on a thread of its own (reading blocks).
     std::thread::spawn(move || {
@@ -95,11 +96,11 @@ pub(super) async fn interactive_login(
     let result = loop {
         tokio::select! {
             r = &mut flow => break r,
-            Some(p) = progress.recv() => show(&account, p),
+            Some(p) = progress.recv() => show(&account, broker, p),
         }
     };
     while let Ok(p) = progress.try_recv() {
-        show(&account, p);
+        show(&account, broker, p);
     }
     let obtained = result.map_err(|e| e.to_string())?;
     let exp = obtained.token.expires_at;
@@ -134,7 +135,7 @@ pub(super) async fn interactive_login(
     }
 }
 
-fn show(account: &str, p: LoginProgress) {
+fn show(account: &str, broker: crate::brokers::Broker, p: LoginProgress) {
     match p {
         LoginProgress::Waiting {
             url,
@@ -142,7 +143,10 @@ fn show(account: &str, p: LoginProgress) {
             until,
             browser,
         } => {
-            println!("Log in to Upstox for account \"{account}\":");
+            println!(
+                "Log in to {} for account \"{account}\":",
+                broker.display_name()
+            );
             println!();
             println!("  {url}");
             println!();

@@ -95,7 +95,7 @@ pub const KEYMAP: &[Binding] = &[
         Action::Login,
         "l",
         "login",
-        "log in to Upstox in the browser",
+        "log in again, in the browser",
     ),
     bind(
         KeyCode::Char('c'),

@@ -184,6 +184,7 @@ impl Worker {
         {
             let n = notices::login_waiting(
                 &self.core.account.name,
+                self.core.account.broker,
                 how,
                 url.as_str(),
                 *until,

@@ -129,7 +129,8 @@ const APPROVE: &str = "approve the token request in the Upstox app, or run token
 
 /// A state's words for the log and alerts, with `left` the time left and `when` when the
 /// next renewal starts (see [`renewal_when`]).
-fn away(state: TokenState, strategy: Strategy, left: &str, when: &str) -> String {
+fn away(snap: &Snapshot, left: &str, when: &str) -> String {
+    let (state, strategy) = (snap.state, snap.strategy);
     match state {
         TokenState::Healthy => format!("{left} left"),
         TokenState::Warning => format!(
@@ -152,7 +153,10 @@ fn away(state: TokenState, strategy: Strategy, left: &str, when: &str) -> String
         ),
         TokenState::Expired if strategy == Strategy::TokenRequest => APPROVE.to_string(),
         TokenState::Expired => LOG_IN.to_string(),
-        TokenState::Invalid => format!("Upstox no longer accepts it; {LOG_IN}"),
+        TokenState::Invalid => format!(
+            "{} no longer accepts it; {LOG_IN}",
+            snap.broker.short_name()
+        ),
         TokenState::Missing => format!("there is no token file; {LOG_IN}"),
     }
 }
@@ -214,12 +218,13 @@ pub fn renewal_failed(account: &str, why: &str, at: DateTime<Utc>) -> Notificati
 /// ("Login waiting until …: open …").
 pub fn login_waiting(
     account: &str,
+    broker: crate::brokers::Broker,
     how: &str,
     url: &str,
     until: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> Notification {
-    let what = format!("the Upstox login was opened with {how}");
+    let what = format!("the {} login was opened with {how}", broker.short_name());
     let mut n = notice(
         account,
         (Level::Warning, Topic::Renewal),
@@ -323,7 +328,7 @@ pub fn state_notice(
         ),
         TokenState::Invalid => (
             Level::Critical,
-            "Token rejected by Upstox".into(),
+            format!("Token rejected by {}", snap.broker.short_name()),
             format!("it no longer works; {}", Hint::LogIn.keys()),
         ),
         TokenState::Missing => (
@@ -338,7 +343,7 @@ pub fn state_notice(
         topic: Topic::TokenState,
         title,
         message,
-        elsewhere: away(snap.state, snap.strategy, &left, &when),
+        elsewhere: away(snap, &left, &when),
         at: now,
     })
 }

@@ -186,10 +186,10 @@ pub fn render_frame(
             &t,
         )),
         Some(Popup::Help) => Some(popups::help(below, &t)),
-        Some(Popup::Login) => app
-            .login
-            .as_ref()
-            .map(|view| popups::login(below, view, app.input.as_deref(), now, &t)),
+        Some(Popup::Login) => app.login.as_ref().map(|view| {
+            let broker = snap.map(|s| s.broker).unwrap_or_default();
+            popups::login(below, broker, view, app.input.as_deref(), now, &t)
+        }),
         None => None,
     };
     let key = LogKey {

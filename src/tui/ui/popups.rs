@@ -336,6 +336,7 @@ fn time_left(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
 /// browser was opened, where the login stands, and the paste line when it is open.
 pub fn login<'a>(
     area: Rect,
+    broker: crate::brokers::Broker,
     view: &'a LoginView,
     input: Option<&str>,
     now: DateTime<Utc>,
@@ -351,7 +352,10 @@ pub fn login<'a>(
             | LoginStatus::Exchanging
     );
     if let Some(url) = view.url.as_deref() {
-        b.line(vec![Span::raw("Open this address to log in to Upstox:")]);
+        b.line(vec![Span::raw(format!(
+            "Open this address to log in to {}:",
+            broker.display_name()
+        ))]);
         // The address gets what the other lines leave; cut with an ellipsis past that.
         let others = 9 + 3 * usize::from(input.is_some());
         let url_lines = usize::from(area.height)
@@ -435,7 +439,13 @@ pub fn login<'a>(
         None => b.line(keys(&[("l", "log in again"), ("Esc", "close")], t)),
     }
     Dialog {
-        title: "Log in to Upstox",
+        title: match broker {
+            crate::brokers::Broker::Upstox => "Log in to Upstox",
+            crate::brokers::Broker::Kite => "Log in to Zerodha Kite",
+            crate::brokers::Broker::Fyers => "Log in to Fyers",
+            crate::brokers::Broker::Angel => "Log in to Angel One",
+            crate::brokers::Broker::Dhan => "Log in to Dhan",
+        },
         width: LOGIN_W,
         body: b,
         theme: *t,
