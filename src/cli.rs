@@ -166,6 +166,11 @@ pub struct DemoArgs {
     /// How long the demo's tokens live, e.g. 90s or 10m
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub expires_in: std::time::Duration,
+
+    /// The brokers shown, e.g. upstox,kite for an Upstox and a Zerodha Kite account side by
+    /// side (each against its own simulator)
+    #[arg(long, value_name = "LIST", default_value = "upstox")]
+    pub brokers: String,
 }
 
 /// `login` flags.

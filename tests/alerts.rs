@@ -425,12 +425,13 @@ async fn the_same_event_for_two_accounts_posts_twice() {
 async fn a_webhook_answering_500_is_tried_three_times_then_left() {
     let (rx, sender) = webhook_answering(Reply::status(500)).await;
     sender.send(alert("default", AlertEvent::Expired));
-    // Retries after 50 ms and 100 ms; a fourth would come well within 1.5 s.
+    // Retries after 50 ms and 100 ms, each ±25% (jitter); a fourth would come well within
+    // 1.5 s. The second wait is at least 75 ms, more than an undoubled one can be (62.5 ms).
     let seen = rx.exactly(3, Duration::from_millis(1500)).await;
     let gap = seen[2].at - seen[1].at;
     assert!(
-        gap >= Duration::from_millis(80),
-        "the second retry waits twice the first delay; waited {gap:?}"
+        gap >= Duration::from_millis(70),
+        "the second retry waits twice the first delay (less 25% jitter); waited {gap:?}"
     );
     assert!(sender.close(Duration::from_secs(5)).await);
 }

@@ -1,5 +1,7 @@
 //! `tokenwatch demo`: the dashboard against the embedded simulator, in a temporary folder,
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
+//! `--brokers upstox,kite` adds a Zerodha Kite account beside the Upstox one, against the
+//! Kite simulator: two tabs, each account by its own broker's rules.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -28,10 +30,34 @@ pub(super) fn run(args: &DemoArgs) -> u8 {
             return 1;
         }
     };
-    rt.block_on(demo(args.expires_in))
+    let kite = match parse_brokers(&args.brokers) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("tokenwatch: {e}");
+            return 3;
+        }
+    };
+    rt.block_on(demo(args.expires_in, kite))
 }
 
-async fn demo(expires_in: Duration) -> u8 {
+/// `--brokers`: `upstox` (the default) and optionally `kite`; true when Kite is in it.
+fn parse_brokers(list: &str) -> Result<bool, String> {
+    let mut kite = false;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match crate::brokers::Broker::parse(name) {
+            Some(crate::brokers::Broker::Upstox) => {}
+            Some(crate::brokers::Broker::Kite) => kite = true,
+            _ => {
+                return Err(format!(
+                    "--brokers: the demo has simulators for upstox and kite, not {name:?}"
+                ));
+            }
+        }
+    }
+    Ok(kite)
+}
+
+async fn demo(expires_in: Duration, with_kite: bool) -> u8 {
     let dir = match tempfile::Builder::new()
         .prefix("tokenwatch-demo-")
         .tempdir()
@@ -44,11 +70,7 @@ async fn demo(expires_in: Duration) -> u8 {
     };
     // The callback port: a free loopback port below the ephemeral range (32768+), so that no
     // outgoing connection takes it before `l` binds it. The simulator gets the same URI.
-    let offset = fastrand::u16(0..10_000);
-    let free = (0..10_000u16)
-        .map(|i| 20_000 + (offset + i) % 10_000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
-    let Some(port) = free else {
+    let Some(port) = callback_port(None) else {
         eprintln!("tokenwatch: no free loopback port between 20000 and 30000 for the demo's login");
         return 1;
     };
@@ -122,13 +144,29 @@ async fn demo(expires_in: Duration) -> u8 {
         eprintln!("tokenwatch: cannot write the demo's token: {e}");
         return 1;
     }
+    let mut accounts = BTreeMap::from([("demo".to_string(), account.clone())]);
+    // The Kite account: its own simulator and callback port; its token lives 2 minutes
+    // longer, so the two tabs change colour at different times.
+    let mut kite_server = None;
+    if with_kite {
+        match kite_account(dir.path(), port, expires_in + Duration::from_secs(120)).await {
+            Ok((kite, server)) => {
+                accounts.insert(kite.name.clone(), kite);
+                kite_server = Some(server);
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        }
+    }
     let config = Config {
         sources: Sources {
             relative_to: dir.path().to_path_buf(),
             ..Sources::default()
         },
-        account: account.clone(),
-        accounts: BTreeMap::from([("demo".to_string(), account)]),
+        account,
+        accounts,
         monitor,
         login: LoginConfig::default(),
         notifications: NotificationsConfig::default(),
@@ -147,5 +185,100 @@ async fn demo(expires_in: Duration) -> u8 {
     )
     .await;
     server.shutdown().await;
+    if let Some(k) = kite_server {
+        k.shutdown().await;
+    }
     code
+}
+
+/// A free loopback port below the ephemeral range (32768+), so that no outgoing connection
+/// takes it before `l` binds it; not `taken`.
+fn callback_port(taken: Option<u16>) -> Option<u16> {
+    let offset = fastrand::u16(0..10_000);
+    (0..10_000u16)
+        .map(|i| 20_000 + (offset + i) % 10_000)
+        .filter(|p| Some(*p) != taken)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+}
+
+/// The demo's Zerodha Kite account `zerodha`, its first token stored, against a Kite
+/// simulator that approves logins at once.
+async fn kite_account(
+    dir: &std::path::Path,
+    upstox_port: u16,
+    lifetime: Duration,
+) -> Result<(AccountConfig, crate::brokers::kite::sim::SimServer), String> {
+    use crate::brokers::kite::sim::{SimConfig, Simulator};
+    let port = callback_port(Some(upstox_port))
+        .ok_or("no second free loopback port between 20000 and 30000 for the demo's Kite login")?;
+    let redirect = format!("http://localhost:{port}/callback");
+    let sim_config = SimConfig {
+        redirect_url: redirect.clone(),
+        token_lifetime: Some(lifetime),
+        auto_approve: true,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_config.clone(), Arc::new(SystemClock));
+    let server = sim
+        .serve("127.0.0.1:0".parse().expect("static address"))
+        .await
+        .map_err(|e| format!("cannot start the demo's Kite simulator: {e}"))?;
+    let path = dir.join("kite_token.json");
+    let account = AccountConfig {
+        name: "zerodha".into(),
+        broker: crate::brokers::Broker::Kite,
+        kite: crate::config::KiteConfig {
+            api_key: Some(sim_config.api_key.clone()),
+            api_secret: Some(crate::secret::Secret::new(sim_config.api_secret.clone())),
+            redirect_uri: url::Url::parse(&redirect).expect("a valid URL"),
+            api_base: server.base_url.clone(),
+            login_base: server.base_url.clone(),
+        },
+        upstox: UpstoxConfig::default(),
+        token: TokenConfig {
+            path: path.clone(),
+            backups: vec![dir.join("backup/kite_token.json")],
+            env_file: None,
+            on_change: Vec::new(),
+        },
+        renew: RenewConfig {
+            strategy: Strategy::None,
+            ..RenewConfig::default()
+        },
+    };
+    let issued = sim.issue_token();
+    let first = Token {
+        broker: crate::brokers::Broker::Kite,
+        access_token: issued.access_token,
+        token_type: "token".into(),
+        extended_token: None,
+        user_id: Some(sim_config.user_id.clone()),
+        user_name: Some(sim_config.user_name.clone()),
+        email: Some(sim_config.email.clone()),
+        issued_at: Some(issued.issued_at),
+        expires_at: issued.expires_at,
+        expiry_source: ExpirySource::ExpiresAt,
+        obtained_via: Some("demo".into()),
+        format: TokenFileFormat::Format1,
+    };
+    TokenStore::new(path, account.token.backups.clone())
+        .with_broker(crate::brokers::Broker::Kite)
+        .write(&first)
+        .map_err(|e| format!("cannot write the demo's Kite token: {e}"))?;
+    Ok((account, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_brokers;
+
+    #[test]
+    fn brokers_name_the_simulators_the_demo_has() {
+        assert_eq!(parse_brokers("upstox"), Ok(false));
+        assert_eq!(parse_brokers("upstox,kite"), Ok(true));
+        assert_eq!(parse_brokers(" kite , upstox "), Ok(true));
+        let e = parse_brokers("upstox,fyers").unwrap_err();
+        assert!(e.contains("\"fyers\""), "{e}");
+        assert!(parse_brokers("upstox,zerodha").is_err());
+    }
 }
