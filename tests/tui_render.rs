@@ -830,7 +830,7 @@ fn too_small_says_so_and_nothing_panics() {
     assert!(!text.contains("tokenwatch"), "{text}");
     let text = screen_text(&draw(&app, 60, 12));
     assert!(!text.contains("too small"), "{text}");
-    assert!(text.contains("tokenwatch"), "{text}");
+    assert!(text.contains("Token:"), "{text}");
     let text = screen_text(&draw(&app, 20, 5));
     assert!(text.contains("terminal too small"), "wrapped:\n{text}");
     assert!(text.contains("60×12"), "wrapped:\n{text}");
@@ -919,14 +919,15 @@ fn a_narrow_terminal_stacks_the_panes() {
 }
 
 /// At 64 columns the header keeps the state word, the countdown, the account with its broker
-/// and one clock, labelled: the time of the API's last answer. The wall clock gives way.
+/// and user id, and one clock, labelled: the time of the API's last answer. The wall clock
+/// and the program's name give way.
 #[test]
 fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
     let buf = draw(&healthy_app(), 64, 30);
     let top = row_text(&buf, 0);
     assert_eq!(
         words(&top),
-        "tokenwatch · default (Upstox) HEALTHY · API ✓ checked 14:02"
+        "default (Upstox AB1234) HEALTHY · API ✓ checked 14:02"
     );
     assert_eq!(width(&top), 64);
     assert!(!screen_text(&buf).contains("14:32:05"), "{top}");
@@ -938,7 +939,7 @@ fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
         row_text(&buf, 29).trim_end(),
         " r refresh  l login  d details  x dismiss  ? help  q quit"
     );
-    // With room, the user id and name too; at 60 the broker gives way before the check time.
+    // With room, the program's name and the user's name too; at 60 the user id still fits.
     let top = row_text(&draw(&healthy_app(), 89, 30), 0);
     assert!(
         words(&top) == "tokenwatch · default (Upstox AB1234 Jane D.) HEALTHY · API ✓ checked 14:02",
@@ -952,7 +953,7 @@ fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
     let top = row_text(&draw(&healthy_app(), 60, 12), 0);
     assert_eq!(
         words(&top),
-        "tokenwatch · default HEALTHY · API ✓ checked 14:02"
+        "default (Upstox AB1234) HEALTHY · API ✓ checked 14:02"
     );
     // A Kite account says so.
     let mut kite = healthy();
@@ -961,7 +962,7 @@ fn a_narrow_header_keeps_what_matters_and_one_labelled_clock() {
     let top = row_text(&draw(&app(kite), 64, 30), 0);
     assert_eq!(
         words(&top),
-        "tokenwatch · zerodha (Kite) HEALTHY · API ✓ checked 14:02"
+        "zerodha (Kite AB1234) HEALTHY · API ✓ checked 14:02"
     );
     // A long account: the check time goes before the account is cut; the state never goes.
     let mut snap = healthy();

@@ -107,8 +107,8 @@ fn wide_title(w: usize, snap: Option<&Snapshot>, now: DateTime<Utc>, t: &Theme) 
 /// time of the API's last answer, labelled `checked`: the wall clock is in tmux's status line
 /// and the engine's own output, while when Upstox last said the token works is shown nowhere
 /// else, and it is what tells a stale "HEALTHY" from a fresh one. When space runs out the
-/// user's name goes first, then the user id, the broker, the program's name and the check
-/// time; the account is cut last, and the state word never.
+/// user's name goes first, then the program's name (who the token belongs to says more), the
+/// user id, the broker and the check time; the account is cut last, and the state word never.
 fn narrow_title(w: usize, snap: Option<&Snapshot>, t: &Theme) -> Line<'static> {
     let brand = format!("tokenwatch{}", t.dot());
     let timed = state(snap, t, Some(" checked HH:MM"));
@@ -122,6 +122,8 @@ fn narrow_title(w: usize, snap: Option<&Snapshot>, t: &Theme) -> Line<'static> {
             format!("{brand}{}", account(snap, true, true, false)),
             &timed,
         ),
+        // Who the token belongs to says more than the program's name.
+        (account(snap, true, true, false), &timed),
         (
             format!("{brand}{}", account(snap, true, false, false)),
             &timed,
@@ -138,7 +140,7 @@ fn narrow_title(w: usize, snap: Option<&Snapshot>, t: &Theme) -> Line<'static> {
     let (name, state) = choices
         .iter()
         .find(|(name, state)| text::width(name) + margins + spans_width(state) <= w)
-        .unwrap_or(&choices[5]);
+        .unwrap_or(&choices[choices.len() - 1]);
     let right_w = spans_width(state) + 1;
     let name_w = w.saturating_sub(right_w + 2);
     let mut spans = fit(
