@@ -170,24 +170,50 @@ pub fn stderr_excerpt(stderr: &[u8]) -> String {
 }
 
 /// Secrets in tokenwatch's own environment that no command it runs inherits (hooks,
-/// `renew.command`, the browser, alert commands): the client
-/// secret and the API key, however they were given (`UPSTOX_CLIENT_SECRET`,
-/// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__UPSTOX__CLIENT_SECRET`,
+/// `renew.command`, the browser, alert commands): every broker's app secret and the API
+/// key, however they were given (`UPSTOX_CLIENT_SECRET`, `KITE_API_SECRET`,
+/// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__KITE__API_SECRET`,
 /// `TOKENWATCH__SERVER__API_KEY`, ...).
 pub fn hidden_from_hooks() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| {
-            k == "UPSTOX_CLIENT_SECRET"
-                || (k.starts_with("TOKENWATCH__")
-                    && (k.ends_with("__CLIENT_SECRET") || k.ends_with("__API_KEY")))
-        })
+        .filter(|k| is_secret_variable(k))
         .collect()
+}
+
+/// The variables [`hidden_from_hooks`] hides.
+fn is_secret_variable(name: &str) -> bool {
+    const BROKER_SECRETS: [&str; 2] = ["UPSTOX_CLIENT_SECRET", "KITE_API_SECRET"];
+    const SECRET_KEYS: [&str; 3] = ["__CLIENT_SECRET", "__API_SECRET", "__API_KEY"];
+    BROKER_SECRETS.contains(&name)
+        || (name.starts_with("TOKENWATCH__") && SECRET_KEYS.iter().any(|k| name.ends_with(k)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_brokers_secret_is_hidden_from_commands() {
+        for name in [
+            "UPSTOX_CLIENT_SECRET",
+            "KITE_API_SECRET",
+            "TOKENWATCH__UPSTOX__CLIENT_SECRET",
+            "TOKENWATCH__KITE__API_SECRET",
+            "TOKENWATCH__ACCOUNTS__ZERODHA__KITE__API_SECRET",
+            "TOKENWATCH__SERVER__API_KEY",
+        ] {
+            assert!(is_secret_variable(name), "{name}");
+        }
+        for name in [
+            "KITE_API_KEY",
+            "UPSTOX_CLIENT_ID",
+            "PATH",
+            "TOKENWATCH__TOKEN__PATH",
+        ] {
+            assert!(!is_secret_variable(name), "{name}");
+        }
+    }
 
     fn sh(script: &str, envs: &[(String, String)], hidden: &[&str], limit: Duration) -> Run {
         run(

@@ -18,8 +18,18 @@ use tracing::{info, warn};
 /// The `token.on_change` time limit.
 pub const ON_CHANGE_LIMIT: Duration = Duration::from_secs(30);
 
-/// The variable the env file sets.
-pub const ENV_FILE_VARIABLE: &str = "UPSTOX_ACCESS_TOKEN";
+/// The variable the env file sets for `broker`'s token: `UPSTOX_ACCESS_TOKEN`,
+/// `KITE_ACCESS_TOKEN`, ...
+pub fn env_file_variable(broker: crate::brokers::Broker) -> &'static str {
+    use crate::brokers::Broker;
+    match broker {
+        Broker::Upstox => "UPSTOX_ACCESS_TOKEN",
+        Broker::Kite => "KITE_ACCESS_TOKEN",
+        Broker::Fyers => "FYERS_ACCESS_TOKEN",
+        Broker::Angel => "ANGEL_ACCESS_TOKEN",
+        Broker::Dhan => "DHAN_ACCESS_TOKEN",
+    }
+}
 
 /// What replaces the token wherever it would otherwise be shown.
 const MASK: &str = "********";
@@ -89,7 +99,7 @@ pub async fn hand_on(
     if let Some(path) = &cfg.env_file {
         match write_env_file(path, token).await {
             Ok(()) => {
-                info!(account = %account, "Wrote {ENV_FILE_VARIABLE} to {}", path.display());
+                info!(account = %account, "Wrote {} to {}", env_file_variable(token.broker), path.display());
                 report.env_file_written = Some(path.clone());
             }
             Err(problem) => {
@@ -118,7 +128,7 @@ pub fn env_file_holds(path: &Path, token: &Token) -> Option<bool> {
     };
     let want = token.access_token.expose();
     Some(text.lines().any(|line| {
-        line.strip_prefix(ENV_FILE_VARIABLE)
+        line.strip_prefix(env_file_variable(token.broker))
             .and_then(|rest| rest.strip_prefix('='))
             .is_some_and(|value| value == want)
     }))
@@ -134,7 +144,9 @@ pub async fn repair(account: &str, token: &Token, cfg: &TokenConfig, limit: Dura
     match env_file_holds(path, token) {
         Some(true) => {}
         None => match write_env_file(path, token).await {
-            Ok(()) => info!(account = %account, "Wrote {ENV_FILE_VARIABLE} to {}", path.display()),
+            Ok(()) => {
+                info!(account = %account, "Wrote {} to {}", env_file_variable(token.broker), path.display())
+            }
             Err(problem) => warn!(account = %account, "{problem}"),
         },
         Some(false) => {
@@ -164,7 +176,7 @@ async fn write_env_file(path: &Path, token: &Token) -> Result<(), String> {
             path.display()
         ));
     }
-    let bytes = format!("{ENV_FILE_VARIABLE}={value}\n").into_bytes();
+    let bytes = format!("{}={value}\n", env_file_variable(token.broker)).into_bytes();
     let target = path.to_path_buf();
     let result = tokio::task::spawn_blocking(move || atomic_write(&target, &bytes)).await;
     match result {

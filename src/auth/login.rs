@@ -297,7 +297,7 @@ pub async fn run(
     let code = match callback {
         Callback::Code(code) => code,
         denied @ Callback::Denied { .. } => {
-            let text = denied.denial_text().unwrap_or_default();
+            let text = denied.denial_text_of(settings.broker).unwrap_or_default();
             return fail(page, listener, text.clone(), LoginError::Denied(text)).await;
         }
     };
@@ -320,9 +320,11 @@ pub async fn run(
         }
     };
     let now = clock.now();
-    // Issued now: the broker's rule from now bounds whatever the JWT says.
+    // Issued now, or when the broker says the session began if that is earlier: the
+    // broker's rule from then bounds whatever the JWT says.
+    let issued = response.issued_at.map_or(now, |t| t.min(now));
     let evidence = ExpiryEvidence {
-        issued_at: Some(now),
+        issued_at: Some(issued),
         ..ExpiryEvidence::of_token_text(response.access_token.expose())
     };
     let Some((expires_at, expiry_source)) = decide_expiry(settings.broker, &evidence) else {
@@ -335,12 +337,16 @@ pub async fn run(
     let token = Token {
         broker: settings.broker,
         access_token: response.access_token,
-        token_type: "Bearer".into(),
+        // How the engine sends it: `Bearer <token>` (Upstox), `token <api_key>:<token>` (Kite).
+        token_type: match settings.broker {
+            Broker::Kite => "token".into(),
+            _ => "Bearer".into(),
+        },
         extended_token: response.extended_token,
         user_id: response.user_id,
         user_name: response.user_name,
         email: response.email,
-        issued_at: Some(now),
+        issued_at: Some(issued),
         expires_at,
         expiry_source,
         obtained_via: Some("oauth".into()),

@@ -55,11 +55,17 @@ pub enum Callback {
 impl Callback {
     /// For a denial: what to tell the user.
     pub fn denial_text(&self) -> Option<String> {
+        self.denial_text_of(crate::brokers::Broker::Upstox)
+    }
+
+    /// [`Callback::denial_text`] naming `broker`: `Zerodha Kite said: cancelled`.
+    pub fn denial_text_of(&self, broker: crate::brokers::Broker) -> Option<String> {
+        let who = broker.display_name();
         match self {
             Callback::Code(_) => None,
             Callback::Denied { error, description } => Some(match description {
-                Some(d) => format!("Upstox said: {d} ({error})"),
-                None => format!("Upstox said: {error}"),
+                Some(d) => format!("{who} said: {d} ({error})"),
+                None => format!("{who} said: {error}"),
             }),
         }
     }

@@ -156,7 +156,7 @@ pub enum ApiError {
         retry_after: Option<Duration>,
     },
     /// The broker refused the request for another reason (bad credentials, used code, ...).
-    #[error("{} refused the request (HTTP {status}{}): {message}", broker.display_name(), code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
+    #[error("{}", refusal_text(*broker, *status, code.as_deref(), message))]
     Rejected {
         /// The broker that answered.
         broker: Broker,
@@ -196,6 +196,22 @@ pub struct Profile {
     pub email: Option<String>,
     /// Whether the account is active.
     pub is_active: Option<bool>,
+}
+
+/// `Zerodha Kite refused the request (HTTP 403, InputException): Invalid checksum`; a status
+/// of 0 is a request that could not be sent at all (`not sent`).
+fn refusal_text(broker: Broker, status: u16, code: Option<&str>, message: &str) -> String {
+    let code = code.map(|c| format!(", {c}")).unwrap_or_default();
+    match status {
+        0 => format!(
+            "{} request not sent{code}: {message}",
+            broker.display_name()
+        ),
+        _ => format!(
+            "{} refused the request (HTTP {status}{code}): {message}",
+            broker.display_name()
+        ),
+    }
 }
 
 /// What a login's exchange of the code gives: the token and who it is for (Kite's session
@@ -334,7 +350,11 @@ impl BrokerClient {
                 let session = client
                     .exchange(&login.client_id, code, &login.client_secret)
                     .await?;
+                // Kite's day is counted from its `login_time` (a login at 05:59 whose code
+                // is exchanged at 06:00:30 still dies at 06:00).
+                let issued_at = Some(session.issued_at(chrono::Utc::now()));
                 Ok(Session {
+                    issued_at,
                     access_token: session.access_token,
                     extended_token: None,
                     user_id: session.user_id,

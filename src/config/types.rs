@@ -141,7 +141,8 @@ pub struct TokenConfig {
     pub path: PathBuf,
     /// Every new token is also written to each of these.
     pub backups: Vec<PathBuf>,
-    /// Also write `UPSTOX_ACCESS_TOKEN=...` (0600) here when set.
+    /// Also write `UPSTOX_ACCESS_TOKEN=...` (`KITE_ACCESS_TOKEN=...` for a Kite account; 0600)
+    /// here when set.
     #[serde(deserialize_with = "opt_path")]
     pub env_file: Option<PathBuf>,
     /// argv run after a new token is stored (30 s limit).

@@ -55,9 +55,16 @@ pub enum TokenFileError {
     },
 }
 
-/// Read and parse a token file. `Ok(None)` when the file does not exist.
+/// Read and parse a token file. `Ok(None)` when the file does not exist. A file that names
+/// no broker is read as Upstox's.
 pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
-    match read_token_bytes(path)? {
+    read_token_file_as(path, Broker::Upstox)
+}
+
+/// [`read_token_file`] for an account of `broker`: a file that names no broker (a raw token,
+/// or JSON written by another tool) is read as this broker's.
+pub fn read_token_file_as(path: &Path, broker: Broker) -> Result<Option<Token>, TokenFileError> {
+    match read_token_bytes_as(path, broker)? {
         None => Ok(None),
         Some(RawTokenFile {
             parsed: Ok(token), ..
@@ -75,7 +82,7 @@ pub fn read_token_file(path: &Path) -> Result<Option<Token>, TokenFileError> {
 /// Read the token file of an account of `broker`: a file holding another broker's token is
 /// refused ([`TokenFileError::OtherBroker`]) and left as it is. `Ok(None)` when missing.
 pub fn read_account_token(path: &Path, broker: Broker) -> Result<Option<Token>, TokenFileError> {
-    match read_token_file(path)? {
+    match read_token_file_as(path, broker)? {
         Some(t) if t.broker != broker => Err(TokenFileError::OtherBroker {
             path: path.to_owned(),
             file: t.broker,
@@ -97,6 +104,14 @@ pub struct RawTokenFile {
 /// Read a token file without judging it. `Ok(None)` when it does not exist; an error when it
 /// is not a regular file (a folder, a FIFO that would block) or cannot be read.
 pub fn read_token_bytes(path: &Path) -> Result<Option<RawTokenFile>, TokenFileError> {
+    read_token_bytes_as(path, Broker::Upstox)
+}
+
+/// [`read_token_bytes`], reading a file that names no broker as `broker`'s.
+pub fn read_token_bytes_as(
+    path: &Path,
+    broker: Broker,
+) -> Result<Option<RawTokenFile>, TokenFileError> {
     let io = |source| TokenFileError::Io {
         path: path.to_owned(),
         source,
@@ -129,7 +144,7 @@ pub fn read_token_bytes(path: &Path) -> Result<Option<RawTokenFile>, TokenFileEr
         .ok()
         .map(DateTime::<Utc>::from)
         .and_then(plausible);
-    let parsed = parse_token(&bytes, mtime);
+    let parsed = parse_token_as(&bytes, mtime, broker);
     Ok(Some(RawTokenFile { bytes, parsed }))
 }
 
@@ -144,6 +159,17 @@ pub fn loose_mode(path: &Path) -> Option<u32> {
 /// Parse the bytes of a token file. `mtime` is the file's modification time, the last
 /// resort for the issue time. The error text never contains the token.
 pub fn parse_token(bytes: &[u8], mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
+    parse_token_as(bytes, mtime, Broker::Upstox)
+}
+
+/// [`parse_token`], taking a token that names no broker (a raw token, JSON without
+/// `"broker"`) as `untagged`'s, whose expiry rule then applies: what an account of that
+/// broker reads from its own file or its `renew.command`.
+pub fn parse_token_as(
+    bytes: &[u8],
+    mtime: Option<DateTime<Utc>>,
+    untagged: Broker,
+) -> Result<Token, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
     let text = text.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
@@ -161,9 +187,9 @@ pub fn parse_token(bytes: &[u8], mtime: Option<DateTime<Utc>>) -> Result<Token, 
         let Value::Object(obj) = value else {
             return Err("expected a JSON object".into());
         };
-        parse_object(&obj, mtime)
+        parse_object(&obj, mtime, untagged)
     } else {
-        parse_raw(text, mtime)
+        parse_raw(text, mtime, untagged)
     }
 }
 
@@ -191,7 +217,7 @@ fn check_token_text(token: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
+fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>, broker: Broker) -> Result<Token, String> {
     if text.contains(char::is_whitespace) || !text.is_ascii() {
         return Err("expected JSON or a file holding only the token on one line".into());
     }
@@ -202,11 +228,11 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
         ..ExpiryEvidence::of_token_text(text)
     };
     let jwt_iat = evidence.jwt_iat;
-    let Some((expires_at, expiry_source)) = decide_expiry(Broker::Upstox, &evidence) else {
+    let Some((expires_at, expiry_source)) = decide_expiry(broker, &evidence) else {
         return Err("it has no expiry and its modification time is unknown".into());
     };
     Ok(Token {
-        broker: Broker::Upstox,
+        broker,
         access_token: Secret::new(text),
         token_type: "Bearer".into(),
         extended_token: None,
@@ -221,7 +247,11 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>) -> Result<Token, String> 
     })
 }
 
-fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Result<Token, String> {
+fn parse_object(
+    obj: &Map<String, Value>,
+    mtime: Option<DateTime<Utc>>,
+    untagged: Broker,
+) -> Result<Token, String> {
     let format = match obj.get("format") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_u64() == Some(1) => Some(TokenFileFormat::Format1),
@@ -238,9 +268,10 @@ fn parse_object(obj: &Map<String, Value>, mtime: Option<DateTime<Utc>>) -> Resul
         Some(_) => return Err("\"access_token\" must be a string".into()),
     };
     check_token_text(access_token)?;
-    // A file without "broker" is Upstox's: every file written before there were others.
+    // A file without "broker" is the reading account's broker's: for an Upstox account every
+    // file written before there were others, for a Kite account a file its own scripts wrote.
     let broker = match obj.get("broker") {
-        None | Some(Value::Null) => Broker::Upstox,
+        None | Some(Value::Null) => untagged,
         Some(Value::String(s)) => Broker::parse(s).ok_or_else(|| {
             format!(
                 "\"broker\" is \"{}\", which this tokenwatch does not know (known: {})",

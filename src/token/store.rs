@@ -11,7 +11,7 @@
 //! `.<name>.tmp*` temp files) are never opened or written through a link: a link planted
 //! there is refused, so no one can steer a write at another user's file.
 
-use super::file::{RawTokenFile, read_token_bytes, read_token_file, to_format1_json};
+use super::file::{RawTokenFile, read_token_bytes_as, read_token_file_as, to_format1_json};
 use super::{Token, TokenFileError};
 use crate::brokers::Broker;
 use chrono::{DateTime, Utc};
@@ -539,11 +539,13 @@ impl TokenStore {
     /// Upstox user: when `.prev` names a user, only that user's tokens qualify; with no
     /// `.prev`, backups of different users are ambiguous and none is used.
     pub fn best_backup(&self, now: DateTime<Utc>) -> Option<(PathBuf, Token)> {
-        let prev = read_token_file(&self.prev_path()).ok().flatten();
+        let prev = read_token_file_as(&self.prev_path(), self.broker)
+            .ok()
+            .flatten();
         let candidates: Vec<(PathBuf, Token)> = std::iter::once(self.prev_path())
             .chain(self.backups.iter().cloned())
             .filter_map(|p| {
-                let token = read_token_file(&p).ok()??;
+                let token = read_token_file_as(&p, self.broker).ok()??;
                 (token.expires_at > now && token.broker == self.broker).then_some((p, token))
             })
             .collect();
@@ -567,7 +569,7 @@ impl TokenStore {
     /// The primary's bytes and parse result; an error when it is not a regular file or cannot
     /// be read (then nothing is written over it).
     fn read_primary(&self) -> Result<Option<RawTokenFile>, StoreError> {
-        read_token_bytes(&self.path).map_err(|e| StoreError::Read {
+        read_token_bytes_as(&self.path, self.broker).map_err(|e| StoreError::Read {
             path: self.path.clone(),
             reason: match e {
                 TokenFileError::Unreadable { reason, .. } => reason,

@@ -24,7 +24,7 @@ use crate::retry::{RetryPolicy, retry, retry_counted};
 use crate::schedule::{self, Policy, Renewal};
 use crate::secret::Secret;
 use crate::timefmt::human;
-use crate::token::file::parse_token;
+use crate::token::file::parse_token_as;
 use crate::token::store::{RestoreOutcome, StoreError, StoreLock, TokenStore};
 use crate::token::verdict::{CheckResult, StoredVerdict};
 use crate::token::{Token, TokenState};
@@ -829,7 +829,8 @@ async fn fetch_and_verify(
         )));
     }
     let now = clock.now();
-    let mut token = parse_token(&out.stdout, Some(now)).map_err(|why| {
+    // A token that names no broker is this account's broker's (its expiry rule applies).
+    let mut token = parse_token_as(&out.stdout, Some(now), client.broker()).map_err(|why| {
         RenewError::Other(format!("renew.command printed no usable token: {why}"))
     })?;
     if token.expires_at <= now {

@@ -212,11 +212,13 @@ impl KiteClient {
 fn authorization(api_key: &str, token: &Secret) -> Result<HeaderValue, ApiError> {
     let mut v =
         HeaderValue::from_str(&format!("token {api_key}:{}", token.expose())).map_err(|_| {
-            ApiError::Invalid {
+            // Nothing was asked of Kite, so nothing is known of the token: not `Invalid`.
+            ApiError::Rejected {
                 broker: Broker::Kite,
+                status: 0,
                 code: None,
-                message: "the stored token or the api_key contains characters no HTTP header can \
-                      carry"
+                message: "the stored token or kite.api_key contains characters no HTTP header \
+                      can carry; check kite.api_key for stray spaces or invisible characters"
                     .into(),
             }
         })?;

@@ -46,6 +46,10 @@ pub struct TokenResponse {
     /// The account holder's email.
     #[serde(default)]
     pub email: Option<String>,
+    /// When the broker says the session began (Kite's `login_time`); `None` means at the
+    /// exchange. Upstox says nothing of it.
+    #[serde(skip)]
+    pub issued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Debug for TokenResponse {
