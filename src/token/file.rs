@@ -462,6 +462,32 @@ mod tests {
     }
 
     #[test]
+    fn a_token_that_names_no_broker_is_the_reading_accounts() {
+        // A Kite script's raw token file: opaque, dated by its modification time, so Kite's
+        // 06:00 IST rule applies (Upstox's would say 03:30).
+        let issued = at_ist(26, 9, 12);
+        let t = parse_token_as(
+            b"AbCdEf0123456789AbCdEf0123456789",
+            Some(issued),
+            Broker::Kite,
+        )
+        .unwrap();
+        assert_eq!(t.broker, Broker::Kite);
+        assert_eq!(
+            to_ist(t.expires_at).format("%d %H:%M").to_string(),
+            "27 06:00"
+        );
+        // JSON without "broker", as a renew.command of a Kite account prints it.
+        let json = r#"{"access_token":"AbCdEf0123456789AbCdEf0123456789","expires_at":"2026-11-27T06:00:00+05:30"}"#;
+        let t = parse_token_as(json.as_bytes(), None, Broker::Kite).unwrap();
+        assert_eq!(t.broker, Broker::Kite);
+        // A file that names its broker keeps it, whoever reads it.
+        let json = r#"{"broker":"upstox","access_token":"AbCdEf0123456789AbCdEf0123456789","expires_at":"2026-11-27T03:30:00+05:30"}"#;
+        let t = parse_token_as(json.as_bytes(), None, Broker::Kite).unwrap();
+        assert_eq!(t.broker, Broker::Upstox);
+    }
+
+    #[test]
     fn the_broker_is_written_and_a_file_without_it_is_upstox() {
         let json = format!(
             r#"{{"format":1,"access_token":"{}","expires_at":"2026-11-27T03:30:00+05:30"}}"#,
