@@ -268,9 +268,11 @@ fn parse_object(
         Some(_) => return Err("\"access_token\" must be a string".into()),
     };
     check_token_text(access_token)?;
-    // A file without "broker" is the reading account's broker's: for an Upstox account every
-    // file written before there were others, for a Kite account a file its own scripts wrote.
+    // A file without "broker": tokenwatch's own format-1 files from before there were other
+    // brokers are Upstox's (so an account switched to another broker never takes an old
+    // Upstox file for its own); anything else (a script's JSON) is the reading account's.
     let broker = match obj.get("broker") {
+        None | Some(Value::Null) if format == Some(TokenFileFormat::Format1) => Broker::Upstox,
         None | Some(Value::Null) => untagged,
         Some(Value::String(s)) => Broker::parse(s).ok_or_else(|| {
             format!(
@@ -481,6 +483,10 @@ mod tests {
         let json = r#"{"access_token":"AbCdEf0123456789AbCdEf0123456789","expires_at":"2026-11-27T06:00:00+05:30"}"#;
         let t = parse_token_as(json.as_bytes(), None, Broker::Kite).unwrap();
         assert_eq!(t.broker, Broker::Kite);
+        // tokenwatch's own format-1 file from before brokers: Upstox's, whoever reads it.
+        let json = r#"{"format":1,"access_token":"AbCdEf0123456789AbCdEf0123456789","expires_at":"2026-11-27T03:30:00+05:30"}"#;
+        let t = parse_token_as(json.as_bytes(), None, Broker::Kite).unwrap();
+        assert_eq!(t.broker, Broker::Upstox);
         // A file that names its broker keeps it, whoever reads it.
         let json = r#"{"broker":"upstox","access_token":"AbCdEf0123456789AbCdEf0123456789","expires_at":"2026-11-27T03:30:00+05:30"}"#;
         let t = parse_token_as(json.as_bytes(), None, Broker::Kite).unwrap();
