@@ -94,6 +94,17 @@ pub fn read_callback(
     query: Option<&str>,
     expected_state: &Secret,
 ) -> Result<Callback, CallbackProblem> {
+    read_callback_named(query, expected_state, "code")
+}
+
+/// [`read_callback`] for a broker whose redirect names its code `code_name` (Fyers:
+/// `auth_code`); every other parameter but `state`, `error` and `error_description` is
+/// ignored.
+pub fn read_callback_named(
+    query: Option<&str>,
+    expected_state: &Secret,
+    code_name: &str,
+) -> Result<Callback, CallbackProblem> {
     let query = query.unwrap_or("");
     if query.len() > MAX_QUERY {
         return Err(CallbackProblem::NoCode);
@@ -105,7 +116,7 @@ pub fn read_callback(
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match k.as_ref() {
             "state" => &mut state,
-            "code" => &mut code,
+            name if name == code_name => &mut code,
             "error" => &mut error,
             "error_description" => &mut description,
             _ => continue,
@@ -139,6 +150,15 @@ pub fn read_callback(
 /// Read the address a user pasted (the whole URL, or just `?code=..&state=..`), with the same
 /// state check as the callback.
 pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, CallbackProblem> {
+    read_pasted_named(text, expected_state, "code")
+}
+
+/// [`read_pasted`] for a broker whose redirect names its code `code_name`.
+pub fn read_pasted_named(
+    text: &str,
+    expected_state: &Secret,
+    code_name: &str,
+) -> Result<Callback, CallbackProblem> {
     let text = unwrap_pasted(text.trim());
     if text.is_empty() || text.len() > MAX_QUERY || text.chars().any(char::is_whitespace) {
         return Err(CallbackProblem::NotAnAddress);
@@ -146,11 +166,11 @@ pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, Call
     if let Ok(url) = Url::parse(text)
         && matches!(url.scheme(), "http" | "https")
     {
-        return read_callback(url.query(), expected_state);
+        return read_callback_named(url.query(), expected_state, code_name);
     }
     let query = text.trim_start_matches('?');
     if query.contains('=') {
-        read_callback(Some(query), expected_state)
+        read_callback_named(Some(query), expected_state, code_name)
     } else {
         Err(CallbackProblem::NotAnAddress)
     }
