@@ -55,11 +55,16 @@ pub enum Callback {
 impl Callback {
     /// For a denial: what to tell the user.
     pub fn denial_text(&self) -> Option<String> {
+        self.denial_text_from("Upstox")
+    }
+
+    /// For a denial: what to tell the user, naming the broker that refused.
+    pub fn denial_text_from(&self, broker: &str) -> Option<String> {
         match self {
             Callback::Code(_) => None,
             Callback::Denied { error, description } => Some(match description {
-                Some(d) => format!("Upstox said: {d} ({error})"),
-                None => format!("Upstox said: {error}"),
+                Some(d) => format!("{broker} said: {d} ({error})"),
+                None => format!("{broker} said: {error}"),
             }),
         }
     }

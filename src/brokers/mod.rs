@@ -387,13 +387,18 @@ impl BrokerClient {
                 let session = client
                     .exchange(&login.client_id, code, &login.client_secret)
                     .await?;
-                // Who the token is for comes from the profile; the exchange names no one.
+                // Fyers' exchange names no one: who the token is for comes from the profile,
+                // when it answers (the login checks the token again anyway).
+                let who = client
+                    .profile(&login.client_id, &session.access_token)
+                    .await
+                    .unwrap_or_default();
                 Ok(Session {
                     access_token: session.access_token,
                     extended_token: None,
-                    user_id: None,
-                    user_name: None,
-                    email: None,
+                    user_id: who.user_id,
+                    user_name: who.user_name,
+                    email: who.email,
                 })
             }
         }

@@ -117,6 +117,19 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_is_a_denial_in_fyers_name() {
+        let denied = read_callback(
+            Some(&format!("error=access_denied&state={STATE}")),
+            &state(),
+        )
+        .unwrap();
+        assert_eq!(
+            denied.denial_text_from(crate::brokers::Broker::Fyers.display_name()),
+            Some("Fyers said: access_denied".into())
+        );
+    }
+
+    #[test]
     fn pasted_addresses() {
         let s = state();
         let full = format!("http://127.0.0.1:5001/callback?s=ok&auth_code=XYZ&state={STATE}");
