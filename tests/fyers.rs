@@ -381,3 +381,32 @@ async fn no_token_or_secret_in_any_text_the_adapter_makes() {
     );
     leaks.assert_clean();
 }
+
+#[tokio::test]
+async fn a_check_with_an_app_id_missing_its_suffix_is_not_sent_and_not_a_dead_token() {
+    let fyers = Fyers::start(true).await;
+    let token = fyers.sim.issue_token().access_token;
+    let bare = fyers.config.client_id.trim_end_matches("-100");
+    for id in [bare, ""] {
+        let client = tokenwatch::brokers::BrokerClient::new(
+            tokenwatch::brokers::Broker::Fyers,
+            &fyers.server.base_url,
+            id,
+        )
+        .unwrap();
+        let e = client.profile(&token).await.unwrap_err();
+        assert!(e.is_transient(), "{e:?}");
+        assert!(
+            e.to_string().contains("-100") && e.to_string().contains("FYERS_CLIENT_ID"),
+            "{e}"
+        );
+    }
+    assert_eq!(fyers.sim.calls(Endpoint::Profile), 0);
+    let client = tokenwatch::brokers::BrokerClient::new(
+        tokenwatch::brokers::Broker::Fyers,
+        &fyers.server.base_url,
+        &fyers.config.client_id,
+    )
+    .unwrap();
+    assert!(client.profile(&token).await.is_ok());
+}

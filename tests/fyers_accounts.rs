@@ -18,8 +18,13 @@ const CURL: [&str; 4] = ["curl", "-sL", "-o", "/dev/null"];
 const SECRET: &str = "fyersE2E-Zq7Wx2Kp9-secret";
 const CLIENT_ID: &str = "FYE2EAPP42-100";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fyers_login_through_the_loopback_callback_stores_a_verified_fyers_token() {
+/// Fyers' simulator, auto-approving, with `redirect` registered; and a sandbox whose config has
+/// the default Upstox account and a Fyers account `fy` pointed at it.
+async fn fyers_setup() -> (
+    tokenwatch::brokers::fyers::sim::SimServer,
+    Simulator,
+    Sandbox,
+) {
     let port = free_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
     let sim = Simulator::new(
@@ -32,8 +37,8 @@ async fn a_fyers_login_through_the_loopback_callback_stores_a_verified_fyers_tok
         },
         Arc::new(SystemClock),
     );
-    let _server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let base = _server.base_url.as_str().trim_end_matches('/').to_string();
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = server.base_url.as_str().trim_end_matches('/').to_string();
     let sb = Sandbox::new();
     sb.write_config(&json!({
         "upstox": {"client_id": "upstox-app", "client_secret": "upstox-secret-not-used"},
@@ -53,7 +58,12 @@ async fn a_fyers_login_through_the_loopback_callback_stores_a_verified_fyers_tok
             }
         }
     }));
+    (server, sim, sb)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fyers_login_through_the_loopback_callback_stores_a_verified_fyers_token() {
+    let (_server, sim, sb) = fyers_setup().await;
     let out = sb.run_async(&["--account", "fy", "login"]).await;
     assert_eq!(out.code, Some(0), "{}", out.all());
     out.assert_stdout("/api/v3/generate-authcode?client_id=FYE2EAPP42-100&redirect_uri=");
@@ -106,4 +116,21 @@ async fn a_fyers_login_through_the_loopback_callback_stores_a_verified_fyers_tok
     leaks.secret("the Fyers app's secret", SECRET);
     leaks.token("the Fyers access token", &token);
     leaks.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fyers_token_the_broker_revoked_reads_invalid_in_fyers_words() {
+    let (_server, sim, sb) = fyers_setup().await;
+    let out = sb.run_async(&["--account", "fy", "login"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    sim.revoke_all();
+    let validate = sb
+        .run_async(&["--account", "fy", "status", "--validate", "--json"])
+        .await;
+    assert_eq!(validate.code, Some(2), "{}", validate.all());
+    let v = validate.json();
+    assert_eq!(v["state"], "invalid", "{v}");
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Fyers") && error.contains("-16"), "{v}");
+    assert!(!validate.all().contains("Upstox"), "{}", validate.all());
 }

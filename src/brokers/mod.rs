@@ -295,11 +295,18 @@ impl BrokerClient {
                 client.profile(api_key, token).await
             }
             BrokerClient::Fyers { client, client_id } => {
-                if client_id.is_empty() {
+                // Without its app-type suffix Fyers refuses the id; asking anyway could read
+                // as a dead token when it is the configuration that is wrong.
+                if !fyers::client::has_app_type(client_id) {
+                    let what = if client_id.is_empty() {
+                        "is not set"
+                    } else {
+                        "has no app-type suffix"
+                    };
                     return Err(ApiError::Transient {
                         reason: format!(
-                            "fyers.client_id is not set; set FYERS_CLIENT_ID or fyers.client_id \
-                             to your Fyers app's id ({})",
+                            "fyers.client_id {what}; set FYERS_CLIENT_ID or fyers.client_id to \
+                             your Fyers app's id ({})",
                             fyers::CLIENT_ID_HINT
                         ),
                         retry_after: None,
