@@ -41,6 +41,7 @@ fn validation_round(c: &mut Criterion) {
         let account = AccountConfig {
             broker: Default::default(),
             kite: Default::default(),
+            fyers: Default::default(),
             name: "default".into(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),

@@ -171,7 +171,7 @@ pub fn stderr_excerpt(stderr: &[u8]) -> String {
 
 /// Secrets in tokenwatch's own environment that no command it runs inherits (hooks,
 /// `renew.command`, the browser, alert commands): every broker's app secret and the API
-/// key, however they were given (`UPSTOX_CLIENT_SECRET`, `KITE_API_SECRET`,
+/// key, however they were given (`UPSTOX_CLIENT_SECRET`, `KITE_API_SECRET`, `FYERS_SECRET_KEY`,
 /// `TOKENWATCH__UPSTOX__CLIENT_SECRET`, `TOKENWATCH__ACCOUNTS__X__KITE__API_SECRET`,
 /// `TOKENWATCH__SERVER__API_KEY`, ...).
 pub fn hidden_from_hooks() -> Vec<String> {
@@ -183,8 +183,17 @@ pub fn hidden_from_hooks() -> Vec<String> {
 
 /// The variables [`hidden_from_hooks`] hides.
 fn is_secret_variable(name: &str) -> bool {
-    const BROKER_SECRETS: [&str; 2] = ["UPSTOX_CLIENT_SECRET", "KITE_API_SECRET"];
-    const SECRET_KEYS: [&str; 3] = ["__CLIENT_SECRET", "__API_SECRET", "__API_KEY"];
+    const BROKER_SECRETS: [&str; 3] = [
+        "UPSTOX_CLIENT_SECRET",
+        "KITE_API_SECRET",
+        "FYERS_SECRET_KEY",
+    ];
+    const SECRET_KEYS: [&str; 4] = [
+        "__CLIENT_SECRET",
+        "__API_SECRET",
+        "__SECRET_KEY",
+        "__API_KEY",
+    ];
     BROKER_SECRETS.contains(&name)
         || (name.starts_with("TOKENWATCH__") && SECRET_KEYS.iter().any(|k| name.ends_with(k)))
 }
@@ -201,6 +210,8 @@ mod tests {
             "TOKENWATCH__UPSTOX__CLIENT_SECRET",
             "TOKENWATCH__KITE__API_SECRET",
             "TOKENWATCH__ACCOUNTS__ZERODHA__KITE__API_SECRET",
+            "FYERS_SECRET_KEY",
+            "TOKENWATCH__FYERS__SECRET_KEY",
             "TOKENWATCH__SERVER__API_KEY",
         ] {
             assert!(is_secret_variable(name), "{name}");

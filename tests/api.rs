@@ -1890,6 +1890,7 @@ fn concurrent_scrapes_never_over_count() {
     let account = AccountConfig {
         broker: Default::default(),
         kite: Default::default(),
+        fyers: Default::default(),
         name: "default".into(),
         upstox: UpstoxConfig::default(),
         token: TokenConfig {

@@ -386,7 +386,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "bogus_section: {}\n",
             Some("bogus_section"),
-            "unknown key; expected one of: broker, upstox, kite, token",
+            "unknown key; expected one of: broker, upstox, kite, fyers, token",
         ),
         (
             "monitor:\n  max_retries: lots\n",
@@ -426,7 +426,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "accounts:\n  alt:\n    monitor: {}\n",
             Some("accounts.alt.monitor"),
-            "expected one of: broker, upstox, kite, token, renew",
+            "expected one of: broker, upstox, kite, fyers, token, renew",
         ),
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
@@ -710,13 +710,13 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
     for b in ["kite", "fyers", "angel", "dhan"] {
         assert!(e.message.contains(b), "the valid ones are listed: {e}");
     }
-    for b in ["fyers", "angel", "dhan"] {
+    for b in ["angel", "dhan"] {
         f.write("config/tokenwatch.yaml", &format!("broker: {b}\n"));
         let e = f.err();
         assert_eq!(e.key.as_deref(), Some("broker"), "{e}");
         assert_eq!(
             e.message,
-            format!("tokenwatch does not support {b} yet (supported: upstox, kite)")
+            format!("tokenwatch does not support {b} yet (supported: upstox, kite, fyers)")
         );
         f.write(
             "config/tokenwatch.yaml",
@@ -794,4 +794,67 @@ fn a_kite_login_names_the_kite_keys_it_lacks() {
     let app = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap();
     assert_eq!(app.client_id, "k");
     assert_eq!(app.login_base.as_str(), "http://127.0.0.1:9/");
+}
+
+#[test]
+fn a_fyers_account_has_its_own_section_file_and_keys() {
+    let secret = "FYERS-S3CRET-THAT-MUST-NOT-LEAK";
+    let mut f = Fixture::new();
+    f.write("config/tokenwatch.yaml", "broker: fyers\n");
+    let c = f.load().unwrap();
+    assert_eq!(c.account.broker, Broker::Fyers);
+    assert_token_files(&f, &c, "fyers_token.json");
+    let y = &c.account.fyers;
+    assert_eq!(y.api_base.as_str(), "https://api-t1.fyers.in/");
+    assert_eq!(y.login_base.as_str(), "https://api-t1.fyers.in/");
+    assert_eq!(y.redirect_uri.as_str(), "http://localhost:5001/callback");
+    assert_eq!(y.invalid_codes, vec![-8, -15, -16, -17]);
+    // The login names what it lacks, and the app id's -100 suffix.
+    let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+    assert!(
+        e.contains("fyers.client_id") && e.contains("FYERS_CLIENT_ID"),
+        "{e}"
+    );
+    f.set("FYERS_CLIENT_ID", "AB12CD34EF");
+    let c = f.load().unwrap();
+    let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+    assert!(e.contains("-100"), "{e}");
+    f.set("FYERS_CLIENT_ID", "AB12CD34EF-100");
+    let c = f.load().unwrap();
+    let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+    assert!(
+        e.contains("fyers.secret_key") && e.contains("FYERS_SECRET_KEY"),
+        "{e}"
+    );
+    f.set("FYERS_SECRET_KEY", secret);
+    let c = f.load().unwrap();
+    let app = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap();
+    assert_eq!(app.client_id, "AB12CD34EF-100");
+    assert_eq!(app.client_secret.expose(), secret);
+    let shown = c.to_masked_yaml();
+    assert!(
+        !shown.contains(secret) && !shown.contains("FYERS-S3"),
+        "{shown}"
+    );
+    assert!(shown.contains("broker: fyers"), "{shown}");
+    assert!(!format!("{c:?}").contains(secret));
+
+    // Beside an Upstox account, with its own dead-token codes.
+    f.write(
+        "config/tokenwatch.yaml",
+        "accounts:\n  fy:\n    broker: fyers\n    fyers:\n      client_id: X-100\n      invalid_codes: [-16]\n",
+    );
+    let c = f.load().unwrap();
+    let fy = &c.accounts["fy"];
+    assert_eq!(fy.broker, Broker::Fyers);
+    assert_eq!(fy.fyers.invalid_codes, vec![-16]);
+    assert_eq!(fy.token.path.file_name().unwrap(), "fyers_token.json");
+    assert_ne!(fy.token.path, c.accounts["default"].token.path);
+    // token-request stays Upstox's.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: fyers\nrenew:\n  strategy: token-request\n  notifier_listen: 127.0.0.1:5002\n  notifier_path: /hook/x\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("renew.strategy"), "{e}");
 }

@@ -256,6 +256,7 @@ impl SimHost {
         AccountConfig {
             broker: Default::default(),
             kite: Default::default(),
+            fyers: Default::default(),
             name: name.into(),
             upstox: UpstoxConfig {
                 client_id: Some(CLIENT_ID.into()),

@@ -297,7 +297,9 @@ pub async fn run(
     let code = match callback {
         Callback::Code(code) => code,
         denied @ Callback::Denied { .. } => {
-            let text = denied.denial_text_of(settings.broker).unwrap_or_default();
+            let text = denied
+                .denial_text_from(settings.broker.display_name())
+                .unwrap_or_default();
             return fail(page, listener, text.clone(), LoginError::Denied(text)).await;
         }
     };

@@ -55,17 +55,16 @@ pub enum Callback {
 impl Callback {
     /// For a denial: what to tell the user.
     pub fn denial_text(&self) -> Option<String> {
-        self.denial_text_of(crate::brokers::Broker::Upstox)
+        self.denial_text_from("Upstox")
     }
 
-    /// [`Callback::denial_text`] naming `broker`: `Zerodha Kite said: cancelled`.
-    pub fn denial_text_of(&self, broker: crate::brokers::Broker) -> Option<String> {
-        let who = broker.display_name();
+    /// For a denial: what to tell the user, naming the broker that refused.
+    pub fn denial_text_from(&self, broker: &str) -> Option<String> {
         match self {
             Callback::Code(_) => None,
             Callback::Denied { error, description } => Some(match description {
-                Some(d) => format!("{who} said: {d} ({error})"),
-                None => format!("{who} said: {error}"),
+                Some(d) => format!("{broker} said: {d} ({error})"),
+                None => format!("{broker} said: {error}"),
             }),
         }
     }
@@ -100,6 +99,17 @@ pub fn read_callback(
     query: Option<&str>,
     expected_state: &Secret,
 ) -> Result<Callback, CallbackProblem> {
+    read_callback_named(query, expected_state, "code")
+}
+
+/// [`read_callback`] for a broker whose redirect names its code `code_name` (Fyers:
+/// `auth_code`); every other parameter but `state`, `error` and `error_description` is
+/// ignored.
+pub fn read_callback_named(
+    query: Option<&str>,
+    expected_state: &Secret,
+    code_name: &str,
+) -> Result<Callback, CallbackProblem> {
     let query = query.unwrap_or("");
     if query.len() > MAX_QUERY {
         return Err(CallbackProblem::NoCode);
@@ -111,7 +121,7 @@ pub fn read_callback(
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match k.as_ref() {
             "state" => &mut state,
-            "code" => &mut code,
+            name if name == code_name => &mut code,
             "error" => &mut error,
             "error_description" => &mut description,
             _ => continue,
@@ -145,6 +155,15 @@ pub fn read_callback(
 /// Read the address a user pasted (the whole URL, or just `?code=..&state=..`), with the same
 /// state check as the callback.
 pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, CallbackProblem> {
+    read_pasted_named(text, expected_state, "code")
+}
+
+/// [`read_pasted`] for a broker whose redirect names its code `code_name`.
+pub fn read_pasted_named(
+    text: &str,
+    expected_state: &Secret,
+    code_name: &str,
+) -> Result<Callback, CallbackProblem> {
     let text = unwrap_pasted(text.trim());
     if text.is_empty() || text.len() > MAX_QUERY || text.chars().any(char::is_whitespace) {
         return Err(CallbackProblem::NotAnAddress);
@@ -152,11 +171,11 @@ pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, Call
     if let Ok(url) = Url::parse(text)
         && matches!(url.scheme(), "http" | "https")
     {
-        return read_callback(url.query(), expected_state);
+        return read_callback_named(url.query(), expected_state, code_name);
     }
     let query = text.trim_start_matches('?');
     if query.contains('=') {
-        read_callback(Some(query), expected_state)
+        read_callback_named(Some(query), expected_state, code_name)
     } else {
         Err(CallbackProblem::NotAnAddress)
     }

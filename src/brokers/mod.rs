@@ -2,6 +2,7 @@
 //! rule for when a day's token dies; the worker, the login and the notifier reach them
 //! through this module ([`Broker`], [`BrokerClient`]), never a broker's endpoints directly.
 
+pub mod fyers;
 pub mod kite;
 pub mod upstox;
 
@@ -43,7 +44,7 @@ impl Broker {
     ];
 
     /// The brokers this tokenwatch can log in to and check.
-    pub const SUPPORTED: [Broker; 2] = [Broker::Upstox, Broker::Kite];
+    pub const SUPPORTED: [Broker; 3] = [Broker::Upstox, Broker::Kite, Broker::Fyers];
 
     /// The name in configuration files, token files and JSON: `upstox`, `kite`, ...
     pub fn as_str(self) -> &'static str {
@@ -231,6 +232,13 @@ pub enum BrokerClient {
         /// `kite.api_key`.
         api_key: String,
     },
+    /// Fyers' API, with the app's client_id (with its `-100` suffix) every check names.
+    Fyers {
+        /// The client.
+        client: fyers::client::FyersClient,
+        /// `fyers.client_id`.
+        client_id: String,
+    },
 }
 
 impl BrokerClient {
@@ -239,6 +247,13 @@ impl BrokerClient {
     pub fn for_account(account: &crate::config::AccountConfig) -> Result<BrokerClient, ApiError> {
         let api_key = match account.broker {
             Broker::Kite => account.kite.api_key.as_deref().unwrap_or_default(),
+            Broker::Fyers => {
+                let f = &account.fyers;
+                return Ok(BrokerClient::Fyers {
+                    client: fyers::client::FyersClient::new(&f.api_base, &f.invalid_codes)?,
+                    client_id: f.client_id.clone().unwrap_or_default(),
+                });
+            }
             _ => "",
         };
         BrokerClient::new(account.broker, api_base(account), api_key)
@@ -255,6 +270,10 @@ impl BrokerClient {
                 client: kite::client::KiteClient::new(api_base)?,
                 api_key: api_key.to_string(),
             }),
+            Broker::Fyers => Ok(BrokerClient::Fyers {
+                client: fyers::client::FyersClient::new(api_base, &[])?,
+                client_id: api_key.to_string(),
+            }),
             other => Err(unsupported(other)),
         }
     }
@@ -264,6 +283,7 @@ impl BrokerClient {
         match self {
             BrokerClient::Upstox(_) => Broker::Upstox,
             BrokerClient::Kite { .. } => Broker::Kite,
+            BrokerClient::Fyers { .. } => Broker::Fyers,
         }
     }
 
@@ -271,7 +291,7 @@ impl BrokerClient {
     pub fn upstox(&self) -> Option<&upstox::client::UpstoxClient> {
         match self {
             BrokerClient::Upstox(c) => Some(c),
-            BrokerClient::Kite { .. } => None,
+            BrokerClient::Kite { .. } | BrokerClient::Fyers { .. } => None,
         }
     }
 
@@ -290,6 +310,26 @@ impl BrokerClient {
                 }
                 client.profile(api_key, token).await
             }
+            BrokerClient::Fyers { client, client_id } => {
+                // Without its app-type suffix Fyers refuses the id; asking anyway could read
+                // as a dead token when it is the configuration that is wrong.
+                if !fyers::client::has_app_type(client_id) {
+                    let what = if client_id.is_empty() {
+                        "is not set"
+                    } else {
+                        "has no app-type suffix"
+                    };
+                    return Err(ApiError::Transient {
+                        reason: format!(
+                            "fyers.client_id {what}; set FYERS_CLIENT_ID or fyers.client_id to \
+                             your Fyers app's id ({})",
+                            fyers::CLIENT_ID_HINT
+                        ),
+                        retry_after: None,
+                    });
+                }
+                client.profile(client_id, token).await
+            }
         }
     }
 
@@ -306,6 +346,12 @@ impl BrokerClient {
             BrokerClient::Kite { .. } => {
                 kite::login::login_url(&login.login_base, &login.client_id, state)
             }
+            BrokerClient::Fyers { .. } => fyers::login::login_url(
+                &login.login_base,
+                &login.client_id,
+                &login.redirect_uri,
+                state,
+            ),
         }
     }
 
@@ -318,6 +364,7 @@ impl BrokerClient {
         match self {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_callback(query, state),
             BrokerClient::Kite { .. } => kite::login::read_callback(query, state),
+            BrokerClient::Fyers { .. } => fyers::login::read_callback(query, state),
         }
     }
 
@@ -330,6 +377,7 @@ impl BrokerClient {
         match self {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_pasted(text, state),
             BrokerClient::Kite { .. } => kite::login::read_pasted(text, state),
+            BrokerClient::Fyers { .. } => fyers::login::read_pasted(text, state),
         }
     }
 
@@ -362,6 +410,26 @@ impl BrokerClient {
                     email: session.email,
                 })
             }
+            BrokerClient::Fyers { client, .. } => {
+                let session = client
+                    .exchange(&login.client_id, code, &login.client_secret)
+                    .await?;
+                // Fyers' exchange names no one: who the token is for comes from the profile,
+                // when it answers (the login checks the token again anyway).
+                let who = client
+                    .profile(&login.client_id, &session.access_token)
+                    .await
+                    .unwrap_or_default();
+                Ok(Session {
+                    // The JWT's `iat` and `exp` date it.
+                    issued_at: None,
+                    access_token: session.access_token,
+                    extended_token: None,
+                    user_id: who.user_id,
+                    user_name: who.user_name,
+                    email: who.email,
+                })
+            }
         }
     }
 }
@@ -370,6 +438,7 @@ impl BrokerClient {
 pub fn api_base(account: &crate::config::AccountConfig) -> &Url {
     match account.broker {
         Broker::Kite => &account.kite.api_base,
+        Broker::Fyers => &account.fyers.api_base,
         _ => &account.upstox.api_base,
     }
 }
@@ -417,6 +486,27 @@ impl LoginApp {
                     login_base: k.login_base.clone(),
                 })
             }
+            Broker::Fyers => {
+                let f = &account.fyers;
+                let client_id = f.client_id.clone().ok_or(format!(
+                    "fyers.client_id is not set; set FYERS_CLIENT_ID or fyers.client_id to your Fyers app's id ({})",
+                    fyers::CLIENT_ID_HINT
+                ))?;
+                if !fyers::client::has_app_type(&client_id) {
+                    return Err(format!(
+                        "fyers.client_id has no app-type suffix; {} (set FYERS_CLIENT_ID or fyers.client_id)",
+                        fyers::CLIENT_ID_HINT
+                    ));
+                }
+                Ok(LoginApp {
+                    client_id,
+                    client_secret: f.secret_key.clone().ok_or(
+                        "fyers.secret_key is not set; set FYERS_SECRET_KEY (or .env) to your Fyers app's secret",
+                    )?,
+                    redirect_uri: f.redirect_uri.clone(),
+                    login_base: f.login_base.clone(),
+                })
+            }
             other => Err(unsupported(other).to_string()),
         }
     }
@@ -441,7 +531,7 @@ fn unsupported(broker: Broker) -> ApiError {
     }
 }
 
-/// "tokenwatch does not support fyers yet (supported: upstox, kite)".
+/// "tokenwatch does not support dhan yet (supported: upstox, kite, fyers)".
 pub fn unsupported_text(broker: Broker) -> String {
     format!(
         "tokenwatch does not support {} yet (supported: {})",
@@ -535,8 +625,8 @@ mod tests {
         assert_eq!(Broker::Kite.rule_name(), "the 06:00 IST rule");
         assert_eq!(Broker::Upstox.rule_name(), "the 03:30 IST rule");
         assert_eq!(
-            unsupported_text(Broker::Fyers),
-            "tokenwatch does not support fyers yet (supported: upstox, kite)"
+            unsupported_text(Broker::Dhan),
+            "tokenwatch does not support dhan yet (supported: upstox, kite, fyers)"
         );
         let e = ApiError::Invalid {
             broker: Broker::Kite,

@@ -1,7 +1,8 @@
 //! `tokenwatch demo`: the dashboard against the embedded simulator, in a temporary folder,
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 //! `--brokers upstox,kite` adds a Zerodha Kite account beside the Upstox one, against the
-//! Kite simulator: two tabs, each account by its own broker's rules.
+//! Kite simulator: two tabs, each account by its own broker's rules. `fyers` adds a Fyers
+//! account against the Fyers simulator the same way.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -30,34 +31,43 @@ pub(super) fn run(args: &DemoArgs) -> u8 {
             return 1;
         }
     };
-    let kite = match parse_brokers(&args.brokers) {
+    let extra = match parse_brokers(&args.brokers) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("tokenwatch: {e}");
             return 3;
         }
     };
-    rt.block_on(demo(args.expires_in, kite))
+    rt.block_on(demo(args.expires_in, extra))
 }
 
-/// `--brokers`: `upstox` (the default) and optionally `kite`; true when Kite is in it.
-fn parse_brokers(list: &str) -> Result<bool, String> {
-    let mut kite = false;
+/// The accounts the demo shows beside the Upstox one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Extra {
+    kite: bool,
+    fyers: bool,
+}
+
+/// `--brokers`: `upstox` (the default) and optionally `kite` and `fyers`.
+fn parse_brokers(list: &str) -> Result<Extra, String> {
+    let mut extra = Extra::default();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match crate::brokers::Broker::parse(name) {
             Some(crate::brokers::Broker::Upstox) => {}
-            Some(crate::brokers::Broker::Kite) => kite = true,
+            Some(crate::brokers::Broker::Kite) => extra.kite = true,
+            Some(crate::brokers::Broker::Fyers) => extra.fyers = true,
             _ => {
                 return Err(format!(
-                    "--brokers: the demo has simulators for upstox and kite, not {name:?}"
+                    "--brokers: the demo has simulators for upstox, kite and fyers, not {name:?}"
                 ));
             }
         }
     }
-    Ok(kite)
+    Ok(extra)
 }
 
-async fn demo(expires_in: Duration, with_kite: bool) -> u8 {
+async fn demo(expires_in: Duration, extra: Extra) -> u8 {
+    let with_kite = extra.kite;
     let dir = match tempfile::Builder::new()
         .prefix("tokenwatch-demo-")
         .tempdir()
@@ -97,6 +107,7 @@ async fn demo(expires_in: Duration, with_kite: bool) -> u8 {
         name: "demo".into(),
         broker: crate::brokers::Broker::Upstox,
         kite: Default::default(),
+        fyers: Default::default(),
         upstox: UpstoxConfig {
             client_id: Some(sim_config.client_id.clone()),
             client_secret: Some(crate::secret::Secret::new(sim_config.client_secret.clone())),
@@ -160,6 +171,20 @@ async fn demo(expires_in: Duration, with_kite: bool) -> u8 {
             }
         }
     }
+    // The Fyers account: the same again, its token living 4 minutes longer.
+    let mut fyers_server = None;
+    if extra.fyers {
+        match fyers_account(dir.path(), port, expires_in + Duration::from_secs(240)).await {
+            Ok((fyers, server)) => {
+                accounts.insert(fyers.name.clone(), fyers);
+                fyers_server = Some(server);
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        }
+    }
     let config = Config {
         sources: Sources {
             relative_to: dir.path().to_path_buf(),
@@ -187,6 +212,9 @@ async fn demo(expires_in: Duration, with_kite: bool) -> u8 {
     server.shutdown().await;
     if let Some(k) = kite_server {
         k.shutdown().await;
+    }
+    if let Some(f) = fyers_server {
+        f.shutdown().await;
     }
     code
 }
@@ -235,6 +263,7 @@ async fn kite_account(
             login_base: server.base_url.clone(),
         },
         upstox: UpstoxConfig::default(),
+        fyers: Default::default(),
         token: TokenConfig {
             path: path.clone(),
             backups: vec![dir.join("backup/kite_token.json")],
@@ -268,17 +297,97 @@ async fn kite_account(
     Ok((account, server))
 }
 
+/// The demo's Fyers account `fyers`, its first token stored, against a Fyers simulator that
+/// approves logins at once.
+async fn fyers_account(
+    dir: &std::path::Path,
+    upstox_port: u16,
+    lifetime: Duration,
+) -> Result<(AccountConfig, crate::brokers::fyers::sim::SimServer), String> {
+    use crate::brokers::fyers::sim::{SimConfig, Simulator};
+    let port = callback_port(Some(upstox_port))
+        .ok_or("no free loopback port between 20000 and 30000 for the demo's Fyers login")?;
+    let redirect = format!("http://localhost:{port}/callback");
+    let sim_config = SimConfig {
+        redirect_url: redirect.clone(),
+        token_lifetime: Some(lifetime),
+        auto_approve: true,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_config.clone(), Arc::new(SystemClock));
+    let server = sim
+        .serve("127.0.0.1:0".parse().expect("static address"))
+        .await
+        .map_err(|e| format!("cannot start the demo's Fyers simulator: {e}"))?;
+    let path = dir.join("fyers_token.json");
+    let account = AccountConfig {
+        name: "fyers".into(),
+        broker: crate::brokers::Broker::Fyers,
+        kite: Default::default(),
+        fyers: crate::config::FyersConfig {
+            client_id: Some(sim_config.client_id.clone()),
+            secret_key: Some(crate::secret::Secret::new(sim_config.secret_key.clone())),
+            redirect_uri: url::Url::parse(&redirect).expect("a valid URL"),
+            api_base: server.base_url.clone(),
+            login_base: server.base_url.clone(),
+            ..Default::default()
+        },
+        upstox: UpstoxConfig::default(),
+        token: TokenConfig {
+            path: path.clone(),
+            backups: vec![dir.join("backup/fyers_token.json")],
+            env_file: None,
+            on_change: Vec::new(),
+        },
+        renew: RenewConfig {
+            strategy: Strategy::None,
+            ..RenewConfig::default()
+        },
+    };
+    let issued = sim.issue_token();
+    let first = Token {
+        broker: crate::brokers::Broker::Fyers,
+        access_token: issued.access_token,
+        token_type: "Bearer".into(),
+        extended_token: None,
+        user_id: Some(sim_config.fy_id.clone()),
+        user_name: Some(sim_config.name.clone()),
+        email: Some(sim_config.email.clone()),
+        issued_at: Some(issued.issued_at),
+        expires_at: issued.expires_at,
+        expiry_source: ExpirySource::ExpiresAt,
+        obtained_via: Some("demo".into()),
+        format: TokenFileFormat::Format1,
+    };
+    TokenStore::new(path, account.token.backups.clone())
+        .with_broker(crate::brokers::Broker::Fyers)
+        .write(&first)
+        .map_err(|e| format!("cannot write the demo's Fyers token: {e}"))?;
+    Ok((account, server))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_brokers;
+    use super::{Extra, parse_brokers};
 
     #[test]
     fn brokers_name_the_simulators_the_demo_has() {
-        assert_eq!(parse_brokers("upstox"), Ok(false));
-        assert_eq!(parse_brokers("upstox,kite"), Ok(true));
-        assert_eq!(parse_brokers(" kite , upstox "), Ok(true));
-        let e = parse_brokers("upstox,fyers").unwrap_err();
-        assert!(e.contains("\"fyers\""), "{e}");
+        let kite = Extra {
+            kite: true,
+            fyers: false,
+        };
+        assert_eq!(parse_brokers("upstox"), Ok(Extra::default()));
+        assert_eq!(parse_brokers("upstox,kite"), Ok(kite));
+        assert_eq!(parse_brokers(" kite , upstox "), Ok(kite));
+        assert_eq!(
+            parse_brokers("upstox,kite,fyers"),
+            Ok(Extra {
+                kite: true,
+                fyers: true
+            })
+        );
+        let e = parse_brokers("upstox,dhan").unwrap_err();
+        assert!(e.contains("\"dhan\""), "{e}");
         assert!(parse_brokers("upstox,zerodha").is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! `tokenwatch simulate`: an embedded broker simulator (Upstox, or Kite with `--broker kite`)
-//! on loopback, until Ctrl-C.
+//! `tokenwatch simulate`: an embedded broker simulator (Upstox, or Kite with `--broker kite`,
+//! or Fyers with `--broker fyers`) on loopback, until Ctrl-C.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -24,6 +24,9 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
     };
     if args.broker == crate::brokers::Broker::Kite {
         return rt.block_on(kite(args));
+    }
+    if args.broker == crate::brokers::Broker::Fyers {
+        return rt.block_on(fyers(args));
     }
     rt.block_on(async {
         let config = SimConfig {
@@ -128,6 +131,61 @@ async fn kite(args: &SimulateArgs) -> u8 {
     println!(
         "  export TOKENWATCH__KITE__API_BASE={base} TOKENWATCH__KITE__LOGIN_BASE={base} KITE_API_KEY={} KITE_API_SECRET={}",
         config.api_key, config.api_secret
+    );
+    println!();
+    println!("Stop with Ctrl-C.");
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    0
+}
+
+/// `simulate --broker fyers`: the Fyers API v3 stand-in.
+async fn fyers(args: &SimulateArgs) -> u8 {
+    use crate::brokers::fyers::sim::{SimConfig, Simulator};
+    if args.notifier_url.is_some() {
+        eprintln!("tokenwatch: --notifier-url is for Upstox's token requests; Fyers has none");
+        return 3;
+    }
+    let config = SimConfig {
+        auto_approve: args.auto_approve,
+        token_lifetime: args.token_lifetime,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
+    let server = match sim.serve(args.listen).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "tokenwatch: cannot listen on {}: {e}; pick another port with --listen 127.0.0.1:PORT",
+                args.listen
+            );
+            return 1;
+        }
+    };
+    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+    let lifetime = match args.token_lifetime {
+        Some(d) => format!("{} after issue", crate::timefmt::human(d)),
+        None => "06:00 IST after issue (the token's exp)".into(),
+    };
+    println!("Fyers simulator listening on {base}");
+    println!("  client_id:     {}", config.client_id);
+    println!("  secret_key:    {} (a simulator value)", config.secret_key);
+    println!("  redirect_uri:  {}", config.redirect_url);
+    println!("  user:          {} ({})", config.fy_id, config.name);
+    println!("  tokens expire: {lifetime}");
+    println!(
+        "  logins:        {}",
+        if args.auto_approve {
+            "approved at once"
+        } else {
+            "approve on the login page"
+        }
+    );
+    println!();
+    println!("Point a Fyers account at it (broker: fyers):");
+    println!(
+        "  export TOKENWATCH__FYERS__API_BASE={base} TOKENWATCH__FYERS__LOGIN_BASE={base} FYERS_CLIENT_ID={} FYERS_SECRET_KEY={}",
+        config.client_id, config.secret_key
     );
     println!();
     println!("Stop with Ctrl-C.");

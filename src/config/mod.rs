@@ -27,6 +27,9 @@ pub const DEFAULT_ACCOUNT: &str = "default";
 /// The token file of a Kite account that names none (Upstox accounts keep `upstox_token.json`).
 pub const KITE_TOKEN_FILE: &str = "kite_token.json";
 
+/// The token file of a Fyers account that names none.
+pub const FYERS_TOKEN_FILE: &str = "fyers_token.json";
+
 /// A configuration problem: where it came from, which key, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
@@ -74,6 +77,8 @@ pub struct AccountConfig {
     pub upstox: UpstoxConfig,
     /// The Zerodha Kite Connect app.
     pub kite: KiteConfig,
+    /// The Fyers app.
+    pub fyers: FyersConfig,
     /// Where its token is written (paths absolute).
     pub token: TokenConfig,
     /// How it is renewed.
@@ -144,6 +149,7 @@ impl Config {
             broker: Broker,
             upstox: &'a UpstoxConfig,
             kite: &'a KiteConfig,
+            fyers: &'a FyersConfig,
             token: &'a TokenConfig,
             monitor: &'a MonitorConfig,
             renew: &'a RenewConfig,
@@ -161,6 +167,7 @@ impl Config {
             broker: self.account.broker,
             upstox: &self.account.upstox,
             kite: &self.account.kite,
+            fyers: &self.account.fyers,
             token: &self.account.token,
             monitor: &self.monitor,
             renew: &self.account.renew,
@@ -381,6 +388,9 @@ fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
         ("KITE_API_KEY", "kite", "api_key"),
         ("KITE_API_SECRET", "kite", "api_secret"),
         ("KITE_REDIRECT_URI", "kite", "redirect_uri"),
+        ("FYERS_CLIENT_ID", "fyers", "client_id"),
+        ("FYERS_SECRET_KEY", "fyers", "secret_key"),
+        ("FYERS_REDIRECT_URI", "fyers", "redirect_uri"),
     ];
     for (var, section, key) in named {
         if let Some(v) = env.get(var).filter(|v| !v.trim().is_empty()) {
@@ -654,7 +664,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
     };
 
     // The merged values, looked up once: the top level's sections and each account's.
-    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "token", "renew"]
+    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "fyers", "token", "renew"]
         .into_iter()
         .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
         .collect();
@@ -708,6 +718,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                     broker,
                     upstox: section("upstox").extract_lossy().map_err(fail)?,
                     kite: section("kite").extract_lossy().map_err(fail)?,
+                    fyers: section("fyers").extract_lossy().map_err(fail)?,
                     token: section("token").extract_lossy().map_err(fail)?,
                     renew: section("renew").extract_lossy().map_err(fail)?,
                 }
@@ -717,6 +728,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 broker,
                 upstox: raw.upstox.clone(),
                 kite: raw.kite.clone(),
+                fyers: raw.fyers.clone(),
                 token: raw.token.clone(),
                 renew: raw.renew.clone(),
             },
@@ -732,9 +744,13 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                     .and_then(|t| t.find_ref(key))
                     .is_some()
         };
-        let kite_default_file = broker == Broker::Kite && !token_key_set("path");
-        if kite_default_file {
-            account.token.path = PathBuf::from(KITE_TOKEN_FILE);
+        let own_default_file = match broker {
+            Broker::Kite => Some(KITE_TOKEN_FILE),
+            Broker::Fyers => Some(FYERS_TOKEN_FILE),
+            _ => None,
+        };
+        if let Some(file) = own_default_file.filter(|_| !token_key_set("path")) {
+            account.token.path = PathBuf::from(file);
         }
         let resolve = |p: &Path| paths::resolve(&p.to_string_lossy(), &base, env);
         account.upstox.legacy_credentials = resolve(&account.upstox.legacy_credentials);
@@ -747,7 +763,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             .and_then(|t| t.find_ref("backups"))
             .is_some();
         let rename = (name != DEFAULT_ACCOUNT && !own_backups)
-            || (broker == Broker::Kite && !token_key_set("backups"));
+            || (own_default_file.is_some() && !token_key_set("backups"));
         let mut backups: Vec<PathBuf> = Vec::new();
         for b in &account.token.backups {
             let b = match (rename, primary.file_name()) {

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub upstox: UpstoxConfig,
     /// `kite:` the Zerodha Kite Connect app.
     pub kite: KiteConfig,
+    /// `fyers:` the Fyers API v3 app.
+    pub fyers: FyersConfig,
     /// `token:` where the token is written.
     pub token: TokenConfig,
     /// `monitor:` checking and thresholds.
@@ -56,6 +58,8 @@ pub struct AccountOverride {
     pub upstox: Option<UpstoxConfig>,
     /// Overrides of `kite:`.
     pub kite: Option<KiteConfig>,
+    /// Overrides of `fyers:`.
+    pub fyers: Option<FyersConfig>,
     /// Overrides of `token:`.
     pub token: Option<TokenConfig>,
     /// Overrides of `renew:`.
@@ -129,6 +133,45 @@ impl Default for KiteConfig {
             redirect_uri: url::Url::parse("http://localhost:5001/callback").expect("valid URL"),
             api_base: url::Url::parse("https://api.kite.trade").expect("valid URL"),
             login_base: url::Url::parse("https://kite.zerodha.com").expect("valid URL"),
+        }
+    }
+}
+
+/// `fyers:` a Fyers API v3 app.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FyersConfig {
+    /// The app id with its app-type suffix, like `AB12CD34EF-100`.
+    #[serde(deserialize_with = "opt_string")]
+    pub client_id: Option<String>,
+    /// The app's secret. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub secret_key: Option<Secret>,
+    /// Must equal the redirect URL registered with the Fyers app.
+    #[serde(deserialize_with = "http_url")]
+    pub redirect_uri: url::Url,
+    /// Fyers' API base URL; tests point it at a local stand-in.
+    #[serde(deserialize_with = "http_url")]
+    pub api_base: url::Url,
+    /// Where Fyers' login page is.
+    #[serde(deserialize_with = "http_url")]
+    pub login_base: url::Url,
+    /// The Fyers error codes that mean the token is dead (uncertain; see the login docs).
+    pub invalid_codes: Vec<i64>,
+}
+
+impl Default for FyersConfig {
+    fn default() -> Self {
+        FyersConfig {
+            client_id: None,
+            secret_key: None,
+            redirect_uri: url::Url::parse("http://localhost:5001/callback").expect("valid URL"),
+            api_base: url::Url::parse("https://api-t1.fyers.in").expect("valid URL"),
+            login_base: url::Url::parse("https://api-t1.fyers.in").expect("valid URL"),
+            invalid_codes: crate::brokers::fyers::DEFAULT_INVALID_CODES.to_vec(),
         }
     }
 }

@@ -80,6 +80,7 @@ impl Harness {
             name: "default".into(),
             broker: Default::default(),
             kite: Default::default(),
+            fyers: Default::default(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),
                 ..UpstoxConfig::default()
