@@ -2,6 +2,7 @@
 //! rule for when a day's token dies; the worker, the login and the notifier reach them
 //! through this module ([`Broker`], [`BrokerClient`]), never a broker's endpoints directly.
 
+pub mod answer;
 pub mod fyers;
 pub mod kite;
 pub mod upstox;

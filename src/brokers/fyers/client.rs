@@ -11,29 +11,24 @@
 
 use super::{CLIENT_ID_HINT, DEFAULT_INVALID_CODES};
 use crate::brokers::Broker;
+use crate::brokers::answer::{self, shown};
+pub use crate::brokers::answer::{MAX_BODY, REQUEST_TIMEOUT};
 pub use crate::brokers::{ApiError, Profile};
-use crate::http::BodyError;
 pub use crate::http::CONNECT_TIMEOUT;
-use crate::printable::printable;
+
+/// The broker's name in what the client says.
+const BROKER: &str = "Fyers";
 use crate::secret::Secret;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use url::Url;
 
-/// How long a whole request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Fyers answers bodies far smaller than this; anything larger is not the API, and no more
-/// than this is ever read of it.
-pub const MAX_BODY: usize = 64 * 1024;
 /// Fyers' rate-limit code.
 pub const RATE_LIMITED: i64 = -353;
 /// Fyers' "Connection error. Please try again" codes.
 pub const CONNECTION_ERRORS: [i64; 4] = [-201, -202, -204, -205];
-
-/// The longest piece of an answer's text shown.
-const SHOWN_CHARS: usize = 300;
 
 /// The exchange's `appIdHash`: lowercase hex SHA-256 of `<client_id>:<secret>` (the
 /// client_id with its `-100` suffix).
@@ -207,25 +202,12 @@ impl FyersClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiError> {
-        let resp = req.send().await.map_err(|e| network_error(what, e))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = match crate::http::read_limited(resp, MAX_BODY).await {
-            Ok(bytes) => bytes,
-            Err(BodyError::Network(e)) => return Err(network_error(what, e)),
-            Err(BodyError::TooLarge { .. }) => return Err(too_large(what, status, retry_after)),
-        };
+        let answer::Received {
+            status,
+            retry_after,
+            content_type,
+            bytes,
+        } = answer::receive(BROKER, req, what).await?;
         classify(
             what,
             status,
@@ -282,49 +264,6 @@ fn read_session(body: &Value) -> Result<Session, ApiError> {
     })
 }
 
-fn network_error(what: &str, e: reqwest::Error) -> ApiError {
-    let e = e.without_url();
-    let kind = if e.is_timeout() {
-        "Fyers did not answer in time"
-    } else if e.is_connect() {
-        "cannot connect to Fyers"
-    } else {
-        "the connection to Fyers broke off"
-    };
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-    while let Some(next) = cause.and_then(std::error::Error::source) {
-        cause = Some(next);
-    }
-    let detail = cause
-        .map(|c| format!(" ({})", shown(&c.to_string())))
-        .unwrap_or_default();
-    ApiError::Transient {
-        reason: format!("{what}: {kind}{detail}"),
-        retry_after: None,
-    }
-}
-
-fn too_large(what: &str, status: u16, retry_after: Option<Duration>) -> ApiError {
-    ApiError::Transient {
-        reason: format!(
-            "{what}: HTTP {status} with an answer larger than {} (not Fyers' API: a proxy, \
-             firewall or outage page)",
-            crate::http::size_text(MAX_BODY)
-        ),
-        retry_after,
-    }
-}
-
-/// Text from an answer, safe to show: no control characters, at most [`SHOWN_CHARS`].
-fn shown(text: &str) -> String {
-    let clean = printable(text);
-    let clean = clean.trim();
-    match clean.char_indices().nth(SHOWN_CHARS) {
-        Some((cut, _)) => format!("{}…", &clean[..cut]),
-        None => clean.to_owned(),
-    }
-}
-
 /// Classify an answer. Pure, so every shape is tested without a network. `invalid_codes`
 /// are the Fyers codes that mean a dead token. `Ok` is the whole JSON answer of a success.
 pub fn classify(
@@ -340,25 +279,21 @@ pub fn classify(
         retry_after,
     };
     if body.len() > MAX_BODY {
-        return Err(too_large(what, status, retry_after));
+        return Err(answer::too_large(BROKER, what, status, retry_after));
     }
     // Fyers' JSON is an object with `s` of "ok" or "error".
     let parsed: Option<Value> = serde_json::from_slice(body)
         .ok()
         .filter(|v: &Value| v.get("s").and_then(Value::as_str).is_some());
     let Some(json) = parsed else {
-        let looks_html = content_type.contains("html") || body.trim_ascii_start().starts_with(b"<");
-        let shape = if looks_html {
-            "an HTML page"
-        } else if body.trim_ascii().is_empty() {
-            "an empty answer"
-        } else {
-            "an answer that is not Fyers' JSON"
-        };
-        return Err(transient(format!(
-            "{what}: HTTP {status} with {shape} (not Fyers' API: a proxy, firewall or outage \
-             page, or Fyers itself failing)"
-        )));
+        return Err(answer::not_the_api(
+            BROKER,
+            what,
+            status,
+            content_type,
+            body,
+            retry_after,
+        ));
     };
     let code_num = json.get("code").and_then(Value::as_i64);
     let code = code_num.map(|c| c.to_string());

@@ -12,30 +12,25 @@
 //! Text from an answer (profile fields, error types and messages) passes through
 //! [`printable`] and is clipped here, where it comes in.
 
-use crate::http::BodyError;
-use crate::printable::printable;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use url::Url;
 
 use crate::brokers::Broker;
+use crate::brokers::answer::{self, shown};
+pub use crate::brokers::answer::{MAX_BODY, REQUEST_TIMEOUT};
 pub use crate::brokers::{ApiError, Profile};
 pub use crate::http::CONNECT_TIMEOUT;
 
-/// How long a whole request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Kite answers bodies far smaller than this (a session is about 1 KiB); anything larger is
-/// not the API, and no more than this is ever read of it.
-pub const MAX_BODY: usize = 64 * 1024;
+/// The broker's name in what the client says.
+const BROKER: &str = "Kite";
+
 /// The API version every request names.
 pub const KITE_VERSION: &str = "3";
-
-/// The longest piece of an answer's text shown (an error type, a message, a name).
-const SHOWN_CHARS: usize = 300;
 
 /// The `checksum` of the exchange: lowercase hex SHA-256 of `api_key + request_token +
 /// api_secret`, with no separators.
@@ -270,73 +265,13 @@ fn read_session(body: &Value) -> Result<Session, ApiError> {
 
 /// Send a request and classify the answer. Errors name the call, never the token or URL.
 async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiError> {
-    let resp = req.send().await.map_err(|e| network_error(what, e))?;
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let bytes = match crate::http::read_limited(resp, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::Network(e)) => return Err(network_error(what, e)),
-        Err(BodyError::TooLarge { .. }) => return Err(too_large(what, status, retry_after)),
-    };
-    classify(what, status, retry_after, &content_type, &bytes)
-}
-
-fn network_error(what: &str, e: reqwest::Error) -> ApiError {
-    // The logout's URL holds the token: drop it before anything reads the error.
-    let e = e.without_url();
-    let kind = if e.is_timeout() {
-        "Kite did not answer in time"
-    } else if e.is_connect() {
-        "cannot connect to Kite"
-    } else {
-        "the connection to Kite broke off"
-    };
-    // The innermost cause says what really happened ("Connection refused", "connection
-    // closed before message completed"); the layers above it only wrap it.
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-    while let Some(next) = cause.and_then(std::error::Error::source) {
-        cause = Some(next);
-    }
-    let detail = cause
-        .map(|c| format!(" ({})", shown(&c.to_string())))
-        .unwrap_or_default();
-    ApiError::Transient {
-        reason: format!("{what}: {kind}{detail}"),
-        retry_after: None,
-    }
-}
-
-/// An answer past [`MAX_BODY`]: not the API (a proxy, a download page, an endless stream).
-fn too_large(what: &str, status: u16, retry_after: Option<Duration>) -> ApiError {
-    ApiError::Transient {
-        reason: format!(
-            "{what}: HTTP {status} with an answer larger than {} (not Kite's API: a proxy, \
-             firewall or outage page)",
-            crate::http::size_text(MAX_BODY)
-        ),
+    let answer::Received {
+        status,
         retry_after,
-    }
-}
-
-/// Text from an answer, safe to show: no control characters, at most [`SHOWN_CHARS`].
-fn shown(text: &str) -> String {
-    let clean = printable(text);
-    let clean = clean.trim();
-    match clean.char_indices().nth(SHOWN_CHARS) {
-        Some((cut, _)) => format!("{}…", &clean[..cut]),
-        None => clean.to_owned(),
-    }
+        content_type,
+        bytes,
+    } = answer::receive(BROKER, req, what).await?;
+    classify(what, status, retry_after, &content_type, &bytes)
 }
 
 /// Classify an answer. Pure, so every shape Kite documents is tested without a network.
@@ -353,25 +288,21 @@ pub fn classify(
         retry_after,
     };
     if body.len() > MAX_BODY {
-        return Err(too_large(what, status, retry_after));
+        return Err(answer::too_large(BROKER, what, status, retry_after));
     }
     // Kite's JSON is an object with a `status` of "success" or "error".
     let parsed: Option<Value> = serde_json::from_slice(body)
         .ok()
         .filter(|v: &Value| v.get("status").and_then(Value::as_str).is_some());
     let Some(json) = parsed else {
-        let looks_html = content_type.contains("html") || body.trim_ascii_start().starts_with(b"<");
-        let shape = if looks_html {
-            "an HTML page"
-        } else if body.trim_ascii().is_empty() {
-            "an empty answer"
-        } else {
-            "an answer that is not Kite's JSON"
-        };
-        return Err(transient(format!(
-            "{what}: HTTP {status} with {shape} (not Kite's API: a proxy, firewall or outage \
-             page, or Kite itself failing)"
-        )));
+        return Err(answer::not_the_api(
+            BROKER,
+            what,
+            status,
+            content_type,
+            body,
+            retry_after,
+        ));
     };
     let error_type = json.get("error_type").and_then(Value::as_str);
     let code = error_type.map(shown).filter(|c| !c.is_empty());
