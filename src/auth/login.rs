@@ -339,11 +339,7 @@ pub async fn run(
     let token = Token {
         broker: settings.broker,
         access_token: response.access_token,
-        // How the engine sends it: `Bearer <token>` (Upstox), `token <api_key>:<token>` (Kite).
-        token_type: match settings.broker {
-            Broker::Kite => "token".into(),
-            _ => "Bearer".into(),
-        },
+        token_type: settings.broker.token_type().into(),
         extended_token: response.extended_token,
         user_id: response.user_id,
         user_name: response.user_name,

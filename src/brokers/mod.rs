@@ -69,6 +69,15 @@ impl Broker {
         }
     }
 
+    /// How an engine sends this broker's token, for the token file's `token_type`:
+    /// `Bearer <token>` (Upstox, Fyers' JWT), `token <api_key>:<token>` (Kite).
+    pub fn token_type(self) -> &'static str {
+        match self {
+            Broker::Kite => "token",
+            _ => "Bearer",
+        }
+    }
+
     /// The short name where room is scarce (the dashboard's header): "Upstox", "Kite", ...
     pub fn short_name(self) -> &'static str {
         match self {

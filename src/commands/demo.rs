@@ -115,12 +115,7 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
             api_base: server.base_url.clone(),
             legacy_credentials: dir.path().join("none.json"),
         },
-        token: TokenConfig {
-            path: path.clone(),
-            backups: vec![dir.path().join("backup/upstox_token.json")],
-            env_file: None,
-            on_change: Vec::new(),
-        },
+        token: demo_token(&path),
         renew: RenewConfig {
             strategy: Strategy::None,
             ..RenewConfig::default()
@@ -137,22 +132,19 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
         backoff_max: Duration::from_secs(10),
     };
     let issued = sim.issue_token();
-    let first = Token {
-        broker: crate::brokers::Broker::Upstox,
-        access_token: issued.access_token,
-        token_type: "Bearer".into(),
-        extended_token: None,
-        user_id: Some(sim_config.user_id.clone()),
-        user_name: Some(sim_config.user_name.clone()),
-        email: Some(sim_config.email.clone()),
-        issued_at: Some(issued.issued_at),
-        expires_at: issued.expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("demo".into()),
-        format: TokenFileFormat::Format1,
-    };
-    if let Err(e) = TokenStore::new(path.clone(), account.token.backups.clone()).write(&first) {
-        eprintln!("tokenwatch: cannot write the demo's token: {e}");
+    let who = [
+        &sim_config.user_id,
+        &sim_config.user_name,
+        &sim_config.email,
+    ];
+    if let Err(e) = store_first(
+        &account,
+        issued.access_token,
+        issued.issued_at,
+        issued.expires_at,
+        who,
+    ) {
+        eprintln!("tokenwatch: {e}");
         return 1;
     }
     let mut accounts = BTreeMap::from([("demo".to_string(), account.clone())]);
@@ -219,6 +211,54 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
     code
 }
 
+/// A demo account's token section: `path`, with one backup in the demo's `backup/` folder.
+fn demo_token(path: &std::path::Path) -> TokenConfig {
+    let name = path.file_name().unwrap_or_default();
+    let backup = path.with_file_name("backup").join(name);
+    TokenConfig {
+        path: path.to_path_buf(),
+        backups: vec![backup],
+        env_file: None,
+        on_change: Vec::new(),
+    }
+}
+
+/// Store a simulator's first token for `account`, as its login would: the user id, name and
+/// email in `who`.
+fn store_first(
+    account: &AccountConfig,
+    access_token: crate::secret::Secret,
+    issued_at: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    who: [&String; 3],
+) -> Result<(), String> {
+    let [user_id, user_name, email] = who.map(|w| Some(w.clone()));
+    let first = Token {
+        broker: account.broker,
+        access_token,
+        token_type: account.broker.token_type().into(),
+        extended_token: None,
+        user_id,
+        user_name,
+        email,
+        issued_at: Some(issued_at),
+        expires_at,
+        expiry_source: ExpirySource::ExpiresAt,
+        obtained_via: Some("demo".into()),
+        format: TokenFileFormat::Format1,
+    };
+    TokenStore::new(&account.token.path, account.token.backups.clone())
+        .with_broker(account.broker)
+        .write(&first)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "cannot write the demo's {} token: {e}",
+                account.broker.display_name()
+            )
+        })
+}
+
 /// A free loopback port below the ephemeral range (32768+), so that no outgoing connection
 /// takes it before `l` binds it; not `taken`.
 fn callback_port(taken: Option<u16>) -> Option<u16> {
@@ -264,36 +304,25 @@ async fn kite_account(
         },
         upstox: UpstoxConfig::default(),
         fyers: Default::default(),
-        token: TokenConfig {
-            path: path.clone(),
-            backups: vec![dir.join("backup/kite_token.json")],
-            env_file: None,
-            on_change: Vec::new(),
-        },
+        token: demo_token(&path),
         renew: RenewConfig {
             strategy: Strategy::None,
             ..RenewConfig::default()
         },
     };
     let issued = sim.issue_token();
-    let first = Token {
-        broker: crate::brokers::Broker::Kite,
-        access_token: issued.access_token,
-        token_type: "token".into(),
-        extended_token: None,
-        user_id: Some(sim_config.user_id.clone()),
-        user_name: Some(sim_config.user_name.clone()),
-        email: Some(sim_config.email.clone()),
-        issued_at: Some(issued.issued_at),
-        expires_at: issued.expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("demo".into()),
-        format: TokenFileFormat::Format1,
-    };
-    TokenStore::new(path, account.token.backups.clone())
-        .with_broker(crate::brokers::Broker::Kite)
-        .write(&first)
-        .map_err(|e| format!("cannot write the demo's Kite token: {e}"))?;
+    let who = [
+        &sim_config.user_id,
+        &sim_config.user_name,
+        &sim_config.email,
+    ];
+    store_first(
+        &account,
+        issued.access_token,
+        issued.issued_at,
+        issued.expires_at,
+        who,
+    )?;
     Ok((account, server))
 }
 
@@ -333,36 +362,21 @@ async fn fyers_account(
             ..Default::default()
         },
         upstox: UpstoxConfig::default(),
-        token: TokenConfig {
-            path: path.clone(),
-            backups: vec![dir.join("backup/fyers_token.json")],
-            env_file: None,
-            on_change: Vec::new(),
-        },
+        token: demo_token(&path),
         renew: RenewConfig {
             strategy: Strategy::None,
             ..RenewConfig::default()
         },
     };
     let issued = sim.issue_token();
-    let first = Token {
-        broker: crate::brokers::Broker::Fyers,
-        access_token: issued.access_token,
-        token_type: "Bearer".into(),
-        extended_token: None,
-        user_id: Some(sim_config.fy_id.clone()),
-        user_name: Some(sim_config.name.clone()),
-        email: Some(sim_config.email.clone()),
-        issued_at: Some(issued.issued_at),
-        expires_at: issued.expires_at,
-        expiry_source: ExpirySource::ExpiresAt,
-        obtained_via: Some("demo".into()),
-        format: TokenFileFormat::Format1,
-    };
-    TokenStore::new(path, account.token.backups.clone())
-        .with_broker(crate::brokers::Broker::Fyers)
-        .write(&first)
-        .map_err(|e| format!("cannot write the demo's Fyers token: {e}"))?;
+    let who = [&sim_config.fy_id, &sim_config.name, &sim_config.email];
+    store_first(
+        &account,
+        issued.access_token,
+        issued.issued_at,
+        issued.expires_at,
+        who,
+    )?;
     Ok((account, server))
 }
 
