@@ -87,9 +87,8 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
 /// `simulate --broker kite`: the Kite Connect stand-in.
 async fn kite(args: &SimulateArgs) -> u8 {
     use crate::brokers::kite::sim::{SimConfig, Simulator};
-    if args.notifier_url.is_some() {
-        eprintln!("tokenwatch: --notifier-url is for Upstox's token requests; Kite has none");
-        return 3;
+    if let Some(code) = no_notifier(args, "Kite") {
+        return code;
     }
     let config = SimConfig {
         auto_approve: args.auto_approve,
@@ -99,41 +98,31 @@ async fn kite(args: &SimulateArgs) -> u8 {
     let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
     let server = match sim.serve(args.listen).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "tokenwatch: cannot listen on {}: {e}; pick another port with --listen 127.0.0.1:PORT",
-                args.listen
-            );
-            return 1;
-        }
+        Err(e) => return cannot_listen(args, &e),
     };
     let base = server.base_url.as_str().trim_end_matches('/').to_owned();
-    let lifetime = match args.token_lifetime {
-        Some(d) => format!("{} after issue", crate::timefmt::human(d)),
-        None => "06:00 IST after issue (the real rule)".into(),
-    };
-    println!("Zerodha Kite simulator listening on {base}");
-    println!("  api_key:       {}", config.api_key);
-    println!("  api_secret:    {} (a simulator value)", config.api_secret);
-    println!("  redirect_url:  {}", config.redirect_url);
-    println!("  user:          {} ({})", config.user_id, config.user_name);
-    println!("  tokens expire: {lifetime}");
-    println!(
-        "  logins:        {}",
-        if args.auto_approve {
-            "approved at once"
-        } else {
-            "approve on the login page"
-        }
+    banner(
+        args,
+        &format!("Zerodha Kite simulator listening on {base}"),
+        &[
+            ("api_key", config.api_key.clone()),
+            (
+                "api_secret",
+                format!("{} (a simulator value)", config.api_secret),
+            ),
+            ("redirect_url", config.redirect_url.clone()),
+            ("user", format!("{} ({})", config.user_id, config.user_name)),
+            (
+                "tokens expire",
+                expiry(args, "06:00 IST after issue (the real rule)"),
+            ),
+        ],
+        "Point a Kite account at it (broker: kite):",
+        &format!(
+            "TOKENWATCH__KITE__API_BASE={base} TOKENWATCH__KITE__LOGIN_BASE={base} KITE_API_KEY={} KITE_API_SECRET={}",
+            config.api_key, config.api_secret
+        ),
     );
-    println!();
-    println!("Point a Kite account at it (broker: kite):");
-    println!(
-        "  export TOKENWATCH__KITE__API_BASE={base} TOKENWATCH__KITE__LOGIN_BASE={base} KITE_API_KEY={} KITE_API_SECRET={}",
-        config.api_key, config.api_secret
-    );
-    println!();
-    println!("Stop with Ctrl-C.");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     0
@@ -142,9 +131,8 @@ async fn kite(args: &SimulateArgs) -> u8 {
 /// `simulate --broker fyers`: the Fyers API v3 stand-in.
 async fn fyers(args: &SimulateArgs) -> u8 {
     use crate::brokers::fyers::sim::{SimConfig, Simulator};
-    if args.notifier_url.is_some() {
-        eprintln!("tokenwatch: --notifier-url is for Upstox's token requests; Fyers has none");
-        return 3;
+    if let Some(code) = no_notifier(args, "Fyers") {
+        return code;
     }
     let config = SimConfig {
         auto_approve: args.auto_approve,
@@ -154,42 +142,77 @@ async fn fyers(args: &SimulateArgs) -> u8 {
     let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
     let server = match sim.serve(args.listen).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "tokenwatch: cannot listen on {}: {e}; pick another port with --listen 127.0.0.1:PORT",
-                args.listen
-            );
-            return 1;
-        }
+        Err(e) => return cannot_listen(args, &e),
     };
     let base = server.base_url.as_str().trim_end_matches('/').to_owned();
-    let lifetime = match args.token_lifetime {
-        Some(d) => format!("{} after issue", crate::timefmt::human(d)),
-        None => "06:00 IST after issue (the token's exp)".into(),
-    };
-    println!("Fyers simulator listening on {base}");
-    println!("  client_id:     {}", config.client_id);
-    println!("  secret_key:    {} (a simulator value)", config.secret_key);
-    println!("  redirect_uri:  {}", config.redirect_url);
-    println!("  user:          {} ({})", config.fy_id, config.name);
-    println!("  tokens expire: {lifetime}");
-    println!(
-        "  logins:        {}",
-        if args.auto_approve {
-            "approved at once"
-        } else {
-            "approve on the login page"
-        }
+    banner(
+        args,
+        &format!("Fyers simulator listening on {base}"),
+        &[
+            ("client_id", config.client_id.clone()),
+            (
+                "secret_key",
+                format!("{} (a simulator value)", config.secret_key),
+            ),
+            ("redirect_uri", config.redirect_url.clone()),
+            ("user", format!("{} ({})", config.fy_id, config.name)),
+            (
+                "tokens expire",
+                expiry(args, "06:00 IST after issue (the token's exp)"),
+            ),
+        ],
+        "Point a Fyers account at it (broker: fyers):",
+        &format!(
+            "TOKENWATCH__FYERS__API_BASE={base} TOKENWATCH__FYERS__LOGIN_BASE={base} FYERS_CLIENT_ID={} FYERS_SECRET_KEY={}",
+            config.client_id, config.secret_key
+        ),
     );
-    println!();
-    println!("Point a Fyers account at it (broker: fyers):");
-    println!(
-        "  export TOKENWATCH__FYERS__API_BASE={base} TOKENWATCH__FYERS__LOGIN_BASE={base} FYERS_CLIENT_ID={} FYERS_SECRET_KEY={}",
-        config.client_id, config.secret_key
-    );
-    println!();
-    println!("Stop with Ctrl-C.");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     0
+}
+
+/// `--notifier-url` is Upstox's alone: exit 3 for `broker`'s simulator.
+fn no_notifier(args: &SimulateArgs, broker: &str) -> Option<u8> {
+    args.notifier_url.as_ref().map(|_| {
+        eprintln!("tokenwatch: --notifier-url is for Upstox's token requests; {broker} has none");
+        3
+    })
+}
+
+/// The simulator could not bind `--listen`: say so, exit 1.
+fn cannot_listen(args: &SimulateArgs, e: &std::io::Error) -> u8 {
+    eprintln!(
+        "tokenwatch: cannot listen on {}: {e}; pick another port with --listen 127.0.0.1:PORT",
+        args.listen
+    );
+    1
+}
+
+/// When the simulator's tokens die: `--token-lifetime`, else the broker's `rule`.
+fn expiry(args: &SimulateArgs, rule: &str) -> String {
+    match args.token_lifetime {
+        Some(d) => format!("{} after issue", crate::timefmt::human(d)),
+        None => rule.into(),
+    }
+}
+
+/// What a broker simulator prints at start: its address, its app and user (`fields`), how
+/// logins are approved, and the variables that point an account at it.
+fn banner(args: &SimulateArgs, title: &str, fields: &[(&str, String)], point: &str, export: &str) {
+    println!("{title}");
+    for (name, value) in fields {
+        println!("  {:<15}{value}", format!("{name}:"));
+    }
+    let logins = if args.auto_approve {
+        "approved at once"
+    } else {
+        "approve on the login page"
+    };
+    println!("  {:<15}{logins}", "logins:");
+    println!();
+    println!("{point}");
+    println!("  export {export}");
+    println!();
+    println!("Stop with Ctrl-C.");
 }
