@@ -408,11 +408,11 @@ impl BrokerClient {
                 let session = client
                     .exchange(&login.client_id, code, &login.client_secret)
                     .await?;
-                // Kite's day is counted from its `login_time` (a login at 05:59 whose code
-                // is exchanged at 06:00:30 still dies at 06:00).
-                let issued_at = Some(session.issued_at(chrono::Utc::now()));
                 Ok(Session {
-                    issued_at,
+                    // Kite's day is counted from its `login_time` (a login at 05:59 whose
+                    // code is exchanged at 06:00:30 still dies at 06:00); the login holds it
+                    // to its own clock (never later than the exchange).
+                    issued_at: session.login_time,
                     access_token: session.access_token,
                     extended_token: None,
                     user_id: session.user_id,
