@@ -34,6 +34,7 @@ fn validation_round(c: &mut Criterion) {
             expires_at: issued.expires_at,
             expiry_source: ExpirySource::ExpiresAt,
             obtained_via: None,
+            refresh_token: None,
             format: TokenFileFormat::Format1,
         };
         let path = dir.path().join("upstox_token.json");

@@ -401,7 +401,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "renew:\n  strategy: phone\n",
             Some("renew.strategy"),
-            "expected one of: browser, token-request, command, none",
+            "expected one of: browser, token-request, command, totp, refresh-token, none",
         ),
         (
             "renew:\n  not_before: 8am\n",
@@ -733,6 +733,24 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
     let e = f.err();
     assert_eq!(e.key.as_deref(), Some("renew.strategy"), "{e}");
     assert!(e.message.contains("Zerodha Kite"), "{e}");
+    // Each broker has its own ways to renew, and the message lists them.
+    f.write(
+        "config/tokenwatch.yaml",
+        "accounts:\n  z:\n    broker: kite\n    renew:\n      strategy: refresh-token\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("accounts.z.renew.strategy"), "{e}");
+    assert!(
+        e.message
+            .contains("Zerodha Kite accounts renew with one of: browser, command, none"),
+        "{e}"
+    );
+    f.write(
+        "config/tokenwatch.yaml",
+        "accounts:\n  fy:\n    broker: fyers\n    renew:\n      strategy: refresh-token\n",
+    );
+    let c = f.load().unwrap();
+    assert_eq!(c.accounts["fy"].renew.strategy, Strategy::RefreshToken);
 }
 
 #[test]

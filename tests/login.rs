@@ -1696,6 +1696,7 @@ async fn the_worker_logs_in_rejects_garbage_and_cancels() {
         expires_at: issued.expires_at,
         expiry_source: ExpirySource::ExpiresAt,
         obtained_via: Some("command".into()),
+        refresh_token: None,
         format: TokenFileFormat::Format1,
     };
     TokenStore::new(account.token.path.clone(), account.token.backups.clone())

@@ -217,6 +217,7 @@ fn token_of(f: &Fields) -> Token {
         expires_at: at(f.expires_at),
         expiry_source: ExpirySource::ExpiresAt,
         obtained_via: f.obtained_via.clone(),
+        refresh_token: None,
         format: TokenFileFormat::Format1,
     }
 }

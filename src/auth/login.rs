@@ -9,9 +9,9 @@ use crate::brokers::{ApiError, Broker, BrokerClient, LoginApp};
 use crate::clock::Clock;
 use crate::config::{AccountConfig, LoginConfig};
 use crate::secret::Secret;
-use crate::token::expiry::{ExpiryEvidence, decide_expiry, to_ist};
+use crate::token::Token;
+use crate::token::expiry::to_ist;
 use crate::token::store::{StoreError, TokenStore};
-use crate::token::{Token, TokenFileFormat};
 use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -321,34 +321,14 @@ pub async fn run(
             .await;
         }
     };
-    let now = clock.now();
-    // Issued now, or when the broker says the session began if that is earlier: the
-    // broker's rule from then bounds whatever the JWT says.
-    let issued = response.issued_at.map_or(now, |t| t.min(now));
-    let evidence = ExpiryEvidence {
-        issued_at: Some(issued),
-        ..ExpiryEvidence::of_token_text(response.access_token.expose())
-    };
-    let Some((expires_at, expiry_source)) = decide_expiry(settings.broker, &evidence) else {
+    let Some(token) =
+        crate::brokers::session_token(settings.broker, response, clock.now(), "oauth")
+    else {
         let text = format!(
             "{} gave a token without saying when it ends",
             settings.broker.display_name()
         );
         return fail(page, listener, text.clone(), LoginError::Other(text)).await;
-    };
-    let token = Token {
-        broker: settings.broker,
-        access_token: response.access_token,
-        token_type: settings.broker.token_type().into(),
-        extended_token: response.extended_token,
-        user_id: response.user_id,
-        user_name: response.user_name,
-        email: response.email,
-        issued_at: Some(issued),
-        expires_at,
-        expiry_source,
-        obtained_via: Some("oauth".into()),
-        format: TokenFileFormat::Format1,
     };
     Ok(Obtained {
         token,

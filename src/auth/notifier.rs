@@ -292,6 +292,7 @@ pub fn check_delivery(
         expires_at,
         expiry_source,
         obtained_via: Some("token-request".to_string()),
+        refresh_token: None,
         format: TokenFileFormat::Format1,
     })
 }

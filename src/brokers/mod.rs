@@ -5,8 +5,10 @@
 pub mod answer;
 pub mod fyers;
 pub mod kite;
+pub mod totp;
 pub mod upstox;
 
+use crate::config::Strategy;
 use crate::secret::Secret;
 use crate::token::expiry::upstox_expiry;
 use chrono::{DateTime, NaiveTime, Utc};
@@ -124,6 +126,34 @@ impl Broker {
             Broker::Kite => Some(kite_expiry(issued_at)),
             Broker::Fyers | Broker::Angel | Broker::Dhan => None,
         }
+    }
+
+    /// The renewal strategies (`renew.strategy`) that work for this broker's accounts.
+    pub fn strategies(self) -> &'static [Strategy] {
+        use Strategy::*;
+        match self {
+            Broker::Upstox => &[Browser, TokenRequest, Command, None],
+            Broker::Kite => &[Browser, Command, None],
+            Broker::Fyers => &[Browser, RefreshToken, Command, None],
+            // Angel One's login is an API call with the PIN and a TOTP code: no browser.
+            Broker::Angel => &[Totp, RefreshToken, Command, None],
+            Broker::Dhan => &[Browser, Totp, RefreshToken, Command, None],
+        }
+    }
+
+    /// The strategy of an account that names none: the browser login, or for Angel One,
+    /// whose login has no browser page, the TOTP login.
+    pub fn default_strategy(self) -> Strategy {
+        match self {
+            Broker::Angel => Strategy::Totp,
+            _ => Strategy::Browser,
+        }
+    }
+
+    /// Whether `tokenwatch login` opens this broker's login page in a browser; when not (Angel
+    /// One), it logs in through the API with the PIN and a TOTP code.
+    pub fn has_browser_login(self) -> bool {
+        self.strategies().contains(&Strategy::Browser)
     }
 
     /// "the 03:30 IST rule", "the 06:00 IST rule": how people read the rule's name.
@@ -414,6 +444,8 @@ impl BrokerClient {
                     // to its own clock (never later than the exchange).
                     issued_at: session.login_time,
                     access_token: session.access_token,
+                    refresh_token: None,
+                    expires_at: None,
                     extended_token: None,
                     user_id: session.user_id,
                     user_name: session.user_name,
@@ -434,6 +466,8 @@ impl BrokerClient {
                     // The JWT's `iat` and `exp` date it.
                     issued_at: None,
                     access_token: session.access_token,
+                    refresh_token: session.refresh_token,
+                    expires_at: None,
                     extended_token: None,
                     user_id: who.user_id,
                     user_name: who.user_name,
@@ -442,6 +476,102 @@ impl BrokerClient {
             }
         }
     }
+}
+
+/// How [`BrokerClient::renew`] renews a token without a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headless {
+    /// A fresh login through the API with the PIN and a TOTP code (`renew.strategy: totp`,
+    /// and `tokenwatch login` for Angel One).
+    Totp,
+    /// A new token from what the last login left (`renew.strategy: refresh-token`): Fyers'
+    /// refresh token with the PIN, Angel One's refresh token, Dhan's RenewToken.
+    RefreshToken,
+}
+
+/// What a headless renewal has to go on.
+#[derive(Debug, Clone, Copy)]
+pub struct Renewing<'a> {
+    /// The token now in the file, when there is one (Angel One's refresh and Dhan's
+    /// RenewToken send it).
+    pub current: Option<&'a Secret>,
+    /// The refresh token the last login left (`<token file>.refresh`), when there is one.
+    pub refresh_token: Option<&'a Secret>,
+    /// Now, for the TOTP code.
+    pub now: DateTime<Utc>,
+}
+
+impl BrokerClient {
+    /// Renew without a browser, `how` this account's strategy says. A refusal is
+    /// [`ApiError::Rejected`], never [`ApiError::Invalid`]: a failed renewal says nothing
+    /// about the token in the file.
+    pub async fn renew(&self, how: Headless, with: Renewing<'_>) -> Result<Session, ApiError> {
+        let _ = with;
+        Err(not_this_way(self.broker(), how))
+    }
+}
+
+/// "Zerodha Kite has no refresh-token renewal; use one of: browser, command, none".
+fn not_this_way(broker: Broker, how: Headless) -> ApiError {
+    let strategy = match how {
+        Headless::Totp => Strategy::Totp,
+        Headless::RefreshToken => Strategy::RefreshToken,
+    };
+    ApiError::Rejected {
+        broker,
+        status: 0,
+        code: None,
+        message: format!(
+            "{} has no {strategy} renewal; set renew.strategy to one of: {}",
+            broker.display_name(),
+            strategy_list(broker)
+        ),
+    }
+}
+
+/// `browser, command, none`: a broker's strategies, for messages.
+pub fn strategy_list(broker: Broker) -> String {
+    broker
+        .strategies()
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The token a login or a headless renewal stored for `broker`, from the broker's answer at
+/// `now`: its expiry is the earliest of the JWT's `exp`, the broker's claim and the broker's
+/// rule from the issue time (the broker's, if earlier than now). `None` when nothing says
+/// when it ends.
+pub fn session_token(
+    broker: Broker,
+    session: Session,
+    now: DateTime<Utc>,
+    via: &str,
+) -> Option<crate::token::Token> {
+    use crate::token::expiry::{ExpiryEvidence, decide_expiry};
+    let issued = session.issued_at.map_or(now, |t| t.min(now));
+    let evidence = ExpiryEvidence {
+        claimed: session.expires_at,
+        issued_at: Some(issued),
+        ..ExpiryEvidence::of_token_text(session.access_token.expose())
+    };
+    let (expires_at, expiry_source) = decide_expiry(broker, &evidence)?;
+    Some(crate::token::Token {
+        broker,
+        access_token: session.access_token,
+        token_type: broker.token_type().into(),
+        extended_token: session.extended_token,
+        user_id: session.user_id,
+        user_name: session.user_name,
+        email: session.email,
+        issued_at: Some(issued),
+        expires_at,
+        expiry_source,
+        obtained_via: Some(via.into()),
+        refresh_token: session.refresh_token,
+        format: crate::token::TokenFileFormat::Format1,
+    })
 }
 
 /// The API base of `account`'s broker (`upstox.api_base`, `kite.api_base`).

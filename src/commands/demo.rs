@@ -245,6 +245,7 @@ fn store_first(
         expires_at,
         expiry_source: ExpirySource::ExpiresAt,
         obtained_via: Some("demo".into()),
+        refresh_token: None,
         format: TokenFileFormat::Format1,
     };
     TokenStore::new(&account.token.path, account.token.backups.clone())

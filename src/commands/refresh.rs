@@ -117,7 +117,7 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                 }
                 continue;
             }
-            Plan::RenewByCommand | Plan::LogIn | Plan::RequestToken => {
+            Plan::RenewByCommand | Plan::RenewByBroker | Plan::LogIn | Plan::RequestToken => {
                 // Whoever renews holds the lock: wait for them, then look at their token.
                 let lock = match core.renewal_lock() {
                     Lock::Held(lock) => lock,
@@ -130,7 +130,7 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                     },
                     Lock::Broken(why) => return (validation, Some(RenewOutcome::Failed(why))),
                 };
-                if step == Plan::RenewByCommand {
+                if matches!(step, Plan::RenewByCommand | Plan::RenewByBroker) {
                     core.renew_holding(lock).await
                 } else if step == Plan::RequestToken {
                     by_token_request(core, lock).await

@@ -109,13 +109,17 @@ pub(super) fn check(
                 crate::brokers::unsupported_text(a.broker),
             );
         }
-        if a.broker != crate::brokers::Broker::Upstox && a.renew.strategy == Strategy::TokenRequest
-        {
+        if !a.broker.strategies().contains(&a.renew.strategy) {
+            let why = match a.renew.strategy {
+                Strategy::TokenRequest => "token-request is Upstox's phone approval".to_string(),
+                other => format!("{other} is not a way to renew this broker's tokens"),
+            };
             return err(
                 &format!("{prefix}renew.strategy"),
                 format!(
-                    "token-request is Upstox's phone approval; {} has none, so use browser, command or none",
-                    a.broker.display_name()
+                    "{why}; {} accounts renew with one of: {}",
+                    a.broker.display_name(),
+                    crate::brokers::strategy_list(a.broker)
                 ),
             );
         }

@@ -752,6 +752,19 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         if let Some(file) = own_default_file.filter(|_| !token_key_set("path")) {
             account.token.path = PathBuf::from(file);
         }
+        // An account that names no strategy gets its broker's (Angel One has no browser
+        // login, so its accounts log in with TOTP).
+        let strategy_set = own
+            .and_then(|o| o.get("renew"))
+            .and_then(|r| r.find_ref("strategy"))
+            .is_some()
+            || top_values
+                .get("renew")
+                .and_then(|r| r.find_ref("strategy"))
+                .is_some();
+        if !strategy_set {
+            account.renew.strategy = broker.default_strategy();
+        }
         let resolve = |p: &Path| paths::resolve(&p.to_string_lossy(), &base, env);
         account.upstox.legacy_credentials = resolve(&account.upstox.legacy_credentials);
         account.token.path = resolve(&account.token.path);

@@ -258,8 +258,34 @@ pub enum Strategy {
     TokenRequest,
     /// Run `renew.command` and read a token from its stdout.
     Command,
+    /// Log in through the broker's API with the PIN and a code from the TOTP secret, no
+    /// browser (Angel One, Dhan).
+    Totp,
+    /// Renew through the broker's API with what the last login left (Fyers' refresh token
+    /// and the PIN, Angel One's refresh token, Dhan's RenewToken), no browser.
+    RefreshToken,
     /// Alerts only.
     None,
+}
+
+impl Strategy {
+    /// The name in the configuration: `browser`, `token-request`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Browser => "browser",
+            Strategy::TokenRequest => "token-request",
+            Strategy::Command => "command",
+            Strategy::Totp => "totp",
+            Strategy::RefreshToken => "refresh-token",
+            Strategy::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `renew:`

@@ -243,6 +243,7 @@ fn parse_raw(text: &str, mtime: Option<DateTime<Utc>>, broker: Broker) -> Result
         expires_at,
         expiry_source,
         obtained_via: None,
+        refresh_token: None,
         format: TokenFileFormat::Raw,
     })
 }
@@ -331,6 +332,7 @@ fn parse_object(
         expires_at,
         expiry_source,
         obtained_via: string("obtained_via")?,
+        refresh_token: None,
         format,
     })
 }

@@ -96,6 +96,10 @@ pub struct Token {
     pub expiry_source: ExpirySource,
     /// How the token was obtained (`oauth`, `token-request`, `command`, ...), when known.
     pub obtained_via: Option<String>,
+    /// What renews it without a login (Fyers' and Angel One's refresh token), when the
+    /// login or renewal that gave it sent one. Never written into the token file: the store
+    /// keeps it beside it, in `<token file>.refresh` (0600), which engines need not read.
+    pub refresh_token: Option<Secret>,
     /// The layout the file had.
     pub format: TokenFileFormat,
 }

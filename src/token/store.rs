@@ -14,6 +14,7 @@
 use super::file::{RawTokenFile, read_token_bytes_as, read_token_file_as, to_format1_json};
 use super::{Token, TokenFileError};
 use crate::brokers::Broker;
+use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -329,6 +330,33 @@ impl TokenStore {
         sibling(&self.path, ".unreadable")
     }
 
+    /// `<path>.refresh`, where the refresh token of the last login is kept (0600) for
+    /// `renew.strategy: refresh-token`: beside the token file, never in it.
+    pub fn refresh_path(&self) -> PathBuf {
+        sibling(&self.path, ".refresh")
+    }
+
+    /// The refresh token kept for this account's broker, when there is one. A file another
+    /// broker's account wrote, or one that cannot be read, counts as none.
+    pub fn read_refresh(&self) -> Option<Secret> {
+        let bytes = std::fs::read(self.refresh_path()).ok()?;
+        let kept: KeptRefresh = serde_json::from_slice(&bytes).ok()?;
+        (kept.broker == self.broker && !kept.refresh_token.is_empty())
+            .then(|| Secret::new(kept.refresh_token))
+    }
+
+    fn write_refresh(&self, token: &Token) -> Result<(), StoreError> {
+        let Some(refresh) = &token.refresh_token else {
+            return Ok(());
+        };
+        let kept = serde_json::json!({
+            "broker": self.broker,
+            "refresh_token": refresh.expose(),
+            "saved_at": token.issued_at.map(|t| t.to_rfc3339()),
+        });
+        atomic_write_private(&self.refresh_path(), format!("{kept}\n").as_bytes())
+    }
+
     /// Read the primary token file (`Ok(None)` when missing). Read-only.
     pub fn read(&self) -> Result<Option<Token>, TokenFileError> {
         super::file::read_account_token(&self.path, self.broker)
@@ -478,6 +506,13 @@ impl TokenStore {
             None => {}
         }
         atomic_write(&self.path, bytes.as_bytes())?;
+        // The token is stored; a refresh token that cannot be kept only costs the next
+        // headless renewal, and is reported with the backups.
+        if let Err(e) = self.write_refresh(token) {
+            report
+                .backup_failures
+                .push((self.refresh_path(), e.to_string()));
+        }
         for backup in &self.backups {
             match atomic_write(backup, bytes.as_bytes()) {
                 Ok(()) => {}
@@ -687,6 +722,13 @@ fn without_temp_path(e: std::io::Error) -> std::io::Error {
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     // A symlinked token path is written through: the link stays, its target gets the token.
     write_via_temp(&follow_symlinks(path), bytes)
+}
+
+/// `<token file>.refresh`.
+#[derive(serde::Deserialize)]
+struct KeptRefresh {
+    broker: crate::brokers::Broker,
+    refresh_token: String,
 }
 
 /// Write a file tokenwatch keeps next to the token (`<token file>.prev`, `<token file>.state`)

@@ -15,9 +15,9 @@ use super::{RENEW_COMMAND_TIMEOUT, plan};
 use crate::auth::login::{LoginError, LoginSettings};
 use crate::auth::notifier::{self, Expectation, NotifierServer};
 use crate::brokers::upstox::client::TokenRequestAck;
-use crate::brokers::{ApiError, BrokerClient, Profile};
+use crate::brokers::{ApiError, BrokerClient, Headless, Profile, Renewing};
 use crate::clock::Clock;
-use crate::config::{AccountConfig, LoginConfig, MonitorConfig};
+use crate::config::{AccountConfig, LoginConfig, MonitorConfig, Strategy};
 use crate::messages::{PendingLogin, RenewalTally, Snapshot, TokenInfo};
 use crate::process::{Run, stderr_excerpt};
 use crate::retry::{RetryPolicy, retry, retry_counted};
@@ -532,9 +532,55 @@ impl Core {
         }
     }
 
+    /// A renewal round of this account's strategy: `renew.command` (strategy command), or
+    /// the broker's API (strategies totp and refresh-token). Hold the renewal lock meanwhile.
+    pub fn renew_call(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Token, String>> + Send + 'static>> {
+        match self.account.renew.strategy {
+            Strategy::Totp => Box::pin(self.broker_renew_call(Headless::Totp)),
+            Strategy::RefreshToken => Box::pin(self.broker_renew_call(Headless::RefreshToken)),
+            _ => Box::pin(self.command_renew_call()),
+        }
+    }
+
+    /// Strategies totp and refresh-token: ask the broker's API for a new token and verify it
+    /// with the profile call, up to `monitor.max_retries` times on transient errors. A
+    /// refusal (a wrong PIN, a dead refresh token) is not tried again: repeating a wrong PIN
+    /// can lock the account.
+    fn broker_renew_call(
+        &self,
+        how: Headless,
+    ) -> impl Future<Output = Result<Token, String>> + Send + 'static {
+        let client = self.client.clone();
+        let current = self.token.as_ref().map(|t| t.access_token.clone());
+        let refresh = self.store.read_refresh();
+        let clock = self.clock.clone();
+        let policy = self.retry_policy();
+        let name = self.account.name.clone();
+        async move {
+            let max = policy.attempts.max(1);
+            let (result, n) = retry_counted(policy, &name, "Refresh", || {
+                renew_by_broker(
+                    &client,
+                    how,
+                    current.as_ref(),
+                    refresh.as_ref(),
+                    clock.as_ref(),
+                )
+            })
+            .await;
+            result.map_err(|e| {
+                warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
+                error!(account = %name, "All refresh attempts failed, manual intervention required");
+                e.to_string()
+            })
+        }
+    }
+
     /// Strategy command: run `renew.command`, read the token it prints and verify it with
-    /// the profile API, up to `monitor.max_retries` times. Hold the renewal lock meanwhile.
-    pub fn renew_call(&self) -> impl Future<Output = Result<Token, String>> + Send + 'static {
+    /// the profile API, up to `monitor.max_retries` times.
+    fn command_renew_call(&self) -> impl Future<Output = Result<Token, String>> + Send + 'static {
         let argv = self.account.renew.command.clone();
         let client = self.client.clone();
         let clock = self.clock.clone();
@@ -787,6 +833,58 @@ impl crate::retry::Transient for RenewError {
             RenewError::Other(_) => None,
         }
     }
+}
+
+/// One headless renewal through the broker's API: the new token, checked with the profile
+/// call. A new token the broker then rejects is a refusal, not a dead current token.
+async fn renew_by_broker(
+    client: &BrokerClient,
+    how: Headless,
+    current: Option<&Secret>,
+    refresh_token: Option<&Secret>,
+    clock: &dyn Clock,
+) -> Result<Token, ApiError> {
+    let broker = client.broker();
+    let now = clock.now();
+    let with = Renewing {
+        current,
+        refresh_token,
+        now,
+    };
+    let session = client.renew(how, with).await?;
+    let via = match how {
+        Headless::Totp => "totp",
+        Headless::RefreshToken => "refresh-token",
+    };
+    let refused = |message: String| ApiError::Rejected {
+        broker,
+        status: 0,
+        code: None,
+        message,
+    };
+    let mut token = crate::brokers::session_token(broker, session, now, via).ok_or_else(|| {
+        refused(format!(
+            "{} gave a token without saying when it ends",
+            broker.display_name()
+        ))
+    })?;
+    if token.expires_at <= now {
+        return Err(refused(format!(
+            "{} gave a token that has already expired",
+            broker.display_name()
+        )));
+    }
+    let profile = client
+        .profile(&token.access_token)
+        .await
+        .map_err(|e| match e {
+            ApiError::Invalid { .. } => refused(format!("the new token was rejected: {e}")),
+            other => other,
+        })?;
+    token.user_id = token.user_id.or(profile.user_id);
+    token.user_name = token.user_name.or(profile.user_name);
+    token.email = token.email.or(profile.email);
+    Ok(token)
 }
 
 /// Run `renew.command`, read the token it prints, and check it with the profile API.

@@ -262,7 +262,7 @@ impl Worker {
         }
         match decided {
             Plan::Check => self.start_check(),
-            Plan::RenewByCommand => self.start_command_renewal(forced, now).await,
+            Plan::RenewByCommand | Plan::RenewByBroker => self.start_renewal(forced, now).await,
             Plan::LogIn => self.start_login(!forced, true).await,
             Plan::RequestToken => {
                 info!(account = %self.core.account.name, "Requesting a token from Upstox");
@@ -303,7 +303,7 @@ impl Worker {
         }
     }
 
-    async fn start_command_renewal(&mut self, forced: bool, now: DateTime<Utc>) {
+    async fn start_renewal(&mut self, forced: bool, now: DateTime<Utc>) {
         match self.core.renewal_lock() {
             Lock::Held(lock) => {
                 self.other_renewal_until = None;

@@ -141,6 +141,10 @@ fn away(snap: &Snapshot, left: &str, when: &str) -> String {
                 Strategy::TokenRequest =>
                     format!("approve the token request in the Upstox app when it comes ({when})"),
                 Strategy::Command => format!("renew.command runs {when}"),
+                Strategy::Totp | Strategy::RefreshToken => format!(
+                    "a renewal through {}'s API runs {when}",
+                    snap.broker.display_name()
+                ),
             }
         ),
         TokenState::Critical => format!(
@@ -148,7 +152,8 @@ fn away(snap: &Snapshot, left: &str, when: &str) -> String {
             match strategy {
                 Strategy::None | Strategy::Browser => "log in now: tokenwatch login",
                 Strategy::TokenRequest => APPROVE,
-                Strategy::Command => "renew now: tokenwatch refresh",
+                Strategy::Command | Strategy::Totp | Strategy::RefreshToken =>
+                    "renew now: tokenwatch refresh",
             }
         ),
         TokenState::Expired if strategy == Strategy::TokenRequest => APPROVE.to_string(),
@@ -304,6 +309,10 @@ pub fn state_notice(
                     "{left} left; approve the token request on your phone when it comes ({when})"
                 ),
                 Strategy::Command => format!("{left} left; renew.command runs {when}"),
+                Strategy::Totp | Strategy::RefreshToken => format!(
+                    "{left} left; a renewal through {}'s API runs {when}",
+                    snap.broker.display_name()
+                ),
             },
         ),
         // Critical, as an alert is urgent and a notice stays until resolved: the engine stops
@@ -318,7 +327,9 @@ pub fn state_notice(
                 Strategy::TokenRequest => {
                     format!("{left} left; approve the token request on your phone, or press l")
                 }
-                Strategy::Command => format!("{left} left; {}", Hint::RenewNow.keys()),
+                Strategy::Command | Strategy::Totp | Strategy::RefreshToken => {
+                    format!("{left} left; {}", Hint::RenewNow.keys())
+                }
             },
         ),
         TokenState::Expired => (

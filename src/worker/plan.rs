@@ -85,6 +85,8 @@ pub enum Plan {
     Check,
     /// Run `renew.command` (strategy command).
     RenewByCommand,
+    /// Renew through the broker's API, no browser (strategies totp and refresh-token).
+    RenewByBroker,
     /// Open the browser login (strategy browser).
     LogIn,
     /// Send a v3 token request for the user to approve (strategy token-request).
@@ -159,6 +161,7 @@ pub fn plan(f: &Facts, p: &Policy) -> Plan {
             match p.strategy {
                 Strategy::None => Plan::Nothing(Idle::Disabled),
                 Strategy::Command => Plan::RenewByCommand,
+                Strategy::Totp | Strategy::RefreshToken => Plan::RenewByBroker,
                 Strategy::Browser if f.login_waiting => Plan::Nothing(Idle::LoginWaiting),
                 Strategy::Browser => Plan::LogIn,
                 Strategy::TokenRequest => match f.approval_until.filter(|t| *t > now) {

@@ -24,6 +24,7 @@ pub fn token(
         expires_at,
         expiry_source: ExpirySource::ExpiresAt,
         obtained_via: Some("oauth".into()),
+        refresh_token: None,
         format: TokenFileFormat::Format1,
     }
 }

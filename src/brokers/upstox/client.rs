@@ -50,6 +50,14 @@ pub struct TokenResponse {
     /// exchange. Upstox says nothing of it.
     #[serde(skip)]
     pub issued_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What renews the token without a login (Fyers' and Angel One's refresh token), kept
+    /// beside the token file, never in it. Upstox sends none.
+    #[serde(skip)]
+    pub refresh_token: Option<Secret>,
+    /// When the broker says the token ends (Dhan's `expiryTime`); the JWT's `exp` and the
+    /// broker's rule also bound it. Upstox says nothing of it.
+    #[serde(skip)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Debug for TokenResponse {

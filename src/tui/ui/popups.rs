@@ -161,12 +161,7 @@ fn keys<'a>(pairs: &[(&'static str, &'static str)], t: &Theme) -> Vec<Span<'a>> 
 
 /// `renew.strategy` as written in the config.
 pub fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Browser => "browser",
-        Strategy::TokenRequest => "token-request",
-        Strategy::Command => "command",
-        Strategy::None => "none",
-    }
+    s.as_str()
 }
 
 /// The renewal decision in words.
