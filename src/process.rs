@@ -183,16 +183,24 @@ pub fn hidden_from_hooks() -> Vec<String> {
 
 /// The variables [`hidden_from_hooks`] hides.
 fn is_secret_variable(name: &str) -> bool {
-    const BROKER_SECRETS: [&str; 3] = [
+    const BROKER_SECRETS: [&str; 9] = [
         "UPSTOX_CLIENT_SECRET",
         "KITE_API_SECRET",
         "FYERS_SECRET_KEY",
+        "FYERS_PIN",
+        "ANGEL_PIN",
+        "ANGEL_TOTP_SECRET",
+        "DHAN_API_SECRET",
+        "DHAN_PIN",
+        "DHAN_TOTP_SECRET",
     ];
-    const SECRET_KEYS: [&str; 4] = [
+    const SECRET_KEYS: [&str; 6] = [
         "__CLIENT_SECRET",
         "__API_SECRET",
         "__SECRET_KEY",
         "__API_KEY",
+        "__PIN",
+        "__TOTP_SECRET",
     ];
     BROKER_SECRETS.contains(&name)
         || (name.starts_with("TOKENWATCH__") && SECRET_KEYS.iter().any(|k| name.ends_with(k)))

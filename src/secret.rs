@@ -51,6 +51,31 @@ impl Secret {
     }
 }
 
+/// Read a secret kept in a file of its own (a TOTP secret, say): the file must be private
+/// to its owner (no access for group or others), and its text, trimmed, is the secret. The
+/// error names the file and what to do, never its content.
+pub fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a file"));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{shown} can be read by other users (mode {mode:o}); run chmod 600 {shown}"
+        ));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    Ok(Secret::new(text))
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(********)")
@@ -110,6 +135,27 @@ impl<'de> Deserialize<'de> for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_must_be_private_and_is_never_quoted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("totp");
+        std::fs::write(&path, "  JBSWY3DPEHPK3PXP\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret_file(&path).unwrap_err();
+        assert!(e.contains("mode 644") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains("JBSWY3DP"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            read_secret_file(&path).unwrap().expose(),
+            "JBSWY3DPEHPK3PXP"
+        );
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_secret_file(&path).unwrap_err().ends_with("is empty"));
+        let e = read_secret_file(&dir.path().join("none")).unwrap_err();
+        assert!(e.starts_with("cannot read"), "{e}");
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {
