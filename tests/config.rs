@@ -749,6 +749,14 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
         "config/tokenwatch.yaml",
         "accounts:\n  fy:\n    broker: fyers\n    renew:\n      strategy: refresh-token\n",
     );
+    // Fyers' refresh grant needs the PIN.
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("accounts.fy.fyers.pin"), "{e}");
+    assert!(e.message.contains("FYERS_PIN"), "{e}");
+    f.write(
+        "config/tokenwatch.yaml",
+        "accounts:\n  fy:\n    broker: fyers\n    fyers:\n      pin: \"4321\"\n    renew:\n      strategy: refresh-token\n",
+    );
     let c = f.load().unwrap();
     assert_eq!(c.accounts["fy"].renew.strategy, Strategy::RefreshToken);
 }

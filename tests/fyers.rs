@@ -410,3 +410,77 @@ async fn a_check_with_an_app_id_missing_its_suffix_is_not_sent_and_not_a_dead_to
     .unwrap();
     assert!(client.profile(&token).await.is_ok());
 }
+
+#[tokio::test]
+async fn the_refresh_grant_gives_a_new_token_with_the_pin_until_the_refresh_token_dies() {
+    let fyers = Fyers::start(true).await;
+    let session = fyers.login().await;
+    let refresh = session.refresh_token.clone().expect("a refresh token");
+    const PIN: &str = "572913";
+    fyers.sim.set_config(|c| c.pin = PIN.into());
+    let pin = Secret::new(PIN);
+    let id = fyers.config.client_id.clone();
+    fyers.clock.advance(chrono::Duration::hours(3));
+    let renewed = fyers
+        .client
+        .refresh(&id, &fyers.secret(), &refresh, &pin)
+        .await
+        .unwrap();
+    assert!(!renewed.access_token.same_as(&session.access_token));
+    // The refresh token goes on living: the same one is kept.
+    assert!(renewed.refresh_token.as_ref().unwrap().same_as(&refresh));
+    fyers
+        .client
+        .profile(&id, &renewed.access_token)
+        .await
+        .unwrap();
+    let exp = ExpiryEvidence::of_token_text(renewed.access_token.expose()).jwt_exp;
+    assert_eq!(exp, Some(at_ist(2026, 11, 27, 6, 0, 0)));
+
+    // A wrong PIN, a wrong secret and an unknown refresh token are refusals, never a dead
+    // token (the one in the file may be fine).
+    let wrong_pin = fyers
+        .client
+        .refresh(&id, &fyers.secret(), &refresh, &Secret::new("0000"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&wrong_pin, ApiError::Rejected { code: Some(c), .. } if c == "-1006"),
+        "{wrong_pin:?}"
+    );
+    let wrong_secret = fyers
+        .client
+        .refresh(&id, &Secret::new("not-the-secret"), &refresh, &pin)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&wrong_secret, ApiError::Rejected { code: Some(c), .. } if c == "-371"),
+        "{wrong_secret:?}"
+    );
+    let unknown = fyers
+        .client
+        .refresh(&id, &fyers.secret(), &Secret::new("eyJ.not.issued"), &pin)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&unknown, ApiError::Rejected { code: Some(c), .. } if c == "-501"),
+        "{unknown:?}"
+    );
+    // Fifteen days on, the refresh token is dead too: a browser login is needed again.
+    fyers.clock.advance(chrono::Duration::days(15));
+    let dead = fyers
+        .client
+        .refresh(&id, &fyers.secret(), &refresh, &pin)
+        .await
+        .unwrap_err();
+    assert!(matches!(&dead, ApiError::Rejected { .. }), "{dead:?}");
+    for e in [&wrong_pin, &wrong_secret, &unknown, &dead] {
+        let text = format!("{e} {e:?}");
+        let mut leaks = Leaks::default();
+        leaks.text("error", text);
+        leaks.secret("the PIN", PIN);
+        leaks.secret("the app secret", &fyers.config.secret_key);
+        leaks.token("the refresh token", refresh.expose());
+        leaks.assert_clean();
+    }
+}

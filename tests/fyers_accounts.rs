@@ -17,10 +17,25 @@ const CURL: [&str; 4] = ["curl", "-sL", "-o", "/dev/null"];
 /// A distinctive secret, so a scan cannot miss it.
 const SECRET: &str = "fyersE2E-Zq7Wx2Kp9-secret";
 const CLIENT_ID: &str = "FYE2EAPP42-100";
+/// The user's PIN, for the refresh grant.
+const PIN: &str = "918273";
 
 /// Fyers' simulator, auto-approving, with `redirect` registered; and a sandbox whose config has
 /// the default Upstox account and a Fyers account `fy` pointed at it.
 async fn fyers_setup() -> (
+    tokenwatch::brokers::fyers::sim::SimServer,
+    Simulator,
+    Sandbox,
+) {
+    fyers_setup_with(SimConfig::default(), json!({})).await
+}
+
+/// [`fyers_setup`] with the simulator's other settings from `sim_config` and the account's
+/// `renew:` section `renew`.
+async fn fyers_setup_with(
+    sim_config: SimConfig,
+    renew: Value,
+) -> (
     tokenwatch::brokers::fyers::sim::SimServer,
     Simulator,
     Sandbox,
@@ -33,7 +48,8 @@ async fn fyers_setup() -> (
             secret_key: SECRET.into(),
             redirect_url: redirect.clone(),
             auto_approve: true,
-            ..SimConfig::default()
+            pin: PIN.into(),
+            ..sim_config
         },
         Arc::new(SystemClock),
     );
@@ -50,11 +66,13 @@ async fn fyers_setup() -> (
                 "fyers": {
                     "client_id": CLIENT_ID,
                     "secret_key": SECRET,
+                    "pin": PIN,
                     "redirect_uri": redirect,
                     "api_base": base,
                     "login_base": base,
                 },
                 "token": {"path": "fyers_token.json", "backups": []},
+                "renew": renew,
             }
         }
     }));
@@ -133,4 +151,98 @@ async fn a_fyers_token_the_broker_revoked_reads_invalid_in_fyers_words() {
     let error = v["error"].as_str().unwrap_or_default();
     assert!(error.contains("Fyers") && error.contains("-16"), "{v}");
     assert!(!validate.all().contains("Upstox"), "{}", validate.all());
+}
+
+/// A refresh-token account whose tokens live an hour: a renewal is due as soon as it has one.
+async fn refresh_setup() -> (
+    tokenwatch::brokers::fyers::sim::SimServer,
+    Simulator,
+    Sandbox,
+) {
+    fyers_setup_with(
+        SimConfig {
+            token_lifetime: Some(std::time::Duration::from_secs(3600)),
+            ..SimConfig::default()
+        },
+        json!({"strategy": "refresh-token"}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_strategy_renews_with_the_pin_and_no_browser() {
+    let (_server, sim, sb) = refresh_setup().await;
+    let login = sb.run_async(&["--account", "fy", "login"]).await;
+    assert_eq!(login.code, Some(0), "{}", login.all());
+    let path = sb.root.join("config/fyers_token.json");
+    let kept = sb.root.join("config/fyers_token.json.refresh");
+    // The refresh token is kept beside the token file, private, and never in it.
+    assert_eq!(mode(&kept), 0o600);
+    let refresh: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(refresh["broker"], "fyers", "{refresh}");
+    let refresh_token = refresh["refresh_token"].as_str().unwrap().to_string();
+    assert!(refresh_token.len() > 20, "{refresh}");
+    let file_text = std::fs::read_to_string(&path).unwrap();
+    assert!(!file_text.contains(&refresh_token), "{file_text}");
+    assert!(!file_text.contains("refresh_token"), "{file_text}");
+    let first: Value = serde_json::from_str(&file_text).unwrap();
+    let first_token = first["access_token"].as_str().unwrap().to_string();
+
+    // The token lives an hour and renewal starts an hour before expiry: it is due now.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = sb.run_async(&["--account", "fy", "refresh"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(sim.calls(Endpoint::Refresh), 1, "{}", out.all());
+    assert_eq!(sim.calls(Endpoint::Login), 1, "no second browser login");
+    assert_eq!(sim.calls(Endpoint::Exchange), 1);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let second_token = stored["access_token"].as_str().unwrap().to_string();
+    assert_ne!(second_token, first_token, "{}", out.all());
+    assert_eq!(stored["obtained_via"], "refresh-token", "{stored}");
+    assert_eq!(stored["user_id"], "XF12345", "{stored}");
+    assert_eq!(mode(&path), 0o600);
+
+    let mut leaks = Leaks::of_outs(&[("login", &login), ("refresh", &out)]);
+    leaks.secret("the Fyers app's secret", SECRET);
+    leaks.secret("the PIN", PIN);
+    leaks.token("the refresh token", &refresh_token);
+    leaks.token("the first access token", &first_token);
+    leaks.token("the renewed access token", &second_token);
+    leaks.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_sent_once_and_the_message_says_what_to_fix() {
+    let (_server, sim, sb) = refresh_setup().await;
+    let login = sb.run_async(&["--account", "fy", "login"]).await;
+    assert_eq!(login.code, Some(0), "{}", login.all());
+    let before = std::fs::read(sb.root.join("config/fyers_token.json")).unwrap();
+    sim.set_config(|c| c.pin = "000000".into());
+    let out = sb.run_async(&["--account", "fy", "refresh"]).await;
+    // A refusal is never repeated: a PIN tried again and again can lock the account.
+    assert_eq!(sim.calls(Endpoint::Refresh), 1, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("Not renewed: refused, not tried again (Fyers refused the request (HTTP 400, -1006): Invalid PIN)"),
+        "{}",
+        out.all()
+    );
+    // The token in the file is untouched and still reads as valid.
+    let after = std::fs::read(sb.root.join("config/fyers_token.json")).unwrap();
+    assert_eq!(before, after);
+    let mut leaks = Leaks::of_outs(&[("refresh", &out)]);
+    leaks.secret("the PIN", PIN);
+    leaks.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_refresh_token_kept_the_refresh_strategy_says_to_log_in_once() {
+    let (_server, sim, sb) = refresh_setup().await;
+    let out = sb.run_async(&["--account", "fy", "refresh"]).await;
+    assert_eq!(sim.calls(Endpoint::Refresh), 0, "{}", out.all());
+    assert!(
+        out.all().contains("log in once with tokenwatch login"),
+        "{}",
+        out.all()
+    );
 }

@@ -278,6 +278,8 @@ pub enum BrokerClient {
         client: fyers::client::FyersClient,
         /// `fyers.client_id`.
         client_id: String,
+        /// `fyers.secret_key` and `fyers.pin`, for the refresh grant.
+        refresh_keys: Option<(Secret, Secret)>,
     },
 }
 
@@ -292,6 +294,7 @@ impl BrokerClient {
                 return Ok(BrokerClient::Fyers {
                     client: fyers::client::FyersClient::new(&f.api_base, &f.invalid_codes)?,
                     client_id: f.client_id.clone().unwrap_or_default(),
+                    refresh_keys: f.secret_key.clone().zip(f.pin.clone()),
                 });
             }
             _ => "",
@@ -313,6 +316,7 @@ impl BrokerClient {
             Broker::Fyers => Ok(BrokerClient::Fyers {
                 client: fyers::client::FyersClient::new(api_base, &[])?,
                 client_id: api_key.to_string(),
+                refresh_keys: None,
             }),
             other => Err(unsupported(other)),
         }
@@ -350,7 +354,9 @@ impl BrokerClient {
                 }
                 client.profile(api_key, token).await
             }
-            BrokerClient::Fyers { client, client_id } => {
+            BrokerClient::Fyers {
+                client, client_id, ..
+            } => {
                 // Without its app-type suffix Fyers refuses the id; asking anyway could read
                 // as a dead token when it is the configuration that is wrong.
                 if !fyers::client::has_app_type(client_id) {
@@ -463,15 +469,10 @@ impl BrokerClient {
                     .await
                     .unwrap_or_default();
                 Ok(Session {
-                    // The JWT's `iat` and `exp` date it.
-                    issued_at: None,
-                    access_token: session.access_token,
-                    refresh_token: session.refresh_token,
-                    expires_at: None,
-                    extended_token: None,
                     user_id: who.user_id,
                     user_name: who.user_name,
                     email: who.email,
+                    ..fyers_session(session)
                 })
             }
         }
@@ -506,8 +507,61 @@ impl BrokerClient {
     /// [`ApiError::Rejected`], never [`ApiError::Invalid`]: a failed renewal says nothing
     /// about the token in the file.
     pub async fn renew(&self, how: Headless, with: Renewing<'_>) -> Result<Session, ApiError> {
-        let _ = with;
-        Err(not_this_way(self.broker(), how))
+        match (self, how) {
+            (
+                BrokerClient::Fyers {
+                    client,
+                    client_id,
+                    refresh_keys,
+                },
+                Headless::RefreshToken,
+            ) => {
+                let Some((secret, pin)) = refresh_keys else {
+                    return Err(missing_key(
+                        Broker::Fyers,
+                        "fyers.secret_key and fyers.pin are needed for the refresh-token \
+                         strategy; set FYERS_SECRET_KEY and FYERS_PIN (or .env)",
+                    ));
+                };
+                let Some(refresh_token) = with.refresh_token else {
+                    return Err(missing_key(
+                        Broker::Fyers,
+                        "no refresh token is kept for this account yet; log in once with \
+                         tokenwatch login, and later renewals need no browser",
+                    ));
+                };
+                client
+                    .refresh(client_id, secret, refresh_token, pin)
+                    .await
+                    .map(fyers_session)
+            }
+            _ => Err(not_this_way(self.broker(), how)),
+        }
+    }
+}
+
+/// A Fyers session as a login's: the JWT's `iat` and `exp` date it; who it is for comes
+/// from the profile.
+fn fyers_session(session: fyers::client::Session) -> Session {
+    Session {
+        issued_at: None,
+        access_token: session.access_token,
+        refresh_token: session.refresh_token,
+        expires_at: None,
+        extended_token: None,
+        user_id: None,
+        user_name: None,
+        email: None,
+    }
+}
+
+/// A renewal that cannot even be asked for: what to set or do first.
+fn missing_key(broker: Broker, what: &str) -> ApiError {
+    ApiError::Rejected {
+        broker,
+        status: 0,
+        code: None,
+        message: what.to_string(),
     }
 }
 

@@ -155,6 +155,7 @@ async fn fyers(args: &SimulateArgs) -> u8 {
                 format!("{} (a simulator value)", config.secret_key),
             ),
             ("redirect_uri", config.redirect_url.clone()),
+            ("pin", format!("{} (a simulator value)", config.pin)),
             ("user", format!("{} ({})", config.fy_id, config.name)),
             (
                 "tokens expire",
@@ -163,8 +164,8 @@ async fn fyers(args: &SimulateArgs) -> u8 {
         ],
         "Point a Fyers account at it (broker: fyers):",
         &format!(
-            "TOKENWATCH__FYERS__API_BASE={base} TOKENWATCH__FYERS__LOGIN_BASE={base} FYERS_CLIENT_ID={} FYERS_SECRET_KEY={}",
-            config.client_id, config.secret_key
+            "TOKENWATCH__FYERS__API_BASE={base} TOKENWATCH__FYERS__LOGIN_BASE={base} FYERS_CLIENT_ID={} FYERS_SECRET_KEY={} FYERS_PIN={}",
+            config.client_id, config.secret_key, config.pin
         ),
     );
     let _ = tokio::signal::ctrl_c().await;

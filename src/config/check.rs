@@ -124,6 +124,16 @@ pub(super) fn check(
             );
         }
         match a.renew.strategy {
+            Strategy::RefreshToken
+                if a.broker == crate::brokers::Broker::Fyers && a.fyers.pin.is_none() =>
+            {
+                return err(
+                    &format!("{prefix}fyers.pin"),
+                    "is required when renew.strategy is refresh-token (Fyers' refresh grant \
+                     asks for the PIN); set FYERS_PIN in the environment or .env"
+                        .into(),
+                );
+            }
             Strategy::Command if a.renew.command.is_empty() => {
                 return err(
                     &format!("{prefix}renew.command"),

@@ -390,6 +390,7 @@ fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
         ("KITE_REDIRECT_URI", "kite", "redirect_uri"),
         ("FYERS_CLIENT_ID", "fyers", "client_id"),
         ("FYERS_SECRET_KEY", "fyers", "secret_key"),
+        ("FYERS_PIN", "fyers", "pin"),
         ("FYERS_REDIRECT_URI", "fyers", "redirect_uri"),
     ];
     for (var, section, key) in named {

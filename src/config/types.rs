@@ -150,6 +150,12 @@ pub struct FyersConfig {
         serialize_with = "ser_opt_secret"
     )]
     pub secret_key: Option<Secret>,
+    /// The user's PIN, for `renew.strategy: refresh-token`. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub pin: Option<Secret>,
     /// Must equal the redirect URL registered with the Fyers app.
     #[serde(deserialize_with = "http_url")]
     pub redirect_uri: url::Url,
@@ -168,6 +174,7 @@ impl Default for FyersConfig {
         FyersConfig {
             client_id: None,
             secret_key: None,
+            pin: None,
             redirect_uri: url::Url::parse("http://localhost:5001/callback").expect("valid URL"),
             api_base: url::Url::parse("https://api-t1.fyers.in").expect("valid URL"),
             login_base: url::Url::parse("https://api-t1.fyers.in").expect("valid URL"),

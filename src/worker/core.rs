@@ -571,9 +571,16 @@ impl Core {
             })
             .await;
             result.map_err(|e| {
-                warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
-                error!(account = %name, "All refresh attempts failed, manual intervention required");
-                e.to_string()
+                if e.is_transient() {
+                    warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
+                    error!(account = %name, "All refresh attempts failed, manual intervention required");
+                    format!("all attempts failed ({e})")
+                } else {
+                    // Asking again would only repeat the refusal (and a wrong PIN repeated
+                    // can lock the account).
+                    error!(account = %name, "Refresh refused, not tried again: {e}");
+                    format!("refused, not tried again ({e})")
+                }
             })
         }
     }
@@ -596,7 +603,7 @@ impl Core {
                 // The retried attempts are logged by the retry; the last one is logged here.
                 warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
                 error!(account = %name, "All refresh attempts failed, manual intervention required");
-                e.to_string()
+                format!("all attempts failed ({e})")
             })
         }
     }
@@ -717,7 +724,7 @@ impl Core {
                     RenewOutcome::Failed(e)
                 }
             },
-            Err(why) => RenewOutcome::Failed(format!("all attempts failed ({why})")),
+            Err(why) => RenewOutcome::Failed(why),
         }
     }
 

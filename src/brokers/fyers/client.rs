@@ -173,6 +173,41 @@ impl FyersClient {
         read_session(&answer)
     }
 
+    /// A new access token from the refresh token a login left, with the user's PIN:
+    /// `POST /api/v3/validate-refresh-token` (no browser; the refresh token lives about 15
+    /// days). Any refusal is `Rejected`: it says nothing about the token in the file.
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+        refresh_token: &Secret,
+        pin: &Secret,
+    ) -> Result<Session, ApiError> {
+        let hash = app_id_hash(client_id, secret);
+        let body = serde_json::json!({
+            "grant_type": "refresh_token",
+            "appIdHash": hash.expose(),
+            "refresh_token": refresh_token.expose(),
+            "pin": pin.expose(),
+        });
+        let req = self
+            .request(reqwest::Method::POST, "api/v3/validate-refresh-token")
+            .json(&body);
+        let answer = self.send(req, "token refresh").await.map_err(|e| match e {
+            ApiError::Invalid { code, message, .. } => ApiError::Rejected {
+                broker: Broker::Fyers,
+                status: 401,
+                code,
+                message,
+            },
+            other => other,
+        })?;
+        let mut session = read_session(&answer)?;
+        // The answer carries only the access token: the refresh token goes on living.
+        session.refresh_token = session.refresh_token.or(Some(refresh_token.clone()));
+        Ok(session)
+    }
+
     /// Check a token: `GET /api/v3/profile`.
     pub async fn profile(&self, client_id: &str, token: &Secret) -> Result<Profile, ApiError> {
         let req = self

@@ -14,6 +14,11 @@
 //!   expired one is `-413` (the simulator's choice: Fyers' code for it is not known). Success
 //!   carries an `access_token` that is an HS256 JWT whose `exp` is the first 06:00 IST after
 //!   issue, or [`SimConfig::token_lifetime`] after it.
+//! * `POST /api/v3/validate-refresh-token`: the refresh grant, JSON `grant_type`
+//!   (`refresh_token`), `appIdHash`, `refresh_token`, `pin`. A wrong hash is `-371`; an
+//!   unknown or expired refresh token (they live [`REFRESH_TOKEN_LIFETIME`]) `-501` and a
+//!   wrong PIN `-1006` (both the simulator's choice: Fyers' codes are not known). Success
+//!   carries a new `access_token` only.
 //! * `GET /api/v3/profile` with `Authorization: <client_id>:<access_token>`: an unknown,
 //!   expired or revoked token is HTTP 401 `{"s":"error","code":-16,…}`.
 //! * `POST /api/v3/logout`: revokes the token.
@@ -47,6 +52,8 @@ use url::Url;
 
 /// How long an auth code may wait before it is exchanged.
 pub const AUTH_CODE_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// How long a refresh token lives ("usually 15 days", by third-party accounts).
+pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 24 * 3600);
 /// How long a [`Fault::Timeout`] keeps a request waiting before answering normally.
 const TIMEOUT_FAULT_SLEEP: Duration = Duration::from_secs(3600);
 
@@ -69,6 +76,8 @@ pub struct SimConfig {
     pub token_lifetime: Option<Duration>,
     /// The login redirects straight back with an auth code.
     pub auto_approve: bool,
+    /// The user's PIN, which the refresh grant must carry.
+    pub pin: String,
 }
 
 impl Default for SimConfig {
@@ -82,6 +91,7 @@ impl Default for SimConfig {
             email: "jane@example.com".to_string(),
             token_lifetime: None,
             auto_approve: false,
+            pin: "1234".to_string(),
         }
     }
 }
@@ -106,6 +116,8 @@ pub enum Endpoint {
     Login,
     /// `POST /api/v3/validate-authcode`.
     Exchange,
+    /// `POST /api/v3/validate-refresh-token`.
+    Refresh,
     /// `GET /api/v3/profile`.
     Profile,
     /// `POST /api/v3/logout`.
@@ -192,6 +204,8 @@ struct SimState {
     auth_codes: HashMap<String, DateTime<Utc>>,
     /// Access token → when it dies; revoked tokens are removed.
     live: HashMap<String, DateTime<Utc>>,
+    /// Refresh token → when it dies.
+    refresh_tokens: HashMap<String, DateTime<Utc>>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -211,6 +225,7 @@ impl Simulator {
                     calls: HashMap::new(),
                     auth_codes: HashMap::new(),
                     live: HashMap::new(),
+                    refresh_tokens: HashMap::new(),
                 }),
             }),
         }
@@ -346,6 +361,20 @@ impl Simulator {
         }
     }
 
+    fn new_refresh_token(&self, st: &mut SimState, issued_at: DateTime<Utc>) -> String {
+        let exp =
+            issued_at + chrono::Duration::from_std(REFRESH_TOKEN_LIFETIME).unwrap_or_default();
+        let refresh = self.jwt(&serde_json::json!({
+            "iss": "api.fyers.in",
+            "sub": "refresh_token",
+            "iat": issued_at.timestamp(),
+            "exp": exp.timestamp(),
+            "jti": random_string(16),
+        }));
+        st.refresh_tokens.insert(refresh.clone(), exp);
+        refresh
+    }
+
     fn is_live(&self, st: &SimState, token: &str) -> bool {
         st.live.get(token).is_some_and(|exp| self.now() < *exp)
     }
@@ -359,6 +388,7 @@ impl Simulator {
             .route("/api/v3/generate-authcode", get(login))
             .route("/sim/decision", post(decision))
             .route("/api/v3/validate-authcode", post(exchange))
+            .route("/api/v3/validate-refresh-token", post(refresh))
             .route("/api/v3/profile", get(profile))
             .route("/api/v3/logout", post(logout))
             .fallback(|| async { fyers_error(StatusCode::NOT_FOUND, -1, "Route not found") })
@@ -648,12 +678,7 @@ async fn exchange(State(app): State<AppState>, body: Bytes) -> Response {
         );
     }
     let token = sim.mint(&mut st);
-    let refresh = sim.jwt(&serde_json::json!({
-        "iss": "api.fyers.in",
-        "sub": "refresh_token",
-        "iat": token.issued_at.timestamp(),
-        "jti": random_string(16),
-    }));
+    let refresh = sim.new_refresh_token(&mut st, token.issued_at);
     json(
         StatusCode::OK,
         &serde_json::json!({
@@ -662,6 +687,59 @@ async fn exchange(State(app): State<AppState>, body: Bytes) -> Response {
             "message": "",
             "access_token": token.access_token.expose(),
             "refresh_token": refresh,
+        }),
+    )
+}
+
+async fn refresh(State(app): State<AppState>, body: Bytes) -> Response {
+    if let Some(response) = app.gate(Endpoint::Refresh).await {
+        return response;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(serde_json::Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let sim = &app.sim;
+    let now = sim.now();
+    let mut st = sim.state();
+    if field("grant_type") != Some("refresh_token") {
+        return fyers_error(StatusCode::BAD_REQUEST, -1, "Invalid grant_type");
+    }
+    let expected = crate::brokers::fyers::client::app_id_hash(
+        &st.config.client_id,
+        &Secret::new(st.config.secret_key.clone()),
+    );
+    if !field("appIdHash").is_some_and(|h| same(h.as_bytes(), expected.expose().as_bytes())) {
+        return fyers_error(
+            StatusCode::BAD_REQUEST,
+            -371,
+            "Please provide sha256 hash of appId and app secret",
+        );
+    }
+    let known = field("refresh_token")
+        .and_then(|r| st.refresh_tokens.get(r))
+        .is_some_and(|exp| now < *exp);
+    if !known {
+        return fyers_error(
+            StatusCode::BAD_REQUEST,
+            -501,
+            "Invalid refresh token or it has expired",
+        );
+    }
+    let pin = st.config.pin.clone();
+    if !field("pin").is_some_and(|p| same(p.as_bytes(), pin.as_bytes())) {
+        return fyers_error(StatusCode::BAD_REQUEST, -1006, "Invalid PIN");
+    }
+    let token = sim.mint(&mut st);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "s": "ok",
+            "code": 200,
+            "message": "",
+            "access_token": token.access_token.expose(),
         }),
     )
 }
