@@ -156,6 +156,13 @@ impl Broker {
         self.strategies().contains(&Strategy::Browser)
     }
 
+    /// Whether a login (`tokenwatch login`, the dashboard's `l`) for an account with this
+    /// strategy is the API's PIN-and-TOTP login rather than the browser's: always for Angel
+    /// One, which has no browser login, and for a Dhan account whose strategy is totp.
+    pub fn logs_in_headless(self, strategy: Strategy) -> bool {
+        !self.has_browser_login() || strategy == Strategy::Totp
+    }
+
     /// "the 03:30 IST rule", "the 06:00 IST rule": how people read the rule's name.
     pub fn rule_name(self) -> String {
         match self.daily_expiry_time() {

@@ -6,7 +6,8 @@ use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::token::expiry::to_ist;
-use crate::worker::{CheckOutcome, Core};
+use crate::worker::core::Lock;
+use crate::worker::{CheckOutcome, Core, RenewOutcome};
 use std::io::BufRead;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +40,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, no_browser: bool) -> u8 {
                 return 1;
             }
         };
+        if core.logs_in_headless() {
+            return headless_login(&mut core).await;
+        }
         let settings = match core.login_settings(!no_browser) {
             Ok(s) => s,
             Err(e @ (LoginError::Config(_) | LoginError::Listen(_))) => {
@@ -131,6 +135,49 @@ pub(super) async fn interactive_login(
                 .finish(Err(format!("tokenwatch could not store the token: {e}")))
                 .await;
             Err(format!("logged in, but the token could not be stored: {e}"))
+        }
+    }
+}
+
+/// Log in through the broker's API with the PIN and a TOTP code (no browser), store the
+/// token, and say so. The renewal lock is held meanwhile, as for any renewal.
+async fn headless_login(core: &mut Core) -> u8 {
+    let broker = core.broker();
+    let account = core.account_name().to_string();
+    let _lock = match core.renewal_lock() {
+        Lock::Held(lock) => lock,
+        Lock::Busy(holder) => {
+            eprintln!(
+                "tokenwatch: another tokenwatch is renewing this token ({holder}); its token is \
+                 used when it lands: run tokenwatch status in a moment"
+            );
+            return 1;
+        }
+        Lock::Broken(why) => {
+            eprintln!("tokenwatch: cannot log in: {why}");
+            return 1;
+        }
+    };
+    println!(
+        "Logging in to {} for account \"{account}\" with the PIN and a TOTP code (no browser)...",
+        broker.display_name()
+    );
+    let result = core.headless_login_call().await;
+    match core.take_renewal(result).await {
+        RenewOutcome::Renewed => {
+            if let Some(t) = core.token() {
+                println!(
+                    "Logged in: token stored at {}, valid until {} IST.",
+                    core.store().path().display(),
+                    to_ist(t.expires_at).format("%a %d %b %H:%M")
+                );
+            }
+            println!("API: ✓ the new token works.");
+            0
+        }
+        RenewOutcome::Failed(why) | RenewOutcome::NotUseful(why) => {
+            eprintln!("tokenwatch: login failed: {why}");
+            1
         }
     }
 }

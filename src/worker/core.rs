@@ -205,6 +205,11 @@ impl Core {
         self.login.timeout
     }
 
+    /// The account's broker.
+    pub fn broker(&self) -> crate::brokers::Broker {
+        self.account.broker
+    }
+
     /// The account name.
     pub fn account_name(&self) -> &str {
         &self.account.name
@@ -542,6 +547,21 @@ impl Core {
             Strategy::RefreshToken => Box::pin(self.broker_renew_call(Headless::RefreshToken)),
             _ => Box::pin(self.command_renew_call()),
         }
+    }
+
+    /// A login through the broker's API with the PIN and a TOTP code, whatever the strategy
+    /// (for brokers and accounts that log in without a browser).
+    pub fn headless_login_call(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Token, String>> + Send + 'static>> {
+        Box::pin(self.broker_renew_call(Headless::Totp))
+    }
+
+    /// Whether this account logs in through the broker's API (PIN and TOTP), not a browser.
+    pub fn logs_in_headless(&self) -> bool {
+        self.account
+            .broker
+            .logs_in_headless(self.account.renew.strategy)
     }
 
     /// Strategies totp and refresh-token: ask the broker's API for a new token and verify it

@@ -46,6 +46,19 @@ impl Worker {
             info!(account = %self.core.account.name, "A login is already waiting");
             return;
         }
+        if self.core.logs_in_headless() {
+            // No browser: the PIN-and-TOTP login through the broker's API, as a renewal
+            // round (one at a time, under the renewal lock).
+            if self.round.is_some() {
+                let why = "a check or renewal is running; press l again in a moment";
+                self.send(Event::Login(LoginUpdate::Failed(why.into())))
+                    .await;
+                return;
+            }
+            let now = self.core.clock.now();
+            self.start_renewal_round(!unattended, now, true).await;
+            return;
+        }
         let settings = match self.core.login_settings(open_browser) {
             Ok(s) if !open_browser => LoginSettings {
                 no_browser_reason: "the login was asked for over the HTTP API, which has its address",

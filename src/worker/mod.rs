@@ -26,7 +26,8 @@ use self::login::{LoginStep, RunningLogin, login_step};
 use crate::auth::notifier::NotifierServer;
 use crate::brokers::upstox::client::TokenRequestAck;
 use crate::messages::{
-    Alert, AlertEvent, Command, Event, FORCE_SPACING, Forced, Level, Notification, Snapshot, Topic,
+    Alert, AlertEvent, Command, Event, FORCE_SPACING, Forced, Level, LoginUpdate, Notification,
+    Snapshot, Topic,
 };
 use crate::schedule::{self, Deferral, Renewal};
 use crate::token::expiry::to_ist;
@@ -136,6 +137,8 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
 enum Done {
     Checked(Checked),
     Renewed(Result<Token, String>),
+    /// A login through the broker's API (PIN and TOTP) that `l` or the API asked for.
+    LoggedIn(Result<Token, String>),
     Requested(Result<TokenRequestAck, RequestError>),
 }
 
@@ -304,6 +307,12 @@ impl Worker {
     }
 
     async fn start_renewal(&mut self, forced: bool, now: DateTime<Utc>) {
+        self.start_renewal_round(forced, now, false).await;
+    }
+
+    /// Take the renewal lock and run a renewal round: the strategy's, or (`login`) a login
+    /// through the broker's API.
+    async fn start_renewal_round(&mut self, forced: bool, now: DateTime<Utc>, login: bool) {
         match self.core.renewal_lock() {
             Lock::Held(lock) => {
                 self.other_renewal_until = None;
@@ -312,8 +321,13 @@ impl Worker {
                     return;
                 }
                 self.core.log_renewal_start();
-                let call = self.core.renew_call();
-                self.start_round(call, Some(lock), Done::Renewed);
+                if login {
+                    let call = self.core.headless_login_call();
+                    self.start_round(call, Some(lock), Done::LoggedIn);
+                } else {
+                    let call = self.core.renew_call();
+                    self.start_round(call, Some(lock), Done::Renewed);
+                }
             }
             Lock::Busy(holder) => {
                 if self.other_renewal_until.is_none() {
@@ -357,29 +371,46 @@ impl Worker {
                     self.login_verified(exp, rejected).await;
                 }
             }
-            Done::Renewed(result) => match self.core.take_renewal(result).await {
-                RenewOutcome::Renewed => {
-                    let now = self.core.clock.now();
-                    let exp = self.core.token.as_ref().map_or(now, |t| t.expires_at);
-                    let n = self.notice(
-                        Level::Info,
-                        Topic::Renewal,
-                        "Token renewed",
-                        format!("new token valid until {} IST", notices::day_time(exp)),
-                        None,
-                    );
-                    self.renewal_ended(true, n).await;
-                }
-                RenewOutcome::Failed(why) | RenewOutcome::NotUseful(why) => {
-                    let n = notices::renewal_failed(
-                        &self.core.account.name,
-                        &why,
-                        self.core.clock.now(),
-                    );
-                    self.round_failed(n).await;
-                }
-            },
+            Done::LoggedIn(result) => {
+                let update = match self.renewal_done(result).await {
+                    Ok(exp) => LoginUpdate::Succeeded(exp),
+                    Err(why) => LoginUpdate::Failed(why),
+                };
+                self.send(Event::Login(update)).await;
+            }
+            Done::Renewed(result) => {
+                let _ = self.renewal_done(result).await;
+            }
             Done::Requested(result) => self.requested(result).await,
+        }
+    }
+
+    /// Take a renewal round's result: store and announce the new token, or say why there is
+    /// none. The new token's expiry, or the reason.
+    async fn renewal_done(
+        &mut self,
+        result: Result<Token, String>,
+    ) -> Result<DateTime<Utc>, String> {
+        match self.core.take_renewal(result).await {
+            RenewOutcome::Renewed => {
+                let now = self.core.clock.now();
+                let exp = self.core.token.as_ref().map_or(now, |t| t.expires_at);
+                let n = self.notice(
+                    Level::Info,
+                    Topic::Renewal,
+                    "Token renewed",
+                    format!("new token valid until {} IST", notices::day_time(exp)),
+                    None,
+                );
+                self.renewal_ended(true, n).await;
+                Ok(exp)
+            }
+            RenewOutcome::Failed(why) | RenewOutcome::NotUseful(why) => {
+                let n =
+                    notices::renewal_failed(&self.core.account.name, &why, self.core.clock.now());
+                self.round_failed(n).await;
+                Err(why)
+            }
         }
     }
 
