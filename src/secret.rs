@@ -32,17 +32,22 @@ impl Secret {
         self.expose().is_empty()
     }
 
-    /// The token form shown in the details view and `config check`: the first four and last
-    /// four characters around an ellipsis (`eyJ0…a1B2`). Short values are fully hidden,
-    /// because four plus four characters of a short value would be most of it.
+    /// The token form shown in the details view and `config check`: enough to tell two
+    /// tokens apart, never enough to matter. A long token (a JWT: Upstox, Fyers, Angel One,
+    /// Dhan) shows its first four and last four characters around an ellipsis (`eyJ0…a1B2`);
+    /// a shorter one (Kite's 32 characters) only its last four (`…a1B2`), so that no more
+    /// than an eighth of it shows; under 32 characters, nothing.
     pub fn masked(&self) -> String {
         let chars: Vec<char> = self.expose().chars().collect();
-        if chars.len() < 24 {
-            return "********".to_string();
+        let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+        match chars.len() {
+            0..32 => "********".to_string(),
+            32..64 => format!("…{tail}"),
+            _ => {
+                let head: String = chars[..4].iter().collect();
+                format!("{head}…{tail}")
+            }
         }
-        let head: String = chars[..4].iter().collect();
-        let tail: String = chars[chars.len() - 4..].iter().collect();
-        format!("{head}…{tail}")
     }
 
     /// Compare with another secret without exposing either.
@@ -162,11 +167,22 @@ mod tests {
         let s = Secret::new("super-secret-value-123456789");
         assert!(!format!("{s:?}").contains("super"));
         assert!(!format!("{s}").contains("super"));
-        assert_eq!(s.masked(), "supe…6789");
+        // 28 characters: nothing shows.
+        assert_eq!(s.masked(), "********");
     }
 
     #[test]
-    fn short_secrets_are_fully_masked() {
+    fn no_more_than_an_eighth_of_a_secret_shows() {
         assert_eq!(Secret::new("abc123").masked(), "********");
+        // A Kite access token: 32 characters.
+        let kite = Secret::new("6xq3w9sd8fk2lq0zv7yb1nm4rt5pe2ha");
+        assert_eq!(kite.masked(), "…e2ha");
+        let jwt = Secret::new(format!("eyJ0{}a1B2", "x".repeat(200)));
+        assert_eq!(jwt.masked(), "eyJ0…a1B2");
+        for len in 0..300 {
+            let v = Secret::new("k".repeat(len));
+            let shown = v.masked().chars().filter(|c| *c == 'k').count();
+            assert!(shown * 8 <= len, "{len}: {shown} shown");
+        }
     }
 }

@@ -880,3 +880,22 @@ fn status_names_the_broker_and_refuses_another_brokers_file() {
     assert!(!run.stdout.contains("tok-upstox-AAAA"), "{}", run.all());
     assert_eq!(std::fs::read_to_string(sb.token_path()).unwrap(), file);
 }
+
+#[test]
+fn config_check_notes_each_accounts_missing_app_id_by_its_brokers_key() {
+    let sb = sandbox_with(
+        "upstox:\n  client_id: upstox-app\ntoken:\n  path: \"../upstox_token.json\"\naccounts:\n  zerodha:\n    broker: kite\n    token:\n      path: \"../kite_token.json\"\n",
+    );
+    let run = sb.run(&["config", "check"]);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "note: kite.api_key is not set for account \"zerodha\"; it is needed to log in and to \
+             validate with the API (set KITE_API_KEY or kite.api_key)"
+        ),
+        "{}",
+        run.all()
+    );
+    // The Upstox account has its id: no note names it.
+    assert!(!run.stderr.contains("upstox.client_id"), "{}", run.all());
+}

@@ -7,7 +7,7 @@
 //! answers it with the success or failure page once the code has been exchanged.
 
 use super::oauth::{Callback, CallbackProblem};
-use crate::brokers::BrokerClient;
+use crate::brokers::{Broker, BrokerClient};
 use crate::secret::Secret;
 use crate::serving::{self, Running};
 use axum::extract::{Request, State};
@@ -30,17 +30,26 @@ const PAGE_WAIT: Duration = Duration::from_secs(60);
 pub enum ListenError {
     /// The redirect URI does not point at this machine.
     #[error(
-        "upstox.redirect_uri {0} is not a loopback address (localhost, 127.0.0.1 or [::1]): that app's \
+        "{broker}.redirect_uri {uri} is not a loopback address (localhost, 127.0.0.1 or [::1]): that app's \
          callback goes to another machine, so tokenwatch cannot receive it here; register \
-         http://localhost:5001/callback with the Upstox app and set upstox.redirect_uri to it"
+         http://localhost:{port}/callback with the {name} app and set {broker}.redirect_uri to it",
+        name = broker.display_name(), port = default_port(*broker)
     )]
-    NotLoopback(String),
+    NotLoopback {
+        /// Whose app.
+        broker: Broker,
+        /// The redirect URI.
+        uri: String,
+    },
     /// The port is taken by another program.
     #[error(
-        "port {port} of upstox.redirect_uri is in use by another program; stop it (see `ss -ltnp | grep :{port}`), \
-         or register another redirect URI with the Upstox app and set upstox.redirect_uri to it"
+        "port {port} of {broker}.redirect_uri is in use by another program; stop it (see `ss -ltnp | grep :{port}`), \
+         or register another redirect URI with the {name} app and set {broker}.redirect_uri to it",
+        name = broker.display_name()
     )]
     PortInUse {
+        /// Whose app.
+        broker: Broker,
         /// The port.
         port: u16,
     },
@@ -79,8 +88,19 @@ impl Listener {
     }
 }
 
+/// The port of `broker`'s default redirect URI.
+fn default_port(broker: Broker) -> u16 {
+    match broker {
+        Broker::Dhan => 5003,
+        _ => 5001,
+    }
+}
+
 /// The loopback addresses a redirect URI's host names.
-pub fn loopback_addrs(redirect_uri: &Url) -> Result<(Vec<IpAddr>, u16), ListenError> {
+pub fn loopback_addrs(
+    redirect_uri: &Url,
+    broker: Broker,
+) -> Result<(Vec<IpAddr>, u16), ListenError> {
     let port = redirect_uri.port_or_known_default().unwrap_or(80);
     let ips = match redirect_uri.host() {
         Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
@@ -91,7 +111,12 @@ pub fn loopback_addrs(redirect_uri: &Url) -> Result<(Vec<IpAddr>, u16), ListenEr
         }
         Some(url::Host::Ipv4(ip)) if ip.is_loopback() => vec![IpAddr::V4(ip)],
         Some(url::Host::Ipv6(ip)) if ip.is_loopback() => vec![IpAddr::V6(ip)],
-        _ => return Err(ListenError::NotLoopback(redirect_uri.to_string())),
+        _ => {
+            return Err(ListenError::NotLoopback {
+                broker,
+                uri: redirect_uri.to_string(),
+            });
+        }
     };
     Ok((ips, port))
 }
@@ -115,7 +140,7 @@ pub async fn listen(
     account: &str,
     broker: BrokerClient,
 ) -> Result<Listener, ListenError> {
-    let (ips, port) = loopback_addrs(redirect_uri)?;
+    let (ips, port) = loopback_addrs(redirect_uri, broker.broker())?;
     let mut listeners = Vec::new();
     let mut first_error = None;
     for ip in &ips {
@@ -123,7 +148,10 @@ pub async fn listen(
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => listeners.push(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(ListenError::PortInUse { port });
+                return Err(ListenError::PortInUse {
+                    broker: broker.broker(),
+                    port,
+                });
             }
             // `localhost` also tries ::1, which a machine without IPv6 lacks: fine if v4 works.
             Err(e) => {
@@ -296,7 +324,7 @@ mod tests {
 
     #[test]
     fn only_loopback_redirects_are_served() {
-        let ok = |u: &str| loopback_addrs(&Url::parse(u).unwrap());
+        let ok = |u: &str| loopback_addrs(&Url::parse(u).unwrap(), Broker::Upstox);
         assert_eq!(ok("http://localhost:5001/callback").unwrap().1, 5001);
         assert_eq!(ok("http://localhost:5001/callback").unwrap().0.len(), 2);
         assert_eq!(
@@ -309,12 +337,22 @@ mod tests {
         );
         assert!(matches!(
             ok("https://example.com/cb"),
-            Err(ListenError::NotLoopback(_))
+            Err(ListenError::NotLoopback { .. })
         ));
         assert!(matches!(
             ok("http://192.168.1.4:5001/cb"),
-            Err(ListenError::NotLoopback(_))
+            Err(ListenError::NotLoopback { .. })
         ));
+        // The message names the account's broker's key and app, never another's.
+        let kite = loopback_addrs(&Url::parse("https://example.com/cb").unwrap(), Broker::Kite)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            kite.starts_with("kite.redirect_uri https://example.com/cb is not a loopback address")
+                && kite.contains("with the Zerodha Kite app and set kite.redirect_uri"),
+            "{kite}"
+        );
+        assert!(!kite.contains("upstox"), "{kite}");
     }
 
     #[test]

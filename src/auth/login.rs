@@ -62,7 +62,7 @@ impl LoginSettings {
         open_browser: bool,
     ) -> Result<LoginSettings, LoginError> {
         let app = LoginApp::for_account(account).map_err(LoginError::Config)?;
-        callback::loopback_addrs(&app.redirect_uri).map_err(LoginError::Listen)?;
+        callback::loopback_addrs(&app.redirect_uri, account.broker).map_err(LoginError::Listen)?;
         let api_base = crate::brokers::api_base(account).clone();
         Ok(LoginSettings {
             account: account.name.clone(),

@@ -7,11 +7,10 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
     match loaded {
         Ok(config) => {
             print!("{}", config.to_masked_yaml());
-            if config.account.upstox.client_id.is_none() {
-                eprintln!(
-                    "note: upstox.client_id is not set; it is needed to log in and to validate with the API \
-                     (set UPSTOX_CLIENT_ID or upstox.client_id)"
-                );
+            for account in config.accounts.values() {
+                if let Some(note) = missing_app_id(account) {
+                    eprintln!("{note}");
+                }
             }
             let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
             for warning in config.calendar().coverage_warnings(today) {
@@ -25,4 +24,39 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             EXIT_CONFIG
         }
     }
+}
+
+/// The note for an account whose broker app id is not set: without it, tokenwatch can
+/// neither log in nor check the token with the API.
+fn missing_app_id(account: &crate::config::AccountConfig) -> Option<String> {
+    use crate::brokers::Broker;
+    let (key, var, set) = match account.broker {
+        Broker::Upstox => (
+            "upstox.client_id",
+            "UPSTOX_CLIENT_ID",
+            account.upstox.client_id.is_some(),
+        ),
+        Broker::Kite => (
+            "kite.api_key",
+            "KITE_API_KEY",
+            account.kite.api_key.is_some(),
+        ),
+        Broker::Fyers => (
+            "fyers.client_id",
+            "FYERS_CLIENT_ID",
+            account.fyers.client_id.is_some(),
+        ),
+        _ => return None,
+    };
+    if set {
+        return None;
+    }
+    let whose = match account.name.as_str() {
+        crate::config::DEFAULT_ACCOUNT => String::new(),
+        name => format!(" for account \"{name}\""),
+    };
+    Some(format!(
+        "note: {key} is not set{whose}; it is needed to log in and to validate with the API \
+         (set {var} or {key})"
+    ))
 }
