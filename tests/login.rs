@@ -1407,7 +1407,7 @@ async fn a_port_taken_by_another_program_is_named() {
     let mut login = begin(settings, store_in(dir.path()));
     let e = expect_err(login.end().await);
     assert!(
-        matches!(&e, LoginError::Listen(ListenError::PortInUse { port }) if *port == sim.callback_port),
+        matches!(&e, LoginError::Listen(ListenError::PortInUse { port, .. }) if *port == sim.callback_port),
         "{e:?}"
     );
     let text = e.to_string();
@@ -1546,7 +1546,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         account.upstox.redirect_uri = Url::parse(remote).unwrap();
         let e = LoginSettings::new(&account, &LoginConfig::default(), true).unwrap_err();
         assert!(
-            matches!(&e, LoginError::Listen(ListenError::NotLoopback(_))),
+            matches!(&e, LoginError::Listen(ListenError::NotLoopback { .. })),
             "{remote}: {e:?}"
         );
         assert!(e.to_string().contains("goes to another machine"), "{e}");
