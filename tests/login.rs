@@ -1558,7 +1558,7 @@ async fn a_non_loopback_redirect_uri_is_refused_before_listening() {
         let mut login = begin(settings, store_in(dir.path()));
         let e = expect_err(login.end().await);
         assert!(
-            matches!(&e, LoginError::Listen(ListenError::NotLoopback(_))),
+            matches!(&e, LoginError::Listen(ListenError::NotLoopback { .. })),
             "{remote}: {e:?}"
         );
         assert!(login.seen.is_empty(), "{:?}", login.seen);
