@@ -66,7 +66,7 @@ pub struct LoadOptions {
 }
 
 /// One account's effective settings: the top level, overridden by its `accounts:` entry.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct AccountConfig {
     /// The account's name (`default` for the top level).
     #[serde(skip)]
