@@ -34,6 +34,7 @@ fn frame(c: &mut Criterion) {
             expires_at: now + Span::hours(15),
             expiry_source: ExpirySource::JwtExp,
             obtained_via: Some("oauth".into()),
+            version: "3f1c0a9e5b7d2e44".into(),
         }),
         answer: Some(StoredVerdict {
             at: now,

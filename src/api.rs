@@ -6,6 +6,7 @@
 //! | `GET /api/tokens` | 200, `{"accounts": [status, ...]}` in tab order |
 //! | `POST /api/token/force-refresh[?account=NAME]` | 202 `{"account", "merged", "message"}`: the worker validates now and renews if due (`merged: true`: one queued or running took this request in); 429 with `Retry-After` when a forced check of the account started less than 5 s ago |
 //! | `POST /api/upstox/token/refresh[?account=NAME]` | 202, `{"account", "auth_url", "listening", "expires_at"}`: a browser login is waiting |
+//! | `GET /api/token/events[?account=NAME]` | 200, Server-Sent Events: `event: token` with `{account, broker, state, expires_at, version}` for every account (or the one named) at once, then on every change of state or token; a keep-alive comment every 15 s; 503 beyond [`MAX_EVENT_STREAMS`] open streams |
 //! | `GET /metrics` | 200, Prometheus/OpenMetrics text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while every worker runs, else 503 |
 //!
@@ -42,6 +43,13 @@ const FORCE_ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// How long `POST /api/upstox/token/refresh` waits for the login's listener to come up.
 const LOGIN_START_WAIT: Duration = Duration::from_secs(5);
 
+/// How often an event stream with nothing to say sends a keep-alive comment.
+pub const EVENT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The most event streams open at once: each holds a connection for as long as the client
+/// likes, so a flood of them must not crowd out the other routes.
+pub const MAX_EVENT_STREAMS: usize = 32;
+
 /// The header that carries `server.api_key`.
 pub const KEY_HEADER: &str = "x-tokenwatch-key";
 
@@ -56,16 +64,20 @@ pub const FROM_WEB_PAGE: &str =
     "requests from web pages are refused; call the API from a script or curl";
 /// 401: the API key is missing or wrong.
 pub const KEY_NEEDED: &str = "this API needs the server.api_key in the X-Tokenwatch-Key header";
+/// 503: too many event streams are open.
+pub const TOO_MANY_STREAMS: &str =
+    "too many event streams are open; close one, or poll GET /api/token/status";
 /// 503: the worker did not take the request in time.
 pub const WORKER_BUSY: &str =
     "the worker is busy with earlier requests; try again in a few seconds";
 /// Every error text the API answers word for word (the others name an account or a time).
-pub const FIXED_ERRORS: [&str; 5] = [
+pub const FIXED_ERRORS: [&str; 6] = [
     NO_SUCH_ROUTE,
     NOT_LOOPBACK_HOST,
     FROM_WEB_PAGE,
     KEY_NEEDED,
     WORKER_BUSY,
+    TOO_MANY_STREAMS,
 ];
 
 /// One account's worker, as the API sees it.
@@ -87,6 +99,8 @@ pub struct ApiState {
     pub accounts: Vec<Account>,
     /// `monitor.warning_before` / `critical_before`.
     pub thresholds: Thresholds,
+    /// How many event streams are open.
+    pub streams: Arc<std::sync::atomic::AtomicUsize>,
     /// `server.api_key`.
     pub api_key: Option<Secret>,
     /// The clock for `time_remaining_*`.
@@ -129,6 +143,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/token/status", get(token_status))
         .route("/api/tokens", get(tokens))
+        .route("/api/token/events", get(token_events))
         .route("/api/token/force-refresh", post(force_refresh))
         .route("/api/upstox/token/refresh", post(start_login))
         .route("/metrics", get(metrics_text))
@@ -284,6 +299,92 @@ async fn token_status(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery)
         Ok(account) => axum::Json(state.report(account)).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// What an event says of one account: never the token, only which one it is (`version`).
+fn token_event(snap: &Snapshot, now: chrono::DateTime<chrono::Utc>, t: Thresholds) -> Value {
+    let state = StatusReport::from_snapshot(snap, now, t).state;
+    json!({
+        "account": snap.account,
+        "broker": snap.broker,
+        "state": state,
+        "expires_at": snap.token.as_ref().map(|i| ist_rfc3339(i.expires_at)),
+        "version": snap.token.as_ref().map(|i| i.version.clone()),
+    })
+}
+
+/// Counts an open event stream until dropped.
+struct StreamSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+async fn token_events(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use std::sync::atomic::Ordering;
+    let accounts: Vec<Account> = if account_param(q.clone()).is_some() {
+        match state.find(q) {
+            Ok(a) => vec![a.clone()],
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        state.accounts.clone()
+    };
+    let open = state.streams.fetch_add(1, Ordering::AcqRel);
+    let slot = StreamSlot(state.streams.clone());
+    if open >= MAX_EVENT_STREAMS {
+        return busy_streams();
+    }
+    let (tx, rx) = mpsc::channel::<Value>(16);
+    for account in accounts {
+        let (tx, state) = (tx.clone(), state.clone());
+        let mut status = account.status.clone();
+        tokio::spawn(async move {
+            // One event now, then one per change of state or token; the same snapshot
+            // published again says nothing new.
+            let mut last: Option<Value> = None;
+            loop {
+                let event = {
+                    let snap = status.borrow_and_update();
+                    token_event(&snap, state.clock.now(), state.thresholds)
+                };
+                if last.as_ref() != Some(&event) {
+                    if tx.send(event.clone()).await.is_err() {
+                        return;
+                    }
+                    last = Some(event);
+                }
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() { return },
+                    // The client went away: stop watching.
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+    }
+    drop(tx);
+    let stream = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        let data = rx.recv().await?;
+        let event = SseEvent::default().event("token").data(data.to_string());
+        Some((Ok::<_, std::convert::Infallible>(event), (rx, slot)))
+    });
+    Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(EVENT_KEEP_ALIVE)
+                .text("keep-alive"),
+        )
+        .into_response()
+}
+
+fn busy_streams() -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, TOO_MANY_STREAMS);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    r
 }
 
 async fn tokens(State(state): State<Arc<ApiState>>) -> Response {

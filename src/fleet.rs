@@ -236,6 +236,7 @@ pub async fn start(
                     })
                     .collect(),
                 thresholds: config.thresholds(),
+                streams: Default::default(),
                 api_key: config.server.api_key.clone(),
                 clock: clock.clone(),
                 metrics: Metrics::new(),

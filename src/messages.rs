@@ -175,6 +175,9 @@ pub struct TokenInfo {
     pub expiry_source: ExpirySource,
     /// How it was obtained, when known.
     pub obtained_via: Option<String>,
+    /// Which token this is, without saying anything of it: the first 16 hex digits of its
+    /// SHA-256 (as in the shared verdict file). A new token has a new version.
+    pub version: String,
 }
 
 /// The worker's view of one account at a moment.

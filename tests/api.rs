@@ -1941,3 +1941,155 @@ fn concurrent_scrapes_never_over_count() {
         "one renewal was counted more than once in {over} of {ROUNDS} rounds"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// GET /api/token/events
+// ---------------------------------------------------------------------------------------
+
+/// An open event stream, read event by event.
+struct EventStream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    async fn open(api: &Running, query: &str) -> EventStream {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/token/events{query}", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        EventStream {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next `token` event's data, or `None` when `within` passes first.
+    async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if block.starts_with(':') {
+                    continue; // a keep-alive comment
+                }
+                assert!(block.starts_with("event: token\n"), "{block:?}");
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("a data line");
+                return Some(serde_json::from_str(data).unwrap());
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .ok()?
+                .unwrap()
+                .expect("the stream stays open");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_events_say_each_new_token_within_a_second_and_never_the_token() {
+    clear_of_the_0330_expiry(A_RUN);
+    let fx = Fixture::new(Opts::default().strategy("command")).await;
+    fx.store_token("default", "AB1234", None);
+    let api = fx.start().await;
+    api.wait_validated("default").await;
+    let mut all = EventStream::open(&api, "").await;
+    // At once: one event for each account, in order.
+    let first = all.next(STEP).await.expect("an event for each account");
+    let second = all.next(STEP).await.expect("an event for each account");
+    let mut names = vec![first["account"].clone(), second["account"].clone()];
+    names.sort_by_key(|v| v.to_string());
+    assert_eq!(names, [json!("default"), json!("work")]);
+    let default = if first["account"] == "default" {
+        &first
+    } else {
+        &second
+    };
+    assert_eq!(
+        keys(default),
+        ["account", "broker", "expires_at", "state", "version"]
+    );
+    assert_eq!(default["broker"], "upstox");
+    assert_eq!(default["state"], "healthy", "{default}");
+    let version = default["version"].as_str().unwrap().to_string();
+    assert_eq!(version.len(), 16, "{default}");
+    let work = if first["account"] == "work" {
+        &first
+    } else {
+        &second
+    };
+    assert_eq!(work["state"], "missing", "{work}");
+    assert_eq!(work["version"], Value::Null, "{work}");
+    // Nothing changes: nothing is sent (keep-alives aside).
+    assert_eq!(all.next(Duration::from_millis(700)).await, None);
+
+    // A new token lands (as another process would store it): one event, within a second.
+    let mut one = EventStream::open(&api, "?account=default").await;
+    assert_eq!(one.next(STEP).await.unwrap()["version"], version);
+    let token = fx.store_token("default", "AB1234", None);
+    let stored = Instant::now();
+    let event = one.next(STEP).await.expect("an event for the new token");
+    let took = stored.elapsed();
+    assert!(took < Duration::from_secs(1), "the event took {took:?}");
+    assert_eq!(event["account"], "default");
+    assert_ne!(event["version"], json!(version), "{event}");
+    assert_eq!(
+        event["version"].as_str().unwrap(),
+        tokenwatch::token::verdict::token_fingerprint(&token.access_token)
+    );
+    // The stream of every account sees it too, and no other change.
+    let seen = all
+        .next(STEP)
+        .await
+        .expect("the all-accounts stream sees it");
+    assert_eq!(seen, event);
+    let text = format!("{first}{second}{event}");
+    assert!(!text.contains(token.access_token.expose()));
+
+    // An unknown account is a 404 like everywhere else.
+    let r = api.get("/api/token/events?account=nobody").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_event_streams_are_turned_away_and_closing_one_makes_room() {
+    let fx = Fixture::new(Opts::default().one_account()).await;
+    fx.store_token("default", "AB1234", None);
+    let api = fx.start().await;
+    let mut open = Vec::new();
+    for _ in 0..tokenwatch::api::MAX_EVENT_STREAMS {
+        open.push(EventStream::open(&api, "").await);
+    }
+    let r = api.get("/api/token/events").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.assert_error(503), tokenwatch::api::TOO_MANY_STREAMS);
+    // The other routes still answer.
+    assert_eq!(api.get("/api/token/status").await.status, 200);
+    drop(open.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/token/events", api.base))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            again = Some(resp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a closed stream's place is given back");
+    api.stop().await;
+}

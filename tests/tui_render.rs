@@ -52,6 +52,7 @@ fn token(issued: DateTime<Utc>, expires: DateTime<Utc>) -> TokenInfo {
         expires_at: expires,
         expiry_source: ExpirySource::ExpiresAt,
         obtained_via: Some("oauth".to_string()),
+        version: "3f1c0a9e5b7d2e44".into(),
     }
 }
 

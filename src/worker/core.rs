@@ -375,6 +375,7 @@ impl Core {
                 expires_at: t.expires_at,
                 expiry_source: t.expiry_source,
                 obtained_via: t.obtained_via.clone(),
+                version: crate::token::verdict::token_fingerprint(&t.access_token),
             }),
             answer: self.answer.clone(),
             last_check_at: self.last_check_at,
