@@ -19,7 +19,7 @@ $XDG_CONFIG_HOME/tokenwatch/config.yaml, then UPSTOX_* and TOKENWATCH__SECTION__
 
 Exit codes: status: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown; \
 token: 0, or 2 with no valid token; login: 0 stored, 1 failed; refresh: 0 with a valid \
-token at the end, else 1; \
+token at the end, else 1; wait: 0 on the event, 124 on --timeout; \
 78 is a configuration error; 3 a usage error.";
 
 /// `tokenwatch [global flags] <command>`
@@ -86,15 +86,16 @@ Exits 2 (printing nothing on stdout) when the token is missing, unreadable or ex
 script never uses a dead token. A token close to expiry is still printed.")]
     Token,
 
-    /// Log in to Upstox in the browser (or paste the address) and store the new token
+    /// Log in to the account's broker (in the browser, or paste the address) and store the new token
     #[command(long_about = "\
-Log in to Upstox and store the new token.
+Log in to the account's broker and store the new token.
 
-Opens the Upstox login page in a browser (login.browser_command, $BROWSER, or the system's \
-opener) and waits, on the redirect URI's loopback port, for Upstox to send the browser back. \
+Opens the broker's login page in a browser (login.browser_command, $BROWSER, or the system's \
+opener) and waits, on the redirect URI's loopback port, for the broker to send the browser back. \
 On a server over SSH, use --no-browser: open the printed address anywhere, log in, and paste \
-the address your browser was sent to (it fails to load; that is expected). Exits 0 when a \
-token was stored, 1 when the login failed, was refused or timed out (login.timeout).")]
+the address your browser was sent to (it fails to load; that is expected). An Angel One \
+account, or one with renew.strategy totp, logs in through the broker's API with the PIN and a \
+TOTP code instead, with no browser. Exits 0 when a token was stored, 1 when the login failed, was refused or timed out (login.timeout).")]
     Login(LoginArgs),
 
     /// Validate now with the API, and renew if due or invalid; exit 0 only with a valid token at the end
@@ -105,6 +106,15 @@ rejects it (renew.strategy command; browser and token-request need you to log in
 Retries transient failures (network, 5xx, rate limits) with backoff. Exits 0 only when a \
 valid token is stored at the end, 1 otherwise.")]
     Refresh,
+
+    /// Wait until the token file holds a new token (--changed) or the account is healthy (--healthy)
+    #[command(long_about = "\
+Block until the token file holds a different token than when the command started (--changed), \
+or until the account is healthy (--healthy, the default: a token with more than \
+monitor.warning_before left that the API has not rejected). Watches the token file itself, so \
+it works with no daemon running; an engine can run `tokenwatch wait --changed && reconnect` in \
+a loop. Exits 0 on the event, 124 when --timeout passes first, 78 on a configuration error.")]
+    Wait(WaitArgs),
 
     /// Run the token worker without a UI (for systemd and containers); logs to stderr
     #[command(long_about = "\
@@ -171,6 +181,22 @@ pub struct DemoArgs {
     /// account side by side (each against its own simulator)
     #[arg(long, value_name = "LIST", default_value = "upstox")]
     pub brokers: String,
+}
+
+/// `wait` flags.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Wait for a token other than the one in the file now
+    #[arg(long, conflicts_with = "healthy")]
+    pub changed: bool,
+
+    /// Wait until the account is healthy (the default)
+    #[arg(long)]
+    pub healthy: bool,
+
+    /// Give up after this long (exit 124), e.g. 30s or 10m; default: wait for ever
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `login` flags.

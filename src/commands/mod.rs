@@ -10,6 +10,7 @@ mod simulate;
 mod status;
 mod token;
 mod tui;
+mod wait;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::{self, Config, ConfigError, LoadOptions};
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Config(ConfigCommand::Check) => config_check::run(with_logging(&cli, true)),
         Command::Login(args) => login::run(with_logging(&cli, false), args.no_browser),
         Command::Refresh => refresh::run(with_logging(&cli, false)),
+        Command::Wait(args) => wait::run(with_logging(&cli, true), args),
         Command::Daemon => daemon::run(with_logging(&cli, false), cli.account.clone()),
         Command::Simulate(args) => {
             init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"));
