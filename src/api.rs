@@ -96,9 +96,9 @@ pub struct Account {
 /// What the routes need.
 pub struct ApiState {
     /// The accounts in tab order; the first one answers when no `account` is given.
-    pub accounts: Vec<Account>,
+    pub accounts: std::sync::RwLock<Vec<Account>>,
     /// `monitor.warning_before` / `critical_before`.
-    pub thresholds: Thresholds,
+    pub thresholds: std::sync::RwLock<Thresholds>,
     /// How many event streams are open.
     pub streams: Arc<std::sync::atomic::AtomicUsize>,
     /// `server.api_key`.
@@ -129,10 +129,10 @@ impl ApiServer {
 /// Serve the API on `listener` on the current runtime.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
-    state: ApiState,
+    state: Arc<ApiState>,
 ) -> std::io::Result<ApiServer> {
     let addr = listener.local_addr()?;
-    let router = router(Arc::new(state));
+    let router = router(state);
     let running = serving::serve(vec![listener], router, serving::Switch::new(), "HTTP API");
     info!("HTTP API listening on http://{addr}");
     Ok(ApiServer { addr, running })
@@ -226,32 +226,46 @@ fn account_param(query: Option<String>) -> Option<String> {
 }
 
 impl ApiState {
-    fn find(&self, query: Option<String>) -> Result<&Account, Refusal> {
+    /// The accounts now, in tab order (a reloaded configuration may change them).
+    pub fn accounts(&self) -> Vec<Account> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `monitor.warning_before` / `critical_before` now.
+    pub fn thresholds(&self) -> Thresholds {
+        *self.thresholds.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn find(&self, query: Option<String>) -> Result<Account, Refusal> {
+        let accounts = self.accounts();
         let Some(name) = account_param(query) else {
-            return self
-                .accounts
+            return accounts
                 .first()
+                .cloned()
                 .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, "no account is configured".into()));
         };
-        self.accounts
-            .iter()
-            .find(|a| a.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
+        let known: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+        match accounts.iter().find(|a| a.name == name) {
+            Some(a) => Ok(a.clone()),
+            None => {
                 let shown: String = name.chars().take(64).collect();
-                Refusal(
+                Err(Refusal(
                     StatusCode::NOT_FOUND,
                     format!(
                         "no account named {shown:?}; configured: {}",
                         known.join(", ")
                     ),
-                )
-            })
+                ))
+            }
+        }
     }
 
     fn report(&self, account: &Account) -> StatusReport {
         let snap = account.status.borrow().clone();
-        StatusReport::from_snapshot(&snap, self.clock.now(), self.thresholds)
+        StatusReport::from_snapshot(&snap, self.clock.now(), self.thresholds())
     }
 
     /// The checks every POST passes: no browser origin, and the API key when one is set.
@@ -296,7 +310,7 @@ fn worker_gone(account: &Account) -> Response {
 
 async fn token_status(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Response {
     match state.find(q) {
-        Ok(account) => axum::Json(state.report(account)).into_response(),
+        Ok(account) => axum::Json(state.report(&account)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -327,11 +341,11 @@ async fn token_events(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery)
     use std::sync::atomic::Ordering;
     let accounts: Vec<Account> = if account_param(q.clone()).is_some() {
         match state.find(q) {
-            Ok(a) => vec![a.clone()],
+            Ok(a) => vec![a],
             Err(e) => return e.into_response(),
         }
     } else {
-        state.accounts.clone()
+        state.accounts()
     };
     let open = state.streams.fetch_add(1, Ordering::AcqRel);
     let slot = StreamSlot(state.streams.clone());
@@ -349,7 +363,7 @@ async fn token_events(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery)
             loop {
                 let event = {
                     let snap = status.borrow_and_update();
-                    token_event(&snap, state.clock.now(), state.thresholds)
+                    token_event(&snap, state.clock.now(), state.thresholds())
                 };
                 if last.as_ref() != Some(&event) {
                     if tx.send(event.clone()).await.is_err() {
@@ -392,7 +406,7 @@ async fn tokens(State(state): State<Arc<ApiState>>) -> Response {
     struct Tokens {
         accounts: Vec<StatusReport>,
     }
-    let accounts = state.accounts.iter().map(|a| state.report(a)).collect();
+    let accounts = state.accounts().iter().map(|a| state.report(a)).collect();
     axum::Json(Tokens { accounts }).into_response()
 }
 
@@ -446,7 +460,7 @@ async fn force_refresh(
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             r
         }
-        Ok(Err(())) => worker_gone(account),
+        Ok(Err(())) => worker_gone(&account),
         Err(_) => busy(),
     }
 }
@@ -499,7 +513,7 @@ async fn start_login(
         Err(mpsc::error::TrySendError::Full(_)) => {
             return error(StatusCode::SERVICE_UNAVAILABLE, WORKER_BUSY);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => return worker_gone(account),
+        Err(mpsc::error::TrySendError::Closed(_)) => return worker_gone(&account),
     }
     info!(account = %account.name, "Login requested over the HTTP API");
     let waited =
@@ -507,9 +521,9 @@ async fn start_login(
     match waited {
         Ok(Ok(snap)) => match login_body(&account.name, &snap) {
             Some(body) => accepted(body),
-            None => worker_gone(account),
+            None => worker_gone(&account),
         },
-        Ok(Err(_)) => worker_gone(account),
+        Ok(Err(_)) => worker_gone(&account),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
@@ -523,13 +537,13 @@ async fn start_login(
 
 async fn metrics_text(State(state): State<Arc<ApiState>>) -> Response {
     let snapshots: Vec<Snapshot> = state
-        .accounts
+        .accounts()
         .iter()
         .map(|a| a.status.borrow().clone())
         .collect();
     let body = state
         .metrics
-        .render(&snapshots, state.clock.now(), state.thresholds);
+        .render(&snapshots, state.clock.now(), state.thresholds());
     (
         [(
             header::CONTENT_TYPE,
@@ -548,7 +562,7 @@ async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     }
     let mut all_ok = true;
     let mut accounts = std::collections::BTreeMap::new();
-    for a in &state.accounts {
+    for a in &state.accounts() {
         // The watch sender lives in the worker task: once it is gone, so is the worker.
         let running = a.status.has_changed().is_ok() && !a.commands.is_closed();
         all_ok &= running;

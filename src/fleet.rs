@@ -93,10 +93,21 @@ pub struct Fleet {
     pub workers: Vec<(String, WorkerHandle)>,
     api: Option<ApiServer>,
     api_state: Api,
-    alerts: AlertSender,
+    /// What the API serves, shared with it: a reload changes its accounts and thresholds.
+    api_shared: Option<Arc<ApiState>>,
+    /// The alert channels; a reload puts new ones in.
+    alerts: Arc<std::sync::Mutex<AlertSender>>,
     forwarder: tokio::task::JoinHandle<()>,
     _files: crate::filewatch::TokenFiles,
     clock_watch: tokio::task::JoinHandle<()>,
+    /// What the fleet was started (or last reloaded) with, to see what a reload changes.
+    config: Config,
+    clock: Arc<dyn Clock>,
+    options: Options,
+    /// The workers' wakes, in the order of `workers`.
+    wakes: Vec<Arc<Notify>>,
+    /// Where new workers report (the forwarder ends once every worker has gone).
+    worker_tx: mpsc::WeakSender<Event>,
 }
 
 /// The accounts to run, the selected one first.
@@ -175,73 +186,58 @@ pub async fn start(
     let mut workers = Vec::new();
     let (worker_tx, mut worker_rx) = mpsc::channel::<Event>(256);
     for (i, (account, wake)) in order.iter().zip(&wakes).enumerate() {
-        let core =
-            Core::new((*account).clone(), config.monitor.clone(), clock.clone()).map_err(|e| {
-                StartError::Other(format!("cannot start account {}: {e}", account.name))
-            })?;
-        let core = core
-            .with_login(config.login.clone())
-            .with_builtin_browser(options.builtin_browser);
-        // A worker whose file is watched (and whose clock the fleet watches) sleeps until
-        // its next duty; otherwise it looks again every minute.
-        let max_nap = if files.watches(&account.token.path) {
-            LONG_NAP
-        } else {
-            worker::MAX_NAP
-        };
-        let start = worker::Start {
-            first_check_delay: FIRST_CHECK_SPACING.saturating_mul(i as u32),
-            max_nap,
-            wake: Some(wake.clone()),
-        };
-        workers.push((
-            account.name.clone(),
-            worker::spawn_with(core, worker_tx.clone(), start),
-        ));
+        let handle = spawn_worker(
+            account,
+            config,
+            &clock,
+            &options,
+            &files,
+            wake,
+            FIRST_CHECK_SPACING.saturating_mul(i as u32),
+            worker_tx.clone(),
+        )?;
+        workers.push((account.name.clone(), handle));
     }
+    let weak_tx = worker_tx.downgrade();
     drop(worker_tx);
-    let clock_watch = tokio::spawn(watch_clock(clock.clone(), wakes));
+    let clock_watch = tokio::spawn(watch_clock(clock.clone(), wakes.clone()));
 
-    let alerter = Alerter::new(&config.notifications);
-    let alerts = if alerter.is_empty() {
-        AlertSender::disabled()
-    } else {
-        alerter.spawn()
-    };
+    let alerts = Arc::new(std::sync::Mutex::new(alert_sender(&config.notifications)));
     let (out_tx, out_rx) = mpsc::channel::<Event>(256);
     let to_alerts = alerts.clone();
     let forwarder = tokio::spawn(async move {
         while let Some(event) = worker_rx.recv().await {
             if let Event::Alert(alert) = &event {
-                to_alerts.send(alert.clone());
+                to_alerts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .send(alert.clone());
             }
             // A caller that stopped reading is shutting down.
             let _ = out_tx.send(event).await;
         }
     });
 
+    let mut api_shared = None;
     let api = match listener {
         Some(listener) => {
             let state = ApiState {
-                accounts: workers
-                    .iter()
-                    .zip(&order)
-                    .map(|((name, w), account)| api::Account {
-                        name: name.clone(),
-                        commands: w.commands.clone(),
-                        status: w.status.clone(),
-                        login_problem: LoginSettings::new(account, &config.login, true)
-                            .err()
-                            .map(|e| e.to_string()),
-                    })
-                    .collect(),
-                thresholds: config.thresholds(),
+                accounts: std::sync::RwLock::new(
+                    workers
+                        .iter()
+                        .zip(&order)
+                        .map(|((name, w), account)| api_account(name, w, account, config))
+                        .collect(),
+                ),
+                thresholds: std::sync::RwLock::new(config.thresholds()),
                 streams: Default::default(),
                 api_key: config.server.api_key.clone(),
                 clock: clock.clone(),
                 metrics: Metrics::new(),
                 loopback_only: !config.server.allow_remote,
             };
+            let state = Arc::new(state);
+            api_shared = Some(state.clone());
             match api::serve_on(listener, state).await {
                 Ok(server) => {
                     api_state = Api::Serving(server.addr);
@@ -252,10 +248,16 @@ pub async fn start(
                         workers,
                         api: None,
                         api_state,
+                        api_shared: None,
                         alerts,
                         forwarder,
                         _files: files,
                         clock_watch,
+                        config: config.clone(),
+                        clock,
+                        options,
+                        wakes,
+                        worker_tx: weak_tx,
                     };
                     fleet.shutdown().await;
                     return Err(StartError::Other(format!("cannot serve the HTTP API: {e}")));
@@ -269,13 +271,83 @@ pub async fn start(
             workers,
             api,
             api_state,
+            api_shared,
             alerts,
             forwarder,
             _files: files,
             clock_watch,
+            config: config.clone(),
+            clock,
+            options,
+            wakes,
+            worker_tx: weak_tx,
         },
         out_rx,
     ))
+}
+
+/// The alert channels of `notifications:` (none configured: a sender that drops alerts).
+fn alert_sender(notifications: &crate::config::NotificationsConfig) -> AlertSender {
+    let alerter = Alerter::new(notifications);
+    if alerter.is_empty() {
+        AlertSender::disabled()
+    } else {
+        alerter.spawn()
+    }
+}
+
+/// One account as the API sees it.
+fn api_account(
+    name: &str,
+    w: &WorkerHandle,
+    account: &AccountConfig,
+    config: &Config,
+) -> api::Account {
+    api::Account {
+        name: name.to_string(),
+        commands: w.commands.clone(),
+        status: w.status.clone(),
+        // Headless logins (PIN and TOTP) need no browser settings.
+        login_problem: if account.broker.logs_in_headless(account.renew.strategy) {
+            None
+        } else {
+            LoginSettings::new(account, &config.login, true)
+                .err()
+                .map(|e| e.to_string())
+        },
+    }
+}
+
+/// Start the worker of `account`, its first check `first_check_delay` from now.
+#[allow(clippy::too_many_arguments)]
+fn spawn_worker(
+    account: &AccountConfig,
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+    options: &Options,
+    files: &crate::filewatch::TokenFiles,
+    wake: &Arc<Notify>,
+    first_check_delay: Duration,
+    tx: mpsc::Sender<Event>,
+) -> Result<WorkerHandle, StartError> {
+    let core = Core::new(account.clone(), config.monitor.clone(), clock.clone())
+        .map_err(|e| StartError::Other(format!("cannot start account {}: {e}", account.name)))?;
+    let core = core
+        .with_login(config.login.clone())
+        .with_builtin_browser(options.builtin_browser);
+    // A worker whose file is watched (and whose clock the fleet watches) sleeps until its
+    // next duty; otherwise it looks again every minute.
+    let max_nap = if files.watches(&account.token.path) {
+        LONG_NAP
+    } else {
+        worker::MAX_NAP
+    };
+    let start = worker::Start {
+        first_check_delay,
+        max_nap,
+        wake: Some(wake.clone()),
+    };
+    Ok(worker::spawn_with(core, tx, start))
 }
 
 /// `server.listen` could not be bound.
@@ -313,6 +385,150 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
 }
 
 impl Fleet {
+    /// Take a reloaded configuration (already checked): each running account gets its new
+    /// settings (after its running check or renewal, which is never interrupted), new
+    /// accounts start, removed ones stop, the alert channels and the API's thresholds are
+    /// replaced. An account whose broker or token file changed starts afresh. What only a
+    /// restart can change (`server:`, `log:`) is said in the log. Returns the changes in
+    /// words, for the log.
+    pub async fn reload(&mut self, config: &Config) -> Result<Vec<String>, StartError> {
+        let order: Vec<AccountConfig> = accounts(config, self.options.only.as_deref())?
+            .into_iter()
+            .cloned()
+            .collect();
+        let mut said = Vec::new();
+        let tx = self.worker_tx.upgrade();
+        let mut next_workers = Vec::new();
+        let mut next_wakes = Vec::new();
+        let mut stopping = Vec::new();
+        let mut old: Vec<(String, WorkerHandle, Arc<Notify>)> = self
+            .workers
+            .drain(..)
+            .zip(self.wakes.drain(..))
+            .map(|((n, w), wake)| (n, w, wake))
+            .collect();
+        // Watch the token files of the new set of accounts.
+        let files = crate::filewatch::watch(Vec::new());
+        for (i, account) in order.iter().enumerate() {
+            let was = self.config.accounts.get(&account.name);
+            let same_file = was
+                .is_some_and(|w| w.broker == account.broker && w.token.path == account.token.path);
+            match old.iter().position(|(n, _, _)| *n == account.name) {
+                Some(at) if same_file => {
+                    let (name, handle, wake) = old.remove(at);
+                    let parts = crate::messages::ReconfigParts {
+                        account: account.clone(),
+                        monitor: config.monitor.clone(),
+                        login: config.login.clone(),
+                    };
+                    let _ = handle
+                        .commands
+                        .send(Command::Reload(crate::messages::Reconfig(Arc::new(parts))))
+                        .await;
+                    next_workers.push((name, handle));
+                    next_wakes.push(wake);
+                }
+                other => {
+                    if let Some(at) = other {
+                        stopping.push(old.remove(at));
+                        said.push(format!(
+                            "account {} restarts on its new broker or token file",
+                            account.name
+                        ));
+                    } else {
+                        said.push(format!("account {} added", account.name));
+                    }
+                    let Some(tx) = tx.clone() else {
+                        return Err(StartError::Other(
+                            "the workers have stopped; restart tokenwatch".into(),
+                        ));
+                    };
+                    let wake = Arc::new(Notify::new());
+                    let handle = spawn_worker(
+                        account,
+                        config,
+                        &self.clock,
+                        &self.options,
+                        &files,
+                        &wake,
+                        FIRST_CHECK_SPACING.saturating_mul(i as u32),
+                        tx,
+                    )?;
+                    next_workers.push((account.name.clone(), handle));
+                    next_wakes.push(wake);
+                }
+            }
+        }
+        for (name, handle, wake) in old {
+            said.push(format!("account {name} removed"));
+            stopping.push((name, handle, wake));
+        }
+        // Removed (or replaced) workers stop after their current step, in the background.
+        for (name, handle, _) in stopping {
+            let _ = handle.commands.send(Command::Shutdown).await;
+            tokio::spawn(async move {
+                if tokio::time::timeout(WORKER_GRACE, handle.task)
+                    .await
+                    .is_err()
+                {
+                    warn!(account = %name, "the worker did not stop within {}s", WORKER_GRACE.as_secs());
+                }
+            });
+        }
+        self._files = crate::filewatch::watch(
+            order
+                .iter()
+                .zip(&next_wakes)
+                .map(|(a, w)| (a.token.path.clone(), w.clone()))
+                .collect(),
+        );
+        self.clock_watch.abort();
+        self.clock_watch = tokio::spawn(watch_clock(self.clock.clone(), next_wakes.clone()));
+        if let Some(api) = &self.api_shared {
+            let accounts = next_workers
+                .iter()
+                .zip(&order)
+                .map(|((name, w), account)| api_account(name, w, account, config))
+                .collect();
+            *api.accounts.write().unwrap_or_else(|e| e.into_inner()) = accounts;
+            *api.thresholds.write().unwrap_or_else(|e| e.into_inner()) = config.thresholds();
+        }
+        if config.notifications != self.config.notifications {
+            let fresh = alert_sender(&config.notifications);
+            let stale = std::mem::replace(
+                &mut *self.alerts.lock().unwrap_or_else(|e| e.into_inner()),
+                fresh,
+            );
+            tokio::spawn(stale.close(ALERT_GRACE));
+            said.push("alert channels replaced".into());
+        }
+        let server_changed = config.server.listen != self.config.server.listen
+            || config.server.allow_remote != self.config.server.allow_remote
+            || config
+                .server
+                .api_key
+                .as_ref()
+                .map(|k| k.expose().to_string())
+                != self
+                    .config
+                    .server
+                    .api_key
+                    .as_ref()
+                    .map(|k| k.expose().to_string());
+        if server_changed {
+            warn!(
+                "server: settings take effect at the next restart; the API keeps its address and key until then"
+            );
+        }
+        if config.log.level != self.config.log.level || config.log.file != self.config.log.file {
+            warn!("log: settings take effect at the next restart");
+        }
+        self.workers = next_workers;
+        self.wakes = next_wakes;
+        self.config = config.clone();
+        Ok(said)
+    }
+
     /// Where the HTTP API listens, when it runs.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().map(|a| a.addr)
@@ -347,7 +563,11 @@ impl Fleet {
         }
         // The workers' senders are gone: the forwarder ends once it passed on the last alert.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.forwarder).await;
-        self.alerts.close(ALERT_GRACE).await;
+        let alerts = std::mem::replace(
+            &mut *self.alerts.lock().unwrap_or_else(|e| e.into_inner()),
+            AlertSender::disabled(),
+        );
+        alerts.close(ALERT_GRACE).await;
         info!("stopped");
         stopped
     }

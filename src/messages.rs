@@ -36,7 +36,33 @@ pub enum Command {
     CancelLogin,
     /// Stop after the current step; nothing is left half-written.
     Shutdown,
+    /// A reloaded configuration for this account: taken at once, or after the running check
+    /// or renewal ends (which it never interrupts).
+    Reload(Reconfig),
 }
+
+/// One account's settings from a reloaded configuration.
+#[derive(Debug, Clone)]
+pub struct Reconfig(pub Arc<ReconfigParts>);
+
+/// What [`Reconfig`] carries.
+#[derive(Debug)]
+pub struct ReconfigParts {
+    /// The account (same name, broker and token file as the running one).
+    pub account: crate::config::AccountConfig,
+    /// `monitor:`.
+    pub monitor: crate::config::MonitorConfig,
+    /// `login:`.
+    pub login: crate::config::LoginConfig,
+}
+
+impl PartialEq for Reconfig {
+    fn eq(&self, other: &Reconfig) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Reconfig {}
 
 impl Command {
     /// A forced refresh whose answer nobody waits for (the dashboard's `r`: the worker

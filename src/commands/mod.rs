@@ -42,7 +42,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Login(args) => login::run(with_logging(&cli, false), args.no_browser),
         Command::Refresh => refresh::run(with_logging(&cli, false)),
         Command::Wait(args) => wait::run(with_logging(&cli, true), args),
-        Command::Daemon => daemon::run(with_logging(&cli, false), cli.account.clone()),
+        Command::Daemon => daemon::run(with_logging(&cli, false), cli.account.clone(), || {
+            load_config(&cli)
+        }),
         Command::Simulate(args) => {
             init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"));
             simulate::run(args)

@@ -141,19 +141,7 @@ impl Core {
         let client = BrokerClient::for_account(&account)?;
         let store = TokenStore::new(account.token.path.clone(), account.token.backups.clone())
             .with_broker(account.broker);
-        let policy = Policy {
-            check_interval: monitor.check_interval,
-            refresh_before: monitor.refresh_before,
-            thresholds: crate::token::Thresholds {
-                warning_before: monitor.warning_before,
-                critical_before: monitor.critical_before,
-            },
-            strategy: account.renew.strategy,
-            not_before: account.renew.not_before,
-            deadline: account.renew.deadline,
-            calendar: account.renew.calendar.clone(),
-            broker: account.broker,
-        };
+        let policy = policy_of(&account, &monitor);
         let mut core = Core {
             account,
             monitor,
@@ -177,6 +165,63 @@ impl Core {
         };
         core.reload_token();
         Ok(core)
+    }
+
+    /// Take a reloaded configuration of the same account (same broker and token file): its
+    /// intervals, thresholds, strategy, broker app and backups. What is known of the token
+    /// (the file, the API's last answer, the tallies) stays. Returns what changed, in words.
+    pub fn reconfigure(
+        &mut self,
+        account: AccountConfig,
+        monitor: MonitorConfig,
+        login: LoginConfig,
+    ) -> Result<Vec<String>, String> {
+        if account.broker != self.account.broker || account.token.path != self.account.token.path {
+            return Err("a new broker or token.path needs a worker of its own".into());
+        }
+        let client = BrokerClient::for_account(&account).map_err(|e| e.to_string())?;
+        let mut changed = Vec::new();
+        if monitor.check_interval != self.monitor.check_interval {
+            changed.push(format!(
+                "checks every {} (was {})",
+                human_duration(monitor.check_interval),
+                human_duration(self.monitor.check_interval)
+            ));
+        }
+        if monitor != self.monitor && changed.is_empty() {
+            changed.push("monitor settings".into());
+        } else if monitor != self.monitor {
+            let mut rest = monitor.clone();
+            rest.check_interval = self.monitor.check_interval;
+            if rest != self.monitor {
+                changed.push("other monitor settings".into());
+            }
+        }
+        if account.renew.strategy != self.account.renew.strategy {
+            changed.push(format!(
+                "renewal by {} (was {})",
+                account.renew.strategy, self.account.renew.strategy
+            ));
+        }
+        if account.renew != self.account.renew
+            && account.renew.strategy == self.account.renew.strategy
+        {
+            changed.push("renewal settings".into());
+        }
+        if account.token.backups != self.account.token.backups {
+            self.store = TokenStore::new(account.token.path.clone(), account.token.backups.clone())
+                .with_broker(account.broker);
+            changed.push("backups".into());
+        }
+        if login != self.login {
+            changed.push("login settings".into());
+        }
+        self.policy = policy_of(&account, &monitor);
+        self.client = client;
+        self.account = account;
+        self.monitor = monitor;
+        self.login = login;
+        Ok(changed)
     }
 
     /// Use these login settings (`login.timeout`, `login.browser_command`).
@@ -861,6 +906,28 @@ impl crate::retry::Transient for RenewError {
             RenewError::Other(_) => None,
         }
     }
+}
+
+/// The time rules of `account` under `monitor`.
+fn policy_of(account: &AccountConfig, monitor: &MonitorConfig) -> Policy {
+    Policy {
+        check_interval: monitor.check_interval,
+        refresh_before: monitor.refresh_before,
+        thresholds: crate::token::Thresholds {
+            warning_before: monitor.warning_before,
+            critical_before: monitor.critical_before,
+        },
+        strategy: account.renew.strategy,
+        not_before: account.renew.not_before,
+        deadline: account.renew.deadline,
+        calendar: account.renew.calendar.clone(),
+        broker: account.broker,
+    }
+}
+
+/// A configured length of time as the configuration writes it: `2m`, `1h 30m`.
+fn human_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// One headless renewal through the broker's API: the new token, checked with the profile

@@ -124,6 +124,7 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
         shutdown: false,
         failure_alerted: false,
         recovered_by: None,
+        pending_reload: None,
     };
     WorkerHandle {
         commands: tx,
@@ -178,6 +179,8 @@ struct Worker {
     failure_alerted: bool,
     /// This process's renewal ended a bad state: the `recovered` alert says so.
     recovered_by: Option<&'static str>,
+    /// A reloaded configuration that waits for the running round to end.
+    pending_reload: Option<crate::messages::Reconfig>,
 }
 
 impl Worker {
@@ -357,6 +360,47 @@ impl Worker {
 
     async fn finish_round(&mut self, done: Done) {
         self.round = None;
+        Box::pin(self.finish_round_work(done)).await;
+        if let Some(reload) = self.pending_reload.take() {
+            self.reload(reload).await;
+        }
+    }
+
+    /// Take a reloaded configuration now (no round is running).
+    async fn reload(&mut self, reload: crate::messages::Reconfig) {
+        let parts = &reload.0;
+        let was_token_request = self.core.policy.strategy == crate::config::Strategy::TokenRequest;
+        let name = self.core.account.name.clone();
+        match self.core.reconfigure(
+            parts.account.clone(),
+            parts.monitor.clone(),
+            parts.login.clone(),
+        ) {
+            Ok(changed) if changed.is_empty() => {
+                info!(account = %name, "Configuration reloaded; nothing changed for this account");
+            }
+            Ok(changed) => {
+                info!(account = %name, "Configuration reloaded: {}", changed.join(", "));
+            }
+            Err(why) => {
+                error!(account = %name, "Configuration not reloaded for this account: {why}");
+                return;
+            }
+        }
+        let is_token_request = self.core.policy.strategy == crate::config::Strategy::TokenRequest;
+        if is_token_request && self.notifier.is_none() {
+            self.start_notifier().await;
+        } else if was_token_request
+            && !is_token_request
+            && let Some(server) = self.notifier.take()
+        {
+            server.shutdown().await;
+        }
+        // The next check and the state follow the new settings from now on.
+        self.published = false;
+    }
+
+    async fn finish_round_work(&mut self, done: Done) {
         match done {
             Done::Checked(checked) => {
                 // A check of a token that is no longer current (`None`) says nothing about
@@ -421,6 +465,9 @@ impl Worker {
         }
         match cmd {
             Command::Shutdown => self.shutdown = true,
+            // A running check or renewal is never interrupted: the new settings wait for it.
+            Command::Reload(reload) if self.round.is_some() => self.pending_reload = Some(reload),
+            Command::Reload(reload) => self.reload(reload).await,
             Command::StartLogin => self.start_login(false, true).await,
             Command::StartLoginElsewhere => self.start_login(false, false).await,
             Command::PasteRedirect(text) => self.paste(text).await,
