@@ -710,13 +710,13 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
     for b in ["kite", "fyers", "angel", "dhan"] {
         assert!(e.message.contains(b), "the valid ones are listed: {e}");
     }
-    for b in ["angel", "dhan"] {
+    for b in ["dhan"] {
         f.write("config/tokenwatch.yaml", &format!("broker: {b}\n"));
         let e = f.err();
         assert_eq!(e.key.as_deref(), Some("broker"), "{e}");
         assert_eq!(
             e.message,
-            format!("tokenwatch does not support {b} yet (supported: upstox, kite, fyers)")
+            format!("tokenwatch does not support {b} yet (supported: upstox, kite, fyers, angel)")
         );
         f.write(
             "config/tokenwatch.yaml",
