@@ -289,8 +289,9 @@ pub enum BrokerClient {
     },
 }
 
-/// What an Angel One account logs in with. `Debug` shows no secret.
-#[derive(Debug, Clone, Default)]
+/// What an Angel One account logs in with. `Debug` shows the client code only: the API key
+/// travels as `X-PrivateKey`, and the PIN and TOTP secret are secrets.
+#[derive(Clone, Default)]
 pub struct AngelUser {
     /// `angel.api_key`, sent as `X-PrivateKey`.
     pub api_key: String,
@@ -300,6 +301,14 @@ pub struct AngelUser {
     pub pin: Option<Secret>,
     /// `angel.totp_secret` (or the file's).
     pub totp_secret: Option<Secret>,
+}
+
+impl std::fmt::Debug for AngelUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AngelUser")
+            .field("client_code", &self.client_code)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AngelUser {
