@@ -322,6 +322,28 @@ impl AngelUser {
         }
     }
 
+    /// The keys that renewals by `strategy` need and that are not set, each with its
+    /// variable: `angel.pin (ANGEL_PIN)`.
+    pub fn missing(&self, strategy: Strategy) -> Vec<&'static str> {
+        let blank = |s: Option<&str>| s.is_none_or(|s| s.trim().is_empty());
+        let mut missing = Vec::new();
+        if blank(Some(&self.api_key)) {
+            missing.push("angel.api_key (ANGEL_API_KEY)");
+        }
+        if strategy == Strategy::Totp {
+            if blank(self.client_code.as_deref()) {
+                missing.push("angel.client_code (ANGEL_CLIENT_CODE)");
+            }
+            if blank(self.pin.as_ref().map(Secret::expose)) {
+                missing.push("angel.pin (ANGEL_PIN)");
+            }
+            if self.totp_secret.is_none() {
+                missing.push("angel.totp_secret (ANGEL_TOTP_SECRET or angel.totp_secret_file)");
+            }
+        }
+        missing
+    }
+
     /// The API key, or what to set: nothing is sent without it.
     fn api_key(&self) -> Result<&str, ApiError> {
         if self.api_key.trim().is_empty() {
