@@ -227,7 +227,7 @@ impl AngelClient {
         let req = self
             .request(reqwest::Method::POST, LOGIN_PATH, api_key, None)?
             .body(body.to_string());
-        let answer = self.send(req, "login").await.map_err(refusal)?;
+        let answer = self.send_refusable(req, "login").await?;
         read_session(&answer, "login")
     }
 
@@ -244,7 +244,7 @@ impl AngelClient {
         let req = self
             .request(reqwest::Method::POST, REFRESH_PATH, api_key, Some(current))?
             .body(body.to_string());
-        let answer = self.send(req, "token refresh").await.map_err(refusal)?;
+        let answer = self.send_refusable(req, "token refresh").await?;
         read_session(&answer, "token refresh")
     }
 
@@ -283,6 +283,26 @@ impl AngelClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiError> {
+        self.send_reading(req, what, &self.invalid_codes).await
+    }
+
+    /// A login or a refresh: no code marks a token dead there, so a "dead token" code is a
+    /// refusal of the request, with the status it came with; it says nothing of the token in
+    /// the file.
+    async fn send_refusable(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Value, ApiError> {
+        self.send_reading(req, what, &[]).await
+    }
+
+    async fn send_reading(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+        invalid_codes: &[String],
+    ) -> Result<Value, ApiError> {
         let answer::Received {
             status,
             retry_after,
@@ -295,22 +315,8 @@ impl AngelClient {
             retry_after,
             &content_type,
             &bytes,
-            &self.invalid_codes,
+            invalid_codes,
         )
-    }
-}
-
-/// At a login or a refresh, a "dead token" code is a refusal of the request: it says nothing
-/// of the token in the file.
-fn refusal(e: ApiError) -> ApiError {
-    match e {
-        ApiError::Invalid { code, message, .. } => ApiError::Rejected {
-            broker: Broker::Angel,
-            status: 200,
-            code,
-            message,
-        },
-        other => other,
     }
 }
 
@@ -687,12 +693,32 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_token_code_at_login_or_refresh_is_a_refusal() {
-        let e = refusal(c(200, &camel("AG8001", "Invalid Token")).unwrap_err());
-        assert!(
-            matches!(e, ApiError::Rejected { ref code, .. } if code.as_deref() == Some("AG8001"))
+    fn with_no_dead_token_codes_as_at_a_login_every_refusal_is_a_refusal() {
+        let at_login = |status: u16, body: &str| {
+            classify(
+                "login",
+                status,
+                None,
+                "application/json",
+                body.as_bytes(),
+                &[],
+            )
+        };
+        let e = at_login(401, &camel("AG8001", "Invalid Token")).unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Rejected {
+                broker: Broker::Angel,
+                status: 401,
+                code: Some("AG8001".into()),
+                message: "Invalid Token".into()
+            }
         );
-        let t = refusal(c(500, "").unwrap_err());
-        assert!(t.is_transient());
+        assert!(at_login(500, "").unwrap_err().is_transient());
+        assert!(
+            at_login(200, &lower("AB1004", "x"))
+                .unwrap_err()
+                .is_transient()
+        );
     }
 }
