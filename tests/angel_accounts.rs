@@ -226,3 +226,56 @@ async fn a_wrong_pin_is_tried_once_and_the_message_says_what_to_do() {
     leaks.assert_clean();
     server.shutdown().await;
 }
+
+#[test]
+fn simulate_broker_angel_prints_what_an_account_needs_and_refresh_logs_in_against_it() {
+    let mut sb = Sandbox::new();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut sim = sb.spawn(&["simulate", "--broker", "angel", "--listen", &listen]);
+    let title = sim.line_with("Angel One simulator listening on");
+    assert!(title.contains(&listen), "{title}");
+    let export = sim.line_with("export ");
+    let vars: Vec<(String, String)> = export
+        .trim()
+        .trim_start_matches("export ")
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TOKENWATCH__ANGEL__API_BASE",
+            "ANGEL_API_KEY",
+            "ANGEL_CLIENT_CODE",
+            "ANGEL_PIN",
+            "ANGEL_TOTP_SECRET"
+        ],
+        "{export}"
+    );
+    for (k, v) in &vars {
+        sb.set_env(k, v.clone());
+    }
+    sb.write_yaml("broker: angel\ntoken:\n  path: angel_token.json\n  backups: []\n");
+    let out = sb.run(&["refresh"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    out.assert_stdout("Renewed: a new token was verified and stored.");
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(sb.root.join("config/angel_token.json")).unwrap())
+            .unwrap();
+    assert_eq!(stored["broker"], "angel", "{stored}");
+    // An Angel One login has no browser page to approve.
+    let refused = sb.run(&[
+        "simulate",
+        "--broker",
+        "angel",
+        "--auto-approve",
+        "--listen",
+        &format!("127.0.0.1:{}", common::free_port()),
+    ]);
+    assert_eq!(refused.code, Some(3), "{}", refused.all());
+    refused.assert_stderr("PIN and a TOTP code");
+    drop(sim);
+}
