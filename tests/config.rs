@@ -386,7 +386,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "bogus_section: {}\n",
             Some("bogus_section"),
-            "unknown key; expected one of: broker, upstox, kite, fyers, token",
+            "unknown key; expected one of: broker, upstox, kite, fyers, angel, token",
         ),
         (
             "monitor:\n  max_retries: lots\n",
@@ -426,7 +426,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "accounts:\n  alt:\n    monitor: {}\n",
             Some("accounts.alt.monitor"),
-            "expected one of: broker, upstox, kite, fyers, token, renew",
+            "expected one of: broker, upstox, kite, fyers, angel, token, renew",
         ),
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
@@ -710,13 +710,14 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
     for b in ["kite", "fyers", "angel", "dhan"] {
         assert!(e.message.contains(b), "the valid ones are listed: {e}");
     }
-    for b in ["angel", "dhan"] {
+    {
+        let b = "dhan";
         f.write("config/tokenwatch.yaml", &format!("broker: {b}\n"));
         let e = f.err();
         assert_eq!(e.key.as_deref(), Some("broker"), "{e}");
         assert_eq!(
             e.message,
-            format!("tokenwatch does not support {b} yet (supported: upstox, kite, fyers)")
+            format!("tokenwatch does not support {b} yet (supported: upstox, kite, fyers, angel)")
         );
         f.write(
             "config/tokenwatch.yaml",
@@ -883,4 +884,135 @@ fn a_fyers_account_has_its_own_section_file_and_keys() {
     );
     let e = f.err();
     assert_eq!(e.key.as_deref(), Some("renew.strategy"), "{e}");
+}
+
+#[test]
+fn an_angel_account_has_its_own_section_file_keys_and_totp_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    const PIN: &str = "PIN-ANGEL-7Qz";
+    const SECRET: &str = "KRUGKIDROVUWG2ZAMJZG653OEBTG66BAN5SCA";
+    let mut f = Fixture::new();
+    f.write("config/tokenwatch.yaml", "broker: angel\n");
+    let c = f.load().unwrap();
+    assert_eq!(c.account.broker, Broker::Angel);
+    assert_eq!(c.account.renew.strategy, Strategy::Totp);
+    assert_token_files(&f, &c, "angel_token.json");
+    let a = &c.account.angel;
+    assert_eq!(a.api_base.as_str(), "https://apiconnect.angelone.in/");
+    assert_eq!(a.invalid_codes, ["AG8001", "AG8002", "AG8003", "AB1010"]);
+    assert_eq!(
+        (
+            a.client_local_ip.as_str(),
+            a.client_public_ip.as_str(),
+            a.mac_address.as_str()
+        ),
+        ("127.0.0.1", "106.193.147.98", "00:00:00:00:00:00")
+    );
+    // No browser login: the message says what the account does instead.
+    let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+    assert!(e.contains("no browser login") && e.contains("totp"), "{e}");
+    let user = tokenwatch::brokers::AngelUser::of(a);
+    assert_eq!(user.missing(Strategy::Totp).len(), 4);
+    assert_eq!(
+        user.missing(Strategy::RefreshToken),
+        ["angel.api_key (ANGEL_API_KEY)"]
+    );
+
+    // The keys from the environment, the secrets masked.
+    f.set("ANGEL_API_KEY", "angel-key");
+    f.set("ANGEL_CLIENT_CODE", "A123456");
+    f.set("ANGEL_PIN", PIN);
+    f.set("ANGEL_TOTP_SECRET", SECRET);
+    let c = f.load().unwrap();
+    let a = &c.account.angel;
+    assert_eq!(a.api_key.as_deref(), Some("angel-key"));
+    assert_eq!(a.client_code.as_deref(), Some("A123456"));
+    assert_eq!(a.pin.as_ref().unwrap().expose(), PIN);
+    assert_eq!(a.totp_secret.as_ref().unwrap().expose(), SECRET);
+    assert!(
+        tokenwatch::brokers::AngelUser::of(a)
+            .missing(Strategy::Totp)
+            .is_empty()
+    );
+    let shown = c.to_masked_yaml();
+    assert!(!shown.contains(PIN) && !shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("broker: angel"), "{shown}");
+    assert!(!format!("{c:?}").contains(PIN) && !format!("{c:?}").contains(SECRET));
+
+    // A TOTP secret that cannot make codes is refused now, not at the morning's login.
+    f.set("ANGEL_TOTP_SECRET", "not base32 at all! 0189");
+    let e = f.err();
+    assert_error(
+        &e,
+        "environment variable ANGEL_TOTP_SECRET",
+        Some("angel.totp_secret"),
+        "not base32",
+    );
+    assert!(!e.to_string().contains("0189"), "{e}");
+
+    // Or from a private file beside the configuration, relative to it.
+    f.env.remove("ANGEL_TOTP_SECRET");
+    let file = f.write("config/angel.totp", &format!("{SECRET}\n"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: angel\nangel:\n  totp_secret_file: angel.totp\n",
+    );
+    let c = f.load().unwrap();
+    assert_eq!(
+        c.account.angel.totp_secret.as_ref().unwrap().expose(),
+        SECRET
+    );
+    assert_eq!(c.account.angel.totp_secret_file.as_deref(), Some(&*file));
+    assert!(!c.to_masked_yaml().contains(SECRET));
+    // Readable by others: refused, saying what to run.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("angel.totp_secret_file"), "{e}");
+    assert!(e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A file whose secret cannot make codes.
+    f.write("config/angel.totp", "0000 1111\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("angel.totp_secret_file"), "{e}");
+    assert!(
+        e.message.contains("not base32") && !e.message.contains("1111"),
+        "{e}"
+    );
+    f.write("config/angel.totp", &format!("{SECRET}\n"));
+    // Both the secret and the file: one too many.
+    f.set("ANGEL_TOTP_SECRET", SECRET);
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("angel.totp_secret_file"), "{e}");
+    assert!(e.message.contains("both set"), "{e}");
+    f.env.remove("ANGEL_TOTP_SECRET");
+
+    // An Angel One account beside the Upstox one, with its own codes, headers and file.
+    f.env.remove("ANGEL_PIN");
+    f.write(
+        "config/tokenwatch.yaml",
+        "accounts:\n  ao:\n    broker: angel\n    angel:\n      totp_secret_file: angel.totp\n      invalid_codes: [AG8001]\n      client_public_ip: 203.0.113.9\n",
+    );
+    let c = f.load().unwrap();
+    let ao = &c.accounts["ao"];
+    assert_eq!(ao.broker, Broker::Angel);
+    assert_eq!(ao.renew.strategy, Strategy::Totp);
+    assert_eq!(ao.angel.invalid_codes, ["AG8001"]);
+    assert_eq!(ao.angel.client_public_ip, "203.0.113.9");
+    assert_eq!(ao.angel.totp_secret.as_ref().unwrap().expose(), SECRET);
+    assert_eq!(ao.token.path.file_name().unwrap(), "angel_token.json");
+    assert_ne!(ao.token.path, c.accounts["default"].token.path);
+    assert_eq!(c.accounts["default"].broker, Broker::Upstox);
+    // Angel One has no browser login.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: angel\nrenew:\n  strategy: browser\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("renew.strategy"), "{e}");
+    assert!(
+        e.message.contains("totp, refresh-token, command, none"),
+        "{e}"
+    );
 }

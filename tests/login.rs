@@ -257,6 +257,7 @@ impl SimHost {
             broker: Default::default(),
             kite: Default::default(),
             fyers: Default::default(),
+            angel: Default::default(),
             name: name.into(),
             upstox: UpstoxConfig {
                 client_id: Some(CLIENT_ID.into()),

@@ -742,3 +742,32 @@ fn closing_the_terminal_ends_the_dashboard_cleanly() {
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn the_demo_shows_an_angel_one_tab_whose_token_came_from_the_totp_login() {
+    let term = Term::demo(
+        "angel",
+        &["--expires-in", "5m", "--brokers", "upstox,angel"],
+        false,
+    );
+    term.wait_until(
+        "an Angel One tab beside the Upstox one, both checked",
+        |s| {
+            s.contains("angel  HEALTHY")
+                && log_rows(s)
+                    .iter()
+                    .any(|r| r.contains("[angel] Token valid"))
+        },
+    );
+    term.keys(&["Tab"]);
+    let screen = term.wait_until("the Angel One tab", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|h| h.contains("tokenwatch · angel"))
+    });
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("Angel S1234567 Jane Doe") && header.contains("HEALTHY"),
+        "the Angel One tab's header names the holder its login's profile gave:\n{screen}"
+    );
+}

@@ -2,6 +2,7 @@
 //! rule for when a day's token dies; the worker, the login and the notifier reach them
 //! through this module ([`Broker`], [`BrokerClient`]), never a broker's endpoints directly.
 
+pub mod angel;
 pub mod answer;
 pub mod fyers;
 pub mod kite;
@@ -47,7 +48,7 @@ impl Broker {
     ];
 
     /// The brokers this tokenwatch can log in to and check.
-    pub const SUPPORTED: [Broker; 3] = [Broker::Upstox, Broker::Kite, Broker::Fyers];
+    pub const SUPPORTED: [Broker; 4] = [Broker::Upstox, Broker::Kite, Broker::Fyers, Broker::Angel];
 
     /// The name in configuration files, token files and JSON: `upstox`, `kite`, ...
     pub fn as_str(self) -> &'static str {
@@ -288,6 +289,92 @@ pub enum BrokerClient {
         /// `fyers.secret_key` and `fyers.pin`, for the refresh grant.
         refresh_keys: Option<(Secret, Secret)>,
     },
+    /// Angel One's SmartAPI, with the app's API key and the user who logs in.
+    Angel {
+        /// The client.
+        client: angel::client::AngelClient,
+        /// `angel.api_key`, `angel.client_code`, `angel.pin`, `angel.totp_secret`.
+        user: AngelUser,
+    },
+}
+
+/// What an Angel One account logs in with. `Debug` shows the client code only: the API key
+/// travels as `X-PrivateKey`, and the PIN and TOTP secret are secrets.
+#[derive(Clone, Default)]
+pub struct AngelUser {
+    /// `angel.api_key`, sent as `X-PrivateKey`.
+    pub api_key: String,
+    /// `angel.client_code`.
+    pub client_code: Option<String>,
+    /// `angel.pin`.
+    pub pin: Option<Secret>,
+    /// `angel.totp_secret` (or the file's).
+    pub totp_secret: Option<Secret>,
+}
+
+impl std::fmt::Debug for AngelUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AngelUser")
+            .field("client_code", &self.client_code)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AngelUser {
+    /// The user of `account`'s `angel:` section.
+    pub fn of(a: &crate::config::AngelConfig) -> AngelUser {
+        AngelUser {
+            api_key: a.api_key.clone().unwrap_or_default(),
+            client_code: a.client_code.clone(),
+            pin: a.pin.clone(),
+            totp_secret: a.totp_secret.clone(),
+        }
+    }
+
+    /// The keys that renewals by `strategy` need and that are not set, each with its
+    /// variable: `angel.pin (ANGEL_PIN)`.
+    pub fn missing(&self, strategy: Strategy) -> Vec<&'static str> {
+        let blank = |s: Option<&str>| s.is_none_or(|s| s.trim().is_empty());
+        let mut missing = Vec::new();
+        if blank(Some(&self.api_key)) {
+            missing.push("angel.api_key (ANGEL_API_KEY)");
+        }
+        if strategy == Strategy::Totp {
+            if blank(self.client_code.as_deref()) {
+                missing.push("angel.client_code (ANGEL_CLIENT_CODE)");
+            }
+            if blank(self.pin.as_ref().map(Secret::expose)) {
+                missing.push("angel.pin (ANGEL_PIN)");
+            }
+            if self.totp_secret.is_none() {
+                missing.push("angel.totp_secret (ANGEL_TOTP_SECRET or angel.totp_secret_file)");
+            }
+        }
+        missing
+    }
+
+    /// The API key, or what to set: nothing is sent without it.
+    fn api_key(&self) -> Result<&str, ApiError> {
+        if self.api_key.trim().is_empty() {
+            return Err(angel_unset(
+                "angel.api_key",
+                "ANGEL_API_KEY",
+                "your SmartAPI app's API key",
+            ));
+        }
+        Ok(&self.api_key)
+    }
+}
+
+/// "angel.pin is not set; set ANGEL_PIN or angel.pin to your Angel One PIN": a refusal that
+/// sent nothing.
+fn angel_unset(key: &str, var: &str, what: &str) -> ApiError {
+    ApiError::Rejected {
+        broker: Broker::Angel,
+        status: 0,
+        code: None,
+        message: format!("{key} is not set; set {var} or {key} to {what}"),
+    }
 }
 
 impl BrokerClient {
@@ -302,6 +389,17 @@ impl BrokerClient {
                     client: fyers::client::FyersClient::new(&f.api_base, &f.invalid_codes)?,
                     client_id: f.client_id.clone().unwrap_or_default(),
                     refresh_keys: f.secret_key.clone().zip(f.pin.clone()),
+                });
+            }
+            Broker::Angel => {
+                let a = &account.angel;
+                return Ok(BrokerClient::Angel {
+                    client: angel::client::AngelClient::new(
+                        &a.api_base,
+                        &a.invalid_codes,
+                        &a.client_headers(),
+                    )?,
+                    user: AngelUser::of(a),
                 });
             }
             _ => "",
@@ -325,6 +423,17 @@ impl BrokerClient {
                 client_id: api_key.to_string(),
                 refresh_keys: None,
             }),
+            Broker::Angel => Ok(BrokerClient::Angel {
+                client: angel::client::AngelClient::new(
+                    api_base,
+                    &[],
+                    &angel::client::ClientHeaders::default(),
+                )?,
+                user: AngelUser {
+                    api_key: api_key.to_string(),
+                    ..AngelUser::default()
+                },
+            }),
             other => Err(unsupported(other)),
         }
     }
@@ -335,6 +444,7 @@ impl BrokerClient {
             BrokerClient::Upstox(_) => Broker::Upstox,
             BrokerClient::Kite { .. } => Broker::Kite,
             BrokerClient::Fyers { .. } => Broker::Fyers,
+            BrokerClient::Angel { .. } => Broker::Angel,
         }
     }
 
@@ -342,7 +452,9 @@ impl BrokerClient {
     pub fn upstox(&self) -> Option<&upstox::client::UpstoxClient> {
         match self {
             BrokerClient::Upstox(c) => Some(c),
-            BrokerClient::Kite { .. } | BrokerClient::Fyers { .. } => None,
+            BrokerClient::Kite { .. } | BrokerClient::Fyers { .. } | BrokerClient::Angel { .. } => {
+                None
+            }
         }
     }
 
@@ -383,6 +495,15 @@ impl BrokerClient {
                 }
                 client.profile(client_id, token).await
             }
+            BrokerClient::Angel { client, user } => {
+                // Without the API key Angel One refuses every call; asking anyway could read
+                // as a dead token when it is the configuration that is wrong.
+                let api_key = user.api_key().map_err(|e| ApiError::Transient {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })?;
+                client.profile(api_key, token).await
+            }
         }
     }
 
@@ -405,6 +526,8 @@ impl BrokerClient {
                 &login.redirect_uri,
                 state,
             ),
+            // No browser login: LoginApp::for_account refuses first; this is never opened.
+            BrokerClient::Angel { .. } => login.login_base.clone(),
         }
     }
 
@@ -418,6 +541,7 @@ impl BrokerClient {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_callback(query, state),
             BrokerClient::Kite { .. } => kite::login::read_callback(query, state),
             BrokerClient::Fyers { .. } => fyers::login::read_callback(query, state),
+            BrokerClient::Angel { .. } => Err(crate::auth::oauth::CallbackProblem::NoCode),
         }
     }
 
@@ -431,6 +555,7 @@ impl BrokerClient {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_pasted(text, state),
             BrokerClient::Kite { .. } => kite::login::read_pasted(text, state),
             BrokerClient::Fyers { .. } => fyers::login::read_pasted(text, state),
+            BrokerClient::Angel { .. } => Err(crate::auth::oauth::CallbackProblem::NotAnAddress),
         }
     }
 
@@ -482,9 +607,19 @@ impl BrokerClient {
                     ..fyers_session(session)
                 })
             }
+            BrokerClient::Angel { .. } => Err(ApiError::Rejected {
+                broker: Broker::Angel,
+                status: 0,
+                code: None,
+                message: NO_BROWSER_LOGIN.into(),
+            }),
         }
     }
 }
+
+/// Why an Angel One account has no browser login, and what it does instead.
+const NO_BROWSER_LOGIN: &str = "Angel One has no browser login: tokenwatch logs in through its API \
+     with the PIN and a TOTP code; set renew.strategy: totp and run tokenwatch refresh";
 
 /// How [`BrokerClient::renew`] renews a token without a browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,6 +677,9 @@ impl BrokerClient {
                     .await
                     .map(fyers_session)
             }
+            (BrokerClient::Angel { client, user }, how) => {
+                angel_renew(client, user, how, with).await
+            }
             _ => Err(not_this_way(self.broker(), how)),
         }
     }
@@ -569,6 +707,108 @@ fn missing_key(broker: Broker, what: &str) -> ApiError {
         status: 0,
         code: None,
         message: what.to_string(),
+    }
+}
+
+/// Angel One's headless renewals: the TOTP login, or `generateTokens` with the refresh
+/// token. A missing key is named before anything is sent.
+async fn angel_renew(
+    client: &angel::client::AngelClient,
+    user: &AngelUser,
+    how: Headless,
+    with: Renewing<'_>,
+) -> Result<Session, ApiError> {
+    let api_key = user.api_key()?;
+    let session = match how {
+        Headless::Totp => {
+            let client_code = user.client_code.as_deref().filter(|c| !c.trim().is_empty());
+            let client_code = client_code.ok_or_else(|| {
+                angel_unset(
+                    "angel.client_code",
+                    "ANGEL_CLIENT_CODE",
+                    "your Angel One client code",
+                )
+            })?;
+            let pin = user
+                .pin
+                .as_ref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| angel_unset("angel.pin", "ANGEL_PIN", "your Angel One PIN"))?;
+            let unset_secret = || {
+                angel_unset(
+                    "angel.totp_secret",
+                    "ANGEL_TOTP_SECRET",
+                    "the TOTP secret Angel One showed when you enabled TOTP (or set \
+                     angel.totp_secret_file)",
+                )
+            };
+            let secret = user.totp_secret.as_ref().ok_or_else(unset_secret)?;
+            let code = totp::code(secret, with.now).map_err(|e| ApiError::Rejected {
+                broker: Broker::Angel,
+                status: 0,
+                code: None,
+                message: format!("angel.totp_secret cannot make codes: {e}"),
+            })?;
+            client
+                .login(api_key, client_code, pin, &code)
+                .await
+                .map_err(|e| {
+                    with_hint(
+                        e,
+                        "check angel.client_code, angel.pin and angel.totp_secret (and the \
+                         machine's clock); a refused login is not tried again, as repeated \
+                         wrong PINs can lock the account",
+                    )
+                })?
+        }
+        Headless::RefreshToken => {
+            let (Some(current), Some(refresh)) = (with.current, with.refresh_token) else {
+                return Err(ApiError::Rejected {
+                    broker: Broker::Angel,
+                    status: 0,
+                    code: None,
+                    message: format!(
+                        "there is no token and refresh token from an earlier login to renew \
+                         with; {}",
+                        angel::LOG_IN_AGAIN
+                    ),
+                });
+            };
+            client
+                .generate_tokens(api_key, current, refresh)
+                .await
+                .map_err(|e| with_hint(e, angel::LOG_IN_AGAIN))?
+        }
+    };
+    Ok(Session {
+        // The JWT's `iat` and `exp` date it; who it is for comes from the profile check
+        // the renewal makes next.
+        issued_at: None,
+        access_token: session.access_token,
+        refresh_token: session.refresh_token,
+        expires_at: None,
+        extended_token: None,
+        user_id: None,
+        user_name: None,
+        email: None,
+    })
+}
+
+/// A refusal's message with what to do next; other errors as they are.
+fn with_hint(e: ApiError, hint: &str) -> ApiError {
+    match e {
+        ApiError::Rejected {
+            broker,
+            status,
+            code,
+            message,
+        } => ApiError::Rejected {
+            broker,
+            status,
+            code,
+            message: format!("{message}; {hint}"),
+        },
+        other => other,
     }
 }
 
@@ -640,6 +880,7 @@ pub fn api_base(account: &crate::config::AccountConfig) -> &Url {
     match account.broker {
         Broker::Kite => &account.kite.api_base,
         Broker::Fyers => &account.fyers.api_base,
+        Broker::Angel => &account.angel.api_base,
         _ => &account.upstox.api_base,
     }
 }
@@ -708,6 +949,7 @@ impl LoginApp {
                     login_base: f.login_base.clone(),
                 })
             }
+            Broker::Angel => Err(NO_BROWSER_LOGIN.into()),
             other => Err(unsupported(other).to_string()),
         }
     }
@@ -732,7 +974,7 @@ fn unsupported(broker: Broker) -> ApiError {
     }
 }
 
-/// "tokenwatch does not support dhan yet (supported: upstox, kite, fyers)".
+/// "tokenwatch does not support dhan yet (supported: upstox, kite, fyers, angel)".
 pub fn unsupported_text(broker: Broker) -> String {
     format!(
         "tokenwatch does not support {} yet (supported: {})",
@@ -827,7 +1069,7 @@ mod tests {
         assert_eq!(Broker::Upstox.rule_name(), "the 03:30 IST rule");
         assert_eq!(
             unsupported_text(Broker::Dhan),
-            "tokenwatch does not support dhan yet (supported: upstox, kite, fyers)"
+            "tokenwatch does not support dhan yet (supported: upstox, kite, fyers, angel)"
         );
         let e = ApiError::Invalid {
             broker: Broker::Kite,

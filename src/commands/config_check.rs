@@ -12,6 +12,21 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                     eprintln!("{note}");
                 }
             }
+            // Each Angel One account's keys: what its renewals need and lacks.
+            for a in config.accounts.values() {
+                if a.broker != crate::brokers::Broker::Angel {
+                    continue;
+                }
+                let missing = crate::brokers::AngelUser::of(&a.angel).missing(a.renew.strategy);
+                if !missing.is_empty() {
+                    eprintln!(
+                        "note: account \"{}\" (Angel One, renew.strategy {}) cannot log in without: {}; set them in the configuration or the environment",
+                        a.name,
+                        a.renew.strategy,
+                        missing.join(", ")
+                    );
+                }
+            }
             let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
             for warning in config.calendar().coverage_warnings(today) {
                 eprintln!("{warning}");

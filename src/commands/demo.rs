@@ -2,7 +2,8 @@
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 //! `--brokers upstox,kite` adds a Zerodha Kite account beside the Upstox one, against the
 //! Kite simulator: two tabs, each account by its own broker's rules. `fyers` adds a Fyers
-//! account against the Fyers simulator the same way.
+//! account against the Fyers simulator the same way, and `angel` an Angel One account whose
+//! first token comes from the TOTP login against the Angel One simulator, as its renewals do.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -46,9 +47,10 @@ pub(super) fn run(args: &DemoArgs) -> u8 {
 struct Extra {
     kite: bool,
     fyers: bool,
+    angel: bool,
 }
 
-/// `--brokers`: `upstox` (the default) and optionally `kite` and `fyers`.
+/// `--brokers`: `upstox` (the default) and optionally `kite`, `fyers` and `angel`.
 fn parse_brokers(list: &str) -> Result<Extra, String> {
     let mut extra = Extra::default();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -56,9 +58,10 @@ fn parse_brokers(list: &str) -> Result<Extra, String> {
             Some(crate::brokers::Broker::Upstox) => {}
             Some(crate::brokers::Broker::Kite) => extra.kite = true,
             Some(crate::brokers::Broker::Fyers) => extra.fyers = true,
+            Some(crate::brokers::Broker::Angel) => extra.angel = true,
             _ => {
                 return Err(format!(
-                    "--brokers: the demo has simulators for upstox, kite and fyers, not {name:?}"
+                    "--brokers: the demo has simulators for upstox, kite, fyers and angel, not {name:?}"
                 ));
             }
         }
@@ -108,6 +111,7 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
         broker: crate::brokers::Broker::Upstox,
         kite: Default::default(),
         fyers: Default::default(),
+        angel: Default::default(),
         upstox: UpstoxConfig {
             client_id: Some(sim_config.client_id.clone()),
             client_secret: Some(crate::secret::Secret::new(sim_config.client_secret.clone())),
@@ -177,6 +181,20 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
             }
         }
     }
+    // The Angel One account: its first token from the TOTP login, living 6 minutes longer.
+    let mut angel_server = None;
+    if extra.angel {
+        match angel_account(dir.path(), expires_in + Duration::from_secs(360)).await {
+            Ok((angel, server)) => {
+                accounts.insert(angel.name.clone(), angel);
+                angel_server = Some(server);
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        }
+    }
     let config = Config {
         sources: Sources {
             relative_to: dir.path().to_path_buf(),
@@ -207,6 +225,9 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
     }
     if let Some(f) = fyers_server {
         f.shutdown().await;
+    }
+    if let Some(a) = angel_server {
+        a.shutdown().await;
     }
     code
 }
@@ -305,6 +326,7 @@ async fn kite_account(
         },
         upstox: UpstoxConfig::default(),
         fyers: Default::default(),
+        angel: Default::default(),
         token: demo_token(&path),
         renew: RenewConfig {
             strategy: Strategy::None,
@@ -362,6 +384,7 @@ async fn fyers_account(
             login_base: server.base_url.clone(),
             ..Default::default()
         },
+        angel: Default::default(),
         upstox: UpstoxConfig::default(),
         token: demo_token(&path),
         renew: RenewConfig {
@@ -381,6 +404,73 @@ async fn fyers_account(
     Ok((account, server))
 }
 
+/// The demo's Angel One account `angel` against an Angel One simulator: renewed by the TOTP
+/// login (no browser), its first token obtained the same way and stored with its refresh
+/// token.
+async fn angel_account(
+    dir: &std::path::Path,
+    lifetime: Duration,
+) -> Result<(AccountConfig, crate::brokers::angel::sim::SimServer), String> {
+    use crate::brokers::angel::sim::{SimConfig, Simulator};
+    use crate::brokers::{BrokerClient, Headless, Renewing};
+    use crate::secret::Secret;
+    let sim_config = SimConfig {
+        token_lifetime: Some(lifetime),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_config.clone(), Arc::new(SystemClock));
+    let server = sim
+        .serve("127.0.0.1:0".parse().expect("static address"))
+        .await
+        .map_err(|e| format!("cannot start the demo's Angel One simulator: {e}"))?;
+    let path = dir.join("angel_token.json");
+    let account = AccountConfig {
+        name: "angel".into(),
+        broker: crate::brokers::Broker::Angel,
+        kite: Default::default(),
+        fyers: Default::default(),
+        angel: crate::config::AngelConfig {
+            api_key: Some(sim_config.api_key.clone()),
+            client_code: Some(sim_config.client_code.clone()),
+            pin: Some(Secret::new(sim_config.pin.clone())),
+            totp_secret: Some(Secret::new(sim_config.totp_secret.clone())),
+            api_base: server.base_url.clone(),
+            ..Default::default()
+        },
+        upstox: UpstoxConfig::default(),
+        token: demo_token(&path),
+        renew: RenewConfig {
+            strategy: Strategy::Totp,
+            ..RenewConfig::default()
+        },
+    };
+    let failed = |e: crate::brokers::ApiError| format!("the demo's Angel One login failed: {e}");
+    let client = BrokerClient::for_account(&account).map_err(failed)?;
+    let now = chrono::Utc::now();
+    let session = client
+        .renew(
+            Headless::Totp,
+            Renewing {
+                current: None,
+                refresh_token: None,
+                now,
+            },
+        )
+        .await
+        .map_err(failed)?;
+    let mut first = crate::brokers::session_token(account.broker, session, now, "totp")
+        .ok_or("the demo's Angel One token says nothing of when it ends")?;
+    let who = client.profile(&first.access_token).await.map_err(failed)?;
+    first.user_id = who.user_id;
+    first.user_name = who.user_name;
+    first.email = who.email;
+    TokenStore::new(&account.token.path, account.token.backups.clone())
+        .with_broker(account.broker)
+        .write(&first)
+        .map_err(|e| format!("cannot write the demo's Angel One token: {e}"))?;
+    Ok((account, server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Extra, parse_brokers};
@@ -389,7 +479,7 @@ mod tests {
     fn brokers_name_the_simulators_the_demo_has() {
         let kite = Extra {
             kite: true,
-            fyers: false,
+            ..Extra::default()
         };
         assert_eq!(parse_brokers("upstox"), Ok(Extra::default()));
         assert_eq!(parse_brokers("upstox,kite"), Ok(kite));
@@ -398,7 +488,16 @@ mod tests {
             parse_brokers("upstox,kite,fyers"),
             Ok(Extra {
                 kite: true,
-                fyers: true
+                fyers: true,
+                angel: false
+            })
+        );
+        assert_eq!(
+            parse_brokers("upstox,kite,fyers,angel"),
+            Ok(Extra {
+                kite: true,
+                fyers: true,
+                angel: true
             })
         );
         let e = parse_brokers("upstox,dhan").unwrap_err();

@@ -1,5 +1,5 @@
 //! `tokenwatch simulate`: an embedded broker simulator (Upstox, or Kite with `--broker kite`,
-//! or Fyers with `--broker fyers`) on loopback, until Ctrl-C.
+//! Fyers with `--broker fyers`, or Angel One with `--broker angel`) on loopback, until Ctrl-C.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -27,6 +27,9 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
     }
     if args.broker == crate::brokers::Broker::Fyers {
         return rt.block_on(fyers(args));
+    }
+    if args.broker == crate::brokers::Broker::Angel {
+        return rt.block_on(angel(args));
     }
     rt.block_on(async {
         let config = SimConfig {
@@ -168,6 +171,65 @@ async fn fyers(args: &SimulateArgs) -> u8 {
             config.client_id, config.secret_key, config.pin
         ),
     );
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    0
+}
+
+/// `simulate --broker angel`: the Angel One SmartAPI stand-in. Its PIN and TOTP secret are
+/// the simulator's demo values, not anyone's secrets: printed so they can be configured.
+async fn angel(args: &SimulateArgs) -> u8 {
+    use crate::brokers::angel::sim::{SimConfig, Simulator};
+    if let Some(code) = no_notifier(args, "Angel One") {
+        return code;
+    }
+    if args.auto_approve {
+        eprintln!(
+            "tokenwatch: --auto-approve is for browser logins; Angel One logs in through its API with the PIN and a TOTP code"
+        );
+        return 3;
+    }
+    let config = SimConfig {
+        token_lifetime: args.token_lifetime,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
+    let server = match sim.serve(args.listen).await {
+        Ok(s) => s,
+        Err(e) => return cannot_listen(args, &e),
+    };
+    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+    println!("Angel One simulator listening on {base}");
+    for (name, value) in [
+        ("api_base", base.clone()),
+        ("api_key", config.api_key.clone()),
+        ("client_code", config.client_code.clone()),
+        ("pin", format!("{} (a simulator value)", config.pin)),
+        (
+            "totp_secret",
+            format!("{} (a simulator value)", config.totp_secret),
+        ),
+        ("user", format!("{} ({})", config.client_code, config.name)),
+        (
+            "tokens expire",
+            expiry(args, "24 hours after issue (the token's exp)"),
+        ),
+    ] {
+        println!("  {:<15}{value}", format!("{name}:"));
+    }
+    println!(
+        "  {:<15}through the API with the PIN and a TOTP code (no browser)",
+        "logins:"
+    );
+    println!();
+    println!("Point an Angel One account at it (broker: angel, renew.strategy: totp):");
+    println!(
+        "  export TOKENWATCH__ANGEL__API_BASE={base} ANGEL_API_KEY={} ANGEL_CLIENT_CODE={} ANGEL_PIN={} ANGEL_TOTP_SECRET={}",
+        config.api_key, config.client_code, config.pin, config.totp_secret
+    );
+    println!("Then get its first token with: tokenwatch refresh");
+    println!();
+    println!("Stop with Ctrl-C.");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     0

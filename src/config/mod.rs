@@ -30,6 +30,9 @@ pub const KITE_TOKEN_FILE: &str = "kite_token.json";
 /// The token file of a Fyers account that names none.
 pub const FYERS_TOKEN_FILE: &str = "fyers_token.json";
 
+/// The token file of an Angel One account that names none.
+pub const ANGEL_TOKEN_FILE: &str = "angel_token.json";
+
 /// A configuration problem: where it came from, which key, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
@@ -79,6 +82,8 @@ pub struct AccountConfig {
     pub kite: KiteConfig,
     /// The Fyers app.
     pub fyers: FyersConfig,
+    /// The Angel One app and user.
+    pub angel: AngelConfig,
     /// Where its token is written (paths absolute).
     pub token: TokenConfig,
     /// How it is renewed.
@@ -150,6 +155,7 @@ impl Config {
             upstox: &'a UpstoxConfig,
             kite: &'a KiteConfig,
             fyers: &'a FyersConfig,
+            angel: &'a AngelConfig,
             token: &'a TokenConfig,
             monitor: &'a MonitorConfig,
             renew: &'a RenewConfig,
@@ -168,6 +174,7 @@ impl Config {
             upstox: &self.account.upstox,
             kite: &self.account.kite,
             fyers: &self.account.fyers,
+            angel: &self.account.angel,
             token: &self.account.token,
             monitor: &self.monitor,
             renew: &self.account.renew,
@@ -378,6 +385,45 @@ fn strip_nulls(v: serde_yaml::Value) -> Option<serde_yaml::Value> {
     }
 }
 
+/// An Angel One account's TOTP secret: from `totp_secret`, or read from `totp_secret_file`
+/// (resolved like every path, private to its owner), never both; checked to make codes now,
+/// not at the morning's login. The error names the key, never the secret.
+fn angel_totp_secret(
+    angel: &mut AngelConfig,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<(), (&'static str, String)> {
+    if let Some(file) = angel.totp_secret_file.as_deref().map(resolve) {
+        if angel.totp_secret.is_some() {
+            return Err((
+                "totp_secret_file",
+                "angel.totp_secret and angel.totp_secret_file are both set; keep one (the file \
+                 keeps the secret out of the configuration)"
+                    .into(),
+            ));
+        }
+        let secret = crate::secret::read_secret_file(&file).map_err(|e| {
+            (
+                "totp_secret_file",
+                format!("{e} (the Angel One TOTP secret)"),
+            )
+        })?;
+        crate::brokers::totp::validate(&secret)
+            .map_err(|e| ("totp_secret_file", format!("{}: {e}", file.display())))?;
+        angel.totp_secret = Some(secret);
+        angel.totp_secret_file = Some(file);
+        return Ok(());
+    }
+    if let Some(secret) = &angel.totp_secret {
+        crate::brokers::totp::validate(secret).map_err(|e| {
+            (
+                "totp_secret",
+                format!("{e}; set ANGEL_TOTP_SECRET or angel.totp_secret to the secret Angel One showed when you enabled TOTP"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// One layer per environment variable that sets a key, highest last.
 fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
     let mut layers = Vec::new();
@@ -392,6 +438,11 @@ fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
         ("FYERS_SECRET_KEY", "fyers", "secret_key"),
         ("FYERS_PIN", "fyers", "pin"),
         ("FYERS_REDIRECT_URI", "fyers", "redirect_uri"),
+        ("ANGEL_API_KEY", "angel", "api_key"),
+        ("ANGEL_CLIENT_CODE", "angel", "client_code"),
+        ("ANGEL_PIN", "angel", "pin"),
+        ("ANGEL_TOTP_SECRET", "angel", "totp_secret"),
+        ("ANGEL_TOTP_SECRET_FILE", "angel", "totp_secret_file"),
     ];
     for (var, section, key) in named {
         if let Some(v) = env.get(var).filter(|v| !v.trim().is_empty()) {
@@ -665,7 +716,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
     };
 
     // The merged values, looked up once: the top level's sections and each account's.
-    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "fyers", "token", "renew"]
+    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "fyers", "angel", "token", "renew"]
         .into_iter()
         .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
         .collect();
@@ -720,6 +771,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                     upstox: section("upstox").extract_lossy().map_err(fail)?,
                     kite: section("kite").extract_lossy().map_err(fail)?,
                     fyers: section("fyers").extract_lossy().map_err(fail)?,
+                    angel: section("angel").extract_lossy().map_err(fail)?,
                     token: section("token").extract_lossy().map_err(fail)?,
                     renew: section("renew").extract_lossy().map_err(fail)?,
                 }
@@ -730,6 +782,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 upstox: raw.upstox.clone(),
                 kite: raw.kite.clone(),
                 fyers: raw.fyers.clone(),
+                angel: raw.angel.clone(),
                 token: raw.token.clone(),
                 renew: raw.renew.clone(),
             },
@@ -748,6 +801,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         let own_default_file = match broker {
             Broker::Kite => Some(KITE_TOKEN_FILE),
             Broker::Fyers => Some(FYERS_TOKEN_FILE),
+            Broker::Angel => Some(ANGEL_TOKEN_FILE),
             _ => None,
         };
         if let Some(file) = own_default_file.filter(|_| !token_key_set("path")) {
@@ -791,6 +845,21 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         }
         account.token.backups = backups;
         account.token.env_file = account.token.env_file.as_deref().map(resolve);
+        if broker == Broker::Angel {
+            let key = |k: &str| match own {
+                Some(_) => format!("accounts.{name}.angel.{k}"),
+                None => format!("angel.{k}"),
+            };
+            let origin = |k: &str| {
+                figment
+                    .find_metadata(&key(k))
+                    .or_else(|| figment.find_metadata(&format!("angel.{k}")))
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_else(|| unset_origin.clone())
+            };
+            angel_totp_secret(&mut account.angel, &resolve)
+                .map_err(|(k, message)| ConfigError::new(origin(k), Some(&key(k)), message))?;
+        }
         account.renew.calendar = calendar.clone();
         accounts.insert(name, account);
     }

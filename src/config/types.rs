@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub kite: KiteConfig,
     /// `fyers:` the Fyers API v3 app.
     pub fyers: FyersConfig,
+    /// `angel:` the Angel One SmartAPI app and user.
+    pub angel: AngelConfig,
     /// `token:` where the token is written.
     pub token: TokenConfig,
     /// `monitor:` checking and thresholds.
@@ -60,6 +62,8 @@ pub struct AccountOverride {
     pub kite: Option<KiteConfig>,
     /// Overrides of `fyers:`.
     pub fyers: Option<FyersConfig>,
+    /// Overrides of `angel:`.
+    pub angel: Option<AngelConfig>,
     /// Overrides of `token:`.
     pub token: Option<TokenConfig>,
     /// Overrides of `renew:`.
@@ -179,6 +183,74 @@ impl Default for FyersConfig {
             api_base: url::Url::parse("https://api-t1.fyers.in").expect("valid URL"),
             login_base: url::Url::parse("https://api-t1.fyers.in").expect("valid URL"),
             invalid_codes: crate::brokers::fyers::DEFAULT_INVALID_CODES.to_vec(),
+        }
+    }
+}
+
+/// `angel:` an Angel One SmartAPI app and the user who logs in with it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AngelConfig {
+    /// The SmartAPI app's API key (`X-PrivateKey`).
+    #[serde(deserialize_with = "opt_string")]
+    pub api_key: Option<String>,
+    /// The Angel One client code (user id) that logs in.
+    #[serde(deserialize_with = "opt_string")]
+    pub client_code: Option<String>,
+    /// The user's PIN. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub pin: Option<Secret>,
+    /// The base32 secret the TOTP codes are made from. Never printed or logged. When
+    /// `totp_secret_file` is set, the loaded configuration holds the file's secret here.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub totp_secret: Option<Secret>,
+    /// A file (mode 0600) holding the TOTP secret, instead of `totp_secret`.
+    #[serde(deserialize_with = "opt_path")]
+    pub totp_secret_file: Option<PathBuf>,
+    /// Angel One's API base URL; tests point it at a local stand-in.
+    #[serde(deserialize_with = "http_url")]
+    pub api_base: url::Url,
+    /// The Angel One error codes that mean the token is dead (uncertain; see the login docs).
+    pub invalid_codes: Vec<String>,
+    /// `X-ClientLocalIP` (what Angel One does with it is not documented).
+    pub client_local_ip: String,
+    /// `X-ClientPublicIP` (what Angel One does with it is not documented).
+    pub client_public_ip: String,
+    /// `X-MACAddress` (what Angel One does with it is not documented).
+    pub mac_address: String,
+}
+
+impl Default for AngelConfig {
+    fn default() -> Self {
+        use crate::brokers::angel;
+        AngelConfig {
+            api_key: None,
+            client_code: None,
+            pin: None,
+            totp_secret: None,
+            totp_secret_file: None,
+            api_base: url::Url::parse("https://apiconnect.angelone.in").expect("valid URL"),
+            invalid_codes: angel::DEFAULT_INVALID_CODES.map(String::from).to_vec(),
+            client_local_ip: angel::DEFAULT_LOCAL_IP.into(),
+            client_public_ip: angel::DEFAULT_PUBLIC_IP.into(),
+            mac_address: angel::DEFAULT_MAC_ADDRESS.into(),
+        }
+    }
+}
+
+impl AngelConfig {
+    /// The client-address headers these keys give.
+    pub fn client_headers(&self) -> crate::brokers::angel::client::ClientHeaders {
+        crate::brokers::angel::client::ClientHeaders {
+            local_ip: self.client_local_ip.clone(),
+            public_ip: self.client_public_ip.clone(),
+            mac_address: self.mac_address.clone(),
         }
     }
 }

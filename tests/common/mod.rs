@@ -81,6 +81,7 @@ impl Harness {
             broker: Default::default(),
             kite: Default::default(),
             fyers: Default::default(),
+            angel: Default::default(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),
                 ..UpstoxConfig::default()
