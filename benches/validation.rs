@@ -43,6 +43,7 @@ fn validation_round(c: &mut Criterion) {
             broker: Default::default(),
             kite: Default::default(),
             fyers: Default::default(),
+            dhan: Default::default(),
             name: "default".into(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),

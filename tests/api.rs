@@ -1891,6 +1891,7 @@ fn concurrent_scrapes_never_over_count() {
         broker: Default::default(),
         kite: Default::default(),
         fyers: Default::default(),
+        dhan: Default::default(),
         name: "default".into(),
         upstox: UpstoxConfig::default(),
         token: TokenConfig {

@@ -3,6 +3,7 @@
 //! through this module ([`Broker`], [`BrokerClient`]), never a broker's endpoints directly.
 
 pub mod answer;
+pub mod dhan;
 pub mod fyers;
 pub mod kite;
 pub mod totp;
@@ -47,7 +48,7 @@ impl Broker {
     ];
 
     /// The brokers this tokenwatch can log in to and check.
-    pub const SUPPORTED: [Broker; 3] = [Broker::Upstox, Broker::Kite, Broker::Fyers];
+    pub const SUPPORTED: [Broker; 4] = [Broker::Upstox, Broker::Kite, Broker::Fyers, Broker::Dhan];
 
     /// The name in configuration files, token files and JSON: `upstox`, `kite`, ...
     pub fn as_str(self) -> &'static str {
@@ -72,10 +73,12 @@ impl Broker {
     }
 
     /// How an engine sends this broker's token, for the token file's `token_type`:
-    /// `Bearer <token>` (Upstox, Fyers' JWT), `token <api_key>:<token>` (Kite).
+    /// `Bearer <token>` (Upstox, Fyers' JWT), `token <api_key>:<token>` (Kite), the bare token
+    /// in an `access-token` header (Dhan).
     pub fn token_type(self) -> &'static str {
         match self {
             Broker::Kite => "token",
+            Broker::Dhan => "access-token",
             _ => "Bearer",
         }
     }
@@ -279,6 +282,14 @@ pub enum BrokerClient {
         /// `fyers.client_id`.
         client_id: String,
     },
+    /// Dhan's API, with the account's `dhan:` section (the user's client id, the PIN and the
+    /// TOTP secret its headless renewals need).
+    Dhan {
+        /// The client.
+        client: dhan::client::DhanClient,
+        /// `dhan:`.
+        config: std::sync::Arc<crate::config::DhanConfig>,
+    },
 }
 
 impl BrokerClient {
@@ -294,13 +305,21 @@ impl BrokerClient {
                     client_id: f.client_id.clone().unwrap_or_default(),
                 });
             }
+            Broker::Dhan => {
+                let d = &account.dhan;
+                return Ok(BrokerClient::Dhan {
+                    client: dhan::client::DhanClient::new(&d.api_base, &d.invalid_codes)?,
+                    config: std::sync::Arc::new(d.clone()),
+                });
+            }
             _ => "",
         };
         BrokerClient::new(account.broker, api_base(account), api_key)
     }
 
     /// The client for `broker`'s API at `api_base` (the real one, or a simulator), for the
-    /// app whose API key is `api_key` (Kite names it in every call; Upstox does not).
+    /// app whose API key is `api_key` (Kite names it in every call; Upstox does not; for
+    /// Fyers it is the app id, for Dhan the user's client id).
     pub fn new(broker: Broker, api_base: &Url, api_key: &str) -> Result<BrokerClient, ApiError> {
         match broker {
             Broker::Upstox => Ok(BrokerClient::Upstox(upstox::client::UpstoxClient::new(
@@ -314,6 +333,14 @@ impl BrokerClient {
                 client: fyers::client::FyersClient::new(api_base, &[])?,
                 client_id: api_key.to_string(),
             }),
+            Broker::Dhan => Ok(BrokerClient::Dhan {
+                client: dhan::client::DhanClient::new(api_base, &[])?,
+                config: std::sync::Arc::new(crate::config::DhanConfig {
+                    client_id: Some(api_key.to_string()).filter(|k| !k.is_empty()),
+                    api_base: api_base.clone(),
+                    ..Default::default()
+                }),
+            }),
             other => Err(unsupported(other)),
         }
     }
@@ -324,6 +351,7 @@ impl BrokerClient {
             BrokerClient::Upstox(_) => Broker::Upstox,
             BrokerClient::Kite { .. } => Broker::Kite,
             BrokerClient::Fyers { .. } => Broker::Fyers,
+            BrokerClient::Dhan { .. } => Broker::Dhan,
         }
     }
 
@@ -331,7 +359,9 @@ impl BrokerClient {
     pub fn upstox(&self) -> Option<&upstox::client::UpstoxClient> {
         match self {
             BrokerClient::Upstox(c) => Some(c),
-            BrokerClient::Kite { .. } | BrokerClient::Fyers { .. } => None,
+            BrokerClient::Kite { .. } | BrokerClient::Fyers { .. } | BrokerClient::Dhan { .. } => {
+                None
+            }
         }
     }
 
@@ -370,12 +400,19 @@ impl BrokerClient {
                 }
                 client.profile(client_id, token).await
             }
+            BrokerClient::Dhan { client, config } => {
+                client
+                    .profile(config.client_id.as_deref().unwrap_or_default(), token)
+                    .await
+            }
         }
     }
 
-    /// The address the browser opens to log in, carrying `state`.
-    pub fn authorization_url(&self, login: &LoginApp, state: &Secret) -> Url {
-        match self {
+    /// The address the browser opens to log in, carrying `state` where the broker takes one.
+    /// Dhan's needs a call first (generate-consent), which can fail like any call; the others
+    /// are made here without one.
+    pub async fn login_address(&self, login: &LoginApp, state: &Secret) -> Result<Url, ApiError> {
+        let url = match self {
             BrokerClient::Upstox(_) => crate::auth::oauth::authorization_url(
                 &login.login_base,
                 &login.client_id,
@@ -392,7 +429,23 @@ impl BrokerClient {
                 &login.redirect_uri,
                 state,
             ),
-        }
+            // Dhan's login page is named by a consent made for the user with the app's key.
+            BrokerClient::Dhan { client, .. } => {
+                let user = login.user_id.as_deref().unwrap_or_default();
+                if user.is_empty() {
+                    return Err(not_sent(Broker::Dhan, dhan_missing("dhan.client_id")));
+                }
+                let app = dhan::client::DhanApp {
+                    app_id: &login.client_id,
+                    app_secret: &login.client_secret,
+                };
+                let consent = client
+                    .generate_consent(&login.login_base, user, app)
+                    .await?;
+                dhan::login::login_url(&login.login_base, &consent)
+            }
+        };
+        Ok(url)
     }
 
     /// Read what the browser brought back to the redirect address, checking `state`.
@@ -405,6 +458,7 @@ impl BrokerClient {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_callback(query, state),
             BrokerClient::Kite { .. } => kite::login::read_callback(query, state),
             BrokerClient::Fyers { .. } => fyers::login::read_callback(query, state),
+            BrokerClient::Dhan { .. } => dhan::login::read_callback(query, state),
         }
     }
 
@@ -418,6 +472,7 @@ impl BrokerClient {
             BrokerClient::Upstox(_) => crate::auth::oauth::read_pasted(text, state),
             BrokerClient::Kite { .. } => kite::login::read_pasted(text, state),
             BrokerClient::Fyers { .. } => fyers::login::read_pasted(text, state),
+            BrokerClient::Dhan { .. } => dhan::login::read_pasted(text, state),
         }
     }
 
@@ -474,8 +529,69 @@ impl BrokerClient {
                     email: who.email,
                 })
             }
+            BrokerClient::Dhan { client, .. } => {
+                let app = dhan::client::DhanApp {
+                    app_id: &login.client_id,
+                    app_secret: &login.client_secret,
+                };
+                let mut session = client.consume_consent(&login.login_base, code, app).await?;
+                // Whose session it is decides whether the login may keep it: when the answer
+                // does not say, the profile does.
+                if session.client_id.is_none() {
+                    let user = login.user_id.as_deref().unwrap_or_default();
+                    session.client_id = client
+                        .profile(user, &session.access_token)
+                        .await
+                        .ok()
+                        .and_then(|p| p.user_id);
+                }
+                Ok(dhan_session(session))
+            }
         }
     }
+}
+
+/// A Dhan session in the shape every login and renewal hands on: `expiryTime` is the claim
+/// (the JWT's `exp` also bounds it), the issue time is the call's.
+fn dhan_session(s: dhan::client::DhanSession) -> Session {
+    Session {
+        access_token: s.access_token,
+        extended_token: None,
+        user_id: s.client_id,
+        user_name: s.client_name,
+        email: None,
+        issued_at: None,
+        refresh_token: None,
+        expires_at: s.expires_at,
+    }
+}
+
+/// A request not sent for `message` (a key the configuration lacks, a token too old to use).
+fn not_sent(broker: Broker, message: String) -> ApiError {
+    ApiError::Rejected {
+        broker,
+        status: 0,
+        code: None,
+        message,
+    }
+}
+
+/// "dhan.pin is not set; set DHAN_PIN or dhan.pin to …": what to set for a missing Dhan key.
+pub fn dhan_missing(key: &str) -> String {
+    let (var, what) = match key {
+        "dhan.client_id" => (
+            "DHAN_CLIENT_ID",
+            "your Dhan client id (My Profile on web.dhan.co)",
+        ),
+        "dhan.api_key" => ("DHAN_API_KEY", "your Dhan app's API key"),
+        "dhan.api_secret" => ("DHAN_API_SECRET", "your Dhan app's API secret"),
+        "dhan.pin" => ("DHAN_PIN", "your Dhan login PIN"),
+        _ => (
+            "DHAN_TOTP_SECRET",
+            "the TOTP secret Dhan showed when you set up two-factor login (or name a 0600 file in dhan.totp_secret_file)",
+        ),
+    };
+    format!("{key} is not set; set {var} or {key} to {what}")
 }
 
 /// How [`BrokerClient::renew`] renews a token without a browser.
@@ -506,9 +622,63 @@ impl BrokerClient {
     /// [`ApiError::Rejected`], never [`ApiError::Invalid`]: a failed renewal says nothing
     /// about the token in the file.
     pub async fn renew(&self, how: Headless, with: Renewing<'_>) -> Result<Session, ApiError> {
-        let _ = with;
-        Err(not_this_way(self.broker(), how))
+        match self {
+            BrokerClient::Dhan { client, config } => dhan_renew(client, config, how, with).await,
+            _ => Err(not_this_way(self.broker(), how)),
+        }
     }
+}
+
+/// Dhan's headless renewals: the PIN and TOTP login, or RenewToken with the current token.
+/// Nothing is sent while a key is missing; the PIN and the code are in no message.
+async fn dhan_renew(
+    client: &dhan::client::DhanClient,
+    config: &crate::config::DhanConfig,
+    how: Headless,
+    with: Renewing<'_>,
+) -> Result<Session, ApiError> {
+    let missing = |key: &str| not_sent(Broker::Dhan, dhan_missing(key));
+    let client_id = config
+        .client_id
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| missing("dhan.client_id"))?;
+    let session = match how {
+        Headless::Totp => {
+            let pin = config.pin.as_ref().ok_or_else(|| missing("dhan.pin"))?;
+            let secret = dhan::totp_secret(config)
+                .map_err(|why| not_sent(Broker::Dhan, why))?
+                .ok_or_else(|| missing("dhan.totp_secret"))?;
+            let code = totp::code(&secret, with.now).map_err(|e| {
+                not_sent(
+                    Broker::Dhan,
+                    format!("{e}; correct dhan.totp_secret (or DHAN_TOTP_SECRET)"),
+                )
+            })?;
+            client
+                .generate_access_token(&config.login_base, client_id, pin, &code)
+                .await?
+        }
+        Headless::RefreshToken => {
+            let current = with.current.ok_or_else(|| {
+                not_sent(
+                    Broker::Dhan,
+                    "there is no Dhan token to renew; log in first (tokenwatch login)".into(),
+                )
+            })?;
+            let exp = crate::token::expiry::ExpiryEvidence::of_token_text(current.expose()).jwt_exp;
+            if exp.is_some_and(|exp| exp <= with.now) {
+                return Err(not_sent(
+                    Broker::Dhan,
+                    "the Dhan token has expired, and RenewToken renews only a live one; log in \
+                     again (tokenwatch login)"
+                        .into(),
+                ));
+            }
+            client.renew_token(client_id, current).await?
+        }
+    };
+    Ok(dhan_session(session))
 }
 
 /// "Zerodha Kite has no refresh-token renewal; use one of: browser, command, none".
@@ -579,6 +749,7 @@ pub fn api_base(account: &crate::config::AccountConfig) -> &Url {
     match account.broker {
         Broker::Kite => &account.kite.api_base,
         Broker::Fyers => &account.fyers.api_base,
+        Broker::Dhan => &account.dhan.api_base,
         _ => &account.upstox.api_base,
     }
 }
@@ -594,6 +765,9 @@ pub struct LoginApp {
     pub redirect_uri: Url,
     /// Where the login page is (Upstox: the API base; Kite: `kite.login_base`).
     pub login_base: Url,
+    /// The broker's id of the user who must log in, when the login has to check whose session
+    /// it got (Dhan's `dhanClientId`: its redirect carries no `state`).
+    pub user_id: Option<String>,
 }
 
 impl LoginApp {
@@ -611,6 +785,7 @@ impl LoginApp {
                     )?,
                     redirect_uri: u.redirect_uri.clone(),
                     login_base: u.api_base.clone(),
+                    user_id: None,
                 })
             }
             Broker::Kite => {
@@ -624,6 +799,7 @@ impl LoginApp {
                     )?,
                     redirect_uri: k.redirect_uri.clone(),
                     login_base: k.login_base.clone(),
+                    user_id: None,
                 })
             }
             Broker::Fyers => {
@@ -645,6 +821,27 @@ impl LoginApp {
                     )?,
                     redirect_uri: f.redirect_uri.clone(),
                     login_base: f.login_base.clone(),
+                    user_id: None,
+                })
+            }
+            Broker::Dhan => {
+                let d = &account.dhan;
+                let user = d
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| dhan_missing("dhan.client_id"))?;
+                Ok(LoginApp {
+                    client_id: d
+                        .api_key
+                        .clone()
+                        .ok_or_else(|| dhan_missing("dhan.api_key"))?,
+                    client_secret: d
+                        .api_secret
+                        .clone()
+                        .ok_or_else(|| dhan_missing("dhan.api_secret"))?,
+                    redirect_uri: d.redirect_uri.clone(),
+                    login_base: d.login_base.clone(),
+                    user_id: Some(user),
                 })
             }
             other => Err(unsupported(other).to_string()),
@@ -671,7 +868,7 @@ fn unsupported(broker: Broker) -> ApiError {
     }
 }
 
-/// "tokenwatch does not support dhan yet (supported: upstox, kite, fyers)".
+/// "tokenwatch does not support angel yet (supported: upstox, kite, fyers, dhan)".
 pub fn unsupported_text(broker: Broker) -> String {
     format!(
         "tokenwatch does not support {} yet (supported: {})",
@@ -765,8 +962,8 @@ mod tests {
         assert_eq!(Broker::Kite.rule_name(), "the 06:00 IST rule");
         assert_eq!(Broker::Upstox.rule_name(), "the 03:30 IST rule");
         assert_eq!(
-            unsupported_text(Broker::Dhan),
-            "tokenwatch does not support dhan yet (supported: upstox, kite, fyers)"
+            unsupported_text(Broker::Angel),
+            "tokenwatch does not support angel yet (supported: upstox, kite, fyers, dhan)"
         );
         let e = ApiError::Invalid {
             broker: Broker::Kite,

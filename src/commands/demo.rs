@@ -108,6 +108,7 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
         broker: crate::brokers::Broker::Upstox,
         kite: Default::default(),
         fyers: Default::default(),
+        dhan: Default::default(),
         upstox: UpstoxConfig {
             client_id: Some(sim_config.client_id.clone()),
             client_secret: Some(crate::secret::Secret::new(sim_config.client_secret.clone())),
@@ -305,6 +306,7 @@ async fn kite_account(
         },
         upstox: UpstoxConfig::default(),
         fyers: Default::default(),
+        dhan: Default::default(),
         token: demo_token(&path),
         renew: RenewConfig {
             strategy: Strategy::None,
@@ -362,6 +364,7 @@ async fn fyers_account(
             login_base: server.base_url.clone(),
             ..Default::default()
         },
+        dhan: Default::default(),
         upstox: UpstoxConfig::default(),
         token: demo_token(&path),
         renew: RenewConfig {

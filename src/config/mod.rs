@@ -30,6 +30,9 @@ pub const KITE_TOKEN_FILE: &str = "kite_token.json";
 /// The token file of a Fyers account that names none.
 pub const FYERS_TOKEN_FILE: &str = "fyers_token.json";
 
+/// The token file of a Dhan account that names none.
+pub const DHAN_TOKEN_FILE: &str = "dhan_token.json";
+
 /// A configuration problem: where it came from, which key, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
@@ -79,6 +82,8 @@ pub struct AccountConfig {
     pub kite: KiteConfig,
     /// The Fyers app.
     pub fyers: FyersConfig,
+    /// The Dhan app and user.
+    pub dhan: DhanConfig,
     /// Where its token is written (paths absolute).
     pub token: TokenConfig,
     /// How it is renewed.
@@ -150,6 +155,7 @@ impl Config {
             upstox: &'a UpstoxConfig,
             kite: &'a KiteConfig,
             fyers: &'a FyersConfig,
+            dhan: &'a DhanConfig,
             token: &'a TokenConfig,
             monitor: &'a MonitorConfig,
             renew: &'a RenewConfig,
@@ -168,6 +174,7 @@ impl Config {
             upstox: &self.account.upstox,
             kite: &self.account.kite,
             fyers: &self.account.fyers,
+            dhan: &self.account.dhan,
             token: &self.account.token,
             monitor: &self.monitor,
             renew: &self.account.renew,
@@ -391,6 +398,12 @@ fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
         ("FYERS_CLIENT_ID", "fyers", "client_id"),
         ("FYERS_SECRET_KEY", "fyers", "secret_key"),
         ("FYERS_REDIRECT_URI", "fyers", "redirect_uri"),
+        ("DHAN_CLIENT_ID", "dhan", "client_id"),
+        ("DHAN_API_KEY", "dhan", "api_key"),
+        ("DHAN_API_SECRET", "dhan", "api_secret"),
+        ("DHAN_PIN", "dhan", "pin"),
+        ("DHAN_TOTP_SECRET", "dhan", "totp_secret"),
+        ("DHAN_REDIRECT_URI", "dhan", "redirect_uri"),
     ];
     for (var, section, key) in named {
         if let Some(v) = env.get(var).filter(|v| !v.trim().is_empty()) {
@@ -664,7 +677,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
     };
 
     // The merged values, looked up once: the top level's sections and each account's.
-    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "fyers", "token", "renew"]
+    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "fyers", "dhan", "token", "renew"]
         .into_iter()
         .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
         .collect();
@@ -719,6 +732,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                     upstox: section("upstox").extract_lossy().map_err(fail)?,
                     kite: section("kite").extract_lossy().map_err(fail)?,
                     fyers: section("fyers").extract_lossy().map_err(fail)?,
+                    dhan: section("dhan").extract_lossy().map_err(fail)?,
                     token: section("token").extract_lossy().map_err(fail)?,
                     renew: section("renew").extract_lossy().map_err(fail)?,
                 }
@@ -729,6 +743,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 upstox: raw.upstox.clone(),
                 kite: raw.kite.clone(),
                 fyers: raw.fyers.clone(),
+                dhan: raw.dhan.clone(),
                 token: raw.token.clone(),
                 renew: raw.renew.clone(),
             },
@@ -747,6 +762,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         let own_default_file = match broker {
             Broker::Kite => Some(KITE_TOKEN_FILE),
             Broker::Fyers => Some(FYERS_TOKEN_FILE),
+            Broker::Dhan => Some(DHAN_TOKEN_FILE),
             _ => None,
         };
         if let Some(file) = own_default_file.filter(|_| !token_key_set("path")) {
@@ -790,6 +806,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         }
         account.token.backups = backups;
         account.token.env_file = account.token.env_file.as_deref().map(resolve);
+        account.dhan.totp_secret_file = account.dhan.totp_secret_file.as_deref().map(resolve);
         account.renew.calendar = calendar.clone();
         accounts.insert(name, account);
     }

@@ -81,6 +81,7 @@ impl Harness {
             broker: Default::default(),
             kite: Default::default(),
             fyers: Default::default(),
+            dhan: Default::default(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),
                 ..UpstoxConfig::default()
