@@ -167,8 +167,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub expires_in: std::time::Duration,
 
-    /// The brokers shown, e.g. upstox,kite,fyers for an Upstox, a Zerodha Kite and a Fyers
-    /// account side by side (each against its own simulator)
+    /// The brokers shown, e.g. upstox,kite,fyers,dhan for an Upstox, a Zerodha Kite, a Fyers
+    /// and a Dhan account side by side (each against its own simulator)
     #[arg(long, value_name = "LIST", default_value = "upstox")]
     pub brokers: String,
 }
@@ -198,11 +198,11 @@ pub struct SimulateArgs {
     pub notifier_url: Option<url::Url>,
 
     /// Token lifetime instead of the broker's daily rule (Upstox 03:30 IST, Kite and Fyers
-    /// 06:00 IST), e.g. 10m (for trying renewals quickly)
+    /// 06:00 IST, Dhan 24 hours), e.g. 10m (for trying renewals quickly)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub token_lifetime: Option<std::time::Duration>,
 
-    /// Which broker to stand in for: upstox (the default), kite or fyers
+    /// Which broker to stand in for: upstox (the default), kite, fyers or dhan
     #[arg(long, value_name = "NAME", default_value = "upstox", value_parser = parse_sim_broker)]
     pub broker: crate::brokers::Broker,
 }
@@ -210,12 +210,12 @@ pub struct SimulateArgs {
 fn parse_sim_broker(s: &str) -> Result<crate::brokers::Broker, String> {
     use crate::brokers::Broker;
     match Broker::parse(s) {
-        Some(b @ (Broker::Upstox | Broker::Kite | Broker::Fyers)) => Ok(b),
+        Some(b @ (Broker::Upstox | Broker::Kite | Broker::Fyers | Broker::Dhan)) => Ok(b),
         Some(b) => Err(format!(
-            "there is no simulator for {} yet (upstox, kite, fyers)",
+            "there is no simulator for {} yet (upstox, kite, fyers, dhan)",
             b.as_str()
         )),
-        None => Err(format!("unknown broker {s:?} (upstox, kite, fyers)")),
+        None => Err(format!("unknown broker {s:?} (upstox, kite, fyers, dhan)")),
     }
 }
 

@@ -710,7 +710,8 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
     for b in ["kite", "fyers", "angel", "dhan"] {
         assert!(e.message.contains(b), "the valid ones are listed: {e}");
     }
-    for b in ["angel"] {
+    {
+        let b = "angel";
         f.write("config/tokenwatch.yaml", &format!("broker: {b}\n"));
         let e = f.err();
         assert_eq!(e.key.as_deref(), Some("broker"), "{e}");

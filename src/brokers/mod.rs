@@ -305,13 +305,7 @@ impl BrokerClient {
                     client_id: f.client_id.clone().unwrap_or_default(),
                 });
             }
-            Broker::Dhan => {
-                let d = &account.dhan;
-                return Ok(BrokerClient::Dhan {
-                    client: dhan::client::DhanClient::new(&d.api_base, &d.invalid_codes)?,
-                    config: std::sync::Arc::new(d.clone()),
-                });
-            }
+            Broker::Dhan => return BrokerClient::dhan(&account.dhan),
             _ => "",
         };
         BrokerClient::new(account.broker, api_base(account), api_key)
@@ -343,6 +337,14 @@ impl BrokerClient {
             }),
             other => Err(unsupported(other)),
         }
+    }
+
+    /// The client of a Dhan account with this `dhan:` section.
+    pub fn dhan(config: &crate::config::DhanConfig) -> Result<BrokerClient, ApiError> {
+        Ok(BrokerClient::Dhan {
+            client: dhan::client::DhanClient::new(&config.api_base, &config.invalid_codes)?,
+            config: std::sync::Arc::new(config.clone()),
+        })
     }
 
     /// The broker this client talks to.

@@ -13,6 +13,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                      (set UPSTOX_CLIENT_ID or upstox.client_id)"
                 );
             }
+            for note in crate::brokers::dhan::missing_notes(&config) {
+                eprintln!("note: {note}");
+            }
             let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
             for warning in config.calendar().coverage_warnings(today) {
                 eprintln!("{warning}");

@@ -2,7 +2,8 @@
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 //! `--brokers upstox,kite` adds a Zerodha Kite account beside the Upstox one, against the
 //! Kite simulator: two tabs, each account by its own broker's rules. `fyers` adds a Fyers
-//! account against the Fyers simulator the same way.
+//! account against the Fyers simulator the same way, `dhan` a Dhan account against the Dhan
+//! simulator (its `l` runs the consent login through the demo's built-in browser).
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -46,9 +47,10 @@ pub(super) fn run(args: &DemoArgs) -> u8 {
 struct Extra {
     kite: bool,
     fyers: bool,
+    dhan: bool,
 }
 
-/// `--brokers`: `upstox` (the default) and optionally `kite` and `fyers`.
+/// `--brokers`: `upstox` (the default) and optionally `kite`, `fyers` and `dhan`.
 fn parse_brokers(list: &str) -> Result<Extra, String> {
     let mut extra = Extra::default();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -56,9 +58,10 @@ fn parse_brokers(list: &str) -> Result<Extra, String> {
             Some(crate::brokers::Broker::Upstox) => {}
             Some(crate::brokers::Broker::Kite) => extra.kite = true,
             Some(crate::brokers::Broker::Fyers) => extra.fyers = true,
+            Some(crate::brokers::Broker::Dhan) => extra.dhan = true,
             _ => {
                 return Err(format!(
-                    "--brokers: the demo has simulators for upstox, kite and fyers, not {name:?}"
+                    "--brokers: the demo has simulators for upstox, kite, fyers and dhan, not {name:?}"
                 ));
             }
         }
@@ -178,6 +181,20 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
             }
         }
     }
+    // The Dhan account: the same again, its token living 6 minutes longer.
+    let mut dhan_server = None;
+    if extra.dhan {
+        match dhan_account(dir.path(), port, expires_in + Duration::from_secs(360)).await {
+            Ok((dhan, server)) => {
+                accounts.insert(dhan.name.clone(), dhan);
+                dhan_server = Some(server);
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        }
+    }
     let config = Config {
         sources: Sources {
             relative_to: dir.path().to_path_buf(),
@@ -209,6 +226,9 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
     if let Some(f) = fyers_server {
         f.shutdown().await;
     }
+    if let Some(d) = dhan_server {
+        d.shutdown().await;
+    }
     code
 }
 
@@ -225,7 +245,7 @@ fn demo_token(path: &std::path::Path) -> TokenConfig {
 }
 
 /// Store a simulator's first token for `account`, as its login would: the user id, name and
-/// email in `who`.
+/// email in `who` (an empty one is not known).
 fn store_first(
     account: &AccountConfig,
     access_token: crate::secret::Secret,
@@ -233,7 +253,7 @@ fn store_first(
     expires_at: chrono::DateTime<chrono::Utc>,
     who: [&String; 3],
 ) -> Result<(), String> {
-    let [user_id, user_name, email] = who.map(|w| Some(w.clone()));
+    let [user_id, user_name, email] = who.map(|w| Some(w.clone()).filter(|w| !w.is_empty()));
     let first = Token {
         broker: account.broker,
         access_token,
@@ -384,6 +404,66 @@ async fn fyers_account(
     Ok((account, server))
 }
 
+/// The demo's Dhan account `dhan`, its first token stored, against a Dhan simulator that
+/// approves logins at once.
+async fn dhan_account(
+    dir: &std::path::Path,
+    upstox_port: u16,
+    lifetime: Duration,
+) -> Result<(AccountConfig, crate::brokers::dhan::sim::SimServer), String> {
+    use crate::brokers::dhan::sim::{SimConfig, Simulator};
+    let port = callback_port(Some(upstox_port))
+        .ok_or("no free loopback port between 20000 and 30000 for the demo's Dhan login")?;
+    let redirect = format!("http://localhost:{port}/callback");
+    let sim_config = SimConfig {
+        redirect_url: redirect.clone(),
+        token_lifetime: Some(lifetime),
+        auto_approve: true,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_config.clone(), Arc::new(SystemClock));
+    let server = sim
+        .serve("127.0.0.1:0".parse().expect("static address"))
+        .await
+        .map_err(|e| format!("cannot start the demo's Dhan simulator: {e}"))?;
+    let path = dir.join("dhan_token.json");
+    let account = AccountConfig {
+        name: "dhan".into(),
+        broker: crate::brokers::Broker::Dhan,
+        kite: Default::default(),
+        fyers: Default::default(),
+        dhan: crate::config::DhanConfig {
+            client_id: Some(sim_config.client_id.clone()),
+            api_key: Some(sim_config.app_id.clone()),
+            api_secret: Some(crate::secret::Secret::new(sim_config.app_secret.clone())),
+            redirect_uri: url::Url::parse(&redirect).expect("a valid URL"),
+            api_base: server.base_url.clone(),
+            login_base: server.base_url.clone(),
+            ..Default::default()
+        },
+        upstox: UpstoxConfig::default(),
+        token: demo_token(&path),
+        renew: RenewConfig {
+            strategy: Strategy::None,
+            ..RenewConfig::default()
+        },
+    };
+    let issued = sim.issue_token();
+    let who = [
+        &sim_config.client_id,
+        &sim_config.client_name,
+        &String::new(),
+    ];
+    store_first(
+        &account,
+        issued.access_token,
+        issued.issued_at,
+        issued.expires_at,
+        who,
+    )?;
+    Ok((account, server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Extra, parse_brokers};
@@ -392,7 +472,7 @@ mod tests {
     fn brokers_name_the_simulators_the_demo_has() {
         let kite = Extra {
             kite: true,
-            fyers: false,
+            ..Extra::default()
         };
         assert_eq!(parse_brokers("upstox"), Ok(Extra::default()));
         assert_eq!(parse_brokers("upstox,kite"), Ok(kite));
@@ -401,11 +481,19 @@ mod tests {
             parse_brokers("upstox,kite,fyers"),
             Ok(Extra {
                 kite: true,
-                fyers: true
+                fyers: true,
+                dhan: false
             })
         );
-        let e = parse_brokers("upstox,dhan").unwrap_err();
-        assert!(e.contains("\"dhan\""), "{e}");
+        assert_eq!(
+            parse_brokers("upstox,dhan"),
+            Ok(Extra {
+                dhan: true,
+                ..Extra::default()
+            })
+        );
+        let e = parse_brokers("upstox,angel").unwrap_err();
+        assert!(e.contains("\"angel\""), "{e}");
         assert!(parse_brokers("upstox,zerodha").is_err());
     }
 }

@@ -47,6 +47,7 @@ pub mod client;
 pub mod login;
 pub mod sim;
 
+use crate::brokers::Broker;
 use crate::secret::Secret;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
@@ -113,6 +114,42 @@ pub fn totp_secret(config: &crate::config::DhanConfig) -> Result<Option<Secret>,
         format!("dhan.totp_secret: {e}; copy it again from Dhan's two-factor setup")
     })?;
     Ok(Some(secret))
+}
+
+/// The `dhan:` keys each Dhan account's strategy needs and lacks, for `config check`:
+/// `account "d": dhan.pin is not set; set DHAN_PIN or dhan.pin to …`.
+pub fn missing_notes(config: &crate::config::Config) -> Vec<String> {
+    use crate::config::Strategy;
+    let mut notes = Vec::new();
+    for a in config
+        .accounts
+        .values()
+        .filter(|a| a.broker == Broker::Dhan)
+    {
+        let d = &a.dhan;
+        let set = |key: &str| match key {
+            "dhan.client_id" => d.client_id.is_some(),
+            "dhan.api_key" => d.api_key.is_some(),
+            "dhan.api_secret" => d.api_secret.is_some(),
+            "dhan.pin" => d.pin.is_some(),
+            _ => d.totp_secret.is_some() || d.totp_secret_file.is_some(),
+        };
+        let needed: &[&str] = match a.renew.strategy {
+            Strategy::Browser => &["dhan.client_id", "dhan.api_key", "dhan.api_secret"],
+            Strategy::Totp => &["dhan.client_id", "dhan.pin", "dhan.totp_secret"],
+            Strategy::RefreshToken => &["dhan.client_id"],
+            _ => &[],
+        };
+        for key in needed.iter().filter(|k| !set(k)) {
+            notes.push(format!(
+                "account \"{}\" (renew.strategy {}): {}",
+                a.name,
+                a.renew.strategy,
+                crate::brokers::dhan_missing(key)
+            ));
+        }
+    }
+    notes
 }
 
 /// `2026-11-27T09:15:00`: a time as Dhan writes `expiryTime` (IST, no zone).
