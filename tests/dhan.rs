@@ -545,3 +545,74 @@ async fn no_token_secret_pin_or_code_in_any_text_the_adapter_makes() {
     );
     leaks.assert_clean();
 }
+
+/// The demo's `l` on a Dhan tab: the login makes the consent, the built-in browser follows the
+/// consent page's redirect to the callback, and the token comes back for the right client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_browser_runs_the_consent_login() {
+    use tokenwatch::auth::login::{self, LoginProgress, LoginSettings};
+    use tokenwatch::config::{AccountConfig, LoginConfig};
+    use tokenwatch::token::store::TokenStore;
+    use tokio::sync::{mpsc, oneshot};
+    let port = common::free_port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let clock = Arc::new(tokenwatch::clock::SystemClock);
+    let config = SimConfig {
+        redirect_url: redirect.clone(),
+        auto_approve: true,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config.clone(), clock.clone());
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountConfig {
+        name: "dhan".into(),
+        broker: tokenwatch::brokers::Broker::Dhan,
+        upstox: Default::default(),
+        kite: Default::default(),
+        fyers: Default::default(),
+        dhan: DhanConfig {
+            client_id: Some(config.client_id.clone()),
+            api_key: Some(config.app_id.clone()),
+            api_secret: Some(Secret::new(config.app_secret.clone())),
+            redirect_uri: Url::parse(&redirect).unwrap(),
+            api_base: server.base_url.clone(),
+            login_base: server.base_url.clone(),
+            ..DhanConfig::default()
+        },
+        token: Default::default(),
+        renew: Default::default(),
+    };
+    let mut settings = LoginSettings::new(&account, &LoginConfig::default(), false).unwrap();
+    settings.builtin_browser = true;
+    let store = TokenStore::new(dir.path().join("dhan_token.json"), Vec::new())
+        .with_broker(tokenwatch::brokers::Broker::Dhan);
+    let (_paste, paste_rx) = mpsc::channel(1);
+    let (_cancel, cancel_rx) = oneshot::channel();
+    let (progress_tx, mut progress) = mpsc::channel(16);
+    let obtained = tokio::time::timeout(
+        Duration::from_secs(30),
+        login::run(settings, store, clock, paste_rx, cancel_rx, progress_tx),
+    )
+    .await
+    .expect("the login finished")
+    .expect("a token");
+    let Some(LoginProgress::Waiting { url, .. }) = progress.recv().await else {
+        panic!("no waiting step");
+    };
+    assert!(
+        url.as_str()
+            .contains("/login/consentApp-login?consentAppId="),
+        "{url}"
+    );
+    assert_eq!(obtained.token.broker, tokenwatch::brokers::Broker::Dhan);
+    assert_eq!(
+        obtained.token.user_id.as_deref(),
+        Some(config.client_id.as_str())
+    );
+    assert_eq!(obtained.token.token_type, "access-token");
+    assert!(sim.is_token_live(obtained.token.access_token.expose()));
+    assert_eq!(sim.calls(Endpoint::Consent), 1);
+    assert_eq!(sim.calls(Endpoint::Consume), 1);
+    obtained.finish(Ok(())).await;
+}

@@ -337,3 +337,38 @@ fn simulate_dhan_prints_a_configuration_that_works() {
     out.assert_stdout("Renewed");
     assert_eq!(stored(&sb)["broker"], "dhan");
 }
+
+#[test]
+fn config_check_names_the_dhan_keys_a_strategy_lacks() {
+    let sb = Sandbox::new();
+    sb.write_config(&json!({
+        "accounts": {"d": {
+            "broker": "dhan",
+            "renew": {"strategy": "totp"},
+            "dhan": {"client_id": CLIENT_ID},
+        }}
+    }));
+    let out = sb.run(&["config", "check"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    out.assert_stderr("dhan.pin is not set; set DHAN_PIN or dhan.pin");
+    out.assert_stderr("dhan.totp_secret is not set; set DHAN_TOTP_SECRET");
+    assert!(
+        !out.stderr.contains("dhan.client_id is not set"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stderr.contains("dhan.api_key"), "{}", out.all());
+    // A secret that cannot make codes stops the configuration, naming the key, not the value.
+    sb.write_config(&json!({
+        "accounts": {"d": {
+            "broker": "dhan",
+            "renew": {"strategy": "totp"},
+            "dhan": {"client_id": CLIENT_ID, "pin": PIN, "totp_secret": "not base32 at all!"},
+        }}
+    }));
+    let out = sb.run(&["config", "check"]);
+    assert_eq!(out.code, Some(78), "{}", out.all());
+    out.assert_stderr("accounts.d.dhan.totp_secret");
+    assert!(!out.all().contains("not base32 at all"), "{}", out.all());
+    leaks_of(&[("config check", &out)], &[]).assert_clean();
+}
