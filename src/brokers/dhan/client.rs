@@ -124,7 +124,7 @@ impl DhanClient {
         url.query_pairs_mut().append_pair("client_id", client_id);
         let req = self.request(reqwest::Method::POST, url);
         let req = app_headers(req, app)?;
-        let body = at_login(self.send(req, "login consent").await)?;
+        let body = self.send_at_login(req, "login consent").await?;
         match body.get("consentAppId").and_then(text_of) {
             Some(id) if id.len() <= 512 => Ok(id),
             _ => Err(ApiError::Transient {
@@ -147,7 +147,7 @@ impl DhanClient {
             .append_pair("tokenId", token_id.expose());
         let req = self.request(reqwest::Method::GET, url);
         let req = app_headers(req, app)?;
-        let body = at_login(self.send(req, "login consent").await)?;
+        let body = self.send_at_login(req, "login consent").await?;
         read_session(&body, "login consent")
     }
 
@@ -167,7 +167,7 @@ impl DhanClient {
             .append_pair("pin", pin.expose())
             .append_pair("totp", totp.expose());
         let req = self.request(reqwest::Method::POST, url);
-        let body = at_login(self.send(req, "PIN and TOTP login").await)?;
+        let body = self.send_at_login(req, "PIN and TOTP login").await?;
         read_session(&body, "PIN and TOTP login")
     }
 
@@ -184,7 +184,7 @@ impl DhanClient {
                 sensitive(token.expose(), "the stored token")?,
             )
             .header("dhanClientId", plain(client_id, "dhan.client_id")?);
-        let body = at_login(self.send(req, "token renewal").await)?;
+        let body = self.send_at_login(req, "token renewal").await?;
         read_session(&body, "token renewal")
     }
 
@@ -216,6 +216,25 @@ impl DhanClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, ApiError> {
+        self.send_judged(req, what, &self.invalid_codes).await
+    }
+
+    /// A login's or a renewal's call: a token-shaped refusal there is the login's, not the
+    /// stored token's, so no code makes it `Invalid`.
+    async fn send_at_login(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Value, ApiError> {
+        self.send_judged(req, what, &[]).await
+    }
+
+    async fn send_judged(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+        invalid_codes: &[String],
+    ) -> Result<Value, ApiError> {
         let answer::Received {
             status,
             retry_after,
@@ -228,7 +247,7 @@ impl DhanClient {
             retry_after,
             &content_type,
             &bytes,
-            &self.invalid_codes,
+            invalid_codes,
         )
     }
 }
@@ -247,23 +266,6 @@ fn join(base: &Url, path: &str) -> Url {
     with_slash(base)
         .join(path)
         .expect("static API paths join a base URL")
-}
-
-/// At a login or a renewal, a token-shaped refusal is the login's, not the file's token's.
-fn at_login(result: Result<Value, ApiError>) -> Result<Value, ApiError> {
-    result.map_err(|e| match e {
-        ApiError::Invalid {
-            broker,
-            code,
-            message,
-        } => ApiError::Rejected {
-            broker,
-            status: 401,
-            code,
-            message,
-        },
-        other => other,
-    })
 }
 
 /// The `app_id` and `app_secret` headers (the secret marked sensitive).
@@ -638,10 +640,31 @@ mod tests {
 
     #[test]
     fn a_refusal_at_a_login_is_never_a_dead_token() {
-        let e = at_login(c(401, &err("DH-901", "invalid"))).unwrap_err();
-        assert!(matches!(e, ApiError::Rejected { status: 401, .. }), "{e:?}");
+        // A login's or a renewal's answers are judged with no dead-token codes.
+        let at_login = |status: u16, body: &str| {
+            classify(
+                "login",
+                status,
+                None,
+                "application/json",
+                body.as_bytes(),
+                &[],
+            )
+        };
+        for status in [400, 401] {
+            let e = at_login(status, &err("DH-901", "invalid")).unwrap_err();
+            assert!(
+                matches!(&e, ApiError::Rejected { status: s, code: Some(c), .. } if *s == status && c == "DH-901"),
+                "{e:?}"
+            );
+        }
         assert!(
-            at_login(c(500, &err("DH-908", "x")))
+            at_login(500, &err("DH-908", "x"))
+                .unwrap_err()
+                .is_transient()
+        );
+        assert!(
+            at_login(429, &err("DH-904", "x"))
                 .unwrap_err()
                 .is_transient()
         );
