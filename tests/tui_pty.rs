@@ -742,3 +742,21 @@ fn closing_the_terminal_ends_the_dashboard_cleanly() {
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_dhan_tab_logs_in_through_dhans_consent_login() {
+    let term = Term::demo(
+        "dhan",
+        &["--expires-in", "5m", "--brokers", "upstox,dhan"],
+        false,
+    );
+    term.wait_until("the Upstox and Dhan tabs", |s| {
+        s.contains("tokenwatch · demo") && s.contains(" dhan ")
+    });
+    term.keys(&["Tab"]);
+    term.wait_for("tokenwatch · dhan (Dhan 1100000001");
+    // l: the consent made, the demo's browser sent through it, the token stored.
+    term.keys(&["l"]);
+    let screen = term.wait_for("Logged in");
+    assert!(screen.contains("[dhan] Logged in"), "{screen}");
+}
