@@ -91,27 +91,8 @@ pub fn read_callback(
 /// Read the address a user pasted (the whole URL, or just its `?tokenId=…` query), with the
 /// same checks as the redirect.
 pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, CallbackProblem> {
-    let text = text.trim();
-    let text = text
-        .strip_prefix(['"', '\'', '`', '<'])
-        .unwrap_or(text)
-        .trim_end_matches(['"', '\'', '`', '>'])
-        .trim();
-    if text.is_empty() || text.len() > MAX_QUERY || text.chars().any(char::is_whitespace) {
-        return Err(CallbackProblem::NotAnAddress);
-    }
-    if let Ok(url) = Url::parse(text) {
-        if matches!(url.scheme(), "http" | "https") {
-            return read_callback(url.query(), expected_state);
-        }
-        return Err(CallbackProblem::NotAnAddress);
-    }
-    let query = text.trim_start_matches('?');
-    if query.contains('=') {
-        read_callback(Some(query), expected_state)
-    } else {
-        Err(CallbackProblem::NotAnAddress)
-    }
+    let query = crate::auth::oauth::pasted_query(text)?;
+    read_callback(query.as_deref(), expected_state)
 }
 
 /// Compare without stopping at the first difference.
