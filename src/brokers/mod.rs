@@ -6,6 +6,7 @@ pub mod answer;
 pub mod dhan;
 pub mod fyers;
 pub mod kite;
+pub mod simkit;
 pub mod totp;
 pub mod upstox;
 

@@ -9,7 +9,7 @@
 
 pub use crate::auth::oauth::{Callback, CallbackProblem};
 use crate::brokers::answer::shown;
-use crate::secret::Secret;
+use crate::secret::{Secret, same_bytes as same};
 use url::Url;
 
 /// The redirect's parameter that carries the token id.
@@ -93,11 +93,6 @@ pub fn read_callback(
 pub fn read_pasted(text: &str, expected_state: &Secret) -> Result<Callback, CallbackProblem> {
     let query = crate::auth::oauth::pasted_query(text)?;
     read_callback(query.as_deref(), expected_state)
-}
-
-/// Compare without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

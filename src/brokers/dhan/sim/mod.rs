@@ -29,6 +29,7 @@
 //! header, a token, a tokenId, a PIN, a code or a secret.
 
 use crate::brokers::dhan::format_expiry_time;
+use crate::brokers::simkit::{found, html_escape, jwt, new_key, random_string, same};
 use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::serving::{self, Running};
@@ -39,11 +40,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -219,13 +216,10 @@ struct SimState {
     live: HashMap<String, (DateTime<Utc>, String)>,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 impl Simulator {
     /// A simulator reading the time from `clock`.
     pub fn new(config: SimConfig, clock: Arc<dyn Clock>) -> Simulator {
-        let mut key = [0u8; 32];
-        key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        let key = new_key();
         Simulator {
             inner: Arc::new(Inner {
                 clock,
@@ -321,17 +315,7 @@ impl Simulator {
 
     /// An HS256 JWT of `claims`, signed with the simulator's key.
     fn jwt(&self, claims: &serde_json::Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = HmacSha256::new_from_slice(&self.inner.key)
-            .expect("HMAC takes a key of any size")
-            .chain_update(input.as_bytes())
-            .finalize()
-            .into_bytes();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        jwt(&self.inner.key, claims)
     }
 
     fn new_token_id(&self, st: &mut SimState) -> String {
@@ -398,12 +382,6 @@ impl Simulator {
             .layer(middleware::from_fn(log_request))
             .with_state(app)
     }
-}
-
-fn random_string(len: usize) -> String {
-    std::iter::repeat_with(fastrand::alphanumeric)
-        .take(len)
-        .collect()
 }
 
 #[derive(Clone)]
@@ -581,13 +559,6 @@ async fn generate_consent(
     )
 }
 
-fn found(to: &Url) -> Response {
-    match HeaderValue::from_str(to.as_str()) {
-        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
 fn redirect_back(config: &SimConfig, pairs: &[(&str, &str)]) -> Response {
     let Ok(mut redirect) = Url::parse(&config.redirect_url) else {
         return input_error("The app's redirect URL is invalid");
@@ -635,14 +606,6 @@ async fn login(
         return input_error("Invalid or expired consentAppId");
     }
     Html(login_page(&st.config, &id)).into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 fn login_page(config: &SimConfig, consent: &str) -> String {
@@ -794,9 +757,4 @@ async fn profile(State(app): State<AppState>, headers: HeaderMap) -> Response {
             "dataValidity": "",
         }),
     )
-}
-
-/// Compare without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
