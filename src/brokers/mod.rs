@@ -436,7 +436,7 @@ impl BrokerClient {
             BrokerClient::Dhan { client, .. } => {
                 let user = login.user_id.as_deref().unwrap_or_default();
                 if user.is_empty() {
-                    return Err(not_sent(Broker::Dhan, dhan_missing("dhan.client_id")));
+                    return Err(not_sent(Broker::Dhan, dhan::missing("dhan.client_id")));
                 }
                 let app = dhan::client::DhanApp {
                     app_id: &login.client_id,
@@ -548,53 +548,20 @@ impl BrokerClient {
                         .ok()
                         .and_then(|p| p.user_id);
                 }
-                Ok(dhan_session(session))
+                Ok(dhan::session(session))
             }
         }
     }
 }
 
-/// A Dhan session in the shape every login and renewal hands on: `expiryTime` is the claim
-/// (the JWT's `exp` also bounds it), the issue time is the call's.
-fn dhan_session(s: dhan::client::DhanSession) -> Session {
-    Session {
-        access_token: s.access_token,
-        extended_token: None,
-        user_id: s.client_id,
-        user_name: s.client_name,
-        email: None,
-        issued_at: None,
-        refresh_token: None,
-        expires_at: s.expires_at,
-    }
-}
-
 /// A request not sent for `message` (a key the configuration lacks, a token too old to use).
-fn not_sent(broker: Broker, message: String) -> ApiError {
+pub(crate) fn not_sent(broker: Broker, message: String) -> ApiError {
     ApiError::Rejected {
         broker,
         status: 0,
         code: None,
         message,
     }
-}
-
-/// "dhan.pin is not set; set DHAN_PIN or dhan.pin to …": what to set for a missing Dhan key.
-pub fn dhan_missing(key: &str) -> String {
-    let (var, what) = match key {
-        "dhan.client_id" => (
-            "DHAN_CLIENT_ID",
-            "your Dhan client id (My Profile on web.dhan.co)",
-        ),
-        "dhan.api_key" => ("DHAN_API_KEY", "your Dhan app's API key"),
-        "dhan.api_secret" => ("DHAN_API_SECRET", "your Dhan app's API secret"),
-        "dhan.pin" => ("DHAN_PIN", "your Dhan login PIN"),
-        _ => (
-            "DHAN_TOTP_SECRET",
-            "the TOTP secret Dhan showed when you set up two-factor login (or name a 0600 file in dhan.totp_secret_file)",
-        ),
-    };
-    format!("{key} is not set; set {var} or {key} to {what}")
 }
 
 /// How [`BrokerClient::renew`] renews a token without a browser.
@@ -626,62 +593,10 @@ impl BrokerClient {
     /// about the token in the file.
     pub async fn renew(&self, how: Headless, with: Renewing<'_>) -> Result<Session, ApiError> {
         match self {
-            BrokerClient::Dhan { client, config } => dhan_renew(client, config, how, with).await,
+            BrokerClient::Dhan { client, config } => dhan::renew(client, config, how, with).await,
             _ => Err(not_this_way(self.broker(), how)),
         }
     }
-}
-
-/// Dhan's headless renewals: the PIN and TOTP login, or RenewToken with the current token.
-/// Nothing is sent while a key is missing; the PIN and the code are in no message.
-async fn dhan_renew(
-    client: &dhan::client::DhanClient,
-    config: &crate::config::DhanConfig,
-    how: Headless,
-    with: Renewing<'_>,
-) -> Result<Session, ApiError> {
-    let missing = |key: &str| not_sent(Broker::Dhan, dhan_missing(key));
-    let client_id = config
-        .client_id
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| missing("dhan.client_id"))?;
-    let session = match how {
-        Headless::Totp => {
-            let pin = config.pin.as_ref().ok_or_else(|| missing("dhan.pin"))?;
-            let secret = dhan::totp_secret(config)
-                .map_err(|why| not_sent(Broker::Dhan, why))?
-                .ok_or_else(|| missing("dhan.totp_secret"))?;
-            let code = totp::code(&secret, with.now).map_err(|e| {
-                not_sent(
-                    Broker::Dhan,
-                    format!("{e}; correct dhan.totp_secret (or DHAN_TOTP_SECRET)"),
-                )
-            })?;
-            client
-                .generate_access_token(&config.login_base, client_id, pin, &code)
-                .await?
-        }
-        Headless::RefreshToken => {
-            let current = with.current.ok_or_else(|| {
-                not_sent(
-                    Broker::Dhan,
-                    "there is no Dhan token to renew; log in first (tokenwatch login)".into(),
-                )
-            })?;
-            let exp = crate::token::expiry::ExpiryEvidence::of_token_text(current.expose()).jwt_exp;
-            if exp.is_some_and(|exp| exp <= with.now) {
-                return Err(not_sent(
-                    Broker::Dhan,
-                    "the Dhan token has expired, and RenewToken renews only a live one; log in \
-                     again (tokenwatch login)"
-                        .into(),
-                ));
-            }
-            client.renew_token(client_id, current).await?
-        }
-    };
-    Ok(dhan_session(session))
 }
 
 /// "Zerodha Kite has no refresh-token renewal; use one of: browser, command, none".
@@ -832,16 +747,16 @@ impl LoginApp {
                 let user = d
                     .client_id
                     .clone()
-                    .ok_or_else(|| dhan_missing("dhan.client_id"))?;
+                    .ok_or_else(|| dhan::missing("dhan.client_id"))?;
                 Ok(LoginApp {
                     client_id: d
                         .api_key
                         .clone()
-                        .ok_or_else(|| dhan_missing("dhan.api_key"))?,
+                        .ok_or_else(|| dhan::missing("dhan.api_key"))?,
                     client_secret: d
                         .api_secret
                         .clone()
-                        .ok_or_else(|| dhan_missing("dhan.api_secret"))?,
+                        .ok_or_else(|| dhan::missing("dhan.api_secret"))?,
                     redirect_uri: d.redirect_uri.clone(),
                     login_base: d.login_base.clone(),
                     user_id: Some(user),

@@ -47,7 +47,8 @@ pub mod client;
 pub mod login;
 pub mod sim;
 
-use crate::brokers::Broker;
+use crate::brokers::totp;
+use crate::brokers::{ApiError, Broker, Headless, Renewing, Session, not_sent};
 use crate::secret::Secret;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
@@ -145,11 +146,96 @@ pub fn missing_notes(config: &crate::config::Config) -> Vec<String> {
                 "account \"{}\" (renew.strategy {}): {}",
                 a.name,
                 a.renew.strategy,
-                crate::brokers::dhan_missing(key)
+                missing(key)
             ));
         }
     }
     notes
+}
+
+/// A Dhan session in the shape every login and renewal hands on: `expiryTime` is the claim
+/// (the JWT's `exp` also bounds it), the issue time is the call's.
+pub(crate) fn session(s: client::DhanSession) -> Session {
+    Session {
+        access_token: s.access_token,
+        extended_token: None,
+        user_id: s.client_id,
+        user_name: s.client_name,
+        email: None,
+        issued_at: None,
+        refresh_token: None,
+        expires_at: s.expires_at,
+    }
+}
+
+/// "dhan.pin is not set; set DHAN_PIN or dhan.pin to …": what to set for a missing Dhan key.
+pub fn missing(key: &str) -> String {
+    let (var, what) = match key {
+        "dhan.client_id" => (
+            "DHAN_CLIENT_ID",
+            "your Dhan client id (My Profile on web.dhan.co)",
+        ),
+        "dhan.api_key" => ("DHAN_API_KEY", "your Dhan app's API key"),
+        "dhan.api_secret" => ("DHAN_API_SECRET", "your Dhan app's API secret"),
+        "dhan.pin" => ("DHAN_PIN", "your Dhan login PIN"),
+        _ => (
+            "DHAN_TOTP_SECRET",
+            "the TOTP secret Dhan showed when you set up two-factor login (or name a 0600 file in dhan.totp_secret_file)",
+        ),
+    };
+    format!("{key} is not set; set {var} or {key} to {what}")
+}
+
+/// Dhan's headless renewals: the PIN and TOTP login, or RenewToken with the current token.
+/// Nothing is sent while a key is missing; the PIN and the code are in no message.
+pub(crate) async fn renew(
+    client: &client::DhanClient,
+    config: &crate::config::DhanConfig,
+    how: Headless,
+    with: Renewing<'_>,
+) -> Result<Session, ApiError> {
+    let unset = |key: &str| not_sent(Broker::Dhan, missing(key));
+    let client_id = config
+        .client_id
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| unset("dhan.client_id"))?;
+    let session = match how {
+        Headless::Totp => {
+            let pin = config.pin.as_ref().ok_or_else(|| unset("dhan.pin"))?;
+            let secret = totp_secret(config)
+                .map_err(|why| not_sent(Broker::Dhan, why))?
+                .ok_or_else(|| unset("dhan.totp_secret"))?;
+            let code = totp::code(&secret, with.now).map_err(|e| {
+                not_sent(
+                    Broker::Dhan,
+                    format!("{e}; correct dhan.totp_secret (or DHAN_TOTP_SECRET)"),
+                )
+            })?;
+            client
+                .generate_access_token(&config.login_base, client_id, pin, &code)
+                .await?
+        }
+        Headless::RefreshToken => {
+            let current = with.current.ok_or_else(|| {
+                not_sent(
+                    Broker::Dhan,
+                    "there is no Dhan token to renew; log in first (tokenwatch login)".into(),
+                )
+            })?;
+            let exp = crate::token::expiry::ExpiryEvidence::of_token_text(current.expose()).jwt_exp;
+            if exp.is_some_and(|exp| exp <= with.now) {
+                return Err(not_sent(
+                    Broker::Dhan,
+                    "the Dhan token has expired, and RenewToken renews only a live one; log in \
+                     again (tokenwatch login)"
+                        .into(),
+                ));
+            }
+            client.renew_token(client_id, current).await?
+        }
+    };
+    Ok(self::session(session))
 }
 
 /// `2026-11-27T09:15:00`: a time as Dhan writes `expiryTime` (IST, no zone).
