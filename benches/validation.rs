@@ -44,6 +44,7 @@ fn validation_round(c: &mut Criterion) {
             kite: Default::default(),
             fyers: Default::default(),
             angel: Default::default(),
+            dhan: Default::default(),
             name: "default".into(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),

@@ -177,8 +177,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub expires_in: std::time::Duration,
 
-    /// The brokers shown, e.g. upstox,kite,fyers,angel for an Upstox, a Zerodha Kite, a Fyers
-    /// and an Angel One account side by side (each against its own simulator)
+    /// The brokers shown, e.g. upstox,kite,fyers,angel,dhan for an Upstox, a Zerodha Kite, a
+    /// Fyers, an Angel One and a Dhan account side by side (each against its own simulator)
     #[arg(long, value_name = "LIST", default_value = "upstox")]
     pub brokers: String,
 }
@@ -224,11 +224,11 @@ pub struct SimulateArgs {
     pub notifier_url: Option<url::Url>,
 
     /// Token lifetime instead of the broker's daily rule (Upstox 03:30 IST, Kite and Fyers
-    /// 06:00 IST, Angel One 24 hours), e.g. 10m (for trying renewals quickly)
+    /// 06:00 IST, Angel One and Dhan 24 hours), e.g. 10m (for trying renewals quickly)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub token_lifetime: Option<std::time::Duration>,
 
-    /// Which broker to stand in for: upstox (the default), kite, fyers or angel
+    /// Which broker to stand in for: upstox (the default), kite, fyers, angel or dhan
     #[arg(long, value_name = "NAME", default_value = "upstox", value_parser = parse_sim_broker)]
     pub broker: crate::brokers::Broker,
 }
@@ -236,12 +236,10 @@ pub struct SimulateArgs {
 fn parse_sim_broker(s: &str) -> Result<crate::brokers::Broker, String> {
     use crate::brokers::Broker;
     match Broker::parse(s) {
-        Some(b @ (Broker::Upstox | Broker::Kite | Broker::Fyers | Broker::Angel)) => Ok(b),
-        Some(b) => Err(format!(
-            "there is no simulator for {} yet (upstox, kite, fyers, angel)",
-            b.as_str()
+        Some(b) => Ok(b),
+        None => Err(format!(
+            "unknown broker {s:?} (upstox, kite, fyers, angel, dhan)"
         )),
-        None => Err(format!("unknown broker {s:?} (upstox, kite, fyers, angel)")),
     }
 }
 

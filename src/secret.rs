@@ -81,6 +81,12 @@ pub fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
     Ok(Secret::new(text))
 }
 
+/// Whether `a` and `b` are equal, compared without stopping at the first difference (for
+/// secrets: how long it takes says nothing of where they differ).
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(********)")

@@ -1892,6 +1892,7 @@ fn concurrent_scrapes_never_over_count() {
         kite: Default::default(),
         fyers: Default::default(),
         angel: Default::default(),
+        dhan: Default::default(),
         name: "default".into(),
         upstox: UpstoxConfig::default(),
         token: TokenConfig {

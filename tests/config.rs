@@ -386,7 +386,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "bogus_section: {}\n",
             Some("bogus_section"),
-            "unknown key; expected one of: broker, upstox, kite, fyers, angel, token",
+            "unknown key; expected one of: broker, upstox, kite, fyers, angel, dhan, token",
         ),
         (
             "monitor:\n  max_retries: lots\n",
@@ -426,7 +426,7 @@ fn file_errors_name_the_file_the_key_and_the_expectation() {
         (
             "accounts:\n  alt:\n    monitor: {}\n",
             Some("accounts.alt.monitor"),
-            "expected one of: broker, upstox, kite, fyers, angel, token, renew",
+            "expected one of: broker, upstox, kite, fyers, angel, dhan, token, renew",
         ),
         ("monitor: [\n", None, "not valid YAML"),
         ("- just\n- a list\n", None, "expected sections"),
@@ -697,7 +697,7 @@ fn the_broker_is_upstox_unless_said_and_each_account_has_its_own() {
 }
 
 #[test]
-fn an_unknown_or_unsupported_broker_is_a_plain_error() {
+fn an_unknown_broker_is_a_plain_error_and_each_broker_has_its_strategies() {
     let f = Fixture::new();
     let path = f.write("config/tokenwatch.yaml", "broker: robinhood\n");
     let e = f.err();
@@ -709,22 +709,6 @@ fn an_unknown_or_unsupported_broker_is_a_plain_error() {
     );
     for b in ["kite", "fyers", "angel", "dhan"] {
         assert!(e.message.contains(b), "the valid ones are listed: {e}");
-    }
-    {
-        let b = "dhan";
-        f.write("config/tokenwatch.yaml", &format!("broker: {b}\n"));
-        let e = f.err();
-        assert_eq!(e.key.as_deref(), Some("broker"), "{e}");
-        assert_eq!(
-            e.message,
-            format!("tokenwatch does not support {b} yet (supported: upstox, kite, fyers, angel)")
-        );
-        f.write(
-            "config/tokenwatch.yaml",
-            &format!("accounts:\n  other:\n    broker: {b}\n    token:\n      path: other.json\n"),
-        );
-        let e = f.err();
-        assert_eq!(e.key.as_deref(), Some("accounts.other.broker"), "{e}");
     }
     // Upstox's phone approval is Upstox's alone.
     f.write(
@@ -1015,4 +999,145 @@ fn an_angel_account_has_its_own_section_file_keys_and_totp_secret() {
         e.message.contains("totp, refresh-token, command, none"),
         "{e}"
     );
+}
+
+#[test]
+fn a_dhan_account_has_its_own_section_file_and_keys() {
+    let (secret, pin, totp) = (
+        "DHAN-S3CRET-THAT-MUST-NOT-LEAK",
+        "864209",
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    );
+    let mut f = Fixture::new();
+    f.write("config/tokenwatch.yaml", "broker: dhan\n");
+    let c = f.load().unwrap();
+    assert_eq!(c.account.broker, Broker::Dhan);
+    assert_eq!(c.account.renew.strategy, Strategy::Browser);
+    assert_token_files(&f, &c, "dhan_token.json");
+    let d = &c.account.dhan;
+    assert_eq!(d.api_base.as_str(), "https://api.dhan.co/");
+    assert_eq!(d.login_base.as_str(), "https://auth.dhan.co/");
+    // Its own port, so a Dhan login never fights an Upstox, Kite or Fyers one for 5001.
+    assert_eq!(d.redirect_uri.as_str(), "http://localhost:5003/callback");
+    assert_eq!(d.invalid_codes, ["DH-901", "807", "808", "809"]);
+    // The login names each key it lacks, with its variable.
+    for (var, value, key) in [
+        ("DHAN_CLIENT_ID", "1100000001", "dhan.client_id"),
+        ("DHAN_API_KEY", "dhan-app", "dhan.api_key"),
+        ("DHAN_API_SECRET", secret, "dhan.api_secret"),
+    ] {
+        let c = f.load().unwrap();
+        let e = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap_err();
+        assert!(e.contains(key) && e.contains(var), "{e}");
+        f.set(var, value);
+    }
+    f.set("DHAN_PIN", pin);
+    f.set("DHAN_TOTP_SECRET", totp);
+    f.set("DHAN_REDIRECT_URI", "http://127.0.0.1:5099/dhan");
+    let c = f.load().unwrap();
+    let app = tokenwatch::brokers::LoginApp::for_account(&c.account).unwrap();
+    assert_eq!(app.client_id, "dhan-app");
+    assert_eq!(app.client_secret.expose(), secret);
+    assert_eq!(app.user_id.as_deref(), Some("1100000001"));
+    assert_eq!(app.redirect_uri.as_str(), "http://127.0.0.1:5099/dhan");
+    let d = &c.account.dhan;
+    assert_eq!(d.pin.as_ref().unwrap().expose(), pin);
+    assert_eq!(d.totp_secret.as_ref().unwrap().expose(), totp);
+    // Every secret masked, in the shown configuration and in Debug.
+    let shown = c.to_masked_yaml();
+    let debug = format!("{c:?}");
+    for hidden in [secret, pin, totp] {
+        assert!(!shown.contains(hidden), "{shown}");
+        assert!(!debug.contains(hidden), "{debug}");
+    }
+    assert!(shown.contains("broker: dhan"), "{shown}");
+
+    // Beside an Upstox account, its section over the top level's, codes as text or numbers.
+    f.write(
+        "config/tokenwatch.yaml",
+        "dhan:\n  login_base: http://127.0.0.1:9/\naccounts:\n  d:\n    broker: dhan\n    dhan:\n      client_id: 1100000002\n      invalid_codes: [DH-901, 807]\n",
+    );
+    let c = f.load().unwrap();
+    let d = &c.accounts["d"];
+    assert_eq!(d.broker, Broker::Dhan);
+    assert_eq!(d.dhan.client_id.as_deref(), Some("1100000002"));
+    assert_eq!(d.dhan.login_base.as_str(), "http://127.0.0.1:9/");
+    assert_eq!(d.dhan.invalid_codes, ["DH-901", "807"]);
+    assert_eq!(d.token.path.file_name().unwrap(), "dhan_token.json");
+    assert_ne!(d.token.path, c.accounts["default"].token.path);
+    for strategy in ["totp", "refresh-token", "command", "none"] {
+        let command = if strategy == "command" {
+            "\n  command: [\"true\"]"
+        } else {
+            ""
+        };
+        f.write(
+            "config/tokenwatch.yaml",
+            &format!("broker: dhan\nrenew:\n  strategy: {strategy}{command}\n"),
+        );
+        assert!(f.load().is_ok(), "{strategy}: {:?}", f.load().err());
+    }
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: dhan\nrenew:\n  strategy: token-request\n  notifier_listen: 127.0.0.1:5002\n  notifier_path: /hook/x\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("renew.strategy"), "{e}");
+    assert!(
+        e.message.contains(
+            "Dhan accounts renew with one of: browser, totp, refresh-token, command, none"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_dhan_totp_secret_must_be_usable_and_private_when_the_account_logs_in_with_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    // Not base32: an error for the TOTP strategy, naming the key and no part of the secret.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: dhan\nrenew:\n  strategy: totp\ndhan:\n  totp_secret: not-base32-!!11\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("dhan.totp_secret"), "{e}");
+    assert!(e.message.contains("base32"), "{e}");
+    assert!(!e.to_string().contains("not-base32"), "{e}");
+    // The browser login never uses it: no error there.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: dhan\ndhan:\n  totp_secret: not-base32-!!11\n",
+    );
+    assert!(f.load().is_ok());
+    // A file readable by others is refused; a private one is read.
+    let file = f.write("config/dhan_totp", "JBSWY3DPEHPK3PXP\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    f.write(
+        "config/tokenwatch.yaml",
+        "accounts:\n  d:\n    broker: dhan\n    renew:\n      strategy: totp\n    dhan:\n      totp_secret_file: dhan_totp\n",
+    );
+    let e = f.err();
+    assert_eq!(
+        e.key.as_deref(),
+        Some("accounts.d.dhan.totp_secret_file"),
+        "{e}"
+    );
+    assert!(e.message.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = f.load().unwrap();
+    assert_eq!(
+        c.accounts["d"].dhan.totp_secret_file.as_deref(),
+        Some(file.as_path())
+    );
+    let secret = tokenwatch::brokers::dhan::totp_secret(&c.accounts["d"].dhan).unwrap();
+    assert_eq!(secret.unwrap().expose(), "JBSWY3DPEHPK3PXP");
+    // Both a secret and a file: which one is meant is unclear, whatever the strategy.
+    f.write(
+        "config/tokenwatch.yaml",
+        "broker: dhan\ndhan:\n  totp_secret: JBSWY3DPEHPK3PXP\n  totp_secret_file: dhan_totp\n",
+    );
+    let e = f.err();
+    assert_eq!(e.key.as_deref(), Some("dhan.totp_secret_file"), "{e}");
+    assert!(e.message.contains("both set"), "{e}");
 }

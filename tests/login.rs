@@ -236,6 +236,7 @@ impl SimHost {
             redirect_uri: Url::parse(&self.redirect).unwrap(),
             api_base: self.server.base_url.clone(),
             login_base: self.server.base_url.clone(),
+            user_id: None,
             timeout: Duration::from_secs(20),
             browser_command: vec!["true".into()],
             env_browser: None,
@@ -258,6 +259,7 @@ impl SimHost {
             kite: Default::default(),
             fyers: Default::default(),
             angel: Default::default(),
+            dhan: Default::default(),
             name: name.into(),
             upstox: UpstoxConfig {
                 client_id: Some(CLIENT_ID.into()),

@@ -771,3 +771,21 @@ fn the_demo_shows_an_angel_one_tab_whose_token_came_from_the_totp_login() {
         "the Angel One tab's header names the holder its login's profile gave:\n{screen}"
     );
 }
+
+#[test]
+fn a_dhan_tab_logs_in_through_dhans_consent_login() {
+    let term = Term::demo(
+        "dhan",
+        &["--expires-in", "5m", "--brokers", "upstox,dhan"],
+        false,
+    );
+    term.wait_until("the Upstox and Dhan tabs", |s| {
+        s.contains("tokenwatch · demo") && s.contains(" dhan ")
+    });
+    term.keys(&["Tab"]);
+    term.wait_for("tokenwatch · dhan (Dhan 1100000001");
+    // l: the consent made, the demo's browser sent through it, the token stored.
+    term.keys(&["l"]);
+    let screen = term.wait_for("Logged in");
+    assert!(screen.contains("[dhan] Logged in"), "{screen}");
+}

@@ -39,6 +39,8 @@ pub struct LoginSettings {
     pub api_base: Url,
     /// Where the broker's login page is (Upstox: the API base).
     pub login_base: Url,
+    /// The broker's id of the user who must log in, when the login checks it (Dhan).
+    pub user_id: Option<String>,
     /// How long to wait for the browser.
     pub timeout: Duration,
     /// `login.browser_command`.
@@ -72,6 +74,7 @@ impl LoginSettings {
             redirect_uri: app.redirect_uri,
             api_base,
             login_base: app.login_base,
+            user_id: app.user_id,
             timeout: login.timeout,
             browser_command: login.browser_command.clone(),
             env_browser: std::env::var("BROWSER").ok(),
@@ -85,7 +88,9 @@ impl LoginSettings {
 impl LoginSettings {
     /// The broker's API client for this login.
     pub fn client(&self) -> Result<BrokerClient, ApiError> {
-        BrokerClient::new(self.broker, &self.api_base, &self.client_id)
+        // Dhan's checks name the user, not the app.
+        let key = self.user_id.as_deref().unwrap_or(&self.client_id);
+        BrokerClient::new(self.broker, &self.api_base, key)
     }
 
     /// The app this login signs in to.
@@ -95,6 +100,7 @@ impl LoginSettings {
             client_secret: self.client_secret.clone(),
             redirect_uri: self.redirect_uri.clone(),
             login_base: self.login_base.clone(),
+            user_id: self.user_id.clone(),
         }
     }
 }
@@ -221,7 +227,6 @@ pub async fn run(
         .map_err(|e| LoginError::Other(e.to_string()))?;
     let app = settings.app();
     let state = oauth::new_state().map_err(LoginError::Other)?;
-    let url = client.authorization_url(&app, &state);
     let mut listener = callback::listen(
         &settings.redirect_uri,
         state.clone(),
@@ -230,6 +235,16 @@ pub async fn run(
     )
     .await
     .map_err(LoginError::Listen)?;
+    let url = match client.login_address(&app, &state).await {
+        Ok(url) => url,
+        Err(e) => {
+            listener.close().await;
+            return Err(LoginError::Other(format!(
+                "{} did not start the login ({e}); check the app's settings and log in again",
+                settings.broker.display_name()
+            )));
+        }
+    };
     let browser = if settings.builtin_browser {
         let follow = url.clone();
         tokio::spawn(async move {
@@ -321,6 +336,19 @@ pub async fn run(
             .await;
         }
     };
+    // A login that names its user (Dhan, whose redirect has no state) keeps only that user's
+    // session: a code someone else sent the browser must not become this account's token.
+    if let Some(want) = app.user_id.as_deref()
+        && response.user_id.as_deref().map(str::trim) != Some(want.trim())
+    {
+        let text = format!(
+            "the {} login signed in {}, not this account's user {want}; log in as {want} (or \
+             correct the account's client id)",
+            settings.broker.display_name(),
+            response.user_id.as_deref().unwrap_or("an unknown user"),
+        );
+        return fail(page, listener, text.clone(), LoginError::Denied(text)).await;
+    }
     let Some(token) =
         crate::brokers::session_token(settings.broker, response, clock.now(), "oauth")
     else {

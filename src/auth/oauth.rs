@@ -164,6 +164,13 @@ pub fn read_pasted_named(
     expected_state: &Secret,
     code_name: &str,
 ) -> Result<Callback, CallbackProblem> {
+    let query = pasted_query(text)?;
+    read_callback_named(query.as_deref(), expected_state, code_name)
+}
+
+/// The query of an address a user pasted (the whole URL, or just `?code=..&state=..`), with
+/// what copying wraps around it taken off; `None` for an address without one.
+pub fn pasted_query(text: &str) -> Result<Option<String>, CallbackProblem> {
     let text = unwrap_pasted(text.trim());
     if text.is_empty() || text.len() > MAX_QUERY || text.chars().any(char::is_whitespace) {
         return Err(CallbackProblem::NotAnAddress);
@@ -171,11 +178,11 @@ pub fn read_pasted_named(
     if let Ok(url) = Url::parse(text)
         && matches!(url.scheme(), "http" | "https")
     {
-        return read_callback_named(url.query(), expected_state, code_name);
+        return Ok(url.query().map(str::to_owned));
     }
     let query = text.trim_start_matches('?');
     if query.contains('=') {
-        read_callback_named(Some(query), expected_state, code_name)
+        Ok(Some(query.to_owned()))
     } else {
         Err(CallbackProblem::NotAnAddress)
     }

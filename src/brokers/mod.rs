@@ -4,8 +4,10 @@
 
 pub mod angel;
 pub mod answer;
+pub mod dhan;
 pub mod fyers;
 pub mod kite;
+pub mod simkit;
 pub mod totp;
 pub mod upstox;
 
@@ -48,7 +50,7 @@ impl Broker {
     ];
 
     /// The brokers this tokenwatch can log in to and check.
-    pub const SUPPORTED: [Broker; 4] = [Broker::Upstox, Broker::Kite, Broker::Fyers, Broker::Angel];
+    pub const SUPPORTED: [Broker; 5] = Broker::ALL;
 
     /// The name in configuration files, token files and JSON: `upstox`, `kite`, ...
     pub fn as_str(self) -> &'static str {
@@ -73,10 +75,12 @@ impl Broker {
     }
 
     /// How an engine sends this broker's token, for the token file's `token_type`:
-    /// `Bearer <token>` (Upstox, Fyers' JWT), `token <api_key>:<token>` (Kite).
+    /// `Bearer <token>` (Upstox, Fyers' JWT), `token <api_key>:<token>` (Kite), the bare token
+    /// in an `access-token` header (Dhan).
     pub fn token_type(self) -> &'static str {
         match self {
             Broker::Kite => "token",
+            Broker::Dhan => "access-token",
             _ => "Bearer",
         }
     }
@@ -296,6 +300,14 @@ pub enum BrokerClient {
         /// `angel.api_key`, `angel.client_code`, `angel.pin`, `angel.totp_secret`.
         user: AngelUser,
     },
+    /// Dhan's API, with the account's `dhan:` section (the user's client id, the PIN and the
+    /// TOTP secret its headless renewals need).
+    Dhan {
+        /// The client.
+        client: dhan::client::DhanClient,
+        /// `dhan:`.
+        config: std::sync::Arc<crate::config::DhanConfig>,
+    },
 }
 
 /// What an Angel One account logs in with. `Debug` shows the client code only: the API key
@@ -402,13 +414,15 @@ impl BrokerClient {
                     user: AngelUser::of(a),
                 });
             }
+            Broker::Dhan => return BrokerClient::dhan(&account.dhan),
             _ => "",
         };
         BrokerClient::new(account.broker, api_base(account), api_key)
     }
 
     /// The client for `broker`'s API at `api_base` (the real one, or a simulator), for the
-    /// app whose API key is `api_key` (Kite names it in every call; Upstox does not).
+    /// app whose API key is `api_key` (Kite names it in every call; Upstox does not; for
+    /// Fyers it is the app id, for Dhan the user's client id).
     pub fn new(broker: Broker, api_base: &Url, api_key: &str) -> Result<BrokerClient, ApiError> {
         match broker {
             Broker::Upstox => Ok(BrokerClient::Upstox(upstox::client::UpstoxClient::new(
@@ -434,8 +448,23 @@ impl BrokerClient {
                     ..AngelUser::default()
                 },
             }),
-            other => Err(unsupported(other)),
+            Broker::Dhan => Ok(BrokerClient::Dhan {
+                client: dhan::client::DhanClient::new(api_base, &[])?,
+                config: std::sync::Arc::new(crate::config::DhanConfig {
+                    client_id: Some(api_key.to_string()).filter(|k| !k.is_empty()),
+                    api_base: api_base.clone(),
+                    ..Default::default()
+                }),
+            }),
         }
+    }
+
+    /// The client of a Dhan account with this `dhan:` section.
+    pub fn dhan(config: &crate::config::DhanConfig) -> Result<BrokerClient, ApiError> {
+        Ok(BrokerClient::Dhan {
+            client: dhan::client::DhanClient::new(&config.api_base, &config.invalid_codes)?,
+            config: std::sync::Arc::new(config.clone()),
+        })
     }
 
     /// The broker this client talks to.
@@ -445,6 +474,7 @@ impl BrokerClient {
             BrokerClient::Kite { .. } => Broker::Kite,
             BrokerClient::Fyers { .. } => Broker::Fyers,
             BrokerClient::Angel { .. } => Broker::Angel,
+            BrokerClient::Dhan { .. } => Broker::Dhan,
         }
     }
 
@@ -452,9 +482,10 @@ impl BrokerClient {
     pub fn upstox(&self) -> Option<&upstox::client::UpstoxClient> {
         match self {
             BrokerClient::Upstox(c) => Some(c),
-            BrokerClient::Kite { .. } | BrokerClient::Fyers { .. } | BrokerClient::Angel { .. } => {
-                None
-            }
+            BrokerClient::Kite { .. }
+            | BrokerClient::Fyers { .. }
+            | BrokerClient::Angel { .. }
+            | BrokerClient::Dhan { .. } => None,
         }
     }
 
@@ -504,12 +535,19 @@ impl BrokerClient {
                 })?;
                 client.profile(api_key, token).await
             }
+            BrokerClient::Dhan { client, config } => {
+                client
+                    .profile(config.client_id.as_deref().unwrap_or_default(), token)
+                    .await
+            }
         }
     }
 
-    /// The address the browser opens to log in, carrying `state`.
-    pub fn authorization_url(&self, login: &LoginApp, state: &Secret) -> Url {
-        match self {
+    /// The address the browser opens to log in, carrying `state` where the broker takes one.
+    /// Dhan's needs a call first (generate-consent), which can fail like any call; the others
+    /// are made here without one.
+    pub async fn login_address(&self, login: &LoginApp, state: &Secret) -> Result<Url, ApiError> {
+        let url = match self {
             BrokerClient::Upstox(_) => crate::auth::oauth::authorization_url(
                 &login.login_base,
                 &login.client_id,
@@ -528,7 +566,23 @@ impl BrokerClient {
             ),
             // No browser login: LoginApp::for_account refuses first; this is never opened.
             BrokerClient::Angel { .. } => login.login_base.clone(),
-        }
+            // Dhan's login page is named by a consent made for the user with the app's key.
+            BrokerClient::Dhan { client, .. } => {
+                let user = login.user_id.as_deref().unwrap_or_default();
+                if user.is_empty() {
+                    return Err(not_sent(Broker::Dhan, dhan::missing("dhan.client_id")));
+                }
+                let app = dhan::client::DhanApp {
+                    app_id: &login.client_id,
+                    app_secret: &login.client_secret,
+                };
+                let consent = client
+                    .generate_consent(&login.login_base, user, app)
+                    .await?;
+                dhan::login::login_url(&login.login_base, &consent)
+            }
+        };
+        Ok(url)
     }
 
     /// Read what the browser brought back to the redirect address, checking `state`.
@@ -542,6 +596,7 @@ impl BrokerClient {
             BrokerClient::Kite { .. } => kite::login::read_callback(query, state),
             BrokerClient::Fyers { .. } => fyers::login::read_callback(query, state),
             BrokerClient::Angel { .. } => Err(crate::auth::oauth::CallbackProblem::NoCode),
+            BrokerClient::Dhan { .. } => dhan::login::read_callback(query, state),
         }
     }
 
@@ -556,6 +611,7 @@ impl BrokerClient {
             BrokerClient::Kite { .. } => kite::login::read_pasted(text, state),
             BrokerClient::Fyers { .. } => fyers::login::read_pasted(text, state),
             BrokerClient::Angel { .. } => Err(crate::auth::oauth::CallbackProblem::NotAnAddress),
+            BrokerClient::Dhan { .. } => dhan::login::read_pasted(text, state),
         }
     }
 
@@ -613,6 +669,24 @@ impl BrokerClient {
                 code: None,
                 message: NO_BROWSER_LOGIN.into(),
             }),
+            BrokerClient::Dhan { client, .. } => {
+                let app = dhan::client::DhanApp {
+                    app_id: &login.client_id,
+                    app_secret: &login.client_secret,
+                };
+                let mut session = client.consume_consent(&login.login_base, code, app).await?;
+                // Whose session it is decides whether the login may keep it: when the answer
+                // does not say, the profile does.
+                if session.client_id.is_none() {
+                    let user = login.user_id.as_deref().unwrap_or_default();
+                    session.client_id = client
+                        .profile(user, &session.access_token)
+                        .await
+                        .ok()
+                        .and_then(|p| p.user_id);
+                }
+                Ok(dhan::session(session))
+            }
         }
     }
 }
@@ -620,6 +694,15 @@ impl BrokerClient {
 /// Why an Angel One account has no browser login, and what it does instead.
 const NO_BROWSER_LOGIN: &str = "Angel One has no browser login: tokenwatch logs in through its API \
      with the PIN and a TOTP code; set renew.strategy: totp and run tokenwatch refresh";
+/// A request not sent for `message` (a key the configuration lacks, a token too old to use).
+pub(crate) fn not_sent(broker: Broker, message: String) -> ApiError {
+    ApiError::Rejected {
+        broker,
+        status: 0,
+        code: None,
+        message,
+    }
+}
 
 /// How [`BrokerClient::renew`] renews a token without a browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -679,6 +762,9 @@ impl BrokerClient {
             }
             (BrokerClient::Angel { client, user }, how) => {
                 angel_renew(client, user, how, with).await
+            }
+            (BrokerClient::Dhan { client, config }, how) => {
+                dhan::renew(client, config, how, with).await
             }
             _ => Err(not_this_way(self.broker(), how)),
         }
@@ -881,6 +967,7 @@ pub fn api_base(account: &crate::config::AccountConfig) -> &Url {
         Broker::Kite => &account.kite.api_base,
         Broker::Fyers => &account.fyers.api_base,
         Broker::Angel => &account.angel.api_base,
+        Broker::Dhan => &account.dhan.api_base,
         _ => &account.upstox.api_base,
     }
 }
@@ -896,6 +983,9 @@ pub struct LoginApp {
     pub redirect_uri: Url,
     /// Where the login page is (Upstox: the API base; Kite: `kite.login_base`).
     pub login_base: Url,
+    /// The broker's id of the user who must log in, when the login has to check whose session
+    /// it got (Dhan's `dhanClientId`: its redirect carries no `state`).
+    pub user_id: Option<String>,
 }
 
 impl LoginApp {
@@ -913,6 +1003,7 @@ impl LoginApp {
                     )?,
                     redirect_uri: u.redirect_uri.clone(),
                     login_base: u.api_base.clone(),
+                    user_id: None,
                 })
             }
             Broker::Kite => {
@@ -926,6 +1017,7 @@ impl LoginApp {
                     )?,
                     redirect_uri: k.redirect_uri.clone(),
                     login_base: k.login_base.clone(),
+                    user_id: None,
                 })
             }
             Broker::Fyers => {
@@ -947,34 +1039,35 @@ impl LoginApp {
                     )?,
                     redirect_uri: f.redirect_uri.clone(),
                     login_base: f.login_base.clone(),
+                    user_id: None,
+                })
+            }
+            Broker::Dhan => {
+                let d = &account.dhan;
+                let user = d
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| dhan::missing("dhan.client_id"))?;
+                Ok(LoginApp {
+                    client_id: d
+                        .api_key
+                        .clone()
+                        .ok_or_else(|| dhan::missing("dhan.api_key"))?,
+                    client_secret: d
+                        .api_secret
+                        .clone()
+                        .ok_or_else(|| dhan::missing("dhan.api_secret"))?,
+                    redirect_uri: d.redirect_uri.clone(),
+                    login_base: d.login_base.clone(),
+                    user_id: Some(user),
                 })
             }
             Broker::Angel => Err(NO_BROWSER_LOGIN.into()),
-            other => Err(unsupported(other).to_string()),
         }
     }
 }
 
-/// The refusal for a broker this tokenwatch cannot talk to yet.
-fn unsupported(broker: Broker) -> ApiError {
-    let reason = if broker.is_supported() {
-        // Known to the configuration and the token file, but its API client is not in this
-        // build: `status` and `token` work, checks and logins do not.
-        format!(
-            "this build of tokenwatch cannot reach {}'s API yet; `tokenwatch status` and \
-             `tokenwatch token` read its token file meanwhile",
-            broker.display_name()
-        )
-    } else {
-        unsupported_text(broker)
-    };
-    ApiError::Transient {
-        reason,
-        retry_after: None,
-    }
-}
-
-/// "tokenwatch does not support dhan yet (supported: upstox, kite, fyers, angel)".
+/// "tokenwatch does not support X yet (supported: upstox, kite, fyers, angel, dhan)".
 pub fn unsupported_text(broker: Broker) -> String {
     format!(
         "tokenwatch does not support {} yet (supported: {})",
@@ -1069,7 +1162,7 @@ mod tests {
         assert_eq!(Broker::Upstox.rule_name(), "the 03:30 IST rule");
         assert_eq!(
             unsupported_text(Broker::Dhan),
-            "tokenwatch does not support dhan yet (supported: upstox, kite, fyers, angel)"
+            "tokenwatch does not support dhan yet (supported: upstox, kite, fyers, angel, dhan)"
         );
         let e = ApiError::Invalid {
             broker: Broker::Kite,

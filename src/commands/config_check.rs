@@ -27,6 +27,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
                     );
                 }
             }
+            for note in crate::brokers::dhan::missing_notes(&config) {
+                eprintln!("note: {note}");
+            }
             let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
             for warning in config.calendar().coverage_warnings(today) {
                 eprintln!("{warning}");

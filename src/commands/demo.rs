@@ -2,8 +2,10 @@
 //! with a compressed timeline. No credentials, no network, nothing of the user's touched.
 //! `--brokers upstox,kite` adds a Zerodha Kite account beside the Upstox one, against the
 //! Kite simulator: two tabs, each account by its own broker's rules. `fyers` adds a Fyers
-//! account against the Fyers simulator the same way, and `angel` an Angel One account whose
-//! first token comes from the TOTP login against the Angel One simulator, as its renewals do.
+//! account against the Fyers simulator the same way, `angel` an Angel One account whose first
+//! token comes from the TOTP login against the Angel One simulator, as its renewals do, and
+//! `dhan` a Dhan account against the Dhan simulator (its `l` runs the consent login through
+//! the demo's built-in browser).
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -48,9 +50,10 @@ struct Extra {
     kite: bool,
     fyers: bool,
     angel: bool,
+    dhan: bool,
 }
 
-/// `--brokers`: `upstox` (the default) and optionally `kite`, `fyers` and `angel`.
+/// `--brokers`: `upstox` (the default) and optionally `kite`, `fyers`, `angel` and `dhan`.
 fn parse_brokers(list: &str) -> Result<Extra, String> {
     let mut extra = Extra::default();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -59,9 +62,10 @@ fn parse_brokers(list: &str) -> Result<Extra, String> {
             Some(crate::brokers::Broker::Kite) => extra.kite = true,
             Some(crate::brokers::Broker::Fyers) => extra.fyers = true,
             Some(crate::brokers::Broker::Angel) => extra.angel = true,
-            _ => {
+            Some(crate::brokers::Broker::Dhan) => extra.dhan = true,
+            None => {
                 return Err(format!(
-                    "--brokers: the demo has simulators for upstox, kite, fyers and angel, not {name:?}"
+                    "--brokers: the demo has simulators for upstox, kite, fyers, angel and dhan, not {name:?}"
                 ));
             }
         }
@@ -112,6 +116,7 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
         kite: Default::default(),
         fyers: Default::default(),
         angel: Default::default(),
+        dhan: Default::default(),
         upstox: UpstoxConfig {
             client_id: Some(sim_config.client_id.clone()),
             client_secret: Some(crate::secret::Secret::new(sim_config.client_secret.clone())),
@@ -195,6 +200,20 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
             }
         }
     }
+    // The Dhan account: the same again, its token living 6 minutes longer.
+    let mut dhan_server = None;
+    if extra.dhan {
+        match dhan_account(dir.path(), port, expires_in + Duration::from_secs(360)).await {
+            Ok((dhan, server)) => {
+                accounts.insert(dhan.name.clone(), dhan);
+                dhan_server = Some(server);
+            }
+            Err(e) => {
+                eprintln!("tokenwatch: {e}");
+                return 1;
+            }
+        }
+    }
     let config = Config {
         sources: Sources {
             relative_to: dir.path().to_path_buf(),
@@ -228,6 +247,9 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
     }
     if let Some(a) = angel_server {
         a.shutdown().await;
+    }
+    if let Some(d) = dhan_server {
+        d.shutdown().await;
     }
     code
 }
@@ -327,6 +349,7 @@ async fn kite_account(
         upstox: UpstoxConfig::default(),
         fyers: Default::default(),
         angel: Default::default(),
+        dhan: Default::default(),
         token: demo_token(&path),
         renew: RenewConfig {
             strategy: Strategy::None,
@@ -385,6 +408,7 @@ async fn fyers_account(
             ..Default::default()
         },
         angel: Default::default(),
+        dhan: Default::default(),
         upstox: UpstoxConfig::default(),
         token: demo_token(&path),
         renew: RenewConfig {
@@ -429,6 +453,7 @@ async fn angel_account(
         broker: crate::brokers::Broker::Angel,
         kite: Default::default(),
         fyers: Default::default(),
+        dhan: Default::default(),
         angel: crate::config::AngelConfig {
             api_key: Some(sim_config.api_key.clone()),
             client_code: Some(sim_config.client_code.clone()),
@@ -471,6 +496,67 @@ async fn angel_account(
     Ok((account, server))
 }
 
+/// The demo's Dhan account `dhan`, its first token stored, against a Dhan simulator that
+/// approves logins at once.
+async fn dhan_account(
+    dir: &std::path::Path,
+    upstox_port: u16,
+    lifetime: Duration,
+) -> Result<(AccountConfig, crate::brokers::dhan::sim::SimServer), String> {
+    use crate::brokers::dhan::sim::{SimConfig, Simulator};
+    let port = callback_port(Some(upstox_port))
+        .ok_or("no free loopback port between 20000 and 30000 for the demo's Dhan login")?;
+    let redirect = format!("http://localhost:{port}/callback");
+    let sim_config = SimConfig {
+        redirect_url: redirect.clone(),
+        token_lifetime: Some(lifetime),
+        auto_approve: true,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(sim_config.clone(), Arc::new(SystemClock));
+    let server = sim
+        .serve("127.0.0.1:0".parse().expect("static address"))
+        .await
+        .map_err(|e| format!("cannot start the demo's Dhan simulator: {e}"))?;
+    let path = dir.join("dhan_token.json");
+    let account = AccountConfig {
+        name: "dhan".into(),
+        broker: crate::brokers::Broker::Dhan,
+        kite: Default::default(),
+        fyers: Default::default(),
+        angel: Default::default(),
+        dhan: crate::config::DhanConfig {
+            client_id: Some(sim_config.client_id.clone()),
+            api_key: Some(sim_config.app_id.clone()),
+            api_secret: Some(crate::secret::Secret::new(sim_config.app_secret.clone())),
+            redirect_uri: url::Url::parse(&redirect).expect("a valid URL"),
+            api_base: server.base_url.clone(),
+            login_base: server.base_url.clone(),
+            ..Default::default()
+        },
+        upstox: UpstoxConfig::default(),
+        token: demo_token(&path),
+        renew: RenewConfig {
+            strategy: Strategy::None,
+            ..RenewConfig::default()
+        },
+    };
+    let issued = sim.issue_token();
+    let who = [
+        &sim_config.client_id,
+        &sim_config.client_name,
+        &String::new(),
+    ];
+    store_first(
+        &account,
+        issued.access_token,
+        issued.issued_at,
+        issued.expires_at,
+        who,
+    )?;
+    Ok((account, server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Extra, parse_brokers};
@@ -489,7 +575,7 @@ mod tests {
             Ok(Extra {
                 kite: true,
                 fyers: true,
-                angel: false
+                ..Extra::default()
             })
         );
         assert_eq!(
@@ -497,11 +583,17 @@ mod tests {
             Ok(Extra {
                 kite: true,
                 fyers: true,
-                angel: true
+                angel: true,
+                dhan: false
             })
         );
-        let e = parse_brokers("upstox,dhan").unwrap_err();
-        assert!(e.contains("\"dhan\""), "{e}");
+        assert_eq!(
+            parse_brokers("upstox,dhan"),
+            Ok(Extra {
+                dhan: true,
+                ..Extra::default()
+            })
+        );
         assert!(parse_brokers("upstox,zerodha").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! `tokenwatch simulate`: an embedded broker simulator (Upstox, or Kite with `--broker kite`,
-//! Fyers with `--broker fyers`, or Angel One with `--broker angel`) on loopback, until Ctrl-C.
+//! Fyers with `--broker fyers`, Angel One with `--broker angel`, Dhan with `--broker dhan`)
+//! on loopback, until Ctrl-C.
 
 use super::runtime;
 use crate::brokers::upstox::sim::{SimConfig, Simulator};
@@ -30,6 +31,9 @@ pub(super) fn run(args: &SimulateArgs) -> u8 {
     }
     if args.broker == crate::brokers::Broker::Angel {
         return rt.block_on(angel(args));
+    }
+    if args.broker == crate::brokers::Broker::Dhan {
+        return rt.block_on(dhan(args));
     }
     rt.block_on(async {
         let config = SimConfig {
@@ -230,6 +234,58 @@ async fn angel(args: &SimulateArgs) -> u8 {
     println!("Then get its first token with: tokenwatch refresh");
     println!();
     println!("Stop with Ctrl-C.");
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    0
+}
+
+/// `simulate --broker dhan`: the DhanHQ v2 stand-in (login and API on one address).
+async fn dhan(args: &SimulateArgs) -> u8 {
+    use crate::brokers::dhan::sim::{SimConfig, Simulator};
+    if let Some(code) = no_notifier(args, "Dhan") {
+        return code;
+    }
+    let config = SimConfig {
+        auto_approve: args.auto_approve,
+        token_lifetime: args.token_lifetime,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config.clone(), Arc::new(SystemClock));
+    let server = match sim.serve(args.listen).await {
+        Ok(s) => s,
+        Err(e) => return cannot_listen(args, &e),
+    };
+    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+    banner(
+        args,
+        &format!("Dhan simulator listening on {base}"),
+        &[
+            (
+                "client_id",
+                format!("{} ({})", config.client_id, config.client_name),
+            ),
+            ("api_key", config.app_id.clone()),
+            (
+                "api_secret",
+                format!("{} (a simulator value)", config.app_secret),
+            ),
+            ("pin", format!("{} (a simulator value)", config.pin)),
+            (
+                "totp_secret",
+                format!("{} (a simulator value)", config.totp_secret),
+            ),
+            ("redirect_uri", config.redirect_url.clone()),
+            (
+                "tokens expire",
+                expiry(args, "24 hours after issue (expiryTime, IST)"),
+            ),
+        ],
+        "Point a Dhan account at it (broker: dhan):",
+        &format!(
+            "TOKENWATCH__DHAN__API_BASE={base} TOKENWATCH__DHAN__LOGIN_BASE={base} DHAN_CLIENT_ID={} DHAN_API_KEY={} DHAN_API_SECRET={} DHAN_PIN={} DHAN_TOTP_SECRET={}",
+            config.client_id, config.app_id, config.app_secret, config.pin, config.totp_secret
+        ),
+    );
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     0

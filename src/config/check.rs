@@ -123,6 +123,22 @@ pub(super) fn check(
                 ),
             );
         }
+        if a.broker == crate::brokers::Broker::Dhan {
+            let d = &a.dhan;
+            let key = if d.totp_secret_file.is_some() {
+                "dhan.totp_secret_file"
+            } else {
+                "dhan.totp_secret"
+            };
+            // Both set is always wrong; the secret itself is read and checked only when the
+            // account logs in with it.
+            let both = d.totp_secret.is_some() && d.totp_secret_file.is_some();
+            if (both || a.renew.strategy == Strategy::Totp)
+                && let Err(why) = crate::brokers::dhan::totp_secret(d)
+            {
+                return err(&format!("{prefix}{key}"), why);
+            }
+        }
         match a.renew.strategy {
             Strategy::RefreshToken
                 if a.broker == crate::brokers::Broker::Fyers && a.fyers.pin.is_none() =>

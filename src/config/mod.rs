@@ -32,6 +32,8 @@ pub const FYERS_TOKEN_FILE: &str = "fyers_token.json";
 
 /// The token file of an Angel One account that names none.
 pub const ANGEL_TOKEN_FILE: &str = "angel_token.json";
+/// The token file of a Dhan account that names none.
+pub const DHAN_TOKEN_FILE: &str = "dhan_token.json";
 
 /// A configuration problem: where it came from, which key, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +86,8 @@ pub struct AccountConfig {
     pub fyers: FyersConfig,
     /// The Angel One app and user.
     pub angel: AngelConfig,
+    /// The Dhan app and user.
+    pub dhan: DhanConfig,
     /// Where its token is written (paths absolute).
     pub token: TokenConfig,
     /// How it is renewed.
@@ -156,6 +160,7 @@ impl Config {
             kite: &'a KiteConfig,
             fyers: &'a FyersConfig,
             angel: &'a AngelConfig,
+            dhan: &'a DhanConfig,
             token: &'a TokenConfig,
             monitor: &'a MonitorConfig,
             renew: &'a RenewConfig,
@@ -175,6 +180,7 @@ impl Config {
             kite: &self.account.kite,
             fyers: &self.account.fyers,
             angel: &self.account.angel,
+            dhan: &self.account.dhan,
             token: &self.account.token,
             monitor: &self.monitor,
             renew: &self.account.renew,
@@ -443,6 +449,12 @@ fn env_layers(env: &Env) -> Result<Vec<Layer>, ConfigError> {
         ("ANGEL_PIN", "angel", "pin"),
         ("ANGEL_TOTP_SECRET", "angel", "totp_secret"),
         ("ANGEL_TOTP_SECRET_FILE", "angel", "totp_secret_file"),
+        ("DHAN_CLIENT_ID", "dhan", "client_id"),
+        ("DHAN_API_KEY", "dhan", "api_key"),
+        ("DHAN_API_SECRET", "dhan", "api_secret"),
+        ("DHAN_PIN", "dhan", "pin"),
+        ("DHAN_TOTP_SECRET", "dhan", "totp_secret"),
+        ("DHAN_REDIRECT_URI", "dhan", "redirect_uri"),
     ];
     for (var, section, key) in named {
         if let Some(v) = env.get(var).filter(|v| !v.trim().is_empty()) {
@@ -716,10 +728,11 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
     };
 
     // The merged values, looked up once: the top level's sections and each account's.
-    let top_values: BTreeMap<&str, Value> = ["upstox", "kite", "fyers", "angel", "token", "renew"]
-        .into_iter()
-        .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
-        .collect();
+    let top_values: BTreeMap<&str, Value> =
+        ["upstox", "kite", "fyers", "angel", "dhan", "token", "renew"]
+            .into_iter()
+            .filter_map(|k| figment.find_value(k).ok().map(|v| (k, v)))
+            .collect();
     let account_values: Dict = figment
         .find_value("accounts")
         .ok()
@@ -772,6 +785,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                     kite: section("kite").extract_lossy().map_err(fail)?,
                     fyers: section("fyers").extract_lossy().map_err(fail)?,
                     angel: section("angel").extract_lossy().map_err(fail)?,
+                    dhan: section("dhan").extract_lossy().map_err(fail)?,
                     token: section("token").extract_lossy().map_err(fail)?,
                     renew: section("renew").extract_lossy().map_err(fail)?,
                 }
@@ -783,6 +797,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
                 kite: raw.kite.clone(),
                 fyers: raw.fyers.clone(),
                 angel: raw.angel.clone(),
+                dhan: raw.dhan.clone(),
                 token: raw.token.clone(),
                 renew: raw.renew.clone(),
             },
@@ -802,6 +817,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             Broker::Kite => Some(KITE_TOKEN_FILE),
             Broker::Fyers => Some(FYERS_TOKEN_FILE),
             Broker::Angel => Some(ANGEL_TOKEN_FILE),
+            Broker::Dhan => Some(DHAN_TOKEN_FILE),
             _ => None,
         };
         if let Some(file) = own_default_file.filter(|_| !token_key_set("path")) {
@@ -860,6 +876,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
             angel_totp_secret(&mut account.angel, &resolve)
                 .map_err(|(k, message)| ConfigError::new(origin(k), Some(&key(k)), message))?;
         }
+        account.dhan.totp_secret_file = account.dhan.totp_secret_file.as_deref().map(resolve);
         account.renew.calendar = calendar.clone();
         accounts.insert(name, account);
     }

@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub fyers: FyersConfig,
     /// `angel:` the Angel One SmartAPI app and user.
     pub angel: AngelConfig,
+    /// `dhan:` the DhanHQ v2 app and user.
+    pub dhan: DhanConfig,
     /// `token:` where the token is written.
     pub token: TokenConfig,
     /// `monitor:` checking and thresholds.
@@ -64,6 +66,8 @@ pub struct AccountOverride {
     pub fyers: Option<FyersConfig>,
     /// Overrides of `angel:`.
     pub angel: Option<AngelConfig>,
+    /// Overrides of `dhan:`.
+    pub dhan: Option<DhanConfig>,
     /// Overrides of `token:`.
     pub token: Option<TokenConfig>,
     /// Overrides of `renew:`.
@@ -251,6 +255,70 @@ impl AngelConfig {
             local_ip: self.client_local_ip.clone(),
             public_ip: self.client_public_ip.clone(),
             mac_address: self.mac_address.clone(),
+        }
+    }
+}
+
+/// `dhan:` a DhanHQ v2 app and the Dhan user it logs in.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhanConfig {
+    /// The user's Dhan client id (`dhanClientId`).
+    #[serde(deserialize_with = "opt_string")]
+    pub client_id: Option<String>,
+    /// The app's API key (`app_id`), for the browser login.
+    #[serde(deserialize_with = "opt_string")]
+    pub api_key: Option<String>,
+    /// The app's secret (`app_secret`). Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub api_secret: Option<Secret>,
+    /// The user's PIN, for `renew.strategy: totp`. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub pin: Option<Secret>,
+    /// The user's TOTP secret (base32), for `renew.strategy: totp`. Never printed or logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub totp_secret: Option<Secret>,
+    /// A file (mode 0600) holding the TOTP secret, instead of `totp_secret`.
+    #[serde(deserialize_with = "opt_path")]
+    pub totp_secret_file: Option<PathBuf>,
+    /// Must equal the redirect URL registered with the Dhan app.
+    #[serde(deserialize_with = "http_url")]
+    pub redirect_uri: url::Url,
+    /// Dhan's API base URL; tests point it at a local stand-in.
+    #[serde(deserialize_with = "http_url")]
+    pub api_base: url::Url,
+    /// Where Dhan's login calls and page are.
+    #[serde(deserialize_with = "http_url")]
+    pub login_base: url::Url,
+    /// The Dhan error codes that mean the token is dead (uncertain; see the login docs).
+    #[serde(deserialize_with = "codes")]
+    pub invalid_codes: Vec<String>,
+}
+
+impl Default for DhanConfig {
+    fn default() -> Self {
+        DhanConfig {
+            client_id: None,
+            api_key: None,
+            api_secret: None,
+            pin: None,
+            totp_secret: None,
+            totp_secret_file: None,
+            redirect_uri: url::Url::parse("http://localhost:5003/callback").expect("valid URL"),
+            api_base: url::Url::parse("https://api.dhan.co").expect("valid URL"),
+            login_base: url::Url::parse("https://auth.dhan.co").expect("valid URL"),
+            invalid_codes: crate::brokers::dhan::DEFAULT_INVALID_CODES
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -562,6 +630,32 @@ fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
         }
     }
     d.deserialize_any(V)
+}
+
+/// A list of error codes, each a string or a number (`["DH-901", 807]`).
+fn codes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Code {
+        Text(String),
+        Number(i64),
+    }
+    let list = Vec::<Code>::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("expected a list of error codes, like [\"DH-901\", \"807\"]")
+    })?;
+    let codes: Vec<String> = list
+        .into_iter()
+        .map(|c| match c {
+            Code::Text(t) => t.trim().to_owned(),
+            Code::Number(n) => n.to_string(),
+        })
+        .collect();
+    if codes.iter().any(String::is_empty) {
+        return Err(serde::de::Error::custom(
+            "an error code in the list is empty",
+        ));
+    }
+    Ok(codes)
 }
 
 fn opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {

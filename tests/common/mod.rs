@@ -82,6 +82,7 @@ impl Harness {
             kite: Default::default(),
             fyers: Default::default(),
             angel: Default::default(),
+            dhan: Default::default(),
             upstox: UpstoxConfig {
                 api_base: server.base_url.clone(),
                 ..UpstoxConfig::default()

@@ -27,6 +27,7 @@
 //! Requests are logged at debug level with method, path and status only: never a token, an
 //! auth code, a hash or a secret.
 
+use crate::brokers::simkit::{found, html_escape, jwt, new_key, random_string, same};
 use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::serving::{self, Running};
@@ -37,11 +38,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -208,13 +205,10 @@ struct SimState {
     refresh_tokens: HashMap<String, DateTime<Utc>>,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 impl Simulator {
     /// A simulator reading the time from `clock`.
     pub fn new(config: SimConfig, clock: Arc<dyn Clock>) -> Simulator {
-        let mut key = [0u8; 32];
-        key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        let key = new_key();
         Simulator {
             inner: Arc::new(Inner {
                 clock,
@@ -304,17 +298,7 @@ impl Simulator {
 
     /// An HS256 JWT of `claims`, signed with the simulator's key.
     fn jwt(&self, claims: &serde_json::Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = HmacSha256::new_from_slice(&self.inner.key)
-            .expect("HMAC takes a key of any size")
-            .chain_update(input.as_bytes())
-            .finalize()
-            .into_bytes();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        jwt(&self.inner.key, claims)
     }
 
     fn new_auth_code(&self, st: &mut SimState) -> String {
@@ -395,12 +379,6 @@ impl Simulator {
             .layer(middleware::from_fn(log_request))
             .with_state(app)
     }
-}
-
-fn random_string(len: usize) -> String {
-    std::iter::repeat_with(fastrand::alphanumeric)
-        .take(len)
-        .collect()
 }
 
 #[derive(Clone)]
@@ -512,13 +490,6 @@ fn fault_response(fault: Fault) -> Response {
     }
 }
 
-fn found(to: &Url) -> Response {
-    match HeaderValue::from_str(to.as_str()) {
-        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
 /// The redirect of a finished login, with `pairs` and the login's `state`.
 fn redirect_back(config: &SimConfig, pairs: &[(&str, &str)], state: &str) -> Response {
     let Ok(mut redirect) = Url::parse(&config.redirect_url) else {
@@ -592,14 +563,6 @@ async fn login(
         return approve(&app, state);
     }
     Html(login_page(&config, state)).into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 fn login_page(config: &SimConfig, state: &str) -> String {
@@ -801,9 +764,4 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
         }
         _ => invalid_token(),
     }
-}
-
-/// Compare without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
