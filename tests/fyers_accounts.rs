@@ -223,7 +223,7 @@ async fn a_wrong_pin_is_sent_once_and_the_message_says_what_to_fix() {
     assert_eq!(sim.calls(Endpoint::Refresh), 1, "{}", out.all());
     assert!(
         out.all()
-            .contains("Not renewed: refused, not tried again (Fyers refused the request (HTTP 400, -1006): Invalid PIN)"),
+            .contains("Not renewed: refused, not tried again until the configuration changes or you renew by hand (Fyers refused the request (HTTP 400, -1006): Invalid PIN)"),
         "{}",
         out.all()
     );

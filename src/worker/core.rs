@@ -88,6 +88,28 @@ pub enum RenewOutcome {
     Failed(String),
 }
 
+/// Why a renewal round ended without a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewFailure {
+    /// In words, for the log and the notice.
+    pub why: String,
+    /// The broker refused (a wrong PIN, a dead refresh token): asking again unattended would
+    /// only repeat it, and repeated wrong PINs can lock the account.
+    pub refused: bool,
+}
+
+impl From<String> for RenewFailure {
+    fn from(why: String) -> RenewFailure {
+        RenewFailure {
+            why,
+            refused: false,
+        }
+    }
+}
+
+/// What a renewal round ends with.
+pub type RenewResult = Result<Token, RenewFailure>;
+
 /// Taking the renewal lock, which one process per token file holds while it renews.
 pub enum Lock {
     /// Held by us until dropped.
@@ -128,6 +150,8 @@ pub struct Core {
     last_check_result: Option<String>,
     /// When the last renewal round failed; only a failed round puts the next one off.
     pub(super) last_failed_round_at: Option<DateTime<Utc>>,
+    /// The broker refused the last headless renewal, and why.
+    refused: Option<String>,
     pub(super) renewals: RenewalTally,
 }
 
@@ -161,6 +185,7 @@ impl Core {
             last_check_at: None,
             last_check_result: None,
             last_failed_round_at: None,
+            refused: None,
             renewals: RenewalTally::default(),
         };
         core.reload_token();
@@ -217,6 +242,8 @@ impl Core {
             changed.push("login settings".into());
         }
         self.policy = policy_of(&account, &monitor);
+        // New settings (a corrected PIN, say) may fix what the broker refused.
+        self.refused = None;
         self.client = client;
         self.account = account;
         self.monitor = monitor;
@@ -385,7 +412,10 @@ impl Core {
 
     /// The facts [`plan::plan`] decides on, for a caller with nothing running.
     pub fn plan_facts(&self, now: DateTime<Utc>) -> plan::Facts {
-        plan::Facts::idle(self.schedule_facts(now))
+        plan::Facts {
+            refused: self.refused(),
+            ..plan::Facts::idle(self.schedule_facts(now))
+        }
     }
 
     /// The policy the schedule and the plan follow.
@@ -587,7 +617,7 @@ impl Core {
     /// the broker's API (strategies totp and refresh-token). Hold the renewal lock meanwhile.
     pub fn renew_call(
         &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Token, String>> + Send + 'static>> {
+    ) -> std::pin::Pin<Box<dyn Future<Output = RenewResult> + Send + 'static>> {
         match self.account.renew.strategy {
             Strategy::Totp => Box::pin(self.broker_renew_call(Headless::Totp)),
             Strategy::RefreshToken => Box::pin(self.broker_renew_call(Headless::RefreshToken)),
@@ -599,7 +629,7 @@ impl Core {
     /// (for brokers and accounts that log in without a browser).
     pub fn headless_login_call(
         &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Token, String>> + Send + 'static>> {
+    ) -> std::pin::Pin<Box<dyn Future<Output = RenewResult> + Send + 'static>> {
         Box::pin(self.broker_renew_call(Headless::Totp))
     }
 
@@ -610,14 +640,16 @@ impl Core {
             .logs_in_headless(self.account.renew.strategy)
     }
 
-    /// Strategies totp and refresh-token: ask the broker's API for a new token and verify it
-    /// with the profile call, up to `monitor.max_retries` times on transient errors. A
-    /// refusal (a wrong PIN, a dead refresh token) is not tried again: repeating a wrong PIN
-    /// can lock the account.
+    /// Strategies totp and refresh-token: ask the broker's API for a new token, once per
+    /// round, then check it with the profile call (that check is retried on transient
+    /// errors). The request itself is never repeated at once: it may have reached the broker
+    /// (a PIN sent twice, a refresh token spent, a RenewToken that ended the old token), so a
+    /// passing failure waits for the next round, and a refusal (a wrong PIN, a dead refresh
+    /// token) for the user.
     fn broker_renew_call(
         &self,
         how: Headless,
-    ) -> impl Future<Output = Result<Token, String>> + Send + 'static {
+    ) -> impl Future<Output = RenewResult> + Send + 'static {
         let client = self.client.clone();
         let current = self.token.as_ref().map(|t| t.access_token.clone());
         let refresh = self.store.read_refresh();
@@ -625,27 +657,28 @@ impl Core {
         let policy = self.retry_policy();
         let name = self.account.name.clone();
         async move {
-            let max = policy.attempts.max(1);
-            let (result, n) = retry_counted(policy, &name, "Refresh", || {
-                renew_by_broker(
-                    &client,
-                    how,
-                    current.as_ref(),
-                    refresh.as_ref(),
-                    clock.as_ref(),
-                )
-            })
-            .await;
-            result.map_err(|e| {
+            renew_by_broker(
+                &client,
+                how,
+                current.as_ref(),
+                refresh.as_ref(),
+                clock.as_ref(),
+                policy,
+                &name,
+            )
+            .await
+            .map_err(|e| {
                 if e.is_transient() {
-                    warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
-                    error!(account = %name, "All refresh attempts failed, manual intervention required");
-                    format!("all attempts failed ({e})")
+                    error!(account = %name, "Refresh failed: {e}; the next round tries again");
+                    RenewFailure::from(format!("failed, tried again at the next round ({e})"))
                 } else {
-                    // Asking again would only repeat the refusal (and a wrong PIN repeated
-                    // can lock the account).
                     error!(account = %name, "Refresh refused, not tried again: {e}");
-                    format!("refused, not tried again ({e})")
+                    RenewFailure {
+                        why: format!(
+                            "refused, not tried again until the configuration changes or you renew by hand ({e})"
+                        ),
+                        refused: true,
+                    }
                 }
             })
         }
@@ -653,7 +686,7 @@ impl Core {
 
     /// Strategy command: run `renew.command`, read the token it prints and verify it with
     /// the profile API, up to `monitor.max_retries` times.
-    fn command_renew_call(&self) -> impl Future<Output = Result<Token, String>> + Send + 'static {
+    fn command_renew_call(&self) -> impl Future<Output = RenewResult> + Send + 'static {
         let argv = self.account.renew.command.clone();
         let client = self.client.clone();
         let clock = self.clock.clone();
@@ -669,7 +702,7 @@ impl Core {
                 // The retried attempts are logged by the retry; the last one is logged here.
                 warn!(account = %name, "Refresh attempt {n}/{max} failed: {e}");
                 error!(account = %name, "All refresh attempts failed, manual intervention required");
-                format!("all attempts failed ({e})")
+                RenewFailure::from(format!("all attempts failed ({e})"))
             })
         }
     }
@@ -777,12 +810,13 @@ impl Core {
 
     /// Take what a `renew.command` round ([`Core::renew_call`]) ended with: store the
     /// verified token, or say why there is none.
-    pub async fn take_renewal(&mut self, result: Result<Token, String>) -> RenewOutcome {
+    pub async fn take_renewal(&mut self, result: RenewResult) -> RenewOutcome {
         let name = self.account.name.clone();
         match result {
             Ok(token) => match self.accept_token(token, true).await {
                 Ok(()) => {
                     info!(account = %name, "Token refresh successful");
+                    self.refused = None;
                     RenewOutcome::Renewed
                 }
                 Err(e) => {
@@ -790,8 +824,19 @@ impl Core {
                     RenewOutcome::Failed(e)
                 }
             },
-            Err(why) => RenewOutcome::Failed(why),
+            Err(failure) => {
+                if failure.refused {
+                    self.refused = Some(failure.why.clone());
+                }
+                RenewOutcome::Failed(failure.why)
+            }
         }
+    }
+
+    /// Whether the broker refused this account's last headless renewal: unattended rounds
+    /// wait until the configuration changes or someone renews by hand.
+    pub fn refused(&self) -> bool {
+        self.refused.is_some()
     }
 
     async fn store_token(&mut self, token: Token) -> Result<(), String> {
@@ -930,14 +975,18 @@ fn human_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// One headless renewal through the broker's API: the new token, checked with the profile
-/// call. A new token the broker then rejects is a refusal, not a dead current token.
+/// One headless renewal through the broker's API: one request for the new token, then the
+/// profile check of it (retried on transient errors). A new token the broker then rejects is
+/// a refusal, not a dead current token; one whose check cannot be made is stored all the
+/// same (the request that gave it may have spent the old token), and the next check tells.
 async fn renew_by_broker(
     client: &BrokerClient,
     how: Headless,
     current: Option<&Secret>,
     refresh_token: Option<&Secret>,
     clock: &dyn Clock,
+    policy: RetryPolicy,
+    name: &str,
 ) -> Result<Token, ApiError> {
     let broker = client.broker();
     let now = clock.now();
@@ -969,16 +1018,23 @@ async fn renew_by_broker(
             broker.display_name()
         )));
     }
-    let profile = client
-        .profile(&token.access_token)
-        .await
-        .map_err(|e| match e {
-            ApiError::Invalid { .. } => refused(format!("the new token was rejected: {e}")),
-            other => other,
-        })?;
-    token.user_id = token.user_id.or(profile.user_id);
-    token.user_name = token.user_name.or(profile.user_name);
-    token.email = token.email.or(profile.email);
+    let (checked, _) = retry_counted(policy, name, "Check of the new token", || {
+        client.profile(&token.access_token)
+    })
+    .await;
+    match checked {
+        Ok(profile) => {
+            token.user_id = token.user_id.or(profile.user_id);
+            token.user_name = token.user_name.or(profile.user_name);
+            token.email = token.email.or(profile.email);
+        }
+        Err(e @ ApiError::Invalid { .. }) => {
+            return Err(refused(format!("the new token was rejected: {e}")));
+        }
+        Err(e) => {
+            warn!(account = %name, "Could not check the new token yet ({e}); storing it, the next check tells");
+        }
+    }
     Ok(token)
 }
 

@@ -21,7 +21,7 @@ pub mod plan;
 pub use self::core::{CHECK_LIMIT, CheckOutcome, Core, RenewOutcome, RequestError};
 pub use self::plan::Plan;
 
-use self::core::{Activity, Checked, Lock};
+use self::core::{Activity, Checked, Lock, RenewResult};
 use self::login::{LoginStep, RunningLogin, login_step};
 use crate::auth::notifier::NotifierServer;
 use crate::brokers::upstox::client::TokenRequestAck;
@@ -137,9 +137,9 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
 /// What a running round ends with.
 enum Done {
     Checked(Checked),
-    Renewed(Result<Token, String>),
+    Renewed(RenewResult),
     /// A login through the broker's API (PIN and TOTP) that `l` or the API asked for.
-    LoggedIn(Result<Token, String>),
+    LoggedIn(RenewResult),
     Requested(Result<TokenRequestAck, RequestError>),
 }
 
@@ -242,6 +242,7 @@ impl Worker {
             other_renewal_until: self.other_renewal_until,
             forced_at: self.forced_at,
             first_check_at: self.first_check_at,
+            refused: self.core.refused(),
         }
     }
 
@@ -431,10 +432,7 @@ impl Worker {
 
     /// Take a renewal round's result: store and announce the new token, or say why there is
     /// none. The new token's expiry, or the reason.
-    async fn renewal_done(
-        &mut self,
-        result: Result<Token, String>,
-    ) -> Result<DateTime<Utc>, String> {
+    async fn renewal_done(&mut self, result: RenewResult) -> Result<DateTime<Utc>, String> {
         match self.core.take_renewal(result).await {
             RenewOutcome::Renewed => {
                 let now = self.core.clock.now();

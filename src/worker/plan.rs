@@ -30,6 +30,9 @@ pub struct Facts {
     pub forced_at: Option<DateTime<Utc>>,
     /// The first check waits until then (the fleet staggers many accounts' first checks).
     pub first_check_at: Option<DateTime<Utc>>,
+    /// The broker refused the last renewal through its API (a wrong PIN): no unattended
+    /// round repeats it; a forced one may.
+    pub refused: bool,
 }
 
 impl Facts {
@@ -43,6 +46,7 @@ impl Facts {
             other_renewal_until: None,
             forced_at: None,
             first_check_at: None,
+            refused: false,
         }
     }
 }
@@ -61,6 +65,9 @@ pub enum Idle {
     Disabled,
     /// A login is already waiting for the browser.
     LoginWaiting,
+    /// The broker refused the last renewal through its API; it waits for new settings or a
+    /// forced renewal.
+    Refused,
 }
 
 /// Why the next step waits.
@@ -161,6 +168,9 @@ pub fn plan(f: &Facts, p: &Policy) -> Plan {
             match p.strategy {
                 Strategy::None => Plan::Nothing(Idle::Disabled),
                 Strategy::Command => Plan::RenewByCommand,
+                Strategy::Totp | Strategy::RefreshToken if f.refused && f.forced_at.is_none() => {
+                    Plan::Nothing(Idle::Refused)
+                }
                 Strategy::Totp | Strategy::RefreshToken => Plan::RenewByBroker,
                 Strategy::Browser if f.login_waiting => Plan::Nothing(Idle::LoginWaiting),
                 Strategy::Browser => Plan::LogIn,
@@ -211,6 +221,25 @@ mod tests {
             plan(&f, &policy(Strategy::None)),
             Plan::Nothing(Idle::Disabled)
         );
+    }
+
+    #[test]
+    fn a_refused_renewal_through_the_api_waits_for_a_person() {
+        let mut f = facts(at(26, 14, 0), None);
+        for s in [Strategy::Totp, Strategy::RefreshToken] {
+            assert_eq!(plan(&f, &policy(s)), Plan::RenewByBroker);
+        }
+        // The broker refused (a wrong PIN): no unattended round asks again...
+        f.refused = true;
+        for s in [Strategy::Totp, Strategy::RefreshToken] {
+            assert_eq!(plan(&f, &policy(s)), Plan::Nothing(Idle::Refused));
+        }
+        // ...but someone pressing r, or running tokenwatch refresh, may.
+        f.forced_at = Some(at(26, 14, 0));
+        assert_eq!(plan(&f, &policy(Strategy::Totp)), Plan::RenewByBroker);
+        // Other strategies have no PIN to protect.
+        f.forced_at = None;
+        assert_eq!(plan(&f, &policy(Strategy::Command)), Plan::RenewByCommand);
     }
 
     #[test]
