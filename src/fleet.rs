@@ -307,9 +307,14 @@ fn api_account(
         name: name.to_string(),
         commands: w.commands.clone(),
         status: w.status.clone(),
-        // Headless logins (PIN and TOTP) need no browser settings.
+        // This route waits for a browser login's address; a login through the broker's API
+        // (PIN and TOTP) has none, and a forced refresh runs it.
         login_problem: if account.broker.logs_in_headless(account.renew.strategy) {
-            None
+            Some(format!(
+                "account {name} logs in through {}'s API with the PIN and a TOTP code, not in a \
+                 browser: POST /api/token/force-refresh renews it",
+                account.broker.display_name()
+            ))
         } else {
             LoginSettings::new(account, &config.login, true)
                 .err()
@@ -396,26 +401,80 @@ impl Fleet {
             .into_iter()
             .cloned()
             .collect();
-        let mut said = Vec::new();
-        let tx = self.worker_tx.upgrade();
-        let mut next_workers = Vec::new();
-        let mut next_wakes = Vec::new();
-        let mut stopping = Vec::new();
-        let mut old: Vec<(String, WorkerHandle, Arc<Notify>)> = self
-            .workers
-            .drain(..)
-            .zip(self.wakes.drain(..))
-            .map(|((n, w), wake)| (n, w, wake))
+        // First what becomes of each account: kept (same broker and token file, new
+        // settings), or started afresh. Nothing running changes until every new worker has
+        // started: a reload that fails leaves the fleet as it was.
+        let kept: Vec<Option<usize>> = order
+            .iter()
+            .map(|account| {
+                let same_file = self.config.accounts.get(&account.name).is_some_and(|w| {
+                    w.broker == account.broker && w.token.path == account.token.path
+                });
+                self.workers
+                    .iter()
+                    .position(|(n, _)| *n == account.name)
+                    .filter(|_| same_file)
+            })
             .collect();
-        // Watch the token files of the new set of accounts.
-        let files = crate::filewatch::watch(Vec::new());
+        let wakes: Vec<Arc<Notify>> = kept
+            .iter()
+            .map(|k| match k {
+                Some(at) => self.wakes[*at].clone(),
+                None => Arc::new(Notify::new()),
+            })
+            .collect();
+        // The new set of token files is watched before any new worker starts, so that they
+        // sleep as long as the others.
+        let files = crate::filewatch::watch(
+            order
+                .iter()
+                .zip(&wakes)
+                .map(|(a, w)| (a.token.path.clone(), w.clone()))
+                .collect(),
+        );
+        let Some(tx) = self.worker_tx.upgrade() else {
+            return Err(StartError::Other(
+                "the workers have stopped; restart tokenwatch".into(),
+            ));
+        };
+        let mut started: Vec<(usize, WorkerHandle)> = Vec::new();
         for (i, account) in order.iter().enumerate() {
-            let was = self.config.accounts.get(&account.name);
-            let same_file = was
-                .is_some_and(|w| w.broker == account.broker && w.token.path == account.token.path);
-            match old.iter().position(|(n, _, _)| *n == account.name) {
-                Some(at) if same_file => {
-                    let (name, handle, wake) = old.remove(at);
+            if kept[i].is_some() {
+                continue;
+            }
+            let spawned = spawn_worker(
+                account,
+                config,
+                &self.clock,
+                &self.options,
+                &files,
+                &wakes[i],
+                FIRST_CHECK_SPACING.saturating_mul(i as u32),
+                tx.clone(),
+            );
+            match spawned {
+                Ok(handle) => started.push((i, handle)),
+                Err(e) => {
+                    for (_, handle) in started {
+                        let _ = handle.commands.send(Command::Shutdown).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        drop(tx);
+
+        // Every new worker runs: now the fleet changes.
+        let mut said = Vec::new();
+        let mut old: Vec<Option<WorkerHandle>> =
+            self.workers.drain(..).map(|(_, w)| Some(w)).collect();
+        let old_names: Vec<String> = self.config.accounts.keys().cloned().collect();
+        let mut next_workers = Vec::new();
+        let mut started = started.into_iter().peekable();
+        for (i, account) in order.iter().enumerate() {
+            match kept[i] {
+                Some(at) => {
+                    let handle = old[at].take().expect("each kept worker is taken once");
                     let parts = crate::messages::ReconfigParts {
                         account: account.clone(),
                         monitor: config.monitor.clone(),
@@ -425,12 +484,11 @@ impl Fleet {
                         .commands
                         .send(Command::Reload(crate::messages::Reconfig(Arc::new(parts))))
                         .await;
-                    next_workers.push((name, handle));
-                    next_wakes.push(wake);
+                    next_workers.push((account.name.clone(), handle));
                 }
-                other => {
-                    if let Some(at) = other {
-                        stopping.push(old.remove(at));
+                None => {
+                    let (_, handle) = started.next().expect("a new worker for each new account");
+                    if old_names.contains(&account.name) {
                         said.push(format!(
                             "account {} restarts on its new broker or token file",
                             account.name
@@ -438,52 +496,35 @@ impl Fleet {
                     } else {
                         said.push(format!("account {} added", account.name));
                     }
-                    let Some(tx) = tx.clone() else {
-                        return Err(StartError::Other(
-                            "the workers have stopped; restart tokenwatch".into(),
-                        ));
-                    };
-                    let wake = Arc::new(Notify::new());
-                    let handle = spawn_worker(
-                        account,
-                        config,
-                        &self.clock,
-                        &self.options,
-                        &files,
-                        &wake,
-                        FIRST_CHECK_SPACING.saturating_mul(i as u32),
-                        tx,
-                    )?;
                     next_workers.push((account.name.clone(), handle));
-                    next_wakes.push(wake);
                 }
             }
         }
-        for (name, handle, wake) in old {
-            said.push(format!("account {name} removed"));
-            stopping.push((name, handle, wake));
-        }
         // Removed (or replaced) workers stop after their current step, in the background.
-        for (name, handle, _) in stopping {
+        for handle in old.into_iter().flatten() {
             let _ = handle.commands.send(Command::Shutdown).await;
             tokio::spawn(async move {
                 if tokio::time::timeout(WORKER_GRACE, handle.task)
                     .await
                     .is_err()
                 {
-                    warn!(account = %name, "the worker did not stop within {}s", WORKER_GRACE.as_secs());
+                    warn!(
+                        "a stopped worker did not end within {}s",
+                        WORKER_GRACE.as_secs()
+                    );
                 }
             });
         }
-        self._files = crate::filewatch::watch(
-            order
-                .iter()
-                .zip(&next_wakes)
-                .map(|(a, w)| (a.token.path.clone(), w.clone()))
-                .collect(),
-        );
+        for name in &old_names {
+            if !order.iter().any(|a| a.name == *name)
+                && self.options.only.as_ref().is_none_or(|o| o == name)
+            {
+                said.push(format!("account {name} removed"));
+            }
+        }
+        self._files = files;
         self.clock_watch.abort();
-        self.clock_watch = tokio::spawn(watch_clock(self.clock.clone(), next_wakes.clone()));
+        self.clock_watch = tokio::spawn(watch_clock(self.clock.clone(), wakes.clone()));
         if let Some(api) = &self.api_shared {
             let accounts = next_workers
                 .iter()
@@ -524,7 +565,7 @@ impl Fleet {
             warn!("log: settings take effect at the next restart");
         }
         self.workers = next_workers;
-        self.wakes = next_wakes;
+        self.wakes = wakes;
         self.config = config.clone();
         Ok(said)
     }

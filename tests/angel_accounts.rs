@@ -279,3 +279,38 @@ fn simulate_broker_angel_prints_what_an_account_needs_and_refresh_logs_in_agains
     refused.assert_stderr("PIN and a TOTP code");
     drop(sim);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokenwatch_login_logs_in_through_the_api_with_no_browser() {
+    let (_server, sim, mut sb) = angel_setup(Duration::from_secs(24 * 3600)).await;
+    let out = sb.run_async(&["--account", "a", "login"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    out.assert_stdout(
+        "Logging in to Angel One for account \"a\" with the PIN and a TOTP code (no browser)...",
+    );
+    out.assert_stdout("Logged in: token stored at");
+    out.assert_stdout("API: ✓ the new token works.");
+    assert!(!out.all().contains("browser was sent"), "{}", out.all());
+    assert_eq!(sim.calls(Endpoint::Login), 1);
+    let token = stored(&sb);
+    assert_eq!(token["broker"], "angel", "{token}");
+    assert_eq!(token["obtained_via"], "totp", "{token}");
+    assert_eq!(mode(&refresh_file(&sb)), 0o600);
+    let mut leaks = Leaks::of_outs(&[("login", &out)]);
+    leaks.secret("the PIN", PIN);
+    leaks.secret("the TOTP secret", TOTP_SECRET);
+    leaks.token("the token", token["access_token"].as_str().unwrap());
+    leaks.assert_clean();
+
+    // A wrong PIN: one login call, exit 1, and the message says what to check.
+    sb.set_env("ANGEL_PIN", "PIN-WRONG-000");
+    let out = sb.run_async(&["--account", "a", "login"]).await;
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert_eq!(sim.calls(Endpoint::Login), 2);
+    assert!(
+        out.stderr.contains("tokenwatch: login failed: refused"),
+        "{}",
+        out.all()
+    );
+    assert!(out.stderr.contains("angel.pin"), "{}", out.all());
+}

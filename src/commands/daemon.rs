@@ -49,6 +49,9 @@ async fn serve(
         // A service fails fast on a port in use (exit 1): systemd shows it and retries.
         api_elsewhere_ok: false,
     };
+    // Taken over before anything starts: a reload asked for while the workers start must not
+    // end the process (SIGHUP's default).
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let (mut fleet, mut events) = match fleet::start(&config, clock, options).await {
         Ok(started) => started,
         Err(StartError::Config(e)) => {
@@ -71,7 +74,6 @@ async fn serve(
     );
     let stop = stop_signal();
     tokio::pin!(stop);
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut code = 0;
     loop {
         tokio::select! {

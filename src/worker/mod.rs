@@ -143,6 +143,10 @@ enum Done {
     Requested(Result<TokenRequestAck, RequestError>),
 }
 
+/// How long a stopping worker waits for a renewal under way to land: short, as a container
+/// or service manager wants the process gone within a few seconds.
+const SHUTDOWN_RENEWAL_WAIT: Duration = Duration::from_millis(1500);
+
 /// The one check or renewal round that may run at a time, beside the loop.
 struct Round {
     work: Pin<Box<dyn Future<Output = Done> + Send>>,
@@ -220,6 +224,17 @@ impl Worker {
                 token = delivery::next_delivery(&mut self.deliveries) => self.accept_delivery(token).await,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(nap) => {}
+            }
+        }
+        // A renewal under way may already have spent the old token (a refresh token used, a
+        // RenewToken that ended the old one): give it a moment to land and be stored rather
+        // than drop the only live token. A check is simply dropped.
+        if self.round.as_ref().is_some_and(|r| r._lock.is_some()) {
+            info!(account = %name, "Stopping after the renewal under way");
+            if let Ok(done) =
+                tokio::time::timeout(SHUTDOWN_RENEWAL_WAIT, round_done(&mut self.round)).await
+            {
+                self.finish_round(done).await;
             }
         }
         self.round = None;
@@ -322,6 +337,15 @@ impl Worker {
                 self.other_renewal_until = None;
                 // It may have finished just before: use its token rather than renew again.
                 if self.core.reload_if_changed() {
+                    if login {
+                        let update = match self.core.token.as_ref() {
+                            Some(t) => LoginUpdate::Succeeded(t.expires_at),
+                            None => LoginUpdate::Failed(
+                                "another tokenwatch changed the token file meanwhile".into(),
+                            ),
+                        };
+                        self.send(Event::Login(update)).await;
+                    }
                     return;
                 }
                 self.core.log_renewal_start();
@@ -348,11 +372,21 @@ impl Worker {
                     );
                     self.notify(n).await;
                 }
+                if login {
+                    let why = format!(
+                        "another tokenwatch is renewing this token ({holder}); its token is used when it lands"
+                    );
+                    self.send(Event::Login(LoginUpdate::Failed(why))).await;
+                }
             }
             Lock::Broken(why) => {
                 // A lock that cannot even be created means the token could not be stored
                 // either: a failed round, said loudly.
                 error!(account = %self.core.account.name, "Cannot renew: {why}");
+                if login {
+                    self.send(Event::Login(LoginUpdate::Failed(why.clone())))
+                        .await;
+                }
                 let n = notices::renewal_failed(&self.core.account.name, &why, now);
                 self.round_failed(n).await;
             }
