@@ -1,5 +1,5 @@
-//! The fault suite for the brokers beside Upstox: every fault each broker's simulator
-//! injects, against the worker's check of a healthy token (`Core::check`, on tokio's paused
+//! The fault suite for the brokers beside Upstox (Zerodha Kite, Fyers, Angel One, Dhan):
+//! every fault each broker's simulator injects, against the worker's check of a healthy token (`Core::check`, on tokio's paused
 //! clock), and against the Fyers refresh-token renewal. Each case is checked against the
 //! rules — a passing fault is retried `monitor.max_retries` times and leaves the token
 //! usable and its file untouched; only the broker's own dead-token answer marks it invalid
@@ -351,6 +351,217 @@ fn fyers_rows() -> Vec<Row> {
         .collect()
 }
 
+fn angel_rows() -> Vec<Row> {
+    use tokenwatch::brokers::angel::sim::{Endpoint, Fault, SimConfig, Simulator};
+    use tokenwatch::config::AngelConfig;
+    let cases: [(Fault, &str, &str, Kind); 10] = [
+        (
+            Fault::ServerError,
+            "500",
+            "HTTP 500 with Angel One's error JSON",
+            Kind::Passing,
+        ),
+        (
+            Fault::Unavailable,
+            "503",
+            "HTTP 503, a gateway's HTML page",
+            Kind::Passing,
+        ),
+        (
+            Fault::TooManyRequests { retry_after: None },
+            "429",
+            "HTTP 429 with Angel One's error JSON",
+            Kind::Passing,
+        ),
+        (
+            Fault::TryLater,
+            "AB1004",
+            "HTTP 200, `AB1004` \"Something Went Wrong\"",
+            Kind::Passing,
+        ),
+        (
+            Fault::Timeout,
+            "timeout",
+            "no answer for an hour",
+            Kind::Passing,
+        ),
+        (
+            Fault::MalformedJson,
+            "malformed JSON",
+            "HTTP 200, cut-off JSON",
+            Kind::Passing,
+        ),
+        (
+            Fault::HtmlPage,
+            "HTML 403",
+            "HTTP 403, a firewall's HTML page",
+            Kind::Passing,
+        ),
+        (
+            Fault::Empty,
+            "empty",
+            "HTTP 200 with no body",
+            Kind::Passing,
+        ),
+        (
+            Fault::InvalidToken,
+            "AG8001 in HTTP 200",
+            "HTTP 200, `\"success\":false`, `AG8001`: the token is dead",
+            Kind::Dead,
+        ),
+        (
+            Fault::TooManyRequests {
+                retry_after: Some(2),
+            },
+            "429 + Retry-After",
+            "HTTP 429, `Retry-After: 2`",
+            Kind::Passing,
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(fault, name, sends, kind)| {
+            let rt = paused_runtime();
+            rt.block_on(async {
+                let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
+                let config = SimConfig::default();
+                let sim = Simulator::new(config.clone(), clock.clone());
+                let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let dir = tempfile::tempdir().unwrap();
+                let account = AccountConfig {
+                    angel: AngelConfig {
+                        api_key: Some(config.api_key.clone()),
+                        api_base: server.base_url.clone(),
+                        ..AngelConfig::default()
+                    },
+                    ..account(Broker::Angel, dir.path())
+                };
+                let issued = sim.issue_token();
+                let token = session_token(
+                    Broker::Angel,
+                    session(issued.access_token, issued.issued_at),
+                    clock.now(),
+                    "totp",
+                )
+                .unwrap();
+                sim.inject(Endpoint::Profile, fault, INJECTED);
+                let (calls, outcome, state, file_changed) =
+                    check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile)).await;
+                Row {
+                    broker: Broker::Angel,
+                    fault: name,
+                    sends,
+                    kind,
+                    calls,
+                    outcome,
+                    state,
+                    file_changed,
+                }
+            })
+        })
+        .collect()
+}
+
+fn dhan_rows() -> Vec<Row> {
+    use tokenwatch::brokers::dhan::sim::{Endpoint, Fault, SimConfig, Simulator};
+    use tokenwatch::config::DhanConfig;
+    let cases: [(Fault, &str, &str, Kind); 9] = [
+        (
+            Fault::ServerError,
+            "500",
+            "HTTP 500, `DH-908`",
+            Kind::Passing,
+        ),
+        (
+            Fault::Unavailable,
+            "503",
+            "HTTP 503, a gateway's HTML page",
+            Kind::Passing,
+        ),
+        (
+            Fault::TooManyRequests { retry_after: None },
+            "429",
+            "HTTP 429, `DH-904`",
+            Kind::Passing,
+        ),
+        (
+            Fault::RateLimitCode,
+            "DH-904",
+            "HTTP 400, `DH-904`",
+            Kind::Passing,
+        ),
+        (
+            Fault::ConnectionError,
+            "DH-909",
+            "HTTP 400, `DH-909`",
+            Kind::Passing,
+        ),
+        (
+            Fault::Timeout,
+            "timeout",
+            "no answer for an hour",
+            Kind::Passing,
+        ),
+        (
+            Fault::MalformedJson,
+            "malformed JSON",
+            "HTTP 200, cut-off JSON",
+            Kind::Passing,
+        ),
+        (
+            Fault::HtmlPage,
+            "HTML 403",
+            "HTTP 403, a firewall's HTML page",
+            Kind::Passing,
+        ),
+        (
+            Fault::InvalidToken,
+            "401 DH-901",
+            "HTTP 401, `DH-901`: the token is dead",
+            Kind::Dead,
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(fault, name, sends, kind)| {
+            let rt = paused_runtime();
+            rt.block_on(async {
+                let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
+                let config = SimConfig::default();
+                let sim = Simulator::new(config.clone(), clock.clone());
+                let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let dir = tempfile::tempdir().unwrap();
+                let account = AccountConfig {
+                    dhan: DhanConfig {
+                        client_id: Some(config.client_id.clone()),
+                        api_base: server.base_url.clone(),
+                        login_base: server.base_url.clone(),
+                        ..DhanConfig::default()
+                    },
+                    ..account(Broker::Dhan, dir.path())
+                };
+                let issued = sim.issue_token();
+                let mut login = session(issued.access_token, issued.issued_at);
+                login.expires_at = Some(issued.expires_at);
+                let token = session_token(Broker::Dhan, login, clock.now(), "oauth").unwrap();
+                sim.inject(Endpoint::Profile, fault, INJECTED);
+                let (calls, outcome, state, file_changed) =
+                    check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile)).await;
+                Row {
+                    broker: Broker::Dhan,
+                    fault: name,
+                    sends,
+                    kind,
+                    calls,
+                    outcome,
+                    state,
+                    file_changed,
+                }
+            })
+        })
+        .collect()
+}
+
 /// One row of the refresh-token table.
 struct RenewRow {
     fault: &'static str,
@@ -560,7 +771,12 @@ fn violations(r: &Row, m: &MonitorConfig) -> Vec<String> {
 #[test]
 fn broker_fault_table() {
     let monitor = MonitorConfig::default();
-    let rows: Vec<Row> = kite_rows().into_iter().chain(fyers_rows()).collect();
+    let rows: Vec<Row> = kite_rows()
+        .into_iter()
+        .chain(fyers_rows())
+        .chain(angel_rows())
+        .chain(dhan_rows())
+        .collect();
     let mut problems = Vec::new();
     let mut table = String::from(
         "| Broker | Fault | What the simulator sends | Calls | Check | Token after | Token file |\n\

@@ -152,6 +152,9 @@ struct Round {
     work: Pin<Box<dyn Future<Output = Done> + Send>>,
     /// The renewal lock, held while `renew.command` runs.
     _lock: Option<StoreLock>,
+    /// A request to the broker's API that may spend the old token (a refresh token, a
+    /// RenewToken): a stopping worker lets it land.
+    settle: bool,
 }
 
 struct Worker {
@@ -226,10 +229,11 @@ impl Worker {
                 _ = tokio::time::sleep(nap) => {}
             }
         }
-        // A renewal under way may already have spent the old token (a refresh token used, a
-        // RenewToken that ended the old one): give it a moment to land and be stored rather
-        // than drop the only live token. A check is simply dropped.
-        if self.round.as_ref().is_some_and(|r| r._lock.is_some()) {
+        // A renewal through the broker's API under way may already have spent the old token
+        // (a refresh token used, a RenewToken that ended the old one): give it a moment to
+        // land and be stored rather than drop the only live token. A check, or a command's
+        // round waiting out a backoff, is simply dropped.
+        if self.round.as_ref().is_some_and(|r| r.settle) {
             info!(account = %name, "Stopping after the renewal under way");
             if let Ok(done) =
                 tokio::time::timeout(SHUTDOWN_RENEWAL_WAIT, round_done(&mut self.round)).await
@@ -312,6 +316,7 @@ impl Worker {
         self.round = Some(Round {
             work: Box::pin(async move { done(work.await) }),
             _lock: lock,
+            settle: false,
         });
     }
 
@@ -349,12 +354,20 @@ impl Worker {
                     return;
                 }
                 self.core.log_renewal_start();
+                let through_api = login
+                    || matches!(
+                        self.core.policy.strategy,
+                        crate::config::Strategy::Totp | crate::config::Strategy::RefreshToken
+                    );
                 if login {
                     let call = self.core.headless_login_call();
                     self.start_round(call, Some(lock), Done::LoggedIn);
                 } else {
                     let call = self.core.renew_call();
                     self.start_round(call, Some(lock), Done::Renewed);
+                }
+                if let Some(round) = self.round.as_mut() {
+                    round.settle = through_api;
                 }
             }
             Lock::Busy(holder) => {
