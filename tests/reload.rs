@@ -60,7 +60,9 @@ fn sighup_applies_a_new_check_interval_and_accounts_and_refuses_a_broken_config(
     daemon.stderr_with("Token valid, expires in");
     let before = get(port, "/api/token/status");
     let next = at(&before["next_check_at"]) - at(&before["last_check_at"]);
-    assert_eq!(next.num_minutes(), 30, "{before}");
+    // 30 minutes, or less when the token ends sooner (the next check never comes after the
+    // expiry; at 03:10 IST it is at 03:30): more than the 2 minutes to come, anyway.
+    assert!(next.num_minutes() > 2, "{before}");
 
     // A shorter interval, and a second account.
     sb.write_yaml(&yaml(&sim.base, port, "2m", true));

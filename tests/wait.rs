@@ -7,23 +7,31 @@ mod common;
 use chrono::Utc;
 use common::{Sandbox, tokens};
 use std::time::{Duration, Instant};
+use tokenwatch::brokers::Broker;
 use tokenwatch::token::store::TokenStore;
 
+/// A Fyers account: its tokens end when their file says (no daily rule), so a token "12 hours
+/// from now" is healthy at any time of day (an Upstox one would end at the next 03:30 IST).
 fn sandbox() -> Sandbox {
-    let sb = Sandbox::new();
-    sb.write_yaml("token:\n  path: upstox_token.json\n  backups: []\n");
+    let mut sb = Sandbox::new();
+    sb.write_yaml("broker: fyers\ntoken:\n  path: fyers_token.json\n  backups: []\n");
+    sb.token = sb.root.join("config/fyers_token.json");
     sb
 }
 
 /// Store a token `text` that lives `hours` more.
 fn store(sb: &Sandbox, text: &str, hours: i64) {
     let now = Utc::now();
-    let token = tokens::token(
-        text,
-        Some(now - chrono::Duration::hours(1)),
-        now + chrono::Duration::hours(hours),
-    );
+    let token = tokenwatch::token::Token {
+        broker: Broker::Fyers,
+        ..tokens::token(
+            text,
+            Some(now - chrono::Duration::hours(1)),
+            now + chrono::Duration::hours(hours),
+        )
+    };
     TokenStore::new(sb.token_path(), vec![])
+        .with_broker(Broker::Fyers)
         .write(&token)
         .unwrap();
 }
