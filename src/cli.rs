@@ -127,6 +127,10 @@ cleanly with exit 0.")]
     /// Run the embedded Upstox simulator alone, to try an engine or tokenwatch against it
     Simulate(SimulateArgs),
 
+    /// Send a test alert through every configured alert channel and say how each went
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+
     /// Check and show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -245,6 +249,15 @@ fn parse_sim_broker(s: &str) -> Result<crate::brokers::Broker, String> {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::config::duration::parse(s)
+}
+
+/// `alerts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Send one test alert through every configured channel (webhook, e-mail, command,
+    /// desktop) and report each channel's result; exit 0 when all delivered, 1 when any
+    /// failed or none is configured
+    Test,
 }
 
 /// `config` subcommands.

@@ -332,6 +332,8 @@ pub enum AlertEvent {
     DeadlineMissed,
     /// A due renewal opened the Upstox login and waits for the user to log in.
     LoginWaiting,
+    /// `tokenwatch alerts test`: a test of every channel, about nothing.
+    Test,
 }
 
 impl AlertEvent {
@@ -348,6 +350,7 @@ impl AlertEvent {
             AlertEvent::RenewalFailed => "renewal_failed",
             AlertEvent::DeadlineMissed => "deadline_missed",
             AlertEvent::LoginWaiting => "login_waiting",
+            AlertEvent::Test => "test",
         }
     }
 }

@@ -81,6 +81,7 @@
 mod command;
 #[cfg(feature = "desktop")]
 mod desktop;
+pub mod email;
 mod webhook;
 
 use crate::config::NotificationsConfig;
@@ -201,6 +202,7 @@ impl Alert {
 #[derive(Clone)]
 pub struct Alerter {
     webhook: Option<Webhook>,
+    email: Option<email::Email>,
     command: Vec<String>,
     /// `Some(notifications.dismiss_after)` when desktop notifications are on.
     #[cfg(feature = "desktop")]
@@ -215,6 +217,7 @@ impl std::fmt::Debug for Alerter {
         // Never the webhook's full URL: it may hold a secret.
         f.debug_struct("Alerter")
             .field("webhook", &self.webhook.as_ref().map(|w| shown_url(&w.url)))
+            .field("email", &self.email.as_ref().map(|e| e.shown.clone()))
             .field("command", &self.command.first())
             .field("desktop", &self.desktop_on())
             .field("retry_delay", &self.retry_delay)
@@ -245,6 +248,13 @@ impl Alerter {
                     None
                 }
             });
+        let email = config.email.as_ref().and_then(|c| match email::channel(c) {
+            Ok(e) => Some(e),
+            Err(why) => {
+                warn!("{why}; e-mail alerts are off");
+                None
+            }
+        });
         #[cfg(not(feature = "desktop"))]
         if config.desktop {
             warn!(
@@ -254,6 +264,7 @@ impl Alerter {
         }
         Alerter {
             webhook,
+            email,
             command: config.command.clone(),
             #[cfg(feature = "desktop")]
             desktop: config.desktop.then_some(config.dismiss_after),
@@ -284,7 +295,10 @@ impl Alerter {
 
     /// True when no channel is configured (nothing would ever be delivered).
     pub fn is_empty(&self) -> bool {
-        self.webhook.is_none() && self.command.is_empty() && !self.desktop_on()
+        self.webhook.is_none()
+            && self.email.is_none()
+            && self.command.is_empty()
+            && !self.desktop_on()
     }
 
     #[cfg(feature = "desktop")]
@@ -388,23 +402,54 @@ impl Alerter {
         delivered.insert(key, alert.at);
         let alert = Arc::new(alert);
         if let Some(webhook) = &self.webhook {
-            deliveries.spawn(post_webhook(
-                webhook.clone(),
-                alert.clone(),
-                self.retry_delay,
-            ));
+            let (webhook, alert, delay) = (webhook.clone(), alert.clone(), self.retry_delay);
+            deliveries.spawn(async move {
+                let _ = post_webhook(webhook, alert, delay).await;
+            });
+        }
+        if let Some(email) = &self.email {
+            let (email, alert, delay) = (email.clone(), alert.clone(), self.retry_delay);
+            deliveries.spawn(async move {
+                let _ = email::send_email(email, alert, delay).await;
+            });
         }
         if !self.command.is_empty() {
-            deliveries.spawn(run_command(
-                self.command.clone(),
-                alert.clone(),
-                self.command_limit,
-            ));
+            let (argv, alert, limit) = (self.command.clone(), alert.clone(), self.command_limit);
+            deliveries.spawn(async move {
+                let _ = run_command(argv, alert, limit).await;
+            });
         }
         #[cfg(feature = "desktop")]
         if let Some(dismiss_after) = self.desktop {
             deliveries.spawn(show_desktop(alert.clone(), dismiss_after));
         }
+    }
+}
+
+impl Alerter {
+    /// Deliver `alert` to every configured channel now, one after the other, and say how
+    /// each went: `(channel, result)` (for `tokenwatch alerts test`). No dedupe.
+    pub async fn test(&self, alert: Alert) -> Vec<(String, Result<(), String>)> {
+        let alert = Arc::new(alert);
+        let mut results = Vec::new();
+        if let Some(webhook) = &self.webhook {
+            let r = post_webhook(webhook.clone(), alert.clone(), self.retry_delay).await;
+            results.push((format!("webhook {}", shown_url(&webhook.url)), r));
+        }
+        if let Some(email) = &self.email {
+            let r = email::send_email(email.clone(), alert.clone(), self.retry_delay).await;
+            results.push((format!("e-mail via {}", email.shown), r));
+        }
+        if let Some(program) = self.command.first() {
+            let r = run_command(self.command.clone(), alert.clone(), self.command_limit).await;
+            results.push((format!("command {program}"), r));
+        }
+        #[cfg(feature = "desktop")]
+        if let Some(dismiss_after) = self.desktop {
+            show_desktop(alert.clone(), dismiss_after).await;
+            results.push(("desktop".to_string(), Ok(())));
+        }
+        results
     }
 }
 

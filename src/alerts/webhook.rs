@@ -175,8 +175,12 @@ async fn body_excerpt(response: reqwest::Response) -> String {
     )
 }
 
-/// Deliver one alert to the webhook, with bounded retries; failures are logged.
-pub(super) async fn post_webhook(webhook: Webhook, alert: Arc<Alert>, retry_delay: Duration) {
+/// Deliver one alert to the webhook, with bounded retries; failures are logged, and said.
+pub(super) async fn post_webhook(
+    webhook: Webhook,
+    alert: Arc<Alert>,
+    retry_delay: Duration,
+) -> Result<(), String> {
     let shown = shown_url(&webhook.url);
     let headers = webhook_headers(&alert);
     let body = alert.payload();
@@ -192,24 +196,33 @@ pub(super) async fn post_webhook(webhook: Webhook, alert: Arc<Alert>, retry_dela
     })
     .await;
     match result {
-        Ok(()) => debug!(
-            account = %alert.account,
-            "Alert '{}' sent to the webhook {shown}",
-            alert.event.as_str()
-        ),
-        Err(e) if e.transient => warn!(
-            account = %alert.account,
-            "Alert webhook {shown}: attempt {attempts}/{WEBHOOK_ATTEMPTS} failed: {}; \
-             the '{}' alert was not delivered",
-            e.why,
-            alert.event.as_str()
-        ),
-        Err(e) => warn!(
-            account = %alert.account,
-            "Alert webhook {shown} refused the '{}' alert: {}; not retried",
-            alert.event.as_str(),
-            e.why
-        ),
+        Ok(()) => {
+            debug!(
+                account = %alert.account,
+                "Alert '{}' sent to the webhook {shown}",
+                alert.event.as_str()
+            );
+            Ok(())
+        }
+        Err(e) if e.transient => {
+            warn!(
+                account = %alert.account,
+                "Alert webhook {shown}: attempt {attempts}/{WEBHOOK_ATTEMPTS} failed: {}; \
+                 the '{}' alert was not delivered",
+                e.why,
+                alert.event.as_str()
+            );
+            Err(e.why)
+        }
+        Err(e) => {
+            warn!(
+                account = %alert.account,
+                "Alert webhook {shown} refused the '{}' alert: {}; not retried",
+                alert.event.as_str(),
+                e.why
+            );
+            Err(e.why)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The subcommands: each returns the process exit code and reports its own errors.
 
+mod alerts;
 mod config_check;
 mod daemon;
 mod demo;
@@ -12,7 +13,7 @@ mod token;
 mod tui;
 mod wait;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{AlertsCommand, Cli, Command, ConfigCommand};
 use crate::config::{self, Config, ConfigError, LoadOptions};
 use crate::paths::Env;
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> u8 {
         }
         Command::Token => token::run(with_logging(&cli, true)),
         Command::Config(ConfigCommand::Check) => config_check::run(with_logging(&cli, true)),
+        Command::Alerts(AlertsCommand::Test) => alerts::test(with_logging(&cli, true)),
         Command::Login(args) => login::run(with_logging(&cli, false), args.no_browser),
         Command::Refresh => refresh::run(with_logging(&cli, false)),
         Command::Wait(args) => wait::run(with_logging(&cli, true), args),

@@ -37,6 +37,11 @@ pub(super) fn check(
             ),
         );
     }
+    if let Some(email) = &config.notifications.email
+        && let Err((key, why)) = crate::alerts::email::check(email)
+    {
+        return err(&format!("notifications.email.{key}"), why);
+    }
     if m.critical_before > m.warning_before {
         return err(
             "monitor.critical_before",

@@ -512,6 +512,8 @@ pub struct NotificationsConfig {
     pub command: Vec<String>,
     /// Desktop notifications (cargo feature `desktop`).
     pub desktop: bool,
+    /// E-mail alerts over SMTP.
+    pub email: Option<EmailConfig>,
 }
 
 impl Default for NotificationsConfig {
@@ -521,7 +523,43 @@ impl Default for NotificationsConfig {
             webhook_url: None,
             command: Vec::new(),
             desktop: false,
+            email: None,
         }
+    }
+}
+
+/// `notifications.email:` one short message per alert, over SMTP. Every key may come from
+/// another layer (the password from the environment, say); the section is checked whole.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The SMTP server as a connection URL: `smtps://user@smtp.example.com:465` (TLS),
+    /// `smtp://user@smtp.example.com:587?tls=required` (STARTTLS); plain `smtp://host:port`
+    /// only for a server on this machine. The password never goes here.
+    pub url: String,
+    /// The sender, `tokenwatch <alerts@example.com>` or `alerts@example.com`.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The SMTP password (`TOKENWATCH__NOTIFICATIONS__EMAIL__PASSWORD`). Never printed or
+    /// logged.
+    #[serde(
+        deserialize_with = "deserialize_opt_secret",
+        serialize_with = "ser_opt_secret"
+    )]
+    pub password: Option<Secret>,
+}
+
+impl PartialEq for EmailConfig {
+    fn eq(&self, other: &EmailConfig) -> bool {
+        self.url == other.url
+            && self.from == other.from
+            && self.to == other.to
+            && match (&self.password, &other.password) {
+                (Some(a), Some(b)) => a.same_as(b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 }
 

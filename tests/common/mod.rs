@@ -26,6 +26,7 @@ pub mod net;
 pub mod rss;
 pub mod sandbox;
 pub mod sim;
+pub mod smtp;
 pub mod time;
 pub mod tmux;
 pub mod tokens;
