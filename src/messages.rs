@@ -162,6 +162,8 @@ pub enum Topic {
     Deadline,
     /// A login started, succeeded or failed.
     Login,
+    /// The configuration was read again (or not).
+    Config,
 }
 
 /// A notification for the user.

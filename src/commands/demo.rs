@@ -235,6 +235,7 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
         config,
         crate::tui::Options {
             builtin_browser: true,
+            reload: None,
         },
     )
     .await;

@@ -28,13 +28,13 @@ pub fn run(cli: Cli) -> u8 {
     let _ = crate::serving::raise_open_file_limit();
     // `tokenwatch` alone opens the dashboard.
     let Some(command) = &cli.command else {
-        return tui::run(load_config(&cli));
+        return tui::run(load_config(&cli), reloader(&cli));
     };
     // One-shot commands only show problems unless asked; long-running ones follow log.level.
     // The dashboard and the demo log to their log pane, never to the terminal.
     match command {
         Command::Demo(args) => demo::run(args),
-        Command::Tui => tui::run(load_config(&cli)),
+        Command::Tui => tui::run(load_config(&cli), reloader(&cli)),
         Command::Status(args) => {
             status::run(&cli, with_logging(&cli, true), args.json, args.validate)
         }
@@ -105,6 +105,23 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// The environment and configuration, as the global flags select them.
+/// Reads the configuration again the way [`load_config`] read it (for `Ctrl-R`).
+fn reloader(cli: &Cli) -> crate::tui::Reloader {
+    let (config_file, account, log_level) =
+        (cli.config.clone(), cli.account.clone(), cli.log_level());
+    crate::tui::Reloader(std::sync::Arc::new(move || {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let (env, dotenv): (Env, _) = config::load_env(&cwd)?;
+        let opts = LoadOptions {
+            config_file: config_file.clone(),
+            account: account.clone(),
+            log_level,
+            cwd,
+        };
+        config::load(&opts, &env, dotenv)
+    }))
+}
+
 pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (env, dotenv): (Env, _) = config::load_env(&cwd)?;

@@ -3,7 +3,7 @@
 use super::{EXIT_CONFIG, runtime};
 use crate::config::{Config, ConfigError};
 
-pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
+pub(super) fn run(loaded: Result<Config, ConfigError>, reload: crate::tui::Reloader) -> u8 {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
@@ -12,7 +12,13 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
         }
     };
     match runtime() {
-        Ok(rt) => rt.block_on(crate::tui::run(config, crate::tui::Options::default())),
+        Ok(rt) => rt.block_on(crate::tui::run(
+            config,
+            crate::tui::Options {
+                builtin_browser: false,
+                reload: Some(reload),
+            },
+        )),
         Err(e) => {
             crate::commands::stderr_line(format_args!("tokenwatch: {e}"));
             1

@@ -37,6 +37,8 @@ pub enum Action {
     Quit,
     /// `Esc`: close the popup (or cancel the input / the login).
     Close,
+    /// `Ctrl-R`: read the configuration again.
+    Reload,
     /// `PgUp`: scroll the log up.
     ScrollUp,
     /// `PgDn`: scroll the log down.
@@ -162,6 +164,14 @@ pub const KEYMAP: &[Binding] = &[
         "",
         "newest log lines (follow)",
     ),
+    Binding {
+        code: KeyCode::Char('r'),
+        modifiers: KeyModifiers::CONTROL,
+        action: Action::Reload,
+        key: "Ctrl-R",
+        label: "",
+        help: "read the configuration file again",
+    },
     bind(KeyCode::Char('?'), Action::Help, "?", "help", "this help"),
     bind(
         KeyCode::Esc,
@@ -292,6 +302,8 @@ pub struct App {
     pub api: Option<String>,
     /// The home folder (`HOME`), shown as `~` in paths on the screen (`None`: paths in full).
     pub home: Option<String>,
+    /// `Ctrl-R` asked to read the configuration again; the loop does it.
+    pub reload_requested: bool,
 }
 
 /// A command for the worker of one account.
@@ -330,6 +342,7 @@ impl App {
             log_scrolls: 0,
             api: None,
             home: None,
+            reload_requested: false,
         }
     }
 
@@ -361,12 +374,15 @@ impl App {
                 _ => None,
             };
         }
+        // A binding with modifiers (Ctrl-R) before the plain one (r), which takes any.
+        let matches = |b: &&Binding| {
+            b.code == key.code && (b.modifiers.is_empty() || key.modifiers.contains(b.modifiers))
+        };
         KEYMAP
             .iter()
-            .find(|b| {
-                b.code == key.code
-                    && (b.modifiers.is_empty() || key.modifiers.contains(b.modifiers))
-            })
+            .filter(|b| !b.modifiers.is_empty())
+            .chain(KEYMAP.iter().filter(|b| b.modifiers.is_empty()))
+            .find(matches)
             .map(|b| KeyAction::Do(b.action))
     }
 
@@ -496,6 +512,10 @@ impl App {
             // The loop ends; nothing more is drawn.
             Action::Quit => {
                 self.quit = true;
+                Update::shown(false)
+            }
+            Action::Reload => {
+                self.reload_requested = true;
                 Update::shown(false)
             }
             Action::ScrollUp => self.scroll(tui_logger::TuiWidgetEvent::PrevPageKey, 1),

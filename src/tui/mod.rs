@@ -14,11 +14,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::fleet::{self, StartError};
 use crate::messages::Event;
-use crate::worker::WorkerHandle;
 use app::App;
 use chrono::{DateTime, Utc};
 use crossterm::event::Event as TermEvent;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +31,18 @@ const QUIT_GRACE: Duration = Duration::from_secs(8);
 pub struct Options {
     /// Logins complete in-process (the demo's simulator approves at once): no browser.
     pub builtin_browser: bool,
+    /// How `Ctrl-R` reads the configuration again (`None`: the demo, which has no file).
+    pub reload: Option<Reloader>,
+}
+
+/// Reads the configuration again, the way it was read at start.
+#[derive(Clone)]
+pub struct Reloader(pub Arc<dyn Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync>);
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
+    }
 }
 
 /// Run the dashboard until `q`, Ctrl-C, SIGTERM or SIGHUP. Returns the exit code.
@@ -51,7 +61,7 @@ pub async fn run(config: Config, options: Options) -> u8 {
         // Beside a daemon that serves the API on the same port, the dashboard carries on.
         api_elsewhere_ok: true,
     };
-    let (fleet, mut events) = match fleet::start(&config, clock.clone(), fleet_options).await {
+    let (mut fleet, mut events) = match fleet::start(&config, clock.clone(), fleet_options).await {
         Ok(started) => started,
         Err(StartError::Config(e)) => {
             crate::commands::stderr_line(format_args!("tokenwatch: config error: {e}"));
@@ -93,20 +103,15 @@ pub async fn run(config: Config, options: Options) -> u8 {
             return 1;
         }
     };
-    let workers: BTreeMap<String, &WorkerHandle> = fleet
-        .workers
-        .iter()
-        .map(|(name, w)| (name.clone(), w))
-        .collect();
     let code = event_loop(
         &mut terminal,
         &mut app,
-        &workers,
+        &mut fleet,
+        options.reload.as_ref(),
         &mut events,
         clock.as_ref(),
     )
     .await;
-    drop(workers);
     // Not dropped: ratatui's Terminal prints to stderr from its Drop when the cursor cannot be
     // shown, which panics when the terminal is gone. leave_terminal shows the cursor instead.
     std::mem::forget(terminal);
@@ -120,7 +125,8 @@ pub async fn run(config: Config, options: Options) -> u8 {
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    workers: &BTreeMap<String, &WorkerHandle>,
+    fleet: &mut fleet::Fleet,
+    reload: Option<&Reloader>,
     events: &mut tokio::sync::mpsc::Receiver<Event>,
     clock: &dyn Clock,
 ) -> u8 {
@@ -188,9 +194,14 @@ async fn event_loop(
                         let update = app.key(action, clock.now());
                         changed |= update.changed;
                         if let Some(send) = update.send
-                            && let Some(w) = workers.get(&send.account)
+                            && let Some((_, w)) =
+                                fleet.workers.iter().find(|(n, _)| *n == send.account)
                         {
                             let _ = w.commands.send(send.command).await;
+                        }
+                        if std::mem::take(&mut app.reload_requested) {
+                            let notice = reload_config(app, fleet, reload, clock.now()).await;
+                            changed |= app.on_event(Event::Notice(notice), clock.now());
                         }
                     }
                 }
@@ -215,6 +226,78 @@ async fn event_loop(
             _ = term.recv() => return 128 + libc::SIGTERM as u8,
             _ = hup.recv() => return 128 + libc::SIGHUP as u8,
             _ = int.recv() => return 128 + libc::SIGINT as u8,
+        }
+    }
+}
+
+/// `Ctrl-R`: read the configuration again and hand it to the fleet, or say why not. The
+/// dashboard's tabs are the accounts it started with: a configuration that adds or removes
+/// accounts is not taken (restart the dashboard for that).
+async fn reload_config(
+    app: &App,
+    fleet: &mut fleet::Fleet,
+    reload: Option<&Reloader>,
+    now: DateTime<Utc>,
+) -> crate::messages::Notification {
+    use crate::messages::{Level, Notification, Topic};
+    let account = app.current().map(|s| s.account.clone()).unwrap_or_default();
+    let notice = |level, title: &str, message: String| Notification {
+        account: account.clone(),
+        level,
+        topic: Topic::Config,
+        title: title.to_string(),
+        elsewhere: message.clone(),
+        message,
+        at: now,
+    };
+    let Some(reload) = reload else {
+        return notice(
+            Level::Info,
+            "Nothing to reload",
+            "the demo has no configuration file".into(),
+        );
+    };
+    let config = match (reload.0)() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                "Configuration not reloaded: config error: {e}; the running configuration stays"
+            );
+            return notice(
+                Level::Warning,
+                "Configuration not reloaded",
+                format!("{e}; the running configuration stays"),
+            );
+        }
+    };
+    let mut shown: Vec<&str> = app.accounts.iter().map(|s| s.account.as_str()).collect();
+    let mut configured: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
+    shown.sort_unstable();
+    configured.sort_unstable();
+    if shown != configured {
+        return notice(
+            Level::Warning,
+            "Configuration not reloaded",
+            "it adds or removes accounts; quit and start the dashboard again to show them".into(),
+        );
+    }
+    match fleet.reload(&config).await {
+        Ok(changes) => {
+            tracing::info!("Configuration reloaded");
+            let what = if changes.is_empty() {
+                "each account's new settings apply from now; the log says what changed".into()
+            } else {
+                changes.join(", ")
+            };
+            notice(Level::Info, "Configuration reloaded", what)
+        }
+        Err(e) => {
+            tracing::error!("Configuration not reloaded: {e}; the running configuration stays");
+            notice(
+                Level::Warning,
+                "Configuration not reloaded",
+                format!("{e}; the running configuration stays"),
+            )
         }
     }
 }
