@@ -6,7 +6,7 @@
 //! | `GET /api/tokens` | 200, `{"accounts": [status, ...]}` in tab order |
 //! | `POST /api/token/force-refresh[?account=NAME]` | 202 `{"account", "merged", "message"}`: the worker validates now and renews if due (`merged: true`: one queued or running took this request in); 429 with `Retry-After` when a forced check of the account started less than 5 s ago |
 //! | `POST /api/upstox/token/refresh[?account=NAME]` | 202, `{"account", "auth_url", "listening", "expires_at"}`: a browser login is waiting |
-//! | `GET /api/token/events[?account=NAME]` | 200, Server-Sent Events: `event: token` with `{account, broker, state, expires_at, version}` for every account (or the one named) at once, then on every change of state or token; a keep-alive comment every 15 s; 503 beyond [`MAX_EVENT_STREAMS`] open streams |
+//! | `GET /api/token/events[?account=NAME]` | 200, Server-Sent Events: `event: token` with `{account, broker, state, expires_at, version}` for every account (or the one named) at once, then on every change of state or token; a keep-alive comment every 15 s; 503 beyond [`MAX_EVENT_STREAMS`] open streams; the stream ends when a reload changes the accounts |
 //! | `GET /metrics` | 200, Prometheus/OpenMetrics text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while every worker runs, else 503 |
 //!
@@ -101,6 +101,9 @@ pub struct ApiState {
     pub thresholds: std::sync::RwLock<Thresholds>,
     /// How many event streams are open.
     pub streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bumped when a reload changes the accounts: open event streams end, and their
+    /// clients reconnect to the new set.
+    pub generation: watch::Sender<u64>,
     /// `server.api_key`.
     pub api_key: Option<Secret>,
     /// The clock for `time_remaining_*`.
@@ -356,6 +359,7 @@ async fn token_events(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery)
     for account in accounts {
         let (tx, state) = (tx.clone(), state.clone());
         let mut status = account.status.clone();
+        let mut generation = state.generation.subscribe();
         tokio::spawn(async move {
             // One event now, then one per change of state or token; the same snapshot
             // published again says nothing new.
@@ -375,6 +379,8 @@ async fn token_events(State(state): State<Arc<ApiState>>, RawQuery(q): RawQuery)
                     changed = status.changed() => if changed.is_err() { return },
                     // The client went away: stop watching.
                     _ = tx.closed() => return,
+                    // The accounts changed: end the stream, so the client reconnects.
+                    _ = generation.changed() => return,
                 }
             }
         });

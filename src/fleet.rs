@@ -231,6 +231,7 @@ pub async fn start(
                 ),
                 thresholds: std::sync::RwLock::new(config.thresholds()),
                 streams: Default::default(),
+                generation: tokio::sync::watch::Sender::new(0),
                 api_key: config.server.api_key.clone(),
                 clock: clock.clone(),
                 metrics: Metrics::new(),
@@ -533,6 +534,10 @@ impl Fleet {
                 .collect();
             *api.accounts.write().unwrap_or_else(|e| e.into_inner()) = accounts;
             *api.thresholds.write().unwrap_or_else(|e| e.into_inner()) = config.thresholds();
+            // Open event streams follow the old set of workers: end them (clients reconnect).
+            if !said.is_empty() {
+                api.generation.send_modify(|g| *g += 1);
+            }
         }
         if config.notifications != self.config.notifications {
             let fresh = alert_sender(&config.notifications);

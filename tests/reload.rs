@@ -64,11 +64,38 @@ fn sighup_applies_a_new_check_interval_and_accounts_and_refuses_a_broken_config(
     // expiry; at 03:10 IST it is at 03:30): more than the 2 minutes to come, anyway.
     assert!(next.num_minutes() > 2, "{before}");
 
+    // An open event stream, which a change of accounts ends (its client reconnects).
+    let mut stream = std::process::Command::new("curl")
+        .args(["-sN", "--max-time", "30"])
+        .arg(format!("http://127.0.0.1:{port}/api/token/events"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        stream.try_wait().unwrap().is_none(),
+        "the stream stays open"
+    );
+
     // A shorter interval, and a second account.
     sb.write_yaml(&yaml(&sim.base, port, "2m", true));
     daemon.signal(libc::SIGHUP);
     daemon.stderr_with("Configuration reloaded: checks every 2m (was 30m)");
     daemon.stderr_with("Configuration reloaded: account work added");
+    let ended = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        stream.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = stream.kill();
+    }
+    assert!(
+        ended,
+        "the event stream of the old accounts ended at the reload"
+    );
+    let out = stream.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("event: token"), "{text}");
     // The API's next check follows the new interval.
     let mut after = Value::Null;
     for _ in 0..50 {
