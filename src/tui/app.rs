@@ -97,7 +97,7 @@ pub const KEYMAP: &[Binding] = &[
         Action::Login,
         "l",
         "login",
-        "log in again, in the browser",
+        "log in again (browser, or PIN and TOTP)",
     ),
     bind(
         KeyCode::Char('c'),

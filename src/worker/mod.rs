@@ -353,7 +353,11 @@ impl Worker {
                     }
                     return;
                 }
-                self.core.log_renewal_start();
+                if login {
+                    info!(account = %self.core.account.name, "Logging in to {} with the PIN and a TOTP code", self.core.account.broker.display_name());
+                } else {
+                    self.core.log_renewal_start();
+                }
                 let through_api = login
                     || matches!(
                         self.core.policy.strategy,
