@@ -45,6 +45,8 @@ pub mod client;
 pub mod login;
 pub mod sim;
 
+use crate::brokers::Session;
+
 /// The Fyers codes that make a token invalid when `fyers.invalid_codes` names none: `-8`
 /// (expired), `-15` (invalid), `-16` (could not authenticate), `-17`. Uncertain: see the
 /// module's notes.
@@ -53,6 +55,21 @@ pub const DEFAULT_INVALID_CODES: [i64; 4] = [-8, -15, -16, -17];
 /// The error a missing `-100` suffix gets, in every message about the app id.
 pub const CLIENT_ID_HINT: &str =
     "the client_id is the app id with its app-type suffix, like AB12CD34EF-100";
+
+/// A Fyers session as a login's: the JWT's `iat` and `exp` date it; who it is for comes
+/// from the profile.
+pub(crate) fn fyers_session(session: client::Session) -> Session {
+    Session {
+        issued_at: None,
+        access_token: session.access_token,
+        refresh_token: session.refresh_token,
+        expires_at: None,
+        extended_token: None,
+        user_id: None,
+        user_name: None,
+        email: None,
+    }
+}
 
 #[cfg(test)]
 mod tests {
