@@ -115,6 +115,49 @@ async fn check_with_fault(
     (calls(), outcome_name(&outcome), state, before != after)
 }
 
+/// The rows of `$cases` for `$broker`: each fault against the worker's check of a healthy
+/// token, on tokio's paused clock, against the broker's simulator (`Simulator`, `SimConfig`
+/// and `Endpoint` of the caller's scope). `$account` builds the account from the simulator's
+/// `$config`, its `$server` and the `$base` account; `$session` the login's answer from what
+/// the simulator `$issued`.
+macro_rules! fault_rows {
+    ($broker:expr, $cases:expr,
+     |$config:ident, $server:ident, $base:ident| $account:expr,
+     |$issued:ident| $session:expr) => {
+        $cases
+            .into_iter()
+            .map(|(fault, name, sends, kind)| {
+                let rt = paused_runtime();
+                rt.block_on(async {
+                    let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
+                    let $config = SimConfig::default();
+                    let sim = Simulator::new($config.clone(), clock.clone());
+                    let $server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                    let dir = tempfile::tempdir().unwrap();
+                    let $base = account($broker, dir.path());
+                    let account = $account;
+                    let $issued = sim.issue_token();
+                    let token = session_token($broker, $session, clock.now(), "oauth").unwrap();
+                    sim.inject(Endpoint::Profile, fault, INJECTED);
+                    let (calls, outcome, state, file_changed) =
+                        check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile))
+                            .await;
+                    Row {
+                        broker: $broker,
+                        fault: name,
+                        sends,
+                        kind,
+                        calls,
+                        outcome,
+                        state,
+                        file_changed,
+                    }
+                })
+            })
+            .collect()
+    };
+}
+
 fn kite_rows() -> Vec<Row> {
     use tokenwatch::brokers::kite::sim::{Endpoint, Fault, SimConfig, Simulator};
     let cases: [(Fault, &str, &str, Kind); 14] = [
@@ -205,48 +248,19 @@ fn kite_rows() -> Vec<Row> {
             Kind::Passing,
         ),
     ];
-    cases
-        .into_iter()
-        .map(|(fault, name, sends, kind)| {
-            let rt = paused_runtime();
-            rt.block_on(async {
-                let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
-                let config = SimConfig::default();
-                let sim = Simulator::new(config.clone(), clock.clone());
-                let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-                let dir = tempfile::tempdir().unwrap();
-                let account = AccountConfig {
-                    kite: KiteConfig {
-                        api_key: Some(config.api_key.clone()),
-                        api_base: server.base_url.clone(),
-                        ..KiteConfig::default()
-                    },
-                    ..account(Broker::Kite, dir.path())
-                };
-                let issued = sim.issue_token();
-                let token = session_token(
-                    Broker::Kite,
-                    session(issued.access_token, issued.issued_at),
-                    clock.now(),
-                    "oauth",
-                )
-                .unwrap();
-                sim.inject(Endpoint::Profile, fault, INJECTED);
-                let (calls, outcome, state, file_changed) =
-                    check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile)).await;
-                Row {
-                    broker: Broker::Kite,
-                    fault: name,
-                    sends,
-                    kind,
-                    calls,
-                    outcome,
-                    state,
-                    file_changed,
-                }
-            })
-        })
-        .collect()
+    fault_rows!(
+        Broker::Kite,
+        cases,
+        |config, server, base| AccountConfig {
+            kite: KiteConfig {
+                api_key: Some(config.api_key.clone()),
+                api_base: server.base_url.clone(),
+                ..KiteConfig::default()
+            },
+            ..base
+        },
+        |issued| session(issued.access_token, issued.issued_at)
+    )
 }
 
 fn fyers_rows() -> Vec<Row> {
@@ -307,48 +321,19 @@ fn fyers_rows() -> Vec<Row> {
             Kind::Dead,
         ),
     ];
-    cases
-        .into_iter()
-        .map(|(fault, name, sends, kind)| {
-            let rt = paused_runtime();
-            rt.block_on(async {
-                let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
-                let config = SimConfig::default();
-                let sim = Simulator::new(config.clone(), clock.clone());
-                let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-                let dir = tempfile::tempdir().unwrap();
-                let account = AccountConfig {
-                    fyers: FyersConfig {
-                        client_id: Some(config.client_id.clone()),
-                        api_base: server.base_url.clone(),
-                        ..FyersConfig::default()
-                    },
-                    ..account(Broker::Fyers, dir.path())
-                };
-                let issued = sim.issue_token();
-                let token = session_token(
-                    Broker::Fyers,
-                    session(issued.access_token, issued.issued_at),
-                    clock.now(),
-                    "oauth",
-                )
-                .unwrap();
-                sim.inject(Endpoint::Profile, fault, INJECTED);
-                let (calls, outcome, state, file_changed) =
-                    check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile)).await;
-                Row {
-                    broker: Broker::Fyers,
-                    fault: name,
-                    sends,
-                    kind,
-                    calls,
-                    outcome,
-                    state,
-                    file_changed,
-                }
-            })
-        })
-        .collect()
+    fault_rows!(
+        Broker::Fyers,
+        cases,
+        |config, server, base| AccountConfig {
+            fyers: FyersConfig {
+                client_id: Some(config.client_id.clone()),
+                api_base: server.base_url.clone(),
+                ..FyersConfig::default()
+            },
+            ..base
+        },
+        |issued| session(issued.access_token, issued.issued_at)
+    )
 }
 
 fn angel_rows() -> Vec<Row> {
@@ -418,48 +403,19 @@ fn angel_rows() -> Vec<Row> {
             Kind::Passing,
         ),
     ];
-    cases
-        .into_iter()
-        .map(|(fault, name, sends, kind)| {
-            let rt = paused_runtime();
-            rt.block_on(async {
-                let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
-                let config = SimConfig::default();
-                let sim = Simulator::new(config.clone(), clock.clone());
-                let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-                let dir = tempfile::tempdir().unwrap();
-                let account = AccountConfig {
-                    angel: AngelConfig {
-                        api_key: Some(config.api_key.clone()),
-                        api_base: server.base_url.clone(),
-                        ..AngelConfig::default()
-                    },
-                    ..account(Broker::Angel, dir.path())
-                };
-                let issued = sim.issue_token();
-                let token = session_token(
-                    Broker::Angel,
-                    session(issued.access_token, issued.issued_at),
-                    clock.now(),
-                    "totp",
-                )
-                .unwrap();
-                sim.inject(Endpoint::Profile, fault, INJECTED);
-                let (calls, outcome, state, file_changed) =
-                    check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile)).await;
-                Row {
-                    broker: Broker::Angel,
-                    fault: name,
-                    sends,
-                    kind,
-                    calls,
-                    outcome,
-                    state,
-                    file_changed,
-                }
-            })
-        })
-        .collect()
+    fault_rows!(
+        Broker::Angel,
+        cases,
+        |config, server, base| AccountConfig {
+            angel: AngelConfig {
+                api_key: Some(config.api_key.clone()),
+                api_base: server.base_url.clone(),
+                ..AngelConfig::default()
+            },
+            ..base
+        },
+        |issued| session(issued.access_token, issued.issued_at)
+    )
 }
 
 fn dhan_rows() -> Vec<Row> {
@@ -521,45 +477,23 @@ fn dhan_rows() -> Vec<Row> {
             Kind::Dead,
         ),
     ];
-    cases
-        .into_iter()
-        .map(|(fault, name, sends, kind)| {
-            let rt = paused_runtime();
-            rt.block_on(async {
-                let clock = Arc::new(TokioClock::starting_at(ist_at(26, 10, 0)));
-                let config = SimConfig::default();
-                let sim = Simulator::new(config.clone(), clock.clone());
-                let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-                let dir = tempfile::tempdir().unwrap();
-                let account = AccountConfig {
-                    dhan: DhanConfig {
-                        client_id: Some(config.client_id.clone()),
-                        api_base: server.base_url.clone(),
-                        login_base: server.base_url.clone(),
-                        ..DhanConfig::default()
-                    },
-                    ..account(Broker::Dhan, dir.path())
-                };
-                let issued = sim.issue_token();
-                let mut login = session(issued.access_token, issued.issued_at);
-                login.expires_at = Some(issued.expires_at);
-                let token = session_token(Broker::Dhan, login, clock.now(), "oauth").unwrap();
-                sim.inject(Endpoint::Profile, fault, INJECTED);
-                let (calls, outcome, state, file_changed) =
-                    check_with_fault(account, clock, &token, || sim.calls(Endpoint::Profile)).await;
-                Row {
-                    broker: Broker::Dhan,
-                    fault: name,
-                    sends,
-                    kind,
-                    calls,
-                    outcome,
-                    state,
-                    file_changed,
-                }
-            })
-        })
-        .collect()
+    fault_rows!(
+        Broker::Dhan,
+        cases,
+        |config, server, base| AccountConfig {
+            dhan: DhanConfig {
+                client_id: Some(config.client_id.clone()),
+                api_base: server.base_url.clone(),
+                login_base: server.base_url.clone(),
+                ..DhanConfig::default()
+            },
+            ..base
+        },
+        |issued| Session {
+            expires_at: Some(issued.expires_at),
+            ..session(issued.access_token, issued.issued_at)
+        }
+    )
 }
 
 /// One row of the refresh-token table.
