@@ -146,11 +146,11 @@ pub(super) fn channel(c: &EmailConfig) -> Result<Email, String> {
     })
 }
 
+/// The URL's user name as the server knows it (`alerts%2Btw` → `alerts+tw`).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("u={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The message: the alert's one line as the subject, and a few lines of what it is about.
@@ -220,16 +220,7 @@ struct MailFailure(lettre::transport::smtp::Error);
 
 impl std::fmt::Display for MailFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = self.0.to_string();
-        let mut source = std::error::Error::source(&self.0);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
+        let text = super::with_causes(&self.0);
         f.write_str(&one_line(&crate::printable::printable(&text), 300))
     }
 }
@@ -255,6 +246,15 @@ mod tests {
             to: vec!["trader@example.com".into()],
             password: Some(Secret::new("smtp-pass-9q")),
         }
+    }
+
+    #[test]
+    fn a_user_name_is_percent_decoded_and_a_plus_stays_a_plus() {
+        assert_eq!(
+            percent_decode("alerts%2Btw%40example.com"),
+            "alerts+tw@example.com"
+        );
+        assert_eq!(percent_decode("alerts+tw"), "alerts+tw");
     }
 
     #[test]

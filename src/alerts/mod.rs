@@ -453,6 +453,22 @@ impl Alerter {
     }
 }
 
+/// An error with its causes, each said once: "error sending request: client error (Connect):
+/// tcp connect error: Connection refused (os error 111)".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Log a delivery task that panicked (it never should) or was aborted.
 fn report_join(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done

@@ -37,18 +37,7 @@ pub(super) fn shown_url(url: &url::Url) -> String {
 /// A reqwest error without its URL, with its causes: "error sending request: client error
 /// (Connect): tcp connect error: Connection refused (os error 111)".
 pub(super) fn describe_http_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    one_line(&text, 300)
+    one_line(&super::with_causes(&e.without_url()), 300)
 }
 
 /// The title as a header value: printable ASCII only (common typographic characters

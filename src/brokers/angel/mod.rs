@@ -146,12 +146,10 @@ impl AngelUser {
 /// "angel.pin is not set; set ANGEL_PIN or angel.pin to your Angel One PIN": a refusal that
 /// sent nothing.
 fn angel_unset(key: &str, var: &str, what: &str) -> ApiError {
-    ApiError::Rejected {
-        broker: Broker::Angel,
-        status: 0,
-        code: None,
-        message: format!("{key} is not set; set {var} or {key} to {what}"),
-    }
+    crate::brokers::not_sent(
+        Broker::Angel,
+        format!("{key} is not set; set {var} or {key} to {what}"),
+    )
 }
 
 /// Why an Angel One account has no browser login, and what it does instead.
