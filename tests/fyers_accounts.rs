@@ -245,4 +245,15 @@ async fn with_no_refresh_token_kept_the_refresh_strategy_says_to_log_in_once() {
         "{}",
         out.all()
     );
+    // Nothing was sent: the message says so, not that Fyers refused.
+    assert!(
+        out.all().contains("Fyers request not sent"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        !out.all().contains("refused, not tried again"),
+        "{}",
+        out.all()
+    );
 }

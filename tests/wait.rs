@@ -79,6 +79,9 @@ fn wait_changed_returns_within_a_second_of_a_new_token() {
 #[test]
 fn wait_changed_with_no_token_at_start_returns_when_one_lands() {
     let sb = sandbox();
+    let out = sb.run(&["wait", "--changed", "--timeout", "1s"]);
+    assert_eq!(out.code, Some(124), "{}", out.all());
+    out.assert_stderr("tokenwatch: waited 1s; no token file appeared");
     let mut p = sb.spawn(&["wait", "--changed", "--timeout", "30s"]);
     std::thread::sleep(Duration::from_millis(300));
     store(&sb, "the-first-token-cccccccccccccccccccccccccccccc", 10);

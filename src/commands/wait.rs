@@ -90,7 +90,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, args: &WaitArgs) -> u8 {
         if let Some(end) = deadline {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let what = if args.changed {
+                let what = if args.changed && at_start.is_none() {
+                    "no token file appeared"
+                } else if args.changed {
                     "the token file still holds the same token"
                 } else {
                     "the account is not healthy yet"

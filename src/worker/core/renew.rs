@@ -78,6 +78,14 @@ impl Core {
                 if e.is_transient() {
                     error!(account = %name, "Refresh failed: {e}; the next round tries again");
                     RenewFailure::from(format!("failed, tried again at the next round ({e})"))
+                } else if matches!(e, ApiError::Rejected { status: 0, .. }) {
+                    // Nothing was sent (a key the configuration lacks): the message says what
+                    // to set, and a round waits until it is.
+                    error!(account = %name, "Refresh not sent: {e}");
+                    RenewFailure {
+                        why: e.to_string(),
+                        refused: true,
+                    }
                 } else {
                     error!(account = %name, "Refresh refused, not tried again: {e}");
                     RenewFailure {
