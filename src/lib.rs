@@ -17,6 +17,7 @@ pub mod config;
 pub mod exit;
 pub mod filewatch;
 pub mod fleet;
+pub mod history;
 pub mod http;
 pub mod messages;
 pub mod metrics;

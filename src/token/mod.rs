@@ -121,7 +121,7 @@ pub struct Thresholds {
 }
 
 /// A token's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenState {
     /// More than `warning_before` left.
