@@ -116,6 +116,19 @@ it works with no daemon running; an engine can run `tokenwatch wait --changed &&
 a loop. Exits 0 on the event, 124 when --timeout passes first, 78 on a configuration error.")]
     Wait(WaitArgs),
 
+    /// The account's last days: when and how the token was renewed, minutes it was not usable
+    /// in market hours, alerts and API calls
+    #[command(long_about = "\
+The account's last days from its history, one row per IST day, newest first: when and how \
+the token was renewed (and whether a person had to act), minutes it was not usable during \
+market hours (09:15-15:30 IST, trading days), alerts raised and API calls made.
+
+The dashboard and the daemon record the history as they watch the token, in \
+<token file>.history/ (a JSON-lines file per day, kept history.keep, 90 days by default); \
+`tokenwatch refresh` and `tokenwatch login` record their renewals. In the dashboard, `h` \
+shows the same days as a timeline.")]
+    History(HistoryArgs),
+
     /// Run the token worker without a UI (for systemd and containers); logs to stderr
     #[command(long_about = "\
 Run the token worker for every configured account without a UI: validate at start and every \
@@ -185,6 +198,19 @@ pub struct DemoArgs {
     /// Fyers, an Angel One and a Dhan account side by side (each against its own simulator)
     #[arg(long, value_name = "LIST", default_value = "upstox")]
     pub brokers: String,
+}
+
+/// `history` flags.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// How many days back, today included
+    #[arg(long, default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub days: u32,
+
+    /// Print the days as JSON (newest first; each with its renewals, state changes, alerts,
+    /// calls and a 48-letter half-hour timeline)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `wait` flags.

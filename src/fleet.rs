@@ -340,7 +340,8 @@ fn spawn_worker(
         .map_err(|e| StartError::Other(format!("cannot start account {}: {e}", account.name)))?;
     let core = core
         .with_login(config.login.clone())
-        .with_builtin_browser(options.builtin_browser);
+        .with_builtin_browser(options.builtin_browser)
+        .keep_history(config.history.keep);
     // A worker whose file is watched (and whose clock the fleet watches) sleeps until its
     // next duty; otherwise it looks again every minute.
     let max_nap = if files.watches(&account.token.path) {

@@ -66,6 +66,15 @@ pub async fn receive(
 
 /// A request that got no whole answer. The URL is dropped first (a logout's can hold the
 /// token); the innermost cause says what really happened ("Connection refused").
+/// Words every broker's rate-limit answer carries, which [`ApiError::is_rate_limit`] looks for.
+pub(crate) const RATE_LIMITED: &str = "rate limited by";
+
+/// The reason of a rate-limit answer: `Check: rate limited by Kite (HTTP 429: Too many
+/// requests)`. Every client words it here, so the history can count them.
+pub fn rate_limited(broker: &str, what: &str, detail: &str) -> String {
+    format!("{what}: {RATE_LIMITED} {broker} ({detail})")
+}
+
 pub fn network_error(broker: &str, what: &str, e: reqwest::Error) -> ApiError {
     let e = e.without_url();
     let kind = if e.is_timeout() {

@@ -234,6 +234,11 @@ impl ApiError {
         matches!(self, ApiError::Transient { .. })
     }
 
+    /// The broker answered with a rate limit (worded by [`answer::rate_limited`]).
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, ApiError::Transient { reason, .. } if reason.contains(answer::RATE_LIMITED))
+    }
+
     /// The broker's `Retry-After`, when the error carries one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -230,6 +230,7 @@ async fn demo(expires_in: Duration, extra: Extra) -> u8 {
             file: dir.path().join("tokenwatch.log"),
             level: crate::config::LogLevel::Info,
         },
+        history: Default::default(),
     };
     let code = crate::tui::run(
         config,

@@ -4,7 +4,7 @@
 use super::{EXIT_CONFIG, runtime};
 use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Strategy};
 use crate::token::expiry::to_ist;
 use crate::worker::core::Lock;
 use crate::worker::{CheckOutcome, Core, RenewOutcome};
@@ -34,7 +34,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, no_browser: bool) -> u8 {
             config.monitor.clone(),
             clock.clone(),
         ) {
-            Ok(c) => c.with_login(config.login.clone()),
+            Ok(c) => c
+                .with_login(config.login.clone())
+                .keep_history(config.history.keep),
             Err(e) => {
                 eprintln!("tokenwatch: {e}");
                 return 1;
@@ -54,7 +56,15 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, no_browser: bool) -> u8 {
                 return 1;
             }
         };
-        match interactive_login(&mut core, settings, clock).await {
+        let since = clock.now();
+        let result = interactive_login(&mut core, settings, clock).await;
+        let ended = match &result {
+            Ok(()) => Ok(core.token().map_or(since, |t| t.expires_at)),
+            Err(e) => Err(e.as_str()),
+        };
+        core.record_renewal(Strategy::Browser, true, since, ended);
+        core.record_calls(true);
+        match result {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("tokenwatch: {e}");
@@ -162,8 +172,12 @@ async fn headless_login(core: &mut Core) -> u8 {
         "Logging in to {} for account \"{account}\" with the PIN and a TOTP code (no browser)...",
         broker.display_name()
     );
+    let since = core.clock().now();
     let result = core.headless_login_call().await;
-    match core.take_renewal(result).await {
+    let outcome = core.take_renewal(result).await;
+    core.record_round(Strategy::Totp, true, since, &outcome);
+    core.record_calls(true);
+    match outcome {
         RenewOutcome::Renewed => {
             if let Some(t) = core.token() {
                 println!(

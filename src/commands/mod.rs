@@ -4,6 +4,7 @@ mod alerts;
 mod config_check;
 mod daemon;
 mod demo;
+mod history;
 mod login;
 mod packaging;
 mod refresh;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Login(args) => login::run(with_logging(&cli, false), args.no_browser),
         Command::Refresh => refresh::run(with_logging(&cli, false)),
         Command::Wait(args) => wait::run(with_logging(&cli, true), args),
+        Command::History(args) => history::run(with_logging(&cli, true), args.days, args.json),
         Command::Daemon => daemon::run(with_logging(&cli, false), cli.account.clone(), || {
             load_config(&cli)
         }),

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::brokers::Broker;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Strategy};
 use crate::schedule::{Deferral, Renewal, Verdict, boundary_words};
 use crate::timefmt::human;
 use crate::token::expiry::to_ist;
@@ -45,7 +45,9 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             config.monitor.clone(),
             clock.clone(),
         ) {
-            Ok(c) => c.with_login(config.login.clone()),
+            Ok(c) => c
+                .with_login(config.login.clone())
+                .keep_history(config.history.keep),
             Err(e) => {
                 eprintln!("tokenwatch: {e}");
                 return 1;
@@ -53,6 +55,7 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
         };
         core.restore().await;
         let (validation, renewed) = drive(&mut core).await;
+        core.record_calls(true);
         let now = clock.now();
         let state = core.state(now);
         println!(
@@ -130,7 +133,13 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                     },
                     Lock::Broken(why) => return (validation, Some(RenewOutcome::Failed(why))),
                 };
-                if matches!(step, Plan::RenewByCommand | Plan::RenewByBroker) {
+                let since = core.clock().now();
+                let (how, person) = match step {
+                    Plan::RequestToken => (Strategy::TokenRequest, true),
+                    Plan::LogIn => (Strategy::Browser, true),
+                    _ => (core.policy().strategy, false),
+                };
+                let outcome = if matches!(step, Plan::RenewByCommand | Plan::RenewByBroker) {
                     core.renew_holding(lock).await
                 } else if step == Plan::RequestToken {
                     by_token_request(core, lock).await
@@ -138,7 +147,9 @@ async fn drive(core: &mut Core) -> (Option<CheckOutcome>, Option<RenewOutcome>) 
                     // The login takes the lock itself.
                     drop(lock);
                     by_login(core).await
-                }
+                };
+                core.record_round(how, person, since, &outcome);
+                outcome
             }
             // Another process renewed meanwhile: its token is the outcome, even one that the
             // 03:30 IST rule would not renew again now.

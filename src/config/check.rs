@@ -42,6 +42,16 @@ pub(super) fn check(
     {
         return err(&format!("notifications.email.{key}"), why);
     }
+    let keep = config.history.keep.as_secs();
+    if !(86_400..=10 * 366 * 86_400).contains(&keep) {
+        return err(
+            "history.keep",
+            format!(
+                "{} is not between a day and ten years; the default is 90d",
+                human(config.history.keep)
+            ),
+        );
+    }
     if m.critical_before > m.warning_before {
         return err(
             "monitor.critical_before",

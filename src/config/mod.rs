@@ -135,6 +135,8 @@ pub struct Config {
     pub market: MarketConfig,
     /// `log:` (file path absolute).
     pub log: LogConfig,
+    /// `history:`
+    pub history: HistoryConfig,
 }
 
 impl Config {
@@ -171,6 +173,7 @@ impl Config {
             server: &'a ServerConfig,
             market: &'a MarketConfig,
             log: &'a LogConfig,
+            history: &'a HistoryConfig,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             accounts: BTreeMap<&'a str, &'a AccountConfig>,
         }
@@ -191,6 +194,7 @@ impl Config {
             server: &self.server,
             market: &self.market,
             log: &self.log,
+            history: &self.history,
             accounts: self
                 .accounts
                 .iter()
@@ -614,6 +618,7 @@ pub fn load(opts: &LoadOptions, env: &Env, dotenv: Option<PathBuf>) -> Result<Co
         server: raw.server,
         market,
         log,
+        history: raw.history,
     };
     check::check(&config, &origin_of)?;
 

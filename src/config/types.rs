@@ -49,6 +49,8 @@ pub struct RawConfig {
     pub market: MarketConfig,
     /// `log:` the log file.
     pub log: LogConfig,
+    /// `history:` each account's event log.
+    pub history: HistoryConfig,
     /// `accounts:` more accounts, each overriding `broker`, `upstox`, `kite`, `token` and
     /// `renew`.
     #[serde(skip_serializing)]
@@ -342,6 +344,23 @@ pub struct MarketConfig {
     /// (`-YYYY-MM-DD name`), applied over the shipped list.
     #[serde(deserialize_with = "opt_path")]
     pub holidays_file: Option<PathBuf>,
+}
+
+/// `history:` each account's event log (`<token file>.history/`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Days older than this are deleted (at least a day).
+    #[serde(with = "duration")]
+    pub keep: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            keep: crate::history::DEFAULT_KEEP,
+        }
+    }
 }
 
 /// `log.level`

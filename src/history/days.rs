@@ -212,10 +212,14 @@ fn stretches(loaded: &Loaded, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Str
         .before
         .iter()
         .chain(&loaded.records)
-        .filter_map(|r| match r.event {
+        .filter_map(|r| match &r.event {
             Event::State {
                 state, expires_at, ..
-            } => Some((r.at, state, expires_at)),
+            } => Some((r.at, *state, *expires_at)),
+            // A new token stored is a healthy one, whoever watched.
+            Event::Renewal(renewal) if renewal.ok => {
+                Some((r.at, TokenState::Healthy, renewal.expires_at))
+            }
             _ => None,
         });
     let mut last = from;
@@ -314,7 +318,7 @@ fn one_day(
                     ok: renewal.ok,
                     how: renewal.how.clone(),
                     person: renewal.person,
-                    took_seconds: renewal.took_ms.div_ceil(1000),
+                    took_seconds: renewal.took_ms.saturating_add(500) / 1000,
                     error: renewal.error.clone(),
                 });
             }

@@ -12,13 +12,16 @@
 //!   `tokenwatch history` and the dashboard's `h`.
 
 pub mod days;
+pub mod table;
 
+use crate::brokers::ApiError;
 use crate::token::TokenState;
 use crate::token::expiry::to_ist;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tracing::warn;
 
@@ -140,6 +143,37 @@ impl Renewal {
             expires_at,
             error,
         }
+    }
+}
+
+/// Counts one process's API calls for an account, and the rate-limit answers among them,
+/// until they are recorded for the hour.
+#[derive(Debug, Default)]
+pub struct CallTally {
+    calls: AtomicU32,
+    rate_limited: AtomicU32,
+}
+
+impl CallTally {
+    /// Make `call` (one request to the broker), counting it.
+    pub async fn count<T>(
+        &self,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let result = call.await;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if result.as_ref().err().is_some_and(ApiError::is_rate_limit) {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The counts so far, `(calls, rate_limited)`, starting again from zero.
+    pub fn take(&self) -> (u32, u32) {
+        (
+            self.calls.swap(0, Ordering::Relaxed),
+            self.rate_limited.swap(0, Ordering::Relaxed),
+        )
     }
 }
 

@@ -10,6 +10,7 @@
 //! [`Core::accept_token`]).
 
 mod answer;
+mod record;
 mod renew;
 
 use super::{RENEW_COMMAND_TIMEOUT, plan};
@@ -154,6 +155,11 @@ pub struct Core {
     /// The broker refused the last headless renewal, and why.
     refused: Option<String>,
     pub(super) renewals: RenewalTally,
+    /// The account's event log, when this process keeps it ([`Core::keep_history`]).
+    history: Option<crate::history::Recorder>,
+    /// The API calls made since they were last recorded, and the hour they began in.
+    calls: Arc<crate::history::CallTally>,
+    calls_since: DateTime<Utc>,
 }
 
 impl Core {
@@ -188,6 +194,9 @@ impl Core {
             last_failed_round_at: None,
             refused: None,
             renewals: RenewalTally::default(),
+            history: None,
+            calls: Arc::default(),
+            calls_since: DateTime::<Utc>::MIN_UTC,
         };
         core.reload_token();
         Ok(core)
@@ -477,7 +486,7 @@ impl Core {
     /// transient errors, with backoff), to run anywhere; `None` without a token.
     pub fn check_call(&self) -> Option<impl Future<Output = Checked> + Send + 'static> {
         let token = self.token.as_ref()?.access_token.clone();
-        let client = self.client.clone();
+        let client = self.counted();
         let policy = self.retry_policy();
         let name = self.account.name.clone();
         debug!(account = %name, "Checking the token with the API");
@@ -609,6 +618,7 @@ impl Core {
             self.account.upstox.client_secret.clone(),
         );
         let client = self.client.upstox().cloned();
+        let calls = self.call_tally();
         let broker = self.account.broker;
         let policy = self.retry_policy();
         let name = self.account.name.clone();
@@ -631,7 +641,7 @@ impl Core {
                 });
             };
             retry(policy, &name, "Token request", || {
-                client.request_token(&id, &secret)
+                calls.count(client.request_token(&id, &secret))
             })
             .await
             .map_err(|e| RequestError {

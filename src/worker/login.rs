@@ -85,6 +85,7 @@ impl Worker {
                 return;
             }
         };
+        self.renewal_begins(crate::config::Strategy::Browser, true);
         let (paste, paste_rx) = mpsc::channel(4);
         let (cancel, cancel_rx) = oneshot::channel();
         let (progress_tx, progress) = mpsc::channel(16);

@@ -14,6 +14,7 @@
 
 pub mod core;
 mod delivery;
+mod history;
 mod login;
 mod notices;
 pub mod plan;
@@ -125,6 +126,7 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
         failure_alerted: false,
         recovered_by: None,
         pending_reload: None,
+        underway: None,
     };
     WorkerHandle {
         commands: tx,
@@ -188,6 +190,8 @@ struct Worker {
     recovered_by: Option<&'static str>,
     /// A reloaded configuration that waits for the running round to end.
     pending_reload: Option<crate::messages::Reconfig>,
+    /// The renewal or login under way, for the history.
+    underway: Option<history::Underway>,
 }
 
 impl Worker {
@@ -195,6 +199,7 @@ impl Worker {
         let name = self.core.account.name.clone();
         info!(account = %name, "Watching {}", self.core.account.token.path.display());
         self.core.restore().await;
+        self.record_start();
         // Started inside the half hour before the deadline: check at once.
         let since = self.core.clock.now()
             - chrono::Duration::from_std(schedule::DEADLINE_WARNING).unwrap_or_default();
@@ -207,6 +212,7 @@ impl Worker {
                 // Whoever held the renewal lock has stored a token: look at it now.
                 self.other_renewal_until = None;
             }
+            self.core.record_calls(false);
             let now = self.core.clock.now();
             self.clock_duties(now).await;
             if self.round.is_none() {
@@ -248,6 +254,7 @@ impl Worker {
         if let Some(server) = self.notifier.take() {
             server.shutdown().await;
         }
+        self.record_stop();
         info!(account = %name, "Worker stopped");
     }
 
@@ -292,6 +299,7 @@ impl Worker {
             Plan::LogIn => self.start_login(!forced, true).await,
             Plan::RequestToken => {
                 info!(account = %self.core.account.name, "Requesting a token from Upstox");
+                self.renewal_begins(crate::config::Strategy::TokenRequest, true);
                 let call = self.core.request_call();
                 self.start_round(call, None, Done::Requested);
             }
@@ -363,6 +371,14 @@ impl Worker {
                         self.core.policy.strategy,
                         crate::config::Strategy::Totp | crate::config::Strategy::RefreshToken
                     );
+                self.renewal_begins(
+                    if login {
+                        crate::config::Strategy::Totp
+                    } else {
+                        self.core.policy.strategy
+                    },
+                    forced,
+                );
                 if login {
                     let call = self.core.headless_login_call();
                     self.start_round(call, Some(lock), Done::LoggedIn);
@@ -654,6 +670,7 @@ impl Worker {
     /// Show `n`, and send it to the alert channels as `event`.
     async fn notify_and_alert(&mut self, n: Notification, event: AlertEvent) {
         let now = self.core.clock.now();
+        self.record_alert(event, n.level);
         let (title, message) = self.alert_text(event, &n);
         let alert = Alert {
             account: n.account.clone(),
@@ -684,6 +701,12 @@ impl Worker {
     /// A renewal round ended with a new token (`ok`) or without one: count it, show `n` and
     /// alert.
     async fn renewal_ended(&mut self, ok: bool, n: Notification) {
+        let expires_at = self.core.token.as_ref().map(|t| t.expires_at);
+        match expires_at.filter(|_| ok) {
+            Some(exp) => self.record_renewal(Ok(exp)),
+            // The history is read away from the dashboard: the words without keys.
+            None => self.record_renewal(Err(&n.elsewhere)),
+        }
         if ok {
             self.core.renewals.succeeded += 1;
             self.core.last_failed_round_at = None;
@@ -771,6 +794,7 @@ impl Worker {
         }
         if self.last_state != Some(state) {
             let from = self.last_state.replace(state);
+            self.record_state(state, from);
             let by = self.recovered_by.take();
             if let Some(mut n) = notices::state_notice(&snap, from, now) {
                 let recovered =

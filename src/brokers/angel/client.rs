@@ -390,9 +390,7 @@ pub fn classify(
         .and_then(|json| envelope(&json).map(|e| (json, e)));
     let Some((json, (ok, code))) = parsed else {
         if status == 429 {
-            return Err(transient(format!(
-                "{what}: rate limited by Angel One (HTTP 429)"
-            )));
+            return Err(transient(answer::rate_limited("Angel One", what, "HTTP 429")));
         }
         return Err(answer::not_the_api(
             BROKER,
@@ -417,10 +415,7 @@ pub fn classify(
         return Ok(json);
     }
     if status == 429 {
-        return Err(transient(format!(
-            "{what}: rate limited by Angel One ({})",
-            said()
-        )));
+        return Err(transient(answer::rate_limited("Angel One", what, &said())));
     }
     if (500..=599).contains(&status) {
         return Err(transient(format!(

@@ -405,10 +405,7 @@ pub fn classify(
     };
     let code_in = |list: &[&str]| code.as_deref().is_some_and(|c| listed(c, list));
     if status == 429 || code_in(&RATE_LIMIT_CODES) {
-        return Err(transient(format!(
-            "{what}: rate limited by Dhan ({})",
-            said()
-        )));
+        return Err(transient(answer::rate_limited("Dhan", what, &said())));
     }
     if (500..=599).contains(&status) {
         return Err(transient(format!(

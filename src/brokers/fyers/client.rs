@@ -348,10 +348,7 @@ pub fn classify(
         return Ok(json);
     }
     if status == 429 || code_num == Some(RATE_LIMITED) {
-        return Err(transient(format!(
-            "{what}: rate limited by Fyers ({})",
-            said()
-        )));
+        return Err(transient(answer::rate_limited("Fyers", what, &said())));
     }
     if (500..=599).contains(&status) {
         return Err(transient(format!(

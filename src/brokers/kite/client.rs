@@ -324,10 +324,7 @@ pub fn classify(
             code,
             message,
         }),
-        429 => Err(transient(format!(
-            "{what}: rate limited by Kite ({})",
-            said()
-        ))),
+        429 => Err(transient(crate::brokers::answer::rate_limited("Kite", what, &said()))),
         500..=599 => {
             let meaning = match status {
                 502 => "Kite's order system is down",

@@ -2,6 +2,7 @@
 //! (strategies totp and refresh-token), each a future the worker or `refresh` runs while it
 //! holds the renewal lock.
 
+use super::record::Counted;
 use super::*;
 
 impl Core {
@@ -57,7 +58,7 @@ impl Core {
         &self,
         how: Headless,
     ) -> impl Future<Output = RenewResult> + Send + 'static {
-        let client = self.client.clone();
+        let client = self.counted();
         let current = self.token.as_ref().map(|t| t.access_token.clone());
         let refresh = self.store.read_refresh();
         let clock = self.clock.clone();
@@ -103,7 +104,7 @@ impl Core {
     /// the profile API, up to `monitor.max_retries` times.
     fn command_renew_call(&self) -> impl Future<Output = RenewResult> + Send + 'static {
         let argv = self.account.renew.command.clone();
-        let client = self.client.clone();
+        let client = self.counted();
         let clock = self.clock.clone();
         let policy = self.retry_policy();
         let name = self.account.name.clone();
@@ -150,7 +151,7 @@ impl crate::retry::Transient for RenewError {
 /// a refusal, not a dead current token; one whose check cannot be made is stored all the
 /// same (the request that gave it may have spent the old token), and the next check tells.
 async fn renew_by_broker(
-    client: &BrokerClient,
+    client: &Counted,
     how: Headless,
     current: Option<&Secret>,
     refresh_token: Option<&Secret>,
@@ -211,7 +212,7 @@ async fn renew_by_broker(
 /// Run `renew.command`, read the token it prints, and check it with the profile API.
 async fn fetch_and_verify(
     argv: &[String],
-    client: &BrokerClient,
+    client: &Counted,
     clock: &dyn Clock,
 ) -> Result<Token, RenewError> {
     let (program, args) = argv
