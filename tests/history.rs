@@ -118,7 +118,10 @@ fn a_daemon_run_with_a_renewal_and_an_expiry_shows_both_in_history() {
         .collect();
     assert!(alerts.contains(&"expired".to_string()), "{alerts:?}");
     // Today's timeline letter string is 48 half hours.
-    assert_eq!(json["days"][0]["cells"].as_str().unwrap().chars().count(), 48);
+    assert_eq!(
+        json["days"][0]["cells"].as_str().unwrap().chars().count(),
+        48
+    );
 
     // The files: 0600 in a 0700 folder, and no token in them.
     let folder = std::path::PathBuf::from(json["folder"].as_str().unwrap());
@@ -223,7 +226,10 @@ fn three_fixed_days_read_back_as_the_documented_table() {
     // Friday: the 08:00 login ran out; a login at 10:00 brought the token back.
     rec.record(at(4, 3, 30), state(TokenState::Expired, None));
     rec.record(at(4, 3, 30), alert("expired", "critical"));
-    rec.record(at(4, 8, 3), renewal("browser", true, 180, Err("login timed out")));
+    rec.record(
+        at(4, 8, 3),
+        renewal("browser", true, 180, Err("login timed out")),
+    );
     rec.record(at(4, 8, 3), alert("renewal_failed", "critical"));
     rec.record(at(4, 8, 30), alert("deadline_missed", "critical"));
     rec.record(at(4, 10, 0), renewal("browser", true, 41, Ok(at(5, 3, 30))));
@@ -236,7 +242,10 @@ fn three_fixed_days_read_back_as_the_documented_table() {
     rec.record(at(5, 8, 2), state(TokenState::Healthy, Some(at(6, 3, 30))));
     rec.record(at(5, 8, 0), calls(at(5, 8, 0), 14, 0));
 
-    let (first, last) = (history::ist_day(at(3, 12, 0)), history::ist_day(at(5, 12, 0)));
+    let (first, last) = (
+        history::ist_day(at(3, 12, 0)),
+        history::ist_day(at(5, 12, 0)),
+    );
     let loaded = history::load(rec.dir(), first, last);
     assert!(loaded.skipped.is_empty());
     let calendar = tokenwatch::calendar::Calendar::nse();
@@ -244,15 +253,76 @@ fn three_fixed_days_read_back_as_the_documented_table() {
     let down: Vec<u32> = days.iter().map(|d| d.down_minutes).collect();
     assert_eq!(down, [0, 45, 0]);
     let fri: String = days[1].cells.iter().map(|c| c.letter()).collect();
-    assert_eq!(fri, format!("{}{}{}", "h".repeat(7), "x".repeat(13), "h".repeat(28)));
+    assert_eq!(
+        fri,
+        format!("{}{}{}", "h".repeat(7), "x".repeat(13), "h".repeat(28))
+    );
     assert_eq!(days[1].renewed_in, [20]);
     assert!(!days[2].trading_day);
 
     let table = history::table::table("default", "Upstox", &days);
-    assert!(table.contains("Fri 04 Dec  10:00 browser* (1 failed)"), "{table}");
+    assert!(
+        table.contains("Fri 04 Dec  10:00 browser* (1 failed)"),
+        "{table}"
+    );
     let block = format!("```text\n{}```", table);
     let doc = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/commands.md"));
     if let Err(e) = common::doc::sync_block(doc, "history-table", &block, &[]) {
         panic!("{e}");
     }
+    // The README shows the rows alone.
+    let rows: Vec<&str> = table.lines().take(5).collect();
+    let block = format!(
+        "```text\n$ tokenwatch history --days 3\n{}\n```",
+        rows.join("\n")
+    );
+    let readme = std::path::Path::new(common::doc::README);
+    if let Err(e) = common::doc::sync_block(readme, "history-rows", &block, &[]) {
+        panic!("{e}");
+    }
+}
+
+/// A worker counts its API calls and the rate-limit answers among them, and records them for
+/// the hour when it stops (and as each hour ends).
+#[test]
+fn a_worker_records_its_calls_and_rate_limits_per_hour() {
+    use tokenwatch::brokers::upstox::sim::{Endpoint, Fault};
+    use tokenwatch::history::{self, Event};
+    common::paused_runtime().block_on(async {
+        // Friday 4 December 2026, 11:20 IST.
+        let start = common::at_ist(2026, 12, 4, 11, 20, 0);
+        let h = common::Harness::new(start).await;
+        h.store_fresh_token();
+        h.sim.inject(
+            Endpoint::Profile,
+            Fault::TooManyRequests { retry_after: None },
+            2,
+        );
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let core = h.core().keep_history(history::DEFAULT_KEEP);
+        let handle = tokenwatch::worker::spawn(core, tx);
+        // The first check: two rate-limited answers, then the token is accepted.
+        h.run_until(start + chrono::Duration::minutes(5)).await;
+        common::stop(handle).await;
+        let day = history::ist_day(start);
+        let loaded = history::load(&history::dir_for(&h.token_path()), day, day);
+        let calls: Vec<(String, u32, u32)> = loaded
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Calls {
+                    hour,
+                    calls,
+                    rate_limited,
+                } => Some((common::ist_rfc3339(*hour), *calls, *rate_limited)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [("2026-12-04T11:00:00+05:30".to_string(), 3, 2)],
+            "{loaded:#?}"
+        );
+    });
 }

@@ -75,4 +75,3 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, days_back: u32, json: boo
     }
     0
 }
-

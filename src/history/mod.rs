@@ -279,6 +279,12 @@ impl Recorder {
 fn append(dir: &Path, day: NaiveDate, line: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let shown = |e: std::io::Error, what: &str, p: &Path| format!("{what} {}: {e}", p.display());
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a symbolic link; tokenwatch does not write its history through one: remove it",
+            dir.display()
+        ));
+    }
     if !dir.is_dir() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -596,6 +602,22 @@ mod tests {
         let loaded = load(&dir_for(&token), ist_day(at(5, 0, 0)), ist_day(at(5, 0, 0)));
         assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
         assert_eq!(loaded.records.len(), 800);
+    }
+
+    #[test]
+    fn a_history_folder_that_is_a_link_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("t.json.history")).unwrap();
+        let mut rec = Recorder::for_token(&dir.path().join("t.json"), DEFAULT_KEEP);
+        rec.record(at(5, 9, 0), state(TokenState::Healthy));
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert!(
+            rec.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("symbolic link"))
+        );
     }
 
     #[test]

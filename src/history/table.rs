@@ -29,7 +29,10 @@ pub fn table(account: &str, broker: &str, days: &[Day]) -> String {
 
 fn row(day: &Day) -> String {
     let label = day.date.format("%a %d %b").to_string();
-    let nothing = day.cells.iter().all(|c| matches!(c, Cell::NoRecord | Cell::Ahead))
+    let nothing = day
+        .cells
+        .iter()
+        .all(|c| matches!(c, Cell::NoRecord | Cell::Ahead))
         && day.renewals.is_empty()
         && day.alerts.is_empty()
         && day.calls == 0;
@@ -38,14 +41,7 @@ fn row(day: &Day) -> String {
     }
     let mut renewed: Vec<String> = day
         .renewed()
-        .map(|r| {
-            format!(
-                "{} {}{}",
-                hm(r.at),
-                r.how,
-                if r.person { "*" } else { "" }
-            )
-        })
+        .map(|r| format!("{} {}{}", hm(r.at), r.how, if r.person { "*" } else { "" }))
         .collect();
     if renewed.len() > 2 {
         let more = renewed.len() - 1;

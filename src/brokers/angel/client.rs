@@ -390,7 +390,11 @@ pub fn classify(
         .and_then(|json| envelope(&json).map(|e| (json, e)));
     let Some((json, (ok, code))) = parsed else {
         if status == 429 {
-            return Err(transient(answer::rate_limited("Angel One", what, "HTTP 429")));
+            return Err(transient(answer::rate_limited(
+                "Angel One",
+                what,
+                "HTTP 429",
+            )));
         }
         return Err(answer::not_the_api(
             BROKER,

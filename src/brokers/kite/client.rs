@@ -324,7 +324,11 @@ pub fn classify(
             code,
             message,
         }),
-        429 => Err(transient(crate::brokers::answer::rate_limited("Kite", what, &said()))),
+        429 => Err(transient(crate::brokers::answer::rate_limited(
+            "Kite",
+            what,
+            &said(),
+        ))),
         500..=599 => {
             let meaning = match status {
                 502 => "Kite's order system is down",

@@ -388,7 +388,9 @@ pub fn classify(
             code,
             message,
         }),
-        (429, _) | (_, Some("UDAPI10005")) => Err(transient(crate::brokers::answer::rate_limited("Upstox", what, &message))),
+        (429, _) | (_, Some("UDAPI10005")) => Err(transient(crate::brokers::answer::rate_limited(
+            "Upstox", what, &message,
+        ))),
         (_, Some("UDAPI100072" | "UDAPI100074")) => Err(transient(format!(
             "{what}: Upstox's service window ({}: {message})",
             code.as_deref().unwrap_or_default()

@@ -3,8 +3,8 @@
 //! one-shot commands add.
 
 use super::{Core, RenewOutcome};
-use crate::config::Strategy;
 use crate::brokers::{ApiError, Broker, BrokerClient, Headless, Profile, Renewing, Session};
+use crate::config::Strategy;
 use crate::history::{CallTally, Event, Recorder, Renewal};
 use crate::secret::Secret;
 use crate::token::expiry::to_ist;
@@ -28,7 +28,11 @@ impl Counted {
         self.calls.count(self.client.profile(token)).await
     }
 
-    pub(super) async fn renew(&self, how: Headless, with: Renewing<'_>) -> Result<Session, ApiError> {
+    pub(super) async fn renew(
+        &self,
+        how: Headless,
+        with: Renewing<'_>,
+    ) -> Result<Session, ApiError> {
         self.calls.count(self.client.renew(how, with)).await
     }
 }
