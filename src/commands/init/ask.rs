@@ -142,6 +142,8 @@ impl Asker {
             .with_starting_cursor(start)
             .with_page_size(options.len().max(1))
             .with_help_message("↑↓ to move, Enter to choose, Esc to cancel")
+            // The answer line keeps the choice's name, not its explanation.
+            .with_formatter(&|o| o.value.split(" — ").next().unwrap_or(o.value).to_string())
             .raw_prompt()
             .map_err(stop)?;
         Ok(options[chosen.index].0)

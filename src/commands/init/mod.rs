@@ -263,7 +263,7 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
     let strategies: Vec<(Strategy, String)> = broker
         .strategies()
         .iter()
-        .map(|s| (*s, format!("{:<14}{}", s.as_str(), explain(*s))))
+        .map(|s| (*s, format!("{} — {}", s.as_str(), explain(*s))))
         .collect();
     if let Some(s) = args.strategy
         && !broker.strategies().contains(&s)

@@ -316,7 +316,13 @@ pub(super) fn render(answers: &Answers, secrets_in: &SecretsIn, masked: bool) ->
     );
     let _ = writeln!(y, "  strategy: {}", answers.strategy);
     if !answers.command.is_empty() {
-        let words: Vec<String> = answers.command.iter().map(|w| q(w)).collect();
+        let words: Vec<String> = match (masked, answers.command.split_first()) {
+            (true, Some((program, rest))) if !rest.is_empty() => vec![
+                q(program),
+                q(&format!("(… {} arguments, not shown)", rest.len())),
+            ],
+            _ => answers.command.iter().map(|w| q(w)).collect(),
+        };
         let _ = writeln!(y, "  command: [{}]", words.join(", "));
     }
     if let Some((listen, path)) = &answers.notifier {
@@ -334,7 +340,12 @@ pub(super) fn render(answers: &Answers, secrets_in: &SecretsIn, masked: bool) ->
             let _ = writeln!(y);
             let _ = writeln!(y, "notifications:");
             let _ = writeln!(y, "  # Alerts are POSTed here (docs/alerts.md).");
-            let _ = writeln!(y, "  webhook_url: {}", q(url.as_str()));
+            let url = if masked {
+                shown_url(url)
+            } else {
+                url.to_string()
+            };
+            let _ = writeln!(y, "  webhook_url: {}", q(&url));
         }
         super::Alerts::Email {
             url,
@@ -367,16 +378,33 @@ fn comment(f: &super::brokers::Field) -> String {
     format!("{label}; {} in the environment wins over this.", f.var)
 }
 
-/// `text` with the values of secret keys masked.
+/// A webhook URL as `config check` shows it: services such as Slack (and an ntfy topic)
+/// keep the secret in the path.
+fn shown_url(u: &url::Url) -> String {
+    format!(
+        "{}://{}/… (path not shown)",
+        u.scheme(),
+        u.host_str().unwrap_or("")
+    )
+}
+
+/// `text` with the values of secret keys (and webhook paths) masked.
 fn mask(text: &str) -> String {
     text.lines()
         .map(|line| {
             let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
             match trimmed.split_once(':') {
+                Some(("webhook_url", value)) => {
+                    let value = value.trim().trim_matches(['"', '\'']);
+                    let shown = url::Url::parse(value)
+                        .map(|u| shown_url(&u))
+                        .unwrap_or_else(|_| "(not shown)".into());
+                    format!("{indent}webhook_url: {}", q(&shown))
+                }
                 Some((key, value))
                     if SECRET_KEYS.contains(&key.trim()) && !value.trim().is_empty() =>
                 {
-                    let indent = &line[..line.len() - trimmed.len()];
                     format!("{indent}{}: \"********\"", key.trim())
                 }
                 _ => line.to_string(),
