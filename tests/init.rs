@@ -273,6 +273,10 @@ fn fyers_and_angel_one_accounts_from_flags_pass_config_check() {
     assert_eq!(shown["broker"].as_str(), Some("angel"));
     assert_eq!(shown["renew"]["strategy"].as_str(), Some("totp"));
     assert_eq!(shown["angel"]["client_code"].as_str(), Some("A123456"));
+    for key in ["pin", "totp_secret"] {
+        let v = shown["angel"][key].as_str().unwrap_or_default();
+        assert!(v.starts_with("******** (set"), "angel.{key}: {v}");
+    }
     for o in [&out, &check] {
         assert_no_secret("angel", o, totp);
         assert!(!o.all().contains(&format!("\"{pin}\"")), "{}", o.all());

@@ -106,10 +106,13 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> u8 {
     };
     if interactive && !args.yes {
         println!();
-        println!("{} will hold:", config_path.display());
+        println!("{} will hold (comments aside):", config_path.display());
         println!();
-        for line in plan.config_shown.lines() {
-            println!("  {line}");
+        let keys = plan.config_shown.lines();
+        for line in keys.filter(|l| !l.trim_start().starts_with('#')) {
+            if !line.is_empty() {
+                println!("  {line}");
+            }
         }
         if let SecretsIn::DotEnv(path) = &secrets_in {
             let vars: Vec<String> = write::secret_entries(&answers)
