@@ -445,8 +445,11 @@ pub(super) fn diff(old: &str, new: &str) -> Vec<String> {
     out
 }
 
+/// An existing `.env`'s variables.
+type EnvValues = Vec<(String, Secret)>;
+
 /// An existing `.env`: its text and its variables (`None` when there is none).
-fn read_env(path: &Path) -> Result<(Option<String>, Vec<(String, Secret)>), String> {
+fn read_env(path: &Path) -> Result<(Option<String>, EnvValues), String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, Vec::new())),
