@@ -93,6 +93,14 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> u8 {
         );
         println!();
     }
+    if interactive && !args.force && config_path.exists() {
+        println!(
+            "{} exists already: at the end init shows what would change, and writes nothing \
+             unless you run it with --force (which keeps the old file as .bak).",
+            config_path.display()
+        );
+        println!();
+    }
     let answers = match gather(&asker, args, &cwd, &config_path) {
         Ok(a) => a,
         Err(stop) => return stopped(stop),
@@ -257,11 +265,11 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
         args.broker,
         Broker::Upstox,
     )?;
+    unused_flags(args, broker)?;
     let mut keys = Vec::new();
     for f in fields(broker).iter().filter(|f| !f.after_strategy()) {
         keys.push((*f, ask_key(asker, args, broker, f)?));
     }
-    unused_flags(args, broker)?;
 
     let strategies: Vec<(Strategy, String)> = broker
         .strategies()
@@ -647,6 +655,16 @@ fn next_steps(answers: &Answers, config_path: &Path, local: &Path, logged_in: bo
                 "In {}, set the Redirect URL to exactly\n       {url}\n     (character for character: {} sends the browser back only there).",
                 brokers::console(b),
                 b.display_name()
+            ),
+        );
+    }
+    if let Some((listen, path)) = &answers.notifier {
+        step(
+            &mut s,
+            format!(
+                "Register https://YOUR-PUBLIC-HOST{path} as your Upstox app's notifier webhook, \
+                 and have your HTTPS reverse proxy or tunnel forward it to {listen} \
+                 (docs/login.md, Approving on the phone)."
             ),
         );
     }
