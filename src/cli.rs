@@ -13,12 +13,15 @@ trading engine uses, tells you how long the token has left, and writes new token
 (with backups) so the engine never reads a partial file.";
 
 const AFTER_HELP: &str = "\
+New here? `tokenwatch init` sets up an account in one guided command.
+
 Configuration is read from --config, $TOKENWATCH_CONFIG, ./config/tokenwatch.yaml or \
 $XDG_CONFIG_HOME/tokenwatch/config.yaml, then UPSTOX_* and TOKENWATCH__SECTION__KEY variables \
 (a ./.env is loaded first). Run `tokenwatch config check` to see the effective settings.
 
 Exit codes: status: 0 healthy, 1 warning, 2 critical/expired/invalid/missing, 3 unknown; \
-token: 0, or 2 with no valid token; login: 0 stored, 1 failed; refresh: 0 with a valid \
+token: 0, or 2 with no valid token; login: 0 stored, 1 failed; init: 0 written, 1 nothing \
+written (a file exists: --force), 130 cancelled; refresh: 0 with a valid \
 token at the end, else 1; wait: 0 on the event, 124 on --timeout; \
 78 is a configuration error; 3 a usage error.";
 
@@ -59,6 +62,25 @@ orange and red, notifications, and the log of every validation and renewal. It r
 worker as `daemon`. Keys: r refresh, l login, p paste, d details, x dismiss, Tab account, \
 ? help, q quit.")]
     Tui,
+
+    /// Set up an account in one guided command: config file, secrets, first login
+    #[command(long_about = "\
+Set up tokenwatch in one guided command: asks for the broker, your app's keys (secrets with \
+hidden input), the renewal strategy, the redirect URL, where your engine reads the token file, \
+and where alerts go; writes ./config/tokenwatch.yaml (or --config) with only what was chosen, \
+and the secrets in ./.env (mode 0600; other lines kept), or, for a config file elsewhere, in \
+that file (then mode 0600); checks the result like `config check`; offers the first login; \
+and prints the next steps.
+
+Without a terminal (scripts, containers) every answer comes from the flags, and the defaults \
+from --yes; a secret is read from the variable --client-secret-env (or --pin-env, \
+--totp-secret-env) names, never from the command line. An existing config file (or a .env \
+value it would change) is never replaced without --force, which keeps the old config as .bak.
+
+Exit codes: 0 written and checked; 1 nothing written (a file exists without --force, or the \
+answers were not confirmed); 3 a missing or bad answer (the message names the flag); 78 the \
+written configuration does not load; 130 cancelled with Ctrl-C or Esc (nothing written).")]
+    Init(InitArgs),
 
     /// The dashboard against the embedded simulator: no credentials, a 5-minute token
     #[command(long_about = "\
@@ -211,6 +233,87 @@ pub struct HistoryArgs {
     /// calls and a 48-letter half-hour timeline)
     #[arg(long)]
     pub json: bool,
+}
+
+/// `init` flags: the answers, for scripts.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The broker: upstox (the default), kite, fyers, angel or dhan
+    #[arg(long, value_name = "NAME", value_parser = parse_sim_broker)]
+    pub broker: Option<crate::brokers::Broker>,
+
+    /// The app's id: the Upstox client id (API key), the Kite API key, the Fyers app id with
+    /// its -100 suffix, the Angel One API key, the Dhan client id
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// The environment variable holding the app's secret (Upstox client secret, Kite API
+    /// secret, Fyers secret key, Dhan API secret); the secret itself never goes on the
+    /// command line
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+
+    /// Angel One: the client code (user id) that logs in
+    #[arg(long, value_name = "CODE")]
+    pub client_code: Option<String>,
+
+    /// Dhan: the app's API key, for the browser login
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+
+    /// The environment variable holding the PIN (Angel One; Fyers with refresh-token; Dhan
+    /// with totp)
+    #[arg(long, value_name = "VAR")]
+    pub pin_env: Option<String>,
+
+    /// The environment variable holding the TOTP secret (Angel One; Dhan with totp)
+    #[arg(long, value_name = "VAR")]
+    pub totp_secret_env: Option<String>,
+
+    /// The redirect URL registered with the app (a loopback http URL; default: the
+    /// broker's, e.g. http://localhost:5001/callback)
+    #[arg(long, value_name = "URL")]
+    pub redirect_uri: Option<String>,
+
+    /// Where the engine reads the token file (default: the broker's file beside the config,
+    /// e.g. config/upstox_token.json)
+    #[arg(long, value_name = "PATH")]
+    pub token_path: Option<String>,
+
+    /// renew.strategy (default: the broker's: browser, or totp for Angel One)
+    #[arg(long, value_name = "NAME", value_parser = parse_strategy)]
+    pub strategy: Option<crate::config::Strategy>,
+
+    /// renew.command for --strategy command, words separated by spaces
+    #[arg(long, value_name = "COMMAND")]
+    pub renew_command: Option<String>,
+
+    /// Send alerts to this ntfy.sh topic (notifications.webhook_url https://ntfy.sh/TOPIC)
+    #[arg(long, value_name = "TOPIC", conflicts_with = "webhook_url")]
+    pub ntfy_topic: Option<String>,
+
+    /// Send alerts to this webhook URL (notifications.webhook_url)
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+
+    /// Take the default of every question that has one, and do not ask to confirm
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Replace an existing config file (kept as .bak) and .env values
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_strategy(s: &str) -> Result<crate::config::Strategy, String> {
+    use crate::config::Strategy::*;
+    let all = [Browser, TokenRequest, Command, Totp, RefreshToken, None];
+    all.into_iter()
+        .find(|x| x.as_str() == s.trim())
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|x| x.as_str()).collect();
+            format!("unknown strategy {s:?} ({})", names.join(", "))
+        })
 }
 
 /// `wait` flags.

@@ -7,32 +7,8 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
     match loaded {
         Ok(config) => {
             print!("{}", config.to_masked_yaml());
-            for account in config.accounts.values() {
-                if let Some(note) = missing_app_id(account) {
-                    eprintln!("{note}");
-                }
-            }
-            // Each Angel One account's keys: what its renewals need and lacks.
-            for a in config.accounts.values() {
-                if a.broker != crate::brokers::Broker::Angel {
-                    continue;
-                }
-                let missing = crate::brokers::AngelUser::of(&a.angel).missing(a.renew.strategy);
-                if !missing.is_empty() {
-                    eprintln!(
-                        "note: account \"{}\" (Angel One, renew.strategy {}) cannot log in without: {}; set them in the configuration or the environment",
-                        a.name,
-                        a.renew.strategy,
-                        missing.join(", ")
-                    );
-                }
-            }
-            for note in crate::brokers::dhan::missing_notes(&config) {
-                eprintln!("note: {note}");
-            }
-            let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
-            for warning in config.calendar().coverage_warnings(today) {
-                eprintln!("{warning}");
+            for note in notes(&config) {
+                eprintln!("{note}");
             }
             eprintln!("configuration OK");
             0
@@ -42,6 +18,38 @@ pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
             EXIT_CONFIG
         }
     }
+}
+
+/// What `config check` notes about a configuration that loads: keys an account's logins
+/// need and lack, and the trading calendar's coverage.
+pub(super) fn notes(config: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    for account in config.accounts.values() {
+        if let Some(note) = missing_app_id(account) {
+            notes.push(note);
+        }
+    }
+    // Each Angel One account's keys: what its renewals need and lacks.
+    for a in config.accounts.values() {
+        if a.broker != crate::brokers::Broker::Angel {
+            continue;
+        }
+        let missing = crate::brokers::AngelUser::of(&a.angel).missing(a.renew.strategy);
+        if !missing.is_empty() {
+            notes.push(format!(
+                "note: account \"{}\" (Angel One, renew.strategy {}) cannot log in without: {}; set them in the configuration or the environment",
+                a.name,
+                a.renew.strategy,
+                missing.join(", ")
+            ));
+        }
+    }
+    for note in crate::brokers::dhan::missing_notes(config) {
+        notes.push(format!("note: {note}"));
+    }
+    let today = crate::token::expiry::to_ist(chrono::Utc::now()).date_naive();
+    notes.extend(config.calendar().coverage_warnings(today));
+    notes
 }
 
 /// The note for an account whose broker app id is not set: without it, tokenwatch can

@@ -5,6 +5,7 @@ mod config_check;
 mod daemon;
 mod demo;
 mod history;
+mod init;
 mod login;
 mod packaging;
 mod refresh;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> u8 {
     // The dashboard and the demo log to their log pane, never to the terminal.
     match command {
         Command::Demo(args) => demo::run(args),
+        Command::Init(args) => init::run(&cli, args),
         Command::Tui => tui::run(load_config(&cli), reloader(&cli)),
         Command::Status(args) => {
             status::run(&cli, with_logging(&cli, true), args.json, args.validate)

@@ -494,7 +494,8 @@ fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     }
 }
 
-fn parse_http_url(s: &str) -> Result<url::Url, String> {
+/// An http(s) URL with a host, or why not (the rule every URL key of the configuration follows).
+pub fn parse_http_url(s: &str) -> Result<url::Url, String> {
     let expected = "expected an http(s) URL like \"https://api.upstox.com\"";
     match url::Url::parse(s.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
