@@ -24,8 +24,11 @@ fn history(c: &mut Criterion) {
             let at = base + Span::seconds(i * 280);
             let event = match i % 4 {
                 0 => Event::State {
-                    state: [TokenState::Healthy, TokenState::Warning, TokenState::Expired]
-                        [(i % 3) as usize],
+                    state: [
+                        TokenState::Healthy,
+                        TokenState::Warning,
+                        TokenState::Expired,
+                    ][(i % 3) as usize],
                     from: Some(TokenState::Healthy),
                     expires_at: Some(at + Span::hours(5)),
                 },
@@ -61,7 +64,9 @@ fn history(c: &mut Criterion) {
         })
     });
     let at = now;
-    let today = rec.dir().join(format!("{}.jsonl", history::ist_day(at).format("%Y-%m-%d")));
+    let today = rec
+        .dir()
+        .join(format!("{}.jsonl", history::ist_day(at).format("%Y-%m-%d")));
     c.bench_function("history: append one record", |b| {
         b.iter_batched(
             || {
