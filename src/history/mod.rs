@@ -285,7 +285,8 @@ fn append(dir: &Path, day: NaiveDate, line: &[u8]) -> Result<(), String> {
             dir.display()
         ));
     }
-    if !dir.is_dir() {
+    let new_dir = !dir.is_dir();
+    if new_dir {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -319,8 +320,16 @@ fn append(dir: &Path, day: NaiveDate, line: &[u8]) -> Result<(), String> {
         out.push(b'\n');
     }
     out.extend_from_slice(line);
-    file.write_all(&out)
-        .map_err(|e| shown(e, "cannot write", &path))?;
+    if let Err(e) = file.write_all(&out) {
+        // A full disk: leave no empty file (or folder) of ours behind.
+        if len == 0 && file.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&path);
+            if new_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        return Err(shown(e, "cannot write", &path));
+    }
     Ok(())
 }
 
