@@ -127,7 +127,7 @@ pub const KEYMAP: &[Binding] = &[
         Action::History,
         "h",
         "history",
-        "the last 14 days of this account: states, renewals, time not usable",
+        "the last 14 days of this account, as a timeline",
     ),
     bind(
         KeyCode::Char('x'),
