@@ -85,10 +85,6 @@ fn alert(rec: &mut Recorder, t: DateTime<Utc>, name: &str, level: &str) {
 /// - Tue 01 Dec's file ends in a line torn by a crash.
 fn write_fortnight(token: &Path) -> PathBuf {
     let mut rec = Recorder::for_token(token, history::DEFAULT_KEEP);
-    let tomorrow_0330 = |d: NaiveDate| {
-        let n = d.checked_add_days(Days::new(1)).unwrap();
-        at_ist(2026, n.month0() + 1, n.day0() + 1, 3, 30, 0)
-    };
     use chrono::Datelike;
     rec.record(at(11, 24, 9, 0), Event::Started { pid: 4242 });
     state(&mut rec, at(11, 24, 9, 0), TokenState::Missing, None);
@@ -100,8 +96,7 @@ fn write_fortnight(token: &Path) -> PathBuf {
         Some(at(11, 25, 3, 30)),
     );
     let mut has_token = true;
-    let mut day = date(11, 25);
-    while day <= date(12, 4) {
+    for day in date(11, 25).iter_days().take_while(|d| *d <= date(12, 4)) {
         let (mo, d) = (day.month(), day.day());
         if has_token {
             let exp = Some(at(mo, d, 3, 30));
@@ -109,33 +104,32 @@ fn write_fortnight(token: &Path) -> PathBuf {
             state(&mut rec, at(mo, d, 3, 0), TokenState::Critical, exp);
             state(&mut rec, at(mo, d, 3, 30), TokenState::Expired, None);
         }
-        let next = Some(tomorrow_0330(day));
-        match (mo, d) {
+        let next_day = day.checked_add_days(Days::new(1)).unwrap();
+        let next = at(next_day.month(), next_day.day(), 3, 30);
+        // Renewed when, how, and whether a try failed first.
+        let (renewed, how) = match (mo, d) {
             // The weekend: nobody renews.
             (11, 28) | (11, 29) => {
                 has_token = false;
-                continue_day(&mut day);
                 continue;
             }
             (11, 30) => {
                 renewal(&mut rec, at(11, 30, 8, 30), "totp", Err("TOTP rejected"));
-                renewal(&mut rec, at(11, 30, 8, 35), "totp", Ok(next.unwrap()));
-                state(&mut rec, at(11, 30, 8, 35), TokenState::Healthy, next);
+                (at(11, 30, 8, 35), "totp")
             }
             (12, 3) => {
                 alert(&mut rec, at(12, 3, 3, 30), "expired", "critical");
                 alert(&mut rec, at(12, 3, 9, 15), "deadline_missed", "critical");
-                renewal(&mut rec, at(12, 3, 10, 0), "browser", Ok(next.unwrap()));
-                state(&mut rec, at(12, 3, 10, 0), TokenState::Healthy, next);
-                alert(&mut rec, at(12, 3, 10, 0), "recovered", "info");
+                (at(12, 3, 10, 0), "browser")
             }
-            _ => {
-                renewal(&mut rec, at(mo, d, 8, 30), "totp", Ok(next.unwrap()));
-                state(&mut rec, at(mo, d, 8, 30), TokenState::Healthy, next);
-            }
+            _ => (at(mo, d, 8, 30), "totp"),
+        };
+        renewal(&mut rec, renewed, how, Ok(next));
+        state(&mut rec, renewed, TokenState::Healthy, Some(next));
+        if (mo, d) == (12, 3) {
+            alert(&mut rec, renewed, "recovered", "info");
         }
         has_token = true;
-        continue_day(&mut day);
     }
     // A crash in the middle of a write, at the end of Tuesday's file.
     use std::io::Write;
@@ -147,10 +141,6 @@ fn write_fortnight(token: &Path) -> PathBuf {
         .write_all(br#"{"at":"2026-12-01T23:10:00+05:30","event":"sta"#)
         .unwrap();
     dir
-}
-
-fn continue_day(day: &mut NaiveDate) {
-    *day = day.succ_opt().unwrap();
 }
 
 /// What the dashboard's loop reads when `h` opens, here from `dir` at [`now`].
@@ -691,6 +681,18 @@ fn h_in_the_real_dashboard_shows_the_recorded_days() {
         screen.contains("upstox_token.json.history"),
         "the folder is named:\n{screen}"
     );
+    // While it stays open it is read again: a renewal that fails now shows in today's row.
+    let label_now = history::ist_day(Utc::now()).format("%a %d %b").to_string();
+    renewal(
+        &mut rec,
+        Utc::now(),
+        "command",
+        Err("the command exited with 1"),
+    );
+    tmux.wait_until("the failed renewal in today's row", |s| {
+        s.lines()
+            .any(|l| l.contains(&label_now) && l.contains("failed"))
+    });
     tmux.keys(&["Escape"]);
     tmux.wait_until("the popup closed", |s| !s.contains("History ·"));
     tmux.keys(&["q"]);

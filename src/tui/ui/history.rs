@@ -138,11 +138,7 @@ impl<'a> HistoryPopup<'a> {
                 "The dashboard and the daemon record it as they watch the token (states, \
                  renewals, alerts), one file per IST day in {folder}"
             );
-            lines.extend(
-                text::wrap_all(&why, inner_w)
-                    .into_iter()
-                    .map(|l| Line::from(l)),
-            );
+            lines.extend(text::wrap_all(&why, inner_w).into_iter().map(Line::from));
             lines.truncate(inner_h);
             return lines;
         }
