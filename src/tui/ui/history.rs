@@ -4,16 +4,19 @@
 //! the legend, lines that could not be read and where the files are.
 //!
 //! ```text
-//! ┌ History · default · last 14 days, IST ────────────────────────────────────────────┐
-//! │             00    03    06    09════12════15    18    21                          │
-//! │ Sat 05 Dec  ███████████████████████████                                            │
-//! │ Fri 04 Dec  ███████xxxxxxxxxxxxx↻███████████████████████████  ↻ 10:00 browser 45m down │
-//! │ …                                                                                  │
-//! │ █ healthy  ▓ warning  ▒ critical  x not usable  · no record  ↻ renewed  …           │
-//! └──────────────────────────────────────────────────────────────────── h/Esc close ─┘
+//! ┌ History · default · last 14 days, IST ─────────────────────────────────────────────────┐
+//! │            00    03    06    09════12════15    18    21                                │
+//! │ Fri 04 Dec ███▓▓▓▒xxxxxxxxxx↻████████████                    ↻ 08:30 totp              │
+//! │ Thu 03 Dec ███▓▓▓▒xxxxxxxxxxxxx↻███████████████████████████  ↻ 10:00 browser 45m down  │
+//! │ Sun 29 Nov xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx  closed                    │
+//! │ Mon 23 Nov ················································  no record                 │
+//! │ █ healthy  ▓ warning  ▒ critical  x not usable  · no record  ↻ renewed  (blank) to come│
+//! │ ══ market 09:15–15:30                                                                  │
+//! │ Files: ~/algo/config/upstox_token.json.history                                         │
+//! └─────────────────────────────────────────────────────────────────────────── h/Esc close ┘
 //! ```
 //!
-//! Narrower, the day loses its month (`Fri 04`) and the summary its details; below 70 inner
+//! Narrower, the day loses its month (`Fri 04`) and the summary its details; below 71 inner
 //! columns one cell stands for an hour (the worse of its halves). Shorter, fewer days show.
 //! Nothing wraps or overflows.
 
