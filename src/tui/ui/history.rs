@@ -203,8 +203,9 @@ impl Widget for HistoryPopup<'_> {
         let lines = self.lines(area);
         let title = text::cut(
             &format!(
-                " History{dot}{}{dot}last 14 days, IST ",
+                " History{dot}{}{dot}last {} days, IST ",
                 self.account,
+                crate::tui::HISTORY_DAYS,
                 dot = t.dot()
             ),
             usize::from(rect.width).saturating_sub(4),
