@@ -59,8 +59,8 @@ pub enum Command {
     #[command(long_about = "\
 The live dashboard for the configured account(s): a countdown and a gauge that turns green, \
 orange and red, notifications, and the log of every validation and renewal. It runs the same \
-worker as `daemon`. Keys: r refresh, l login, p paste, d details, x dismiss, Tab account, \
-? help, q quit.")]
+worker as `daemon`. Keys: r refresh, l login, p paste, d details, h history (the last 14 \
+days), x dismiss, Tab account, ? help, q quit.")]
     Tui,
 
     /// Set up an account in one guided command: config file, secrets, first login

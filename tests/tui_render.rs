@@ -790,7 +790,7 @@ fn footer_comes_from_the_keymap() {
     let buf = draw(&healthy_app(), 100, 30);
     assert_eq!(
         row_text(&buf, 29).trim_end(),
-        " r refresh  l login  d details  x dismiss  ? help  q quit"
+        " r refresh  l login  d details  h history  x dismiss  ? help  q quit"
     );
 }
 

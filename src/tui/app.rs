@@ -25,6 +25,8 @@ pub enum Action {
     Copy,
     /// `d`: the details modal.
     Details,
+    /// `h`: the last 14 days of the shown account, as a timeline.
+    History,
     /// `x`: dismiss the newest notification.
     Dismiss,
     /// `Tab`: next account.
@@ -119,6 +121,13 @@ pub const KEYMAP: &[Binding] = &[
         "d",
         "details",
         "token details: masked token, times, files, last check",
+    ),
+    bind(
+        KeyCode::Char('h'),
+        Action::History,
+        "h",
+        "history",
+        "the last 14 days of this account, as a timeline",
     ),
     bind(
         KeyCode::Char('x'),
@@ -259,6 +268,25 @@ pub enum Popup {
     Help,
     /// A login is pending or just ended.
     Login,
+    /// `h`
+    History,
+}
+
+/// The history popup's data: what the loop last read for one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryView {
+    /// The account it is of.
+    pub account: String,
+    /// The account's history folder.
+    pub dir: std::path::PathBuf,
+    /// The folder exists (else: no history yet).
+    pub found: bool,
+    /// The days, oldest first.
+    pub days: Vec<crate::history::days::Day>,
+    /// Lines that could not be read.
+    pub skipped: Vec<String>,
+    /// When it was read.
+    pub read_at: DateTime<Utc>,
 }
 
 /// The dashboard's state.
@@ -304,6 +332,11 @@ pub struct App {
     pub home: Option<String>,
     /// `Ctrl-R` asked to read the configuration again; the loop does it.
     pub reload_requested: bool,
+    /// The history popup's data; the loop reads it.
+    pub history: Option<HistoryView>,
+    /// `h` (or another account while the history is open) asked for the shown account's
+    /// history; the loop reads it.
+    pub history_requested: bool,
 }
 
 /// A command for the worker of one account.
@@ -343,6 +376,8 @@ impl App {
             api: None,
             home: None,
             reload_requested: false,
+            history: None,
+            history_requested: false,
         }
     }
 
@@ -484,15 +519,22 @@ impl App {
                 self.toggle(Popup::Help);
                 Update::shown(true)
             }
+            Action::History => {
+                self.toggle(Popup::History);
+                self.history_requested = self.popup == Some(Popup::History);
+                Update::shown(true)
+            }
             Action::Dismiss => Update::shown(self.banners.pop().is_some()),
             Action::NextAccount if !self.accounts.is_empty() => {
                 let before = self.selected;
                 self.selected = (self.selected + 1) % self.accounts.len();
+                self.history_requested |= self.wants_history();
                 Update::shown(self.selected != before)
             }
             Action::PrevAccount if !self.accounts.is_empty() => {
                 let before = self.selected;
                 self.selected = (self.selected + self.accounts.len() - 1) % self.accounts.len();
+                self.history_requested |= self.wants_history();
                 Update::shown(self.selected != before)
             }
             Action::NextAccount | Action::PrevAccount => Update::shown(false),
@@ -524,6 +566,15 @@ impl App {
             Action::ScrollTop => self.scroll(tui_logger::TuiWidgetEvent::PrevPageKey, 1000),
             Action::ScrollBottom => self.scroll(tui_logger::TuiWidgetEvent::EscapeKey, 1),
         }
+    }
+
+    /// The history popup is open and holds another account's history (or none): the loop
+    /// should read the shown account's.
+    pub fn wants_history(&self) -> bool {
+        self.popup == Some(Popup::History)
+            && self.history.as_ref().is_none_or(|h| {
+                Some(h.account.as_str()) != self.current().map(|s| s.account.as_str())
+            })
     }
 
     /// Open `popup`, or close it when it is the one open.

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod ui;
 
+use crate::calendar::Calendar;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::fleet::{self, StartError};
@@ -17,6 +18,7 @@ use crate::messages::Event;
 use app::App;
 use chrono::{DateTime, Utc};
 use crossterm::event::Event as TermEvent;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,10 @@ use tokio::signal::unix::{SignalKind, signal};
 /// The longest the dashboard waits, after the terminal is restored, for workers to stop and
 /// alerts to go out.
 const QUIT_GRACE: Duration = Duration::from_secs(8);
+/// How often the open history popup is read again.
+const HISTORY_EVERY: Duration = Duration::from_secs(10);
+/// Days the history popup shows, today included.
+pub const HISTORY_DAYS: u64 = 14;
 
 /// How the dashboard was started.
 #[derive(Debug, Clone, Default)]
@@ -103,11 +109,12 @@ pub async fn run(config: Config, options: Options) -> u8 {
             return 1;
         }
     };
+    let mut calendars = calendars_of(&config);
     let code = event_loop(
         &mut terminal,
         &mut app,
         &mut fleet,
-        options.reload.as_ref(),
+        (options.reload.as_ref(), &mut calendars),
         &mut events,
         clock.as_ref(),
     )
@@ -126,7 +133,7 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     fleet: &mut fleet::Fleet,
-    reload: Option<&Reloader>,
+    (reload, calendars): (Option<&Reloader>, &mut Calendars),
     events: &mut tokio::sync::mpsc::Receiver<Event>,
     clock: &dyn Clock,
 ) -> u8 {
@@ -147,6 +154,15 @@ async fn event_loop(
     loop {
         let now = clock.now();
         changed |= app.expire(now);
+        // The history popup: read when asked for, and again while it stays open.
+        let stale = app.history.as_ref().is_none_or(|h| {
+            (now - h.read_at).to_std().unwrap_or(Duration::ZERO) >= HISTORY_EVERY || now < h.read_at
+        });
+        if std::mem::take(&mut app.history_requested)
+            || (app.popup == Some(app::Popup::History) && stale)
+        {
+            changed |= read_history(app, calendars, now);
+        }
         // Read before moving: an event that lands in between is counted at the next pass and
         // lays the log pane out again then.
         let log_events = LOG_EVENTS.load(std::sync::atomic::Ordering::Relaxed);
@@ -200,7 +216,8 @@ async fn event_loop(
                             let _ = w.commands.send(send.command).await;
                         }
                         if std::mem::take(&mut app.reload_requested) {
-                            let notice = reload_config(app, fleet, reload, clock.now()).await;
+                            let notice =
+                                reload_config(app, fleet, (reload, calendars), clock.now()).await;
                             changed |= app.on_event(Event::Notice(notice), clock.now());
                         }
                     }
@@ -236,7 +253,7 @@ async fn event_loop(
 async fn reload_config(
     app: &App,
     fleet: &mut fleet::Fleet,
-    reload: Option<&Reloader>,
+    (reload, calendars): (Option<&Reloader>, &mut Calendars),
     now: DateTime<Utc>,
 ) -> crate::messages::Notification {
     use crate::messages::{Level, Notification, Topic};
@@ -284,6 +301,7 @@ async fn reload_config(
     match fleet.reload(&config).await {
         Ok(changes) => {
             tracing::info!("Configuration reloaded");
+            *calendars = calendars_of(&config);
             let what = if changes.is_empty() {
                 "each account's new settings apply from now; the log says what changed".into()
             } else {
@@ -300,6 +318,55 @@ async fn reload_config(
             )
         }
     }
+}
+
+/// Each account's trading calendar, by name: the history popup's days are read with it.
+type Calendars = BTreeMap<String, Arc<Calendar>>;
+
+fn calendars_of(config: &Config) -> Calendars {
+    config
+        .accounts
+        .iter()
+        .map(|(name, a)| (name.clone(), a.renew.calendar.clone()))
+        .collect()
+}
+
+/// Read the shown account's last [`HISTORY_DAYS`] IST days into `app.history` (a few small
+/// files beside its token). True when what the popup shows changed.
+fn read_history(app: &mut App, calendars: &Calendars, now: DateTime<Utc>) -> bool {
+    let Some(snap) = app.current() else {
+        return false;
+    };
+    let dir = crate::history::dir_for(&snap.token_file);
+    let calendar = calendars
+        .get(&snap.account)
+        .cloned()
+        .unwrap_or_else(Calendar::nse);
+    let today = crate::history::ist_day(now);
+    let first = today
+        .checked_sub_days(chrono::Days::new(HISTORY_DAYS - 1))
+        .unwrap_or(today);
+    let loaded = crate::history::load(&dir, first, today);
+    let view = app::HistoryView {
+        account: snap.account.clone(),
+        found: dir.is_dir(),
+        days: crate::history::days::days(&loaded, first, today, &calendar, now),
+        skipped: loaded.skipped,
+        dir,
+        read_at: now,
+    };
+    let changed = app.history.as_ref().is_none_or(|old| {
+        (&old.account, &old.dir, old.found, &old.days, &old.skipped)
+            != (
+                &view.account,
+                &view.dir,
+                view.found,
+                &view.days,
+                &view.skipped,
+            )
+    });
+    app.history = Some(view);
+    changed
 }
 
 /// Terminal input on a thread of its own, which sleeps in crossterm's blocking `read` until a

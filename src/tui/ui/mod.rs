@@ -40,6 +40,7 @@
 
 mod footer;
 mod header;
+mod history;
 mod log;
 mod notifications;
 mod pane;
@@ -190,14 +191,25 @@ pub fn render_frame(
             let broker = snap.map(|s| s.broker).unwrap_or_default();
             popups::login(below, broker, view, app.input.as_deref(), now, &t)
         }),
-        None => None,
+        Some(Popup::History) | None => None,
     };
+    let history = (app.popup == Some(Popup::History)).then(|| {
+        history::HistoryPopup::new(
+            snap.map_or("", |s| s.account.as_str()),
+            app.history.as_ref(),
+            app.home.as_deref(),
+            t,
+        )
+    });
     let key = LogKey {
         area: right,
         version: (app.log_events, app.log_scrolls),
         timestamps: options.log_timestamps,
         theme: t,
-        popup: dialog.as_ref().map(|d| d.area(below)),
+        popup: dialog
+            .as_ref()
+            .map(|d| d.area(below))
+            .or_else(|| history.as_ref().map(|h| h.area(below))),
     };
     frame.render_widget(
         LogPane {
@@ -212,6 +224,9 @@ pub fn render_frame(
     footer::render(frame, footer, &t);
     if let Some(dialog) = dialog {
         frame.render_widget(dialog, below);
+    }
+    if let Some(history) = history {
+        frame.render_widget(history, below);
     }
     Shown { log: Some(key) }
 }

@@ -312,7 +312,10 @@ pub fn help(area: Rect, t: &Theme) -> Dialog<'static> {
             t.text(),
         );
     }
-    b.blank();
+    // The blank line before the hint only where it does not push the hint out of view.
+    if b.lines.len() + 4 <= usize::from(area.height) {
+        b.blank();
+    }
     b.line(keys(&[("Esc", "close")], t));
     Dialog {
         title: "Keys",

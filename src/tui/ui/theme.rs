@@ -2,6 +2,7 @@
 //! styles without any foreground or background colour (bold and reverse stay), so the state
 //! word alone carries the meaning; without emoji support the glyphs are plain ASCII.
 
+use crate::history::days::Cell;
 use crate::messages::Level;
 use crate::token::TokenState;
 use ratatui::style::{Color, Modifier, Style};
@@ -202,6 +203,51 @@ impl Theme {
     /// Between parts of a line.
     pub fn dot(&self) -> &'static str {
         if self.unicode { " · " } else { " - " }
+    }
+
+    /// A history cell (`h`): its glyph and style. Each state has a glyph of its own, so the
+    /// timeline reads the same without colour: `█ ▓ ▒ x ·` (ASCII `# ~ ! x .`), blank for
+    /// time still to come.
+    pub fn history_cell(&self, cell: Cell) -> (&'static str, Style) {
+        let glyph = match (cell, self.unicode) {
+            (Cell::Ahead, _) => " ",
+            (Cell::NoRecord, true) => "·",
+            (Cell::NoRecord, false) => ".",
+            (Cell::Healthy, true) => "█",
+            (Cell::Healthy, false) => "#",
+            (Cell::Warning, true) => "▓",
+            (Cell::Warning, false) => "~",
+            (Cell::Critical, true) => "▒",
+            (Cell::Critical, false) => "!",
+            (Cell::Down, _) => "x",
+        };
+        let style = match cell {
+            Cell::Ahead | Cell::NoRecord => self.dim(),
+            Cell::Healthy => self.good(),
+            Cell::Warning => self.warn(),
+            Cell::Critical => self.paint(Style::default().fg(RED)),
+            Cell::Down => self.bad(),
+        };
+        (glyph, style)
+    }
+
+    /// The history cell a renewal stored a new token in: `↻` (ASCII `R`).
+    pub fn history_renewed(&self) -> (&'static str, Style) {
+        let glyph = if self.unicode { "↻" } else { "R" };
+        (
+            glyph,
+            self.paint(Style::default().fg(KEY).add_modifier(Modifier::BOLD)),
+        )
+    }
+
+    /// Fills the history's hour scale over the market's hours: `09════12════15`.
+    pub fn market_hours(&self) -> &'static str {
+        if self.unicode { "═" } else { "=" }
+    }
+
+    /// A day the market is closed (weekend, holiday) in the history.
+    pub fn closed_day(&self) -> Style {
+        self.paint(Style::default().fg(DIM).add_modifier(Modifier::DIM))
     }
 
     /// The `×` of `60×12`.
