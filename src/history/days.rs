@@ -142,6 +142,16 @@ impl Day {
     }
 }
 
+/// Whole minutes as the history shows them: `45m`, `2h 5m` (the one duration form from an
+/// hour up; under one, whole minutes need no seconds).
+pub fn minutes(m: u32) -> String {
+    if m < 60 {
+        format!("{m}m")
+    } else {
+        crate::timefmt::human(std::time::Duration::from_secs(u64::from(m) * 60))
+    }
+}
+
 /// Midnight IST starting `day`.
 fn start_of(day: NaiveDate) -> DateTime<Utc> {
     ist()

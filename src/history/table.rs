@@ -59,7 +59,7 @@ fn row(day: &Day) -> String {
         n => renewed.push_str(&format!(" ({n} failed)")),
     }
     let down = if day.trading_day {
-        format!("{}m", day.down_minutes)
+        super::days::minutes(day.down_minutes)
     } else {
         "closed".to_string()
     };

@@ -306,15 +306,6 @@ struct Part {
 /// The alerts' part of a summary: the first to go.
 const ALERTS: u8 = 5;
 
-/// `45m`, `2h 5m`.
-fn minutes(m: u32) -> String {
-    if m < 60 {
-        format!("{m}m")
-    } else {
-        format!("{}h {}m", m / 60, m % 60)
-    }
-}
-
 /// The day's summary in at most `room` columns: the renewal (time and how), the minutes not
 /// usable in market hours, failed renewals, alerts; or that the market was closed, or that
 /// nothing was recorded. Whole parts are dropped, least important first, rather than cut.
@@ -349,7 +340,7 @@ fn summary<'a>(day: &Day, room: usize, t: &Theme) -> Vec<Span<'a>> {
         });
     }
     if day.trading_day && day.down_minutes > 0 {
-        let down = format!("{} down", minutes(day.down_minutes));
+        let down = format!("{} down", crate::history::days::minutes(day.down_minutes));
         parts.push(Part {
             short: down.clone(),
             long: down,
