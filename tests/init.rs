@@ -142,7 +142,7 @@ fn a_redirect_uri_off_this_machine_is_a_usage_error_with_the_reason() {
     let sb = sandbox();
     let out = upstox_init(&sb, &["--redirect-uri", "https://example.com/callback"]);
     assert_eq!(out.code, Some(3), "{}", out.all());
-    out.assert_stderr("is not a loopback address");
+    out.assert_stderr("is not on this machine (localhost, 127.0.0.1 or [::1])");
     let out = upstox_init(&sb, &["--redirect-uri", "ftp://localhost/callback"]);
     assert_eq!(out.code, Some(3), "{}", out.all());
     out.assert_stderr("http(s)");

@@ -55,13 +55,34 @@ fn stop(e: inquire::InquireError) -> Stop {
     }
 }
 
-fn validator(check: Check) -> impl inquire::validator::StringValidator + 'static {
+/// The check as inquire asks it: a bad answer is asked again under its reason, named by
+/// what was asked (`Client id: may hold letters, ...`), as a flag's is (`--client-id "…":`).
+fn validator(check: Check, what: &str) -> impl inquire::validator::StringValidator + 'static {
+    let mut chars = what.chars();
+    let what: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
     move |s: &str| {
         Ok(match check(s.trim()) {
             Ok(()) => Validation::Valid,
-            Err(why) => Validation::Invalid(why.into()),
+            Err(why) => Validation::Invalid(format!("{what}: {why}").into()),
         })
     }
+}
+
+/// inquire's look: its colours unless `NO_COLOR`, and a plain `x` before a bad answer's
+/// reason (its default `#` reads like a comment).
+pub(super) fn style_prompts() {
+    let config = inquire::ui::RenderConfig::default();
+    let mark = inquire::ui::Styled::new("x");
+    let mark = if std::env::var_os("NO_COLOR").is_some() {
+        mark
+    } else {
+        mark.with_fg(inquire::ui::Color::LightRed)
+    };
+    let error = config.error_message.with_prefix(mark);
+    inquire::set_global_render_config(config.with_error_message(error));
 }
 
 impl Asker {
@@ -80,7 +101,7 @@ impl Asker {
         if !self.interactive {
             return Err(missing(q.what, q.flag));
         }
-        let mut p = inquire::Text::new(q.prompt).with_validator(validator(q.check.clone()));
+        let mut p = inquire::Text::new(q.prompt).with_validator(validator(q.check.clone(), q.what));
         if let Some(d) = &q.default {
             p = p.with_default(d);
         }
@@ -115,7 +136,7 @@ impl Asker {
         let mut p = inquire::Password::new(q.prompt)
             .without_confirmation()
             .with_display_mode(inquire::PasswordDisplayMode::Hidden)
-            .with_validator(validator(q.check.clone()));
+            .with_validator(validator(q.check.clone(), q.what));
         if let Some(h) = q.help {
             p = p.with_help_message(h);
         }

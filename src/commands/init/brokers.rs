@@ -191,7 +191,15 @@ pub(super) fn default_redirect(broker: Broker) -> url::Url {
 /// machine's loopback (as the login's callback listener needs it).
 pub(super) fn redirect(broker: Broker, text: &str) -> Result<url::Url, String> {
     let url = crate::config::parse_http_url(text)?;
-    crate::auth::callback::loopback_addrs(&url, broker).map_err(|e| e.to_string())?;
+    // The listener's rule, in words for this question rather than for the config file.
+    if crate::auth::callback::loopback_addrs(&url, broker).is_err() {
+        return Err(format!(
+            "{url} is not on this machine (localhost, 127.0.0.1 or [::1]), so tokenwatch \
+             cannot receive the login there; use e.g. {} and register that with the {} app",
+            default_redirect(broker),
+            broker.display_name()
+        ));
+    }
     Ok(url)
 }
 
@@ -325,7 +333,7 @@ mod tests {
         assert!(redirect(Broker::Upstox, "http://localhost:5001/callback").is_ok());
         assert!(redirect(Broker::Upstox, "http://127.0.0.1:5002/cb").is_ok());
         let e = redirect(Broker::Upstox, "https://example.com/callback").unwrap_err();
-        assert!(e.contains("not a loopback address"), "{e}");
+        assert!(e.contains("is not on this machine"), "{e}");
         let e = redirect(Broker::Upstox, "ftp://localhost/x").unwrap_err();
         assert!(e.contains("http(s)"), "{e}");
     }

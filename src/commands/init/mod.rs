@@ -62,10 +62,38 @@ struct Answers {
     alerts: Alerts,
 }
 
+/// Print `text` as a paragraph, its lines broken between words to fit the terminal (80
+/// columns when there is none), so a narrow tmux pane never cuts a word.
+fn say(text: &str) {
+    let width = crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w.max(20)));
+    print!("{}", wrap(text, width));
+}
+
+/// `text` with its lines broken between words at `width` columns, ending with a newline.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let w = word.chars().count();
+        if line > 0 && line + 1 + w > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += w;
+    }
+    out.push('\n');
+    out
+}
+
 /// Run `tokenwatch init`; the exit code.
 pub(super) fn run(cli: &Cli, args: &InitArgs) -> u8 {
     super::init_stderr_logging(cli.log_level().map(|l| l.as_str()).unwrap_or("info"));
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    ask::style_prompts();
     let asker = Asker {
         interactive,
         yes: args.yes,
@@ -85,20 +113,20 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> u8 {
         SecretsIn::Config
     };
     if interactive && !args.yes {
-        println!(
+        say(&format!(
             "This sets up tokenwatch in {}: a config file, your app's secrets (kept private), \
              and a first login. Esc or Ctrl-C stops at any question; nothing is written until \
              the end.",
             cwd.display()
-        );
+        ));
         println!();
     }
     if interactive && !args.force && config_path.exists() {
-        println!(
+        say(&format!(
             "{} exists already: at the end init shows what would change, and writes nothing \
              unless you run it with --force (which keeps the old file as .bak).",
             config_path.display()
-        );
+        ));
         println!();
     }
     let answers = match gather(&asker, args, &cwd, &config_path) {
@@ -342,12 +370,12 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
     let redirect = if brokers::logs_in_with_browser(broker, strategy) {
         let default = brokers::default_redirect(broker);
         if asker.interactive && !asker.yes && args.redirect_uri.is_none() {
-            println!(
+            say(&format!(
                 "After you log in, {} sends your browser back to your app's redirect URL, and \
                  tokenwatch waits there on this machine: the URL here and the one in the \
                  console must match character for character, or {0} refuses the login.",
                 broker.display_name()
-            );
+            ));
         }
         let text = asker.text(Question {
             prompt: "Redirect URL",
@@ -692,4 +720,27 @@ fn next_steps(answers: &Answers, config_path: &Path, local: &Path, logged_in: bo
         ),
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn paragraphs_break_between_words_at_the_width() {
+        let text = "the URL here and the one in the console must match character for character";
+        let wrapped = wrap(text, 24);
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 24),
+            "{wrapped}"
+        );
+        assert_eq!(
+            wrapped.split_whitespace().collect::<Vec<_>>().join(" "),
+            text
+        );
+        assert_eq!(
+            wrap("a-word-longer-than-the-width", 8),
+            "a-word-longer-than-the-width\n"
+        );
+    }
 }
