@@ -65,20 +65,32 @@ struct Answers {
 /// Print `text` as a paragraph, its lines broken between words to fit the terminal (80
 /// columns when there is none), so a narrow tmux pane never cuts a word.
 fn say(text: &str) {
-    let width = crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w.max(20)));
-    print!("{}", wrap(text, width));
+    print!("{}", wrap(text, width(), ""));
 }
 
-/// `text` with its lines broken between words at `width` columns, ending with a newline.
-fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut line = 0;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
+/// The terminal's width (80 when there is none).
+fn width() -> usize {
+    crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w.max(20)))
+}
+
+/// `text` with its lines broken between words at `width` columns, each line after the
+/// first starting with `indent`; ending with a newline.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    // Leading spaces (a step's indent) stay.
+    let body = text.trim_start_matches(' ');
+    let mut out = " ".repeat(text.len() - body.len());
+    let mut line = out.len();
+    let lead = line;
+    for word in body.split(' ').filter(|w| !w.is_empty()) {
         let w = word.chars().count();
-        if line > 0 && line + 1 + w > width {
+        if line > lead && line + 1 + w > width {
             out.push('\n');
-            line = 0;
-        } else if line > 0 {
+            out.push_str(indent);
+            line = indent.chars().count();
+            out.push_str(word);
+            line += w;
+            continue;
+        } else if line > lead {
             out.push(' ');
             line += 1;
         }
@@ -212,7 +224,7 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> u8 {
     match load() {
         Ok(config) => {
             for note in super::config_check::notes(&config) {
-                println!("{note}");
+                say(&note);
             }
             println!("✓ tokenwatch config check: configuration OK");
         }
@@ -388,10 +400,18 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
         })?;
         let url = brokers::redirect(broker, &text).map_err(Stop::Usage)?;
         if asker.interactive && !asker.yes {
-            println!(
-                "  → In {}, set the Redirect URL to exactly:  {url}",
-                brokers::console(broker)
+            print!(
+                "{}",
+                wrap(
+                    &format!(
+                        "  → In {}, set the Redirect URL to exactly:",
+                        brokers::console(broker)
+                    ),
+                    width(),
+                    "    "
+                )
             );
+            println!("      {url}");
         }
         Some(url)
     } else {
@@ -672,9 +692,15 @@ fn next_steps(answers: &Answers, config_path: &Path, local: &Path, logged_in: bo
     let b = answers.broker;
     let mut s = String::from("Next steps:\n");
     let mut n = 0;
+    let width = width();
+    // Each step's words wrap under it; the lines after them (commands, addresses) stay whole.
     let mut step = |s: &mut String, text: String| {
         n += 1;
-        let _ = writeln!(s, "  {n}. {text}");
+        let (words, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let _ = write!(s, "{}", wrap(&format!("  {n}. {words}"), width, "     "));
+        for line in rest.lines() {
+            let _ = writeln!(s, "{line}");
+        }
     };
     if let Some(url) = &answers.redirect {
         step(
@@ -729,7 +755,7 @@ mod tests {
     #[test]
     fn paragraphs_break_between_words_at_the_width() {
         let text = "the URL here and the one in the console must match character for character";
-        let wrapped = wrap(text, 24);
+        let wrapped = wrap(text, 24, "");
         assert!(
             wrapped.lines().all(|l| l.chars().count() <= 24),
             "{wrapped}"
@@ -739,7 +765,11 @@ mod tests {
             text
         );
         assert_eq!(
-            wrap("a-word-longer-than-the-width", 8),
+            wrap("  1. one two three", 10, "     "),
+            "  1. one\n     two\n     three\n"
+        );
+        assert_eq!(
+            wrap("a-word-longer-than-the-width", 8, ""),
             "a-word-longer-than-the-width\n"
         );
     }
