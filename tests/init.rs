@@ -315,7 +315,10 @@ fn a_session_in_a_terminal_asks_every_question_and_writes_the_files() {
     .capture_with(&["-J"])
     .checking(no_typed_secret);
     let mut screens = Vec::new();
-    let s = tmux.wait_until("the broker question", |s| s.contains("Which broker"));
+    // The question and its whole list (drawn in more than one write).
+    let s = tmux.wait_until("the broker question", |s| {
+        s.contains("Which broker") && s.contains("Dhan")
+    });
     for b in ["Upstox", "Zerodha Kite", "Fyers", "Angel One", "Dhan"] {
         assert!(s.contains(b), "{b} missing:\n{s}");
     }
@@ -355,7 +358,8 @@ fn a_session_in_a_terminal_asks_every_question_and_writes_the_files() {
         s.contains("Where does your engine read")
     });
     assert!(
-        s.contains("set the Redirect URL to exactly:  http://localhost:5001/callback"),
+        s.contains("set the Redirect URL to")
+            && s.contains("exactly:\n      http://localhost:5001/callback"),
         "{s}"
     );
     keep(&mut screens, "token file", s);
@@ -380,7 +384,7 @@ fn a_session_in_a_terminal_asks_every_question_and_writes_the_files() {
     let s = tmux.wait_until("the end", |s| s.contains("EXITED:"));
     keep(&mut screens, "the end", s.clone());
     assert!(s.contains("EXITED:0"), "{s}");
-    assert!(s.contains("Log in:  tokenwatch login"), "{s}");
+    assert!(s.contains("Log in: tokenwatch login"), "{s}");
 
     let record: String = screens
         .iter()

@@ -732,7 +732,7 @@ fn next_steps(answers: &Answers, config_path: &Path, local: &Path, logged_in: bo
         );
     }
     if !logged_in {
-        step(&mut s, "Log in:  tokenwatch login".into());
+        step(&mut s, "Log in: tokenwatch login".into());
     }
     step(
         &mut s,
