@@ -135,13 +135,44 @@ fn a_daemon_run_with_a_renewal_and_an_expiry_shows_both_in_history() {
         assert!(!text.contains(&token), "a token in {}", path.display());
     }
 
+    // The dashboard's h shows the same day: the renewal marked at its time, the failed ones
+    // counted (the dashboard's own renewal of the dead token fails too).
+    let script = format!(
+        "cd {}; exec {} tui",
+        common::sh_quote(&sb.root.to_string_lossy()),
+        common::sh_quote(common::bin())
+    );
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+    let mut tmux_env = vec![("PATH".to_string(), path)];
+    tmux_env.extend(sb.env.iter().cloned());
+    let socket = format!("tokenwatch-history-daemon-{}", std::process::id());
+    let mut tmux = common::Tmux::start(socket, &tmux_env, &sb.env, (120, 36), &script);
+    tmux.step = Duration::from_secs(60);
+    tmux.wait_until("the dashboard", |s| s.contains("tokenwatch · default"));
+    tmux.keys(&["h"]);
+    let renewed_hm = &when[11..16];
+    let screen = tmux.wait_until("the history popup", |s| {
+        s.contains("History · default") && s.contains(" failed")
+    });
+    let label = chrono::DateTime::parse_from_rfc3339(when)
+        .unwrap()
+        .format("%a %d %b")
+        .to_string();
+    let today = screen
+        .lines()
+        .find(|l| l.contains(&label) && l.contains(" failed"))
+        .unwrap_or_default();
+    assert!(
+        today.contains('↻') && today.contains(renewed_hm),
+        "{screen}"
+    );
+
     // The table says the same in words.
     let out = sb.run(&["history", "--days", "2"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     out.assert_stdout("History of account \"default\" (Upstox), last 2 days; times IST");
-    let renewed_hm = &when[11..16];
     out.assert_stdout(&format!("{renewed_hm} command"));
-    out.assert_stdout("(1 failed)");
+    out.assert_stdout(" failed)");
 }
 
 #[test]
