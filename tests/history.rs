@@ -185,7 +185,8 @@ fn a_torn_line_is_skipped_with_a_warning_and_the_rest_is_shown() {
     assert_eq!(json["days"].as_array().unwrap().len(), 14);
     // No history yet: said, with where it will be.
     let out = sb.run(&["history"]);
-    out.assert_stdout("No history yet: the dashboard and the daemon record it in");
+    out.assert_stdout("No history yet for account \"default\": the dashboard and the daemon");
+    out.assert_not_on_stdout("Renewed:");
 
     // Today's file with one good record and one torn by a crash.
     let today = chrono::Utc::now()

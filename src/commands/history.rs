@@ -62,16 +62,19 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, days_back: u32, json: boo
         );
         return 0;
     }
+    if !folder.exists() {
+        println!(
+            "No history yet for account \"{}\": the dashboard and the daemon record it as \
+             they watch the token, and tokenwatch refresh and login record their renewals, in \
+             {}",
+            account.name,
+            folder.display()
+        );
+        return 0;
+    }
     print!(
         "{}",
         history::table::table(&account.name, account.broker.display_name(), &days)
     );
-    if !folder.exists() {
-        println!(
-            "No history yet: the dashboard and the daemon record it in {} as they watch the \
-             token, and so do tokenwatch refresh and tokenwatch login.",
-            folder.display()
-        );
-    }
     0
 }

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 
 /// The days as a table, newest first, with the key below it.
 pub fn table(account: &str, broker: &str, days: &[Day]) -> String {
-    let mut out = format!(
-        "History of account \"{account}\" ({broker}), last {} days; times IST\n",
-        days.len()
-    );
+    let mut out = match days.len() {
+        1 => format!("History of account \"{account}\" ({broker}), today; times IST\n"),
+        n => format!("History of account \"{account}\" ({broker}), last {n} days; times IST\n"),
+    };
     out.push_str(&format!(
         "{:<10}  {:<28}  {:>6}  {:>6}  {:>5}  {:>7}\n",
         "Day", "Renewed", "Down", "Alerts", "Calls", "Limited"
