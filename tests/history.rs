@@ -154,18 +154,16 @@ fn a_daemon_run_with_a_renewal_and_an_expiry_shows_both_in_history() {
     let screen = tmux.wait_until("the history popup", |s| {
         s.contains("History · default") && s.contains(" failed")
     });
+    // The renewal's day row (the failed ones may fall on the next day, just after midnight).
     let label = chrono::DateTime::parse_from_rfc3339(when)
         .unwrap()
         .format("%a %d %b")
         .to_string();
-    let today = screen
+    let row = screen
         .lines()
-        .find(|l| l.contains(&label) && l.contains(" failed"))
+        .find(|l| l.contains(&label) && l.contains('↻'))
         .unwrap_or_default();
-    assert!(
-        today.contains('↻') && today.contains(renewed_hm),
-        "{screen}"
-    );
+    assert!(row.contains(renewed_hm), "{screen}");
 
     // The table says the same in words.
     let out = sb.run(&["history", "--days", "2"]);
@@ -203,10 +201,11 @@ fn a_torn_line_is_skipped_with_a_warning_and_the_rest_is_shown() {
         format!("{good}{{\"at\":\"{today}T00:00:02+05:30\",\"event\":\"sta"),
     )
     .unwrap();
-    let out = sb.run(&["history", "--days", "1"]);
+    // Two days: the file is today's even if midnight passes meanwhile.
+    let out = sb.run(&["history", "--days", "2"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     out.assert_stderr(&format!(
-        "tokenwatch: warning: skipped 1 unreadable line(s) of the history ({today}.jsonl line 2)"
+        "tokenwatch: warning: skipped what could not be read in the history ({today}.jsonl line 2)"
     ));
     out.assert_stdout("00:00 browser*");
 }
@@ -355,6 +354,47 @@ fn a_worker_records_its_calls_and_rate_limits_per_hour() {
             calls,
             [("2026-12-04T11:00:00+05:30".to_string(), 3, 2)],
             "{loaded:#?}"
+        );
+    });
+}
+
+/// A worker that watches through midnight IST records the state again on the new day, so the
+/// day's file says what it started in however long ago the state changed.
+#[test]
+fn each_day_starts_with_the_state_it_began_in() {
+    use tokenwatch::history::{self, Event};
+    common::paused_runtime().block_on(async {
+        // Thursday 3 December 2026, 23:50 IST.
+        let start = common::at_ist(2026, 12, 3, 23, 50, 0);
+        let h = common::Harness::new(start).await;
+        h.store_fresh_token();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let core = h.core().keep_history(history::DEFAULT_KEEP);
+        let handle = tokenwatch::worker::spawn(core, tx);
+        h.run_until(start + chrono::Duration::minutes(20)).await;
+        common::stop(handle).await;
+        let friday = history::ist_day(start + chrono::Duration::minutes(20));
+        let loaded = history::load(&history::dir_for(&h.token_path()), friday, friday);
+        let first_state = loaded
+            .records
+            .iter()
+            .find(|r| matches!(r.event, Event::State { .. }))
+            .expect("a state on the new day");
+        assert_eq!(history::ist_day(first_state.at), friday);
+        assert!(
+            matches!(
+                first_state.event,
+                Event::State {
+                    state: tokenwatch::token::TokenState::Healthy,
+                    ..
+                }
+            ),
+            "{first_state:?}"
+        );
+        // Within a minute of midnight (the worker looks at least once a minute).
+        assert!(
+            first_state.at - common::at_ist(2026, 12, 4, 0, 0, 0) <= chrono::Duration::minutes(1)
         );
     });
 }

@@ -41,9 +41,8 @@ pub(super) fn run(loaded: Result<Config, ConfigError>, days_back: u32, json: boo
     let loaded = history::load(&folder, first, last);
     if !loaded.skipped.is_empty() {
         eprintln!(
-            "tokenwatch: warning: skipped {} unreadable line(s) of the history ({}): torn by a \
-             crash, or not written by tokenwatch; the rest is shown",
-            loaded.skipped.len(),
+            "tokenwatch: warning: skipped what could not be read in the history ({}): lines \
+             torn by a crash, or not written by tokenwatch; the rest is shown",
             loaded.skipped.join(", ")
         );
     }

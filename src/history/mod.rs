@@ -30,6 +30,8 @@ use tracing::warn;
 pub const MAX_DAY_BYTES: u64 = 2 * 1024 * 1024;
 /// A longer line is not one of ours: skipped when read.
 const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Unreadable lines named per day file; the rest are counted.
+const MAX_SKIPPED_NAMED: usize = 5;
 /// A failed renewal's reason is kept to this many characters.
 const MAX_ERROR_CHARS: usize = 300;
 /// `history.keep` when not set.
@@ -255,6 +257,10 @@ impl Recorder {
         )) else {
             return;
         };
+        // Only our own folder: never the target of a link planted in its place.
+        if is_link(&self.dir) {
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -279,7 +285,7 @@ impl Recorder {
 fn append(dir: &Path, day: NaiveDate, line: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let shown = |e: std::io::Error, what: &str, p: &Path| format!("{what} {}: {e}", p.display());
-    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+    if is_link(dir) {
         return Err(format!(
             "{} is a symbolic link; tokenwatch does not write its history through one: remove it",
             dir.display()
@@ -294,19 +300,27 @@ fn append(dir: &Path, day: NaiveDate, line: &[u8]) -> Result<(), String> {
             .map_err(|e| shown(e, "cannot create", dir))?;
     }
     let path = day_file(dir, day);
+    // Never a wait: no link followed, and a FIFO or device there is refused, not opened.
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
         .map_err(|e| shown(e, "cannot open", &path))?;
-    // One writer at a time: another tokenwatch on this account waits its turn here.
-    file.lock().map_err(|e| shown(e, "cannot lock", &path))?;
-    let len = file
+    let meta = file
         .metadata()
-        .map_err(|e| shown(e, "cannot read", &path))?
-        .len();
+        .map_err(|e| shown(e, "cannot read", &path))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file; remove it",
+            path.display()
+        ));
+    }
+    // One writer at a time: another tokenwatch on this account has its turn first, for a
+    // moment; a lock held longer (not by tokenwatch) costs this record, never the worker.
+    lock_briefly(&file).map_err(|e| shown(e, "cannot lock", &path))?;
+    let len = meta.len();
     if len + line.len() as u64 > MAX_DAY_BYTES {
         return Err(format!(
             "{} is full ({} KiB); the rest of the day is not recorded",
@@ -331,6 +345,27 @@ fn append(dir: &Path, day: NaiveDate, line: &[u8]) -> Result<(), String> {
         return Err(shown(e, "cannot write", &path));
     }
     Ok(())
+}
+
+/// Take `file`'s lock, trying for at most about 100 ms.
+fn lock_briefly(file: &std::fs::File) -> std::io::Result<()> {
+    for _ in 0..20 {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::WouldBlock,
+        "another process holds its lock",
+    ))
+}
+
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 fn ends_with_newline(path: &Path) -> bool {
@@ -367,11 +402,12 @@ pub fn load(dir: &Path, first: NaiveDate, last: NaiveDate) -> Loaded {
         let mut records = read_day(dir, day, &mut loaded.skipped);
         records.sort_by_key(|r| r.at);
         if day < first {
-            if let Some(state) = records
-                .into_iter()
-                .rev()
-                .find(|r| matches!(r.event, Event::State { .. }))
-            {
+            // The state the window starts in: the last state seen, or a new token stored.
+            if let Some(state) = records.into_iter().rev().find(|r| match &r.event {
+                Event::State { .. } => true,
+                Event::Renewal(renewal) => renewal.ok && renewal.expires_at.is_some(),
+                _ => false,
+            }) {
                 loaded.before = Some(state);
             }
         } else {
@@ -386,17 +422,29 @@ pub fn load(dir: &Path, first: NaiveDate, last: NaiveDate) -> Loaded {
 /// One day's records, in the file's order.
 fn read_day(dir: &Path, day: NaiveDate, skipped: &mut Vec<String>) -> Vec<Record> {
     use std::io::BufRead;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = day_file(dir, day);
-    let Ok(file) = std::fs::File::open(&path) else {
-        return Vec::new();
-    };
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    // Never a wait on a FIFO or device planted at the name.
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+    else {
+        return Vec::new();
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        skipped.push(format!("{name} (not a regular file)"));
+        return Vec::new();
+    }
+    let skipped_before = skipped.len();
     let mut reader = std::io::BufReader::new(file.take(MAX_DAY_BYTES + MAX_LINE_BYTES as u64));
     let mut records = Vec::new();
     let mut line = Vec::new();
     let mut number = 0;
+    let mut unnamed = 0usize;
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
@@ -421,8 +469,15 @@ fn read_day(dir: &Path, day: NaiveDate, skipped: &mut Vec<String>) -> Vec<Record
                 ..
             }) => {}
             Some(record) => records.push(record),
-            None => skipped.push(format!("{name} line {number}")),
+            // A few by number, then a count: a file of garbage is not a million names.
+            None if skipped.len() - skipped_before < MAX_SKIPPED_NAMED => {
+                skipped.push(format!("{name} line {number}"))
+            }
+            None => unnamed += 1,
         }
+    }
+    if unnamed > 0 {
+        skipped.push(format!("{unnamed} more lines of {name}"));
     }
     records
 }
@@ -585,6 +640,25 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_the_day_before_is_the_state_the_day_starts_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::for_token(&dir.path().join("t.json"), DEFAULT_KEEP);
+        rec.record(at(4, 9, 0), state(TokenState::Expired));
+        // `tokenwatch login` records its renewal, and no state.
+        rec.record(
+            at(4, 20, 0),
+            Event::Renewal(Renewal::ended(
+                "browser",
+                true,
+                Duration::from_secs(30),
+                Ok(at(5, 3, 30)),
+            )),
+        );
+        let loaded = load(rec.dir(), ist_day(at(5, 0, 0)), ist_day(at(5, 0, 0)));
+        assert_eq!(loaded.before.map(|r| r.at), Some(at(4, 20, 0)));
+    }
+
+    #[test]
     fn two_processes_appending_at_once_never_interleave_lines() {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("t.json");
@@ -618,14 +692,64 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let elsewhere = dir.path().join("elsewhere");
         std::fs::create_dir(&elsewhere).unwrap();
+        // Someone's old day file there is neither pruned nor joined.
+        std::fs::write(elsewhere.join("2020-01-01.jsonl"), "theirs").unwrap();
         std::os::unix::fs::symlink(&elsewhere, dir.path().join("t.json.history")).unwrap();
         let mut rec = Recorder::for_token(&dir.path().join("t.json"), DEFAULT_KEEP);
         rec.record(at(5, 9, 0), state(TokenState::Healthy));
-        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+        assert!(elsewhere.join("2020-01-01.jsonl").exists());
         assert!(
             rec.problem
                 .as_deref()
                 .is_some_and(|p| p.contains("symbolic link"))
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_a_held_lock_at_the_day_file_costs_a_record_never_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::for_token(&dir.path().join("t.json"), DEFAULT_KEEP);
+        std::fs::create_dir_all(rec.dir()).unwrap();
+        let fifo = rec.dir().join("2026-12-05.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = std::time::Instant::now();
+        rec.record(at(5, 9, 0), state(TokenState::Healthy));
+        let loaded = load(rec.dir(), ist_day(at(5, 0, 0)), ist_day(at(5, 0, 0)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(rec.problem.is_some(), "a FIFO is not written to");
+        assert_eq!(loaded.skipped, ["2026-12-05.jsonl (not a regular file)"]);
+
+        // Another process holds the lock (not for a moment): the record is given up.
+        rec.record(at(6, 9, 0), state(TokenState::Healthy));
+        let day = std::fs::File::open(rec.dir().join("2026-12-06.jsonl")).unwrap();
+        day.lock().unwrap();
+        let started = std::time::Instant::now();
+        rec.record(at(6, 9, 5), state(TokenState::Expired));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            rec.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("cannot lock"))
+        );
+        drop(day);
+        let loaded = load(rec.dir(), ist_day(at(6, 0, 0)), ist_day(at(6, 0, 0)));
+        assert_eq!(loaded.records.len(), 1);
+    }
+
+    #[test]
+    fn a_file_of_garbage_is_a_few_names_and_a_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::for_token(&dir.path().join("t.json"), DEFAULT_KEEP);
+        std::fs::create_dir_all(rec.dir()).unwrap();
+        std::fs::write(rec.dir().join("2026-12-05.jsonl"), "x\n".repeat(10_000)).unwrap();
+        let loaded = load(rec.dir(), ist_day(at(5, 0, 0)), ist_day(at(5, 0, 0)));
+        assert_eq!(loaded.skipped.len(), MAX_SKIPPED_NAMED + 1);
+        assert_eq!(
+            loaded.skipped.last().unwrap(),
+            "9995 more lines of 2026-12-05.jsonl"
         );
     }
 

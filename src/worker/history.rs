@@ -40,12 +40,24 @@ impl Worker {
     }
 
     pub(super) fn record_state(&mut self, state: TokenState, from: Option<TokenState>) {
+        self.state_day = Some(crate::history::ist_day(self.core.clock.now()));
         let expires_at = self.core.token.as_ref().map(|t| t.expires_at);
         self.core.record(Event::State {
             state,
             from,
             expires_at,
         });
+    }
+
+    /// A new IST day began with the state unchanged: record it again, so each day's file
+    /// says what the day started in (a quiet week is not read as no record).
+    pub(super) fn carry_state_into_the_day(&mut self) {
+        let today = crate::history::ist_day(self.core.clock.now());
+        if let Some(state) = self.last_state
+            && self.state_day.is_some_and(|day| day != today)
+        {
+            self.record_state(state, None);
+        }
     }
 
     pub(super) fn record_alert(&mut self, event: AlertEvent, level: Level) {

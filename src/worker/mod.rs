@@ -127,6 +127,7 @@ pub fn spawn_with(core: Core, events: mpsc::Sender<Event>, start: Start) -> Work
         recovered_by: None,
         pending_reload: None,
         underway: None,
+        state_day: None,
     };
     WorkerHandle {
         commands: tx,
@@ -192,6 +193,8 @@ struct Worker {
     pending_reload: Option<crate::messages::Reconfig>,
     /// The renewal or login under way, for the history.
     underway: Option<history::Underway>,
+    /// The IST day the state was last recorded on: each day's history starts with it.
+    state_day: Option<chrono::NaiveDate>,
 }
 
 impl Worker {
@@ -219,6 +222,7 @@ impl Worker {
                 self.act(now).await;
             }
             self.publish().await;
+            self.carry_state_into_the_day();
             let nap = self.nap(self.core.clock.now());
             tokio::select! {
                 cmd = self.commands.recv() => match cmd {
