@@ -92,7 +92,9 @@ fn a_second_run_refuses_without_force_and_force_replaces_keeping_a_backup() {
     assert_eq!(again.code, Some(1), "{}", again.all());
     again.assert_stderr("--force");
     again.assert_stderr("nothing written");
-    again.assert_stderr("+   redirect_uri: \"http://localhost:5002/callback\"");
+    // Which keys change, never their values.
+    again.assert_stderr("~ upstox.redirect_uri (changed)");
+    assert!(!again.all().contains("5002"), "{}", again.all());
     assert_eq!(read(&sb.config_path()), config, "the config was touched");
     assert_eq!(read(&sb.root.join(".env")), env, ".env was touched");
     let bak = sb.root.join("config/tokenwatch.yaml.bak");
@@ -112,6 +114,102 @@ fn a_second_run_refuses_without_force_and_force_replaces_keeping_a_backup() {
     let now = String::from_utf8(read(&sb.config_path())).unwrap();
     assert!(now.contains("http://localhost:5002/callback"), "{now}");
     assert_no_secret("--force", &forced, SECRET);
+
+    // The same answers again: nothing to do, and that is no failure.
+    let same = upstox_init(&sb, &["--redirect-uri", "http://localhost:5002/callback"]);
+    assert_eq!(same.code, Some(0), "{}", same.all());
+    same.assert_stdout("already hold these answers; nothing changed");
+    // A second forced change keeps the first backup and adds another.
+    let third = upstox_init(
+        &sb,
+        &[
+            "--redirect-uri",
+            "http://localhost:5003/callback",
+            "--force",
+        ],
+    );
+    assert_eq!(third.code, Some(0), "{}", third.all());
+    assert_eq!(read(&bak), config, "the first backup is kept");
+    let bak1 = sb.root.join("config/tokenwatch.yaml.bak.1");
+    assert!(String::from_utf8(read(&bak1)).unwrap().contains("5002"));
+}
+
+#[test]
+fn a_refusal_names_keys_and_never_prints_what_an_old_config_holds() {
+    let sb = sandbox();
+    sb.write(
+        "config/tokenwatch.yaml",
+        "server: {api_key: \"SERVERKEY7\"}\nupstox:\n  client_secret: |\n    BLOCKSECRET5\n\
+         renew:\n  command: [\"fetch\", \"--password\", \"CMDSECRET3\"]\n",
+    );
+    for force in [false, true] {
+        let out = upstox_init(&sb, if force { &["--force"] } else { &[] });
+        for secret in ["SERVERKEY7", "BLOCKSECRET5", "CMDSECRET3"] {
+            assert_no_secret("a refusal or --force", &out, secret);
+        }
+        out.assert_says("- server.api_key (removed)");
+    }
+}
+
+#[test]
+fn without_a_terminal_defaults_need_yes_and_the_token_path_is_never_tokenwatchs_own() {
+    let sb = sandbox();
+    let out = init(
+        &sb,
+        &["--client-id", UPSTOX_ID, "--client-secret-env", "TW_SECRET"],
+    );
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    out.assert_stderr(
+        "no terminal to ask for the broker; pass --broker, or --yes to take the default (Upstox)",
+    );
+    assert!(!sb.config_path().exists());
+    for own in [
+        "config/tokenwatch.yaml",
+        ".env",
+        "config/upstox_token.json.history/x.json",
+    ] {
+        let path = sb.root.join(own);
+        let out = init(
+            &sb,
+            &[
+                "--yes",
+                "--client-id",
+                UPSTOX_ID,
+                "--client-secret-env",
+                "TW_SECRET",
+                "--token-path",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.code, Some(3), "{own}: {}", out.all());
+        out.assert_stderr("is tokenwatch's own file");
+    }
+}
+
+#[test]
+fn a_linked_env_is_not_replaced_and_an_exported_secret_stays_exported() {
+    let sb = sandbox();
+    let target = sb.root.join("shared.env");
+    std::fs::write(&target, "export UPSTOX_CLIENT_SECRET=old-one\n").unwrap();
+    std::os::unix::fs::symlink(&target, sb.root.join(".env")).unwrap();
+    let out = upstox_init(&sb, &["--force"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    out.assert_stderr("is a symbolic link; init does not replace links");
+    assert!(
+        std::fs::symlink_metadata(sb.root.join(".env"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // The secrets go first: no config names a secret that was not written.
+    assert!(!sb.config_path().exists());
+
+    std::fs::remove_file(sb.root.join(".env")).unwrap();
+    std::fs::rename(&target, sb.root.join(".env")).unwrap();
+    let out = upstox_init(&sb, &["--force"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let env = String::from_utf8(read(&sb.root.join(".env"))).unwrap();
+    assert!(env.starts_with("export UPSTOX_CLIENT_SECRET="), "{env}");
 }
 
 #[test]

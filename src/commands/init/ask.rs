@@ -95,11 +95,14 @@ impl Asker {
                 Err(why) => Err(Stop::Usage(format!("{} {v:?}: {why}", q.flag))),
             };
         }
-        if let Some(d) = q.default.as_ref().filter(|_| self.yes || !self.interactive) {
+        if let Some(d) = q.default.as_ref().filter(|_| self.yes) {
             return Ok(d.clone());
         }
         if !self.interactive {
-            return Err(missing(q.what, q.flag));
+            return Err(match &q.default {
+                Some(d) => missing_or_default(q.what, q.flag, d),
+                None => missing(q.what, q.flag),
+            });
         }
         let mut p = inquire::Text::new(q.prompt).with_validator(validator(q.check.clone(), q.what));
         if let Some(d) = &q.default {
@@ -150,12 +153,21 @@ impl Asker {
         options: &[(T, String)],
         given: Option<T>,
         default: T,
+        (what, flag): (&str, &str),
     ) -> Result<T, Stop> {
         if let Some(v) = given {
             return Ok(v);
         }
-        if self.yes || !self.interactive {
+        if self.yes {
             return Ok(default);
+        }
+        if !self.interactive {
+            let shown = options
+                .iter()
+                .find(|(v, _)| *v == default)
+                .map(|(_, l)| l.split(" — ").next().unwrap_or(l).to_string())
+                .unwrap_or_default();
+            return Err(missing_or_default(what, flag, &shown));
         }
         let labels: Vec<String> = options.iter().map(|(_, l)| l.clone()).collect();
         let start = options.iter().position(|(v, _)| *v == default).unwrap_or(0);
@@ -180,6 +192,13 @@ impl Asker {
             .prompt()
             .map_err(stop)
     }
+}
+
+/// `no terminal to ask for the broker; pass --broker, or --yes to take the default (Upstox)`.
+pub(super) fn missing_or_default(what: &str, flag: &str, default: &str) -> Stop {
+    Stop::Usage(format!(
+        "no terminal to ask for the {what}; pass {flag}, or --yes to take the default ({default})"
+    ))
 }
 
 /// `no terminal to ask for the client id; pass --client-id`.

@@ -178,14 +178,25 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> u8 {
         }
         println!();
     }
+    if plan.unchanged() {
+        // Run again with the same answers (a container's entrypoint, say): nothing to do.
+        let env = match &secrets_in {
+            SecretsIn::DotEnv(path) => format!(" and {}", path.display()),
+            SecretsIn::Config => String::new(),
+        };
+        println!(
+            "{}{env} already hold these answers; nothing changed.",
+            config_path.display()
+        );
+        return 0;
+    }
     if plan.old_config.is_some() || plan.replaces() {
         if !args.force {
             eprint!("{}", plan.changes());
             eprintln!(
                 "tokenwatch init: {} already exists; nothing written. Run again with --force \
-                 to replace it (the old config is kept as {}.bak).",
-                existing(&plan),
-                config_path.display()
+                 to replace it (what it replaces is kept as a .bak copy beside it).",
+                existing(&plan)
             );
             return EXIT_NOT_WRITTEN;
         }
@@ -304,6 +315,7 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
         &brokers,
         args.broker,
         Broker::Upstox,
+        ("broker", "--broker"),
     )?;
     unused_flags(args, broker)?;
     let mut keys = Vec::new();
@@ -330,6 +342,7 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
         &strategies,
         args.strategy,
         broker.default_strategy(),
+        ("renewal strategy", "--strategy"),
     )?;
     for f in fields(broker)
         .iter()
@@ -454,6 +467,20 @@ fn gather(asker: &Asker, args: &InitArgs, cwd: &Path, config_path: &Path) -> Res
             token_path.display()
         )));
     }
+    // A token written over the config, the secrets or the history would destroy them.
+    let own = token_path == config_path
+        || token_path == cwd.join(".env")
+        || token_path
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().ends_with(".history"));
+    if own {
+        return Err(Stop::Usage(format!(
+            "--token-path {}: is tokenwatch's own file (the config, .env or the history); \
+             name the file your engine reads, e.g. {}",
+            token_path.display(),
+            default_token_file(broker)
+        )));
+    }
 
     let alerts = ask_alerts(asker, args)?;
     Ok(Answers {
@@ -569,6 +596,7 @@ fn ask_alerts(asker: &Asker, args: &InitArgs) -> Result<Alerts, Stop> {
         &options,
         given,
         Kind::None,
+        ("alerts", "--ntfy-topic or --webhook-url"),
     )?;
     Ok(match kind {
         Kind::None => Alerts::None,

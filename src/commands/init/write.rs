@@ -14,17 +14,6 @@ use std::path::{Path, PathBuf};
 /// The variable that holds the e-mail channel's SMTP password.
 pub(super) const EMAIL_PASSWORD_VAR: &str = "TOKENWATCH__NOTIFICATIONS__EMAIL__PASSWORD";
 
-/// The keys whose values are secrets, masked in every diff.
-const SECRET_KEYS: [&str; 7] = [
-    "client_secret",
-    "api_secret",
-    "secret_key",
-    "pin",
-    "totp_secret",
-    "password",
-    "api_key_secret",
-];
-
 /// Where the secrets go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum SecretsIn {
@@ -123,8 +112,9 @@ impl Plan {
             if *old == self.config_text {
                 let _ = writeln!(out, "{} would not change.", self.config_path.display());
             } else {
+                // Key names only: the file there may hold secrets in any YAML form.
                 let _ = writeln!(out, "{} would change:", self.config_path.display());
-                for line in diff(&mask(old), &self.config_shown) {
+                for line in key_changes(old, &self.config_text) {
                     let _ = writeln!(out, "  {line}");
                 }
             }
@@ -145,8 +135,17 @@ impl Plan {
     }
 
     /// Write the files: each atomically, private, a `.bak` copy of what is replaced.
+    /// The secrets go first: a config that names them is never left without them. What was
+    /// written before a failure is in the error.
     pub(super) fn apply(&self) -> Result<Vec<String>, String> {
         let mut done = Vec::new();
+        self.apply_env(&mut done).map_err(|e| with_done(e, &done))?;
+        self.apply_config(&mut done)
+            .map_err(|e| with_done(e, &done))?;
+        Ok(done)
+    }
+
+    fn apply_config(&self, done: &mut Vec<String>) -> Result<(), String> {
         if let Some(dir) = self.config_path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot make the folder {}: {e}", dir.display()))?;
@@ -154,12 +153,16 @@ impl Plan {
         if let Some(old) = &self.old_config
             && *old != self.config_text
         {
-            let bak = with_suffix(&self.config_path, ".bak");
+            let bak = free_backup(&self.config_path, old.as_bytes());
             write_private(&bak, old.as_bytes())?;
             done.push(format!("kept the old config as {}", bak.display()));
         }
         write_private(&self.config_path, self.config_text.as_bytes())?;
         done.push(format!("wrote {}", self.config_path.display()));
+        Ok(())
+    }
+
+    fn apply_env(&self, done: &mut Vec<String>) -> Result<(), String> {
         if let (SecretsIn::DotEnv(path), Some(text)) = (&self.secrets_in, &self.env_text) {
             let touched = self.env_changes.iter().any(|(_, c)| *c != EnvChange::Same);
             if touched || !self.env_exists {
@@ -170,7 +173,7 @@ impl Plan {
                 {
                     let old = std::fs::read(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    let bak = with_suffix(path, ".bak");
+                    let bak = free_backup(path, &old);
                     write_private(&bak, &old)?;
                     done.push(format!("kept the old .env as {}", bak.display()));
                 }
@@ -183,8 +186,89 @@ impl Plan {
                 ));
             }
         }
-        Ok(done)
+        Ok(())
     }
+
+    /// Nothing would change: the config is there as it would be written, and `.env` already
+    /// holds every secret with its value.
+    pub(super) fn unchanged(&self) -> bool {
+        self.old_config.as_deref() == Some(self.config_text.as_str())
+            && self.env_changes.iter().all(|(_, c)| *c == EnvChange::Same)
+            && (self.env_exists || self.env_changes.is_empty())
+    }
+}
+
+/// `why`, and what had been written before it.
+fn with_done(why: String, done: &[String]) -> String {
+    if done.is_empty() {
+        format!("{why}; nothing written")
+    } else {
+        format!("{why} (already done: {})", done.join("; "))
+    }
+}
+
+/// Where to keep a copy of `path`'s old `bytes`: `path.bak`, unless one with other bytes is
+/// there (an earlier run's); then the first free `path.bak.N`. Nothing is overwritten.
+fn free_backup(path: &Path, bytes: &[u8]) -> PathBuf {
+    let first = with_suffix(path, ".bak");
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if !taken(&first) || std::fs::read(&first).is_ok_and(|b| b == bytes) {
+        return first;
+    }
+    (1..)
+        .map(|n| with_suffix(path, &format!(".bak.{n}")))
+        .find(|p| !taken(p) || std::fs::read(p).is_ok_and(|b| b == bytes))
+        .unwrap_or(first)
+}
+
+/// The keys (as `upstox.client_id`) a config would add, change or remove, without a value.
+/// A file there that is not YAML is replaced whole.
+fn key_changes(old: &str, new: &str) -> Vec<String> {
+    fn leaves(prefix: &str, v: &serde_yaml::Value, out: &mut Vec<(String, serde_yaml::Value)>) {
+        match v {
+            serde_yaml::Value::Mapping(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let k = match k {
+                        serde_yaml::Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                    };
+                    let key = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+    let parse = |t: &str| serde_yaml::from_str::<serde_yaml::Value>(t).ok();
+    let (Some(old), Some(new)) = (parse(old), parse(new)) else {
+        return vec![
+            "(the file there is not YAML tokenwatch reads: it would be replaced whole)".into(),
+        ];
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    leaves("", &old, &mut a);
+    leaves("", &new, &mut b);
+    let mut out = Vec::new();
+    for (key, value) in &b {
+        match a.iter().find(|(k, _)| k == key) {
+            None => out.push(format!("+ {key} (added)")),
+            Some((_, v)) if v != value => out.push(format!("~ {key} (changed)")),
+            Some(_) => {}
+        }
+    }
+    for (key, _) in &a {
+        if !b.iter().any(|(k, _)| k == key) {
+            out.push(format!("- {key} (removed)"));
+        }
+    }
+    out
 }
 
 /// `path` + `suffix`: `tokenwatch.yaml.bak`.
@@ -197,6 +281,14 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Write `bytes` to `path` atomically: a temporary file beside it, mode 0600 before the
 /// rename, synced, then renamed over `path`.
 pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    // A link would be replaced by a file, leaving its target (and what it holds) behind.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a symbolic link; init does not replace links: write to the file it points \
+             at by hand, or remove the link and run again",
+            path.display()
+        ));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -388,63 +480,6 @@ fn shown_url(u: &url::Url) -> String {
     )
 }
 
-/// `text` with the values of secret keys (and webhook paths) masked.
-fn mask(text: &str) -> String {
-    text.lines()
-        .map(|line| {
-            let trimmed = line.trim_start();
-            let indent = &line[..line.len() - trimmed.len()];
-            match trimmed.split_once(':') {
-                Some(("webhook_url", value)) => {
-                    let value = value.trim().trim_matches(['"', '\'']);
-                    let shown = url::Url::parse(value)
-                        .map(|u| shown_url(&u))
-                        .unwrap_or_else(|_| "(not shown)".into());
-                    format!("{indent}webhook_url: {}", q(&shown))
-                }
-                Some((key, value))
-                    if SECRET_KEYS.contains(&key.trim()) && !value.trim().is_empty() =>
-                {
-                    format!("{indent}{}: \"********\"", key.trim())
-                }
-                _ => line.to_string(),
-            }
-        })
-        .map(|l| l + "\n")
-        .collect()
-}
-
-/// A line diff: `- old`, `+ new`, unchanged lines left out.
-pub(super) fn diff(old: &str, new: &str) -> Vec<String> {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    // Longest common subsequence, by table (config files are short).
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push(format!("- {}", a[i]));
-            i += 1;
-        } else {
-            out.push(format!("+ {}", b[j]));
-            j += 1;
-        }
-    }
-    out
-}
-
 /// An existing `.env`'s variables.
 type EnvValues = Vec<(String, Secret)>;
 
@@ -503,7 +538,13 @@ fn merge_env(old: &str, entries: &[(String, Secret)]) -> String {
     for line in old.lines() {
         match entries.iter().find(|(var, _)| sets(line, var)) {
             Some((var, value)) if !written.contains(&var.as_str()) => {
-                let _ = writeln!(out, "{var}={}", env_value(value.expose()));
+                // A line that exported the variable still does.
+                let export = if line.trim_start().starts_with("export ") {
+                    "export "
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "{export}{var}={}", env_value(value.expose()));
                 written.push(var);
             }
             // A second line for the same variable would override ours: dropped.
@@ -525,6 +566,10 @@ fn merge_env(old: &str, entries: &[(String, Secret)]) -> String {
         for (var, value) in fresh {
             let _ = writeln!(out, "{var}={}", env_value(value.expose()));
         }
+    }
+    // A file with Windows line ends keeps them.
+    if old.contains("\r\n") {
+        out = out.replace('\n', "\r\n");
     }
     out
 }
@@ -560,11 +605,28 @@ mod tests {
     }
 
     #[test]
-    fn a_diff_shows_the_changed_lines_and_masks_secrets() {
-        let d = diff("a\nb\nc\n", "a\nx\nc\nd\n");
-        assert_eq!(d, ["- b", "+ x", "+ d"].map(String::from).to_vec());
-        let m = mask("upstox:\n  client_secret: \"s3cr3t\"\n  client_id: \"id\"\n");
-        assert!(!m.contains("s3cr3t"));
-        assert!(m.contains("client_id: \"id\""));
+    fn changes_name_keys_never_values() {
+        let old = "server: {api_key: \"SERVERKEY7\"}\nupstox:\n  client_secret: |\n    BLOCKSECRET5\n  client_id: old\n";
+        let new = "upstox:\n  client_id: new\ntoken:\n  path: t.json\n";
+        let lines = key_changes(old, new).join("\n");
+        for secret in ["SERVERKEY7", "BLOCKSECRET5", "old", "new"] {
+            assert!(!lines.contains(secret), "{lines}");
+        }
+        assert!(lines.contains("~ upstox.client_id (changed)"), "{lines}");
+        assert!(lines.contains("+ token.path (added)"), "{lines}");
+        assert!(lines.contains("- server.api_key (removed)"), "{lines}");
+        assert!(
+            lines.contains("- upstox.client_secret (removed)"),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn an_exported_variable_stays_exported_and_crlf_stays() {
+        let entries = [("K".to_string(), Secret::new("v"))];
+        assert_eq!(
+            merge_env("export K=old\r\nA=1\r\n", &entries),
+            "export K='v'\r\nA=1\r\n"
+        );
     }
 }
