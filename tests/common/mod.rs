@@ -11,6 +11,7 @@
 //! - [`doc`]: the generated blocks of the docs ([`doc::sync_block`]; [`doc::sync_doc_block`]
 //!   for `docs/reliability.md`);
 //! - [`rss`]: a process's exact peak memory ([`rss::run_measured`]);
+//! - [`screen`]: a drawn frame as text (rows, the screen, styled runs for snapshots);
 //! - [`tmux`]: a real terminal; [`time`]: IST instants; [`tokens`]: tokens to store.
 //!
 //! Each test file compiles this module on its own, so what one file does not use is dead code
@@ -25,6 +26,7 @@ pub mod logs;
 pub mod net;
 pub mod rss;
 pub mod sandbox;
+pub mod screen;
 pub mod sim;
 pub mod smtp;
 pub mod time;
