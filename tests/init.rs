@@ -48,6 +48,23 @@ fn assert_no_secret(label: &str, out: &Out, secret: &str) {
     );
 }
 
+/// `tokenwatch init` in a real terminal of `size`, in the sandbox's folder; the shell says
+/// `EXITED:<code>` when it ends.
+fn init_in_a_terminal(sb: &Sandbox, name: &str, size: (u16, u16)) -> Tmux {
+    let script = format!(
+        "cd {} && {} init; echo EXITED:$?; sleep 60",
+        sh_quote(&sb.root.display().to_string()),
+        sh_quote(bin())
+    );
+    Tmux::start(
+        format!("{name}-{}", std::process::id()),
+        &sb.env,
+        &sb.env,
+        size,
+        &script,
+    )
+}
+
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -398,20 +415,9 @@ fn no_typed_secret(screen: &str) {
 #[test]
 fn a_session_in_a_terminal_asks_every_question_and_writes_the_files() {
     let sb = sandbox();
-    let script = format!(
-        "cd {} && {} init; echo EXITED:$?; sleep 60",
-        sh_quote(&sb.root.display().to_string()),
-        sh_quote(bin())
-    );
-    let tmux = Tmux::start(
-        format!("tw-init-{}", std::process::id()),
-        &sb.env,
-        &sb.env,
-        (110, 40),
-        &script,
-    )
-    .capture_with(&["-J"])
-    .checking(no_typed_secret);
+    let tmux = init_in_a_terminal(&sb, "tw-init", (110, 40))
+        .capture_with(&["-J"])
+        .checking(no_typed_secret);
     let mut screens = Vec::new();
     // The question and its whole list (drawn in more than one write).
     let s = tmux.wait_until("the broker question", |s| {
@@ -515,18 +521,7 @@ fn a_session_in_a_terminal_asks_every_question_and_writes_the_files() {
 #[test]
 fn escape_at_a_question_writes_nothing() {
     let sb = sandbox();
-    let script = format!(
-        "cd {} && {} init; echo EXITED:$?; sleep 60",
-        sh_quote(&sb.root.display().to_string()),
-        sh_quote(bin())
-    );
-    let tmux = Tmux::start(
-        format!("tw-init-esc-{}", std::process::id()),
-        &sb.env,
-        &sb.env,
-        (100, 30),
-        &script,
-    );
+    let tmux = init_in_a_terminal(&sb, "tw-init-esc", (100, 30));
     tmux.wait_until("the broker question", |s| s.contains("Which broker"));
     tmux.keys(&["Enter"]);
     tmux.wait_until("the client id", |s| s.contains("Upstox client id"));
