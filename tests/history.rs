@@ -163,7 +163,10 @@ fn a_daemon_run_with_a_renewal_and_an_expiry_shows_both_in_history() {
         .lines()
         .find(|l| l.contains(&label) && l.contains('↻'))
         .unwrap_or_default();
-    assert!(row.contains(renewed_hm), "{screen}");
+    assert!(
+        row.contains(renewed_hm) && row.contains("command"),
+        "{screen}"
+    );
 
     // The table says the same in words.
     let out = sb.run(&["history", "--days", "2"]);

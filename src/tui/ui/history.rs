@@ -382,19 +382,24 @@ fn summary<'a>(day: &Day, room: usize, t: &Theme) -> Vec<Span<'a>> {
             drop_order: 1,
         });
     }
-    let width = |parts: &[Part], long: bool| -> usize {
-        let texts = parts
-            .iter()
-            .map(|p| text::width(if long { &p.long } else { &p.short }));
+    // Each part in its long words until the row lacks room; then the least important part
+    // first takes its short words (so "2 failed renewals" shortens before the renewal's
+    // method goes), then parts go, least important first. Alerts go before anything.
+    fn shown(p: &Part) -> &str {
+        if p.long.is_empty() { &p.short } else { &p.long }
+    }
+    let width = |parts: &[Part]| -> usize {
+        let texts = parts.iter().map(|p| text::width(shown(p)));
         texts.sum::<usize>() + parts.len().saturating_sub(1)
     };
-    // Alerts go first, then the renewal's details, then the least important part left.
-    let mut long = true;
-    while !parts.is_empty() && width(&parts, long) > room {
+    while !parts.is_empty() && width(&parts) > room {
+        let shortenable = (0..parts.len())
+            .filter(|&i| !parts[i].long.is_empty() && parts[i].long != parts[i].short)
+            .max_by_key(|&i| parts[i].drop_order);
         if let Some(alerts) = parts.iter().position(|p| p.drop_order == ALERTS) {
             parts.remove(alerts);
-        } else if long && width(&parts, false) < width(&parts, true) {
-            long = false;
+        } else if let Some(i) = shortenable {
+            parts[i].long.clear();
         } else if parts.len() > 1 {
             let worst = (0..parts.len())
                 .max_by_key(|&i| parts[i].drop_order)
@@ -409,7 +414,8 @@ fn summary<'a>(day: &Day, room: usize, t: &Theme) -> Vec<Span<'a>> {
         if i > 0 {
             spans.push(Span::raw(" "));
         }
-        spans.push(Span::styled(if long { p.long } else { p.short }, p.style));
+        let words = if p.long.is_empty() { p.short } else { p.long };
+        spans.push(Span::styled(words, p.style));
     }
     // A lone part wider than the room is cut (the line's fit adds the ellipsis).
     spans
