@@ -1,26 +1,15 @@
 //! `tokenwatch alerts test`: one test alert through every configured channel, each
 //! channel's result on its own line.
 
-use super::{EXIT_CONFIG, runtime};
 use crate::alerts::Alerter;
 use crate::config::{Config, ConfigError};
 use crate::messages::{Alert, AlertEvent, Level};
 use crate::token::TokenState;
 
 pub(super) fn test(loaded: Result<Config, ConfigError>) -> u8 {
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokenwatch: {e}");
-            return 1;
-        }
+    let (config, rt) = match super::config_and_runtime(loaded) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     rt.block_on(async {
         let alerter = Alerter::new(&config.notifications);

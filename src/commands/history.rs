@@ -2,7 +2,6 @@
 //! row per IST day: when and how the token was renewed, minutes it was not usable during
 //! market hours, alerts and API calls. Reads files only; exit 0, or 78 on a config error.
 
-use super::EXIT_CONFIG;
 use crate::config::{Config, ConfigError};
 use crate::history::days::{Day, days};
 use crate::history::{self, ist_day};
@@ -24,12 +23,9 @@ struct Report<'a> {
 }
 
 pub(super) fn run(loaded: Result<Config, ConfigError>, days_back: u32, json: bool) -> u8 {
-    let config = match loaded {
+    let config = match super::config_or_exit(loaded) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
-            return EXIT_CONFIG;
-        }
+        Err(code) => return code,
     };
     let now = Utc::now();
     let account = &config.account;

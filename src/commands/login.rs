@@ -1,7 +1,7 @@
 //! `tokenwatch login [--no-browser]`: the OAuth login in the terminal. The browser
 //! callback and a pasted address race; whichever comes first wins.
 
-use super::{EXIT_CONFIG, runtime};
+use super::EXIT_CONFIG;
 use crate::auth::login::{self, LoginError, LoginProgress, LoginSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Strategy};
@@ -13,19 +13,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) fn run(loaded: Result<Config, ConfigError>, no_browser: bool) -> u8 {
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokenwatch: {e}");
-            return 1;
-        }
+    let (config, rt) = match super::config_and_runtime(loaded) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     rt.block_on(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -108,6 +108,26 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// The loaded configuration, or, said on stderr, the exit code of a configuration error.
+fn config_or_exit(loaded: Result<Config, ConfigError>) -> Result<Config, u8> {
+    loaded.map_err(|e| {
+        eprintln!("tokenwatch: config error: {e}");
+        EXIT_CONFIG
+    })
+}
+
+/// [`config_or_exit`], then the commands' runtime (exit 1, said, when it cannot start).
+fn config_and_runtime(
+    loaded: Result<Config, ConfigError>,
+) -> Result<(Config, tokio::runtime::Runtime), u8> {
+    let config = config_or_exit(loaded)?;
+    let rt = runtime().map_err(|e| {
+        eprintln!("tokenwatch: {e}");
+        1
+    })?;
+    Ok((config, rt))
+}
+
 /// The environment and configuration, as the global flags select them.
 /// Reads the configuration again the way [`load_config`] read it (for `Ctrl-R`).
 fn reloader(cli: &Cli) -> crate::tui::Reloader {

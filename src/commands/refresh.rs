@@ -3,10 +3,7 @@
 //! end. When another tokenwatch is renewing this token, wait for it (up to `login.timeout`)
 //! and use its token: `tokenwatch refresh && ./start-engine` holds whoever renews.
 
-use super::{
-    EXIT_CONFIG, runtime,
-    status::{heading, print_token_lines},
-};
+use super::status::{heading, print_token_lines};
 use crate::brokers::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Strategy};
@@ -24,19 +21,9 @@ use std::time::Duration;
 const LOCK_POLL: Duration = Duration::from_millis(200);
 
 pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokenwatch: {e}");
-            return 1;
-        }
+    let (config, rt) = match super::config_and_runtime(loaded) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     rt.block_on(async {

@@ -1,7 +1,7 @@
 //! `tokenwatch token`: the access token alone on stdout, for `$(...)`.
 
 use crate::config::{Config, ConfigError};
-use crate::exit::{EXIT_CONFIG, EXIT_NO_TOKEN};
+use crate::exit::EXIT_NO_TOKEN;
 use crate::token::TokenState;
 use crate::token::expiry::to_ist;
 use crate::token::file::read_account_token;
@@ -10,12 +10,9 @@ use chrono::Utc;
 use std::io::Write;
 
 pub(super) fn run(loaded: Result<Config, ConfigError>) -> u8 {
-    let config = match loaded {
+    let config = match super::config_or_exit(loaded) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
-            return EXIT_CONFIG;
-        }
+        Err(code) => return code,
     };
     let path = &config.account.token.path;
     let token = match read_account_token(path, config.account.broker) {

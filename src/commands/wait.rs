@@ -4,7 +4,6 @@
 //! on the token's folder says at once when the file is replaced, and a look every second
 //! catches what only the clock changes (a folder that cannot be watched included).
 
-use super::EXIT_CONFIG;
 use crate::cli::WaitArgs;
 use crate::config::{Config, ConfigError};
 use crate::status::{ReportState, StatusReport};
@@ -23,12 +22,9 @@ pub const EXIT_TIMED_OUT: u8 = 124;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) fn run(loaded: Result<Config, ConfigError>, args: &WaitArgs) -> u8 {
-    let config = match loaded {
+    let config = match super::config_or_exit(loaded) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokenwatch: config error: {e}");
-            return EXIT_CONFIG;
-        }
+        Err(code) => return code,
     };
     let account = &config.account;
     let path = account.token.path.clone();
