@@ -12,8 +12,6 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use common::screen::{dump, row_text, screen_text};
 use common::{Snapshot, Tmux, at_ist, sh_quote, tokens};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use std::path::{Path, PathBuf};
@@ -26,7 +24,6 @@ use tokenwatch::schedule::Renewal as Plan;
 use tokenwatch::token::store::TokenStore;
 use tokenwatch::token::{ExpirySource, TokenState};
 use tokenwatch::tui::app::{Action, App, HistoryView, KeyAction, Popup};
-use tokenwatch::tui::ui::{self, Options};
 
 /// An IST wall-clock time in late 2026 as an instant.
 fn at(month: u32, day: u32, h: u32, m: u32) -> DateTime<Utc> {
@@ -213,20 +210,7 @@ fn history_app(color: bool, unicode: bool) -> App {
 }
 
 fn draw(app: &App, w: u16, h: u16) -> Buffer {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal
-        .draw(|f| {
-            ui::render_with(
-                app,
-                now(),
-                f,
-                Options {
-                    log_timestamps: false,
-                },
-            )
-        })
-        .unwrap();
-    terminal.backend().buffer().clone()
+    common::screen::draw_at(app, now(), w, h)
 }
 
 /// The popup's rows: from its top border (`┌ History` / `+ History`) to its bottom one.

@@ -1269,20 +1269,7 @@ fn log_lines_break_paths_at_separators_and_give_addresses_their_own_lines() {
 
 /// `draw` for a caller that already holds `SCREEN`.
 fn draw_unlocked(app: &App, w: u16, h: u16) -> Buffer {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal
-        .draw(|f| {
-            ui::render_with(
-                app,
-                now(),
-                f,
-                Options {
-                    log_timestamps: false,
-                },
-            )
-        })
-        .unwrap();
-    terminal.backend().buffer().clone()
+    common::screen::draw_at(app, now(), w, h)
 }
 
 /// The screens in the README are the dashboard's own, drawn here: the healthy screen at

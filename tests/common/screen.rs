@@ -1,8 +1,29 @@
-//! Reading a drawn frame (ratatui's TestBackend buffer) as text: its rows, the whole screen,
+//! Drawing the dashboard into ratatui's TestBackend, and reading the frame as text: its rows, the whole screen,
 //! and the screen with every run of styled cells, the form the dashboard's snapshots take.
 
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
+use tokenwatch::tui::app::App;
+
+/// One frame of the dashboard for `app` at `now`, `w`×`h`, with log lines untimed (so
+/// snapshots do not depend on the time the events were logged).
+pub fn draw_at(app: &App, now: chrono::DateTime<chrono::Utc>, w: u16, h: u16) -> Buffer {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("a test terminal");
+    terminal
+        .draw(|f| {
+            tokenwatch::tui::ui::render_with(
+                app,
+                now,
+                f,
+                tokenwatch::tui::ui::Options {
+                    log_timestamps: false,
+                },
+            )
+        })
+        .expect("a frame");
+    terminal.backend().buffer().clone()
+}
 
 /// The columns `s` takes on a terminal.
 pub fn width(s: &str) -> usize {
