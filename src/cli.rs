@@ -73,11 +73,11 @@ that file (then mode 0600); checks the result like `config check`; offers the fi
 and prints the next steps.
 
 Without a terminal (scripts, containers) every answer comes from the flags, and the defaults \
-from --yes; a secret is read from the variable --client-secret-env (or --pin-env, \
+only from --yes; a secret is read from the variable --client-secret-env (or --pin-env, \
 --totp-secret-env) names, never from the command line. An existing config file (or a .env \
-value it would change) is never replaced without --force, which keeps the old config as .bak.
+value it would change) is never replaced without --force, which keeps what it replaces as .bak; the same answers again change nothing.
 
-Exit codes: 0 written and checked; 1 nothing written (a file exists without --force, or the \
+Exit codes: 0 written and checked, or nothing to change; 1 nothing written (a file exists without --force, or the \
 answers were not confirmed); 3 a missing or bad answer (the message names the flag); 78 the \
 written configuration does not load; 130 cancelled with Ctrl-C or Esc (nothing written).")]
     Init(InitArgs),

@@ -4,7 +4,7 @@
 //! secrets (`.env`, or a private config file), checks the result with the normal loader,
 //! offers the first login, and prints the next steps.
 //!
-//! Exit codes: 0 written (and checked); 1 nothing written because a file exists (without
+//! Exit codes: 0 written (and checked), or nothing to change; 1 nothing written because a file exists (without
 //! `--force`) or the answers were not confirmed, or writing failed; 3 a missing or bad
 //! answer without a terminal; 78 the written configuration does not load; 130 cancelled
 //! (Ctrl-C or Esc).
